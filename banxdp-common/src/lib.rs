@@ -1,0 +1,248 @@
+//! The contract between banxdp's XDP program and its user side.
+//!
+//! Everything both sides must agree on lives here and nowhere else: map names, key and value
+//! layouts (`#[repr(C)]` with explicit padding, so that no compiler can lay them out
+//! differently on either side), counter indices and limits. This crate is `no_std` and has no
+//! logic; with the `user` feature it adds the `aya::Pod` impls that user space needs to put
+//! these types in maps.
+//!
+//! Addresses are kept in network byte order (as they stand in the packet), ports in host
+//! byte order.
+#![no_std]
+
+/// Directory under bpffs where the daemon pins maps and links.
+pub const PIN_DIR: &str = "/sys/fs/bpf/banxdp";
+
+/// Exact IPv4 bans: `[u8; 4]` → [`Ban`] (hash map).
+pub const MAP_BANS_V4: &str = "BANS_V4";
+/// Exact IPv6 bans: `[u8; 16]` → [`Ban`] (hash map).
+pub const MAP_BANS_V6: &str = "BANS_V6";
+/// IPv4 CIDR bans: LPM key of `[u8; 4]` → [`Ban`] (LPM trie).
+pub const MAP_CIDR_V4: &str = "CIDR_V4";
+/// IPv6 CIDR bans: LPM key of `[u8; 16]` → [`Ban`] (LPM trie).
+pub const MAP_CIDR_V6: &str = "CIDR_V6";
+/// IPv4 allow list (ignoreip): LPM key of `[u8; 4]` → `u32` (unused value, LPM trie).
+pub const MAP_ALLOW_V4: &str = "ALLOW_V4";
+/// IPv6 allow list (ignoreip): LPM key of `[u8; 16]` → `u32` (unused value, LPM trie).
+pub const MAP_ALLOW_V6: &str = "ALLOW_V6";
+/// Port scopes: [`PortKey`] → `u64` mask of the jails whose bans cover that port.
+pub const MAP_PORT_JAILS: &str = "PORT_JAILS";
+/// Global switches: one [`Settings`] at index 0 (array).
+pub const MAP_SETTINGS: &str = "SETTINGS";
+/// Per-CPU packet counters: [`Counters`] at index `ifindex % COUNTER_SLOTS` (per-CPU array).
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Jail slot names, so that a restarted daemon can adopt the masks: [`JailSlot`] × [`MAX_JAILS`].
+pub const MAP_JAILS: &str = "JAILS";
+
+/// Every map the program declares, in the order user space pins and checks them.
+pub const MAP_NAMES: [&str; 10] = [
+    MAP_BANS_V4,
+    MAP_BANS_V6,
+    MAP_CIDR_V4,
+    MAP_CIDR_V6,
+    MAP_ALLOW_V4,
+    MAP_ALLOW_V6,
+    MAP_PORT_JAILS,
+    MAP_SETTINGS,
+    MAP_COUNTERS,
+    MAP_JAILS,
+];
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "banxdp";
+
+/// Jails are bits of a `u64` mask.
+pub const MAX_JAILS: u32 = 64;
+/// Bytes of a jail name kept in [`JailSlot`] (longer names are refused by user space).
+pub const JAIL_NAME_LEN: usize = 48;
+/// Counter slots: interfaces are counted at `ifindex % COUNTER_SLOTS`.
+pub const COUNTER_SLOTS: u32 = 256;
+/// Entries of the port-scope map: every TCP and UDP port.
+pub const PORT_JAILS_ENTRIES: u32 = 2 * 65_536;
+
+/// Default capacities, overridden by the daemon at load time from `banxdp.toml`.
+pub const DEFAULT_BANS_V4: u32 = 1_000_000;
+/// Default capacity of the exact IPv6 ban map.
+pub const DEFAULT_BANS_V6: u32 = 250_000;
+/// Default capacity of each CIDR trie.
+pub const DEFAULT_CIDR: u32 = 65_536;
+/// Default capacity of each allow-list trie.
+pub const DEFAULT_ALLOW: u32 = 16_384;
+
+/// A ban as the XDP program reads it.
+///
+/// `expires_ns` is `CLOCK_BOOTTIME` in nanoseconds (0 = permanent), so that expiry holds even
+/// while the daemon is down. `jails` is the mask of the jails that ban the address; the
+/// program drops a packet when one of them covers its destination port (see [`PortKey`] and
+/// [`Settings::allports`]). When several jails ban one address, `expires_ns` is the latest of
+/// their expiries; the daemon clears a jail's bit when that jail's ban ends before it.
+/// `drops` and `shadow_hits` are incremented by the program (atomically); user space
+/// preserves them when it rewrites an entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ban {
+    pub expires_ns: u64,
+    pub jails: u64,
+    pub drops: u64,
+    pub shadow_hits: u64,
+}
+
+/// Key of the port-scope map: an IP protocol number and a destination port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortKey {
+    pub protocol: u8,
+    /// Explicit padding; always zero.
+    pub pad: u8,
+    pub port: u16,
+}
+
+impl PortKey {
+    #[must_use]
+    pub const fn new(protocol: u8, port: u16) -> Self {
+        Self {
+            protocol,
+            pad: 0,
+            port,
+        }
+    }
+}
+
+/// IP protocol numbers the program reads ports for.
+pub const IPPROTO_TCP: u8 = 6;
+/// UDP.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// [`Settings::flags`]: the IPv4 CIDR trie has entries.
+pub const HAS_CIDR_V4: u32 = 1;
+/// [`Settings::flags`]: the IPv6 CIDR trie has entries.
+pub const HAS_CIDR_V6: u32 = 1 << 1;
+/// [`Settings::flags`]: the IPv4 allow trie has entries.
+pub const HAS_ALLOW_V4: u32 = 1 << 2;
+/// [`Settings::flags`]: the IPv6 allow trie has entries.
+pub const HAS_ALLOW_V6: u32 = 1 << 3;
+
+/// Switches that user space sets and the program reads for every banned packet.
+///
+/// The `HAS_*` flags let the program skip a trie lookup while the trie is empty; user space
+/// sets a flag before it inserts the first entry and clears it after it removes the last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Jails whose bans drop every port.
+    pub allports: u64,
+    /// Jails in shadow mode: they count what they would drop and pass it.
+    pub shadow: u64,
+    pub flags: u32,
+    /// Explicit padding; always zero.
+    pub pad: u32,
+}
+
+/// A jail's name in its slot; `used == 0` marks a free slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JailSlot {
+    pub used: u32,
+    pub name_len: u32,
+    pub name: [u8; JAIL_NAME_LEN],
+}
+
+impl Default for JailSlot {
+    fn default() -> Self {
+        Self {
+            used: 0,
+            name_len: 0,
+            name: [0; JAIL_NAME_LEN],
+        }
+    }
+}
+
+/// Why the program passed or dropped a packet: indices into [`Counters::packets`].
+pub mod counter {
+    /// Every packet the program saw.
+    pub const SEEN: usize = 0;
+    /// Passed: an IP packet whose source is not banned.
+    pub const PASS_CLEAN: usize = 1;
+    /// Passed: not IPv4 or IPv6 (ARP, LLDP, ...).
+    pub const PASS_NOT_IP: usize = 2;
+    /// Passed: truncated or malformed; the program fails open.
+    pub const PASS_MALFORMED: usize = 3;
+    /// Passed: banned, but the source is on the allow list.
+    pub const PASS_ALLOWED: usize = 4;
+    /// Passed: the ban has expired (the daemon has not removed it yet).
+    pub const PASS_EXPIRED: usize = 5;
+    /// Passed: banned by jails whose ports do not include this packet's.
+    pub const PASS_OTHER_PORT: usize = 6;
+    /// Passed: only shadow-mode jails would have dropped it.
+    pub const PASS_SHADOW: usize = 7;
+    /// Dropped: exact IPv4 ban.
+    pub const DROP_V4: usize = 8;
+    /// Dropped: exact IPv6 ban.
+    pub const DROP_V6: usize = 9;
+    /// Dropped: IPv4 CIDR ban.
+    pub const DROP_CIDR_V4: usize = 10;
+    /// Dropped: IPv6 CIDR ban.
+    pub const DROP_CIDR_V6: usize = 11;
+    /// Number of counters.
+    pub const COUNT: usize = 12;
+    /// Names, as `banxdp stats` prints them.
+    pub const NAMES: [&str; COUNT] = [
+        "seen",
+        "pass_clean",
+        "pass_not_ip",
+        "pass_malformed",
+        "pass_allowed",
+        "pass_expired",
+        "pass_other_port",
+        "pass_shadow",
+        "drop_v4",
+        "drop_v6",
+        "drop_cidr_v4",
+        "drop_cidr_v6",
+    ];
+    /// The first drop counter; all counters from here on are drops.
+    pub const FIRST_DROP: usize = DROP_V4;
+}
+
+/// Packet counts of one interface slot on one CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: [u64; counter::COUNT],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type here is `#[repr(C)]`, `Copy`, made only of integers and arrays of
+    // integers, with explicit padding fields, so any bit pattern is valid and no byte is
+    // uninitialised.
+    unsafe impl aya::Pod for super::Ban {}
+    unsafe impl aya::Pod for super::PortKey {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::JailSlot {}
+    unsafe impl aya::Pod for super::Counters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<Ban>(), 32);
+        assert_eq!(size_of::<PortKey>(), 4);
+        assert_eq!(size_of::<Settings>(), 24);
+        assert_eq!(size_of::<JailSlot>(), 8 + JAIL_NAME_LEN);
+        assert_eq!(size_of::<Counters>(), 8 * counter::COUNT);
+    }
+
+    #[test]
+    fn map_names_fit_the_kernel_limit() {
+        // BPF_OBJ_NAME_LEN is 16 including the terminating NUL.
+        for name in MAP_NAMES {
+            assert!(name.len() < 16, "{name}");
+        }
+        assert_eq!(counter::NAMES.len(), counter::COUNT);
+    }
+}

@@ -1,0 +1,403 @@
+//! banxdp's XDP program: for every packet, find whether its source address is banned and
+//! drop it at the NIC if a ban covers it.
+//!
+//! It reads only what `banxdp-common` declares, and user space owns every entry: this program
+//! never inserts or deletes, it only looks up, counts and decides. The verdict for a packet is
+//!
+//! 1. parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 or IPv6 (skipping extension
+//!    headers), and the TCP/UDP destination port when there is one;
+//! 2. look the source up in the exact-address hash map, then (only when it has entries) in the
+//!    CIDR trie of its family;
+//! 3. a ban found there drops the packet when it has not expired (`CLOCK_BOOTTIME`, checked
+//!    here so that expiry holds while the daemon is down), one of its jails covers the
+//!    destination port or bans all ports, that jail is not in shadow mode, and the source is
+//!    not on the allow list. The allow list is consulted before any drop, so it always wins;
+//!    packets that no ban matches never pay for its lookup.
+//!
+//! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
+//! about its length) passes and is counted, and a missing map entry that should always exist
+//! (settings, counters) also passes. A packet filter that drops what it does not understand
+//! would take a server off the network on the first odd frame; one that passes it only lets
+//! through what the kernel's own stack will judge next.
+#![no_std]
+#![no_main]
+// The bpf target has no `AtomicU64::fetch_add`; the intrinsic lowers to BPF_XADD, which every
+// kernel with XDP supports. Nightly is what builds this crate anyway.
+#![feature(core_intrinsics)]
+#![expect(
+    internal_features,
+    reason = "atomic_xadd is the only atomic add on the bpf target"
+)]
+#![expect(
+    clippy::inline_always,
+    reason = "bpf-to-bpf calls cost more than these bodies; the verifier sees one flat function"
+)]
+
+use core::{
+    intrinsics::{AtomicOrdering, atomic_xadd},
+    mem::size_of,
+};
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::bpf_ktime_get_boot_ns,
+    macros::{map, xdp},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    programs::XdpContext,
+};
+use banxdp_common::{
+    Ban, COUNTER_SLOTS, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR,
+    HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP, IPPROTO_UDP, JailSlot,
+    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, counter,
+};
+
+#[map]
+static BANS_V4: HashMap<[u8; 4], Ban> = HashMap::with_max_entries(DEFAULT_BANS_V4, 0);
+#[map]
+static BANS_V6: HashMap<[u8; 16], Ban> = HashMap::with_max_entries(DEFAULT_BANS_V6, 0);
+#[map]
+static CIDR_V4: LpmTrie<[u8; 4], Ban> = LpmTrie::with_max_entries(DEFAULT_CIDR, 0);
+#[map]
+static CIDR_V6: LpmTrie<[u8; 16], Ban> = LpmTrie::with_max_entries(DEFAULT_CIDR, 0);
+#[map]
+static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW, 0);
+#[map]
+static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW, 0);
+#[map]
+static PORT_JAILS: HashMap<PortKey, u64> = HashMap::with_max_entries(PORT_JAILS_ENTRIES, 0);
+#[map]
+static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+#[map]
+static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+/// Read by user space only (jail names of the mask bits); declared here so that it is pinned
+/// with the others.
+#[map]
+static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const VLAN_HLEN: usize = 4;
+const IPV4_MIN_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
+const IPV6_MAX_EXT_HEADERS: usize = 6;
+
+#[xdp]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] entry point takes its context by value"
+)]
+pub fn banxdp(ctx: XdpContext) -> u32 {
+    let (action, reason) = judge(&ctx);
+    count(&ctx, reason);
+    action
+}
+
+/// Where the source address was found.
+#[derive(Clone, Copy)]
+enum Family {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+/// What the parser learned: the source, and the destination port when the packet is the
+/// first (or only) fragment of a TCP or UDP datagram whose header is in the frame.
+struct Packet {
+    source: Family,
+    protocol: u8,
+    port: Option<u16>,
+}
+
+/// A parse failure: the packet passes, counted under this reason.
+struct Unjudged(usize);
+
+fn judge(ctx: &XdpContext) -> (u32, usize) {
+    let packet = match parse(ctx) {
+        Ok(packet) => packet,
+        Err(Unjudged(reason)) => return (xdp_action::XDP_PASS, reason),
+    };
+    let Some(settings) = SETTINGS.get(0) else {
+        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
+    };
+    match packet.source {
+        Family::V4(addr) => {
+            let exact = BANS_V4.get_ptr_mut(addr);
+            let cidr = || {
+                if settings.flags & HAS_CIDR_V4 == 0 {
+                    return None;
+                }
+                CIDR_V4
+                    .get(Key::new(32, addr))
+                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
+            };
+            let allowed =
+                || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
+            decide(
+                &packet,
+                settings,
+                exact,
+                cidr,
+                allowed,
+                (counter::DROP_V4, counter::DROP_CIDR_V4),
+            )
+        }
+        Family::V6(addr) => {
+            let exact = BANS_V6.get_ptr_mut(addr);
+            let cidr = || {
+                if settings.flags & HAS_CIDR_V6 == 0 {
+                    return None;
+                }
+                CIDR_V6
+                    .get(Key::new(128, addr))
+                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
+            };
+            let allowed = || {
+                settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some()
+            };
+            decide(
+                &packet,
+                settings,
+                exact,
+                cidr,
+                allowed,
+                (counter::DROP_V6, counter::DROP_CIDR_V6),
+            )
+        }
+    }
+}
+
+/// The verdict from the exact ban, else the CIDR ban covering the source. The CIDR trie is
+/// consulted when the exact entry does not drop (absent, expired, other port, shadow), so
+/// that a range banned by another jail still applies to an address with its own ban.
+#[inline(always)]
+fn decide(
+    packet: &Packet,
+    settings: &Settings,
+    exact: Option<*mut Ban>,
+    cidr: impl FnOnce() -> Option<*mut Ban>,
+    allowed: impl Fn() -> bool,
+    (exact_reason, cidr_reason): (usize, usize),
+) -> (u32, usize) {
+    let mut pass_reason = counter::PASS_CLEAN;
+    if let Some(ban) = exact {
+        match covers(ban, packet, settings, &allowed) {
+            Ok(()) => return (xdp_action::XDP_DROP, exact_reason),
+            Err(reason) => pass_reason = reason,
+        }
+    }
+    if let Some(ban) = cidr() {
+        match covers(ban, packet, settings, &allowed) {
+            Ok(()) => return (xdp_action::XDP_DROP, cidr_reason),
+            Err(reason) if pass_reason == counter::PASS_CLEAN => pass_reason = reason,
+            Err(_) => {}
+        }
+    }
+    (xdp_action::XDP_PASS, pass_reason)
+}
+
+/// `Ok` when `ban` drops this packet (and counts the drop on the ban), else the pass reason.
+#[inline(always)]
+fn covers(
+    ban: *mut Ban,
+    packet: &Packet,
+    settings: &Settings,
+    allowed: &impl Fn() -> bool,
+) -> Result<(), usize> {
+    // SAFETY: `ban` points at a live map value for the duration of this program run (RCU).
+    let (expires_ns, jails) = unsafe { ((*ban).expires_ns, (*ban).jails) };
+    if expires_ns != 0 {
+        // SAFETY: a helper with no arguments and no preconditions.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        if now >= expires_ns {
+            return Err(counter::PASS_EXPIRED);
+        }
+    }
+    let covering = jails & (settings.allports | port_jails(packet));
+    if covering == 0 {
+        return Err(counter::PASS_OTHER_PORT);
+    }
+    if allowed() {
+        return Err(counter::PASS_ALLOWED);
+    }
+    if covering & !settings.shadow == 0 {
+        // SAFETY: as above; the field is 8-byte aligned and the program only adds atomically.
+        unsafe {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*ban).shadow_hits, 1)
+        };
+        return Err(counter::PASS_SHADOW);
+    }
+    // SAFETY: as above.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*ban).drops, 1) };
+    Ok(())
+}
+
+/// The jails whose port scope includes this packet's destination port.
+#[inline(always)]
+fn port_jails(packet: &Packet) -> u64 {
+    match packet.port {
+        Some(port) => PORT_JAILS
+            // SAFETY: plain read of a `u64` value.
+            .get_ptr(PortKey::new(packet.protocol, port))
+            .map_or(0, |mask| unsafe { *mask }),
+        None => 0,
+    }
+}
+
+#[inline(always)]
+fn count(ctx: &XdpContext, reason: usize) {
+    // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    if let Some(counters) = COUNTERS.get_ptr_mut(ifindex % COUNTER_SLOTS) {
+        // SAFETY: a per-CPU value; nothing else on this CPU touches it during the run.
+        let counters = unsafe { &mut *counters };
+        counters.packets[counter::SEEN] += 1;
+        if let Some(slot) = counters.packets.get_mut(reason) {
+            *slot += 1;
+        }
+    }
+}
+
+/// A pointer to a `T` at `offset` bytes into the packet, bounds-checked for the verifier.
+#[inline(always)]
+fn at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Unjudged> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + size_of::<T>() > end {
+        return Err(Unjudged(counter::PASS_MALFORMED));
+    }
+    Ok((start + offset) as *const T)
+}
+
+#[inline(always)]
+fn read_u8(ctx: &XdpContext, offset: usize) -> Result<u8, Unjudged> {
+    // SAFETY: `at` checked that the byte lies inside the packet.
+    Ok(unsafe { *at::<u8>(ctx, offset)? })
+}
+
+#[inline(always)]
+fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
+    // SAFETY: `at` checked both bytes; packet data has no alignment guarantee, so read bytes.
+    let bytes = unsafe { *at::<[u8; 2]>(ctx, offset)? };
+    Ok(u16::from_be_bytes(bytes))
+}
+
+fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
+    let mut offset = ETH_HLEN - 2;
+    let mut ethertype = read_be16(ctx, offset)?;
+    offset += 2;
+    // Up to two VLAN tags (802.1ad outer, 802.1Q inner): each is TCI then the next type.
+    for _ in 0..2 {
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+            break;
+        }
+        ethertype = read_be16(ctx, offset + 2)?;
+        offset += VLAN_HLEN;
+    }
+    match ethertype {
+        ETH_P_IP => parse_ipv4(ctx, offset),
+        ETH_P_IPV6 => parse_ipv6(ctx, offset),
+        _ => Err(Unjudged(counter::PASS_NOT_IP)),
+    }
+}
+
+fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+    let first = read_u8(ctx, l3)?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || header_len < IPV4_MIN_HLEN {
+        return Err(Unjudged(counter::PASS_MALFORMED));
+    }
+    // SAFETY: `at` checked the 20 bytes of the fixed header.
+    let header = unsafe { *at::<[u8; IPV4_MIN_HLEN]>(ctx, l3)? };
+    let source = [header[12], header[13], header[14], header[15]];
+    let protocol = header[9];
+    let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
+    let port = if fragment_offset == 0 {
+        destination_port(ctx, protocol, l3 + header_len)
+    } else {
+        None
+    };
+    Ok(Packet {
+        source: Family::V4(source),
+        protocol,
+        port,
+    })
+}
+
+fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+    // SAFETY: `at` checked the 40 bytes of the fixed header.
+    let header = unsafe { *at::<[u8; IPV6_HLEN]>(ctx, l3)? };
+    if header[0] >> 4 != 6 {
+        return Err(Unjudged(counter::PASS_MALFORMED));
+    }
+    let mut source = [0u8; 16];
+    source.copy_from_slice(&header[8..24]);
+    let mut next = header[6];
+    let mut offset = l3 + IPV6_HLEN;
+    let mut first_fragment = true;
+    // Walk a bounded number of extension headers to reach TCP or UDP. Anything past the
+    // bound, or a header cut short, leaves the port unknown: port-scoped bans then pass the
+    // packet, all-port bans still drop it.
+    for _ in 0..IPV6_MAX_EXT_HEADERS {
+        match next {
+            // Hop-by-hop, routing, destination options: length in 8-byte units, excluding
+            // the first 8.
+            0 | 43 | 60 => {
+                let Ok(ext) = at::<[u8; 2]>(ctx, offset) else {
+                    first_fragment = false;
+                    break;
+                };
+                // SAFETY: `at` checked both bytes.
+                let ext = unsafe { *ext };
+                next = ext[0];
+                offset += (usize::from(ext[1]) + 1) * 8;
+            }
+            // Fragment header: 8 bytes; only the first fragment carries the L4 header.
+            44 => {
+                let Ok(ext) = at::<[u8; 4]>(ctx, offset) else {
+                    first_fragment = false;
+                    break;
+                };
+                // SAFETY: `at` checked the four bytes.
+                let ext = unsafe { *ext };
+                next = ext[0];
+                if u16::from_be_bytes([ext[2], ext[3]]) & 0xfff8 != 0 {
+                    first_fragment = false;
+                }
+                offset += 8;
+            }
+            _ => break,
+        }
+    }
+    let port = if first_fragment {
+        destination_port(ctx, next, offset)
+    } else {
+        None
+    };
+    Ok(Packet {
+        source: Family::V6(source),
+        protocol: next,
+        port,
+    })
+}
+
+#[inline(always)]
+fn destination_port(ctx: &XdpContext, protocol: u8, l4: usize) -> Option<u16> {
+    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
+        return None;
+    }
+    read_be16(ctx, l4 + 2).ok()
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable: the program has no panicking paths (no indexing without checks, no
+    // unwraps); the verifier would reject a program that could get here.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

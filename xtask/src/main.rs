@@ -1,0 +1,39 @@
+//! Project chores that need more than `cargo build`: installing the eBPF toolchain, building
+//! the XDP object that `banxdp` embeds, checking that the committed object matches its
+//! sources, and the drop benchmark.
+//!
+//! It shells out to rustup, cargo and (for the benchmark) ip/nft/iptables/ipset; it never
+//! touches the project's sources except to write the object and its record.
+
+mod ebpf;
+mod setup;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "banxdp project chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the eBPF build needs: nightly with rust-src, and bpf-linker built against
+    /// the nightly toolchain's own LLVM (idempotent).
+    Setup,
+    /// Build banxdp-ebpf and write the object and its record into banxdp/bpf/.
+    BuildEbpf,
+    /// Fail when the committed object does not match its sources (and, where the recorded
+    /// toolchain is present, when a rebuild is not byte-for-byte identical).
+    CheckEbpf,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::BuildEbpf => ebpf::build(),
+        Command::CheckEbpf => ebpf::check(),
+    }
+}
