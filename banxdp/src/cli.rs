@@ -1,0 +1,128 @@
+//! The `banxdp` command line: argument parsing and exit codes only; the work is elsewhere
+//! in the library. `src/main.rs` calls [`main`], and so does the test suite's copy of the
+//! binary, so that tests run exactly what users run.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::{config, daemon};
+
+#[derive(Parser)]
+#[command(version, about = "fail2ban's jails, enforced by XDP at the NIC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (systemd runs it).
+    Run {
+        /// banxdp.toml to read (default: /etc/banxdp/banxdp.toml, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Load this XDP object instead of the embedded one (for testing a fresh build).
+        #[arg(long, hide = true)]
+        xdp_object: Option<PathBuf>,
+    },
+}
+
+/// The `banxdp` program.
+#[must_use]
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    match Cli::parse().command {
+        Command::Run { config, xdp_object } => run(config.as_deref(), xdp_object),
+    }
+}
+
+fn run(config: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {
+    let (settings, origin) = match config::load_settings(config) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("banxdp: {:#}", anyhow::Error::from(error));
+            return ExitCode::from(2);
+        }
+    };
+    log::info!("settings: {origin:?}");
+    let result = daemon::xdp_plan(&settings, xdp_object)
+        .map_err(anyhow::Error::from)
+        .and_then(|plan| {
+            let stop = signals::Stop::install().context("cannot install signal handlers")?;
+            daemon::run(&settings, &plan, |timeout| stop.wait(timeout)).map_err(Into::into)
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("banxdp: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+mod signals {
+    //! SIGINT and SIGTERM, taken synchronously: blocked, then waited for with a timeout.
+
+    use super::Duration;
+
+    pub struct Stop {
+        set: libc::sigset_t,
+    }
+
+    impl Stop {
+        pub fn install() -> std::io::Result<Self> {
+            // SAFETY: sigset operations on a local, zero-initialised set.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&raw mut set);
+                libc::sigaddset(&raw mut set, libc::SIGINT);
+                libc::sigaddset(&raw mut set, libc::SIGTERM);
+                if libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(Self { set })
+            }
+        }
+
+        /// Waits up to `timeout`; true when a stop signal arrived.
+        pub fn wait(&self, timeout: Duration) -> bool {
+            let ts = libc::timespec {
+                tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+            };
+            // SAFETY: valid set and timespec; no siginfo wanted.
+            unsafe {
+                libc::sigtimedwait(&raw const self.set, std::ptr::null_mut(), &raw const ts) > 0
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn signal_wait_times_out_without_a_signal() {
+        let _ = Duration::ZERO;
+        let stop = signals::Stop::install().unwrap();
+        assert!(!stop.wait(Duration::from_millis(10)));
+    }
+}

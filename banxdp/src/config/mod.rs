@@ -1,0 +1,49 @@
+//! Configuration: text in, values out, no syscalls beyond reading the files named.
+//!
+//! `settings` is `banxdp.toml`. fail2ban's jail/filter/action language comes with the
+//! configuration issue and will live beside it.
+
+pub mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use settings::{Settings, SettingsError};
+
+/// Where the settings came from, for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Embedded,
+}
+
+/// Reads `explicit` if given, else `/etc/banxdp/banxdp.toml` when it exists, else the
+/// defaults embedded in the binary.
+pub fn load_settings(explicit: Option<&Path>) -> Result<(Settings, Origin), LoadError> {
+    let system = Path::new("/etc/banxdp/banxdp.toml");
+    let path = if let Some(path) = explicit {
+        path.to_path_buf()
+    } else if system.exists() {
+        system.to_path_buf()
+    } else {
+        let settings = Settings::parse(settings::DEFAULT_TOML, Path::new("(built-in)"))?;
+        return Ok((settings, Origin::Embedded));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((Settings::parse(&text, &path)?, Origin::File(path)))
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}

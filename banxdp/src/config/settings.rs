@@ -1,0 +1,148 @@
+//! `banxdp.toml`: banxdp's own settings (what fail2ban keeps in fail2ban.conf, plus the XDP
+//! data path). Pure: text in, values or an error naming the file and line out. Turning the
+//! values into an `XdpPlan` (which needs the interface list of the machine) is the daemon's.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::enforce::xdp::{AttachMode, Capacities};
+
+/// The defaults that ship, embedded so that a machine with no configuration still runs.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/banxdp.toml");
+
+/// The whole `banxdp.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub xdp: XdpSettings,
+}
+
+/// `[xdp]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XdpSettings {
+    pub enabled: bool,
+    /// Empty: every interface that is up, except loopback.
+    pub interfaces: Vec<String>,
+    pub mode: AttachMode,
+    pub pin_dir: PathBuf,
+    pub detach_on_exit: bool,
+    /// Seconds between expiry sweeps.
+    pub sweep_interval: u64,
+    pub capacity: Capacities,
+}
+
+impl Default for XdpSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interfaces: Vec::new(),
+            mode: AttachMode::Auto,
+            pin_dir: PathBuf::from(banxdp_common::PIN_DIR),
+            detach_on_exit: false,
+            sweep_interval: 30,
+            capacity: Capacities::default(),
+        }
+    }
+}
+
+/// A `banxdp.toml` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}: `xdp.sweep_interval` must be at least 1 second", path.display())]
+    SweepInterval { path: PathBuf },
+    #[error("{}: `xdp.capacity.{map}` must be at least 1", path.display())]
+    Capacity { path: PathBuf, map: &'static str },
+}
+
+impl Settings {
+    /// Parses `text`, read from `path` (used only in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, SettingsError> {
+        let settings: Self = toml::from_str(text).map_err(|error| {
+            let line = error.span().map_or(0, |span| {
+                text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
+            SettingsError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message: error.message().to_string(),
+            }
+        })?;
+        if settings.xdp.sweep_interval == 0 {
+            return Err(SettingsError::SweepInterval {
+                path: path.to_path_buf(),
+            });
+        }
+        for (map, size) in settings.xdp.capacity.by_map() {
+            if size == 0 {
+                return Err(SettingsError::Capacity {
+                    path: path.to_path_buf(),
+                    map: capacity_key(map),
+                });
+            }
+        }
+        Ok(settings)
+    }
+}
+
+fn capacity_key(map: &str) -> &'static str {
+    match map {
+        banxdp_common::MAP_BANS_V4 => "bans_v4",
+        banxdp_common::MAP_BANS_V6 => "bans_v6",
+        banxdp_common::MAP_CIDR_V4 => "cidr_v4",
+        banxdp_common::MAP_CIDR_V6 => "cidr_v6",
+        banxdp_common::MAP_ALLOW_V4 => "allow_v4",
+        _ => "allow_v6",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_equal_the_built_in_ones() {
+        let parsed = Settings::parse(DEFAULT_TOML, Path::new("config/banxdp.toml")).unwrap();
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let text = "[xdp]\nenabled = true\nmode = \"fast\"\n";
+        let error = Settings::parse(text, Path::new("/etc/banxdp/banxdp.toml")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("/etc/banxdp/banxdp.toml:3: "),
+            "{message}"
+        );
+        assert!(message.contains("fast"), "{message}");
+
+        let error = Settings::parse("[xdp]\nspeed = 1\n", Path::new("b.toml")).unwrap_err();
+        assert!(error.to_string().starts_with("b.toml:2: "), "{error}");
+        assert!(error.to_string().contains("speed"), "{error}");
+    }
+
+    #[test]
+    fn rejects_zero_sizes_and_intervals() {
+        let error =
+            Settings::parse("[xdp.capacity]\nbans_v6 = 0\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "c.toml: `xdp.capacity.bans_v6` must be at least 1"
+        );
+        let error =
+            Settings::parse("[xdp]\nsweep_interval = 0\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("sweep_interval"));
+    }
+}

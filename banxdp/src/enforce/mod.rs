@@ -1,0 +1,141 @@
+//! Enforcement: where a ban decision becomes packets that no longer arrive.
+//!
+//! One trait, [`Enforcer`], for every backend (XDP here; nftables, ipset, iptables,
+//! hosts.deny and fail2ban action.d commands beside it). Backends get decisions that are
+//! already made (the jail logic and the ban store sit above them) and must apply them
+//! idempotently: banning an address twice, or unbanning one that is not banned, is not an
+//! error. Only the XDP backend owns aya handles; nothing here spawns tasks or reads config
+//! files.
+
+pub mod xdp;
+
+use std::{ops::RangeInclusive, time::SystemTime};
+
+use ipnet::IpNet;
+
+/// The ports a jail's bans cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortScope {
+    /// Every packet from a banned source (fail2ban's `*-allports` actions).
+    All,
+    /// Only TCP/UDP packets to these destination ports.
+    Ports {
+        /// IP protocol numbers (`banxdp_common::IPPROTO_TCP`, `IPPROTO_UDP`).
+        protocols: Vec<u8>,
+        /// Inclusive port ranges; a single port is `p..=p`.
+        ranges: Vec<RangeInclusive<u16>>,
+    },
+}
+
+/// What an enforcer must know of a jail before its bans arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JailScope {
+    pub name: String,
+    pub ports: PortScope,
+    /// Count what the jail would drop, and pass it.
+    pub shadow: bool,
+}
+
+/// When a ban ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Expiry {
+    At(SystemTime),
+    Never,
+}
+
+/// One ban: a jail bans an address or a network until a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ban {
+    pub jail: String,
+    pub target: IpNet,
+    pub expiry: Expiry,
+}
+
+/// A ban as a backend holds it, with what it knows of its effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveBan {
+    pub target: IpNet,
+    /// The jails banning the target.
+    pub jails: Vec<String>,
+    /// The latest expiry among them.
+    pub expiry: Expiry,
+    /// Packets dropped because of this ban, where the backend counts them.
+    pub drops: Option<u64>,
+    /// Packets that a shadow-mode jail would have dropped.
+    pub shadow_hits: Option<u64>,
+}
+
+/// A backend that makes bans take effect.
+pub trait Enforcer {
+    /// A short name for logs (`xdp`, `nftables`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Declares a jail, or changes its port scope or shadow mode.
+    fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error>;
+
+    /// Forgets a jail and lifts every ban it holds.
+    fn remove_jail(&mut self, name: &str) -> Result<(), Error>;
+
+    /// Applies many bans at once (the start-up restore uses this).
+    fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error>;
+
+    /// Applies one ban.
+    fn ban(&mut self, ban: &Ban) -> Result<(), Error> {
+        self.ban_many(std::slice::from_ref(ban))
+    }
+
+    /// Lifts `jail`'s ban of `target`; other jails' bans of it stay.
+    fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error>;
+
+    /// Replaces the allow list: sources in it are never dropped, whatever bans them.
+    fn set_allowed(&mut self, nets: &[IpNet]) -> Result<(), Error>;
+
+    /// Every ban the backend holds now.
+    fn active(&self) -> Result<Vec<ActiveBan>, Error>;
+
+    /// Removes bans whose expiry has passed; returns how many entries went.
+    fn remove_expired(&mut self) -> Result<usize, Error>;
+}
+
+/// Errors of any backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown jail `{0}`: declare it with `add_jail` first")]
+    UnknownJail(String),
+    #[error("jail `{name}` cannot be added: the XDP backend holds at most {max} jails")]
+    TooManyJails { name: String, max: u32 },
+    #[error("jail name `{name}` is longer than {max} bytes")]
+    JailNameTooLong { name: String, max: usize },
+    #[error("jail `{jail}`: a port scope needs at least one protocol and one port range")]
+    EmptyPortScope { jail: String },
+    #[error(transparent)]
+    Xdp(#[from] xdp::XdpError),
+}
+
+/// Parses a ban target: an address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form
+/// (`192.0.2.0/24`).
+pub fn parse_target(text: &str) -> Result<IpNet, ipnet::AddrParseError> {
+    match text.parse::<std::net::IpAddr>() {
+        Ok(addr) => Ok(IpNet::from(addr)),
+        Err(_) => text.parse::<IpNet>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_addresses_or_networks() {
+        assert_eq!(
+            parse_target("192.0.2.7").unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+        assert_eq!(
+            parse_target("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert!(parse_target("192.0.2.300").is_err());
+        assert!(parse_target("example.org").is_err());
+    }
+}

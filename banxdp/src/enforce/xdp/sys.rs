@@ -1,0 +1,283 @@
+//! The few kernel calls aya 0.14 does not wrap: batch map updates, `BPF_PROG_TEST_RUN`
+//! (verdict tests and the live-frame injection the drop benchmark uses), the bpffs mount and
+//! `CLOCK_BOOTTIME`. Every `bpf(2)` call of this crate that is not aya's goes through one function, `bpf`.
+
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd},
+    path::Path,
+    time::{Duration, SystemTime},
+};
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+/// `BPF_PROG_TEST_RUN` flag: send the frames for real (`XDP_TX` leaves through the interface).
+pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+const BPF_FS_MAGIC: libc::c_long = 0xcafe_4a11;
+
+/// `union bpf_attr` for `BPF_MAP_*_BATCH`.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr` for `BPF_PROG_TEST_RUN`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `struct xdp_md`, the context a test run starts from.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// The one `bpf(2)` entry point of this module.
+///
+/// # Safety
+/// `attr` must be the `bpf_attr` layout the command expects, and every pointer in it valid
+/// for the call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: forwarded to the caller.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<T>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Writes `keys[i] → values[i]` into a hash map in one call (`BPF_MAP_UPDATE_BATCH`).
+pub fn update_batch<K, V>(map: BorrowedFd<'_>, keys: &[K], values: &[V]) -> io::Result<()> {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let mut done = 0;
+    while done < keys.len() {
+        let count = u32::try_from(keys.len() - done).unwrap_or(u32::MAX);
+        let mut attr = BatchAttr {
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count,
+            map_fd: fd_u32(map),
+            ..BatchAttr::default()
+        };
+        // SAFETY: the key and value arrays outlive the call and hold `count` elements each.
+        unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
+        // The kernel reports in `count` how many it wrote.
+        if attr.count == 0 {
+            return Err(io::Error::other("BPF_MAP_UPDATE_BATCH made no progress"));
+        }
+        done += attr.count as usize;
+    }
+    Ok(())
+}
+
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    u32::try_from(fd.as_raw_fd()).expect("file descriptors are non-negative")
+}
+
+/// What a `BPF_PROG_TEST_RUN` of an XDP program returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (`XDP_PASS` = 2, `XDP_DROP` = 1, ...).
+    pub action: u32,
+    /// Average run time in ns, as the kernel measured it.
+    pub duration_ns: u32,
+}
+
+/// Runs an XDP program on `frame` as if it had arrived on `ifindex`.
+///
+/// With `live` ([`BPF_F_TEST_XDP_LIVE_FRAMES`]) the kernel builds real frames, `repeat` of
+/// them in batches of `batch_size`, and acts on the verdict: `XDP_TX` transmits them out of
+/// `ifindex`.
+pub fn test_run(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    live: bool,
+    batch_size: u32,
+) -> io::Result<TestRun> {
+    let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too long"))?;
+    let mut ctx = XdpMd {
+        data_end: len,
+        ingress_ifindex: ifindex,
+        ..XdpMd::default()
+    };
+    let mut out = vec![0u8; frame.len() + 256];
+    let mut attr = TestRunAttr {
+        prog_fd: fd_u32(prog),
+        data_size_in: len,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: u32::try_from(std::mem::size_of::<XdpMd>()).unwrap_or(24),
+        ctx_in: std::ptr::from_mut(&mut ctx) as u64,
+        flags: if live { BPF_F_TEST_XDP_LIVE_FRAMES } else { 0 },
+        batch_size: if live { batch_size } else { 0 },
+        ..TestRunAttr::default()
+    };
+    if !live {
+        attr.data_out = out.as_mut_ptr() as u64;
+        attr.data_size_out = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    }
+    // SAFETY: frame, ctx and out outlive the call; sizes are theirs.
+    unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
+    Ok(TestRun {
+        action: attr.retval,
+        duration_ns: attr.duration,
+    })
+}
+
+/// Mounts bpffs at `dir` unless one is mounted there already. Returns whether it mounted.
+pub fn ensure_bpffs(dir: &Path) -> io::Result<bool> {
+    let path = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::other("bpffs path has a NUL byte"))?;
+    // SAFETY: `statfs` is plain data; zeroed is a valid initial value.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    if unsafe { libc::statfs(path.as_ptr(), &raw mut stat) } == 0
+        && stat.f_type as libc::c_long == BPF_FS_MAGIC
+    {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    // SAFETY: valid C strings; no data argument.
+    let ret = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            path.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}
+
+/// `CLOCK_BOOTTIME`, the clock the XDP program compares expiries with.
+#[must_use]
+pub fn boottime() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_BOOTTIME exists on every kernel with XDP.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
+    assert_eq!(ret, 0, "clock_gettime(CLOCK_BOOTTIME) cannot fail");
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The pair of clocks that converts wall-clock expiries into `CLOCK_BOOTTIME` for the kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct Clocks {
+    pub wall: SystemTime,
+    pub boot: Duration,
+}
+
+impl Clocks {
+    #[must_use]
+    pub fn now() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            boot: boottime(),
+        }
+    }
+
+    /// The `CLOCK_BOOTTIME` nanoseconds at which wall-clock `at` happens (at least 1, since 0
+    /// means permanent; a time already past maps to now, which the program treats as expired).
+    #[must_use]
+    pub fn boot_ns(&self, at: SystemTime) -> u64 {
+        let boot = match at.duration_since(self.wall) {
+            Ok(ahead) => self.boot + ahead,
+            Err(_) => self.boot,
+        };
+        u64::try_from(boot.as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// The wall-clock time of `CLOCK_BOOTTIME` `ns` (the inverse of [`Clocks::boot_ns`]).
+    #[must_use]
+    pub fn wall_time(&self, ns: u64) -> SystemTime {
+        let boot = Duration::from_nanos(ns);
+        match boot.checked_sub(self.boot) {
+            Some(ahead) => self.wall + ahead,
+            None => self.wall - self.boot.saturating_sub(boot),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_layouts_match_the_kernel() {
+        assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
+        assert_eq!(std::mem::size_of::<TestRunAttr>(), 80);
+        assert_eq!(std::mem::size_of::<XdpMd>(), 24);
+    }
+
+    #[test]
+    fn boot_and_wall_clocks_convert_both_ways() {
+        let clocks = Clocks {
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            boot: Duration::from_secs(500),
+        };
+        let at = clocks.wall + Duration::from_secs(60);
+        assert_eq!(clocks.boot_ns(at), 560_000_000_000);
+        assert_eq!(clocks.wall_time(560_000_000_000), at);
+        // A time already past is "now": expired at once, never "permanent" (0).
+        assert_eq!(
+            clocks.boot_ns(clocks.wall - Duration::from_secs(5)),
+            500_000_000_000
+        );
+        let at_boot = Clocks {
+            wall: clocks.wall,
+            boot: Duration::ZERO,
+        };
+        assert_eq!(at_boot.boot_ns(at_boot.wall), 1);
+    }
+}
