@@ -1,0 +1,60 @@
+//! Shared pieces of banxdp's privileged tests and benchmarks: the root gate, network
+//! namespaces and veth pairs that undo themselves on drop, entering a namespace on the
+//! current thread, and hand-built Ethernet frames.
+//!
+//! Every test builds its own namespaces with unique names and addresses from the
+//! documentation ranges (`198.51.100.0/24`, `203.0.113.0/24`, `2001:db8::/32`), which exist only
+//! inside them. Nothing here touches the root namespace's interfaces.
+
+#![expect(
+    clippy::must_use_candidate,
+    reason = "command helpers return output that most callers run only for the effect"
+)]
+
+pub mod frame;
+pub mod netns;
+
+pub use netns::{Netns, Topology, with_netns};
+
+/// Whether privileged tests may run. Without root they skip with a message, unless
+/// `BANXDP_REQUIRE_PRIVILEGED=1` (as CI sets), where missing root is a failure.
+#[must_use]
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    assert!(
+        std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "{test}: needs root, and BANXDP_REQUIRE_PRIVILEGED=1 forbids skipping"
+    );
+    eprintln!(
+        "skipped {test}: needs root (run as root, or set BANXDP_REQUIRE_PRIVILEGED=1 to fail instead)"
+    );
+    false
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A name unique to this process and call, short enough for an interface (15 bytes).
+#[must_use]
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id() % 100_000)
+}

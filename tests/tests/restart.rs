@@ -1,0 +1,258 @@
+//! Enforcement across processes (needs root): bans pinned by one process keep dropping after
+//! it exits, a second process (the real `banxdp run`) takes the pinned maps and links over
+//! without a gap, a `kill -9` of it loses nothing, and a later start finds everything again.
+
+use std::{
+    fs::File,
+    io::Read as _,
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use banxdp::enforce::{
+    Ban, Enforcer as _, Expiry, JailScope, PortScope, parse_target,
+    xdp::{XdpEnforcer, XdpPlan},
+};
+use banxdp_tests::{Netns, Topology, netns::IFACE, privileged, unique, with_netns};
+
+const N: usize = 30;
+
+fn plan(pin_dir: &Path) -> XdpPlan {
+    XdpPlan {
+        interfaces: vec![IFACE.into()],
+        pin_dir: Some(pin_dir.to_path_buf()),
+        ..XdpPlan::default()
+    }
+}
+
+/// Removes the pin directory whatever happens to the test.
+struct Pins(PathBuf);
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `banxdp run` inside `ns`, logging to a file; killed on drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(ns: &Netns, config: &Path, log: PathBuf) -> Self {
+        let ns_file = File::open(ns.path()).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"));
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap());
+        let fd = ns_file.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; the fd stays open until after spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = cmd.spawn().expect("start banxdp run");
+        drop(ns_file);
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    fn wait_for_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "banxdp run exited ({status}) before `{needle}`:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no `{needle}` in the log of banxdp run:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pinned_bans_survive_restarts_and_kill_9() {
+    if !privileged("pinned_bans_survive_restarts_and_kill_9") {
+        return;
+    }
+    let topo = Topology::new(&["198.51.100.66", "198.51.100.67"], &[]);
+    let pins = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/{}",
+        unique("banxdp-test-")
+    )));
+    let work = tempfile::tempdir().unwrap();
+
+    // First process: ban, then go away without detaching.
+    let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
+    assert!(!first.adopted_maps());
+    first
+        .add_jail(&JailScope {
+            name: "sshd".into(),
+            ports: PortScope::All,
+            shadow: false,
+        })
+        .unwrap();
+    first
+        .ban(&Ban {
+            jail: "sshd".into(),
+            target: parse_target("198.51.100.66").unwrap(),
+            expiry: Expiry::At(SystemTime::now() + Duration::from_secs(600)),
+        })
+        .unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+    drop(first);
+    assert_eq!(
+        topo.udp_delivered("198.51.100.66", 6000, N),
+        0,
+        "pinned enforcement outlives its process"
+    );
+
+    // Second process: the real daemon takes the pinned state over.
+    let config = work.path().join("banxdp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\nsweep_interval = 1\n",
+            pins.0.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&topo.victim, &config, work.path().join("run.log"));
+    daemon.wait_for_log("enforcing 1 ban(s) taken over from pinned maps");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!("took over `{IFACE}` in native mode")),
+        "{log}"
+    );
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+    assert_eq!(topo.udp_delivered("198.51.100.67", 6000, N), N);
+
+    // kill -9: nothing is lost.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+
+    // A third start finds the ban with its jail and every drop counted so far.
+    let mut third = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
+    assert!(third.adopted_maps());
+    assert!(third.attachments()[0].adopted);
+    let active = third.active().unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].jails, ["sshd"]);
+    assert_eq!(active[0].drops, Some(4 * N as u64));
+    third
+        .unban("sshd", parse_target("198.51.100.66").unwrap())
+        .unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), N);
+
+    // Detaching removes the program and every pin.
+    third
+        .ban(&Ban {
+            jail: "sshd".into(),
+            target: parse_target("198.51.100.66").unwrap(),
+            expiry: Expiry::Never,
+        })
+        .unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+    third.detach().unwrap();
+    assert!(!pins.0.exists());
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), N);
+}
+
+#[test]
+fn a_clean_stop_with_detach_on_exit_removes_enforcement() {
+    if !privileged("a_clean_stop_with_detach_on_exit_removes_enforcement") {
+        return;
+    }
+    let topo = Topology::new(&["198.51.100.66"], &[]);
+    let pins = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/{}",
+        unique("banxdp-test-")
+    )));
+    let work = tempfile::tempdir().unwrap();
+    let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
+    first
+        .add_jail(&JailScope {
+            name: "sshd".into(),
+            ports: PortScope::All,
+            shadow: false,
+        })
+        .unwrap();
+    first
+        .ban(&Ban {
+            jail: "sshd".into(),
+            target: parse_target("198.51.100.66").unwrap(),
+            expiry: Expiry::Never,
+        })
+        .unwrap();
+    drop(first);
+
+    let config = work.path().join("banxdp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\ndetach_on_exit = true\n",
+            pins.0.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&topo.victim, &config, work.path().join("run.log"));
+    daemon.wait_for_log("taken over from pinned maps");
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6001, N), 0);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(i32::try_from(daemon.child.id()).unwrap(), libc::SIGTERM) };
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", daemon.log());
+    assert!(daemon.log().contains("detaching and removing pins"));
+    assert!(!pins.0.exists());
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6001, N), N);
+}
+
+#[test]
+fn bad_settings_exit_2_naming_file_and_line() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("banxdp.toml");
+    std::fs::write(&config, "[xdp]\nmode = \"turbo\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", config.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("turbo"), "{stderr}");
+}
