@@ -67,11 +67,7 @@ impl Settings {
     pub fn parse(text: &str, path: &Path) -> Result<Self, SettingsError> {
         let settings: Self = toml::from_str(text).map_err(|error| {
             let line = error.span().map_or(0, |span| {
-                text.as_bytes()[..span.start.min(text.len())]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count()
-                    + 1
+                text[..span.start.min(text.len())].matches('\n').count() + 1
             });
             SettingsError::Syntax {
                 path: path.to_path_buf(),
