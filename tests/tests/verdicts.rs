@@ -431,6 +431,35 @@ fn shadow_jails_count_and_pass() {
     let active = xdp.active().unwrap();
     assert_eq!(active[0].shadow_hits, Some(3));
     assert_eq!(active[0].drops, Some(0));
+
+    // A shadow all-ports jail does not hide an enforcing port jail banning the same source.
+    xdp.add_jail(&JailScope {
+        name: "sshd".into(),
+        ports: PortScope::Ports {
+            protocols: vec![IPPROTO_UDP],
+            ranges: vec![22..=22],
+        },
+        shadow: false,
+    })
+    .unwrap();
+    xdp.ban(&ban("sshd", "198.51.100.66")).unwrap();
+    expect(
+        &mut xdp,
+        &udp4(ATTACKER, VICTIM, 22),
+        XDP_DROP,
+        counter::DROP_V4,
+    );
+    expect(
+        &mut xdp,
+        &udp4(ATTACKER, VICTIM, 23),
+        XDP_PASS,
+        counter::PASS_SHADOW,
+    );
+    xdp.unban(
+        "sshd",
+        banxdp::enforce::parse_target("198.51.100.66").unwrap(),
+    )
+    .unwrap();
     // Leaving shadow mode enforces the same ban.
     xdp.add_jail(&all_ports("trial")).unwrap();
     expect(
