@@ -5,6 +5,7 @@
 //! It shells out to rustup, cargo and (for the benchmark) ip/nft/iptables/ipset; it never
 //! touches the project's sources except to write the object and its record.
 
+mod bench;
 mod ebpf;
 mod setup;
 
@@ -25,6 +26,9 @@ enum Command {
     Setup,
     /// Build banxdp-ebpf and write the object and its record into banxdp/bpf/.
     BuildEbpf,
+    /// Packets per second dropped on a veth pair: banxdp's XDP program against nftables,
+    /// ipset and iptables, with 10, 10,000 and 1,000,000 banned addresses (needs root).
+    BenchDrop(bench::Options),
     /// Fail when the committed object does not match its sources (and, where the recorded
     /// toolchain is present, when a rebuild is not byte-for-byte identical).
     CheckEbpf,
@@ -35,5 +39,6 @@ fn main() -> Result<()> {
         Command::Setup => setup::run(),
         Command::BuildEbpf => ebpf::build(),
         Command::CheckEbpf => ebpf::check(),
+        Command::BenchDrop(options) => bench::run(&options),
     }
 }

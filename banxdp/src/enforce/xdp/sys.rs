@@ -1,16 +1,22 @@
 //! The few kernel calls aya 0.14 does not wrap: batch map updates, `BPF_PROG_TEST_RUN`
-//! (verdict tests and the live-frame injection the drop benchmark uses), the bpffs mount and
+//! (verdict tests and the live-frame injection the drop benchmark uses), the benchmark's
+//! constant-verdict programs, the bpffs mount and
 //! `CLOCK_BOOTTIME`. Every `bpf(2)` call of this crate that is not aya's goes through one function, `bpf`.
 
 use std::{
     ffi::CString,
     io,
-    os::fd::{AsRawFd as _, BorrowedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
     path::Path,
     time::{Duration, SystemTime},
 };
 
+const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_XDP: u32 = 37;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// `BPF_PROG_TEST_RUN` flag: send the frames for real (`XDP_TX` leaves through the interface).
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
@@ -62,6 +68,35 @@ struct XdpMd {
     ingress_ifindex: u32,
     rx_queue_index: u32,
     egress_ifindex: u32,
+}
+
+/// `union bpf_attr` for `BPF_PROG_LOAD` (the fields up to `expected_attach_type`).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for `BPF_LINK_CREATE` (the common fields, zero-padded).
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    rest: [u64; 6],
 }
 
 /// The one `bpf(2)` entry point of this module.
@@ -166,6 +201,52 @@ pub fn test_run(
     })
 }
 
+/// Loads a two-instruction XDP program that returns `action` for every frame: the
+/// `XDP_TX` injector and the `XDP_PASS` receiver of the drop benchmark.
+pub fn load_constant_xdp(action: u32) -> io::Result<OwnedFd> {
+    let imm = i32::try_from(action).map_err(|_| io::Error::other("action out of range"))?;
+    // r0 = action (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT).
+    let mut mov = [0u8; 8];
+    mov[0] = 0xb7;
+    mov[4..].copy_from_slice(&imm.to_le_bytes());
+    let exit = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
+    let insns = [u64::from_le_bytes(mov), u64::from_le_bytes(exit)];
+    let license = c"GPL";
+    let mut name = [0u8; 16];
+    name[..10].copy_from_slice(b"banxdp_all");
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_name: name,
+        expected_attach_type: BPF_XDP,
+        ..ProgLoadAttr::default()
+    };
+    // SAFETY: instructions and licence outlive the call.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &mut attr) }?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("fd out of range"))?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Attaches an XDP program natively to `ifindex` (in the calling thread's namespace) with a
+/// BPF link; closing the returned descriptor detaches it.
+pub fn attach_native(prog: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: fd_u32(prog),
+        target_ifindex: ifindex,
+        attach_type: BPF_XDP,
+        flags: XDP_FLAGS_DRV_MODE,
+        ..LinkCreateAttr::default()
+    };
+    // SAFETY: plain integers only.
+    let fd = unsafe { bpf(BPF_LINK_CREATE, &mut attr) }?;
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("fd out of range"))?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Mounts bpffs at `dir` unless one is mounted there already. Returns whether it mounted.
 pub fn ensure_bpffs(dir: &Path) -> io::Result<bool> {
     let path = CString::new(dir.as_os_str().as_encoded_bytes())
@@ -258,6 +339,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
         assert_eq!(std::mem::size_of::<TestRunAttr>(), 80);
         assert_eq!(std::mem::size_of::<XdpMd>(), 24);
+        assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
     }
 
     #[test]
