@@ -603,14 +603,35 @@ fn many_bans_load_in_batches() {
     }
     let mut xdp = private_program();
     xdp.add_jail(&all_ports("sshd")).unwrap();
-    let bans: Vec<Ban> = (0..20_000u32)
+    xdp.add_jail(&all_ports("web")).unwrap();
+    // Entries that exist already, and a target twice in one batch, merge instead of
+    // overwriting (the batch is written "create only" and stops at them).
+    xdp.ban_many(&[ban("web", "10.0.0.5"), ban("web", "10.0.78.31")])
+        .unwrap();
+    let mut bans: Vec<Ban> = (0..20_000u32)
         .map(|i| {
             let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i);
             ban("sshd", &addr.to_string())
         })
         .collect();
+    bans.insert(100, ban("sshd", "10.0.0.7"));
     xdp.ban_many(&bans).unwrap();
-    assert_eq!(xdp.active().unwrap().len(), 20_000);
+    let active = xdp.active().unwrap();
+    assert_eq!(active.len(), 20_000);
+    let jails_of = |target: &str| {
+        let mut jails = active
+            .iter()
+            .find(|b| b.target.to_string() == target)
+            .unwrap()
+            .jails
+            .clone();
+        jails.sort();
+        jails
+    };
+    assert_eq!(jails_of("10.0.0.5/32"), ["sshd", "web"]);
+    assert_eq!(jails_of("10.0.78.31/32"), ["sshd", "web"]);
+    assert_eq!(jails_of("10.0.0.7/32"), ["sshd"]);
+    assert_eq!(jails_of("10.0.0.8/32"), ["sshd"]);
     expect(
         &mut xdp,
         &udp4(Ipv4Addr::new(10, 0, 78, 31), VICTIM, 1),

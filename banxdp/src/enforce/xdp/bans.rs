@@ -278,9 +278,9 @@ impl XdpEnforcer {
         }
         let new: Vec<PortKey> = wanted.difference(&present).copied().collect();
         let values = vec![bit; new.len()];
-        sys::update_batch(table.fd(), &new, &values).map_err(|source| XdpError::Syscall {
+        sys::update_batch(table.fd(), &new, &values).map_err(|stop| XdpError::Syscall {
             call: "BPF_MAP_UPDATE_BATCH",
-            source,
+            source: stop.source,
         })
     }
 
@@ -297,21 +297,25 @@ impl XdpEnforcer {
             .map_err(map_err(MAP_JAILS))
     }
 
-    /// Writes the bans of one exact-address map: merged values in one batch.
+    /// Writes the bans of one exact-address map: merged values, in one batch. The current
+    /// value of each key is looked up so that other jails' bans and the counters survive,
+    /// except while the map is empty (the start-up restore), when there is none to find.
     fn ban_exact<K: Copy + Eq + std::hash::Hash + aya::Pod>(
         &mut self,
-        pending: Vec<(K, IpNet, u8, u64)>,
+        pending: &[(K, IpNet, u8, u64)],
         select: fn(&mut Maps) -> &mut HashMap<MapData, K, BanValue>,
         name: &'static str,
     ) -> Result<(), XdpError> {
         if pending.is_empty() {
             return Ok(());
         }
+        let empty = select(&mut self.maps).keys().next().is_none();
         let mut merged: StdHashMap<K, BanValue> = StdHashMap::with_capacity(pending.len());
         let mut order = Vec::with_capacity(pending.len());
-        for (key, target, slot, ns) in pending {
+        for &(key, target, slot, ns) in pending {
             let old = match merged.get(&key) {
                 Some(value) => Some(*value),
+                None if empty => None,
                 None => select(&mut self.maps).lookup(&key).map_err(map_err(name))?,
             };
             let value = self.merge(target, old, slot, ns);
@@ -321,9 +325,9 @@ impl XdpEnforcer {
         }
         let values: Vec<BanValue> = order.iter().map(|k| merged[k]).collect();
         let table = select(&mut self.maps);
-        sys::update_batch(table.fd(), &order, &values).map_err(|source| XdpError::Syscall {
+        sys::update_batch(table.fd(), &order, &values).map_err(|stop| XdpError::Syscall {
             call: "BPF_MAP_UPDATE_BATCH",
-            source,
+            source: stop.source,
         })
     }
 }
@@ -439,8 +443,8 @@ impl Enforcer for XdpEnforcer {
                 }
             }
         }
-        self.ban_exact(v4, |m| &mut m.bans_v4, MAP_BANS_V4)?;
-        self.ban_exact(v6, |m| &mut m.bans_v6, MAP_BANS_V6)?;
+        self.ban_exact(&v4, |m| &mut m.bans_v4, MAP_BANS_V4)?;
+        self.ban_exact(&v6, |m| &mut m.bans_v6, MAP_BANS_V6)?;
         Ok(())
     }
 

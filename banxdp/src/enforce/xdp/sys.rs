@@ -121,8 +121,17 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
-/// Writes `keys[i] → values[i]` into a hash map in one call (`BPF_MAP_UPDATE_BATCH`).
-pub fn update_batch<K, V>(map: BorrowedFd<'_>, keys: &[K], values: &[V]) -> io::Result<()> {
+/// A batch write that stopped: `done` elements were written before `source` happened.
+#[derive(Debug)]
+pub struct BatchError {
+    pub done: usize,
+    pub source: io::Error,
+}
+
+/// Writes `keys[i] → values[i]` into a hash map in as few calls as the kernel allows
+/// (`BPF_MAP_UPDATE_BATCH`; it takes no per-element flags but `BPF_F_LOCK`, so entries are
+/// created or overwritten).
+pub fn update_batch<K, V>(map: BorrowedFd<'_>, keys: &[K], values: &[V]) -> Result<(), BatchError> {
     assert_eq!(keys.len(), values.len(), "one value per key");
     let mut done = 0;
     while done < keys.len() {
@@ -135,12 +144,18 @@ pub fn update_batch<K, V>(map: BorrowedFd<'_>, keys: &[K], values: &[V]) -> io::
             ..BatchAttr::default()
         };
         // SAFETY: the key and value arrays outlive the call and hold `count` elements each.
-        unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) }?;
-        // The kernel reports in `count` how many it wrote.
-        if attr.count == 0 {
-            return Err(io::Error::other("BPF_MAP_UPDATE_BATCH made no progress"));
-        }
+        let result = unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) };
+        // The kernel reports in `count` how many it wrote, also when it stops on an error.
         done += attr.count as usize;
+        if let Err(source) = result {
+            return Err(BatchError { done, source });
+        }
+        if attr.count == 0 {
+            return Err(BatchError {
+                done,
+                source: io::Error::other("BPF_MAP_UPDATE_BATCH made no progress"),
+            });
+        }
     }
     Ok(())
 }
