@@ -256,3 +256,72 @@ fn bad_settings_exit_2_naming_file_and_line() {
     );
     assert!(stderr.contains("turbo"), "{stderr}");
 }
+
+#[test]
+fn a_capacity_change_copies_pinned_bans_into_the_new_maps() {
+    if !privileged("a_capacity_change_copies_pinned_bans_into_the_new_maps") {
+        return;
+    }
+    let topo = Topology::new(&["198.51.100.66", "198.51.100.67", "203.0.113.9"], &[]);
+    let pins = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/{}",
+        unique("banxdp-test-")
+    )));
+    let small = XdpPlan {
+        capacities: banxdp::enforce::xdp::Capacities {
+            bans_v4: 100,
+            cidr_v4: 16,
+            ..banxdp::enforce::xdp::Capacities::default()
+        },
+        ..plan(&pins.0)
+    };
+    let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&small)).unwrap();
+    first
+        .add_jail(&JailScope {
+            name: "sshd".into(),
+            ports: PortScope::All,
+            shadow: false,
+        })
+        .unwrap();
+    let until = Expiry::At(SystemTime::now() + Duration::from_secs(600));
+    first
+        .ban_many(&[
+            Ban {
+                jail: "sshd".into(),
+                target: parse_target("198.51.100.66").unwrap(),
+                expiry: until,
+            },
+            Ban {
+                jail: "sshd".into(),
+                target: parse_target("203.0.113.0/24").unwrap(),
+                expiry: until,
+            },
+        ])
+        .unwrap();
+    drop(first);
+
+    // The next start asks for larger maps: the entries move into them and keep dropping.
+    let large = XdpPlan {
+        capacities: banxdp::enforce::xdp::Capacities {
+            bans_v4: 1000,
+            cidr_v4: 64,
+            ..banxdp::enforce::xdp::Capacities::default()
+        },
+        ..plan(&pins.0)
+    };
+    let second = with_netns(&topo.victim, || XdpEnforcer::load(&large)).unwrap();
+    let info = aya::maps::MapInfo::from_pin(pins.0.join(banxdp_common::MAP_BANS_V4)).unwrap();
+    assert_eq!(info.max_entries(), 1000);
+    let mut targets: Vec<String> = second
+        .active()
+        .unwrap()
+        .iter()
+        .map(|b| b.target.to_string())
+        .collect();
+    targets.sort();
+    assert_eq!(targets, ["198.51.100.66/32", "203.0.113.0/24"]);
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6002, N), 0);
+    assert_eq!(topo.udp_delivered("203.0.113.9", 6002, N), 0);
+    assert_eq!(topo.udp_delivered("198.51.100.67", 6002, N), N);
+    second.detach().unwrap();
+}
