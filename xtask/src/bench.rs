@@ -70,10 +70,10 @@ pub struct Options {
     /// Backends to measure.
     #[arg(long, value_delimiter = ',', default_values = ["xdp", "nftables", "ipset", "iptables"])]
     backends: Vec<Backend>,
-    /// Most frames injected per measurement (fewer for slow backends: about `seconds` worth).
+    /// Frames injected per run (fewer for backends under 500 kpps: about `seconds` worth).
     #[arg(long, default_value_t = 3_000_000)]
     frames: u32,
-    /// Target length of one run, in seconds.
+    /// Length of one run of a slow backend, in seconds.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
     /// Runs per measurement; the table shows the median run (by drop rate).
@@ -194,17 +194,23 @@ fn measure(backend: Backend, size: usize, options: &Options) -> Result<Row> {
         Ok(start.elapsed())
     };
 
-    // Warm up, and size the run to about `seconds` at the rate seen.
-    let probe = 20_000;
+    // Warm up (first touches of the maps, the rings and the stack). Fast backends get the
+    // full `--frames` per run; one slower than 500 kpps (a long rule chain) gets about
+    // `--seconds` worth, so that it finishes in reasonable time.
+    let probe = 100_000;
     let probe_time = inject(probe)?;
     let rate = f64::from(probe) / probe_time.as_secs_f64().max(1e-6);
-    let frames = (rate * options.seconds).clamp(50_000.0, f64::from(options.frames));
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "clamped above"
-    )]
-    let frames = frames as u32;
+    let frames = if rate >= 500_000.0 {
+        options.frames
+    } else {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "clamped"
+        )]
+        let sized = (rate * options.seconds).clamp(20_000.0, f64::from(options.frames)) as u32;
+        sized
+    };
 
     let mut runs = Vec::with_capacity(options.runs.max(1));
     for _ in 0..options.runs.max(1) {
@@ -424,7 +430,7 @@ fn dropped(backend: Backend, topo: &Topology, installed: &Installed) -> Result<u
         (Backend::Nftables, _) => {
             let text = netns_exec(
                 ns,
-                &["nft", "list", "chain", "ip", "banxdp_bench", "input"].map(String::from),
+                &["nft", "-t", "list", "chain", "ip", "banxdp_bench", "input"].map(String::from),
             )?;
             let packets = text
                 .split_whitespace()
