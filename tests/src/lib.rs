@@ -16,6 +16,37 @@ pub mod netns;
 
 pub use netns::{Netns, Topology, with_netns};
 
+use std::time::{Duration, SystemTime};
+
+use banxdp::enforce::{Ban, Expiry, JailScope, PortScope, parse_target};
+
+/// A jail whose bans cover every port, not in shadow mode.
+pub fn all_ports(name: &str) -> JailScope {
+    JailScope {
+        name: name.into(),
+        ports: PortScope::All,
+        shadow: false,
+    }
+}
+
+/// `jail` bans `target` (an address or a network) for `secs` seconds from now.
+pub fn ban_for(jail: &str, target: &str, secs: u64) -> Ban {
+    ban_until(
+        jail,
+        target,
+        Expiry::At(SystemTime::now() + Duration::from_secs(secs)),
+    )
+}
+
+/// `jail` bans `target` until `expiry`.
+pub fn ban_until(jail: &str, target: &str, expiry: Expiry) -> Ban {
+    Ban {
+        jail: jail.into(),
+        target: parse_target(target).expect("a valid target"),
+        expiry,
+    }
+}
+
 /// Whether privileged tests may run. Without root they skip with a message, unless
 /// `BANXDP_REQUIRE_PRIVILEGED=1` (as CI sets), where missing root is a failure.
 #[must_use]

@@ -214,12 +214,7 @@ impl Topology {
     #[must_use]
     pub fn udp_delivered(&self, source: &str, port: u16, count: usize) -> usize {
         use std::{net::UdpSocket, time::Duration};
-        let source: std::net::IpAddr = source.parse().expect("address");
-        let target: std::net::IpAddr = if source.is_ipv4() {
-            VICTIM_V4.parse().unwrap()
-        } else {
-            VICTIM_V6.parse().unwrap()
-        };
+        let (source, target) = victim_for(source);
         let receiver = with_netns(&self.victim, || UdpSocket::bind((target, port)))
             .expect("bind the victim's socket");
         receiver
@@ -248,12 +243,7 @@ impl Topology {
             net::{SocketAddr, TcpListener},
             time::Duration,
         };
-        let source: std::net::IpAddr = source.parse().expect("address");
-        let target: std::net::IpAddr = if source.is_ipv4() {
-            VICTIM_V4.parse().unwrap()
-        } else {
-            VICTIM_V6.parse().unwrap()
-        };
+        let (source, target) = victim_for(source);
         let _listener = with_netns(&self.victim, || TcpListener::bind((target, port)))
             .expect("bind the victim's listener");
         with_netns(&self.attacker, || {
@@ -264,6 +254,17 @@ impl Topology {
             })
         })
     }
+}
+
+/// `source` parsed, and the victim's address of the same family.
+fn victim_for(source: &str) -> (std::net::IpAddr, std::net::IpAddr) {
+    let source: std::net::IpAddr = source.parse().expect("address");
+    let target = if source.is_ipv4() {
+        VICTIM_V4
+    } else {
+        VICTIM_V6
+    };
+    (source, target.parse().expect("victim address"))
 }
 
 fn mac(bytes: [u8; 6]) -> String {

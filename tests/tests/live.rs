@@ -2,17 +2,17 @@
 //! XDP program attached to the victim's end (needs root). What is asserted is delivery: a
 //! socket in the victim namespace receives, or does not.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use banxdp::enforce::{
-    Ban, Enforcer as _, Expiry, JailScope, PortScope, parse_target,
+    Enforcer as _, JailScope, PortScope, parse_target,
     xdp::{AttachMode, AttachedMode, XdpEnforcer, XdpPlan},
 };
 use banxdp_common::{IPPROTO_TCP, counter};
 use std::net::Ipv4Addr;
 
 use banxdp_tests::{
-    Topology,
+    Topology, ban_for,
     frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, UDP, ethernet, ipv4, udp},
     netns::{ATTACKER_MAC, IFACE, VICTIM_MAC},
     privileged, with_netns,
@@ -37,14 +37,6 @@ fn jail(xdp: &mut XdpEnforcer, name: &str, ports: PortScope) {
         shadow: false,
     })
     .unwrap();
-}
-
-fn ban_for(jail: &str, target: &str, secs: u64) -> Ban {
-    Ban {
-        jail: jail.into(),
-        target: parse_target(target).unwrap(),
-        expiry: Expiry::At(SystemTime::now() + Duration::from_secs(secs)),
-    }
 }
 
 #[test]

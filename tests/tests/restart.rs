@@ -12,10 +12,12 @@ use std::{
 };
 
 use banxdp::enforce::{
-    Ban, Enforcer as _, Expiry, JailScope, PortScope, parse_target,
+    Enforcer as _, Expiry, parse_target,
     xdp::{XdpEnforcer, XdpPlan},
 };
-use banxdp_tests::{Netns, Topology, netns::IFACE, privileged, unique, with_netns};
+use banxdp_tests::{
+    Netns, Topology, all_ports, ban_for, ban_until, netns::IFACE, privileged, unique, with_netns,
+};
 
 const N: usize = 30;
 
@@ -115,20 +117,8 @@ fn pinned_bans_survive_restarts_and_kill_9() {
     // First process: ban, then go away without detaching.
     let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
     assert!(!first.adopted_maps());
-    first
-        .add_jail(&JailScope {
-            name: "sshd".into(),
-            ports: PortScope::All,
-            shadow: false,
-        })
-        .unwrap();
-    first
-        .ban(&Ban {
-            jail: "sshd".into(),
-            target: parse_target("198.51.100.66").unwrap(),
-            expiry: Expiry::At(SystemTime::now() + Duration::from_secs(600)),
-        })
-        .unwrap();
+    first.add_jail(&all_ports("sshd")).unwrap();
+    first.ban(&ban_for("sshd", "198.51.100.66", 600)).unwrap();
     assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
     drop(first);
     assert_eq!(
@@ -177,11 +167,7 @@ fn pinned_bans_survive_restarts_and_kill_9() {
 
     // Detaching removes the program and every pin.
     third
-        .ban(&Ban {
-            jail: "sshd".into(),
-            target: parse_target("198.51.100.66").unwrap(),
-            expiry: Expiry::Never,
-        })
+        .ban(&ban_until("sshd", "198.51.100.66", Expiry::Never))
         .unwrap();
     assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
     third.detach().unwrap();
@@ -201,19 +187,9 @@ fn a_clean_stop_with_detach_on_exit_removes_enforcement() {
     )));
     let work = tempfile::tempdir().unwrap();
     let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
+    first.add_jail(&all_ports("sshd")).unwrap();
     first
-        .add_jail(&JailScope {
-            name: "sshd".into(),
-            ports: PortScope::All,
-            shadow: false,
-        })
-        .unwrap();
-    first
-        .ban(&Ban {
-            jail: "sshd".into(),
-            target: parse_target("198.51.100.66").unwrap(),
-            expiry: Expiry::Never,
-        })
+        .ban(&ban_until("sshd", "198.51.100.66", Expiry::Never))
         .unwrap();
     drop(first);
 
@@ -276,26 +252,12 @@ fn a_capacity_change_copies_pinned_bans_into_the_new_maps() {
         ..plan(&pins.0)
     };
     let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&small)).unwrap();
-    first
-        .add_jail(&JailScope {
-            name: "sshd".into(),
-            ports: PortScope::All,
-            shadow: false,
-        })
-        .unwrap();
+    first.add_jail(&all_ports("sshd")).unwrap();
     let until = Expiry::At(SystemTime::now() + Duration::from_secs(600));
     first
         .ban_many(&[
-            Ban {
-                jail: "sshd".into(),
-                target: parse_target("198.51.100.66").unwrap(),
-                expiry: until,
-            },
-            Ban {
-                jail: "sshd".into(),
-                target: parse_target("203.0.113.0/24").unwrap(),
-                expiry: until,
-            },
+            ban_until("sshd", "198.51.100.66", until),
+            ban_until("sshd", "203.0.113.0/24", until),
         ])
         .unwrap();
     drop(first);

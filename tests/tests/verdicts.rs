@@ -12,7 +12,7 @@ use banxdp::enforce::{
     xdp::{XdpEnforcer, XdpPlan},
 };
 use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP, counter};
-use banxdp_tests::{frame::*, privileged};
+use banxdp_tests::{all_ports, ban_for, frame::*, privileged};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -34,20 +34,8 @@ fn private_program() -> XdpEnforcer {
     .expect("load the embedded XDP program")
 }
 
-fn all_ports(name: &str) -> JailScope {
-    JailScope {
-        name: name.into(),
-        ports: PortScope::All,
-        shadow: false,
-    }
-}
-
 fn ban(jail: &str, target: &str) -> Ban {
-    Ban {
-        jail: jail.into(),
-        target: banxdp::enforce::parse_target(target).unwrap(),
-        expiry: Expiry::At(SystemTime::now() + Duration::from_secs(600)),
-    }
+    ban_for(jail, target, 600)
 }
 
 /// Runs `frame` and checks the verdict and that exactly `reason` (and `seen`) moved.
