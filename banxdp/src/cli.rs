@@ -33,6 +33,15 @@ enum Command {
         #[arg(long, hide = true)]
         xdp_object: Option<PathBuf>,
     },
+    /// Print the resolved configuration: the enabled jails, or fail2ban's command stream.
+    Dump {
+        /// Configuration directory (default: /etc/banxdp, else /etc/fail2ban).
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// Print the commands `fail2ban-client -d` prints, one JSON array per line.
+        #[arg(long)]
+        fail2ban_stream: bool,
+    },
 }
 
 /// The `banxdp` program.
@@ -43,7 +52,60 @@ pub fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Run { config, xdp_object } => run(config.as_deref(), xdp_object),
+        Command::Dump {
+            config_dir,
+            fail2ban_stream,
+        } => dump(config_dir.as_deref(), fail2ban_stream),
     }
+}
+
+/// `--config-dir`, else /etc/banxdp, else /etc/fail2ban.
+fn config_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = explicit {
+        return Some(dir.to_path_buf());
+    }
+    ["/etc/banxdp", "/etc/fail2ban"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|d| d.is_dir())
+}
+
+fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
+    use config::fail2ban::{Disk, dump_stream};
+    let Some(dir) = config_dir(dir) else {
+        eprintln!("banxdp: no configuration directory: give --config-dir, or create /etc/banxdp");
+        return ExitCode::from(2);
+    };
+    if !dir.is_dir() {
+        eprintln!("banxdp: `{}` is not a directory", dir.display());
+        return ExitCode::from(2);
+    }
+    let (stream, jails) = match dump_stream(&Disk, &dir) {
+        Ok(read) => read,
+        Err(error) => {
+            eprintln!("banxdp: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for jail in &jails {
+        for warning in &jail.warnings {
+            log::warn!("{warning}");
+        }
+        if let Some(error) = &jail.error {
+            log::error!("{error}; the jail is disabled");
+        }
+    }
+    if fail2ban_stream {
+        for command in &stream {
+            println!("{command}");
+        }
+    } else {
+        print!("{}", config::fail2ban::jail::describe(&jails));
+    }
+    if !jails.is_empty() && jails.iter().all(|j| j.error.is_some()) {
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(config: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {

@@ -1,8 +1,8 @@
 //! Configuration: text in, values out, no syscalls beyond reading the files named.
 //!
-//! `settings` is `banxdp.toml`. fail2ban's jail/filter/action language comes with the
-//! configuration issue and will live beside it.
+//! `settings` is `banxdp.toml`; `fail2ban` is fail2ban's jail/filter/action language.
 
+pub mod fail2ban;
 pub mod settings;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,207 @@
+//! banxdp reads a fail2ban configuration as fail2ban does: `banxdp dump --fail2ban-stream`
+//! must print, command for command, what `fail2ban-client -d` of the installed fail2ban
+//! (Debian's 1.0.2) prints for the same directory, its Python literals turned into JSON.
+//! Three directories: /etc/fail2ban as shipped; a copy with every jail of jail.conf enabled;
+//! a copy whose jail.local, jail.d and filter.d/*.local override things.
+//!
+//! One allowed difference: the order of log files matched by one `logpath` glob, which
+//! fail2ban takes from the directory listing (arbitrary) and banxdp sorts.
+
+use std::{path::Path, process::Command};
+
+use std::fmt::Write as _;
+
+use serde_json::Value as Json;
+
+/// Whether fail2ban is installed; without it the test skips, except where
+/// `BANXDP_REQUIRE_PRIVILEGED=1` (CI) says every test must run.
+fn fail2ban_present(test: &str) -> bool {
+    if Command::new("fail2ban-client")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "{test}: needs fail2ban-client (apt-get install fail2ban)"
+    );
+    eprintln!("skipped {test}: needs fail2ban-client (apt-get install fail2ban)");
+    false
+}
+
+const TO_JSON: &str = r"
+import ast, json, sys
+for line in sys.stdin:
+    if line.startswith('['):
+        print(json.dumps(ast.literal_eval(line)))
+";
+
+fn fail2ban_stream(dir: &Path) -> Vec<Json> {
+    let out = Command::new("fail2ban-client")
+        .arg("-c")
+        .arg(dir)
+        .arg("-d")
+        .output()
+        .expect("run fail2ban-client");
+    let mut convert = Command::new("python3")
+        .args(["-c", TO_JSON])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    // Fed from a thread: python writes as it reads, and a full stdout pipe would otherwise
+    // block both sides.
+    let mut stdin = convert.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write as _;
+        stdin.write_all(&out.stdout).unwrap();
+    });
+    let converted = convert.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(converted.status.success());
+    parse_lines(&converted.stdout)
+}
+
+fn banxdp_stream(dir: &Path) -> Vec<Json> {
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .args(["dump", "--fail2ban-stream", "--config-dir"])
+        .arg(dir)
+        .output()
+        .expect("run banxdp dump");
+    assert!(
+        out.status.success(),
+        "banxdp dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_lines(&out.stdout)
+}
+
+fn parse_lines(bytes: &[u8]) -> Vec<Json> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Sorts each run of consecutive `addlogpath` commands (one glob's matches).
+fn normalize(mut stream: Vec<Json>) -> Vec<Json> {
+    let is_logpath = |c: &Json| c.get(2).and_then(Json::as_str) == Some("addlogpath");
+    let mut i = 0;
+    while i < stream.len() {
+        let start = i;
+        while i < stream.len() && is_logpath(&stream[i]) {
+            i += 1;
+        }
+        stream[start..i].sort_by_key(ToString::to_string);
+        i = i.max(start + 1);
+    }
+    stream
+}
+
+fn assert_same_stream(dir: &Path) {
+    let theirs = normalize(fail2ban_stream(dir));
+    let ours = normalize(banxdp_stream(dir));
+    assert!(
+        theirs.len() > 8,
+        "fail2ban printed too little for {}: {theirs:?}",
+        dir.display()
+    );
+    for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
+        assert_eq!(a, b, "command {i} differs for {}", dir.display());
+    }
+    assert_eq!(
+        theirs.len(),
+        ours.len(),
+        "stream lengths differ for {}",
+        dir.display()
+    );
+}
+
+fn copy_of_etc_fail2ban() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    banxdp_tests::sh(&[
+        "cp",
+        "-r",
+        "/etc/fail2ban/.",
+        &dir.path().display().to_string(),
+    ]);
+    dir
+}
+
+#[test]
+fn stock_configuration_reads_as_fail2ban_reads_it() {
+    if !fail2ban_present("stock_configuration_reads_as_fail2ban_reads_it") {
+        return;
+    }
+    assert_same_stream(Path::new("/etc/fail2ban"));
+}
+
+#[test]
+fn every_stock_jail_enabled_reads_as_fail2ban_reads_it() {
+    if !fail2ban_present("every_stock_jail_enabled_reads_as_fail2ban_reads_it") {
+        return;
+    }
+    let dir = copy_of_etc_fail2ban();
+    let jail_conf = std::fs::read_to_string(dir.path().join("jail.conf")).unwrap();
+    let mut local = String::new();
+    for line in jail_conf.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if name != "INCLUDES" && name != "DEFAULT" {
+                let _ = write!(local, "[{name}]\nenabled = true\n\n");
+            }
+        }
+    }
+    assert!(
+        local.matches("enabled").count() > 80,
+        "jail.conf has its ~90 jails"
+    );
+    std::fs::write(dir.path().join("jail.local"), local).unwrap();
+    assert_same_stream(dir.path());
+}
+
+#[test]
+fn local_overrides_read_as_fail2ban_reads_them() {
+    if !fail2ban_present("local_overrides_read_as_fail2ban_reads_them") {
+        return;
+    }
+    let dir = copy_of_etc_fail2ban();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    for log in ["a.log", "b.log", "c.log"] {
+        std::fs::write(root.join("logs").join(log), "").unwrap();
+    }
+    std::fs::write(
+        root.join("jail.local"),
+        include_str!("fixtures/overrides/jail.local"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("jail.d")).unwrap();
+    std::fs::write(
+        root.join("jail.d/custom.conf"),
+        include_str!("fixtures/overrides/jail.d/custom.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("jail.d/z.local"),
+        include_str!("fixtures/overrides/jail.d/z.local"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("filter.d/sshd.local"),
+        include_str!("fixtures/overrides/filter.d/sshd.local"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("filter.d/mycustom.conf"),
+        include_str!("fixtures/overrides/filter.d/mycustom.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("action.d/myaction.conf"),
+        include_str!("fixtures/overrides/action.d/myaction.conf"),
+    )
+    .unwrap();
+    assert_same_stream(root);
+}
