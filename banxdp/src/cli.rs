@@ -80,13 +80,24 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
         eprintln!("banxdp: `{}` is not a directory", dir.display());
         return ExitCode::from(2);
     }
-    let (stream, jails) = match dump_stream(&Disk, &dir) {
+    let config::fail2ban::Dump {
+        stream,
+        jails,
+        loops,
+    } = match dump_stream(&Disk, &dir) {
         Ok(read) => read,
         Err(error) => {
             eprintln!("banxdp: {error}");
             return ExitCode::from(2);
         }
     };
+    for (file, target) in &loops {
+        log::warn!(
+            "include loop: `{}` includes `{}`, which is already being read; skipped",
+            file.display(),
+            target.display()
+        );
+    }
     for jail in &jails {
         for warning in &jail.warnings {
             log::warn!("{warning}");

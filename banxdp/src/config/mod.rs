@@ -2,7 +2,9 @@
 //!
 //! `settings` is `banxdp.toml`; `fail2ban` is fail2ban's jail/filter/action language.
 
+pub mod duration;
 pub mod fail2ban;
+pub mod jails;
 pub mod settings;
 
 use std::path::{Path, PathBuf};

@@ -100,6 +100,14 @@ pub enum JailError {
         #[source]
         source: ReaderError,
     },
+    #[error("{at}jail `{jail}`: invalid {option}: {source}")]
+    BadTime {
+        at: super::store::Where,
+        jail: String,
+        option: String,
+        #[source]
+        source: crate::config::duration::DurationError,
+    },
     #[error("{at}jail `{jail}`: invalid {option} `{value}` (a whole number)")]
     NotANumber {
         at: super::store::Where,
@@ -136,6 +144,10 @@ pub struct Jail {
     pub error: Option<JailError>,
     /// Problems that do not stop the jail (no actions, no filter...).
     pub warnings: Vec<String>,
+    /// Where each jail option was written.
+    pub origins: IndexMap<String, super::ini::Origin>,
+    /// The jail's `port`, `protocol` and `chain` (which fail2ban hands to its actions).
+    pub scope: IndexMap<String, String>,
 }
 
 /// Reads files of `basedir` (`filter.d/NAME`, `action.d/NAME`...) on demand.
@@ -143,11 +155,23 @@ pub struct Reader<'a> {
     pub files: &'a dyn Files,
     pub basedir: PathBuf,
     pub cache: FileCache,
+    /// Include loops met (`a` includes `b`, which is being read already); fail2ban skips them
+    /// without a word, banxdp skips them and says so.
+    pub loops: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Reader<'_> {
     fn store(&mut self, name: &str) -> Result<Option<Store>, StoreError> {
-        Ok(Store::read(self.files, &self.basedir, name, &mut self.cache)?.map(|(s, _)| s))
+        let Some((store, report)) = Store::read(self.files, &self.basedir, name, &mut self.cache)?
+        else {
+            return Ok(None);
+        };
+        for found in report.loops {
+            if !self.loops.contains(&found) {
+                self.loops.push(found);
+            }
+        }
+        Ok(Some(store))
     }
 }
 
@@ -199,6 +223,8 @@ pub fn read_jail(reader: &mut Reader<'_>, jails: &mut Store, name: &str) -> Opti
         actions: Vec::new(),
         error: None,
         warnings: Vec::new(),
+        origins: IndexMap::new(),
+        scope: IndexMap::new(),
     };
     match read_jail_inner(reader, jails, &mut jail) {
         Ok(true) => Some(jail),
@@ -208,6 +234,61 @@ pub fn read_jail(reader: &mut Reader<'_>, jails: &mut Store, name: &str) -> Opti
             Some(jail)
         }
     }
+}
+
+/// Reads a jail's filter the first time (every `[Definition]` option), and gives its options
+/// to the jail's section as `known/...`, where the jail's own values may refer to them.
+fn read_filter(
+    reader: &mut Reader<'_>,
+    jails: &mut Store,
+    first: &IndexMap<String, Value>,
+    name: &str,
+    filter_text: &str,
+) -> Result<DefinitionReader, JailError> {
+    let store_err = |source| JailError::Store {
+        jail: name.to_string(),
+        source: Box::new(source),
+    };
+    let (filter_name, params) =
+        extract_options(filter_text).map_err(|source| JailError::FilterSyntax {
+            jail: name.to_string(),
+            text: filter_text.to_string(),
+            source,
+        })?;
+    let store = reader
+        .store(&format!("filter.d/{filter_name}"))
+        .map_err(store_err)?
+        .ok_or_else(|| JailError::NoFilter {
+            jail: name.to_string(),
+            name: filter_name.clone(),
+        })?;
+    let mut def = DefinitionReader::new(store, name, params);
+    // The log type follows the backend unless the filter or the jail chose one.
+    let backend = text(first.get("backend"));
+    if def.init.get("logtype").is_none_or(String::is_empty)
+        && !def
+            .store
+            .own_options("Definition")
+            .iter()
+            .any(|o| o == "logtype")
+    {
+        let logtype = if backend.starts_with("systemd") {
+            "journal"
+        } else {
+            "file"
+        };
+        def.init.insert("logtype".into(), logtype.into());
+    }
+    let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
+    def.read_options(first, &names, true).map_err(store_err)?;
+    let (combined, _) = def
+        .combined(&[], &FILTER_OPTS)
+        .map_err(|source| JailError::Tags {
+            jail: name.to_string(),
+            source,
+        })?;
+    jails.merge_section(name, &combined, "known/");
+    Ok(def)
 }
 
 fn read_jail_inner(
@@ -234,46 +315,7 @@ fn read_jail_inner(
     if filter_text.is_empty() {
         jail.warnings.push(format!("jail `{name}`: no filter set"));
     } else {
-        let (filter_name, params) =
-            extract_options(&filter_text).map_err(|source| JailError::FilterSyntax {
-                jail: name.clone(),
-                text: filter_text.clone(),
-                source,
-            })?;
-        let store = reader
-            .store(&format!("filter.d/{filter_name}"))
-            .map_err(store_err)?
-            .ok_or_else(|| JailError::NoFilter {
-                jail: name.clone(),
-                name: filter_name.clone(),
-            })?;
-        let mut def = DefinitionReader::new(store, &name, params);
-        // The log type follows the backend unless the filter or the jail chose one.
-        let backend = text(first.get("backend"));
-        if def.init.get("logtype").is_none_or(String::is_empty)
-            && !def
-                .store
-                .own_options("Definition")
-                .iter()
-                .any(|o| o == "logtype")
-        {
-            let logtype = if backend.starts_with("systemd") {
-                "journal"
-            } else {
-                "file"
-            };
-            def.init.insert("logtype".into(), logtype.into());
-        }
-        let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
-        def.read_options(&first, &names, true).map_err(store_err)?;
-        let (combined, _) = def
-            .combined(&[], &FILTER_OPTS)
-            .map_err(|source| JailError::Tags {
-                jail: name.clone(),
-                source,
-            })?;
-        jails.merge_section(&name, &combined, "known/");
-        filter = Some(def);
+        filter = Some(read_filter(reader, jails, &first, &name, &filter_text)?);
     }
     let options = read_options(jails, &name, &JAIL_OPTS, &name)?;
     if let Some(def) = filter.as_mut() {
@@ -306,6 +348,16 @@ fn read_jail_inner(
     }
     if jail.actions.is_empty() {
         jail.warnings.push(format!("jail `{name}`: no actions"));
+    }
+    for opt in options.keys() {
+        if let Some(origin) = jails.origin(&name, opt) {
+            jail.origins.insert(opt.clone(), origin);
+        }
+    }
+    for opt in ["port", "protocol", "chain"] {
+        if let Ok(value) = jails.get(&name, opt, &Vars::new()) {
+            jail.scope.insert(opt.to_string(), value);
+        }
     }
     jail.options = options;
     Ok(true)
@@ -752,25 +804,46 @@ pub fn read_jails(reader: &mut Reader<'_>) -> Result<Vec<Jail>, StoreError> {
         .collect())
 }
 
-/// The whole stream `fail2ban-client -d` prints for `basedir`.
-pub fn dump_stream(
-    files: &dyn Files,
-    basedir: &Path,
-) -> Result<(Vec<Json>, Vec<Jail>), StoreError> {
+/// What reading a configuration directory gave.
+pub struct Dump {
+    /// The commands `fail2ban-client -d` prints for the directory.
+    pub stream: Vec<Json>,
+    /// Enabled jails, and those that could not be read (with their error).
+    pub jails: Vec<Jail>,
+    /// Include loops (`a` includes `b`, which is being read already), skipped.
+    pub loops: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Reads `basedir` and builds the stream `fail2ban-client -d` prints for it.
+pub fn dump_stream(files: &dyn Files, basedir: &Path) -> Result<Dump, StoreError> {
     let mut reader = Reader {
         files,
         basedir: basedir.to_path_buf(),
         cache: FileCache::default(),
+        loops: Vec::new(),
     };
     let mut stream = global_stream(&mut reader)?;
-    let jails = read_jails(&mut reader)?;
+    let mut jails = read_jails(&mut reader)?;
+    // banxdp checks what fail2ban leaves to its server (times, numbers): a jail it could not
+    // run is reported here, not at its first ban.
+    for jail in &mut jails {
+        if jail.error.is_none() {
+            if let Err(error) = crate::config::jails::JailConfig::resolve(jail) {
+                jail.error = Some(error);
+            }
+        }
+    }
     for jail in &jails {
         stream.extend(jail.stream());
     }
     for jail in jails.iter().filter(|j| j.error.is_none()) {
         stream.push(json!(["start", jail.name]));
     }
-    Ok((stream, jails))
+    Ok(Dump {
+        stream,
+        jails,
+        loops: reader.loops,
+    })
 }
 
 #[cfg(test)]

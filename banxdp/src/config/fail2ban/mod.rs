@@ -12,5 +12,5 @@ pub mod jail;
 pub mod readers;
 pub mod store;
 
-pub use jail::{Jail, JailAction, JailError, dump_stream};
+pub use jail::{Dump, Jail, JailAction, JailError, dump_stream};
 pub use store::{Disk, Files, Value};

@@ -1,0 +1,173 @@
+//! What banxdp uses of a jail, typed and checked: times in seconds, counts as numbers, the
+//! filter's regular expressions as lists, the port scope. Built from what `fail2ban` read;
+//! every error names the jail, and the file and line where the value was written.
+
+use super::{
+    duration::parse_seconds,
+    fail2ban::{Jail, JailAction, JailError, Value, store::Where},
+};
+
+/// How long a ban lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bantime {
+    Seconds(i64),
+    /// `bantime = -1` (any negative value).
+    Permanent,
+}
+
+/// `bantime.*`: bans that grow for repeat offenders.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Increment {
+    pub enabled: bool,
+    pub factor: Option<String>,
+    pub formula: Option<String>,
+    pub multipliers: Option<String>,
+    pub maxtime: Option<i64>,
+    pub rndtime: Option<i64>,
+    pub overalljails: bool,
+}
+
+/// A jail as banxdp runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JailConfig {
+    pub name: String,
+    pub backend: String,
+    pub logpaths: Vec<String>,
+    pub logencoding: Option<String>,
+    pub logtimezone: Option<String>,
+    pub failregex: Vec<String>,
+    pub ignoreregex: Vec<String>,
+    pub prefregex: Option<String>,
+    pub datepattern: Option<String>,
+    pub journalmatch: Vec<String>,
+    pub maxlines: u32,
+    pub usedns: String,
+    pub maxretry: u32,
+    pub maxmatches: Option<u32>,
+    pub findtime: i64,
+    pub bantime: Bantime,
+    pub increment: Increment,
+    pub ignoreip: Vec<String>,
+    pub ignoreself: bool,
+    pub ignorecommand: Option<String>,
+    pub port: Option<String>,
+    pub protocol: Option<String>,
+    pub chain: Option<String>,
+    pub actions: Vec<String>,
+}
+
+/// Defaults of fail2ban's server for what a configuration leaves unset.
+const DEFAULT_MAXRETRY: u32 = 3;
+const DEFAULT_FINDTIME: i64 = 600;
+const DEFAULT_BANTIME: i64 = 600;
+
+fn lines(value: Option<&Value>) -> Vec<String> {
+    value
+        .map(Value::text)
+        .unwrap_or_default()
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl JailConfig {
+    /// Checks and types what `jail` read. The jail's own filter options win over its
+    /// filter's, as in fail2ban.
+    pub fn resolve(jail: &Jail) -> Result<Self, JailError> {
+        let opts = &jail.options;
+        let filter = jail.filter.clone().unwrap_or_default();
+        // A filter option set in the jail replaces the filter's.
+        let pick = |name: &str| opts.get(name).or_else(|| filter.get(name));
+        let text = |name: &str| pick(name).map(Value::text);
+        let at = |name: &str| Where(jail.origins.get(name).cloned());
+        let time = |name: &str, default: i64| -> Result<i64, JailError> {
+            match opts.get(name) {
+                None => Ok(default),
+                Some(v) => parse_seconds(&v.text()).map_err(|source| JailError::BadTime {
+                    at: at(name),
+                    jail: jail.name.clone(),
+                    option: name.into(),
+                    source,
+                }),
+            }
+        };
+        let count = |name: &str| -> Result<Option<u32>, JailError> {
+            match pick(name) {
+                None => Ok(None),
+                Some(Value::Int(n)) => {
+                    u32::try_from(*n)
+                        .map(Some)
+                        .map_err(|_| JailError::NotANumber {
+                            at: at(name),
+                            jail: jail.name.clone(),
+                            option: name.into(),
+                            value: n.to_string(),
+                        })
+                }
+                Some(other) => Err(JailError::NotANumber {
+                    at: at(name),
+                    jail: jail.name.clone(),
+                    option: name.into(),
+                    value: other.text(),
+                }),
+            }
+        };
+        let flag = |name: &str| matches!(opts.get(name), Some(Value::Bool(true)));
+        let optional_time = |name: &str| -> Result<Option<i64>, JailError> {
+            if opts.contains_key(name) {
+                time(name, 0).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let bantime = match time("bantime", DEFAULT_BANTIME)? {
+            s if s < 0 => Bantime::Permanent,
+            s => Bantime::Seconds(s),
+        };
+        Ok(Self {
+            name: jail.name.clone(),
+            backend: text("backend").unwrap_or_else(|| "auto".into()),
+            logpaths: lines(opts.get("logpath")),
+            logencoding: text("logencoding"),
+            logtimezone: text("logtimezone"),
+            failregex: lines(pick("failregex")),
+            ignoreregex: lines(pick("ignoreregex")),
+            prefregex: text("prefregex"),
+            datepattern: text("datepattern"),
+            journalmatch: lines(pick("journalmatch")),
+            maxlines: count("maxlines")?.unwrap_or(1),
+            usedns: text("usedns").unwrap_or_else(|| "warn".into()),
+            maxretry: count("maxretry")?.unwrap_or(DEFAULT_MAXRETRY),
+            maxmatches: count("maxmatches")?,
+            findtime: time("findtime", DEFAULT_FINDTIME)?,
+            bantime,
+            increment: Increment {
+                enabled: flag("bantime.increment"),
+                factor: text("bantime.factor"),
+                formula: text("bantime.formula"),
+                multipliers: text("bantime.multipliers"),
+                maxtime: optional_time("bantime.maxtime")?,
+                rndtime: optional_time("bantime.rndtime")?,
+                overalljails: flag("bantime.overalljails"),
+            },
+            ignoreip: text("ignoreip")
+                .map(|v| super::fail2ban::jail::split_words(&v))
+                .unwrap_or_default(),
+            ignoreself: !matches!(opts.get("ignoreself"), Some(Value::Bool(false))),
+            ignorecommand: text("ignorecommand").filter(|c| !c.is_empty()),
+            port: jail.scope.get("port").cloned(),
+            protocol: jail.scope.get("protocol").cloned(),
+            chain: jail.scope.get("chain").cloned(),
+            actions: jail
+                .actions
+                .iter()
+                .map(|a| match a {
+                    JailAction::Command { name, .. } | JailAction::Python { name, .. } => {
+                        name.clone()
+                    }
+                })
+                .collect(),
+        })
+    }
+}
