@@ -35,7 +35,8 @@ enum Command {
     },
     /// Print the resolved configuration: the enabled jails, or fail2ban's command stream.
     Dump {
-        /// Configuration directory (default: /etc/banxdp, else /etc/fail2ban).
+        /// Configuration directory (default: /etc/banxdp, else /etc/fail2ban, else the
+        /// configuration built into banxdp).
         #[arg(long)]
         config_dir: Option<PathBuf>,
         /// Print the commands `fail2ban-client -d` prints, one JSON array per line.
@@ -59,32 +60,28 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `--config-dir`, else /etc/banxdp, else /etc/fail2ban.
-fn config_dir(explicit: Option<&Path>) -> Option<PathBuf> {
-    if let Some(dir) = explicit {
-        return Some(dir.to_path_buf());
-    }
-    ["/etc/banxdp", "/etc/fail2ban"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|d| d.is_dir())
-}
-
 fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
-    use config::fail2ban::{Disk, dump_stream};
-    let Some(dir) = config_dir(dir) else {
-        eprintln!("banxdp: no configuration directory: give --config-dir, or create /etc/banxdp");
-        return ExitCode::from(2);
+    use config::{
+        embedded::{self, ConfigDir, Embedded},
+        fail2ban::{Disk, dump_stream},
     };
-    if !dir.is_dir() {
-        eprintln!("banxdp: `{}` is not a directory", dir.display());
-        return ExitCode::from(2);
-    }
+    let chosen = embedded::choose(dir, &["/etc/banxdp", "/etc/fail2ban"], Path::is_dir);
+    let read = match &chosen {
+        ConfigDir::Disk(dir) if !dir.is_dir() => {
+            eprintln!("banxdp: `{}` is not a directory", dir.display());
+            return ExitCode::from(2);
+        }
+        ConfigDir::Disk(dir) => dump_stream(&Disk, dir),
+        ConfigDir::BuiltIn => {
+            log::info!("no /etc/banxdp or /etc/fail2ban: reading the built-in configuration");
+            dump_stream(&Embedded, Path::new(embedded::ROOT))
+        }
+    };
     let config::fail2ban::Dump {
         stream,
         jails,
         loops,
-    } = match dump_stream(&Disk, &dir) {
+    } = match read {
         Ok(read) => read,
         Err(error) => {
             eprintln!("banxdp: {error}");

@@ -3,6 +3,7 @@
 //! `settings` is `banxdp.toml`; `fail2ban` is fail2ban's jail/filter/action language.
 
 pub mod duration;
+pub mod embedded;
 pub mod fail2ban;
 pub mod jails;
 pub mod settings;
