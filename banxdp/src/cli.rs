@@ -29,6 +29,10 @@ enum Command {
         /// banxdp.toml to read (default: /etc/banxdp/banxdp.toml, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Jails, filters and actions (default: `daemon.config_dir`, else /etc/banxdp, else
+        /// /etc/fail2ban, else the configuration built into banxdp).
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
         /// Load this XDP object instead of the embedded one (for testing a fresh build).
         #[arg(long, hide = true)]
         xdp_object: Option<PathBuf>,
@@ -52,7 +56,11 @@ pub fn main() -> ExitCode {
         .format_target(false)
         .init();
     match Cli::parse().command {
-        Command::Run { config, xdp_object } => run(config.as_deref(), xdp_object),
+        Command::Run {
+            config,
+            config_dir,
+            xdp_object,
+        } => run(config.as_deref(), config_dir.as_deref(), xdp_object),
         Command::Dump {
             config_dir,
             fail2ban_stream,
@@ -60,7 +68,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
+/// Reads the jails of the chosen configuration and reports every problem at once; `None`
+/// (after saying why) when the configuration cannot be read at all.
+fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
     use config::{
         embedded::{self, ConfigDir, Embedded},
         fail2ban::{Disk, dump_stream},
@@ -69,33 +79,32 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
     let read = match &chosen {
         ConfigDir::Disk(dir) if !dir.is_dir() => {
             eprintln!("banxdp: `{}` is not a directory", dir.display());
-            return ExitCode::from(2);
+            return None;
         }
-        ConfigDir::Disk(dir) => dump_stream(&Disk, dir),
+        ConfigDir::Disk(dir) => {
+            log::info!("jails: {}", dir.display());
+            dump_stream(&Disk, dir)
+        }
         ConfigDir::BuiltIn => {
-            log::info!("no /etc/banxdp or /etc/fail2ban: reading the built-in configuration");
+            log::info!("jails: built in (neither /etc/banxdp nor /etc/fail2ban exists)");
             dump_stream(&Embedded, Path::new(embedded::ROOT))
         }
     };
-    let config::fail2ban::Dump {
-        stream,
-        jails,
-        loops,
-    } = match read {
+    let read = match read {
         Ok(read) => read,
         Err(error) => {
             eprintln!("banxdp: {error}");
-            return ExitCode::from(2);
+            return None;
         }
     };
-    for (file, target) in &loops {
+    for (file, target) in &read.loops {
         log::warn!(
             "include loop: `{}` includes `{}`, which is already being read; skipped",
             file.display(),
             target.display()
         );
     }
-    for jail in &jails {
+    for jail in &read.jails {
         for warning in &jail.warnings {
             log::warn!("{warning}");
         }
@@ -103,6 +112,13 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
             log::error!("{error}; the jail is disabled");
         }
     }
+    Some(read)
+}
+
+fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
+    let Some(config::fail2ban::Dump { stream, jails, .. }) = read_jails(dir) else {
+        return ExitCode::from(2);
+    };
     if fail2ban_stream {
         for command in &stream {
             println!("{command}");
@@ -116,7 +132,7 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(config: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {
+fn run(config: Option<&Path>, config_dir: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {
     let (settings, origin) = match config::load_settings(config) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -125,6 +141,26 @@ fn run(config: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {
         }
     };
     log::info!("settings: {origin:?}");
+    let from_settings =
+        Some(settings.daemon.config_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+    let Some(read) = read_jails(config_dir.or(from_settings)) else {
+        return ExitCode::from(2);
+    };
+    let ready: Vec<&str> = read
+        .jails
+        .iter()
+        .filter(|j| j.error.is_none())
+        .map(|j| j.name.as_str())
+        .collect();
+    if ready.is_empty() && !read.jails.is_empty() {
+        eprintln!("banxdp: no jail can run (every enabled jail has an error, listed above)");
+        return ExitCode::from(2);
+    }
+    if ready.is_empty() {
+        log::warn!("no jail is enabled");
+    } else {
+        log::info!("{} jail(s) read: {}", ready.len(), ready.join(", "));
+    }
     let result = daemon::xdp_plan(&settings, xdp_object)
         .map_err(anyhow::Error::from)
         .and_then(|plan| {

@@ -132,7 +132,8 @@ fn pinned_bans_survive_restarts_and_kill_9() {
     std::fs::write(
         &config,
         format!(
-            "[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\nsweep_interval = 1\n",
+            "[daemon]\nconfig_dir = \"{}\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\nsweep_interval = 1\n",
+            work.path().display(),
             pins.0.display()
         ),
     )
@@ -197,7 +198,8 @@ fn a_clean_stop_with_detach_on_exit_removes_enforcement() {
     std::fs::write(
         &config,
         format!(
-            "[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\ndetach_on_exit = true\n",
+            "[daemon]\nconfig_dir = \"{}\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\ndetach_on_exit = true\n",
+            work.path().display(),
             pins.0.display()
         ),
     )
@@ -286,4 +288,27 @@ fn a_capacity_change_copies_pinned_bans_into_the_new_maps() {
     assert_eq!(topo.udp_delivered("203.0.113.9", 6002, N), 0);
     assert_eq!(topo.udp_delivered("198.51.100.67", 6002, N), N);
     second.detach().unwrap();
+}
+
+#[test]
+fn run_reports_every_jail_problem_and_exits_2_when_none_can_run() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("jail.conf"),
+        "[a]\nenabled = true\nfilter = nosuch\n[b]\nenabled = true\nfilter = alsomissing\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .args(["run", "--config-dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("jail `a`: no filter `nosuch`"), "{stderr}");
+    assert!(
+        stderr.contains("jail `b`: no filter `alsomissing`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no jail can run"), "{stderr}");
 }

@@ -10,7 +10,13 @@ use super::fail2ban::Files;
 pub const ROOT: &str = "(built-in)";
 
 /// `(path under config/, text)`.
-const FILES: &[(&str, &str)] = &[("jail.conf", include_str!("../../../config/jail.conf"))];
+const FILES: &[(&str, &str)] = &[
+    ("jail.conf", include_str!("../../../config/jail.conf")),
+    (
+        "filter.d/sshd.conf",
+        include_str!("../../../config/filter.d/sshd.conf"),
+    ),
+];
 
 /// The built-in files.
 pub struct Embedded;
@@ -66,7 +72,7 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fail2ban::{JailError, dump_stream};
+    use crate::config::fail2ban::dump_stream;
 
     #[test]
     fn directories_are_chosen_in_order_then_the_built_in_files() {
@@ -94,13 +100,9 @@ mod tests {
         let dump = dump_stream(&Embedded, Path::new(ROOT)).unwrap();
         let names: Vec<&str> = dump.jails.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(names, ["sshd"]);
-        // Its filter is the project's own sshd filter, which ships with the filter engine;
-        // until then the jail reports it missing. Once it ships, the jail must read cleanly.
-        match &dump.jails[0].error {
-            None => {}
-            Some(JailError::NoFilter { name, .. }) => assert_eq!(name, "sshd"),
-            Some(other) => panic!("the built-in sshd jail: {other}"),
-        }
+        assert!(dump.jails[0].error.is_none(), "{:?}", dump.jails[0].error);
+        let filter = dump.jails[0].filter.as_ref().unwrap();
+        assert!(filter["failregex"].text().contains("Failed (?:password"));
         assert!(dump.loops.is_empty());
     }
 }

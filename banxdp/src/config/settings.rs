@@ -15,7 +15,60 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/banxdp.toml");
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    pub daemon: DaemonSettings,
+    pub enforce: EnforceSettings,
+    pub metrics: MetricsSettings,
     pub xdp: XdpSettings,
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Empty: /etc/banxdp, else /etc/fail2ban, else built in.
+    pub config_dir: PathBuf,
+    pub socket: PathBuf,
+    pub database: PathBuf,
+    pub dbpurgeage: String,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            config_dir: PathBuf::new(),
+            socket: PathBuf::from("/run/banxdp/banxdp.sock"),
+            database: PathBuf::from("/var/lib/banxdp/banxdp.sqlite3"),
+            dbpurgeage: "1d".into(),
+        }
+    }
+}
+
+/// Where bans are enforced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Xdp,
+    Nftables,
+    Ipset,
+    Iptables,
+    Hostsdeny,
+    Actions,
+}
+
+/// `[enforce]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnforceSettings {
+    pub backend: Backend,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Empty: no endpoint.
+    pub listen: String,
 }
 
 /// `[xdp]`.
@@ -56,6 +109,14 @@ pub enum SettingsError {
         line: usize,
         message: String,
     },
+    #[error("{}: `daemon.dbpurgeage`: {source}", path.display())]
+    PurgeAge {
+        path: PathBuf,
+        #[source]
+        source: super::duration::DurationError,
+    },
+    #[error("{}: `metrics.listen` `{value}` is not an address:port", path.display())]
+    MetricsAddress { path: PathBuf, value: String },
     #[error("{}: `xdp.sweep_interval` must be at least 1 second", path.display())]
     SweepInterval { path: PathBuf },
     #[error("{}: `xdp.capacity.{map}` must be at least 1", path.display())]
@@ -75,6 +136,19 @@ impl Settings {
                 message: error.message().to_string(),
             }
         })?;
+        super::duration::parse_seconds(&settings.daemon.dbpurgeage).map_err(|source| {
+            SettingsError::PurgeAge {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let listen = &settings.metrics.listen;
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SettingsError::MetricsAddress {
+                path: path.to_path_buf(),
+                value: listen.clone(),
+            });
+        }
         if settings.xdp.sweep_interval == 0 {
             return Err(SettingsError::SweepInterval {
                 path: path.to_path_buf(),
@@ -127,6 +201,31 @@ mod tests {
         let error = Settings::parse("[xdp]\nspeed = 1\n", Path::new("b.toml")).unwrap_err();
         assert!(error.to_string().starts_with("b.toml:2: "), "{error}");
         assert!(error.to_string().contains("speed"), "{error}");
+    }
+
+    #[test]
+    fn rejects_bad_times_backends_and_addresses() {
+        let error =
+            Settings::parse("[daemon]\ndbpurgeage = \"soon\"\n", Path::new("d.toml")).unwrap_err();
+        assert!(
+            error.to_string().starts_with("d.toml: `daemon.dbpurgeage`"),
+            "{error}"
+        );
+        let error =
+            Settings::parse("[enforce]\nbackend = \"pf\"\n", Path::new("d.toml")).unwrap_err();
+        assert!(error.to_string().starts_with("d.toml:2: "), "{error}");
+        let error = Settings::parse("[metrics]\nlisten = \"everywhere\"\n", Path::new("d.toml"))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "d.toml: `metrics.listen` `everywhere` is not an address:port"
+        );
+        let ok = Settings::parse(
+            "[enforce]\nbackend = \"nftables\"\n[metrics]\nlisten = \"127.0.0.1:9191\"\n",
+            Path::new("d.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.enforce.backend, Backend::Nftables);
     }
 
     #[test]
