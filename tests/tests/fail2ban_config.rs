@@ -205,3 +205,61 @@ fn local_overrides_read_as_fail2ban_reads_them() {
     .unwrap();
     assert_same_stream(root);
 }
+
+/// Every pattern of every stock filter (as fail2ban reads them for the stock jails, all
+/// enabled) compiles with banxdp's engine, each on the engine it needs.
+#[test]
+fn every_stock_filter_pattern_compiles() {
+    use banxdp::{
+        config::fail2ban::{Disk, dump_stream},
+        filter::pattern::{Compiled, Engine},
+    };
+    if !fail2ban_present("every_stock_filter_pattern_compiles") {
+        return;
+    }
+    let dir = copy_of_etc_fail2ban();
+    let jail_conf = std::fs::read_to_string(dir.path().join("jail.conf")).unwrap();
+    let mut local = String::new();
+    for line in jail_conf.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if name != "INCLUDES" && name != "DEFAULT" {
+                let _ = write!(local, "[{name}]\nenabled = true\n\n");
+            }
+        }
+    }
+    std::fs::write(dir.path().join("jail.local"), local).unwrap();
+    let dump = dump_stream(&Disk, dir.path()).unwrap();
+    let (mut patterns, mut backtracking) = (0, 0);
+    let mut failures = Vec::new();
+    for jail in &dump.jails {
+        let Some(filter) = &jail.filter else { continue };
+        let usedns = filter
+            .get("usedns")
+            .or_else(|| jail.options.get("usedns"))
+            .map_or_else(|| "warn".to_string(), banxdp::config::fail2ban::Value::text);
+        for option in ["prefregex", "failregex", "ignoreregex"] {
+            let Some(value) = filter.get(option).or_else(|| jail.options.get(option)) else {
+                continue;
+            };
+            for pattern in value.text().split('\n').filter(|p| !p.is_empty()) {
+                patterns += 1;
+                match Compiled::new(pattern, &usedns) {
+                    Ok(c) if c.engine() == Engine::Backtracking => backtracking += 1,
+                    Ok(_) => {}
+                    Err(e) => failures.push(format!("[{}] {option}: {e}", jail.name)),
+                }
+            }
+        }
+    }
+    eprintln!("{patterns} patterns, {backtracking} need the backtracking engine");
+    assert!(
+        patterns > 200,
+        "the stock jails' filters have over 200 patterns ({patterns})"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} do not compile:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

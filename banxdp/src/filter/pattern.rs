@@ -1,0 +1,423 @@
+//! fail2ban's regular expressions, compiled for Rust: Python `re` syntax translated, fail2ban's
+//! tags (`<HOST>`, `<ADDR>`, `<F-USER>...</F-USER>`, ...) expanded, and each pattern given to
+//! the `regex` crate (linear time) when it can take it, or to `fancy-regex` (back-references,
+//! look-around, conditionals) with a backtracking limit, so that no pattern can hang the
+//! daemon. Pure: patterns in, compiled patterns out.
+
+use std::{collections::HashMap, fmt::Write as _};
+
+/// Back-tracking steps a `fancy-regex` match may take before it gives up (and the line counts
+/// as not matched, with an error logged by the caller).
+pub const BACKTRACK_LIMIT: usize = 200_000;
+
+/// IPv4 as fail2ban finds it (validated afterwards by parsing).
+const IP4: &str = r"(?:\d{1,3}\.){3}\d{1,3}";
+/// IPv6 as fail2ban finds it. fail2ban ends it with `(?:hex|(?<=:):)`; since every repetition
+/// before it ends in `:`, the look-behind always holds, and `:` alone is the same pattern
+/// without needing a backtracking engine.
+const IP6: &str = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)";
+
+fn ip4_group() -> String {
+    format!(r"(?:::f{{4,6}}:)?(?P<ip4>{IP4})")
+}
+fn ip6_group() -> String {
+    format!(r"(?P<ip6>{IP6})")
+}
+const DNS_GROUP: &str = r"(?P<dns>[\w\-.^_]*\w)";
+
+fn addr_group() -> String {
+    format!(r"\[?(?:{}|{})\]?", ip4_group(), ip6_group())
+}
+
+/// The regular expression for a fail2ban tag, or `None` when the tag is not one.
+fn tag(name: &str, usedns: &str) -> Option<String> {
+    Some(match name {
+        "HOST" => {
+            if usedns == "no" {
+                addr_group()
+            } else {
+                format!("(?:{}|{DNS_GROUP})", addr_group())
+            }
+        }
+        "IP4" | "F-IP4/" => ip4_group(),
+        "IP6" | "F-IP6/" => ip6_group(),
+        "ADDR" | "F-ADDR/" => addr_group(),
+        "CIDR" | "F-CIDR/" => r"(?P<cidr>\d+)".into(),
+        "SUBNET" | "F-SUBNET/" => {
+            format!(
+                r"\[?(?:{}|{})(?:/(?P<cidr>\d+))?\]?",
+                ip4_group(),
+                ip6_group()
+            )
+        }
+        "DNS" | "F-DNS/" => DNS_GROUP.into(),
+        "F-ID/" => r"(?P<fid>\S+)".into(),
+        "F-PORT/" => r"(?P<fport>\w+)".into(),
+        _ => return None,
+    })
+}
+
+/// Expands fail2ban's tags in `pattern`: address tags, `<SKIPLINES>`, and `<F-NAME>` ...
+/// `</F-NAME>` pairs into named groups (`F-ID` is `fid`, `F-PORT` is `fport`, others
+/// lower-cased). Anything else in angle brackets is left as written.
+#[must_use]
+pub fn expand_tags(pattern: &str, usedns: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let mut open: HashMap<String, bool> = HashMap::new();
+    let mut skiplines = 0;
+    let mut rest = pattern;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        // A tag is `<`, an optional `/`, word characters or `-`, an optional `/`, `>`.
+        let body_len = rest[1..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '/'))
+            .map_or(rest.len() - 1, |n| n);
+        let is_tag = rest.as_bytes().get(body_len + 1) == Some(&b'>') && body_len > 0;
+        if !is_tag {
+            out.push('<');
+            rest = &rest[1..];
+            continue;
+        }
+        let whole = &rest[..body_len + 2];
+        let name = &rest[1..=body_len];
+        rest = &rest[body_len + 2..];
+        if name == "SKIPLINES" {
+            let _ = write!(out, r"\n(?P<skiplines{skiplines}>(?:(?:.*\n)*?))");
+            skiplines += 1;
+            continue;
+        }
+        if let Some(expansion) = tag(name, usedns) {
+            out.push_str(&expansion);
+            continue;
+        }
+        let custom = name
+            .strip_prefix("F-")
+            .map(|n| (false, n))
+            .or_else(|| name.strip_prefix("/F-").map(|n| (true, n)))
+            .filter(|(_, n)| {
+                !n.is_empty()
+                    && n.chars().all(|c| {
+                        c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    })
+            });
+        match custom {
+            Some((true, n)) if open.get(n).copied().unwrap_or(false) => out.push(')'),
+            Some((false, n)) => {
+                open.insert(n.to_string(), true);
+                let group = match n.to_lowercase().as_str() {
+                    "id" => "fid".to_string(),
+                    "port" => "fport".to_string(),
+                    other => other.replace('-', "_"),
+                };
+                let _ = write!(out, "(?P<{group}>");
+            }
+            _ => out.push_str(whole),
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Which engine a translated pattern needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The `regex` crate: linear time.
+    Linear,
+    /// `fancy-regex`: back-references, look-around or conditionals.
+    Backtracking,
+}
+
+/// Translates Python `re` syntax to what the Rust engines read, and says which engine the
+/// result needs. `(?(name)yes|no)` is written `(?(<name>)yes|no)` for fancy-regex (which reads
+/// a bare name as a pattern to look ahead for); `{,n}` becomes `{0,n}`; `\Z` becomes `\z`.
+#[must_use]
+pub fn translate(pattern: &str) -> (String, Engine) {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut engine = Engine::Linear;
+    let bytes = pattern.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\\' && i + 1 < bytes.len() {
+            let next = bytes[i + 1];
+            match next {
+                b'Z' if !in_class => out.push_str(r"\z"),
+                b'1'..=b'9' if !in_class => {
+                    engine = Engine::Backtracking;
+                    out.push('\\');
+                    out.push(char::from(next));
+                }
+                _ => {
+                    // Keep the escape and the character after it (which may be multi-byte).
+                    let ch = pattern[i + 1..].chars().next().expect("in bounds");
+                    out.push('\\');
+                    out.push(ch);
+                    i += 1 + ch.len_utf8();
+                    continue;
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            match c {
+                b']' => in_class = false,
+                // Literal in Python; a nested class or a set operator in Rust.
+                b'[' => {
+                    out.push_str(r"\[");
+                    i += 1;
+                    continue;
+                }
+                b'&' | b'~' if bytes.get(i + 1) == Some(&c) => {
+                    out.push('\\');
+                }
+                _ => {}
+            }
+            let ch = pattern[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        match c {
+            b'[' => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                // `]` right after `[` or `[^` is a literal.
+                if bytes.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if bytes.get(i) == Some(&b']') {
+                    out.push_str(r"\]");
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' if pattern[i..].starts_with("(?(") => {
+                engine = Engine::Backtracking;
+                i = conditional(pattern, i, &mut out);
+                continue;
+            }
+            b'(' if pattern[i..].starts_with("(?=")
+                || pattern[i..].starts_with("(?!")
+                || pattern[i..].starts_with("(?<=")
+                || pattern[i..].starts_with("(?<!")
+                || pattern[i..].starts_with("(?P=") =>
+            {
+                engine = Engine::Backtracking;
+                out.push('(');
+                i += 1;
+                continue;
+            }
+            b'{' if pattern[i..].starts_with("{,") => {
+                out.push_str("{0,");
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let ch = pattern[i..].chars().next().expect("in bounds");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    (out, engine)
+}
+
+/// Writes the Python conditional `(?(name)` starting at `at` in fancy-regex's spelling
+/// (`(?(<name>)`, or `(?(1)` for a group number); returns where reading goes on.
+fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
+    let start = at + 3;
+    if let Some(end) = pattern[start..].find(')').map(|p| start + p) {
+        let cond = &pattern[start..end];
+        if !cond.is_empty() && cond.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            if cond.chars().all(|c| c.is_ascii_digit()) {
+                let _ = write!(out, "(?({cond})");
+            } else {
+                let _ = write!(out, "(?(<{cond}>)");
+            }
+            return end + 1;
+        }
+    }
+    out.push_str("(?(");
+    start
+}
+
+/// A compiled pattern.
+#[derive(Clone, Debug)]
+pub enum Compiled {
+    Linear(regex::Regex),
+    Backtracking(fancy_regex::Regex),
+}
+
+/// A pattern that does not compile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{pattern}` does not compile: {reason}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+impl Compiled {
+    /// Compiles a fail2ban pattern (tags expanded, Python syntax translated).
+    pub fn new(pattern: &str, usedns: &str) -> Result<Self, PatternError> {
+        let (translated, engine) = translate(&expand_tags(pattern, usedns));
+        let error = |reason: String| PatternError {
+            pattern: pattern.to_string(),
+            reason,
+        };
+        match engine {
+            Engine::Linear => regex::Regex::new(&translated)
+                .map(Self::Linear)
+                .or_else(|e| {
+                    // Some Python syntax only the backtracking engine reads.
+                    fancy(&translated).map_err(|f| error(format!("{e}; {f}")))
+                }),
+            Engine::Backtracking => fancy(&translated).map_err(error),
+        }
+    }
+
+    /// The named groups of the first match in `text` (leftmost-first, as Python's `search`),
+    /// `Err` when the backtracking limit was reached.
+    pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
+        match self {
+            Self::Linear(re) => Ok(re.captures(text).map(|caps| {
+                re.capture_names()
+                    .flatten()
+                    .filter_map(|n| {
+                        caps.name(n)
+                            .map(|m| (n.to_string(), m.as_str().to_string()))
+                    })
+                    .collect()
+            })),
+            Self::Backtracking(re) => match re.captures(text) {
+                Ok(found) => Ok(found.map(|caps| {
+                    re.capture_names()
+                        .flatten()
+                        .filter_map(|n| {
+                            caps.name(n)
+                                .map(|m| (n.to_string(), m.as_str().to_string()))
+                        })
+                        .collect()
+                })),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// Which engine runs it.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Linear(_) => Engine::Linear,
+            Self::Backtracking(_) => Engine::Backtracking,
+        }
+    }
+}
+
+fn fancy(pattern: &str) -> Result<Compiled, String> {
+    fancy_regex::RegexBuilder::new(pattern)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .build()
+        .map(Compiled::Backtracking)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(pattern: &str, text: &str) -> Option<Vec<(String, String)>> {
+        Compiled::new(pattern, "yes")
+            .unwrap()
+            .captures(text)
+            .unwrap()
+    }
+
+    fn get<'a>(found: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        found
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn host_tags_capture_ipv4_ipv6_and_names() {
+        let found = groups("from <HOST> port", "x from 198.51.100.7 port 22").unwrap();
+        assert_eq!(get(&found, "ip4"), Some("198.51.100.7"));
+        let found = groups("from <HOST> port", "x from 2001:db8::7 port 22").unwrap();
+        assert_eq!(get(&found, "ip6"), Some("2001:db8::7"));
+        let found = groups("from <HOST> port", "x from [2001:db8::7] port 22").unwrap();
+        assert_eq!(get(&found, "ip6"), Some("2001:db8::7"));
+        let found = groups("from <HOST> port", "x from ::ffff:198.51.100.7 port 22").unwrap();
+        assert_eq!(get(&found, "ip4"), Some("198.51.100.7"));
+        let found = groups("from <HOST> port", "x from mail.example.org port 22").unwrap();
+        assert_eq!(get(&found, "dns"), Some("mail.example.org"));
+        // usedns = no: names are not hosts.
+        assert!(
+            Compiled::new("from <HOST> port", "no")
+                .unwrap()
+                .captures("from mail.example.org port")
+                .unwrap()
+                .is_none()
+        );
+        let found = groups("net <SUBNET>$", "net 203.0.113.0/24").unwrap();
+        assert_eq!(
+            (get(&found, "ip4"), get(&found, "cidr")),
+            (Some("203.0.113.0"), Some("24"))
+        );
+    }
+
+    #[test]
+    fn custom_tags_become_named_groups() {
+        let found = groups(
+            "user <F-USER>\\S+</F-USER> id <F-ID/> <F-ALT_USER>\\w+</F-ALT_USER>",
+            "user bob id 42 x",
+        )
+        .unwrap();
+        assert_eq!(get(&found, "user"), Some("bob"));
+        assert_eq!(get(&found, "fid"), Some("42"));
+        assert_eq!(get(&found, "alt_user"), Some("x"));
+        // An unknown tag stays literal.
+        assert!(groups("a <b> c", "a <b> c").is_some());
+        assert_eq!(expand_tags("</F-NOPE>", "yes"), "</F-NOPE>");
+    }
+
+    #[test]
+    fn python_syntax_is_translated_and_routed_to_the_right_engine() {
+        assert_eq!(translate(r"a{,3}\Z").0, r"a{0,3}\z");
+        assert_eq!(
+            translate(r"(?P<a>x)?(?(a)y|z)"),
+            ("(?P<a>x)?(?(<a>)y|z)".into(), Engine::Backtracking)
+        );
+        assert_eq!(translate(r"(?P<w>\w+) (?P=w)").1, Engine::Backtracking);
+        assert_eq!(translate(r"^(?:(?! from ).)*$").1, Engine::Backtracking);
+        assert_eq!(translate(r"^[]a]+\d$").0, r"^[\]a]+\d$");
+        assert_eq!(translate(r"from [^[]*\[").0, r"from [^\[]*\[");
+        assert_eq!(translate(r"[a&&b]").0, r"[a\&&b]");
+        assert!(groups(r"^x [^[]*\[(?P<v>\d+)\]$", "x abc[42]").is_some());
+        assert_eq!(
+            translate(r"^Failed \S+ from (?P<ip4>\d+)").1,
+            Engine::Linear
+        );
+        // Python's conditional: the group, not a pattern, decides.
+        assert!(groups(r"(?P<a>x)?(?(a)y|z)", "xy").is_some());
+        assert!(groups(r"^(?P<a>x)?(?(a)y|z)$", "z").is_some());
+        assert!(groups(r"^(?P<a>x)?(?(a)y|z)$", "xz").is_none());
+    }
+
+    #[test]
+    fn a_catastrophic_pattern_gives_up_instead_of_hanging() {
+        // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
+        // the loop over: 2^40 paths before failing on the missing `b`.
+        let re = Compiled::new(r"^(?:(?=a)a|a)+b$", "yes").unwrap();
+        assert_eq!(re.engine(), Engine::Backtracking);
+        let text = "a".repeat(40);
+        assert!(
+            re.captures(&text).is_err(),
+            "the backtracking limit stops it"
+        );
+    }
+}
