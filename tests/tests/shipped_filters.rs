@@ -2,9 +2,9 @@
 //! log lines that must count as failures from a given address, or must not count at all,
 //! including lines crafted to frame another address.
 //!
-//! Until banxdp's own filter engine lands, the engine that runs them here is the installed
-//! fail2ban's (`fail2ban-regex`), the reference banxdp's engine must agree with; the
-//! fixtures stay as they are when it changes.
+//! Two engines run every fixture and both must meet it: the installed fail2ban's
+//! (`fail2ban-regex`, the reference) and banxdp's own (`banxdp::filter`, reading the filter
+//! through banxdp's configuration reader, on each line without its time stamp).
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path, process::Command};
 
@@ -125,13 +125,19 @@ fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<S
 }
 
 fn check(filter: &str, fixture_text: &str) {
+    check_with(filter, fixture_text, failures);
+}
+
+type Engine = fn(&str, &str, &[String]) -> BTreeMap<usize, Vec<String>>;
+
+fn check_with(filter: &str, fixture_text: &str, engine: Engine) {
     let sections = fixture(fixture_text);
     assert!(!sections.is_empty());
     let mut problems = Vec::new();
     let mut checked = 0;
     for section in &sections {
         let logs: Vec<String> = section.lines.iter().map(|(_, l)| l.clone()).collect();
-        let found = failures(filter, &section.mode, &logs);
+        let found = engine(filter, &section.mode, &logs);
         for (i, (expected, log)) in section.lines.iter().enumerate() {
             let got = found.get(&i).cloned().unwrap_or_default();
             let want: Vec<String> = expected.iter().cloned().collect();
@@ -149,6 +155,92 @@ fn check(filter: &str, fixture_text: &str) {
         "{} of {checked} lines wrong:\n{}",
         problems.len(),
         problems.join("\n")
+    );
+}
+
+/// The filter as banxdp's configuration reader resolves it for a jail using it in `mode`.
+fn banxdp_filter(filter: &str, mode: &str) -> banxdp::filter::Filter {
+    use banxdp::{
+        config::fail2ban::{Disk, dump_stream},
+        filter::{Filter, FilterSpec},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("filter.d")).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
+    std::fs::copy(
+        shipped.join(format!("{filter}.conf")),
+        dir.path().join(format!("filter.d/{filter}.conf")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("jail.conf"),
+        format!("[t]\nenabled = true\nfilter = {filter}[mode={mode}]\n"),
+    )
+    .unwrap();
+    let dump = dump_stream(&Disk, dir.path()).unwrap();
+    let jail = &dump.jails[0];
+    assert!(jail.error.is_none(), "{:?}", jail.error);
+    let options = jail.filter.as_ref().unwrap();
+    let lines = |name: &str| -> Vec<String> {
+        options
+            .get(name)
+            .map(|v| {
+                v.text()
+                    .split('\n')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Filter::new(&FilterSpec {
+        prefregex: options
+            .get("prefregex")
+            .map(banxdp::config::fail2ban::Value::text),
+        failregex: lines("failregex"),
+        ignoreregex: lines("ignoreregex"),
+        usedns: "warn".into(),
+    })
+    .unwrap()
+}
+
+/// What banxdp's engine reports for each line (no failure for a line marked `<F-NOFAIL>`).
+fn banxdp_failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
+    use banxdp::filter::{Host, Outcome};
+    let engine = banxdp_filter(filter, mode);
+    let mut found = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Outcome::Failure(f) = engine.check(line) {
+            if f.nofail {
+                continue;
+            }
+            let hosts = match f.host {
+                Host::Ip(a, _) => vec![a.to_string()],
+                // A name counts as what it resolves to (usedns = warn), as in fail2ban; a name
+                // that resolves to nothing bans nothing.
+                Host::Name(n) => {
+                    use std::net::ToSocketAddrs as _;
+                    (n.as_str(), 0)
+                        .to_socket_addrs()
+                        .map(|addrs| addrs.map(|a| a.ip().to_string()).collect())
+                        .unwrap_or_default()
+                }
+                Host::Id(n) => vec![n],
+            };
+            if !hosts.is_empty() {
+                found.insert(i, hosts);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sshd_filter_reports_the_real_peer_or_nothing_with_banxdps_engine() {
+    check_with(
+        "sshd",
+        include_str!("fixtures/filters/sshd.txt"),
+        banxdp_failures,
     );
 }
 

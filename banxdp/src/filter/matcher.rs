@@ -1,0 +1,287 @@
+//! One filter applied to one log line (the time stamp already removed), with fail2ban's
+//! semantics: `prefregex` must match first and its `<F-CONTENT>` is what the `failregex`
+//! patterns see; the first `failregex` that matches decides; an `ignoreregex` match cancels
+//! it; the host is the `ip4`, else `ip6`, else `dns` group, else the failure id `fid`.
+//! Multi-line buffers (`maxlines`, `<F-MLFID>`) build on this.
+
+use std::net::IpAddr;
+
+use super::pattern::{Compiled, PatternError};
+
+/// What a filter is made of (the options of a jail's filter after reading).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub prefregex: Option<String>,
+    pub failregex: Vec<String>,
+    pub ignoreregex: Vec<String>,
+    /// `yes`, `warn`, `no` or `raw`: with `no`, `<HOST>` matches addresses only.
+    pub usedns: String,
+}
+
+/// Who failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// An address, with the prefix length a `<CIDR>`/`<SUBNET>` gave.
+    Ip(IpAddr, Option<u8>),
+    /// A host name (to be resolved according to `usedns`).
+    Name(String),
+    /// A failure id (`<F-ID>`) that is not an address.
+    Id(String),
+}
+
+/// A matched failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Index of the `failregex` that matched.
+    pub regex: usize,
+    pub host: Host,
+    /// Every named group that matched (prefregex's, then failregex's).
+    pub fields: Vec<(String, String)>,
+    /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
+    pub nofail: bool,
+}
+
+/// What became of a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Failure(Failure),
+    /// An `ignoreregex` matched.
+    Ignored,
+    /// No `failregex` matched (or the prefregex did not).
+    Missed,
+}
+
+/// A compiled filter.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    prefregex: Option<Compiled>,
+    failregex: Vec<Compiled>,
+    ignoreregex: Vec<Compiled>,
+}
+
+/// A filter with a pattern that does not compile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{option} {index}: {source}")]
+pub struct FilterError {
+    pub option: &'static str,
+    pub index: usize,
+    #[source]
+    pub source: PatternError,
+}
+
+fn compile_all(
+    patterns: &[String],
+    usedns: &str,
+    option: &'static str,
+) -> Result<Vec<Compiled>, FilterError> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            Compiled::new(p, usedns).map_err(|source| FilterError {
+                option,
+                index,
+                source,
+            })
+        })
+        .collect()
+}
+
+impl Filter {
+    pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
+        let usedns = spec.usedns.as_str();
+        let prefregex = match &spec.prefregex {
+            Some(p) if !p.is_empty() => Some(
+                Compiled::new(
+                    &p.replace("<F-CONTENT>", "(?P<content>")
+                        .replace("</F-CONTENT>", ")"),
+                    usedns,
+                )
+                .map_err(|source| FilterError {
+                    option: "prefregex",
+                    index: 0,
+                    source,
+                })?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            prefregex,
+            failregex: compile_all(&spec.failregex, usedns, "failregex")?,
+            ignoreregex: compile_all(&spec.ignoreregex, usedns, "ignoreregex")?,
+        })
+    }
+
+    fn ignored(&self, text: &str) -> bool {
+        self.ignoreregex
+            .iter()
+            .any(|re| matches!(re.captures(text), Ok(Some(_))))
+    }
+
+    /// Applies the filter to `line`. A pattern that gives up (backtracking limit) counts as
+    /// not matching.
+    #[must_use]
+    pub fn check(&self, line: &str) -> Outcome {
+        let mut text = line;
+        let mut pre_fields = Vec::new();
+        let content;
+        if let Some(pref) = &self.prefregex {
+            let Ok(Some(groups)) = pref.captures(line) else {
+                return Outcome::Missed;
+            };
+            let mut found_content = None;
+            for (name, value) in groups {
+                if name == "content" {
+                    found_content = Some(value);
+                } else {
+                    pre_fields.push((name, value));
+                }
+            }
+            if let Some(c) = found_content.filter(|c| !c.is_empty()) {
+                content = c;
+                text = &content;
+            }
+        }
+        for (index, re) in self.failregex.iter().enumerate() {
+            let Ok(Some(groups)) = re.captures(text) else {
+                continue;
+            };
+            if self.ignored(text) {
+                return Outcome::Ignored;
+            }
+            let mut fields = pre_fields.clone();
+            for (name, value) in groups {
+                fields.retain(|(n, _)| *n != name);
+                fields.push((name, value));
+            }
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let cidr = get("cidr").and_then(|c| c.parse::<u8>().ok());
+            let host = if let Some(ip) = get("ip4").or_else(|| get("ip6")) {
+                match ip.parse::<IpAddr>() {
+                    Ok(addr) => Host::Ip(addr, cidr),
+                    // Looked like an address but is none (999.1.1.1): nothing to ban.
+                    Err(_) => continue,
+                }
+            } else if let Some(name) = get("dns") {
+                match name.parse::<IpAddr>() {
+                    Ok(addr) => Host::Ip(addr, cidr),
+                    Err(_) => Host::Name(name),
+                }
+            } else if let Some(id) = get("fid") {
+                match id.parse::<IpAddr>() {
+                    Ok(addr) => Host::Ip(addr, cidr),
+                    Err(_) => Host::Id(id),
+                }
+            } else {
+                continue;
+            };
+            let nofail = get("nofail").is_some();
+            return Outcome::Failure(Failure {
+                regex: index,
+                host,
+                fields,
+                nofail,
+            });
+        }
+        Outcome::Missed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(pref: Option<&str>, fail: &[&str], ignore: &[&str]) -> Filter {
+        Filter::new(&FilterSpec {
+            prefregex: pref.map(str::to_string),
+            failregex: fail.iter().map(|s| (*s).to_string()).collect(),
+            ignoreregex: ignore.iter().map(|s| (*s).to_string()).collect(),
+            usedns: "warn".into(),
+        })
+        .unwrap()
+    }
+
+    fn host(outcome: &Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Failure(f) => Some(match &f.host {
+                Host::Ip(a, _) => a.to_string(),
+                Host::Name(n) | Host::Id(n) => n.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn prefregex_content_is_what_failregex_sees() {
+        let f = filter(
+            Some(r"^\S+ sshd\[\d+\]: <F-CONTENT>.+</F-CONTENT>$"),
+            &[r"^Failed password for <F-USER>\S+</F-USER> from <HOST>"],
+            &[],
+        );
+        let out = f.check("host sshd[1]: Failed password for root from 198.51.100.7 port 22");
+        assert_eq!(host(&out).as_deref(), Some("198.51.100.7"));
+        let Outcome::Failure(failure) = out else {
+            unreachable!()
+        };
+        assert!(failure.fields.contains(&("user".into(), "root".into())));
+        // The failregex is anchored to the content, not to the line.
+        assert_eq!(
+            f.check("host cron[1]: Failed password for root from 198.51.100.7"),
+            Outcome::Missed
+        );
+    }
+
+    #[test]
+    fn first_failregex_wins_and_ignoreregex_cancels() {
+        let f = filter(None, &[r"a <HOST>", r"b <HOST>"], &[r"from trusted"]);
+        let Outcome::Failure(first) = f.check("b 198.51.100.8 a 198.51.100.9") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                first.regex,
+                host(&Outcome::Failure(first.clone())).unwrap().as_str()
+            ),
+            (0, "198.51.100.9")
+        );
+        assert_eq!(f.check("a 198.51.100.9 from trusted"), Outcome::Ignored);
+        assert_eq!(f.check("nothing here"), Outcome::Missed);
+    }
+
+    #[test]
+    fn hosts_ids_and_nofail() {
+        let f = filter(
+            None,
+            &[
+                r"^id <F-ID/>$",
+                r"^name <HOST>$",
+                r"^<F-NOFAIL>accepted</F-NOFAIL> <HOST>$",
+            ],
+            &[],
+        );
+        assert_eq!(
+            f.check("id session-42"),
+            Outcome::Failure(Failure {
+                regex: 0,
+                host: Host::Id("session-42".into()),
+                fields: vec![("fid".into(), "session-42".into())],
+                nofail: false,
+            })
+        );
+        assert_eq!(
+            host(&f.check("name mail.example.org")).as_deref(),
+            Some("mail.example.org")
+        );
+        let Outcome::Failure(nofail) = f.check("accepted 2001:db8::5") else {
+            panic!()
+        };
+        assert!(nofail.nofail);
+        // An address-shaped text that is no address bans nothing.
+        assert_eq!(f.check("name 999.1.1.1"), Outcome::Missed);
+    }
+}
