@@ -66,6 +66,26 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Whether the installed fail2ban (`program`: `fail2ban-client`, `fail2ban-regex`) can be
+/// run; without it a test skips, except where `BANXDP_REQUIRE_PRIVILEGED=1` (CI) says every
+/// test must run.
+#[must_use]
+pub fn fail2ban_present(test: &str, program: &str) -> bool {
+    if std::process::Command::new(program)
+        .arg("--help")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "{test}: needs {program} (apt-get install fail2ban)"
+    );
+    eprintln!("skipped {test}: needs {program} (apt-get install fail2ban)");
+    false
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn sh(args: &[&str]) -> String {
     let out = std::process::Command::new(args[0])

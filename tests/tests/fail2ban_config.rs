@@ -13,22 +13,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value as Json;
 
-/// Whether fail2ban is installed; without it the test skips, except where
-/// `BANXDP_REQUIRE_PRIVILEGED=1` (CI) says every test must run.
 fn fail2ban_present(test: &str) -> bool {
-    if Command::new("fail2ban-client")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        return true;
-    }
-    assert!(
-        std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-        "{test}: needs fail2ban-client (apt-get install fail2ban)"
-    );
-    eprintln!("skipped {test}: needs fail2ban-client (apt-get install fail2ban)");
-    false
+    banxdp_tests::fail2ban_present(test, "fail2ban-client")
 }
 
 const TO_JSON: &str = r"
@@ -119,6 +105,20 @@ fn assert_same_stream(dir: &Path) {
     );
 }
 
+/// A jail.local enabling every jail section of `dir`'s jail.conf.
+fn enable_every_jail(dir: &Path) -> String {
+    let jail_conf = std::fs::read_to_string(dir.join("jail.conf")).unwrap();
+    let mut local = String::new();
+    for line in jail_conf.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if name != "INCLUDES" && name != "DEFAULT" {
+                let _ = write!(local, "[{name}]\nenabled = true\n\n");
+            }
+        }
+    }
+    local
+}
+
 fn copy_of_etc_fail2ban() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     banxdp_tests::sh(&[
@@ -144,15 +144,7 @@ fn every_stock_jail_enabled_reads_as_fail2ban_reads_it() {
         return;
     }
     let dir = copy_of_etc_fail2ban();
-    let jail_conf = std::fs::read_to_string(dir.path().join("jail.conf")).unwrap();
-    let mut local = String::new();
-    for line in jail_conf.lines() {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if name != "INCLUDES" && name != "DEFAULT" {
-                let _ = write!(local, "[{name}]\nenabled = true\n\n");
-            }
-        }
-    }
+    let local = enable_every_jail(dir.path());
     assert!(
         local.matches("enabled").count() > 80,
         "jail.conf has its ~90 jails"
@@ -218,15 +210,7 @@ fn every_stock_filter_pattern_compiles() {
         return;
     }
     let dir = copy_of_etc_fail2ban();
-    let jail_conf = std::fs::read_to_string(dir.path().join("jail.conf")).unwrap();
-    let mut local = String::new();
-    for line in jail_conf.lines() {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if name != "INCLUDES" && name != "DEFAULT" {
-                let _ = write!(local, "[{name}]\nenabled = true\n\n");
-            }
-        }
-    }
+    let local = enable_every_jail(dir.path());
     std::fs::write(dir.path().join("jail.local"), local).unwrap();
     let dump = dump_stream(&Disk, dir.path()).unwrap();
     let (mut patterns, mut backtracking) = (0, 0);

@@ -9,19 +9,20 @@
 use std::{collections::BTreeMap, fmt::Write as _, path::Path, process::Command};
 
 fn fail2ban_present(test: &str) -> bool {
-    if Command::new("fail2ban-regex")
-        .arg("--help")
-        .output()
-        .is_ok()
-    {
-        return true;
-    }
-    assert!(
-        std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-        "{test}: needs fail2ban-regex (apt-get install fail2ban)"
-    );
-    eprintln!("skipped {test}: needs fail2ban-regex (apt-get install fail2ban)");
-    false
+    banxdp_tests::fail2ban_present(test, "fail2ban-regex")
+}
+
+/// A configuration directory holding the shipped `filter` (and nothing else yet).
+fn filter_dir(filter: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("filter.d")).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
+    std::fs::copy(
+        shipped.join(format!("{filter}.conf")),
+        dir.path().join(format!("filter.d/{filter}.conf")),
+    )
+    .unwrap();
+    dir
 }
 
 /// One mode's expectations: log text and the address it must report (`None`: nothing).
@@ -72,14 +73,7 @@ for line in sys.stdin:
 
 /// Runs `fail2ban-regex` with `filter` (file name under config/filter.d) in `mode`.
 fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("filter.d")).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
-    std::fs::copy(
-        shipped.join(format!("{filter}.conf")),
-        dir.path().join(format!("filter.d/{filter}.conf")),
-    )
-    .unwrap();
+    let dir = filter_dir(filter);
     let mut log = String::new();
     for (i, l) in lines.iter().enumerate() {
         let _ = writeln!(log, "{} {l}", stamp(i));
@@ -164,14 +158,7 @@ fn banxdp_filter(filter: &str, mode: &str) -> banxdp::filter::Filter {
         config::fail2ban::{Disk, dump_stream},
         filter::{Filter, FilterSpec},
     };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("filter.d")).unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
-    std::fs::copy(
-        shipped.join(format!("{filter}.conf")),
-        dir.path().join(format!("filter.d/{filter}.conf")),
-    )
-    .unwrap();
+    let dir = filter_dir(filter);
     std::fs::write(
         dir.path().join("jail.conf"),
         format!("[t]\nenabled = true\nfilter = {filter}[mode={mode}]\n"),

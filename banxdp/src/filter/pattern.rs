@@ -282,28 +282,31 @@ impl Compiled {
     /// The named groups of the first match in `text` (leftmost-first, as Python's `search`),
     /// `Err` when the backtracking limit was reached.
     pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
+        fn named<'t>(
+            names: impl Iterator<Item = Option<&'t str>>,
+            get: impl Fn(&str) -> Option<String>,
+        ) -> Vec<(String, String)> {
+            names
+                .flatten()
+                .filter_map(|n| get(n).map(|v| (n.to_string(), v)))
+                .collect()
+        }
         match self {
             Self::Linear(re) => Ok(re.captures(text).map(|caps| {
-                re.capture_names()
-                    .flatten()
-                    .filter_map(|n| {
-                        caps.name(n)
-                            .map(|m| (n.to_string(), m.as_str().to_string()))
-                    })
-                    .collect()
+                named(re.capture_names(), |n| {
+                    caps.name(n).map(|m| m.as_str().to_string())
+                })
             })),
-            Self::Backtracking(re) => match re.captures(text) {
-                Ok(found) => Ok(found.map(|caps| {
-                    re.capture_names()
-                        .flatten()
-                        .filter_map(|n| {
-                            caps.name(n)
-                                .map(|m| (n.to_string(), m.as_str().to_string()))
+            Self::Backtracking(re) => re
+                .captures(text)
+                .map(|found| {
+                    found.map(|caps| {
+                        named(re.capture_names(), |n| {
+                            caps.name(n).map(|m| m.as_str().to_string())
                         })
-                        .collect()
-                })),
-                Err(e) => Err(e.to_string()),
-            },
+                    })
+                })
+                .map_err(|e| e.to_string()),
         }
     }
 
