@@ -4,7 +4,8 @@
 //!
 //! Two engines run every fixture and both must meet it: the installed fail2ban's
 //! (`fail2ban-regex`, the reference) and banxdp's own (`banxdp::filter`, reading the filter
-//! through banxdp's configuration reader, on each line without its time stamp).
+//! through banxdp's configuration reader: its date detector finds and cuts each line's time
+//! stamp, which must be the line's own, and the filter reads the rest).
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path, process::Command};
 
@@ -152,11 +153,15 @@ fn check_with(filter: &str, fixture_text: &str, engine: Engine) {
     );
 }
 
-/// The filter as banxdp's configuration reader resolves it for a jail using it in `mode`.
-fn banxdp_filter(filter: &str, mode: &str) -> banxdp::filter::Filter {
+/// The filter as banxdp's configuration reader resolves it for a jail using it in `mode`,
+/// with its date detector.
+fn banxdp_filter(
+    filter: &str,
+    mode: &str,
+) -> (banxdp::filter::Filter, banxdp::filter::date::DateDetector) {
     use banxdp::{
-        config::fail2ban::{Disk, dump_stream},
-        filter::{Filter, FilterSpec},
+        config::fail2ban::{Disk, Value, dump_stream},
+        filter::{Filter, FilterSpec, date::DateDetector},
     };
     let dir = filter_dir(filter);
     std::fs::write(
@@ -180,24 +185,46 @@ fn banxdp_filter(filter: &str, mode: &str) -> banxdp::filter::Filter {
             })
             .unwrap_or_default()
     };
-    Filter::new(&FilterSpec {
-        prefregex: options
-            .get("prefregex")
-            .map(banxdp::config::fail2ban::Value::text),
+    let filter = Filter::new(&FilterSpec {
+        prefregex: options.get("prefregex").map(Value::text),
         failregex: lines("failregex"),
         ignoreregex: lines("ignoreregex"),
         usedns: "warn".into(),
     })
-    .unwrap()
+    .unwrap();
+    let dates = match options.get("datepattern") {
+        Some(p) => DateDetector::from_datepattern(&p.text(), 2026).unwrap(),
+        None => DateDetector::default_templates(2026),
+    };
+    (filter, dates)
 }
 
-/// What banxdp's engine reports for each line (no failure for a line marked `<F-NOFAIL>`).
+/// What banxdp's engine reports for each line: the date found and cut out (it must be the
+/// line's own stamp), then the filter applied to the rest; no failure for `<F-NOFAIL>`.
 fn banxdp_failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
-    use banxdp::filter::{Host, Outcome};
-    let engine = banxdp_filter(filter, mode);
+    use banxdp::filter::{
+        Host, Outcome,
+        date::{Clock, Zone},
+    };
+    // 2026-11-21 12:00 UTC; the stamps are read as UTC.
+    let clock = Clock {
+        now: 1_795_262_400,
+        zone: Zone::Offset(0),
+    };
+    let stamps_start = 1_795_262_400 - 5 * 3600;
+    let (engine, dates) = banxdp_filter(filter, mode);
     let mut found = BTreeMap::new();
-    for (i, line) in lines.iter().enumerate() {
-        if let Outcome::Failure(f) = engine.check(line) {
+    for (i, text) in lines.iter().enumerate() {
+        let line = format!("{} {text}", stamp(i));
+        let (date, _) = dates
+            .find(&line, &clock)
+            .unwrap_or_else(|| panic!("no date in `{line}`"));
+        assert_eq!(
+            date.time - stamps_start,
+            i64::try_from(i).unwrap(),
+            "time of `{line}`"
+        );
+        if let Outcome::Failure(f) = engine.check(&date.strip(&line)) {
             if f.nofail {
                 continue;
             }

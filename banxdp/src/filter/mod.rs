@@ -5,6 +5,7 @@
 //! (prefregex, failregex, ignoreregex) to a line. Dates, multi-line buffers and
 //! `banxdp regex` build on them.
 
+pub mod date;
 pub mod matcher;
 pub mod pattern;
 

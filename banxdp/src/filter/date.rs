@@ -1,0 +1,637 @@
+//! Time stamps in log lines, found and read as fail2ban finds and reads them: `datepattern`
+//! with fail2ban's `%` tokens (strptime's, plus `%k`, `%l`, `%Ex…` variants, `%z`/`%Z`),
+//! `{^LN-BEG}` to anchor at the line's start, the named patterns `EPOCH`, `LEPOCH`, `TAI64N`
+//! and `ISO8601`, and, without a `datepattern`, fail2ban's default templates (each tried
+//! anchored at the line's start first, then anywhere).
+//!
+//! Pure: the present time is passed in (for dates without a year or day), and so is the
+//! zone for dates without one (`logtimezone`, or the machine's local time).
+//!
+//! Simplification against fail2ban: without a `datepattern`, the first template that matches
+//! wins; fail2ban also reorders templates by how often and where they matched before.
+
+use std::fmt::Write as _;
+
+use super::pattern::translate;
+
+/// Weekday and month names, as the C locale spells them.
+const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// fail2ban's default templates, in its order.
+const DEFAULT_TEMPLATES: [&str; 18] = [
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%m/%d/%ExY:%H:%M:%S",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    "EPOCH",
+    r"{^LN-BEG}%H:%M:%S",
+    r"^<%m/%d/%Exy@%H:%M:%S>",
+    r"%Exy%Exm%Exd  ?%H:%M:%S",
+    r"%b %d, %ExY %I:%M:%S %p",
+    r"^%b-%d-%Exy %k:%M:%S",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    "TAI64N",
+    // Not in fail2ban's list, which detects these through the first template; kept last.
+    "ISO8601",
+];
+
+/// Alternatives longest first, so that `September` wins over `Sep`.
+fn names(list: &[&str], abbreviated: bool) -> String {
+    let mut all: Vec<String> = list
+        .iter()
+        .map(|n| {
+            if abbreviated {
+                n[..3].to_string()
+            } else {
+                (*n).to_string()
+            }
+        })
+        .collect();
+    all.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    all.join("|")
+}
+
+/// The century prefixes `%ExY` accepts around `year` (fail2ban's: last year's and three
+/// years ahead, and those since 2000 in steps of three).
+fn year_prefixes(year: i32) -> String {
+    let mut set: Vec<String> = vec![
+        (year - 1).to_string()[..3].to_string(),
+        (year + 3).to_string()[..3].to_string(),
+    ];
+    let mut y = 2000;
+    while y <= year {
+        set.push(y.to_string()[..3].to_string());
+        y += 3;
+    }
+    set.sort();
+    set.dedup();
+    format!("(?:{})", set.join("|"))
+}
+
+/// The regular expression of one token (`d`, `ExY`, ...), `None` when unknown.
+fn token(name: &str, year: i32) -> Option<String> {
+    let tz_abbr = r"[A-Z](?:[A-Z]{2,4})?";
+    Some(match name {
+        "a" => format!("(?P<a>{})", names(&DAYS, true)),
+        "A" => format!("(?P<A>{})", names(&DAYS, false)),
+        "b" => format!("(?P<b>{})", names(&MONTHS, true)),
+        "B" => format!("(?P<B>{})", names(&MONTHS, false)),
+        "d" => r"(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])".into(),
+        "m" => r"(?P<m>0?[1-9]|1[0-2])".into(),
+        "Y" => r"(?P<Y>\d{4})".into(),
+        "y" => r"(?P<y>\d\d)".into(),
+        "H" => r"(?P<H>[0-1]?\d|2[0-3])".into(),
+        "I" => r"(?P<I>1[0-2]|0[1-9]|[1-9])".into(),
+        "k" => r" ?(?P<H>[0-2]?\d)".into(),
+        "l" => r" ?(?P<I>1?\d)".into(),
+        "M" => r"(?P<M>[0-5]?\d)".into(),
+        "S" => r"(?P<S>[0-5]?\d|6[0-1])".into(),
+        "f" => r"(?P<f>[0-9]{1,6})".into(),
+        "p" => r"(?P<p>am|pm)".into(),
+        "j" => r"(?P<j>36[0-6]|3[0-5]\d|[12]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])".into(),
+        "z" => r"(?P<z>Z|UTC|GMT|[+-][01]\d(?::?\d{2})?)".into(),
+        "Z" => r"(?P<Z>Z|[A-Z]{3,5})".into(),
+        "ExZ" => format!("(?P<Z>{tz_abbr})"),
+        "Exz" => format!(r"(?P<z>(?:{tz_abbr})?[+-][01]\d(?::?\d{{2}})?|{tz_abbr})"),
+        "Exd" => r"(?P<d>[1-2]\d|0[1-9]|3[0-1])".into(),
+        "Exm" => r"(?P<m>0[1-9]|1[0-2])".into(),
+        "ExH" => r"(?P<H>[0-1]\d|2[0-3])".into(),
+        "Exk" => r" ?(?P<H>[0-1]?\d|2[0-3])".into(),
+        "Exl" => r" ?(?P<I>1[0-2]|\d)".into(),
+        "ExM" => r"(?P<M>[0-5]\d)".into(),
+        "ExS" => r"(?P<S>[0-5]\d|6[0-1])".into(),
+        "ExY" => format!(r"(?P<Y>{}\d)", year_prefixes(year)),
+        "Exy" => r"(?P<y>\d{2})".into(),
+        _ => return None,
+    })
+}
+
+/// A `datepattern` that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("date pattern `{pattern}`: {reason}")]
+pub struct DateError {
+    pub pattern: String,
+    pub reason: String,
+}
+
+/// How a pattern's matched text becomes a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Fields,
+    Epoch { millis: bool },
+    Tai64n,
+}
+
+/// One compiled date pattern.
+#[derive(Clone, Debug)]
+pub struct DatePattern {
+    pub name: String,
+    regex: fancy_regex::Regex,
+    kind: Kind,
+}
+
+impl DatePattern {
+    /// Compiles a `datepattern` (or a template); `year` is the present year, which bounds
+    /// `%ExY`.
+    pub fn new(pattern: &str, year: i32) -> Result<Self, DateError> {
+        let error = |reason: String| DateError {
+            pattern: pattern.to_string(),
+            reason,
+        };
+        let mut body = pattern.trim();
+        let line_begin = if let Some(rest) = body.strip_prefix("{^LN-BEG}") {
+            body = rest;
+            true
+        } else {
+            false
+        };
+        let (regex, kind, case_insensitive) = match body.to_uppercase().as_str() {
+            "EPOCH" => (
+                r"(?P<epoch>\d{10,11})(?:\.\d{3,6})?".to_string(),
+                Kind::Epoch { millis: false },
+                false,
+            ),
+            "LEPOCH" => (
+                r"(?P<epoch>\d{13,14})(?:\.\d{3,6})?".to_string(),
+                Kind::Epoch { millis: true },
+                false,
+            ),
+            "TAI64N" => (
+                r"@(?P<tai>[0-9a-fA-F]{24})".to_string(),
+                Kind::Tai64n,
+                false,
+            ),
+            "ISO8601" => (
+                expand(r"%Y-%m-%d[T ]%H:%M:%S(?:\.%f)?%z", year).map_err(error)?,
+                Kind::Fields,
+                false,
+            ),
+            _ => {
+                let alpha = ["%a", "%A", "%b", "%B", "%p"]
+                    .iter()
+                    .any(|t| body.contains(t));
+                (expand(body, year).map_err(error)?, Kind::Fields, alpha)
+            }
+        };
+        let anchored = regex.starts_with('^');
+        let mut full = String::new();
+        if case_insensitive {
+            full.push_str("(?i)");
+        }
+        if line_begin {
+            let _ = write!(full, r"^(?:\W{{0,2}})?(?:{regex})");
+        } else if anchored {
+            let _ = write!(full, "(?:{regex})");
+        } else {
+            let _ = write!(full, r"(?=^|\b|\W)(?:{regex})");
+        }
+        if !(regex.ends_with('$') || regex.ends_with(r"\b") || regex.ends_with(r"\s")) {
+            full.push_str(r"(?=\b|\W|$)");
+        }
+        let (translated, _) = translate(&full);
+        let regex = fancy_regex::RegexBuilder::new(&translated)
+            .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let name = if line_begin {
+            format!("{{^LN-BEG}}{body}")
+        } else {
+            body.to_string()
+        };
+        Ok(Self { name, regex, kind })
+    }
+
+    /// Where a date of this pattern is in `line`, and what time it says (`None` for a match
+    /// that is no valid date, such as February 30).
+    #[must_use]
+    pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        let caps = self.regex.captures(line).ok()??;
+        let whole = caps.get(0)?;
+        let field = |name: &str| caps.name(name).map(|m| m.as_str());
+        let time = match self.kind {
+            Kind::Epoch { millis } => {
+                let n: i64 = field("epoch")?.parse().ok()?;
+                if millis { n / 1000 } else { n }
+            }
+            Kind::Tai64n => {
+                let tai = field("tai")?;
+                let seconds = i64::from_str_radix(&tai[..16], 16).ok()?;
+                seconds - (1_i64 << 62) - 10
+            }
+            Kind::Fields => fields_to_time(&field, clock)?,
+        };
+        Some(DateMatch {
+            start: whole.start(),
+            end: whole.end(),
+            time,
+        })
+    }
+}
+
+/// Replaces `%` tokens with their regular expressions.
+fn expand(pattern: &str, year: i32) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len() * 4);
+    let mut rest = pattern;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(r) = rest.strip_prefix('%') {
+            out.push('%');
+            rest = r;
+            continue;
+        }
+        let len = if rest.starts_with("Ex") { 3 } else { 1 };
+        let name = rest.get(..len).ok_or_else(|| "ends with `%`".to_string())?;
+        let expansion = token(name, year).ok_or_else(|| format!("unknown token `%{name}`"))?;
+        out.push_str(&expansion);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A date found in a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateMatch {
+    pub start: usize,
+    pub end: usize,
+    /// Seconds since the epoch.
+    pub time: i64,
+}
+
+impl DateMatch {
+    /// The line without the date, as the filter's patterns see it.
+    #[must_use]
+    pub fn strip(&self, line: &str) -> String {
+        let mut out = String::with_capacity(line.len());
+        out.push_str(&line[..self.start]);
+        out.push_str(&line[self.end..]);
+        out
+    }
+}
+
+/// The zone of dates that do not give one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// The machine's local time (`TZ`, else /etc/localtime).
+    Local,
+    /// A fixed offset east of UTC, in minutes (`logtimezone = UTC+0200`).
+    Offset(i32),
+}
+
+/// The present, and the zone for dates without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// Seconds since the epoch.
+    pub now: i64,
+    pub zone: Zone,
+}
+
+/// Days from 1970-01-01 to `y-m-d` (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `y-m-d` of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).expect("1..=31");
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).expect("1..=12");
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Offset in minutes of `+hh[:]mm`, `Z`, `UTC`, `GMT`.
+fn zone_offset(text: &str) -> Option<i32> {
+    if matches!(text, "Z" | "UTC" | "GMT") {
+        return Some(0);
+    }
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(char::is_ascii_digit).collect();
+    let hours: i32 = digits.get(..2)?.parse().ok()?;
+    let minutes: i32 = digits.get(2..4).map_or(Some(0), |m| m.parse().ok())?;
+    Some(sign * (hours * 60 + minutes))
+}
+
+/// A wall-clock time, fields as written.
+#[derive(Clone, Copy)]
+struct Wall {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+/// Seconds since the epoch of a wall-clock time in `zone`.
+fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
+    let seconds = days_from_civil(wall.year, wall.month, wall.day) * 86_400
+        + i64::from(wall.hour * 3600 + wall.minute * 60 + wall.second);
+    match zone {
+        Zone::Offset(minutes) => Some(seconds - i64::from(minutes) * 60),
+        Zone::Local => {
+            // SAFETY: `tm` is plain data filled before the call; mktime only reads and
+            // normalises it.
+            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+            tm.tm_year = i32::try_from(wall.year - 1900).ok()?;
+            tm.tm_mon = i32::try_from(wall.month).ok()? - 1;
+            tm.tm_mday = i32::try_from(wall.day).ok()?;
+            tm.tm_hour = i32::try_from(wall.hour).ok()?;
+            tm.tm_min = i32::try_from(wall.minute).ok()?;
+            tm.tm_sec = i32::try_from(wall.second).ok()?;
+            tm.tm_isdst = -1;
+            // SAFETY: a valid, initialised `tm`.
+            let stamp = unsafe { libc::mktime(&raw mut tm) };
+            (stamp != -1).then_some(stamp)
+        }
+    }
+}
+
+/// The time the fields of a match say (fail2ban's `reGroupDictStrptime`): a missing year is
+/// this year (last year if that would be more than a day ahead), a missing day is today
+/// (yesterday if that would be ahead).
+fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) -> Option<i64> {
+    let num = |name: &str| field(name).and_then(|v| v.trim().parse::<u32>().ok());
+    let now_days = clock.now.div_euclid(86_400);
+    let (now_year, now_month, now_day) = civil_from_days(now_days);
+    let mut year = match (field("Y"), field("y")) {
+        (Some(y), _) => Some(y.parse::<i64>().ok()?),
+        (None, Some(y)) => {
+            let y: i64 = y.parse().ok()?;
+            Some(if y <= 2000 { y + 2000 } else { y })
+        }
+        _ => None,
+    };
+    let assume_year = year.is_none();
+    let month = num("m").or_else(|| {
+        let name = field("b").or_else(|| field("B"))?.to_lowercase();
+        MONTHS
+            .iter()
+            .position(|m| m.starts_with(&name[..3]))
+            .map(|i| u32::try_from(i + 1).expect("12"))
+    });
+    let day = num("d");
+    let mut hour = num("H").unwrap_or(0);
+    if let Some(h12) = num("I") {
+        let pm = field("p").is_some_and(|p| p.eq_ignore_ascii_case("pm"));
+        hour = match (h12, pm) {
+            (12, false) => 0,
+            (h, true) if h != 12 => h + 12,
+            (h, _) => h,
+        };
+    }
+    let minute = num("M").unwrap_or(0);
+    let second = num("S").unwrap_or(0).min(59);
+    let zone = match field("z").or_else(|| field("Z")) {
+        Some(z) => Zone::Offset(zone_offset(z).unwrap_or(0)),
+        None => clock.zone,
+    };
+    let y = *year.get_or_insert(now_year);
+    let (month, day, assume_today) = match (month, day) {
+        (Some(m), Some(d)) => (m, d, false),
+        (None, None) => (now_month, now_day, true),
+        _ => return None,
+    };
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(y, month)
+        || hour > 23
+        || minute > 59
+    {
+        return None;
+    }
+    let mut wall = Wall {
+        year: y,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    };
+    let mut time = to_epoch(wall, zone)?;
+    if assume_today && time > clock.now {
+        time -= 86_400;
+    }
+    if assume_year && time > clock.now + 86_400 {
+        let last = y - 1;
+        if day > days_in_month(last, month) {
+            return None;
+        }
+        wall.year = last;
+        time = to_epoch(wall, zone)?;
+    }
+    Some(time)
+}
+
+/// Finds dates in lines: one `datepattern`, or fail2ban's default templates.
+#[derive(Clone, Debug)]
+pub struct DateDetector {
+    patterns: Vec<DatePattern>,
+}
+
+impl DateDetector {
+    /// fail2ban's default templates, each anchored at the line's start first, then anywhere.
+    #[must_use]
+    pub fn default_templates(year: i32) -> Self {
+        let mut anchored = Vec::new();
+        let mut anywhere = Vec::new();
+        for template in DEFAULT_TEMPLATES {
+            let pattern = DatePattern::new(template, year).expect("built-in templates compile");
+            if !template.starts_with('^')
+                && !template.starts_with("{^LN-BEG}")
+                && !matches!(template, "EPOCH" | "TAI64N" | "ISO8601")
+            {
+                anchored.push(
+                    DatePattern::new(&format!("{{^LN-BEG}}{template}"), year)
+                        .expect("built-in templates compile"),
+                );
+            }
+            anywhere.push(pattern);
+        }
+        anchored.extend(anywhere);
+        Self { patterns: anchored }
+    }
+
+    /// A jail's `datepattern`: one pattern, or several on separate lines; `{^LN-BEG}` alone
+    /// means the default templates, anchored at the line's start.
+    pub fn from_datepattern(datepattern: &str, year: i32) -> Result<Self, DateError> {
+        let mut patterns = Vec::new();
+        for line in datepattern
+            .split('\n')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            if line == "{^LN-BEG}" {
+                patterns.extend(
+                    Self::default_templates(year)
+                        .patterns
+                        .into_iter()
+                        .filter(|p| p.name.starts_with("{^LN-BEG}") || p.name.starts_with('^')),
+                );
+            } else {
+                patterns.push(DatePattern::new(line, year)?);
+            }
+        }
+        Ok(Self { patterns })
+    }
+
+    /// The first date any pattern finds in `line`.
+    #[must_use]
+    pub fn find(&self, line: &str, clock: &Clock) -> Option<(DateMatch, &str)> {
+        self.patterns
+            .iter()
+            .find_map(|p| p.find(line, clock).map(|m| (m, p.name.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-21 12:00:00 UTC.
+    const NOW: i64 = 1_795_262_400;
+
+    fn utc() -> Clock {
+        Clock {
+            now: NOW,
+            zone: Zone::Offset(0),
+        }
+    }
+
+    fn detect(line: &str) -> Option<(i64, String)> {
+        let detector = DateDetector::default_templates(2026);
+        detector
+            .find(line, &utc())
+            .map(|(m, _)| (m.time, m.strip(line)))
+    }
+
+    #[test]
+    fn calendar_arithmetic_round_trips() {
+        for days in [-1, 0, 59, 60, 11_016, 20_413, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(days_from_civil(2026, 11, 21) * 86_400 + 12 * 3600, NOW);
+    }
+
+    #[test]
+    fn default_templates_read_common_log_dates() {
+        // syslog, no year: this year.
+        let (t, rest) = detect("Nov 21 07:00:01 host sshd[1]: x").unwrap();
+        assert_eq!(t, NOW - 5 * 3600 + 1);
+        assert_eq!(rest, " host sshd[1]: x");
+        // ISO 8601 with zone.
+        let (t, _) = detect("2026-11-21T10:00:00+02:00 x").unwrap();
+        assert_eq!(t, NOW - 4 * 3600);
+        let (t, _) = detect("2026-11-21 12:00:00 x").unwrap();
+        assert_eq!(t, NOW);
+        // Apache.
+        let (t, rest) =
+            detect(r#"198.51.100.7 - - [21/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1""#).unwrap();
+        assert_eq!(t, NOW);
+        assert_eq!(rest, r#"198.51.100.7 - - [] "GET / HTTP/1.1""#);
+        // Epoch.
+        let (t, _) = detect("1795262400 x").unwrap();
+        assert_eq!(t, NOW);
+    }
+
+    #[test]
+    fn a_date_ahead_without_a_year_is_last_year() {
+        let (t, _) = detect("Dec 25 10:00:00 host x").unwrap();
+        assert_eq!(t, days_from_civil(2025, 12, 25) * 86_400 + 10 * 3600);
+        // Within a day ahead still counts as this year (zones differ).
+        let (t, _) = detect("Nov 22 06:00:00 host x").unwrap();
+        assert_eq!(t, days_from_civil(2026, 11, 22) * 86_400 + 6 * 3600);
+    }
+
+    #[test]
+    fn custom_patterns_and_line_begin() {
+        let clock = utc();
+        let p = DatePattern::new("{^LN-BEG}%ExY-%Exm-%Exd %ExH:%ExM:%ExS", 2026).unwrap();
+        assert_eq!(p.find("2026-11-21 12:00:00 x", &clock).unwrap().time, NOW);
+        // Anchored: not in the middle of a line.
+        assert!(p.find("prefix text 2026-11-21 12:00:00", &clock).is_none());
+        let p = DatePattern::new("%d/%b/%Y %H:%M", 2026).unwrap();
+        assert_eq!(p.find("at 21/NOV/2026 12:00 x", &clock).unwrap().time, NOW);
+        assert!(DatePattern::new("%Q", 2026).is_err());
+        // February 30th is no date.
+        let p = DatePattern::new("%Y-%m-%d %H:%M:%S", 2026).unwrap();
+        assert!(p.find("2026-02-30 12:00:00", &clock).is_none());
+    }
+
+    #[test]
+    fn boundaries_keep_dates_out_of_words() {
+        let clock = utc();
+        let p = DatePattern::new("%H:%M:%S", 2026).unwrap();
+        assert!(p.find("id12:00:00", &clock).is_none());
+        assert!(p.find("at 12:00:00 x", &clock).is_some());
+    }
+
+    #[test]
+    fn tai64n_and_twelve_hour_clocks() {
+        let clock = utc();
+        let p = DatePattern::new("TAI64N", 2026).unwrap();
+        let tai = format!("@{:016x}00000000 x", NOW + (1_i64 << 62) + 10);
+        assert_eq!(p.find(&tai, &clock).unwrap().time, NOW);
+        let p = DatePattern::new("%b %d, %Y %I:%M:%S %p", 2026).unwrap();
+        assert_eq!(
+            p.find("Nov 21, 2026 12:00:00 PM x", &clock).unwrap().time,
+            NOW
+        );
+        assert_eq!(
+            p.find("Nov 21, 2026 12:00:00 AM x", &clock).unwrap().time,
+            NOW - 12 * 3600
+        );
+    }
+}
