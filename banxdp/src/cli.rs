@@ -37,6 +37,22 @@ enum Command {
         #[arg(long, hide = true)]
         xdp_object: Option<PathBuf>,
     },
+    /// Run a log (or one line) through a filter, as fail2ban-regex does.
+    Regex {
+        /// One failure per line as JSON (line, time, host, regex, fields) instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// Where filter names are looked up (default: /etc/banxdp, else /etc/fail2ban, else
+        /// built in).
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// A log file, or one log line.
+        log: String,
+        /// A filter file, a filter name (`sshd`, `sshd[mode=aggressive]`), or a failregex.
+        filter: String,
+        /// An ignoreregex to add.
+        ignoreregex: Option<String>,
+    },
     /// Print the resolved configuration: the enabled jails, or fail2ban's command stream.
     Dump {
         /// Configuration directory (default: /etc/banxdp, else /etc/fail2ban, else the
@@ -65,6 +81,25 @@ pub fn main() -> ExitCode {
             config_dir,
             fail2ban_stream,
         } => dump(config_dir.as_deref(), fail2ban_stream),
+        Command::Regex {
+            json,
+            config_dir,
+            log,
+            filter,
+            ignoreregex,
+        } => match regex_cmd::run(
+            &log,
+            &filter,
+            ignoreregex.as_deref(),
+            config_dir.as_deref(),
+            json,
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("banxdp: {error:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -173,6 +208,179 @@ fn run(config: Option<&Path>, config_dir: Option<&Path>, xdp_object: Option<Path
             eprintln!("banxdp: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+mod regex_cmd {
+    //! `banxdp regex`: resolves the filter argument and prints the report.
+
+    use std::path::{Path, PathBuf};
+
+    use anyhow::{Context as _, Result, bail};
+
+    use crate::{
+        config::{
+            embedded::{self, ConfigDir, Embedded},
+            fail2ban::{
+                Disk, Files,
+                readers::{DefinitionReader, FILTER_OPTS, extract_options},
+                store::{FileCache, Store, Vars},
+            },
+        },
+        filter::{
+            Filter, FilterSpec,
+            date::{Clock, DateDetector, Zone},
+            report,
+        },
+    };
+
+    /// The filter's options read from `name` under `basedir` (`filter.d/sshd`), with `params`.
+    fn read_filter(
+        files: &dyn Files,
+        basedir: &Path,
+        name: &str,
+        params: indexmap::IndexMap<String, String>,
+    ) -> Result<Option<(FilterSpec, Option<String>)>> {
+        let Some((store, _)) = Store::read(files, basedir, name, &mut FileCache::default())? else {
+            return Ok(None);
+        };
+        let mut def = DefinitionReader::new(store, "regex", params);
+        def.init
+            .entry("logtype".into())
+            .or_insert_with(|| "file".into());
+        let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
+        def.read_options(&Vars::new(), &names, true)?;
+        let (options, bad) = def.combined(&[], &FILTER_OPTS)?;
+        if let Some((option, value)) = bad.first() {
+            bail!("filter `{name}`: invalid {option} `{value}`");
+        }
+        let text = |n: &str| options.get(n).map(crate::config::fail2ban::Value::text);
+        let lines = |n: &str| -> Vec<String> {
+            text(n)
+                .unwrap_or_default()
+                .split('\n')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(n) = text("maxlines")
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|n| *n > 1)
+        {
+            bail!(
+                "filter `{name}` is multi-line (maxlines = {n}); banxdp regex reads single-line \
+                 filters until multi-line support lands"
+            );
+        }
+        let spec = FilterSpec {
+            prefregex: text("prefregex"),
+            failregex: lines("failregex"),
+            ignoreregex: lines("ignoreregex"),
+            usedns: text("usedns").unwrap_or_else(|| "warn".into()),
+        };
+        // Failure ids across lines change what a line means (an `Accepted` line forgets
+        // earlier failures rather than being one): refuse rather than answer wrongly.
+        let multi_line_tags = ["<F-MLFID>", "<F-MLFFORGET>", "<F-MLFGAINED>"];
+        if spec
+            .failregex
+            .iter()
+            .chain(&spec.prefregex)
+            .any(|p| multi_line_tags.iter().any(|t| p.contains(t)))
+        {
+            bail!(
+                "filter `{name}` uses multi-line failure ids (<F-MLFID>, <F-MLFFORGET>, \
+                 <F-MLFGAINED>); banxdp regex reads such filters once multi-line support lands"
+            );
+        }
+        Ok(Some((spec, text("datepattern"))))
+    }
+
+    pub fn run(
+        log: &str,
+        filter: &str,
+        ignoreregex: Option<&str>,
+        config_dir: Option<&Path>,
+        json: bool,
+    ) -> Result<()> {
+        let (name, params) = extract_options(filter)
+            .unwrap_or_else(|_| (filter.to_string(), indexmap::IndexMap::new()));
+        let as_file = Path::new(&name);
+        let (mut spec, datepattern) = if as_file.is_file() {
+            let dir = as_file
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let stem = as_file
+                .file_stem()
+                .context("a filter file name")?
+                .to_string_lossy()
+                .into_owned();
+            read_filter(&Disk, &dir, &stem, params)?
+        } else {
+            let in_filter_d = format!("filter.d/{name}");
+            match embedded::choose(config_dir, &["/etc/banxdp", "/etc/fail2ban"], Path::is_dir) {
+                ConfigDir::Disk(dir) => read_filter(&Disk, &dir, &in_filter_d, params)?,
+                ConfigDir::BuiltIn => {
+                    read_filter(&Embedded, Path::new(embedded::ROOT), &in_filter_d, params)?
+                }
+            }
+        }
+        .unwrap_or_else(|| {
+            // Not a filter: a regular expression.
+            let spec = FilterSpec {
+                prefregex: None,
+                failregex: vec![filter.to_string()],
+                ignoreregex: Vec::new(),
+                usedns: "warn".into(),
+            };
+            (spec, None)
+        });
+        if let Some(ignore) = ignoreregex {
+            spec.ignoreregex.push(ignore.to_string());
+        }
+        let compiled = Filter::new(&spec)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let year = report::iso8601(now)[..4].parse::<i32>().unwrap_or(2026);
+        let dates = match datepattern {
+            Some(pattern) => DateDetector::from_datepattern(&pattern, year)?,
+            None => DateDetector::default_templates(year),
+        };
+        let clock = Clock {
+            now,
+            zone: Zone::Local,
+        };
+        let text;
+        let lines: Box<dyn Iterator<Item = &str>> = if Path::new(log).is_file() {
+            let bytes = std::fs::read(log).with_context(|| format!("reading `{log}`"))?;
+            text = String::from_utf8_lossy(&bytes).into_owned();
+            Box::new(text.lines())
+        } else {
+            Box::new(std::iter::once(log))
+        };
+        // Host names as fail2ban treats them: resolved, unless `usedns = raw`.
+        let lookup = |name: &str| -> Vec<std::net::IpAddr> {
+            use std::net::ToSocketAddrs as _;
+            let mut found: Vec<std::net::IpAddr> = (name, 0)
+                .to_socket_addrs()
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .unwrap_or_default();
+            found.sort();
+            found.dedup();
+            found
+        };
+        let resolve: report::Resolver<'_> = if spec.usedns == "raw" {
+            None
+        } else {
+            Some(&lookup)
+        };
+        let report = report::run(lines, &compiled, &dates, &clock, resolve);
+        if json {
+            print!("{}", report.json_lines());
+        } else {
+            print!("{}", report.summary(&spec.failregex));
+        }
+        Ok(())
     }
 }
 

@@ -265,3 +265,70 @@ fn sshd_filter_reports_the_real_peer_or_nothing() {
     }
     check("sshd", include_str!("fixtures/filters/sshd.txt"));
 }
+
+/// `banxdp regex --json` (the real binary) on the fixture's log, file by file as a user
+/// runs it: the same failures, each with the line number and the time of its stamp.
+fn banxdp_regex_cli(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
+    let dir = filter_dir(filter);
+    let mut log = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let _ = writeln!(log, "{} {l}", stamp(i));
+    }
+    let log_path = dir.path().join("test.log");
+    std::fs::write(&log_path, log).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .env("TZ", "UTC")
+        .args(["regex", "--json", "--config-dir"])
+        .arg(dir.path())
+        .arg(&log_path)
+        .arg(format!("{filter}[mode={mode}]"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let failure: serde_json::Value = serde_json::from_str(line).unwrap();
+        let number = usize::try_from(failure["line"].as_u64().unwrap()).unwrap();
+        let index = number - 1;
+        // The stamp `Nov 21 07:MM:SS` of line `index`, this year, in UTC.
+        let time = failure["time"].as_str().unwrap();
+        assert!(
+            time.ends_with(&format!("-11-21T07:{:02}:{:02}Z", index / 60, index % 60)),
+            "line {number}: time {time}"
+        );
+        if failure.get("nofail").is_some() {
+            continue;
+        }
+        found
+            .entry(index)
+            .or_default()
+            .push(failure["host"].as_str().unwrap().to_string());
+    }
+    found
+}
+
+#[test]
+fn sshd_filter_through_banxdp_regex_matches_the_fixture() {
+    check_with(
+        "sshd",
+        include_str!("fixtures/filters/sshd.txt"),
+        banxdp_regex_cli,
+    );
+}
+
+#[test]
+fn banxdp_regex_refuses_filters_it_would_misread() {
+    if !fail2ban_present("banxdp_regex_refuses_filters_it_would_misread") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .args(["regex", "--config-dir", "/etc/fail2ban", "x", "sshd"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multi-line failure ids"));
+}

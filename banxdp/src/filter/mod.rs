@@ -8,5 +8,6 @@
 pub mod date;
 pub mod matcher;
 pub mod pattern;
+pub mod report;
 
 pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};

@@ -1,0 +1,254 @@
+//! What `banxdp regex` reports: every line of a log run through a date detector and a
+//! filter, counted (lines, matched, ignored, missed, hits per pattern and per date
+//! template) and each failure listed with its line number, time, host and fields. Pure:
+//! lines, filter and clock in, report out.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde_json::{Map, Value as Json, json};
+
+use super::{
+    Filter, Host, Outcome,
+    date::{Clock, DateDetector},
+};
+
+/// One failure found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// 1-based number of the line.
+    pub line: usize,
+    /// Seconds since the epoch, when the line had a date.
+    pub time: Option<i64>,
+    pub host: Host,
+    pub regex: usize,
+    pub fields: Vec<(String, String)>,
+    pub nofail: bool,
+}
+
+/// Counts and failures of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub lines: usize,
+    pub matched: usize,
+    pub ignored: usize,
+    pub missed: usize,
+    /// Hits per failregex index.
+    pub regex_hits: BTreeMap<usize, usize>,
+    /// Hits per date template name.
+    pub date_hits: BTreeMap<String, usize>,
+    pub found: Vec<Found>,
+}
+
+/// Turns a host name into addresses (`usedns = yes` or `warn`); empty when it resolves to
+/// nothing. `None` keeps names as they are (`usedns = raw`).
+pub type Resolver<'r> = Option<&'r dyn Fn(&str) -> Vec<std::net::IpAddr>>;
+
+/// Runs every line through the detector and the filter. A host name becomes a failure per
+/// address it resolves to; one that resolves to nothing is no failure (the line counts as
+/// missed), as in fail2ban.
+pub fn run<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    filter: &Filter,
+    dates: &DateDetector,
+    clock: &Clock,
+    resolve: Resolver<'_>,
+) -> Report {
+    let mut report = Report::default();
+    for (index, line) in lines.enumerate() {
+        report.lines += 1;
+        let (time, text) = match dates.find(line, clock) {
+            Some((m, name)) => {
+                *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
+                (Some(m.time), m.strip(line))
+            }
+            None => (None, line.to_string()),
+        };
+        match filter.check(&text) {
+            Outcome::Failure(f) => {
+                let hosts = match (&f.host, resolve) {
+                    (Host::Name(name), Some(resolve)) => resolve(name)
+                        .into_iter()
+                        .map(|a| Host::Ip(a, None))
+                        .collect(),
+                    _ => vec![f.host.clone()],
+                };
+                if hosts.is_empty() {
+                    report.missed += 1;
+                    continue;
+                }
+                report.matched += 1;
+                *report.regex_hits.entry(f.regex).or_insert(0) += 1;
+                for host in hosts {
+                    report.found.push(Found {
+                        line: index + 1,
+                        time,
+                        host,
+                        regex: f.regex,
+                        fields: f.fields.clone(),
+                        nofail: f.nofail,
+                    });
+                }
+            }
+            Outcome::Ignored => report.ignored += 1,
+            Outcome::Missed => report.missed += 1,
+        }
+    }
+    report
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+#[must_use]
+pub fn iso8601(time: i64) -> String {
+    let days = time.div_euclid(86_400);
+    let secs = time.rem_euclid(86_400);
+    let (y, m, d) = super::date::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+fn host_text(host: &Host) -> String {
+    match host {
+        Host::Ip(addr, Some(cidr)) => format!("{addr}/{cidr}"),
+        Host::Ip(addr, None) => addr.to_string(),
+        Host::Name(n) | Host::Id(n) => n.clone(),
+    }
+}
+
+impl Report {
+    /// One JSON object per failure: `line`, `time` (ISO 8601, UTC), `host`, `regex`
+    /// (0-based index of the failregex), `nofail` where set, and every named field.
+    #[must_use]
+    pub fn json_lines(&self) -> String {
+        let mut out = String::new();
+        for f in &self.found {
+            let mut object = Map::new();
+            object.insert("line".into(), json!(f.line));
+            object.insert(
+                "time".into(),
+                f.time.map_or(Json::Null, |t| json!(iso8601(t))),
+            );
+            object.insert("host".into(), json!(host_text(&f.host)));
+            object.insert("regex".into(), json!(f.regex));
+            if f.nofail {
+                object.insert("nofail".into(), json!(true));
+            }
+            for (name, value) in &f.fields {
+                object.entry(name.clone()).or_insert_with(|| json!(value));
+            }
+            let _ = writeln!(out, "{}", Json::Object(object));
+        }
+        out
+    }
+
+    /// A summary in fail2ban-regex's manner.
+    #[must_use]
+    pub fn summary(&self, failregex: &[String]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Failregex: {} total", self.matched);
+        for (i, pattern) in failregex.iter().enumerate() {
+            let hits = self.regex_hits.get(&i).copied().unwrap_or(0);
+            let _ = writeln!(out, "|  #{i:>3}) [{hits}] {pattern}");
+        }
+        let _ = writeln!(out, "\nDate template hits:");
+        for (name, hits) in &self.date_hits {
+            let _ = writeln!(out, "|  [{hits}] {name}");
+        }
+        let _ = writeln!(
+            out,
+            "\nLines: {} lines, {} ignored, {} matched, {} missed",
+            self.lines, self.ignored, self.matched, self.missed
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{FilterSpec, date::Zone};
+
+    #[test]
+    fn counts_and_lists_failures_with_their_lines_and_times() {
+        let filter = Filter::new(&FilterSpec {
+            prefregex: None,
+            failregex: vec![
+                r"^ bad login from <HOST>$".into(),
+                r"^ denied <F-USER>\w+</F-USER> <HOST>$".into(),
+            ],
+            ignoreregex: vec![r"from 198\.51\.100\.99".into()],
+            usedns: "no".into(),
+        })
+        .unwrap();
+        let dates = DateDetector::default_templates(2026);
+        let clock = Clock {
+            now: 1_795_262_400,
+            zone: Zone::Offset(0),
+        };
+        let log = "2026-11-21 10:00:00 bad login from 198.51.100.7\n\
+                   2026-11-21 10:00:01 all fine\n\
+                   2026-11-21 10:00:02 denied bob 2001:db8::9\n\
+                   2026-11-21 10:00:03 bad login from 198.51.100.99\n\
+                   no date bad login";
+        let report = run(log.lines(), &filter, &dates, &clock, None);
+        assert_eq!(
+            (report.lines, report.matched, report.ignored, report.missed),
+            (5, 2, 1, 2)
+        );
+        assert_eq!(report.regex_hits.get(&1), Some(&1));
+        let json = report.json_lines();
+        let first: Json = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["line"], 1);
+        assert_eq!(first["host"], "198.51.100.7");
+        assert_eq!(first["time"], "2026-11-21T10:00:00Z");
+        let second: Json = serde_json::from_str(json.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(
+            (second["line"].as_u64(), second["user"].as_str()),
+            (Some(3), Some("bob"))
+        );
+        assert!(
+            report
+                .summary(&[])
+                .contains("Lines: 5 lines, 1 ignored, 2 matched, 2 missed")
+        );
+    }
+
+    #[test]
+    fn names_become_their_addresses_or_nothing() {
+        let filter = Filter::new(&FilterSpec {
+            failregex: vec![r"^ from <HOST>$".into()],
+            usedns: "warn".into(),
+            ..FilterSpec::default()
+        })
+        .unwrap();
+        let dates = DateDetector::default_templates(2026);
+        let clock = Clock {
+            now: 1_795_262_400,
+            zone: Zone::Offset(0),
+        };
+        let resolve = |name: &str| -> Vec<std::net::IpAddr> {
+            if name == "two.example" {
+                vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]
+            } else {
+                Vec::new()
+            }
+        };
+        let log = "2026-11-21 10:00:00 from two.example\n2026-11-21 10:00:01 from nowhere.example";
+        let report = run(log.lines(), &filter, &dates, &clock, Some(&resolve));
+        assert_eq!((report.matched, report.missed), (1, 1));
+        let hosts: Vec<String> = report.found.iter().map(|f| host_text(&f.host)).collect();
+        assert_eq!(hosts, ["192.0.2.1", "2001:db8::1"]);
+        // Without a resolver (usedns = raw) the name stays.
+        let raw = run(log.lines(), &filter, &dates, &clock, None);
+        assert_eq!(raw.matched, 2);
+    }
+
+    #[test]
+    fn iso8601_is_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_262_400), "2026-11-21T12:00:00Z");
+    }
+}
