@@ -201,6 +201,16 @@ impl DatePattern {
             }
         };
         let anchored = regex.starts_with('^');
+        // The date is group 1, as in fail2ban: the pattern's own first plain group if it has
+        // one, else the whole pattern. Boundary text around it (`^\W{0,2}`) is matched but not
+        // cut out of the line.
+        let regex = if has_plain_group(&regex) {
+            regex
+        } else if let Some(rest) = regex.strip_prefix('^') {
+            format!("^({rest})")
+        } else {
+            format!("({regex})")
+        };
         let mut full = String::new();
         if case_insensitive {
             full.push_str("(?i)");
@@ -233,18 +243,16 @@ impl DatePattern {
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
         let caps = self.regex.captures(line).ok()??;
-        let whole = caps.get(0)?;
+        let whole = caps.get(1).or_else(|| caps.get(0))?;
         let field = |name: &str| caps.name(name).map(|m| m.as_str());
         let time = match self.kind {
             Kind::Epoch { millis } => {
                 let n: i64 = field("epoch")?.parse().ok()?;
                 if millis { n / 1000 } else { n }
             }
-            Kind::Tai64n => {
-                let tai = field("tai")?;
-                let seconds = i64::from_str_radix(&tai[..16], 16).ok()?;
-                seconds - (1_i64 << 62) - 10
-            }
+            // fail2ban reads the 15 hex digits after the leading `4` (the label's 2^62) as
+            // seconds, with no TAI-UTC offset.
+            Kind::Tai64n => i64::from_str_radix(field("tai")?.get(1..16)?, 16).ok()?,
             Kind::Fields => fields_to_time(&field, clock)?,
         };
         Some(DateMatch {
@@ -253,6 +261,24 @@ impl DatePattern {
             time,
         })
     }
+}
+
+/// Whether `regex` has a capturing group that is not named (`(` not followed by `?`).
+fn has_plain_group(regex: &str) -> bool {
+    let bytes = regex.as_bytes();
+    let mut escaped = false;
+    for (i, b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => escaped = true,
+            b'(' if bytes.get(i + 1) != Some(&b'?') => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Replaces `%` tokens with their regular expressions.
@@ -347,10 +373,74 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-/// Offset in minutes of `+hh[:]mm`, `Z`, `UTC`, `GMT`.
+/// Hours east of UTC of common zone abbreviations (ambiguous ones, such as IST, are left
+/// out and read as UTC).
+const ZONES: &[(&str, i32)] = &[
+    ("Z", 0),
+    ("UTC", 0),
+    ("GMT", 0),
+    ("UT", 0),
+    ("WET", 0),
+    ("WEST", 1),
+    ("BST", 1),
+    ("CET", 1),
+    ("CEST", 2),
+    ("MET", 1),
+    ("MEST", 2),
+    ("EET", 2),
+    ("EEST", 3),
+    ("MSK", 3),
+    ("SAST", 2),
+    ("EAT", 3),
+    ("GST", 4),
+    ("PKT", 5),
+    ("ICT", 7),
+    ("WIB", 7),
+    ("HKT", 8),
+    ("SGT", 8),
+    ("AWST", 8),
+    ("JST", 9),
+    ("KST", 9),
+    ("ACST", 9),
+    ("AEST", 10),
+    ("AEDT", 11),
+    ("NZST", 12),
+    ("NZDT", 13),
+    ("HST", -10),
+    ("AKST", -9),
+    ("AKDT", -8),
+    ("PST", -8),
+    ("PDT", -7),
+    ("MST", -7),
+    ("MDT", -6),
+    ("CST", -6),
+    ("CDT", -5),
+    ("EST", -5),
+    ("EDT", -4),
+    ("AST", -4),
+    ("ADT", -3),
+    ("NST", -3),
+    ("BRT", -3),
+    ("ART", -3),
+];
+
+/// Offset in minutes of a zone: an abbreviation, `+hh[:]mm`, or both (`EST-05:00`).
 fn zone_offset(text: &str) -> Option<i32> {
-    if matches!(text, "Z" | "UTC" | "GMT") {
-        return Some(0);
+    let letters = text.len()
+        - text
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .len();
+    let (abbr, text) = text.split_at(letters);
+    let base = if abbr.is_empty() {
+        0
+    } else {
+        ZONES
+            .iter()
+            .find(|(n, _)| *n == abbr)
+            .map_or(0, |(_, h)| h * 60)
+    };
+    if text.is_empty() {
+        return Some(base);
     }
     let sign = match text.as_bytes().first()? {
         b'+' => 1,
@@ -360,7 +450,7 @@ fn zone_offset(text: &str) -> Option<i32> {
     let digits: String = text[1..].chars().filter(char::is_ascii_digit).collect();
     let hours: i32 = digits.get(..2)?.parse().ok()?;
     let minutes: i32 = digits.get(2..4).map_or(Some(0), |m| m.parse().ok())?;
-    Some(sign * (hours * 60 + minutes))
+    Some(base + sign * (hours * 60 + minutes))
 }
 
 /// A wall-clock time, fields as written.
@@ -512,7 +602,16 @@ impl DateDetector {
             .map(str::trim)
             .filter(|l| !l.is_empty())
         {
-            if line == "{^LN-BEG}" {
+            if line.contains("{DATE}") {
+                // Each default template in the place of `{DATE}`, without its own anchor.
+                for template in DEFAULT_TEMPLATES {
+                    if matches!(template, "EPOCH" | "TAI64N" | "ISO8601") {
+                        continue;
+                    }
+                    let unbound = template.trim_start_matches("{^LN-BEG}");
+                    patterns.push(DatePattern::new(&line.replace("{DATE}", unbound), year)?);
+                }
+            } else if line == "{^LN-BEG}" {
                 patterns.extend(
                     Self::default_templates(year)
                         .patterns
@@ -581,6 +680,9 @@ mod tests {
             detect(r#"198.51.100.7 - - [21/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1""#).unwrap();
         assert_eq!(t, NOW);
         assert_eq!(rest, r#"198.51.100.7 - - [] "GET / HTTP/1.1""#);
+        // Brackets before a date at the line's start stay in the line.
+        let (_, rest) = detect("[Thu Jul 11 01:21:41 2013] [error] x").unwrap();
+        assert_eq!(rest, "[] [error] x");
         // Epoch.
         let (t, _) = detect("1795262400 x").unwrap();
         assert_eq!(t, NOW);
@@ -619,10 +721,24 @@ mod tests {
     }
 
     #[test]
+    fn date_placeholders_and_named_zones() {
+        let clock = utc();
+        let d = DateDetector::from_datepattern(r"^[^\[]*\[({DATE})", 2026).unwrap();
+        let line = r#"198.51.100.7 - - [21/Nov/2026:12:00:00 +0000] "GET /""#;
+        let (m, _) = d.find(line, &clock).unwrap();
+        assert_eq!(m.time, NOW);
+        assert_eq!(m.strip(line), r#"198.51.100.7 - - [] "GET /""#);
+        let p = DatePattern::new("^\\[%Z %b %d %H:%M:%S\\]", 2026).unwrap();
+        assert_eq!(p.find("[PDT Nov 21 05:00:00] x", &clock).unwrap().time, NOW);
+        assert_eq!(zone_offset("EST-05:00"), Some(-600));
+        assert_eq!(zone_offset("+0130"), Some(90));
+    }
+
+    #[test]
     fn tai64n_and_twelve_hour_clocks() {
         let clock = utc();
         let p = DatePattern::new("TAI64N", 2026).unwrap();
-        let tai = format!("@{:016x}00000000 x", NOW + (1_i64 << 62) + 10);
+        let tai = format!("@{:016x}00000000 x", NOW + (1_i64 << 62));
         assert_eq!(p.find(&tai, &clock).unwrap().time, NOW);
         let p = DatePattern::new("%b %d, %Y %I:%M:%S %p", 2026).unwrap();
         assert_eq!(

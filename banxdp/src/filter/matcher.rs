@@ -35,6 +35,8 @@ pub struct Failure {
     /// Index of the `failregex` that matched.
     pub regex: usize,
     pub host: Host,
+    /// The host as it stood in the line (`::ffff:` prefixes aside).
+    pub raw: String,
     /// Every named group that matched (prefregex's, then failregex's).
     pub fields: Vec<(String, String)>,
     /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
@@ -49,6 +51,33 @@ pub enum Outcome {
     Ignored,
     /// No `failregex` matched (or the prefregex did not).
     Missed,
+}
+
+/// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
+/// alternate names), in name order.
+fn merge_alternates(fields: &mut Vec<(String, String)>) {
+    let mut alternates: Vec<(String, String, String)> = fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix("alt_")?;
+            let base = match rest.rsplit_once('_') {
+                Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
+                _ => rest,
+            };
+            Some((name.clone(), base.to_string(), value.clone()))
+        })
+        .collect();
+    alternates.sort();
+    for (_, base, value) in alternates {
+        if value.is_empty() {
+            continue;
+        }
+        match fields.iter_mut().find(|(n, _)| *n == base) {
+            Some((_, existing)) if existing.is_empty() => *existing = value,
+            Some(_) => {}
+            None => fields.push((base, value)),
+        }
+    }
 }
 
 /// A compiled filter.
@@ -154,6 +183,7 @@ impl Filter {
                 fields.retain(|(n, _)| *n != name);
                 fields.push((name, value));
             }
+            merge_alternates(&mut fields);
             let get = |name: &str| {
                 fields
                     .iter()
@@ -161,29 +191,26 @@ impl Filter {
                     .map(|(_, v)| v.clone())
             };
             let cidr = get("cidr").and_then(|c| c.parse::<u8>().ok());
-            let host = if let Some(ip) = get("ip4").or_else(|| get("ip6")) {
-                match ip.parse::<IpAddr>() {
-                    Ok(addr) => Host::Ip(addr, cidr),
-                    // Looked like an address but is none (999.1.1.1): nothing to ban.
-                    Err(_) => continue,
-                }
-            } else if let Some(name) = get("dns") {
-                match name.parse::<IpAddr>() {
-                    Ok(addr) => Host::Ip(addr, cidr),
-                    Err(_) => Host::Name(name),
-                }
-            } else if let Some(id) = get("fid") {
-                match id.parse::<IpAddr>() {
-                    Ok(addr) => Host::Ip(addr, cidr),
-                    Err(_) => Host::Id(id),
-                }
-            } else {
+            // The address, else the name, else the failure id. Text shaped like an address
+            // that is none (`192.030.0.6`) stays an id: reported, but nothing XDP can ban.
+            let Some(raw) = get("ip4")
+                .or_else(|| get("ip6"))
+                .or_else(|| get("dns"))
+                .or_else(|| get("fid"))
+            else {
                 continue;
+            };
+            let host = match raw.parse::<IpAddr>() {
+                Ok(addr) => Host::Ip(addr, cidr),
+                Err(_) if get("ip4").is_some() || get("ip6").is_some() => Host::Id(raw.clone()),
+                Err(_) if get("dns").is_some() => Host::Name(raw.clone()),
+                Err(_) => Host::Id(raw.clone()),
             };
             let nofail = get("nofail").is_some();
             return Outcome::Failure(Failure {
                 regex: index,
                 host,
+                raw,
                 fields,
                 nofail,
             });
@@ -254,6 +281,23 @@ mod tests {
     }
 
     #[test]
+    fn an_alternate_fills_an_empty_base_field() {
+        let f = filter(
+            None,
+            &[r"^u=<F-USER>\w*</F-USER> r=<F-ALT_USER>\w+</F-ALT_USER> <HOST>$"],
+            &[],
+        );
+        let Outcome::Failure(found) = f.check("u= r=bob 192.0.2.1") else {
+            panic!()
+        };
+        assert!(found.fields.contains(&("user".into(), "bob".into())));
+        let Outcome::Failure(kept) = f.check("u=alice r=bob 192.0.2.1") else {
+            panic!()
+        };
+        assert!(kept.fields.contains(&("user".into(), "alice".into())));
+    }
+
+    #[test]
     fn hosts_ids_and_nofail() {
         let f = filter(
             None,
@@ -269,6 +313,7 @@ mod tests {
             Outcome::Failure(Failure {
                 regex: 0,
                 host: Host::Id("session-42".into()),
+                raw: "session-42".into(),
                 fields: vec![("fid".into(), "session-42".into())],
                 nofail: false,
             })
@@ -281,7 +326,13 @@ mod tests {
             panic!()
         };
         assert!(nofail.nofail);
-        // An address-shaped text that is no address bans nothing.
-        assert_eq!(f.check("name 999.1.1.1"), Outcome::Missed);
+        // Address-shaped text that is no address is an id: nothing XDP can ban.
+        let Outcome::Failure(odd) = f.check("name 999.1.1.1") else {
+            panic!()
+        };
+        assert_eq!(
+            (odd.host, odd.raw.as_str()),
+            (Host::Id("999.1.1.1".into()), "999.1.1.1")
+        );
     }
 }

@@ -1,0 +1,414 @@
+//! fail2ban's own filter test corpus, run through banxdp's engine: each filter of Debian's
+//! /etc/fail2ban/filter.d against its sample log in fail2ban's test files, with the semantics
+//! of fail2ban's `samplestestcase.py`. A line after `# failJSON: {...}` must match or not as
+//! annotated, with the same host (as written) and time (local time of the suite's zone,
+//! at the suite's "now"); a plain line must not match. `# filterOptions` runs the following
+//! lines once per option set (modes); `# addFILE` continues in another file.
+//!
+//! The pass count may only rise: [`RATCHET`] is the best reached so far, and the test fails
+//! below it. Every miss is listed, by filter, in the test's output.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use banxdp::{
+    config::fail2ban::{
+        Disk, Value,
+        readers::{DefinitionReader, FILTER_OPTS},
+        store::{FileCache, Store, Vars},
+    },
+    filter::{
+        Filter, FilterSpec, Outcome,
+        date::{Clock, DateDetector, Zone},
+    },
+};
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+
+const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
+const CONFIG: &str = "/etc/fail2ban";
+/// fail2ban's test "now": Sun Aug 14 12:00:00 CEST 2005.
+const TEST_NOW: i64 = 1_124_013_600;
+/// The time zone fail2ban's test suite sets.
+const TEST_TZ: &str = "CET-01CEST-02,M3.5.0,M10.5.0";
+/// The most assertions that passed so far; raise it when the engine improves.
+const RATCHET: usize = 773;
+
+/// A filter as the corpus runs it, or why banxdp cannot run it yet.
+struct Variant {
+    name: String,
+    opts: Map<String, Json>,
+    engine: Result<(Filter, DateDetector), String>,
+}
+
+fn build(filter: &str, opts: &Map<String, Json>) -> Result<(Filter, DateDetector), String> {
+    let params: IndexMap<String, String> = opts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("test."))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            )
+        })
+        .collect();
+    let store = Store::read(
+        &Disk,
+        Path::new(CONFIG),
+        &format!("filter.d/{filter}"),
+        &mut FileCache::default(),
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or("no filter file")?
+    .0;
+    let mut def = DefinitionReader::new(store, "jail", params);
+    let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
+    def.read_options(&Vars::new(), &names, false)
+        .map_err(|e| e.to_string())?;
+    let (options, _) = def.combined(&[], &FILTER_OPTS).map_err(|e| e.to_string())?;
+    let text = |n: &str| options.get(n).map(Value::text);
+    let lines = |n: &str| -> Vec<String> {
+        text(n)
+            .unwrap_or_default()
+            .split('\n')
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let maxlines = text("maxlines")
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(1);
+    if maxlines > 1 {
+        return Err(format!(
+            "multi-line (maxlines = {maxlines}) not supported yet"
+        ));
+    }
+    let spec = FilterSpec {
+        prefregex: text("prefregex"),
+        failregex: lines("failregex"),
+        ignoreregex: lines("ignoreregex"),
+        usedns: "warn".into(),
+    };
+    if spec.failregex.iter().chain(&spec.prefregex).any(|p| {
+        p.contains("<F-MLFID>") || p.contains("<F-MLFFORGET>") || p.contains("<F-MLFGAINED>")
+    }) {
+        return Err("multi-line failure ids (<F-MLFID>...) not supported yet".into());
+    }
+    let filter = Filter::new(&spec).map_err(|e| e.to_string())?;
+    // `%ExY` accepts years around the real present, whatever "now" the test sets.
+    let year = current_year();
+    let dates = match text("datepattern") {
+        Some(p) => DateDetector::from_datepattern(&p, year).map_err(|e| e.to_string())?,
+        None => DateDetector::default_templates(year),
+    };
+    Ok((filter, dates))
+}
+
+fn current_year() -> i32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    banxdp::filter::report::iso8601(now)[..4]
+        .parse()
+        .unwrap_or(2026)
+}
+
+/// The corpus' two kinds of condition: `name == 'x'` and `opts.get('k') ==/!= 'v'`.
+fn condition(expr: &str, name: &str, opts: &Map<String, Json>) -> Option<bool> {
+    let (left, negate, right) = if let Some((l, r)) = expr.split_once("!=") {
+        (l.trim(), true, r.trim())
+    } else {
+        let (l, r) = expr.split_once("==")?;
+        (l.trim(), false, r.trim())
+    };
+    let right = right.trim_matches(['\'', '"']);
+    let value = if left == "name" {
+        Some(name.to_string())
+    } else {
+        let key = left.strip_prefix("opts.get('")?.strip_suffix("')")?;
+        opts.get(key).and_then(Json::as_str).map(str::to_string)
+    };
+    Some((value.as_deref() == Some(right)) != negate)
+}
+
+/// Local time (`TEST_TZ`) `YYYY-MM-DDTHH:MM:SS[.f]` as seconds since the epoch.
+fn local_time(text: &str) -> Option<f64> {
+    let (main, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let n = |range: std::ops::Range<usize>| main.get(range)?.parse::<i32>().ok();
+    // SAFETY: plain data, filled before mktime reads it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = n(0..4)? - 1900;
+    tm.tm_mon = n(5..7)? - 1;
+    tm.tm_mday = n(8..10)?;
+    tm.tm_hour = n(11..13)?;
+    tm.tm_min = n(14..16)?;
+    tm.tm_sec = n(17..19)?;
+    tm.tm_isdst = -1;
+    // SAFETY: a valid `tm`.
+    let seconds = unsafe { libc::mktime(&raw mut tm) };
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "times of 2005 fit a double exactly"
+    )]
+    Some(seconds as f64 + format!("0.{fraction}").parse::<f64>().ok()?)
+}
+
+/// Checks one line against its annotation; `Err` says how it differs.
+fn check_line(variant: &Variant, line: &str, expected: &Map<String, Json>) -> Result<(), String> {
+    let (filter, dates) = variant.engine.as_ref().map_err(Clone::clone)?;
+    let clock = Clock {
+        now: TEST_NOW,
+        zone: Zone::Local,
+    };
+    let journal = variant.opts.get("logtype").and_then(Json::as_str) == Some("journal");
+    let (time, text) = if journal {
+        let prefix = variant
+            .opts
+            .get("test.prefix-line")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        (Some(TEST_NOW), format!("{prefix}{line}"))
+    } else {
+        match dates.find(line, &clock) {
+            Some((m, _)) => (Some(m.time), m.strip(line)),
+            None => (None, line.to_string()),
+        }
+    };
+    let failure = match filter.check(&text) {
+        Outcome::Failure(f) if !f.nofail => Some(f),
+        _ => None,
+    };
+    let should_match = expected
+        .get("match")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let Some(failure) = failure else {
+        return if should_match {
+            Err("no match".into())
+        } else {
+            Ok(())
+        };
+    };
+    if !should_match {
+        return Err(format!("matched (host {}) but should not", failure.raw));
+    }
+    for (key, want) in expected {
+        if matches!(key.as_str(), "time" | "match" | "desc" | "constraint") {
+            continue;
+        }
+        let got = if key == "host" {
+            Some(failure.raw.clone())
+        } else {
+            failure
+                .fields
+                .iter()
+                .find(|(n, _)| n == key)
+                .map(|(_, v)| v.clone())
+        };
+        let want_text = want
+            .as_str()
+            .map_or_else(|| want.to_string(), str::to_string);
+        if got.as_deref() != Some(want_text.as_str()) {
+            return Err(format!("{key}: expected {want}, got {got:?}"));
+        }
+    }
+    if let Some(want) = expected.get("time").and_then(Json::as_str) {
+        let want = local_time(want).ok_or("bad annotation time")?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "times of 2005 fit a double exactly"
+        )]
+        let got = time.map(|t| t as f64);
+        if got != Some(want) {
+            return Err(format!("time: expected {want}, got {got:?}"));
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    /// POSIX: re-read `TZ` (not exported by the libc crate).
+    fn tzset();
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    skipped: usize,
+    misses: BTreeMap<String, Vec<String>>,
+}
+
+/// The filter variants a `# filterOptions` line asks for (one per option set), and whether
+/// the block that follows is skipped (`test.condition` false).
+fn variants_for(filter: &str, data: Json, common: &Map<String, Json>) -> (Vec<Variant>, bool) {
+    let mut variants = Vec::new();
+    let mut ignore_block = false;
+    let sets = match data {
+        Json::Array(sets) => sets,
+        other => vec![other],
+    };
+    for set in sets {
+        let mut opts = common.clone();
+        opts.extend(set.as_object().cloned().unwrap_or_default());
+        if let Some(cond) = opts.get("test.condition").and_then(Json::as_str) {
+            ignore_block = !condition(cond, filter, &opts).unwrap_or(false);
+        }
+        if !ignore_block {
+            let name = format!("{filter}{opts:?}");
+            let engine = build(filter, &opts);
+            variants.push(Variant { name, opts, engine });
+        }
+    }
+    (variants, ignore_block)
+}
+
+fn run_file(filter: &str, file: &str, tally: &mut Tally) {
+    let mut files = vec![file.to_string()];
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut common = Map::new();
+    let mut ignore_block = false;
+    let mut i = 0;
+    while i < files.len() {
+        let path = PathBuf::from(LOGS).join(&files[i]);
+        i += 1;
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let mut lines = text.lines().enumerate();
+        while let Some((number, line)) = lines.next() {
+            let annotation = line
+                .trim_start_matches('#')
+                .trim_start()
+                .split_once(':')
+                .filter(|_| line.starts_with('#'))
+                .filter(|(k, _)| {
+                    matches!(*k, "failJSON" | "fileOptions" | "filterOptions" | "addFILE")
+                });
+            let (expected, log_line) = if let Some((kind, json)) = annotation {
+                let Ok(data) = serde_json::from_str::<Json>(json.trim()) else {
+                    continue;
+                };
+                match kind {
+                    "fileOptions" => {
+                        common = data.as_object().cloned().unwrap_or_default();
+                        continue;
+                    }
+                    "addFILE" => {
+                        if let Some(name) = data.as_str() {
+                            files.push(name.to_string());
+                        }
+                        continue;
+                    }
+                    "filterOptions" => {
+                        (variants, ignore_block) = variants_for(filter, data, &common);
+                        continue;
+                    }
+                    _ => {
+                        let Some((_, next)) = lines.next() else { break };
+                        (data.as_object().cloned().unwrap_or_default(), next)
+                    }
+                }
+            } else if ignore_block || line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            } else {
+                (Map::new(), line)
+            };
+            if ignore_block {
+                continue;
+            }
+            if variants.is_empty() {
+                let opts = Map::new();
+                let engine = build(filter, &opts);
+                variants.push(Variant {
+                    name: filter.to_string(),
+                    opts,
+                    engine,
+                });
+            }
+            for variant in &variants {
+                if let Some(constraint) = expected.get("constraint").and_then(Json::as_str) {
+                    match condition(constraint, filter, &variant.opts) {
+                        Some(true) => {}
+                        Some(false) => continue,
+                        None => {
+                            tally.skipped += 1;
+                            continue;
+                        }
+                    }
+                }
+                match check_line(variant, log_line, &expected) {
+                    Ok(()) => tally.passed += 1,
+                    Err(why) => {
+                        tally
+                            .misses
+                            .entry(variant.name.clone())
+                            .or_default()
+                            .push(format!(
+                                "{}:{}: {why}: {log_line}",
+                                files[i - 1],
+                                number + 2
+                            ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fail2ban_corpus_through_banxdps_engine() {
+    if !Path::new(LOGS).is_dir() || !Path::new(CONFIG).join("filter.d").is_dir() {
+        assert!(
+            std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "needs fail2ban installed (apt-get install fail2ban)"
+        );
+        eprintln!("skipped fail2ban_corpus_through_banxdps_engine: needs fail2ban installed");
+        return;
+    }
+    // SAFETY: this test binary runs this one test; nothing else reads the environment.
+    unsafe {
+        std::env::set_var("TZ", TEST_TZ);
+        tzset();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(LOGS)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            Path::new(CONFIG)
+                .join("filter.d")
+                .join(format!("{n}.conf"))
+                .is_file()
+        })
+        .collect();
+    names.sort();
+    let mut tally = Tally::default();
+    for name in &names {
+        run_file(name, name, &mut tally);
+    }
+    let missed: usize = tally.misses.values().map(Vec::len).sum();
+    let mut report = String::new();
+    for (variant, misses) in &tally.misses {
+        let _ = writeln!(report, "{variant}: {} missed", misses.len());
+        for miss in misses.iter().take(3) {
+            let _ = writeln!(report, "    {miss}");
+        }
+    }
+    eprintln!("{report}");
+    eprintln!(
+        "corpus: {} filters, {} assertions passed, {missed} missed, {} skipped (unreadable constraint)",
+        names.len(),
+        tally.passed,
+        tally.skipped
+    );
+    assert!(
+        tally.passed >= RATCHET,
+        "{} assertions passed, fewer than the {RATCHET} reached before",
+        tally.passed
+    );
+}
