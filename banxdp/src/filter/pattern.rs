@@ -144,6 +144,8 @@ pub fn translate(pattern: &str) -> (String, Engine) {
             let next = bytes[i + 1];
             match next {
                 b'Z' if !in_class => out.push_str(r"\z"),
+                // Literal in Python; word-boundary assertions in Rust.
+                b'<' | b'>' => out.push(char::from(next)),
                 b'1'..=b'9' if !in_class => {
                     engine = Engine::Backtracking;
                     out.push('\\');
@@ -400,6 +402,8 @@ mod tests {
         assert_eq!(translate(r"^[]a]+\d$").0, r"^[\]a]+\d$");
         assert_eq!(translate(r"from [^[]*\[").0, r"from [^\[]*\[");
         assert_eq!(translate(r"[a&&b]").0, r"[a\&&b]");
+        assert_eq!(translate(r"\<\S+@\S+\>").0, r"<\S+@\S+>");
+        assert!(groups(r"^(?:\<\S+@\S+\> )*relay", "<a@b.c> relay").is_some());
         assert!(groups(r"^x [^[]*\[(?P<v>\d+)\]$", "x abc[42]").is_some());
         assert_eq!(
             translate(r"^Failed \S+ from (?P<ip4>\d+)").1,
