@@ -70,37 +70,11 @@ fn build(filter: &str, opts: &Map<String, Json>) -> Result<(Filter, DateDetector
         .map_err(|e| e.to_string())?;
     let (options, _) = def.combined(&[], &FILTER_OPTS).map_err(|e| e.to_string())?;
     let text = |n: &str| options.get(n).map(Value::text);
-    let lines = |n: &str| -> Vec<String> {
-        text(n)
-            .unwrap_or_default()
-            .split('\n')
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let maxlines = text("maxlines")
-        .and_then(|m| m.parse::<u32>().ok())
-        .unwrap_or(1);
-    if maxlines > 1 {
-        return Err(format!(
-            "multi-line (maxlines = {maxlines}) not supported yet"
-        ));
-    }
-    let spec = FilterSpec {
-        prefregex: text("prefregex"),
-        failregex: lines("failregex"),
-        ignoreregex: lines("ignoreregex"),
-        usedns: "warn".into(),
-    };
-    if spec.failregex.iter().chain(&spec.prefregex).any(|p| {
-        p.contains("<F-MLFID>") || p.contains("<F-MLFFORGET>") || p.contains("<F-MLFGAINED>")
-    }) {
-        return Err("multi-line failure ids (<F-MLFID>...) not supported yet".into());
-    }
+    let (spec, datepattern) = FilterSpec::from_options(text).map_err(|e| e.to_string())?;
     let filter = Filter::new(&spec).map_err(|e| e.to_string())?;
     // `%ExY` accepts years around the real present, whatever "now" the test sets.
     let year = current_year();
-    let dates = match text("datepattern") {
+    let dates = match datepattern {
         Some(p) => DateDetector::from_datepattern(&p, year).map_err(|e| e.to_string())?,
         None => DateDetector::default_templates(year),
     };

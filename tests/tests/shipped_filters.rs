@@ -72,15 +72,21 @@ for line in sys.stdin:
         print(when.minute * 60 + when.second, ip)
 ";
 
-/// Runs `fail2ban-regex` with `filter` (file name under config/filter.d) in `mode`.
-fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
-    let dir = filter_dir(filter);
+/// Writes `lines` as `test.log` in `dir`, each behind its stamp.
+fn write_log(dir: &Path, lines: &[String]) -> std::path::PathBuf {
     let mut log = String::new();
     for (i, l) in lines.iter().enumerate() {
         let _ = writeln!(log, "{} {l}", stamp(i));
     }
-    let log_path = dir.path().join("test.log");
-    std::fs::write(&log_path, log).unwrap();
+    let path = dir.join("test.log");
+    std::fs::write(&path, log).unwrap();
+    path
+}
+
+/// Runs `fail2ban-regex` with `filter` (file name under config/filter.d) in `mode`.
+fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
+    let dir = filter_dir(filter);
+    let log_path = write_log(dir.path(), lines);
     let out = Command::new("fail2ban-regex")
         .args(["-o", "row", "--config"])
         .arg(dir.path())
@@ -173,27 +179,11 @@ fn banxdp_filter(
     let jail = &dump.jails[0];
     assert!(jail.error.is_none(), "{:?}", jail.error);
     let options = jail.filter.as_ref().unwrap();
-    let lines = |name: &str| -> Vec<String> {
-        options
-            .get(name)
-            .map(|v| {
-                v.text()
-                    .split('\n')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let filter = Filter::new(&FilterSpec {
-        prefregex: options.get("prefregex").map(Value::text),
-        failregex: lines("failregex"),
-        ignoreregex: lines("ignoreregex"),
-        usedns: "warn".into(),
-    })
-    .unwrap();
-    let dates = match options.get("datepattern") {
-        Some(p) => DateDetector::from_datepattern(&p.text(), 2026).unwrap(),
+    let (spec, datepattern) =
+        FilterSpec::from_options(|n| options.get(n).map(Value::text)).unwrap();
+    let filter = Filter::new(&spec).unwrap();
+    let dates = match datepattern {
+        Some(p) => DateDetector::from_datepattern(&p, 2026).unwrap(),
         None => DateDetector::default_templates(2026),
     };
     (filter, dates)
@@ -270,12 +260,7 @@ fn sshd_filter_reports_the_real_peer_or_nothing() {
 /// runs it: the same failures, each with the line number and the time of its stamp.
 fn banxdp_regex_cli(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
     let dir = filter_dir(filter);
-    let mut log = String::new();
-    for (i, l) in lines.iter().enumerate() {
-        let _ = writeln!(log, "{} {l}", stamp(i));
-    }
-    let log_path = dir.path().join("test.log");
-    std::fs::write(&log_path, log).unwrap();
+    let log_path = write_log(dir.path(), lines);
     let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
         .env("TZ", "UTC")
         .args(["regex", "--json", "--config-dir"])

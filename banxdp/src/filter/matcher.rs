@@ -18,6 +18,59 @@ pub struct FilterSpec {
     pub usedns: String,
 }
 
+/// A filter banxdp's engine cannot run yet, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    #[error("it is multi-line (maxlines = {0}), which banxdp reads once multi-line support lands")]
+    MultiLine(u32),
+    #[error(
+        "it uses multi-line failure ids (<F-MLFID>, <F-MLFFORGET>, <F-MLFGAINED>), which banxdp \
+         reads once multi-line support lands"
+    )]
+    FailureIds,
+}
+
+impl FilterSpec {
+    /// The spec, and the `datepattern`, of a filter's resolved options (`option` gives each
+    /// one's text). Filters the engine would misread are refused: multi-line buffers, and
+    /// failure ids across lines, which change what a line means (an `Accepted` line forgets
+    /// earlier failures rather than being one).
+    pub fn from_options(
+        option: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Option<String>), Unsupported> {
+        let lines = |name: &str| -> Vec<String> {
+            option(name)
+                .unwrap_or_default()
+                .split('\n')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(n) = option("maxlines")
+            .and_then(|m| m.trim().parse::<u32>().ok())
+            .filter(|n| *n > 1)
+        {
+            return Err(Unsupported::MultiLine(n));
+        }
+        let spec = Self {
+            prefregex: option("prefregex"),
+            failregex: lines("failregex"),
+            ignoreregex: lines("ignoreregex"),
+            usedns: option("usedns").unwrap_or_else(|| "warn".into()),
+        };
+        let ids = ["<F-MLFID>", "<F-MLFFORGET>", "<F-MLFGAINED>"];
+        if spec
+            .failregex
+            .iter()
+            .chain(&spec.prefregex)
+            .any(|p| ids.iter().any(|t| p.contains(t)))
+        {
+            return Err(Unsupported::FailureIds);
+        }
+        Ok((spec, option("datepattern")))
+    }
+}
+
 /// Who failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Host {

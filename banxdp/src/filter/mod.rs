@@ -10,4 +10,4 @@ pub mod matcher;
 pub mod pattern;
 pub mod report;
 
-pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};
+pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome, Unsupported};
