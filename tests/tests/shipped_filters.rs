@@ -306,14 +306,60 @@ fn sshd_filter_through_banxdp_regex_matches_the_fixture() {
 }
 
 #[test]
-fn banxdp_regex_refuses_filters_it_would_misread() {
-    if !fail2ban_present("banxdp_regex_refuses_filters_it_would_misread") {
+fn banxdp_regex_reads_debians_sshd_filter_with_its_failure_ids() {
+    if !fail2ban_present("banxdp_regex_reads_debians_sshd_filter_with_its_failure_ids") {
+        return;
+    }
+    // The stock filter finds the address on the connection's first line, counts the failure
+    // on the next, and an accepted login (another connection) is no failure.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "Nov 21 07:00:00 h sshd[1]: Connection from 192.0.2.9 port 40000 on 192.0.2.1 port 22\n\
+         Nov 21 07:00:01 h sshd[1]: Failed password for root from 192.0.2.9 port 40000 ssh2\n\
+         Nov 21 07:00:02 h sshd[2]: Accepted password for alice from 192.0.2.10 port 40001 ssh2\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .env("TZ", "UTC")
+        .args(["regex", "--json", "--config-dir", "/etc/fail2ban"])
+        .arg(&log)
+        .arg("sshd")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failures: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|f: &serde_json::Value| f.get("nofail").is_none())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0]["line"].as_u64(), failures[0]["host"].as_str()),
+        (Some(2), Some("192.0.2.9"))
+    );
+}
+
+#[test]
+fn banxdp_regex_refuses_multi_line_filters() {
+    if !fail2ban_present("banxdp_regex_refuses_multi_line_filters") {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
-        .args(["regex", "--config-dir", "/etc/fail2ban", "x", "sshd"])
+        .args([
+            "regex",
+            "--config-dir",
+            "/etc/fail2ban",
+            "x",
+            "mongodb-auth",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("multi-line failure ids"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multi-line (maxlines = 10)"));
 }

@@ -23,18 +23,12 @@ pub struct FilterSpec {
 pub enum Unsupported {
     #[error("it is multi-line (maxlines = {0}), which banxdp reads once multi-line support lands")]
     MultiLine(u32),
-    #[error(
-        "it uses multi-line failure ids (<F-MLFID>, <F-MLFFORGET>, <F-MLFGAINED>), which banxdp \
-         reads once multi-line support lands"
-    )]
-    FailureIds,
 }
 
 impl FilterSpec {
     /// The spec, and the `datepattern`, of a filter's resolved options (`option` gives each
-    /// one's text). Filters the engine would misread are refused: multi-line buffers, and
-    /// failure ids across lines, which change what a line means (an `Accepted` line forgets
-    /// earlier failures rather than being one).
+    /// one's text). Multi-line buffers, which the engine would misread, are refused; failure
+    /// ids across lines (`<F-MLFID>`) need a `tracker::Tracker` to be read right.
     pub fn from_options(
         option: impl Fn(&str) -> Option<String>,
     ) -> Result<(Self, Option<String>), Unsupported> {
@@ -58,15 +52,6 @@ impl FilterSpec {
             ignoreregex: lines("ignoreregex"),
             usedns: option("usedns").unwrap_or_else(|| "warn".into()),
         };
-        let ids = ["<F-MLFID>", "<F-MLFFORGET>", "<F-MLFGAINED>"];
-        if spec
-            .failregex
-            .iter()
-            .chain(&spec.prefregex)
-            .any(|p| ids.iter().any(|t| p.contains(t)))
-        {
-            return Err(Unsupported::FailureIds);
-        }
         Ok((spec, option("datepattern")))
     }
 }
@@ -94,6 +79,14 @@ pub struct Failure {
     pub fields: Vec<(String, String)>,
     /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
     pub nofail: bool,
+}
+
+/// Every failregex match of a line: `(failregex index, named groups)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllMatches {
+    pub found: Vec<(usize, Vec<(String, String)>)>,
+    /// Matches an ignoreregex cancelled.
+    pub ignored: usize,
 }
 
 /// What became of a line.
@@ -198,6 +191,47 @@ impl Filter {
         self.ignoreregex
             .iter()
             .any(|re| matches!(re.captures(text), Ok(Some(_))))
+    }
+
+    /// Every `failregex` that matches `line` (prefregex applied first), with its groups
+    /// merged over the prefregex's; `None` when the prefregex does not match. A match that an
+    /// `ignoreregex` cancels is left out and counted in `ignored`.
+    #[must_use]
+    pub fn all_matches(&self, line: &str) -> Option<AllMatches> {
+        let mut text = line.to_string();
+        let mut pre = Vec::new();
+        if let Some(pref) = &self.prefregex {
+            let Ok(Some(groups)) = pref.captures(line) else {
+                return None;
+            };
+            for (name, value) in groups {
+                if name == "content" {
+                    if !value.is_empty() {
+                        text = value;
+                    }
+                } else {
+                    pre.push((name, value));
+                }
+            }
+        }
+        let mut all = AllMatches::default();
+        for (index, re) in self.failregex.iter().enumerate() {
+            let Ok(Some(groups)) = re.captures(&text) else {
+                continue;
+            };
+            if self.ignored(&text) {
+                all.ignored += 1;
+                continue;
+            }
+            let mut fields = pre.clone();
+            for (name, value) in groups {
+                fields.retain(|(n, _)| *n != name);
+                fields.push((name, value));
+            }
+            merge_alternates(&mut fields);
+            all.found.push((index, fields));
+        }
+        Some(all)
     }
 
     /// Applies the filter to `line`. A pattern that gives up (backtracking limit) counts as

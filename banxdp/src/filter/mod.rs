@@ -9,5 +9,6 @@ pub mod date;
 pub mod matcher;
 pub mod pattern;
 pub mod report;
+pub mod tracker;
 
 pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome, Unsupported};

@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json, json};
 use super::{
     Filter, Host, Outcome,
     date::{Clock, DateDetector},
+    tracker::Tracker,
 };
 
 /// One failure found.
@@ -54,6 +55,7 @@ pub fn run<'a>(
     resolve: Resolver<'_>,
 ) -> Report {
     let mut report = Report::default();
+    let mut tracker = Tracker::default();
     for (index, line) in lines.enumerate() {
         report.lines += 1;
         let (time, text) = match dates.find(line, clock) {
@@ -63,34 +65,42 @@ pub fn run<'a>(
             }
             None => (None, line.to_string()),
         };
-        match filter.check(&text) {
-            Outcome::Failure(f) => {
-                let hosts = match (&f.host, resolve) {
-                    (Host::Name(name), Some(resolve)) => resolve(name)
-                        .into_iter()
-                        .map(|a| Host::Ip(a, None))
-                        .collect(),
-                    _ => vec![f.host.clone()],
-                };
-                if hosts.is_empty() {
-                    report.missed += 1;
-                    continue;
-                }
-                report.matched += 1;
-                *report.regex_hits.entry(f.regex).or_insert(0) += 1;
-                for host in hosts {
-                    report.found.push(Found {
-                        line: index + 1,
-                        time,
-                        host,
-                        regex: f.regex,
-                        fields: f.fields.clone(),
-                        nofail: f.nofail,
-                    });
-                }
+        // Failure ids carry a connection's address to its later lines (`<F-MLFID>`).
+        let results = tracker.check(filter, &text, false);
+        let Some(first) = results.first() else {
+            match filter.check(&text) {
+                Outcome::Ignored => report.ignored += 1,
+                _ => report.missed += 1,
             }
-            Outcome::Ignored => report.ignored += 1,
-            Outcome::Missed => report.missed += 1,
+            continue;
+        };
+        let Some(host) = first.host.clone() else {
+            // Pending: the connection has no address yet.
+            report.missed += 1;
+            continue;
+        };
+        let hosts = match (&host, resolve) {
+            (Host::Name(name), Some(resolve)) => resolve(name)
+                .into_iter()
+                .map(|a| Host::Ip(a, None))
+                .collect(),
+            _ => vec![host],
+        };
+        if hosts.is_empty() {
+            report.missed += 1;
+            continue;
+        }
+        report.matched += 1;
+        *report.regex_hits.entry(first.regex).or_insert(0) += 1;
+        for host in hosts {
+            report.found.push(Found {
+                line: index + 1,
+                time,
+                host,
+                regex: first.regex,
+                fields: first.fields.clone(),
+                nofail: first.nofail,
+            });
         }
     }
     report
