@@ -170,6 +170,7 @@ fn check_line(
     let found: Vec<Tracked> = variant
         .tracker
         .check(filter, &text, true)
+        .failures
         .into_iter()
         .filter(|t| t.host.is_some() && !t.nofail)
         .collect();

@@ -193,11 +193,9 @@ impl Filter {
             .any(|re| matches!(re.captures(text), Ok(Some(_))))
     }
 
-    /// Every `failregex` that matches `line` (prefregex applied first), with its groups
-    /// merged over the prefregex's; `None` when the prefregex does not match. A match that an
-    /// `ignoreregex` cancels is left out and counted in `ignored`.
-    #[must_use]
-    pub fn all_matches(&self, line: &str) -> Option<AllMatches> {
+    /// The prefregex step: the text the failregexes see (its `<F-CONTENT>`, else the line)
+    /// and the prefregex's other groups; `None` when the prefregex does not match.
+    fn prefiltered(&self, line: &str) -> Option<(String, Vec<(String, String)>)> {
         let mut text = line.to_string();
         let mut pre = Vec::new();
         if let Some(pref) = &self.prefregex {
@@ -214,6 +212,17 @@ impl Filter {
                 }
             }
         }
+        Some((text, pre))
+    }
+
+    /// The failregexes that match `line` (prefregex applied first), each with its groups
+    /// merged over the prefregex's; `None` when the prefregex does not match. A match that an
+    /// `ignoreregex` cancels is left out and counted in `ignored`. With `first_only` the
+    /// search ends at the first failregex that matches, cancelled or not, as fail2ban's
+    /// daemon does.
+    #[must_use]
+    pub fn all_matches(&self, line: &str, first_only: bool) -> Option<AllMatches> {
+        let (text, pre) = self.prefiltered(line)?;
         let mut all = AllMatches::default();
         for (index, re) in self.failregex.iter().enumerate() {
             let Ok(Some(groups)) = re.captures(&text) else {
@@ -221,51 +230,37 @@ impl Filter {
             };
             if self.ignored(&text) {
                 all.ignored += 1;
-                continue;
+            } else {
+                let mut fields = pre.clone();
+                for (name, value) in groups {
+                    fields.retain(|(n, _)| *n != name);
+                    fields.push((name, value));
+                }
+                merge_alternates(&mut fields);
+                all.found.push((index, fields));
             }
-            let mut fields = pre.clone();
-            for (name, value) in groups {
-                fields.retain(|(n, _)| *n != name);
-                fields.push((name, value));
+            if first_only {
+                break;
             }
-            merge_alternates(&mut fields);
-            all.found.push((index, fields));
         }
         Some(all)
     }
 
-    /// Applies the filter to `line`. A pattern that gives up (backtracking limit) counts as
-    /// not matching.
+    /// Applies the filter to `line`: the first failregex that matches and names a host. A
+    /// pattern that gives up (backtracking limit) counts as not matching.
     #[must_use]
     pub fn check(&self, line: &str) -> Outcome {
-        let mut text = line;
-        let mut pre_fields = Vec::new();
-        let content;
-        if let Some(pref) = &self.prefregex {
-            let Ok(Some(groups)) = pref.captures(line) else {
-                return Outcome::Missed;
-            };
-            let mut found_content = None;
-            for (name, value) in groups {
-                if name == "content" {
-                    found_content = Some(value);
-                } else {
-                    pre_fields.push((name, value));
-                }
-            }
-            if let Some(c) = found_content.filter(|c| !c.is_empty()) {
-                content = c;
-                text = &content;
-            }
-        }
+        let Some((text, pre)) = self.prefiltered(line) else {
+            return Outcome::Missed;
+        };
         for (index, re) in self.failregex.iter().enumerate() {
-            let Ok(Some(groups)) = re.captures(text) else {
+            let Ok(Some(groups)) = re.captures(&text) else {
                 continue;
             };
-            if self.ignored(text) {
+            if self.ignored(&text) {
                 return Outcome::Ignored;
             }
-            let mut fields = pre_fields.clone();
+            let mut fields = pre.clone();
             for (name, value) in groups {
                 fields.retain(|(n, _)| *n != name);
                 fields.push((name, value));
@@ -275,23 +270,10 @@ impl Filter {
                 fields
                     .iter()
                     .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v.as_str())
             };
-            let cidr = get("cidr").and_then(|c| c.parse::<u8>().ok());
-            // The address, else the name, else the failure id. Text shaped like an address
-            // that is none (`192.030.0.6`) stays an id: reported, but nothing XDP can ban.
-            let Some(raw) = get("ip4")
-                .or_else(|| get("ip6"))
-                .or_else(|| get("dns"))
-                .or_else(|| get("fid"))
-            else {
+            let Some((host, raw)) = host_of(get) else {
                 continue;
-            };
-            let host = match raw.parse::<IpAddr>() {
-                Ok(addr) => Host::Ip(addr, cidr),
-                Err(_) if get("ip4").is_some() || get("ip6").is_some() => Host::Id(raw.clone()),
-                Err(_) if get("dns").is_some() => Host::Name(raw.clone()),
-                Err(_) => Host::Id(raw.clone()),
             };
             let nofail = get("nofail").is_some();
             return Outcome::Failure(Failure {
@@ -304,6 +286,25 @@ impl Filter {
         }
         Outcome::Missed
     }
+}
+
+/// The host of a match: the address, else the name, else the failure id, with the text as
+/// it stood. Text shaped like an address that is none (`192.030.0.6`) stays an id: reported,
+/// but nothing XDP can ban.
+pub(super) fn host_of<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<(Host, String)> {
+    let cidr = get("cidr").and_then(|c| c.parse::<u8>().ok());
+    let address = get("ip4").or_else(|| get("ip6"));
+    let raw = address
+        .or_else(|| get("dns"))
+        .or_else(|| get("fid"))?
+        .to_string();
+    let host = match raw.parse::<IpAddr>() {
+        Ok(addr) => Host::Ip(addr, cidr),
+        Err(_) if address.is_some() => Host::Id(raw.clone()),
+        Err(_) if get("dns").is_some() => Host::Name(raw.clone()),
+        Err(_) => Host::Id(raw.clone()),
+    };
+    Some((host, raw))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde_json::{Map, Value as Json, json};
 
 use super::{
-    Filter, Host, Outcome,
+    Filter, Host,
     date::{Clock, DateDetector},
     tracker::Tracker,
 };
@@ -66,11 +66,12 @@ pub fn run<'a>(
             None => (None, line.to_string()),
         };
         // Failure ids carry a connection's address to its later lines (`<F-MLFID>`).
-        let results = tracker.check(filter, &text, false);
-        let Some(first) = results.first() else {
-            match filter.check(&text) {
-                Outcome::Ignored => report.ignored += 1,
-                _ => report.missed += 1,
+        let checked = tracker.check(filter, &text, false);
+        let Some(first) = checked.failures.first() else {
+            if checked.ignored {
+                report.ignored += 1;
+            } else {
+                report.missed += 1;
             }
             continue;
         };

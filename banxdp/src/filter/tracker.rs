@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use indexmap::IndexMap;
 
-use super::{Filter, Host};
+use super::{Filter, Host, matcher::host_of};
 
 /// What is known of one connection (or of one failure, without an id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +45,13 @@ impl State {
     }
 }
 
+/// What a line gave: its failures, and whether an ignoreregex cancelled a match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub failures: Vec<Tracked>,
+    pub ignored: bool,
+}
+
 /// A failure after merging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
@@ -70,22 +77,6 @@ const GAINED: u8 = 8;
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     connections: HashMap<String, State>,
-}
-
-fn host_of(groups: &IndexMap<String, String>) -> Option<(Host, String)> {
-    let cidr = groups.get("cidr").and_then(|c| c.parse::<u8>().ok());
-    let address = groups.get("ip4").or_else(|| groups.get("ip6"));
-    let raw = address
-        .or_else(|| groups.get("dns"))
-        .or_else(|| groups.get("fid"))?
-        .clone();
-    let host = match raw.parse() {
-        Ok(addr) => Host::Ip(addr, cidr),
-        Err(_) if address.is_some() => Host::Id(raw.clone()),
-        Err(_) if groups.contains_key("dns") => Host::Name(raw.clone()),
-        Err(_) => Host::Id(raw.clone()),
-    };
-    Some((host, raw))
 }
 
 impl Tracker {
@@ -152,9 +143,9 @@ impl Tracker {
     /// The failures of one line. With `check_all` every matching failregex counts (as
     /// fail2ban's tests run filters); otherwise the first decides, and a pending or no-fail
     /// line ends the search, as in the daemon.
-    pub fn check(&mut self, filter: &Filter, line: &str, check_all: bool) -> Vec<Tracked> {
-        let Some(all) = filter.all_matches(line) else {
-            return Vec::new();
+    pub fn check(&mut self, filter: &Filter, line: &str, check_all: bool) -> Checked {
+        let Some(all) = filter.all_matches(line, !check_all) else {
+            return Checked::default();
         };
         let mut out = Vec::new();
         for (regex, fields) in all.found {
@@ -176,7 +167,7 @@ impl Tracker {
                 state
             };
             let nofail = state.truthy("nofail");
-            let host = host_of(&state.groups);
+            let host = host_of(|k| state.groups.get(k).map(String::as_str));
             if host.is_none() {
                 // No address yet: the connection's failure is pending until one appears.
                 state.pending = true;
@@ -186,7 +177,7 @@ impl Tracker {
                     }
                 }
                 if !check_all {
-                    return out;
+                    break;
                 }
             }
             out.push(Tracked {
@@ -202,7 +193,10 @@ impl Tracker {
                 break;
             }
         }
-        out
+        Checked {
+            failures: out,
+            ignored: all.ignored > 0,
+        }
     }
 }
 
@@ -229,18 +223,26 @@ mod tests {
     fn an_address_from_an_earlier_line_makes_a_later_one_a_failure() {
         let filter = sshd_like();
         let mut tracker = Tracker::default();
-        let first = tracker.check(&filter, "h sshd[7]: Connection from 192.0.2.9", true);
+        let first = tracker
+            .check(&filter, "h sshd[7]: Connection from 192.0.2.9", true)
+            .failures;
         assert!(first[0].nofail, "a connection is no failure");
-        let second = tracker.check(&filter, "h sshd[7]: Failed password for root", true);
+        let second = tracker
+            .check(&filter, "h sshd[7]: Failed password for root", true)
+            .failures;
         assert_eq!(second[0].raw.as_deref(), Some("192.0.2.9"));
         assert!(!second[0].nofail);
         // The failure carries the lines since the last one: the connection and itself.
         assert_eq!(second[0].attempts, 2);
-        let third = tracker.check(&filter, "h sshd[7]: Failed password for root", true);
+        let third = tracker
+            .check(&filter, "h sshd[7]: Failed password for root", true)
+            .failures;
         assert_eq!(third[0].attempts, 1, "earlier lines were reported already");
         assert_eq!(third[0].raw.as_deref(), Some("192.0.2.9"));
         // Another connection knows nothing of this address.
-        let other = tracker.check(&filter, "h sshd[8]: Failed password for root", true);
+        let other = tracker
+            .check(&filter, "h sshd[8]: Failed password for root", true)
+            .failures;
         assert_eq!(other[0].host, None);
     }
 
@@ -249,10 +251,14 @@ mod tests {
         let filter = sshd_like();
         let mut tracker = Tracker::default();
         tracker.check(&filter, "h sshd[7]: Connection from 192.0.2.9", true);
-        let accepted = tracker.check(&filter, "h sshd[7]: Accepted password for alice", true);
+        let accepted = tracker
+            .check(&filter, "h sshd[7]: Accepted password for alice", true)
+            .failures;
         assert!(accepted[0].nofail);
         // The connection is forgotten: a new one on the same id starts afresh.
-        let later = tracker.check(&filter, "h sshd[7]: Failed password for alice", true);
+        let later = tracker
+            .check(&filter, "h sshd[7]: Failed password for alice", true)
+            .failures;
         assert_eq!(later[0].host, None);
     }
 }
