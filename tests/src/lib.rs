@@ -86,6 +86,29 @@ pub fn fail2ban_present(test: &str, program: &str) -> bool {
     false
 }
 
+/// Runs a Python `script` with `input` on its standard input and returns its standard
+/// output. The input is fed from a thread: the script writes as it reads, and a full output
+/// pipe would otherwise block both sides.
+pub fn python(script: &str, input: Vec<u8>) -> Vec<u8> {
+    use std::{io::Write as _, process::Stdio};
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    let mut stdin = child.stdin.take().expect("piped");
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).expect("feed python3"));
+    let out = child.wait_with_output().expect("python3 output");
+    feeder.join().expect("feeder thread");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn sh(args: &[&str]) -> String {
     let out = std::process::Command::new(args[0])

@@ -31,23 +31,7 @@ fn fail2ban_stream(dir: &Path) -> Vec<Json> {
         .arg("-d")
         .output()
         .expect("run fail2ban-client");
-    let mut convert = Command::new("python3")
-        .args(["-c", TO_JSON])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    // Fed from a thread: python writes as it reads, and a full stdout pipe would otherwise
-    // block both sides.
-    let mut stdin = convert.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write as _;
-        stdin.write_all(&out.stdout).unwrap();
-    });
-    let converted = convert.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    assert!(converted.status.success());
-    parse_lines(&converted.stdout)
+    parse_lines(&banxdp_tests::python(TO_JSON, out.stdout))
 }
 
 fn banxdp_stream(dir: &Path) -> Vec<Json> {

@@ -99,23 +99,9 @@ fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<S
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows = Command::new("python3")
-        .args(["-c", ROWS])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut rows = rows;
-    let mut stdin = rows.stdin.take().unwrap();
-    let feed = out.stdout.clone();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write as _;
-        stdin.write_all(&feed).unwrap();
-    });
-    let parsed = rows.wait_with_output().unwrap();
-    feeder.join().unwrap();
+    let parsed = banxdp_tests::python(ROWS, out.stdout);
     let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&parsed.stdout).lines() {
+    for line in String::from_utf8_lossy(&parsed).lines() {
         let (index, ip) = line.split_once(' ').unwrap();
         found
             .entry(index.parse().unwrap())
