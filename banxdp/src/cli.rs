@@ -228,8 +228,8 @@ mod regex_cmd {
             },
         },
         filter::{
-            Filter, FilterSpec,
-            date::{Clock, DateDetector, Zone},
+            FilterSpec, Scanner,
+            date::{Clock, Zone},
             report,
         },
     };
@@ -240,7 +240,7 @@ mod regex_cmd {
         basedir: &Path,
         name: &str,
         params: indexmap::IndexMap<String, String>,
-    ) -> Result<Option<(FilterSpec, Option<String>)>> {
+    ) -> Result<Option<FilterSpec>> {
         let Some((store, _)) = Store::read(files, basedir, name, &mut FileCache::default())? else {
             return Ok(None);
         };
@@ -255,9 +255,7 @@ mod regex_cmd {
             bail!("filter `{name}`: invalid {option} `{value}`");
         }
         let text = |n: &str| options.get(n).map(crate::config::fail2ban::Value::text);
-        let (spec, datepattern) =
-            FilterSpec::from_options(text).with_context(|| format!("filter `{name}`"))?;
-        Ok(Some((spec, datepattern)))
+        Ok(Some(FilterSpec::from_options(text)))
     }
 
     pub fn run(
@@ -270,7 +268,7 @@ mod regex_cmd {
         let (name, params) = extract_options(filter)
             .unwrap_or_else(|_| (filter.to_string(), indexmap::IndexMap::new()));
         let as_file = Path::new(&name);
-        let (mut spec, datepattern) = if as_file.is_file() {
+        let mut spec = if as_file.is_file() {
             let dir = as_file
                 .parent()
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -291,26 +289,20 @@ mod regex_cmd {
         }
         .unwrap_or_else(|| {
             // Not a filter: a regular expression.
-            let spec = FilterSpec {
-                prefregex: None,
+            FilterSpec {
                 failregex: vec![filter.to_string()],
-                ignoreregex: Vec::new(),
-                usedns: "warn".into(),
-            };
-            (spec, None)
+                ..FilterSpec::default()
+            }
         });
         if let Some(ignore) = ignoreregex {
             spec.ignoreregex.push(ignore.to_string());
         }
-        let compiled = Filter::new(&spec)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let year = report::iso8601(now)[..4].parse::<i32>().unwrap_or(2026);
-        let dates = match datepattern {
-            Some(pattern) => DateDetector::from_datepattern(&pattern, year)?,
-            None => DateDetector::default_templates(year),
-        };
+        let mut scanner =
+            Scanner::new(&spec, year).with_context(|| format!("filter `{filter}`"))?;
         let clock = Clock {
             now,
             zone: Zone::Local,
@@ -339,7 +331,14 @@ mod regex_cmd {
         } else {
             Some(&lookup)
         };
-        let report = report::run(lines, &compiled, &dates, &clock, resolve);
+        // The summary counts every failregex, as fail2ban-regex's does; the failures listed
+        // are the daemon's, as `fail2ban-regex -o` lists them.
+        let mode = if json {
+            report::Mode::Daemon
+        } else {
+            report::Mode::AllRegex
+        };
+        let report = report::run(lines, &mut scanner, &clock, resolve, mode);
         if json {
             print!("{}", report.json_lines());
         } else {

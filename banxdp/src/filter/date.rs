@@ -172,6 +172,24 @@ impl DatePattern {
         } else {
             false
         };
+        // `**` at either end turns that end's word boundary off, as in fail2ban.
+        let mut unbound_begin = false;
+        let opening = body.len() - body.trim_start_matches('(').len();
+        let stripped_begin;
+        if body[opening..].starts_with("**") {
+            stripped_begin = format!("{}{}", &body[..opening], &body[opening + 2..]);
+            body = &stripped_begin;
+            unbound_begin = true;
+        }
+        let mut unbound_end = false;
+        let closing = body.len() - body.trim_end_matches(')').len();
+        let inner = &body[..body.len() - closing];
+        let stripped_end;
+        if inner.ends_with("**") && !inner.ends_with(r"\**") {
+            stripped_end = format!("{}{}", &inner[..inner.len() - 2], &body[inner.len()..]);
+            body = &stripped_end;
+            unbound_end = true;
+        }
         let (regex, kind, case_insensitive) = match body.to_uppercase().as_str() {
             "EPOCH" => (
                 r"(?P<epoch>\d{10,11})(?:\.\d{3,6})?".to_string(),
@@ -217,12 +235,16 @@ impl DatePattern {
         }
         if line_begin {
             let _ = write!(full, r"^(?:\W{{0,2}})?(?:{regex})");
-        } else if anchored {
+        } else if anchored || unbound_begin {
             let _ = write!(full, "(?:{regex})");
         } else {
             let _ = write!(full, r"(?=^|\b|\W)(?:{regex})");
         }
-        if !(regex.ends_with('$') || regex.ends_with(r"\b") || regex.ends_with(r"\s")) {
+        if !(unbound_end
+            || regex.ends_with('$')
+            || regex.ends_with(r"\b")
+            || regex.ends_with(r"\s"))
+        {
             full.push_str(r"(?=\b|\W|$)");
         }
         let (translated, _) = translate(&full);
@@ -244,6 +266,14 @@ impl DatePattern {
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
         let caps = self.regex.captures(line).ok()??;
         let whole = caps.get(1).or_else(|| caps.get(0))?;
+        if whole.start() == whole.end() {
+            // The pattern allows a line without a date (`^WARNING:()**`).
+            return Some(DateMatch {
+                start: whole.start(),
+                end: whole.end(),
+                time: None,
+            });
+        }
         let field = |name: &str| caps.name(name).map(|m| m.as_str());
         let time = match self.kind {
             Kind::Epoch { millis } => {
@@ -258,7 +288,7 @@ impl DatePattern {
         Some(DateMatch {
             start: whole.start(),
             end: whole.end(),
-            time,
+            time: Some(time),
         })
     }
 }
@@ -308,8 +338,9 @@ fn expand(pattern: &str, year: i32) -> Result<String, String> {
 pub struct DateMatch {
     pub start: usize,
     pub end: usize,
-    /// Seconds since the epoch.
-    pub time: i64,
+    /// Seconds since the epoch; `None` when the pattern matched and took no text, which
+    /// means the line has no date of its own.
+    pub time: Option<i64>,
 }
 
 impl DateMatch {
@@ -625,12 +656,26 @@ impl DateDetector {
         Ok(Self { patterns })
     }
 
-    /// The first date any pattern finds in `line`.
+    /// The first date any pattern finds in `line`, with the pattern's name.
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<(DateMatch, &str)> {
+        self.find_index(line, clock)
+            .map(|(m, index)| (m, self.patterns[index].name.as_str()))
+    }
+
+    /// The first date any pattern finds in `line`, with the pattern's index.
+    #[must_use]
+    pub fn find_index(&self, line: &str, clock: &Clock) -> Option<(DateMatch, usize)> {
         self.patterns
             .iter()
-            .find_map(|p| p.find(line, clock).map(|m| (m, p.name.as_str())))
+            .enumerate()
+            .find_map(|(index, p)| p.find(line, clock).map(|m| (m, index)))
+    }
+
+    /// The name of the pattern at `index`.
+    #[must_use]
+    pub fn name(&self, index: usize) -> &str {
+        &self.patterns[index].name
     }
 }
 
@@ -652,7 +697,7 @@ mod tests {
         let detector = DateDetector::default_templates(2026);
         detector
             .find(line, &utc())
-            .map(|(m, _)| (m.time, m.strip(line)))
+            .and_then(|(m, _)| Some((m.time?, m.strip(line))))
     }
 
     #[test]
@@ -701,11 +746,17 @@ mod tests {
     fn custom_patterns_and_line_begin() {
         let clock = utc();
         let p = DatePattern::new("{^LN-BEG}%ExY-%Exm-%Exd %ExH:%ExM:%ExS", 2026).unwrap();
-        assert_eq!(p.find("2026-11-21 12:00:00 x", &clock).unwrap().time, NOW);
+        assert_eq!(
+            p.find("2026-11-21 12:00:00 x", &clock).unwrap().time,
+            Some(NOW)
+        );
         // Anchored: not in the middle of a line.
         assert!(p.find("prefix text 2026-11-21 12:00:00", &clock).is_none());
         let p = DatePattern::new("%d/%b/%Y %H:%M", 2026).unwrap();
-        assert_eq!(p.find("at 21/NOV/2026 12:00 x", &clock).unwrap().time, NOW);
+        assert_eq!(
+            p.find("at 21/NOV/2026 12:00 x", &clock).unwrap().time,
+            Some(NOW)
+        );
         assert!(DatePattern::new("%Q", 2026).is_err());
         // February 30th is no date.
         let p = DatePattern::new("%Y-%m-%d %H:%M:%S", 2026).unwrap();
@@ -726,10 +777,13 @@ mod tests {
         let d = DateDetector::from_datepattern(r"^[^\[]*\[({DATE})", 2026).unwrap();
         let line = r#"198.51.100.7 - - [21/Nov/2026:12:00:00 +0000] "GET /""#;
         let (m, _) = d.find(line, &clock).unwrap();
-        assert_eq!(m.time, NOW);
+        assert_eq!(m.time, Some(NOW));
         assert_eq!(m.strip(line), r#"198.51.100.7 - - [] "GET /""#);
         let p = DatePattern::new("^\\[%Z %b %d %H:%M:%S\\]", 2026).unwrap();
-        assert_eq!(p.find("[PDT Nov 21 05:00:00] x", &clock).unwrap().time, NOW);
+        assert_eq!(
+            p.find("[PDT Nov 21 05:00:00] x", &clock).unwrap().time,
+            Some(NOW)
+        );
         assert_eq!(zone_offset("EST-05:00"), Some(-600));
         assert_eq!(zone_offset("+0130"), Some(90));
     }
@@ -739,15 +793,15 @@ mod tests {
         let clock = utc();
         let p = DatePattern::new("TAI64N", 2026).unwrap();
         let tai = format!("@{:016x}00000000 x", NOW + (1_i64 << 62));
-        assert_eq!(p.find(&tai, &clock).unwrap().time, NOW);
+        assert_eq!(p.find(&tai, &clock).unwrap().time, Some(NOW));
         let p = DatePattern::new("%b %d, %Y %I:%M:%S %p", 2026).unwrap();
         assert_eq!(
             p.find("Nov 21, 2026 12:00:00 PM x", &clock).unwrap().time,
-            NOW
+            Some(NOW)
         );
         assert_eq!(
             p.find("Nov 21, 2026 12:00:00 AM x", &clock).unwrap().time,
-            NOW - 12 * 3600
+            Some(NOW - 12 * 3600)
         );
     }
 }

@@ -2,36 +2,48 @@
 //! semantics: `prefregex` must match first and its `<F-CONTENT>` is what the `failregex`
 //! patterns see; the first `failregex` that matches decides; an `ignoreregex` match cancels
 //! it; the host is the `ip4`, else `ip6`, else `dns` group, else the failure id `fid`.
-//! Multi-line buffers (`maxlines`, `<F-MLFID>`) build on this.
+//! Multi-line buffers and failure ids (`maxlines`, `<F-MLFID>`) are `tracker`'s.
 
 use std::net::IpAddr;
 
-use super::pattern::{Compiled, PatternError};
+use super::{
+    literals::Prefilter,
+    pattern::{Compiled, PatternError},
+    tracker::Tracked,
+};
 
 /// What a filter is made of (the options of a jail's filter after reading).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterSpec {
     pub prefregex: Option<String>,
     pub failregex: Vec<String>,
     pub ignoreregex: Vec<String>,
     /// `yes`, `warn`, `no` or `raw`: with `no`, `<HOST>` matches addresses only.
     pub usedns: String,
+    /// Lines a failregex may span (`maxlines`); above 1 the patterns see a buffer of the
+    /// last lines, joined with newlines.
+    pub maxlines: usize,
+    /// Where dates are in lines (`datepattern`); `None` detects the common formats.
+    pub datepattern: Option<String>,
 }
 
-/// A filter banxdp's engine cannot run yet, and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Unsupported {
-    #[error("it is multi-line (maxlines = {0}), which banxdp reads once multi-line support lands")]
-    MultiLine(u32),
+impl Default for FilterSpec {
+    fn default() -> Self {
+        Self {
+            prefregex: None,
+            failregex: Vec::new(),
+            ignoreregex: Vec::new(),
+            usedns: "warn".into(),
+            maxlines: 1,
+            datepattern: None,
+        }
+    }
 }
 
 impl FilterSpec {
-    /// The spec, and the `datepattern`, of a filter's resolved options (`option` gives each
-    /// one's text). Multi-line buffers, which the engine would misread, are refused; failure
-    /// ids across lines (`<F-MLFID>`) need a `tracker::Tracker` to be read right.
-    pub fn from_options(
-        option: impl Fn(&str) -> Option<String>,
-    ) -> Result<(Self, Option<String>), Unsupported> {
+    /// The spec of a filter's resolved options (`option` gives each one's text). The
+    /// configuration reader has checked that `maxlines` is a number.
+    pub fn from_options(option: impl Fn(&str) -> Option<String>) -> Self {
         let lines = |name: &str| -> Vec<String> {
             option(name)
                 .unwrap_or_default()
@@ -40,19 +52,17 @@ impl FilterSpec {
                 .map(str::to_string)
                 .collect()
         };
-        if let Some(n) = option("maxlines")
-            .and_then(|m| m.trim().parse::<u32>().ok())
-            .filter(|n| *n > 1)
-        {
-            return Err(Unsupported::MultiLine(n));
-        }
-        let spec = Self {
-            prefregex: option("prefregex"),
+        Self {
+            prefregex: option("prefregex").filter(|p| !p.is_empty()),
             failregex: lines("failregex"),
             ignoreregex: lines("ignoreregex"),
             usedns: option("usedns").unwrap_or_else(|| "warn".into()),
-        };
-        Ok((spec, option("datepattern")))
+            maxlines: option("maxlines")
+                .and_then(|m| m.trim().parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1),
+            datepattern: option("datepattern").filter(|p| !p.trim().is_empty()),
+        }
     }
 }
 
@@ -81,14 +91,6 @@ pub struct Failure {
     pub nofail: bool,
 }
 
-/// Every failregex match of a line: `(failregex index, named groups)`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AllMatches {
-    pub found: Vec<(usize, Vec<(String, String)>)>,
-    /// Matches an ignoreregex cancelled.
-    pub ignored: usize,
-}
-
 /// What became of a line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,7 +103,7 @@ pub enum Outcome {
 
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
-fn merge_alternates(fields: &mut Vec<(String, String)>) {
+pub(super) fn merge_alternates(fields: &mut Vec<(String, String)>) {
     let mut alternates: Vec<(String, String, String)> = fields
         .iter()
         .filter_map(|(name, value)| {
@@ -129,9 +131,14 @@ fn merge_alternates(fields: &mut Vec<(String, String)>) {
 /// A compiled filter.
 #[derive(Clone, Debug)]
 pub struct Filter {
-    prefregex: Option<Compiled>,
-    failregex: Vec<Compiled>,
-    ignoreregex: Vec<Compiled>,
+    pub(super) prefregex: Option<Compiled>,
+    pub(super) failregex: Vec<Compiled>,
+    pub(super) ignoreregex: Vec<Compiled>,
+    pub(super) maxlines: usize,
+    /// Turns away texts the prefregex cannot match.
+    prefregex_literals: Option<Prefilter>,
+    /// Which failregexes may match a text.
+    failregex_literals: Prefilter,
 }
 
 /// A filter with a pattern that does not compile.
@@ -147,13 +154,14 @@ pub struct FilterError {
 fn compile_all(
     patterns: &[String],
     usedns: &str,
+    multiline: bool,
     option: &'static str,
 ) -> Result<Vec<Compiled>, FilterError> {
     patterns
         .iter()
         .enumerate()
         .map(|(index, p)| {
-            Compiled::new(p, usedns).map_err(|source| FilterError {
+            Compiled::with_lines(p, usedns, multiline).map_err(|source| FilterError {
                 option,
                 index,
                 source,
@@ -165,12 +173,14 @@ fn compile_all(
 impl Filter {
     pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
         let usedns = spec.usedns.as_str();
+        let multiline = spec.maxlines > 1;
         let prefregex = match &spec.prefregex {
             Some(p) if !p.is_empty() => Some(
-                Compiled::new(
+                Compiled::with_lines(
                     &p.replace("<F-CONTENT>", "(?P<content>")
                         .replace("</F-CONTENT>", ")"),
                     usedns,
+                    multiline,
                 )
                 .map_err(|source| FilterError {
                     option: "prefregex",
@@ -180,111 +190,70 @@ impl Filter {
             ),
             _ => None,
         };
+        let failregex = compile_all(&spec.failregex, usedns, multiline, "failregex")?;
         Ok(Self {
+            prefregex_literals: prefregex
+                .as_ref()
+                .map(|p| Prefilter::new(std::iter::once(p.as_str()))),
+            failregex_literals: Prefilter::new(failregex.iter().map(Compiled::as_str)),
             prefregex,
-            failregex: compile_all(&spec.failregex, usedns, "failregex")?,
-            ignoreregex: compile_all(&spec.ignoreregex, usedns, "ignoreregex")?,
+            failregex,
+            ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
+            maxlines: spec.maxlines.max(1),
         })
     }
 
-    fn ignored(&self, text: &str) -> bool {
+    /// Whether the filter may match `text` at all, by the strings its patterns require: one
+    /// scan that turns most lines away before any regular expression runs.
+    #[must_use]
+    pub fn may_match(&self, text: &str) -> bool {
+        self.prefregex_literals.as_ref().is_none_or(|p| p.any(text))
+            && self.failregex_literals.any(text)
+    }
+
+    /// The failregexes that may match `text` (a bit mask, see `literals::has`).
+    #[must_use]
+    pub fn candidates(&self, text: &str) -> u128 {
+        self.failregex_literals.candidates(text)
+    }
+
+    /// Whether an ignoreregex matches `text`.
+    pub(super) fn ignored(&self, text: &str) -> bool {
         self.ignoreregex
             .iter()
-            .any(|re| matches!(re.captures(text), Ok(Some(_))))
+            .any(|re| matches!(re.search(text), Ok(Some(_))))
     }
 
-    /// The prefregex step: the text the failregexes see (its `<F-CONTENT>`, else the line)
-    /// and the prefregex's other groups; `None` when the prefregex does not match.
-    fn prefiltered(&self, line: &str) -> Option<(String, Vec<(String, String)>)> {
-        let mut text = line.to_string();
-        let mut pre = Vec::new();
-        if let Some(pref) = &self.prefregex {
-            let Ok(Some(groups)) = pref.captures(line) else {
-                return None;
-            };
-            for (name, value) in groups {
-                if name == "content" {
-                    if !value.is_empty() {
-                        text = value;
-                    }
-                } else {
-                    pre.push((name, value));
-                }
-            }
-        }
-        Some((text, pre))
-    }
-
-    /// The failregexes that match `line` (prefregex applied first), each with its groups
-    /// merged over the prefregex's; `None` when the prefregex does not match. A match that an
-    /// `ignoreregex` cancels is left out and counted in `ignored`. With `first_only` the
-    /// search ends at the first failregex that matches, cancelled or not, as fail2ban's
-    /// daemon does.
+    /// Lines a match may span.
     #[must_use]
-    pub fn all_matches(&self, line: &str, first_only: bool) -> Option<AllMatches> {
-        let (text, pre) = self.prefiltered(line)?;
-        let mut all = AllMatches::default();
-        for (index, re) in self.failregex.iter().enumerate() {
-            let Ok(Some(groups)) = re.captures(&text) else {
-                continue;
-            };
-            if self.ignored(&text) {
-                all.ignored += 1;
-            } else {
-                let mut fields = pre.clone();
-                for (name, value) in groups {
-                    fields.retain(|(n, _)| *n != name);
-                    fields.push((name, value));
-                }
-                merge_alternates(&mut fields);
-                all.found.push((index, fields));
-            }
-            if first_only {
-                break;
-            }
-        }
-        Some(all)
+    pub fn maxlines(&self) -> usize {
+        self.maxlines
     }
 
-    /// Applies the filter to `line`: the first failregex that matches and names a host. A
-    /// pattern that gives up (backtracking limit) counts as not matching.
+    /// Applies the filter to one line on its own (no earlier lines, no failure ids carried
+    /// over): the first failregex that matches and names a host. A pattern that gives up
+    /// (backtracking limit) counts as not matching.
     #[must_use]
     pub fn check(&self, line: &str) -> Outcome {
-        let Some((text, pre)) = self.prefiltered(line) else {
-            return Outcome::Missed;
-        };
-        for (index, re) in self.failregex.iter().enumerate() {
-            let Ok(Some(groups)) = re.captures(&text) else {
-                continue;
-            };
-            if self.ignored(&text) {
-                return Outcome::Ignored;
-            }
-            let mut fields = pre.clone();
-            for (name, value) in groups {
-                fields.retain(|(n, _)| *n != name);
-                fields.push((name, value));
-            }
-            merge_alternates(&mut fields);
-            let get = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.as_str())
-            };
-            let Some((host, raw)) = host_of(get) else {
-                continue;
-            };
-            let nofail = get("nofail").is_some();
-            return Outcome::Failure(Failure {
-                regex: index,
+        let checked = super::tracker::Tracker::default().check(self, line, false);
+        match checked.failures.into_iter().next() {
+            Some(Tracked {
+                regex,
+                host: Some(host),
+                raw: Some(raw),
+                fields,
+                nofail,
+                ..
+            }) => Outcome::Failure(Failure {
+                regex,
                 host,
                 raw,
                 fields,
                 nofail,
-            });
+            }),
+            _ if checked.ignored => Outcome::Ignored,
+            _ => Outcome::Missed,
         }
-        Outcome::Missed
     }
 }
 
@@ -316,7 +285,7 @@ mod tests {
             prefregex: pref.map(str::to_string),
             failregex: fail.iter().map(|s| (*s).to_string()).collect(),
             ignoreregex: ignore.iter().map(|s| (*s).to_string()).collect(),
-            usedns: "warn".into(),
+            ..FilterSpec::default()
         })
         .unwrap()
     }

@@ -1,14 +1,18 @@
 //! The filter engine: log lines in, failures (address and fields) out. Pure: no I/O, no
 //! clock.
 //!
-//! `pattern` compiles fail2ban's regular expressions; `matcher` applies a whole filter
-//! (prefregex, failregex, ignoreregex) to a line. Dates, multi-line buffers and
-//! `banxdp regex` build on them.
+//! `pattern` compiles fail2ban's regular expressions; `matcher` holds a whole filter
+//! (prefregex, failregex, ignoreregex); `tracker` applies it with what earlier lines left
+//! (failure ids, multi-line buffers); `date` finds dates; `scan` puts them together line by
+//! line; `report` is `banxdp regex`.
 
 pub mod date;
+pub mod literals;
 pub mod matcher;
 pub mod pattern;
 pub mod report;
+pub mod scan;
 pub mod tracker;
 
-pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome, Unsupported};
+pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};
+pub use scan::{Scanned, Scanner};

@@ -262,10 +262,27 @@ pub struct PatternError {
     pub reason: String,
 }
 
+/// A match: where it lies in the text searched, and its named groups that took part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hit {
+    pub start: usize,
+    pub end: usize,
+    pub groups: Vec<(String, String)>,
+}
+
 impl Compiled {
     /// Compiles a fail2ban pattern (tags expanded, Python syntax translated).
     pub fn new(pattern: &str, usedns: &str) -> Result<Self, PatternError> {
-        let (translated, engine) = translate(&expand_tags(pattern, usedns));
+        Self::with_lines(pattern, usedns, false)
+    }
+
+    /// As [`Compiled::new`]; `multiline` makes `^` and `$` match at every line of a
+    /// multi-line buffer, as Python's `re.MULTILINE` does for fail2ban's `maxlines`.
+    pub fn with_lines(pattern: &str, usedns: &str, multiline: bool) -> Result<Self, PatternError> {
+        let (mut translated, engine) = translate(&expand_tags(pattern, usedns));
+        if multiline {
+            translated.insert_str(0, "(?m)");
+        }
         let error = |reason: String| PatternError {
             pattern: pattern.to_string(),
             reason,
@@ -281,9 +298,9 @@ impl Compiled {
         }
     }
 
-    /// The named groups of the first match in `text` (leftmost-first, as Python's `search`),
-    /// `Err` when the backtracking limit was reached.
-    pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
+    /// The first match in `text` (leftmost-first, as Python's `search`), `Err` when the
+    /// backtracking limit was reached.
+    pub fn search(&self, text: &str) -> Result<Option<Hit>, String> {
         fn named<'t>(
             names: impl Iterator<Item = Option<&'t str>>,
             get: impl Fn(&str) -> Option<String>,
@@ -295,20 +312,44 @@ impl Compiled {
         }
         match self {
             Self::Linear(re) => Ok(re.captures(text).map(|caps| {
-                named(re.capture_names(), |n| {
-                    caps.name(n).map(|m| m.as_str().to_string())
-                })
+                let whole = caps.get(0).expect("group 0 takes part");
+                Hit {
+                    start: whole.start(),
+                    end: whole.end(),
+                    groups: named(re.capture_names(), |n| {
+                        caps.name(n).map(|m| m.as_str().to_string())
+                    }),
+                }
             })),
             Self::Backtracking(re) => re
                 .captures(text)
                 .map(|found| {
                     found.map(|caps| {
-                        named(re.capture_names(), |n| {
-                            caps.name(n).map(|m| m.as_str().to_string())
-                        })
+                        let whole = caps.get(0).expect("group 0 takes part");
+                        Hit {
+                            start: whole.start(),
+                            end: whole.end(),
+                            groups: named(re.capture_names(), |n| {
+                                caps.name(n).map(|m| m.as_str().to_string())
+                            }),
+                        }
                     })
                 })
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The named groups of the first match in `text`; see [`Compiled::search`].
+    pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
+        self.search(text).map(|hit| hit.map(|h| h.groups))
+    }
+
+    /// The pattern as compiled (Rust syntax).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Linear(re) => re.as_str(),
+            Self::Backtracking(re) => re.as_str(),
         }
     }
 

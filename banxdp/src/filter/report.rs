@@ -1,5 +1,5 @@
-//! What `banxdp regex` reports: every line of a log run through a date detector and a
-//! filter, counted (lines, matched, ignored, missed, hits per pattern and per date
+//! What `banxdp regex` reports: every line of a log run through a scanner (date detector
+//! and filter), counted (lines, matched, ignored, missed, hits per pattern and per date
 //! template) and each failure listed with its line number, time, host and fields. Pure:
 //! lines, filter and clock in, report out.
 
@@ -7,11 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{
-    Filter, Host,
-    date::{Clock, DateDetector},
-    tracker::Tracker,
-};
+use super::{Host, Scanner, date::Clock};
 
 /// One failure found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +19,6 @@ pub struct Found {
     pub host: Host,
     pub regex: usize,
     pub fields: Vec<(String, String)>,
-    pub nofail: bool,
 }
 
 /// Counts and failures of a run.
@@ -33,7 +28,7 @@ pub struct Report {
     pub matched: usize,
     pub ignored: usize,
     pub missed: usize,
-    /// Hits per failregex index.
+    /// Hits per failregex index (every failregex that matched, in `Mode::AllRegex`).
     pub regex_hits: BTreeMap<usize, usize>,
     /// Hits per date template name.
     pub date_hits: BTreeMap<String, usize>,
@@ -44,64 +39,77 @@ pub struct Report {
 /// nothing. `None` keeps names as they are (`usedns = raw`).
 pub type Resolver<'r> = Option<&'r dyn Fn(&str) -> Vec<std::net::IpAddr>>;
 
-/// Runs every line through the detector and the filter. A host name becomes a failure per
-/// address it resolves to; one that resolves to nothing is no failure (the line counts as
-/// missed), as in fail2ban.
+/// How `run` reads a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// As the daemon (and `fail2ban-regex -o`): the first failregex that matches decides.
+    Daemon,
+    /// As `fail2ban-regex`'s summary: every failregex is tried and counted.
+    AllRegex,
+}
+
+/// Runs every line through the scanner, as fail2ban-regex does: comment lines (`#`) and
+/// empty lines are skipped; a line with an `<F-NOFAIL>` match, or whose match an
+/// ignoreregex cancelled, counts as ignored; earlier lines that a multi-line match takes in
+/// count as matched. A host name becomes a failure per address it resolves to; one that
+/// resolves to nothing is no failure, as in fail2ban.
 pub fn run<'a>(
     lines: impl Iterator<Item = &'a str>,
-    filter: &Filter,
-    dates: &DateDetector,
+    scanner: &mut Scanner,
     clock: &Clock,
     resolve: Resolver<'_>,
+    mode: Mode,
 ) -> Report {
     let mut report = Report::default();
-    let mut tracker = Tracker::default();
     for (index, line) in lines.enumerate() {
-        report.lines += 1;
-        let (time, text) = match dates.find(line, clock) {
-            Some((m, name)) => {
-                *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
-                (Some(m.time), m.strip(line))
-            }
-            None => (None, line.to_string()),
-        };
-        // Failure ids carry a connection's address to its later lines (`<F-MLFID>`).
-        let checked = tracker.check(filter, &text, false);
-        let Some(first) = checked.failures.first() else {
-            if checked.ignored {
-                report.ignored += 1;
-            } else {
-                report.missed += 1;
-            }
-            continue;
-        };
-        let Some(host) = first.host.clone() else {
-            // Pending: the connection has no address yet.
-            report.missed += 1;
-            continue;
-        };
-        let hosts = match (&host, resolve) {
-            (Host::Name(name), Some(resolve)) => resolve(name)
-                .into_iter()
-                .map(|a| Host::Ip(a, None))
-                .collect(),
-            _ => vec![host],
-        };
-        if hosts.is_empty() {
-            report.missed += 1;
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        report.matched += 1;
-        *report.regex_hits.entry(first.regex).or_insert(0) += 1;
-        for host in hosts {
-            report.found.push(Found {
-                line: index + 1,
-                time,
-                host,
-                regex: first.regex,
-                fields: first.fields.clone(),
-                nofail: first.nofail,
-            });
+        report.lines += 1;
+        let read = scanner.line(line, clock, mode == Mode::AllRegex);
+        if let Some(template) = read.template {
+            let name = scanner.dates().name(template);
+            *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
+        }
+        let checked = read.checked;
+        // Earlier lines that turn out part of this line's match were counted as missed.
+        let released = checked.released.min(report.missed);
+        report.missed -= released;
+        report.matched += released;
+        let mut failed = false;
+        for failure in &checked.failures {
+            *report.regex_hits.entry(failure.regex).or_insert(0) += 1;
+            if failure.nofail {
+                continue;
+            }
+            let hosts = match (&failure.host, resolve) {
+                (Some(Host::Name(name)), Some(resolve)) => resolve(name)
+                    .into_iter()
+                    .map(|a| Host::Ip(a, None))
+                    .collect(),
+                (Some(host), _) => vec![host.clone()],
+                // Pending: the connection has no address yet.
+                (None, _) => Vec::new(),
+            };
+            // A pending failure still counts as a match, as in fail2ban-regex; a name that
+            // resolves to nothing does not.
+            failed |= failure.host.is_none() || !hosts.is_empty();
+            for host in hosts {
+                report.found.push(Found {
+                    line: index + 1,
+                    time: read.time,
+                    host,
+                    regex: failure.regex,
+                    fields: failure.fields.clone(),
+                });
+            }
+        }
+        if checked.ignored || checked.failures.iter().any(|f| f.nofail) {
+            report.ignored += 1;
+        } else if failed {
+            report.matched += 1;
+        } else {
+            report.missed += 1;
         }
     }
     report
@@ -131,7 +139,7 @@ fn host_text(host: &Host) -> String {
 
 impl Report {
     /// One JSON object per failure: `line`, `time` (ISO 8601, UTC), `host`, `regex`
-    /// (0-based index of the failregex), `nofail` where set, and every named field.
+    /// (0-based index of the failregex), and every named field.
     #[must_use]
     pub fn json_lines(&self) -> String {
         let mut out = String::new();
@@ -144,10 +152,12 @@ impl Report {
             );
             object.insert("host".into(), json!(host_text(&f.host)));
             object.insert("regex".into(), json!(f.regex));
-            if f.nofail {
-                object.insert("nofail".into(), json!(true));
-            }
-            for (name, value) in &f.fields {
+            // Internal groups (`_conn_`, `skiplines0`) are the patterns' business.
+            for (name, value) in f
+                .fields
+                .iter()
+                .filter(|(n, _)| !n.starts_with('_') && !n.starts_with("skiplines"))
+            {
                 object.entry(name.clone()).or_insert_with(|| json!(value));
             }
             let _ = writeln!(out, "{}", Json::Object(object));
@@ -184,17 +194,19 @@ mod tests {
 
     #[test]
     fn counts_and_lists_failures_with_their_lines_and_times() {
-        let filter = Filter::new(&FilterSpec {
-            prefregex: None,
-            failregex: vec![
-                r"^ bad login from <HOST>$".into(),
-                r"^ denied <F-USER>\w+</F-USER> <HOST>$".into(),
-            ],
-            ignoreregex: vec![r"from 198\.51\.100\.99".into()],
-            usedns: "no".into(),
-        })
+        let mut scanner = Scanner::new(
+            &FilterSpec {
+                failregex: vec![
+                    r"^ bad login from <HOST>$".into(),
+                    r"^ denied <F-USER>\w+</F-USER> <HOST>$".into(),
+                ],
+                ignoreregex: vec![r"from 198\.51\.100\.99".into()],
+                usedns: "no".into(),
+                ..FilterSpec::default()
+            },
+            2026,
+        )
         .unwrap();
-        let dates = DateDetector::default_templates(2026);
         let clock = Clock {
             now: 1_795_262_400,
             zone: Zone::Offset(0),
@@ -204,7 +216,7 @@ mod tests {
                    2026-11-21 10:00:02 denied bob 2001:db8::9\n\
                    2026-11-21 10:00:03 bad login from 198.51.100.99\n\
                    no date bad login";
-        let report = run(log.lines(), &filter, &dates, &clock, None);
+        let report = run(log.lines(), &mut scanner, &clock, None, Mode::Daemon);
         assert_eq!(
             (report.lines, report.matched, report.ignored, report.missed),
             (5, 2, 1, 2)
@@ -229,13 +241,11 @@ mod tests {
 
     #[test]
     fn names_become_their_addresses_or_nothing() {
-        let filter = Filter::new(&FilterSpec {
+        let spec = FilterSpec {
             failregex: vec![r"^ from <HOST>$".into()],
             usedns: "warn".into(),
             ..FilterSpec::default()
-        })
-        .unwrap();
-        let dates = DateDetector::default_templates(2026);
+        };
         let clock = Clock {
             now: 1_795_262_400,
             zone: Zone::Offset(0),
@@ -248,12 +258,20 @@ mod tests {
             }
         };
         let log = "2026-11-21 10:00:00 from two.example\n2026-11-21 10:00:01 from nowhere.example";
-        let report = run(log.lines(), &filter, &dates, &clock, Some(&resolve));
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let report = run(
+            log.lines(),
+            &mut scanner,
+            &clock,
+            Some(&resolve),
+            Mode::Daemon,
+        );
         assert_eq!((report.matched, report.missed), (1, 1));
         let hosts: Vec<String> = report.found.iter().map(|f| host_text(&f.host)).collect();
         assert_eq!(hosts, ["192.0.2.1", "2001:db8::1"]);
         // Without a resolver (usedns = raw) the name stays.
-        let raw = run(log.lines(), &filter, &dates, &clock, None);
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let raw = run(log.lines(), &mut scanner, &clock, None, Mode::Daemon);
         assert_eq!(raw.matched, 2);
     }
 

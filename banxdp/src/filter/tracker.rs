@@ -8,11 +8,18 @@
 //! This is fail2ban's `Filter._mergeFailure` and the failure-id part of `findFailure`, for
 //! single-line buffers. Pure: the state is this value; lines go in, failures come out.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeSet, HashMap},
+};
 
 use indexmap::IndexMap;
 
-use super::{Filter, Host, matcher::host_of};
+use super::{
+    Filter, Host, literals,
+    matcher::{host_of, merge_alternates},
+    pattern::Hit,
+};
 
 /// What is known of one connection (or of one failure, without an id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +57,9 @@ impl State {
 pub struct Checked {
     pub failures: Vec<Tracked>,
     pub ignored: bool,
+    /// Earlier lines of a multi-line buffer that this line's match (or ignoreregex) took out
+    /// of it: lines counted as missed when read, which turned out part of a match.
+    pub released: usize,
 }
 
 /// A failure after merging.
@@ -73,16 +83,18 @@ const FORGET: u8 = 2;
 const CACHED_NOFAIL: u8 = 4;
 const GAINED: u8 = 8;
 
-/// Connections by failure id.
+/// What a filter remembers between lines: connections by failure id, and the lines of a
+/// multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     connections: HashMap<String, State>,
+    buffer: Vec<String>,
 }
 
 impl Tracker {
     /// Merges one match into its connection (fail2ban's `_mergeFailure`); returns the state
     /// the failure is judged on. `cached` says whether it stays in the cache, to be updated.
-    fn merge(&mut self, mlfid: &str, mut fail: State, line: &str) -> (State, bool) {
+    fn merge(&mut self, mlfid: &str, mut fail: State, matched: &[String]) -> (State, bool) {
         let mut flags = 0;
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
@@ -131,73 +143,224 @@ impl Tracker {
             let mut all = std::mem::take(&mut state.nofail_matches);
             all.append(&mut state.matches);
             if flags & GAINED == 0 {
-                all.push(line.to_string());
+                all.extend_from_slice(matched);
             }
             state.matches = all;
         } else if flags & (NOFAIL | FORGET) == NOFAIL {
-            state.nofail_matches.push(line.to_string());
+            state.nofail_matches.extend_from_slice(matched);
         }
         (state, stays)
     }
 
-    /// The failures of one line. With `check_all` every matching failregex counts (as
-    /// fail2ban's tests run filters); otherwise the first decides, and a pending or no-fail
-    /// line ends the search, as in the daemon.
+    /// The failures of one line (its date already cut out), as fail2ban's `findFailure`
+    /// finds them. With `check_all` every matching failregex counts (as fail2ban's tests run
+    /// filters); otherwise the first decides, and a pending or no-fail line ends the search,
+    /// as in the daemon.
+    ///
+    /// With `maxlines` above 1 the patterns search the last lines joined by newlines; the
+    /// lines a failure spans (less those its `<SKIPLINES>` stepped over) leave the buffer,
+    /// the others stay for the lines to come.
     pub fn check(&mut self, filter: &Filter, line: &str, check_all: bool) -> Checked {
-        let Some(all) = filter.all_matches(line, !check_all) else {
-            return Checked::default();
-        };
-        let mut out = Vec::new();
-        for (regex, fields) in all.found {
-            let groups: IndexMap<String, String> = fields.into_iter().collect();
-            let mlfid = groups.get("mlfid").cloned();
-            let fail = State {
-                groups,
-                ..State::default()
+        if filter.maxlines <= 1 {
+            return self.find(filter, line, Lines::One(line), check_all);
+        }
+        // The lines buffered before, less the one this line pushes out of a full buffer.
+        let full = self.buffer.len() >= filter.maxlines;
+        let earlier = self.buffer[usize::from(full)..].to_vec();
+        self.buffer.push(line.to_string());
+        let excess = self.buffer.len().saturating_sub(filter.maxlines);
+        self.buffer.drain(..excess);
+        let org = self.buffer.clone();
+        let mut checked = self.find(filter, &joined(&org), Lines::Buffer(&org), check_all);
+        checked.released = earlier.iter().filter(|l| !self.buffer.contains(l)).count();
+        checked
+    }
+
+    /// fail2ban's `findFailure` on `text` (the line, or the buffer joined).
+    fn find(&mut self, filter: &Filter, text: &str, org: Lines<'_>, check_all: bool) -> Checked {
+        let mut out = Checked::default();
+        // With few ignoreregexes fail2ban tries them on the whole buffer first.
+        if !filter.ignoreregex.is_empty()
+            && filter.ignoreregex.len() + 2 < filter.failregex.len()
+            && filter.ignored(text)
+        {
+            out.ignored = true;
+            return out;
+        }
+        if !filter.may_match(text) {
+            return out;
+        }
+        let mut text = Cow::Borrowed(text);
+        let mut pre = Vec::new();
+        if let Some(pref) = &filter.prefregex {
+            let Ok(Some(hit)) = pref.search(&text) else {
+                return out;
             };
-            let mut state = if let Some(id) = &mlfid {
-                let (state, stays) = self.merge(id, fail, line);
-                if stays {
-                    self.connections.insert(id.clone(), state.clone());
-                }
-                state
-            } else {
-                let mut state = fail;
-                state.matches.push(line.to_string());
-                state
-            };
-            let nofail = state.truthy("nofail");
-            let host = host_of(|k| state.groups.get(k).map(String::as_str));
-            if host.is_none() {
-                // No address yet: the connection's failure is pending until one appears.
-                state.pending = true;
-                if let Some(id) = &mlfid {
-                    if let Some(cached) = self.connections.get_mut(id) {
-                        cached.pending = true;
+            for (name, value) in hit.groups {
+                if name != "content" {
+                    pre.push((name, value));
+                } else if !value.is_empty() {
+                    // The failregexes see the content only; so does the buffer from now on.
+                    if let Lines::Buffer(_) = org {
+                        self.buffer = vec![value.clone()];
                     }
+                    text = Cow::Owned(value);
                 }
+            }
+        }
+        let mut candidates = filter.candidates(&text);
+        for (regex, re) in filter.failregex.iter().enumerate() {
+            if !literals::has(candidates, regex) {
+                continue;
+            }
+            let Ok(Some(hit)) = re.search(&text) else {
+                continue;
+            };
+            let (matched, unmatched) = match org {
+                Lines::One(line) => (vec![line.to_string()], None),
+                Lines::Buffer(org) => {
+                    let (matched, unmatched) = split_lines(&text, &hit, org);
+                    (matched, Some(unmatched))
+                }
+            };
+            // An ignoreregex sees the lines the match spans.
+            let ignored = match &unmatched {
+                Some(_) => filter.ignored(&joined(&matched)),
+                None => filter.ignored(&text),
+            };
+            // What the match spans leaves the buffer.
+            if let Some(unmatched) = unmatched {
+                text = Cow::Owned(joined(&unmatched));
+                candidates = filter.candidates(&text);
+                self.buffer = unmatched;
+            }
+            if ignored {
+                out.ignored = true;
                 if !check_all {
                     break;
                 }
+                continue;
             }
-            out.push(Tracked {
-                regex,
-                raw: host.as_ref().map(|(_, raw)| raw.clone()),
-                host: host.map(|(h, _)| h),
-                fields: state.groups.into_iter().collect(),
-                attempts: state.matches.len(),
-                users: state.users.iter().flatten().cloned().collect(),
-                nofail,
-            });
-            if !check_all && (nofail || out.last().is_some_and(|t| t.host.is_some())) {
+            let mut fields = pre.clone();
+            for (name, value) in hit.groups {
+                fields.retain(|(n, _)| *n != name);
+                fields.push((name, value));
+            }
+            let (failure, stop) = self.record(regex, fields, matched, check_all);
+            out.failures.extend(failure);
+            if stop || !check_all {
                 break;
             }
         }
-        Checked {
-            failures: out,
-            ignored: all.ignored > 0,
+        out
+    }
+
+    /// Merges a failregex's match into its connection (if it has a failure id); the failure
+    /// it makes, if any, and whether the search ends there.
+    fn record(
+        &mut self,
+        regex: usize,
+        mut fields: Vec<(String, String)>,
+        matched: Vec<String>,
+        check_all: bool,
+    ) -> (Option<Tracked>, bool) {
+        merge_alternates(&mut fields);
+        let groups: IndexMap<String, String> = fields.into_iter().collect();
+        let mlfid = groups.get("mlfid").cloned();
+        let fail = State {
+            groups,
+            ..State::default()
+        };
+        let mut state = if let Some(id) = &mlfid {
+            let (state, stays) = self.merge(id, fail, &matched);
+            if stays {
+                self.connections.insert(id.clone(), state.clone());
+            }
+            state
+        } else {
+            let mut state = fail;
+            state.matches.extend(matched);
+            state
+        };
+        let nofail = state.truthy("nofail");
+        if nofail && !check_all && mlfid.is_some() {
+            return (None, true);
+        }
+        let host = host_of(|k| state.groups.get(k).map(String::as_str));
+        if host.is_none() {
+            // No address yet: the connection's failure is pending until one appears.
+            state.pending = true;
+            if let Some(cached) = mlfid.and_then(|id| self.connections.get_mut(&id)) {
+                cached.pending = true;
+            }
+            if !check_all {
+                return (None, true);
+            }
+        }
+        let failure = Tracked {
+            regex,
+            raw: host.as_ref().map(|(_, raw)| raw.clone()),
+            host: host.map(|(h, _)| h),
+            fields: state.groups.into_iter().collect(),
+            attempts: state.matches.len(),
+            users: state.users.iter().flatten().cloned().collect(),
+            nofail,
+        };
+        (Some(failure), false)
+    }
+}
+
+/// What a filter's patterns search: one line, or a multi-line buffer.
+#[derive(Clone, Copy)]
+enum Lines<'a> {
+    One(&'a str),
+    Buffer(&'a [String]),
+}
+
+/// A multi-line buffer as its patterns see it: the lines, each ending in a newline.
+fn joined(lines: &[String]) -> String {
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// The lines of `org` a match in `searched` (`org` joined, or what replaced it) spans, less
+/// those its `<SKIPLINES>` groups stepped over; and the others, in fail2ban's order: the
+/// lines before, the skipped ones, the lines after.
+fn split_lines(searched: &str, hit: &Hit, org: &[String]) -> (Vec<String>, Vec<String>) {
+    if org.len() <= 1 {
+        return (org.to_vec(), Vec::new());
+    }
+    let bytes = searched.as_bytes();
+    let upto = (hit.start + 1).min(bytes.len());
+    let line_start = memchr::memrchr(b'\n', &bytes[..upto]).map_or(0, |p| p + 1);
+    let from = hit.end.saturating_sub(1).min(bytes.len());
+    let line_end = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |p| from + p + 1);
+    let newlines = |end: usize| memchr::memchr_iter(b'\n', &bytes[..end]).count();
+    let first = newlines(line_start).min(org.len());
+    let last = newlines(line_end).clamp(first, org.len());
+    let mut matched = org[first..last].to_vec();
+    let mut unmatched = org[..first].to_vec();
+    let mut skipped_text = String::new();
+    for n in 0.. {
+        let name = format!("skiplines{n}");
+        let Some((_, value)) = hit.groups.iter().find(|(g, _)| *g == name) else {
+            break;
+        };
+        skipped_text.push_str(value);
+    }
+    let mut n = 0;
+    for skipped in skipped_text.lines() {
+        if let Some(m) = matched[n..].iter().position(|l| l == skipped) {
+            unmatched.push(matched.remove(n + m));
+            n += m;
         }
     }
+    unmatched.extend_from_slice(&org[last..]);
+    (matched, unmatched)
 }
 
 #[cfg(test)]
@@ -213,8 +376,8 @@ mod tests {
                 r"^Failed password for <F-USER>\S+</F-USER>$".into(),
                 r"^<F-MLFFORGET><F-MLFGAINED>Accepted password</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER>$".into(),
             ],
-            ignoreregex: Vec::new(),
             usedns: "no".into(),
+            ..FilterSpec::default()
         })
         .unwrap()
     }

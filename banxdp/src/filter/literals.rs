@@ -1,0 +1,239 @@
+//! Literal prefilters: for a pattern, a set of strings one of which every match must
+//! contain. A line holding none of them cannot match, so most log lines are turned away by
+//! one Aho-Corasick scan before any regular expression runs. The analysis is conservative:
+//! where it cannot promise a string (a class, a case-insensitive part, an optional part),
+//! it promises nothing, and the pattern is always tried.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use fancy_regex::Expr;
+
+/// Strings one of which every match of `pattern` (Rust syntax, as compiled) contains;
+/// `None` when no such set is known.
+#[must_use]
+pub fn required(pattern: &str) -> Option<Vec<String>> {
+    let tree = Expr::parse_tree(pattern).ok()?;
+    let mut set = of(&tree.expr)?;
+    set.sort();
+    set.dedup();
+    Some(set)
+}
+
+/// The shortest string of a set: how selective the set is.
+fn strength(set: &[String]) -> usize {
+    set.iter().map(String::len).min().unwrap_or(0)
+}
+
+fn of(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Literal { val, casei: false } if !val.is_empty() => Some(vec![val.clone()]),
+        Expr::Group(inner) => of(inner),
+        Expr::AtomicGroup(inner) => of(inner),
+        Expr::Repeat { child, lo, .. } if *lo >= 1 => of(child),
+        Expr::Alt(branches) => union(branches.iter()),
+        Expr::Conditional {
+            true_branch,
+            false_branch,
+            ..
+        } => union([true_branch.as_ref(), false_branch.as_ref()].into_iter()),
+        Expr::Concat(children) => concat(children),
+        _ => None,
+    }
+}
+
+fn union<'e>(branches: impl Iterator<Item = &'e Expr>) -> Option<Vec<String>> {
+    let mut all = Vec::new();
+    for branch in branches {
+        all.extend(of(branch)?);
+    }
+    (!all.is_empty()).then_some(all)
+}
+
+/// A sequence: runs of adjacent literals make longer strings; the most selective candidate
+/// (a run, or a part's own set) is the sequence's.
+fn concat(children: &[Expr]) -> Option<Vec<String>> {
+    let mut best: Option<Vec<String>> = None;
+    let mut consider = |candidate: Vec<String>| {
+        if best
+            .as_ref()
+            .is_none_or(|b| strength(&candidate) > strength(b))
+        {
+            best = Some(candidate);
+        }
+    };
+    let mut run = String::new();
+    for child in children {
+        if let Some(text) = literal_text(child) {
+            run.push_str(&text);
+            continue;
+        }
+        if !run.is_empty() {
+            consider(vec![std::mem::take(&mut run)]);
+        }
+        if let Some(set) = of(child) {
+            consider(set);
+        }
+    }
+    if !run.is_empty() {
+        consider(vec![run]);
+    }
+    best
+}
+
+/// The exact text an expression always matches, when it is a plain literal (possibly
+/// grouped).
+fn literal_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal { val, casei: false } => Some(val.clone()),
+        Expr::Group(inner) => literal_text(inner),
+        Expr::Concat(children) => children.iter().map(literal_text).collect(),
+        _ => None,
+    }
+}
+
+/// Which of several patterns may match a text, by their required strings.
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    scanner: Option<AhoCorasick>,
+    /// For each string of the scanner, the pattern it belongs to.
+    owner: Vec<usize>,
+    /// Patterns without required strings: always candidates.
+    always: u128,
+    count: usize,
+}
+
+/// Patterns past this many are always candidates (a bit mask holds the rest).
+pub const MASKED: usize = 128;
+
+impl Prefilter {
+    /// A prefilter for the patterns (Rust syntax, as compiled).
+    #[must_use]
+    pub fn new<'p>(patterns: impl Iterator<Item = &'p str>) -> Self {
+        let mut strings = Vec::new();
+        let mut owner = Vec::new();
+        let mut always = 0_u128;
+        let mut count = 0;
+        for (index, pattern) in patterns.enumerate() {
+            count += 1;
+            match required(pattern).filter(|_| index < MASKED) {
+                Some(set) => {
+                    owner.extend(std::iter::repeat_n(index, set.len()));
+                    strings.extend(set);
+                }
+                None => always |= bit(index),
+            }
+        }
+        let scanner = (!strings.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&strings)
+                    .ok()
+            })
+            .flatten();
+        if scanner.is_none() {
+            always = u128::MAX;
+        }
+        Self {
+            scanner,
+            owner,
+            always,
+            count,
+        }
+    }
+
+    /// The patterns that may match `text`, as a bit mask (bit `i` for pattern `i`; patterns
+    /// from [`MASKED`] on are always in).
+    #[must_use]
+    pub fn candidates(&self, text: &str) -> u128 {
+        let mut mask = self.always;
+        if let Some(scanner) = &self.scanner {
+            for found in scanner.find_overlapping_iter(text) {
+                mask |= bit(self.owner[found.pattern().as_usize()]);
+                if mask == u128::MAX {
+                    break;
+                }
+            }
+        }
+        mask
+    }
+
+    /// Whether any pattern may match `text`.
+    #[must_use]
+    pub fn any(&self, text: &str) -> bool {
+        if self.count == 0 {
+            return false;
+        }
+        if self.always != 0 {
+            return true;
+        }
+        self.scanner
+            .as_ref()
+            .is_none_or(|scanner| scanner.is_match(text))
+    }
+}
+
+/// The bit of pattern `index` in a candidate mask.
+#[must_use]
+pub fn bit(index: usize) -> u128 {
+    if index < MASKED { 1 << index } else { 0 }
+}
+
+/// Whether pattern `index` is in `mask`.
+#[must_use]
+pub fn has(mask: u128, index: usize) -> bool {
+    index >= MASKED || mask & (1 << index) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(p: &str) -> Option<Vec<String>> {
+        required(p)
+    }
+
+    #[test]
+    fn sequences_give_their_longest_run_and_alternations_their_union() {
+        assert_eq!(
+            req(r"^Failed \S+ for (?P<user>\S+) from x"),
+            Some(vec!["Failed ".into()])
+        );
+        assert_eq!(
+            req(r"^[iI](?:llegal|nvalid) user from (?P<u>.*)$"),
+            Some(vec![" user from ".into()])
+        );
+        assert_eq!(
+            req(r"^(?:authentication|auth) failure"),
+            Some(vec![" failure".into()])
+        );
+        assert_eq!(
+            req(r"(?:GET|POST) x"),
+            Some(vec!["GET".into(), "POST".into()])
+        );
+    }
+
+    #[test]
+    fn what_a_match_may_lack_is_not_required() {
+        assert_eq!(req(r"(?:Failed )?\d"), None);
+        assert_eq!(req(r"(?i)failed"), None);
+        assert_eq!(req(r"a|\d+"), None);
+        assert_eq!(req(r"[ab]+"), None);
+        // Look-arounds and back-references promise nothing; the rest still counts.
+        assert_eq!(
+            req(r"(?P<c>\d+) denied (?!x)(?P=c)"),
+            Some(vec![" denied ".into()])
+        );
+    }
+
+    #[test]
+    fn candidates_mark_the_patterns_whose_strings_are_present() {
+        let patterns = [r"^Failed \S+", r"Invalid user", r"\d+"];
+        let filter = Prefilter::new(patterns.iter().copied());
+        assert_eq!(filter.candidates("Failed password"), 0b101);
+        assert_eq!(filter.candidates("Invalid user x Failed y"), 0b111);
+        assert!(filter.any("nothing"), "the third pattern has no strings");
+        let strict = Prefilter::new(patterns[..2].iter().copied());
+        assert!(!strict.any("Accepted publickey"));
+        assert!(strict.any("x Invalid user"));
+    }
+}

@@ -1,0 +1,209 @@
+//! A filter at work on a log, line after line, as fail2ban's `processLine` runs it: the
+//! date found and cut out of each line, the rest given to the filter with what earlier lines
+//! left (failure ids, a multi-line buffer). A line without a date of its own takes the last
+//! date seen, when that is less than a minute old. Pure: lines and a clock in, failures out.
+
+use super::{
+    Filter, FilterSpec,
+    date::{Clock, DateDetector, DateError},
+    matcher::FilterError,
+    tracker::{Checked, Tracker},
+};
+
+/// A filter whose patterns or date patterns do not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error("datepattern: {0}")]
+    Date(#[from] DateError),
+}
+
+/// What one line gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// The line's time: its own date, else the last one (see the module's text).
+    pub time: Option<i64>,
+    /// Index of the date pattern that found the line's date.
+    pub template: Option<usize>,
+    pub checked: Checked,
+}
+
+/// One filter's reading of one stream of lines (fail2ban keeps one per jail).
+#[derive(Clone, Debug)]
+pub struct Scanner {
+    filter: Filter,
+    dates: DateDetector,
+    tracker: Tracker,
+    last_date: Option<i64>,
+    /// The current line without its date.
+    text: String,
+}
+
+/// How old the last date may be for a line without one to take it, in seconds.
+const LAST_DATE_AGE: i64 = 60;
+
+impl Scanner {
+    /// Compiles `spec`; `year` is the present year, which bounds `%ExY` in date patterns.
+    pub fn new(spec: &FilterSpec, year: i32) -> Result<Self, ScanError> {
+        let filter = Filter::new(spec)?;
+        let dates = match &spec.datepattern {
+            Some(pattern) => DateDetector::from_datepattern(pattern, year)?,
+            None => DateDetector::default_templates(year),
+        };
+        Ok(Self::with_parts(filter, dates))
+    }
+
+    #[must_use]
+    pub fn with_parts(filter: Filter, dates: DateDetector) -> Self {
+        Self {
+            filter,
+            dates,
+            tracker: Tracker::default(),
+            last_date: None,
+            text: String::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    #[must_use]
+    pub fn dates(&self) -> &DateDetector {
+        &self.dates
+    }
+
+    /// Reads one line. With `check_all` every failregex that matches counts, as fail2ban's
+    /// tests run filters; otherwise the first decides, as in the daemon.
+    pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
+        let recent = self.last_date.filter(|d| *d > clock.now - LAST_DATE_AGE);
+        self.text.clear();
+        let (time, template) = if let Some((m, index)) = self.dates.find_index(line, clock) {
+            self.text.push_str(&line[..m.start]);
+            self.text.push_str(&line[m.end..]);
+            if let Some(time) = m.time {
+                self.last_date = Some(time);
+                (Some(time), Some(index))
+            } else {
+                // A pattern that allows no date: the last one, else now.
+                (recent.or(Some(clock.now)), Some(index))
+            }
+        } else {
+            self.text.push_str(line);
+            (recent, None)
+        };
+        let checked = self.tracker.check(&self.filter, &self.text, check_all);
+        Scanned {
+            time,
+            template,
+            checked,
+        }
+    }
+
+    /// Reads one line whose time is known apart from its text (the journal's).
+    pub fn timed_line(&mut self, line: &str, time: i64, check_all: bool) -> Scanned {
+        self.last_date = Some(time);
+        let checked = self.tracker.check(&self.filter, line, check_all);
+        Scanned {
+            time: Some(time),
+            template: None,
+            checked,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Host, date::Zone};
+
+    /// 2026-11-21 12:00:00 UTC.
+    const NOW: i64 = 1_795_262_400;
+
+    fn clock() -> Clock {
+        Clock {
+            now: NOW,
+            zone: Zone::Offset(0),
+        }
+    }
+
+    fn hosts(scanned: &Scanned) -> Vec<String> {
+        scanned
+            .checked
+            .failures
+            .iter()
+            .filter_map(|f| match &f.host {
+                Some(Host::Ip(a, _)) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_spanning_lines_is_found_on_its_last_line_and_leaves_the_buffer() {
+        let spec = FilterSpec {
+            failregex: vec![
+                r"^ \[c(?P<c>\d+)\] denied<SKIPLINES> \[c(?P=c)\] closed <HOST>$".into(),
+            ],
+            maxlines: 5,
+            ..FilterSpec::default()
+        };
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let log = [
+            "2026-11-21 11:59:50 [c1] denied",
+            "2026-11-21 11:59:51 [c2] denied",
+            "2026-11-21 11:59:52 [c9] unrelated",
+            "2026-11-21 11:59:53 [c1] closed 192.0.2.1",
+            "2026-11-21 11:59:54 [c2] closed 192.0.2.2",
+            // c1's lines left the buffer with its failure: this finds nothing to pair with.
+            "2026-11-21 11:59:55 [c1] closed 192.0.2.3",
+        ];
+        let found: Vec<(Vec<String>, Option<i64>)> = log
+            .iter()
+            .map(|l| {
+                let s = scanner.line(l, &clock(), false);
+                (hosts(&s), s.time)
+            })
+            .collect();
+        let none: Vec<String> = Vec::new();
+        assert_eq!(found[0].0, none);
+        assert_eq!(found[3], (vec!["192.0.2.1".to_string()], Some(NOW - 7)));
+        assert_eq!(
+            found[4].0,
+            ["192.0.2.2"],
+            "the skipped line stayed buffered"
+        );
+        assert_eq!(found[5].0, none);
+        // The failure's lines are its attempts; the skipped lines are not.
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let last = log[..4]
+            .iter()
+            .map(|l| scanner.line(l, &clock(), false))
+            .last()
+            .unwrap();
+        assert_eq!(last.checked.failures[0].attempts, 2);
+    }
+
+    #[test]
+    fn a_line_without_a_date_takes_the_last_recent_one() {
+        let spec = FilterSpec {
+            failregex: vec![r"^WARNING: denied <HOST>$".into()],
+            maxlines: 1,
+            datepattern: Some("^%Y-%m-%d %H:%M:%S\n^WARNING:()**".into()),
+            ..FilterSpec::default()
+        };
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        scanner.line("2026-11-21 11:59:30 starting", &clock(), false);
+        let recent = scanner.line("WARNING: denied 192.0.2.7", &clock(), false);
+        assert_eq!(
+            (hosts(&recent), recent.time),
+            (vec!["192.0.2.7".into()], Some(NOW - 30))
+        );
+        // A date older than a minute is not carried: the line happens now.
+        scanner.line("2026-11-21 11:58:00 starting", &clock(), false);
+        let late = scanner.line("WARNING: denied 192.0.2.7", &clock(), false);
+        assert_eq!(late.time, Some(NOW));
+    }
+}

@@ -1,0 +1,160 @@
+//! `banxdp regex --json` against the installed `fail2ban-regex -o row`, on the same log with
+//! the same stock filter from /etc/fail2ban, in the same run: the failures, as (time,
+//! address) pairs, must be the same multiset, and the summaries must count the lines alike
+//! (matched, ignored, missed). The logs are fail2ban's own samples for the
+//! filters whose failures span several lines (`maxlines`, `<SKIPLINES>`, lines without a
+//! date of their own), and for sshd with its failure ids.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
+
+/// fail2ban-regex's rows as `time address` lines (time in whole seconds).
+const ROWS: &str = r"
+import ast, sys
+for line in sys.stdin:
+    line = line.strip().rstrip(',')
+    if line.startswith('['):
+        ip, t, fields = ast.literal_eval(line)
+        print(int(t), ip)
+";
+
+/// Seconds since the epoch, now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap())
+}
+
+/// A time within minutes of now stands for "now": a line without a date of its own happens
+/// when it is read, which is not the same second in two programs.
+fn normalised(time: i64, started: i64) -> String {
+    if (started - 300..=now() + 300).contains(&time) {
+        "now".into()
+    } else {
+        time.to_string()
+    }
+}
+
+fn fail2ban(filter: &str, log: &Path, started: i64) -> BTreeMap<(String, String), usize> {
+    let out = Command::new("fail2ban-regex")
+        .env("TZ", "UTC")
+        .args(["-o", "row"])
+        .arg(log)
+        .arg(format!("/etc/fail2ban/filter.d/{filter}.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = banxdp_tests::python(ROWS, out.stdout);
+    let mut found = BTreeMap::new();
+    for line in String::from_utf8_lossy(&rows).lines() {
+        let (time, host) = line.split_once(' ').unwrap();
+        *found
+            .entry((normalised(time.parse().unwrap(), started), host.to_string()))
+            .or_insert(0) += 1;
+    }
+    found
+}
+
+fn banxdp(filter: &str, log: &Path, started: i64) -> BTreeMap<(String, String), usize> {
+    let out = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"))
+        .env("TZ", "UTC")
+        .args(["regex", "--json", "--config-dir", "/etc/fail2ban"])
+        .arg(log)
+        .arg(filter)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let failure: serde_json::Value = serde_json::from_str(line).unwrap();
+        let time = failure["time"].as_str().expect("every failure has a time");
+        let seconds = iso_seconds(time);
+        let host = failure["host"].as_str().unwrap().to_string();
+        *found
+            .entry((normalised(seconds, started), host))
+            .or_insert(0) += 1;
+    }
+    found
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the epoch.
+fn iso_seconds(text: &str) -> i64 {
+    let n = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
+}
+
+fn compare(filter: &str) {
+    let log = Path::new(LOGS).join(filter);
+    let started = now();
+    let reference = fail2ban(filter, &log, started);
+    let ours = banxdp(filter, &log, started);
+    assert!(!reference.is_empty(), "{filter}: fail2ban found nothing");
+    assert_eq!(
+        ours, reference,
+        "{filter}: banxdp (left) and fail2ban (right)"
+    );
+    // The summaries count lines alike: matched, ignored (no-fail), missed.
+    let counts = |program: &str, args: &[&str]| -> String {
+        let out = Command::new(program)
+            .env("TZ", "UTC")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("Lines: "))
+            .unwrap_or_else(|| panic!("{program}: no `Lines:` in its summary"))
+            .to_string()
+    };
+    let log = log.to_str().unwrap();
+    assert_eq!(
+        counts(
+            env!("CARGO_BIN_EXE_banxdp-bin"),
+            &["regex", "--config-dir", "/etc/fail2ban", log, filter]
+        ),
+        counts(
+            "fail2ban-regex",
+            &[log, &format!("/etc/fail2ban/filter.d/{filter}.conf")]
+        ),
+        "{filter}: banxdp's summary (left) and fail2ban's (right)"
+    );
+}
+
+fn ready(test: &str) -> bool {
+    banxdp_tests::fail2ban_present(test, "fail2ban-regex")
+}
+
+#[test]
+fn multi_line_filters_find_what_fail2ban_finds() {
+    if !ready("multi_line_filters_find_what_fail2ban_finds") {
+        return;
+    }
+    for filter in ["mongodb-auth", "slapd", "ejabberd-auth", "guacamole"] {
+        compare(filter);
+    }
+}
+
+#[test]
+fn stock_sshd_finds_what_fail2ban_finds() {
+    if !ready("stock_sshd_finds_what_fail2ban_finds") {
+        return;
+    }
+    compare("sshd");
+}
