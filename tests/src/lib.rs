@@ -11,6 +11,7 @@
     reason = "command helpers return output that most callers run only for the effect"
 )]
 
+pub mod authlog;
 pub mod frame;
 pub mod netns;
 

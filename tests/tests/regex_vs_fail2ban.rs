@@ -3,7 +3,8 @@
 //! address) pairs, must be the same multiset, and the summaries must count the lines alike
 //! (matched, ignored, missed). The logs are fail2ban's own samples for the
 //! filters whose failures span several lines (`maxlines`, `<SKIPLINES>`, lines without a
-//! date of their own), and for sshd with its failure ids.
+//! date of their own), and for sshd with its failure ids; and the benchmark's generated
+//! auth.log and access log.
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
@@ -101,7 +102,11 @@ fn iso_seconds(text: &str) -> i64 {
 }
 
 fn compare(filter: &str) {
-    let log = Path::new(LOGS).join(filter);
+    compare_on(filter, &Path::new(LOGS).join(filter));
+}
+
+fn compare_on(filter: &str, log: &Path) {
+    let log = log.to_path_buf();
     let started = now();
     let reference = fail2ban(filter, &log, started);
     let ours = banxdp(filter, &log, started);
@@ -157,4 +162,21 @@ fn stock_sshd_finds_what_fail2ban_finds() {
         return;
     }
     compare("sshd");
+}
+
+/// The benchmark's equality check (`cargo xtask bench-regex` runs it on 1,000,000 lines):
+/// on a generated auth.log and access log, the stock sshd and apache-badbots filters find
+/// the same failures in banxdp and in fail2ban.
+#[test]
+fn generated_logs_give_the_same_failures_as_fail2ban() {
+    if !ready("generated_logs_give_the_same_failures_as_fail2ban") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.log");
+    std::fs::write(&auth, banxdp_tests::authlog::auth_log(20_000, 2_000, 1)).unwrap();
+    compare_on("sshd", &auth);
+    let access = dir.path().join("access.log");
+    std::fs::write(&access, banxdp_tests::authlog::access_log(2_000, 500, 2)).unwrap();
+    compare_on("apache-badbots", &access);
 }

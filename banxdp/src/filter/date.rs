@@ -153,8 +153,92 @@ enum Kind {
 #[derive(Clone, Debug)]
 pub struct DatePattern {
     pub name: String,
+    /// The pattern with fail2ban's word-boundary look-aheads: the exact answer.
     regex: fancy_regex::Regex,
+    /// The same pattern without the look-aheads, on the linear engine where it reads it;
+    /// its match is the exact one whenever the boundaries hold where it starts and ends.
+    fast: Option<regex::Regex>,
+    /// Where the fast pattern's groups go, kept between lines.
+    locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
+    /// The fast pattern's group index for each field (see [`slot`]).
+    slots: [Option<usize>; SLOTS],
+    bound_begin: bool,
+    bound_end: bool,
+    /// Anchored at the line's start: its match there is taken without trying the others.
+    pub line_anchored: bool,
     kind: Kind,
+}
+
+/// `**` at either end of a pattern turns that end's word boundary off, as in fail2ban: the
+/// pattern without them, and which ends had them.
+fn strip_stars(body: &str) -> (String, bool, bool) {
+    let mut text = body.to_string();
+    let opening = text.len() - text.trim_start_matches('(').len();
+    let begin = text[opening..].starts_with("**");
+    if begin {
+        text.replace_range(opening..opening + 2, "");
+    }
+    let closing = text.len() - text.trim_end_matches(')').len();
+    let inner = text.len() - closing;
+    let end = text[..inner].ends_with("**") && !text[..inner].ends_with(r"\**");
+    if end {
+        text.replace_range(inner - 2..inner, "");
+    }
+    (text, begin, end)
+}
+
+/// Named groups a date pattern may have.
+const SLOTS: usize = 16;
+
+/// The place of a named group among a date pattern's fields.
+fn slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "Y" => 0,
+        "y" => 1,
+        "m" => 2,
+        "b" => 3,
+        "B" => 4,
+        "d" => 5,
+        "H" => 6,
+        "I" => 7,
+        "p" => 8,
+        "M" => 9,
+        "S" => 10,
+        "z" => 11,
+        "Z" => 12,
+        "f" => 13,
+        "epoch" => 14,
+        "tai" => 15,
+        _ => return None,
+    })
+}
+
+/// The group index of each field in `regex`.
+fn slots_of(regex: &regex::Regex) -> [Option<usize>; SLOTS] {
+    let mut slots = [None; SLOTS];
+    for (index, name) in regex.capture_names().enumerate() {
+        if let Some(at) = name.and_then(slot) {
+            slots[at] = Some(index);
+        }
+    }
+    slots
+}
+
+/// Python's `\w` for one character.
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `(?=^|\b|\W)` at `at`: the line's start, or no word character on both sides.
+fn begin_holds(line: &str, at: usize) -> bool {
+    let before = line[..at].chars().next_back();
+    let after = line[at..].chars().next();
+    !(before.is_some_and(is_word) && after.is_some_and(is_word))
+}
+
+/// `(?=\b|\W|$)` at `at`: the line's end, a non-word character next, or a boundary.
+fn end_holds(line: &str, at: usize) -> bool {
+    begin_holds(line, at)
 }
 
 impl DatePattern {
@@ -172,24 +256,8 @@ impl DatePattern {
         } else {
             false
         };
-        // `**` at either end turns that end's word boundary off, as in fail2ban.
-        let mut unbound_begin = false;
-        let opening = body.len() - body.trim_start_matches('(').len();
-        let stripped_begin;
-        if body[opening..].starts_with("**") {
-            stripped_begin = format!("{}{}", &body[..opening], &body[opening + 2..]);
-            body = &stripped_begin;
-            unbound_begin = true;
-        }
-        let mut unbound_end = false;
-        let closing = body.len() - body.trim_end_matches(')').len();
-        let inner = &body[..body.len() - closing];
-        let stripped_end;
-        if inner.ends_with("**") && !inner.ends_with(r"\**") {
-            stripped_end = format!("{}{}", &inner[..inner.len() - 2], &body[inner.len()..]);
-            body = &stripped_end;
-            unbound_end = true;
-        }
+        let (unbounded, unbound_begin, unbound_end) = strip_stars(body);
+        let body = unbounded.as_str();
         let (regex, kind, case_insensitive) = match body.to_uppercase().as_str() {
             "EPOCH" => (
                 r"(?P<epoch>\d{10,11})(?:\.\d{3,6})?".to_string(),
@@ -229,52 +297,96 @@ impl DatePattern {
         } else {
             format!("({regex})")
         };
-        let mut full = String::new();
+        let mut core = String::new();
         if case_insensitive {
-            full.push_str("(?i)");
+            core.push_str("(?i)");
         }
+        let bound_begin = !(line_begin || anchored || unbound_begin);
         if line_begin {
-            let _ = write!(full, r"^(?:\W{{0,2}})?(?:{regex})");
-        } else if anchored || unbound_begin {
-            let _ = write!(full, "(?:{regex})");
+            let _ = write!(core, r"^(?:\W{{0,2}})?(?:{regex})");
         } else {
-            let _ = write!(full, r"(?=^|\b|\W)(?:{regex})");
+            let _ = write!(core, "(?:{regex})");
         }
-        if !(unbound_end
+        let bound_end = !(unbound_end
             || regex.ends_with('$')
             || regex.ends_with(r"\b")
-            || regex.ends_with(r"\s"))
-        {
-            full.push_str(r"(?=\b|\W|$)");
-        }
+            || regex.ends_with(r"\s"));
+        let full = format!(
+            "{}{core}{}",
+            if bound_begin { r"(?=^|\b|\W)" } else { "" },
+            if bound_end { r"(?=\b|\W|$)" } else { "" }
+        );
         let (translated, _) = translate(&full);
         let regex = fancy_regex::RegexBuilder::new(&translated)
             .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
             .build()
             .map_err(|e| error(e.to_string()))?;
+        let fast = match translate(&core) {
+            (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
+            _ => None,
+        };
         let name = if line_begin {
             format!("{{^LN-BEG}}{body}")
         } else {
             body.to_string()
         };
-        Ok(Self { name, regex, kind })
+        let slots = fast.as_ref().map_or([None; SLOTS], slots_of);
+        Ok(Self {
+            name,
+            regex,
+            locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
+            fast,
+            slots,
+            bound_begin,
+            bound_end,
+            line_anchored: line_begin || anchored,
+            kind,
+        })
     }
 
     /// Where a date of this pattern is in `line`, and what time it says (`None` for a match
     /// that is no valid date, such as February 30).
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        if let (Some(fast), Some(locations)) = (&self.fast, &mut *self.locations.borrow_mut()) {
+            // Without the look-aheads no match means none with them; a match whose ends
+            // meet the boundaries is the one the exact pattern finds.
+            fast.captures_read(locations, line)?;
+            let all = locations.get(0)?;
+            if (!self.bound_begin || begin_holds(line, all.0))
+                && (!self.bound_end || end_holds(line, all.1))
+            {
+                let field = |name: &str| {
+                    let index = self.slots[slot(name)?]?;
+                    locations.get(index).map(|(s, e)| &line[s..e])
+                };
+                return self.interpret(locations.get(1).unwrap_or(all), &field, clock);
+            }
+        }
         let caps = self.regex.captures(line).ok()??;
         let whole = caps.get(1).or_else(|| caps.get(0))?;
-        if whole.start() == whole.end() {
+        self.interpret(
+            (whole.start(), whole.end()),
+            &|name| caps.name(name).map(|m| m.as_str()),
+            clock,
+        )
+    }
+
+    /// The time a match says, from its span and its named groups.
+    fn interpret<'l>(
+        &self,
+        (start, end): (usize, usize),
+        field: &dyn Fn(&str) -> Option<&'l str>,
+        clock: &Clock,
+    ) -> Option<DateMatch> {
+        if start == end {
             // The pattern allows a line without a date (`^WARNING:()**`).
             return Some(DateMatch {
-                start: whole.start(),
-                end: whole.end(),
+                start,
+                end,
                 time: None,
             });
         }
-        let field = |name: &str| caps.name(name).map(|m| m.as_str());
         let time = match self.kind {
             Kind::Epoch { millis } => {
                 let n: i64 = field("epoch")?.parse().ok()?;
@@ -283,11 +395,11 @@ impl DatePattern {
             // fail2ban reads the 15 hex digits after the leading `4` (the label's 2^62) as
             // seconds, with no TAI-UTC offset.
             Kind::Tai64n => i64::from_str_radix(field("tai")?.get(1..16)?, 16).ok()?,
-            Kind::Fields => fields_to_time(&field, clock)?,
+            Kind::Fields => fields_to_time(field, clock)?,
         };
         Some(DateMatch {
-            start: whole.start(),
-            end: whole.end(),
+            start,
+            end,
             time: Some(time),
         })
     }
@@ -502,6 +614,19 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
     match zone {
         Zone::Offset(minutes) => Some(seconds - i64::from(minutes) * 60),
         Zone::Local => {
+            // Zones change their offset on the hour: one `mktime` per local hour is enough,
+            // and a log's lines come hour after hour. (`mktime` also re-reads the zone file
+            // on every call where `TZ` is unset.)
+            thread_local! {
+                static HOUR: std::cell::Cell<Option<(i64, i64)>> = const { std::cell::Cell::new(None) };
+            }
+            let hour = seconds.div_euclid(3600);
+            let within = seconds.rem_euclid(3600);
+            if let Some((cached, start)) = HOUR.get() {
+                if cached == hour {
+                    return Some(start + within);
+                }
+            }
             // SAFETY: `tm` is plain data filled before the call; mktime only reads and
             // normalises it.
             let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -509,12 +634,14 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
             tm.tm_mon = i32::try_from(wall.month).ok()? - 1;
             tm.tm_mday = i32::try_from(wall.day).ok()?;
             tm.tm_hour = i32::try_from(wall.hour).ok()?;
-            tm.tm_min = i32::try_from(wall.minute).ok()?;
-            tm.tm_sec = i32::try_from(wall.second).ok()?;
             tm.tm_isdst = -1;
             // SAFETY: a valid, initialised `tm`.
-            let stamp = unsafe { libc::mktime(&raw mut tm) };
-            (stamp != -1).then_some(stamp)
+            let start = unsafe { libc::mktime(&raw mut tm) };
+            if start == -1 {
+                return None;
+            }
+            HOUR.set(Some((hour, start)));
+            Some(start + within)
         }
     }
 }
@@ -536,10 +663,13 @@ fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) ->
     };
     let assume_year = year.is_none();
     let month = num("m").or_else(|| {
-        let name = field("b").or_else(|| field("B"))?.to_lowercase();
+        let name = field("b").or_else(|| field("B"))?;
         MONTHS
             .iter()
-            .position(|m| m.starts_with(&name[..3]))
+            .position(|m| {
+                name.get(..3)
+                    .is_some_and(|n| m[..3].eq_ignore_ascii_case(n))
+            })
             .map(|i| u32::try_from(i + 1).expect("12"))
     });
     let day = num("d");
@@ -666,6 +796,26 @@ impl DateDetector {
     /// The first date any pattern finds in `line`, with the pattern's index.
     #[must_use]
     pub fn find_index(&self, line: &str, clock: &Clock) -> Option<(DateMatch, usize)> {
+        self.find_after(line, clock, None)
+    }
+
+    /// As [`DateDetector::find_index`], trying first the pattern that found the last line's
+    /// date (`last`): as in fail2ban, a line-anchored pattern that matches again is taken
+    /// without trying the others, so a log in one format pays for one pattern per line.
+    #[must_use]
+    pub fn find_after(
+        &self,
+        line: &str,
+        clock: &Clock,
+        last: Option<usize>,
+    ) -> Option<(DateMatch, usize)> {
+        if let Some(index) = last {
+            if let Some(pattern) = self.patterns.get(index).filter(|p| p.line_anchored) {
+                if let Some(found) = pattern.find(line, clock) {
+                    return Some((found, index));
+                }
+            }
+        }
         self.patterns
             .iter()
             .enumerate()

@@ -36,6 +36,8 @@ pub struct Scanner {
     dates: DateDetector,
     tracker: Tracker,
     last_date: Option<i64>,
+    /// The date pattern that found the last date.
+    last_template: Option<usize>,
     /// The current line without its date.
     text: String,
 }
@@ -61,6 +63,7 @@ impl Scanner {
             dates,
             tracker: Tracker::default(),
             last_date: None,
+            last_template: None,
             text: String::new(),
         }
     }
@@ -80,7 +83,9 @@ impl Scanner {
     pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
         let recent = self.last_date.filter(|d| *d > clock.now - LAST_DATE_AGE);
         self.text.clear();
-        let (time, template) = if let Some((m, index)) = self.dates.find_index(line, clock) {
+        let found = self.dates.find_after(line, clock, self.last_template);
+        let (time, template) = if let Some((m, index)) = found {
+            self.last_template = Some(index);
             self.text.push_str(&line[..m.start]);
             self.text.push_str(&line[m.end..]);
             if let Some(time) = m.time {

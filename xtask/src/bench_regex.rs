@@ -1,0 +1,265 @@
+//! `cargo xtask bench-regex`: `banxdp regex --json` against `fail2ban-regex -o row`, side by
+//! side in one run, on the same generated logs with the installed fail2ban's stock filters:
+//! sshd on an auth.log (a quarter sshd failures from thousands of IPv4 and IPv6 addresses,
+//! the rest ordinary sshd, cron, sudo, systemd and kernel lines), and apache-badbots (one
+//! pattern with hundreds of alternatives) on an access log.
+//!
+//! Both tools must report the same multiset of (time, address) failures, or the benchmark
+//! fails. Reported per tool: wall time, lines per second and peak resident memory (from
+//! `wait4`), each tool run on its own with its output written to a file.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use banxdp_tests::authlog;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Lines of the auth.log read with the sshd filter.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: usize,
+    /// Lines of the access log read with the apache-badbots filter (fail2ban reads a few
+    /// hundred a second).
+    #[arg(long, default_value_t = 20_000)]
+    badbots_lines: usize,
+    /// Distinct attacker addresses.
+    #[arg(long, default_value_t = 5_000)]
+    addresses: usize,
+    /// Runs of banxdp per case; the fastest counts (fail2ban runs once: it takes minutes).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Keep the logs and outputs in this directory instead of a temporary one.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+/// One run of a tool: wall seconds, peak resident memory in KiB, and its output file.
+struct Run {
+    seconds: f64,
+    max_rss_kib: i64,
+}
+
+/// Runs `command` with stdout to `out`, measuring wall time and the child's peak memory.
+fn measure(mut command: Command, out: &Path) -> Result<Run> {
+    let started = Instant::now();
+    let child = command
+        .env("TZ", "UTC")
+        .stdout(Stdio::from(File::create(out)?))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status = 0;
+    // SAFETY: plain data, filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid for writing. The
+    // `Child` is not waited on again.
+    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    ensure!(waited == pid, "wait4: {}", std::io::Error::last_os_error());
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{command:?} failed (status {status})"
+    );
+    Ok(Run {
+        seconds,
+        max_rss_kib: usage.ru_maxrss,
+    })
+}
+
+type Failures = BTreeMap<(i64, String), usize>;
+
+/// fail2ban-regex's `-o row` lines: `['ADDRESS',\tTIME,\t{...}],`.
+fn fail2ban_failures(out: &Path) -> Result<Failures> {
+    let text = std::fs::read_to_string(out)?;
+    let mut found = Failures::new();
+    for line in text.lines().filter(|l| l.starts_with('[')) {
+        let mut parts = line.splitn(3, ",\t");
+        let (Some(host), Some(time)) = (parts.next(), parts.next()) else {
+            bail!("unexpected fail2ban-regex row `{line}`");
+        };
+        let host = host.trim_start_matches('[').trim_matches('\'').to_string();
+        let time: f64 = time.parse().with_context(|| format!("time in `{line}`"))?;
+        #[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit an i64")]
+        let time = time.floor() as i64;
+        *found.entry((time, host)).or_insert(0) += 1;
+    }
+    Ok(found)
+}
+
+/// `banxdp regex --json` lines.
+fn banxdp_failures(out: &Path) -> Result<Failures> {
+    let text = std::fs::read_to_string(out)?;
+    let mut found = Failures::new();
+    for line in text.lines() {
+        let failure: serde_json::Value = serde_json::from_str(line)?;
+        let time = failure["time"].as_str().context("a time")?;
+        let host = failure["host"].as_str().context("a host")?.to_string();
+        *found.entry((iso_seconds(time)?, host)).or_insert(0) += 1;
+    }
+    Ok(found)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the epoch.
+fn iso_seconds(text: &str) -> Result<i64> {
+    let n = |range: std::ops::Range<usize>| -> Result<i64> {
+        text.get(range)
+            .and_then(|t| t.parse().ok())
+            .with_context(|| format!("bad time `{text}`"))
+    };
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Ok(days * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?)
+}
+
+fn differences(ours: &Failures, theirs: &Failures) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, count) in ours {
+        let other = theirs.get(key).copied().unwrap_or(0);
+        if other != *count {
+            out.push(format!("{key:?}: banxdp {count}, fail2ban {other}"));
+        }
+    }
+    for (key, count) in theirs {
+        if !ours.contains_key(key) {
+            out.push(format!("{key:?}: banxdp 0, fail2ban {count}"));
+        }
+    }
+    out
+}
+
+struct Case {
+    filter: &'static str,
+    log: PathBuf,
+    lines: usize,
+}
+
+/// The release binary of banxdp, built if needed.
+fn banxdp_binary() -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "--bin", "banxdp"])
+        .status()?;
+    ensure!(status.success(), "building banxdp failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release/banxdp"))
+}
+
+#[expect(clippy::cast_precision_loss, reason = "KiB counts fit a double")]
+fn mib(kib: i64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    ensure!(
+        Command::new("fail2ban-regex")
+            .arg("--help")
+            .output()
+            .is_ok(),
+        "fail2ban-regex is missing (apt-get install fail2ban)"
+    );
+    let banxdp = banxdp_binary()?;
+    let temp = tempfile::tempdir()?;
+    let dir = options
+        .keep
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let auth = dir.join("auth.log");
+    std::fs::write(
+        &auth,
+        authlog::auth_log(options.lines, options.addresses, 1),
+    )?;
+    let access = dir.join("access.log");
+    std::fs::write(
+        &access,
+        authlog::access_log(options.badbots_lines, options.addresses, 2),
+    )?;
+    let cases = [
+        Case {
+            filter: "sshd",
+            log: auth,
+            lines: options.lines,
+        },
+        Case {
+            filter: "apache-badbots",
+            log: access,
+            lines: options.badbots_lines,
+        },
+    ];
+    let mut table = Vec::new();
+    for case in &cases {
+        eprintln!("{}: fail2ban-regex on {} lines...", case.filter, case.lines);
+        let theirs_out = dir.join(format!("{}.fail2ban", case.filter));
+        let mut command = Command::new("fail2ban-regex");
+        command
+            .args(["-o", "row"])
+            .arg(&case.log)
+            .arg(format!("/etc/fail2ban/filter.d/{}.conf", case.filter));
+        let theirs = measure(command, &theirs_out)?;
+        eprintln!("{}: banxdp regex, {} runs...", case.filter, options.runs);
+        let ours_out = dir.join(format!("{}.banxdp", case.filter));
+        let mut best: Option<Run> = None;
+        for _ in 0..options.runs.max(1) {
+            let mut command = Command::new(&banxdp);
+            command
+                .args(["regex", "--json", "--config-dir", "/etc/fail2ban"])
+                .arg(&case.log)
+                .arg(case.filter);
+            let run = measure(command, &ours_out)?;
+            if best.as_ref().is_none_or(|b| run.seconds < b.seconds) {
+                best = Some(run);
+            }
+        }
+        let ours = best.expect("at least one run");
+        let (ours_found, theirs_found) =
+            (banxdp_failures(&ours_out)?, fail2ban_failures(&theirs_out)?);
+        let diff = differences(&ours_found, &theirs_found);
+        if !diff.is_empty() {
+            bail!(
+                "{}: the failures differ in {} places, first:\n{}",
+                case.filter,
+                diff.len(),
+                diff[..diff.len().min(20)].join("\n")
+            );
+        }
+        let failures: usize = ours_found.values().sum();
+        table.push((case, theirs, ours, failures));
+    }
+    println!("| filter | lines | failures | tool | seconds | lines/s | peak RSS | speed-up |");
+    println!("|---|---:|---:|---|---:|---:|---:|---:|");
+    for (case, theirs, ours, failures) in &table {
+        #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+        let rate = |run: &Run| case.lines as f64 / run.seconds;
+        for (tool, run) in [("fail2ban-regex", theirs), ("banxdp regex", ours)] {
+            println!(
+                "| {} | {} | {failures} | {tool} | {:.3} | {:.0} | {:.1} MiB | {} |",
+                case.filter,
+                case.lines,
+                run.seconds,
+                rate(run),
+                mib(run.max_rss_kib),
+                if tool == "banxdp regex" {
+                    format!("{:.0}×", theirs.seconds / ours.seconds)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    println!("\nBoth tools reported the same (time, address) failures in every case.");
+    Ok(())
+}
