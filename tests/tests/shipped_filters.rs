@@ -56,10 +56,33 @@ fn fixture(text: &str) -> Vec<Section> {
     sections
 }
 
-/// Line `i` is stamped `Nov 21 07:MM:SS` with `i = MM * 60 + SS`, so that a failure's time
-/// says which line it came from.
+/// Line `i` is stamped 2026-11-21 07:MM:SS with `i = MM * 60 + SS`, so that a failure's
+/// time says which line it came from.
 fn stamp(i: usize) -> String {
     format!("Nov 21 07:{:02}:{:02}", i / 60, i % 60)
+}
+
+/// A fixture's log text with its time stamp: in the place of a `{FORMAT}` placeholder, else
+/// syslog's in front.
+fn render(i: usize, text: &str) -> String {
+    let (m, s) = (i / 60, i % 60);
+    let formats = [
+        ("{NGINX}", format!("2026/11/21 07:{m:02}:{s:02}")),
+        ("{CLF}", format!("21/Nov/2026:07:{m:02}:{s:02} +0000")),
+        (
+            "{APACHE}",
+            format!("Sat Nov 21 07:{m:02}:{s:02}.123456 2026"),
+        ),
+        ("{CTIME}", format!("Sat Nov 21 07:{m:02}:{s:02} 2026")),
+        ("{ISO}", format!("2026-11-21 07:{m:02}:{s:02}")),
+        ("{ISOZ}", format!("2026-11-21T07:{m:02}:{s:02}.123456Z")),
+    ];
+    for (placeholder, value) in &formats {
+        if text.contains(placeholder) {
+            return text.replace(placeholder, value);
+        }
+    }
+    format!("{} {text}", stamp(i))
 }
 
 const ROWS: &str = r"
@@ -76,7 +99,7 @@ for line in sys.stdin:
 fn write_log(dir: &Path, lines: &[String]) -> std::path::PathBuf {
     let mut log = String::new();
     for (i, l) in lines.iter().enumerate() {
-        let _ = writeln!(log, "{} {l}", stamp(i));
+        let _ = writeln!(log, "{}", render(i, l));
     }
     let path = dir.join("test.log");
     std::fs::write(&path, log).unwrap();
@@ -88,6 +111,7 @@ fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<S
     let dir = filter_dir(filter);
     let log_path = write_log(dir.path(), lines);
     let out = Command::new("fail2ban-regex")
+        .env("TZ", "UTC")
         .args(["-o", "row", "--config"])
         .arg(dir.path())
         .arg(&log_path)
@@ -109,10 +133,6 @@ fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<S
             .push(ip.to_string());
     }
     found
-}
-
-fn check(filter: &str, fixture_text: &str) {
-    check_with(filter, fixture_text, failures);
 }
 
 type Engine = fn(&str, &str, &[String]) -> BTreeMap<usize, Vec<String>>;
@@ -185,7 +205,7 @@ fn banxdp_failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize
     let mut scanner = banxdp_scanner(filter, mode);
     let mut found = BTreeMap::new();
     for (i, text) in lines.iter().enumerate() {
-        let line = format!("{} {text}", stamp(i));
+        let line = render(i, text);
         let read = scanner.line(&line, &clock, false);
         assert_eq!(
             read.template.map(|_| read.time.unwrap() - stamps_start),
@@ -216,23 +236,6 @@ fn banxdp_failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize
         }
     }
     found
-}
-
-#[test]
-fn sshd_filter_reports_the_real_peer_or_nothing_with_banxdps_engine() {
-    check_with(
-        "sshd",
-        include_str!("fixtures/filters/sshd.txt"),
-        banxdp_failures,
-    );
-}
-
-#[test]
-fn sshd_filter_reports_the_real_peer_or_nothing() {
-    if !fail2ban_present("sshd_filter_reports_the_real_peer_or_nothing") {
-        return;
-    }
-    check("sshd", include_str!("fixtures/filters/sshd.txt"));
 }
 
 /// `banxdp regex --json` (the real binary) on the fixture's log, file by file as a user
@@ -272,13 +275,58 @@ fn banxdp_regex_cli(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usiz
     found
 }
 
+/// The shipped filters, each with its fixture.
+fn shipped() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut filters: Vec<(String, String)> = std::fs::read_dir(root.join("config/filter.d"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let fixture = root.join(format!("tests/tests/fixtures/filters/{name}.txt"));
+            let text = std::fs::read_to_string(&fixture)
+                .unwrap_or_else(|_| panic!("{name}: no fixture {}", fixture.display()));
+            (name, text)
+        })
+        .collect();
+    filters.sort();
+    filters
+}
+
+/// Runs `engine` on every shipped filter's fixture; fails listing every wrong line.
+fn check_all(engine: Engine) {
+    let mut failed = Vec::new();
+    for (filter, text) in shipped() {
+        let result = std::panic::catch_unwind(|| check_with(&filter, &text, engine));
+        if let Err(panic) = result {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(ToString::to_string))
+                .unwrap_or_default();
+            failed.push(format!("{filter}: {why}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
 #[test]
-fn sshd_filter_through_banxdp_regex_matches_the_fixture() {
-    check_with(
-        "sshd",
-        include_str!("fixtures/filters/sshd.txt"),
-        banxdp_regex_cli,
-    );
+fn every_shipped_filter_reports_the_real_peer_or_nothing() {
+    if !fail2ban_present("every_shipped_filter_reports_the_real_peer_or_nothing") {
+        return;
+    }
+    check_all(failures);
+}
+
+#[test]
+fn every_shipped_filter_reports_the_real_peer_or_nothing_with_banxdps_engine() {
+    check_all(banxdp_failures);
+}
+
+#[test]
+fn every_shipped_filter_through_banxdp_regex_matches_its_fixture() {
+    check_all(banxdp_regex_cli);
 }
 
 #[test]

@@ -13,8 +13,64 @@ pub const ROOT: &str = "(built-in)";
 const FILES: &[(&str, &str)] = &[
     ("jail.conf", include_str!("../../../config/jail.conf")),
     (
+        "filter.d/apache-auth.conf",
+        include_str!("../../../config/filter.d/apache-auth.conf"),
+    ),
+    (
+        "filter.d/apache-badbots.conf",
+        include_str!("../../../config/filter.d/apache-badbots.conf"),
+    ),
+    (
+        "filter.d/asterisk.conf",
+        include_str!("../../../config/filter.d/asterisk.conf"),
+    ),
+    (
+        "filter.d/courier-auth.conf",
+        include_str!("../../../config/filter.d/courier-auth.conf"),
+    ),
+    (
+        "filter.d/dovecot.conf",
+        include_str!("../../../config/filter.d/dovecot.conf"),
+    ),
+    (
+        "filter.d/mysqld-auth.conf",
+        include_str!("../../../config/filter.d/mysqld-auth.conf"),
+    ),
+    (
+        "filter.d/nginx-botsearch.conf",
+        include_str!("../../../config/filter.d/nginx-botsearch.conf"),
+    ),
+    (
+        "filter.d/nginx-http-auth.conf",
+        include_str!("../../../config/filter.d/nginx-http-auth.conf"),
+    ),
+    (
+        "filter.d/nginx-limit-req.conf",
+        include_str!("../../../config/filter.d/nginx-limit-req.conf"),
+    ),
+    (
+        "filter.d/postfix.conf",
+        include_str!("../../../config/filter.d/postfix.conf"),
+    ),
+    (
+        "filter.d/proftpd.conf",
+        include_str!("../../../config/filter.d/proftpd.conf"),
+    ),
+    (
+        "filter.d/pure-ftpd.conf",
+        include_str!("../../../config/filter.d/pure-ftpd.conf"),
+    ),
+    (
+        "filter.d/recidive.conf",
+        include_str!("../../../config/filter.d/recidive.conf"),
+    ),
+    (
         "filter.d/sshd.conf",
         include_str!("../../../config/filter.d/sshd.conf"),
+    ),
+    (
+        "filter.d/vsftpd.conf",
+        include_str!("../../../config/filter.d/vsftpd.conf"),
     ),
 ];
 
