@@ -216,6 +216,8 @@ mod regex_cmd {
 
     use std::path::{Path, PathBuf};
 
+    use std::io::{BufRead as _, Write as _};
+
     use anyhow::{Context as _, Result, bail};
 
     use crate::{
@@ -256,6 +258,26 @@ mod regex_cmd {
         }
         let text = |n: &str| options.get(n).map(crate::config::fail2ban::Value::text);
         Ok(Some(FilterSpec::from_options(text)))
+    }
+
+    /// Calls `f` with each line of the file at `path` (0-based number, text without its line
+    /// end, invalid UTF-8 replaced), read through one buffer.
+    fn each_line(path: &Path, f: &mut dyn FnMut(usize, &str)) -> Result<()> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut buffer = Vec::new();
+        for index in 0.. {
+            buffer.clear();
+            if reader.read_until(b'\n', &mut buffer)? == 0 {
+                break;
+            }
+            while matches!(buffer.last(), Some(b'\n' | b'\r')) {
+                buffer.pop();
+            }
+            f(index, &String::from_utf8_lossy(&buffer));
+        }
+        Ok(())
     }
 
     pub fn run(
@@ -307,14 +329,6 @@ mod regex_cmd {
             now,
             zone: Zone::Local,
         };
-        let text;
-        let lines: Box<dyn Iterator<Item = &str>> = if Path::new(log).is_file() {
-            let bytes = std::fs::read(log).with_context(|| format!("reading `{log}`"))?;
-            text = String::from_utf8_lossy(&bytes).into_owned();
-            Box::new(text.lines())
-        } else {
-            Box::new(std::iter::once(log))
-        };
         // Host names as fail2ban treats them: resolved, unless `usedns = raw`.
         let lookup = |name: &str| -> Vec<std::net::IpAddr> {
             use std::net::ToSocketAddrs as _;
@@ -332,18 +346,43 @@ mod regex_cmd {
             Some(&lookup)
         };
         // The summary counts every failregex, as fail2ban-regex's does; the failures listed
-        // are the daemon's, as `fail2ban-regex -o` lists them.
+        // are the daemon's, as `fail2ban-regex -o` lists them, written as they are found.
         let mode = if json {
             report::Mode::Daemon
         } else {
             report::Mode::AllRegex
         };
-        let report = report::run(lines, &mut scanner, &clock, resolve, mode);
-        if json {
-            print!("{}", report.json_lines());
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let mut written = Ok(());
+        let mut sink = |found: report::Found| {
+            if json && written.is_ok() {
+                written = writeln!(out, "{}", report::json_line(&found));
+            }
+        };
+        let mut report = report::Report::default();
+        let mut count = |index: usize, line: &str| {
+            report::count_line(
+                &mut report,
+                index,
+                line,
+                &mut scanner,
+                &clock,
+                resolve,
+                mode,
+                &mut sink,
+            );
+        };
+        if Path::new(log).is_file() {
+            each_line(Path::new(log), &mut count)?;
         } else {
-            print!("{}", report.summary(&spec.failregex));
+            count(0, log);
         }
+        written.context("writing the failures")?;
+        if !json {
+            write!(out, "{}", report.summary(&spec.failregex))?;
+        }
+        out.flush()?;
         Ok(())
     }
 }

@@ -6,8 +6,6 @@
 //! Addresses come from the benchmarking range `198.18.0.0/15` and from `2001:db8::/32`: text in
 //! a log file, never a network target.
 
-use std::fmt::Write as _;
-
 /// xorshift64*: small, fast, deterministic.
 struct Rng(u64);
 
@@ -175,11 +173,22 @@ fn ordinary(rng: &mut Rng, pid: usize, lines: &mut Vec<String>) {
     }
 }
 
-/// An auth.log of about `count` lines (exactly `count`), from `pool` attacker addresses.
+/// An auth.log of `count` lines, from `pool` attacker addresses.
 #[must_use]
 pub fn auth_log(count: usize, pool: usize, seed: u64) -> String {
+    let mut out = Vec::with_capacity(count * 110);
+    write_auth_log(&mut out, count, pool, seed).expect("writing to memory");
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// [`auth_log`], written line by line to `out` (a log of any size in little memory).
+pub fn write_auth_log(
+    out: &mut dyn std::io::Write,
+    count: usize,
+    pool: usize,
+    seed: u64,
+) -> std::io::Result<()> {
     let mut rng = Rng(seed | 1);
-    let mut out = String::with_capacity(count * 110);
     let mut pending: Vec<String> = Vec::new();
     let mut written = 0;
     let mut pid = 10_000;
@@ -197,10 +206,10 @@ pub fn auth_log(count: usize, pool: usize, seed: u64) -> String {
             pending.reverse();
         }
         let line = pending.pop().expect("refilled above");
-        let _ = writeln!(out, "{} server {line}", stamp(written));
+        writeln!(out, "{} server {line}", stamp(written))?;
         written += 1;
     }
-    out
+    Ok(())
 }
 
 const BOTS: &[&str] = &[
@@ -227,8 +236,19 @@ const PATHS: &[&str] = &[
 /// An Apache access log (combined format) of `count` lines; one in ten from a bad robot.
 #[must_use]
 pub fn access_log(count: usize, pool: usize, seed: u64) -> String {
+    let mut out = Vec::with_capacity(count * 200);
+    write_access_log(&mut out, count, pool, seed).expect("writing to memory");
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// [`access_log`], written line by line to `out`.
+pub fn write_access_log(
+    out: &mut dyn std::io::Write,
+    count: usize,
+    pool: usize,
+    seed: u64,
+) -> std::io::Result<()> {
     let mut rng = Rng(seed | 1);
-    let mut out = String::with_capacity(count * 200);
     for i in 0..count {
         let bot = rng.below(10) == 0;
         let ip = attacker(&mut rng, pool);
@@ -239,7 +259,7 @@ pub fn access_log(count: usize, pool: usize, seed: u64) -> String {
         };
         let day = 1 + i / 86_400 % 28;
         let rest = i % 86_400;
-        let _ = writeln!(
+        writeln!(
             out,
             "{ip} - - [{day:02}/Oct/2026:{:02}:{:02}:{:02} +0000] \"GET {} HTTP/1.1\" 200 {} \"-\" \"{agent}\"",
             rest / 3600,
@@ -247,9 +267,9 @@ pub fn access_log(count: usize, pool: usize, seed: u64) -> String {
             rest % 60,
             rng.pick(PATHS),
             200 + rng.below(5000)
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

@@ -163,6 +163,18 @@ fn mib(kib: i64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// Writes the two logs line by line: this process stays small, since a child started with
+/// `posix_spawn` is charged the parent's peak memory in its own.
+fn write_logs(options: &Options, auth: &Path, access: &Path) -> Result<()> {
+    let mut file = std::io::BufWriter::new(File::create(auth)?);
+    authlog::write_auth_log(&mut file, options.lines, options.addresses, 1)?;
+    std::io::Write::flush(&mut file)?;
+    let mut file = std::io::BufWriter::new(File::create(access)?);
+    authlog::write_access_log(&mut file, options.badbots_lines, options.addresses, 2)?;
+    std::io::Write::flush(&mut file)?;
+    Ok(())
+}
+
 pub fn run(options: &Options) -> Result<()> {
     ensure!(
         Command::new("fail2ban-regex")
@@ -178,16 +190,8 @@ pub fn run(options: &Options) -> Result<()> {
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    let auth = dir.join("auth.log");
-    std::fs::write(
-        &auth,
-        authlog::auth_log(options.lines, options.addresses, 1),
-    )?;
-    let access = dir.join("access.log");
-    std::fs::write(
-        &access,
-        authlog::access_log(options.badbots_lines, options.addresses, 2),
-    )?;
+    let (auth, access) = (dir.join("auth.log"), dir.join("access.log"));
+    write_logs(options, &auth, &access)?;
     let cases = [
         Case {
             filter: "sshd",
@@ -200,7 +204,7 @@ pub fn run(options: &Options) -> Result<()> {
             lines: options.badbots_lines,
         },
     ];
-    let mut table = Vec::new();
+    let mut measured = Vec::new();
     for case in &cases {
         eprintln!("{}: fail2ban-regex on {} lines...", case.filter, case.lines);
         let theirs_out = dir.join(format!("{}.fail2ban", case.filter));
@@ -225,6 +229,11 @@ pub fn run(options: &Options) -> Result<()> {
             }
         }
         let ours = best.expect("at least one run");
+        measured.push((case, theirs, ours, theirs_out, ours_out));
+    }
+    // Outputs are read only now, after every run, for the same reason.
+    let mut table = Vec::new();
+    for (case, theirs, ours, theirs_out, ours_out) in measured {
         let (ours_found, theirs_found) =
             (banxdp_failures(&ours_out)?, fail2ban_failures(&theirs_out)?);
         let diff = differences(&ours_found, &theirs_found);

@@ -60,59 +60,110 @@ pub fn run<'a>(
     resolve: Resolver<'_>,
     mode: Mode,
 ) -> Report {
+    let mut found = Vec::new();
+    let mut report = stream(
+        lines.enumerate(),
+        scanner,
+        clock,
+        resolve,
+        mode,
+        &mut |f: Found| found.push(f),
+    );
+    report.found = found;
+    report
+}
+
+/// As [`run`], handing each failure to `sink` as it is found instead of keeping it, for logs
+/// of any size; `lines` come with their 0-based numbers.
+pub fn stream<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+    scanner: &mut Scanner,
+    clock: &Clock,
+    resolve: Resolver<'_>,
+    mode: Mode,
+    sink: &mut dyn FnMut(Found),
+) -> Report {
     let mut report = Report::default();
-    for (index, line) in lines.enumerate() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        report.lines += 1;
-        let read = scanner.line(line, clock, mode == Mode::AllRegex);
-        if let Some(template) = read.template {
-            let name = scanner.dates().name(template);
-            *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
-        }
-        let checked = read.checked;
-        // Earlier lines that turn out part of this line's match were counted as missed.
-        let released = checked.released.min(report.missed);
-        report.missed -= released;
-        report.matched += released;
-        let mut failed = false;
-        for failure in &checked.failures {
-            *report.regex_hits.entry(failure.regex).or_insert(0) += 1;
-            if failure.nofail {
-                continue;
-            }
-            let hosts = match (&failure.host, resolve) {
-                (Some(Host::Name(name)), Some(resolve)) => resolve(name)
-                    .into_iter()
-                    .map(|a| Host::Ip(a, None))
-                    .collect(),
-                (Some(host), _) => vec![host.clone()],
-                // Pending: the connection has no address yet.
-                (None, _) => Vec::new(),
-            };
-            // A pending failure still counts as a match, as in fail2ban-regex; a name that
-            // resolves to nothing does not.
-            failed |= failure.host.is_none() || !hosts.is_empty();
-            for host in hosts {
-                report.found.push(Found {
-                    line: index + 1,
-                    time: read.time,
-                    host,
-                    regex: failure.regex,
-                    fields: failure.fields.clone(),
-                });
-            }
-        }
-        if checked.ignored || checked.failures.iter().any(|f| f.nofail) {
-            report.ignored += 1;
-        } else if failed {
-            report.matched += 1;
-        } else {
-            report.missed += 1;
-        }
+    for (index, line) in lines {
+        count_line(
+            &mut report,
+            index,
+            line,
+            scanner,
+            clock,
+            resolve,
+            mode,
+            sink,
+        );
     }
     report
+}
+
+/// Reads one line (0-based `index`) into the counts, handing its failures to `sink`: one
+/// step of [`stream`], for callers that read lines into a buffer of their own.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step of `stream`, with its state"
+)]
+pub fn count_line(
+    report: &mut Report,
+    index: usize,
+    line: &str,
+    scanner: &mut Scanner,
+    clock: &Clock,
+    resolve: Resolver<'_>,
+    mode: Mode,
+    sink: &mut dyn FnMut(Found),
+) {
+    if line.is_empty() || line.starts_with('#') {
+        return;
+    }
+    report.lines += 1;
+    let read = scanner.line(line, clock, mode == Mode::AllRegex);
+    if let Some(template) = read.template {
+        let name = scanner.dates().name(template);
+        *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
+    }
+    let checked = read.checked;
+    // Earlier lines that turn out part of this line's match were counted as missed.
+    let released = checked.released.min(report.missed);
+    report.missed -= released;
+    report.matched += released;
+    let mut failed = false;
+    for failure in &checked.failures {
+        *report.regex_hits.entry(failure.regex).or_insert(0) += 1;
+        if failure.nofail {
+            continue;
+        }
+        let hosts = match (&failure.host, resolve) {
+            (Some(Host::Name(name)), Some(resolve)) => resolve(name)
+                .into_iter()
+                .map(|a| Host::Ip(a, None))
+                .collect(),
+            (Some(host), _) => vec![host.clone()],
+            // Pending: the connection has no address yet.
+            (None, _) => Vec::new(),
+        };
+        // A pending failure still counts as a match, as in fail2ban-regex; a name that
+        // resolves to nothing does not.
+        failed |= failure.host.is_none() || !hosts.is_empty();
+        for host in hosts {
+            sink(Found {
+                line: index + 1,
+                time: read.time,
+                host,
+                regex: failure.regex,
+                fields: failure.fields.clone(),
+            });
+        }
+    }
+    if checked.ignored || checked.failures.iter().any(|f| f.nofail) {
+        report.ignored += 1;
+    } else if failed {
+        report.matched += 1;
+    } else {
+        report.missed += 1;
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
@@ -137,6 +188,29 @@ fn host_text(host: &Host) -> String {
     }
 }
 
+/// One failure as a JSON object: `line`, `time` (ISO 8601, UTC), `host`, `regex` (0-based
+/// index of the failregex), and every named field.
+#[must_use]
+pub fn json_line(f: &Found) -> String {
+    let mut object = Map::new();
+    object.insert("line".into(), json!(f.line));
+    object.insert(
+        "time".into(),
+        f.time.map_or(Json::Null, |t| json!(iso8601(t))),
+    );
+    object.insert("host".into(), json!(host_text(&f.host)));
+    object.insert("regex".into(), json!(f.regex));
+    // Internal groups (`_conn_`, `skiplines0`) are the patterns' business.
+    for (name, value) in f
+        .fields
+        .iter()
+        .filter(|(n, _)| !n.starts_with('_') && !n.starts_with("skiplines"))
+    {
+        object.entry(name.clone()).or_insert_with(|| json!(value));
+    }
+    Json::Object(object).to_string()
+}
+
 impl Report {
     /// One JSON object per failure: `line`, `time` (ISO 8601, UTC), `host`, `regex`
     /// (0-based index of the failregex), and every named field.
@@ -144,23 +218,8 @@ impl Report {
     pub fn json_lines(&self) -> String {
         let mut out = String::new();
         for f in &self.found {
-            let mut object = Map::new();
-            object.insert("line".into(), json!(f.line));
-            object.insert(
-                "time".into(),
-                f.time.map_or(Json::Null, |t| json!(iso8601(t))),
-            );
-            object.insert("host".into(), json!(host_text(&f.host)));
-            object.insert("regex".into(), json!(f.regex));
-            // Internal groups (`_conn_`, `skiplines0`) are the patterns' business.
-            for (name, value) in f
-                .fields
-                .iter()
-                .filter(|(n, _)| !n.starts_with('_') && !n.starts_with("skiplines"))
-            {
-                object.entry(name.clone()).or_insert_with(|| json!(value));
-            }
-            let _ = writeln!(out, "{}", Json::Object(object));
+            out.push_str(&json_line(f));
+            out.push('\n');
         }
         out
     }
