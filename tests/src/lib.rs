@@ -67,6 +67,51 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// The failures in `fail2ban-regex -o row` output (`['ADDRESS',\tTIME,\t{...}],` per line):
+/// (seconds since the epoch, address).
+///
+/// # Panics
+/// On a row of another shape.
+#[must_use]
+pub fn fail2ban_rows(output: &str) -> Vec<(f64, String)> {
+    output
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|line| {
+            let mut parts = line.splitn(3, ",\t");
+            let (Some(host), Some(time)) = (parts.next(), parts.next()) else {
+                panic!("unexpected fail2ban-regex row `{line}`");
+            };
+            let host = host.trim_start_matches('[').trim_matches('\'').to_string();
+            let time = time
+                .parse()
+                .unwrap_or_else(|_| panic!("no time in `{line}`"));
+            (time, host)
+        })
+        .collect()
+}
+
+/// Runs `fail2ban-regex -o row` with `args` in UTC; its failures as [`fail2ban_rows`] reads
+/// them.
+///
+/// # Panics
+/// When fail2ban-regex cannot run or fails.
+#[must_use]
+pub fn fail2ban_regex_rows(args: &[&std::ffi::OsStr]) -> Vec<(f64, String)> {
+    let out = std::process::Command::new("fail2ban-regex")
+        .env("TZ", "UTC")
+        .args(["-o", "row"])
+        .args(args)
+        .output()
+        .expect("fail2ban-regex runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fail2ban_rows(&String::from_utf8_lossy(&out.stdout))
+}
+
 /// Whether the installed fail2ban (`program`: `fail2ban-client`, `fail2ban-regex`) can be
 /// run; without it a test skips, except where `BANXDP_REQUIRE_PRIVILEGED=1` (CI) says every
 /// test must run.

@@ -10,16 +10,6 @@ use std::{collections::BTreeMap, path::Path, process::Command};
 
 const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
-/// fail2ban-regex's rows as `time address` lines (time in whole seconds).
-const ROWS: &str = r"
-import ast, sys
-for line in sys.stdin:
-    line = line.strip().rstrip(',')
-    if line.startswith('['):
-        ip, t, fields = ast.literal_eval(line)
-        print(int(t), ip)
-";
-
 /// Seconds since the epoch, now.
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -38,25 +28,12 @@ fn normalised(time: i64, started: i64) -> String {
 }
 
 fn fail2ban(filter: &str, log: &Path, started: i64) -> BTreeMap<(String, String), usize> {
-    let out = Command::new("fail2ban-regex")
-        .env("TZ", "UTC")
-        .args(["-o", "row"])
-        .arg(log)
-        .arg(format!("/etc/fail2ban/filter.d/{filter}.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = banxdp_tests::python(ROWS, out.stdout);
+    let conf = format!("/etc/fail2ban/filter.d/{filter}.conf");
     let mut found = BTreeMap::new();
-    for line in String::from_utf8_lossy(&rows).lines() {
-        let (time, host) = line.split_once(' ').unwrap();
-        *found
-            .entry((normalised(time.parse().unwrap(), started), host.to_string()))
-            .or_insert(0) += 1;
+    for (time, host) in banxdp_tests::fail2ban_regex_rows(&[log.as_os_str(), conf.as_ref()]) {
+        #[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit an i64")]
+        let time = time.floor() as i64;
+        *found.entry((normalised(time, started), host)).or_insert(0) += 1;
     }
     found
 }
@@ -78,27 +55,13 @@ fn banxdp(filter: &str, log: &Path, started: i64) -> BTreeMap<(String, String), 
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let failure: serde_json::Value = serde_json::from_str(line).unwrap();
         let time = failure["time"].as_str().expect("every failure has a time");
-        let seconds = iso_seconds(time);
+        let seconds = banxdp::filter::report::parse_iso8601(time).expect("an ISO 8601 time");
         let host = failure["host"].as_str().unwrap().to_string();
         *found
             .entry((normalised(seconds, started), host))
             .or_insert(0) += 1;
     }
     found
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the epoch.
-fn iso_seconds(text: &str) -> i64 {
-    let n = |range: std::ops::Range<usize>| text[range].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
 }
 
 fn compare(filter: &str) {

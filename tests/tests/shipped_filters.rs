@@ -85,16 +85,6 @@ fn render(i: usize, text: &str) -> String {
     format!("{} {text}", stamp(i))
 }
 
-const ROWS: &str = r"
-import ast, datetime, sys
-for line in sys.stdin:
-    line = line.strip().rstrip(',')
-    if line.startswith('['):
-        ip, t, fields = ast.literal_eval(line)
-        when = datetime.datetime.fromtimestamp(t)
-        print(when.minute * 60 + when.second, ip)
-";
-
 /// Writes `lines` as `test.log` in `dir`, each behind its stamp.
 fn write_log(dir: &Path, lines: &[String]) -> std::path::PathBuf {
     let mut log = String::new();
@@ -110,27 +100,22 @@ fn write_log(dir: &Path, lines: &[String]) -> std::path::PathBuf {
 fn failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize, Vec<String>> {
     let dir = filter_dir(filter);
     let log_path = write_log(dir.path(), lines);
-    let out = Command::new("fail2ban-regex")
-        .env("TZ", "UTC")
-        .args(["-o", "row", "--config"])
-        .arg(dir.path())
-        .arg(&log_path)
-        .arg(format!("{filter}[mode={mode}]"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed = banxdp_tests::python(ROWS, out.stdout);
+    let filter_arg = format!("{filter}[mode={mode}]");
+    let rows = banxdp_tests::fail2ban_regex_rows(&[
+        "--config".as_ref(),
+        dir.path().as_os_str(),
+        log_path.as_os_str(),
+        filter_arg.as_ref(),
+    ]);
     let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&parsed).lines() {
-        let (index, ip) = line.split_once(' ').unwrap();
+    for (time, ip) in rows {
+        // The stamps are 07:MM:SS in UTC: the second within the hour is the line's index.
+        #[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit an i64")]
+        let within = (time.floor() as i64).rem_euclid(3600);
         found
-            .entry(index.parse().unwrap())
+            .entry(usize::try_from(within).unwrap())
             .or_default()
-            .push(ip.to_string());
+            .push(ip);
     }
     found
 }

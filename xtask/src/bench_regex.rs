@@ -75,17 +75,10 @@ fn measure(mut command: Command, out: &Path) -> Result<Run> {
 
 type Failures = BTreeMap<(i64, String), usize>;
 
-/// fail2ban-regex's `-o row` lines: `['ADDRESS',\tTIME,\t{...}],`.
+/// fail2ban-regex's `-o row` output.
 fn fail2ban_failures(out: &Path) -> Result<Failures> {
-    let text = std::fs::read_to_string(out)?;
     let mut found = Failures::new();
-    for line in text.lines().filter(|l| l.starts_with('[')) {
-        let mut parts = line.splitn(3, ",\t");
-        let (Some(host), Some(time)) = (parts.next(), parts.next()) else {
-            bail!("unexpected fail2ban-regex row `{line}`");
-        };
-        let host = host.trim_start_matches('[').trim_matches('\'').to_string();
-        let time: f64 = time.parse().with_context(|| format!("time in `{line}`"))?;
+    for (time, host) in banxdp_tests::fail2ban_rows(&std::fs::read_to_string(out)?) {
         #[expect(clippy::cast_possible_truncation, reason = "epoch seconds fit an i64")]
         let time = time.floor() as i64;
         *found.entry((time, host)).or_insert(0) += 1;
@@ -101,25 +94,11 @@ fn banxdp_failures(out: &Path) -> Result<Failures> {
         let failure: serde_json::Value = serde_json::from_str(line)?;
         let time = failure["time"].as_str().context("a time")?;
         let host = failure["host"].as_str().context("a host")?.to_string();
-        *found.entry((iso_seconds(time)?, host)).or_insert(0) += 1;
+        let time = banxdp::filter::report::parse_iso8601(time)
+            .with_context(|| format!("bad time `{time}`"))?;
+        *found.entry((time, host)).or_insert(0) += 1;
     }
     Ok(found)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the epoch.
-fn iso_seconds(text: &str) -> Result<i64> {
-    let n = |range: std::ops::Range<usize>| -> Result<i64> {
-        text.get(range)
-            .and_then(|t| t.parse().ok())
-            .with_context(|| format!("bad time `{text}`"))
-    };
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Ok(days * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?)
 }
 
 fn differences(ours: &Failures, theirs: &Failures) -> Vec<String> {

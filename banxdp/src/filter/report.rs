@@ -60,31 +60,9 @@ pub fn run<'a>(
     resolve: Resolver<'_>,
     mode: Mode,
 ) -> Report {
-    let mut found = Vec::new();
-    let mut report = stream(
-        lines.enumerate(),
-        scanner,
-        clock,
-        resolve,
-        mode,
-        &mut |f: Found| found.push(f),
-    );
-    report.found = found;
-    report
-}
-
-/// As [`run`], handing each failure to `sink` as it is found instead of keeping it, for logs
-/// of any size; `lines` come with their 0-based numbers.
-pub fn stream<'a>(
-    lines: impl Iterator<Item = (usize, &'a str)>,
-    scanner: &mut Scanner,
-    clock: &Clock,
-    resolve: Resolver<'_>,
-    mode: Mode,
-    sink: &mut dyn FnMut(Found),
-) -> Report {
     let mut report = Report::default();
-    for (index, line) in lines {
+    let mut found = Vec::new();
+    for (index, line) in lines.enumerate() {
         count_line(
             &mut report,
             index,
@@ -93,9 +71,10 @@ pub fn stream<'a>(
             clock,
             resolve,
             mode,
-            sink,
+            &mut |f: Found| found.push(f),
         );
     }
+    report.found = found;
     report
 }
 
@@ -178,6 +157,17 @@ pub fn iso8601(time: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
+#[must_use]
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let n = |range: std::ops::Range<usize>| text.get(range)?.parse::<u32>().ok();
+    if text.len() != 20 || !text.ends_with('Z') {
+        return None;
+    }
+    let days = super::date::days_from_civil(i64::from(n(0..4)?), n(5..7)?, n(8..10)?);
+    Some(days * 86_400 + i64::from(n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?))
 }
 
 fn host_text(host: &Host) -> String {
@@ -338,5 +328,9 @@ mod tests {
     fn iso8601_is_utc() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_262_400), "2026-11-21T12:00:00Z");
+        for time in [0, 951_782_400, 1_795_262_400, 1_795_262_399] {
+            assert_eq!(parse_iso8601(&iso8601(time)), Some(time));
+        }
+        assert_eq!(parse_iso8601("2026-11-21 12:00:00"), None);
     }
 }
