@@ -78,11 +78,11 @@ pub fn run<'a>(
     report
 }
 
-/// Reads one line (0-based `index`) into the counts, handing its failures to `sink`: one
-/// step of [`stream`], for callers that read lines into a buffer of their own.
+/// Reads one line (0-based `index`) into the counts, handing its failures to `sink` as they
+/// are found: one step of [`run`], for callers that stream a log of any size.
 #[expect(
     clippy::too_many_arguments,
-    reason = "one step of `stream`, with its state"
+    reason = "one step of `run`, with its state"
 )]
 pub fn count_line(
     report: &mut Report,
