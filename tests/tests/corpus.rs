@@ -251,6 +251,39 @@ struct Tally {
     passed: usize,
     skipped: usize,
     misses: BTreeMap<String, Vec<String>>,
+    /// Searches run through both PCRE2's JIT and the exact engine.
+    engines_compared: usize,
+    /// Where they differed: pattern, text, and the two answers.
+    engines_differ: Vec<String>,
+}
+
+/// Runs every pattern of every variant's filter on `line`, and on `line` without its date,
+/// with and without the JIT: the two must give the same match and the same groups.
+fn compare_engines(variants: &[Variant], line: &str, tally: &mut Tally) {
+    let clock = Clock {
+        now: TEST_NOW,
+        zone: Zone::Local,
+    };
+    for scanner in variants.iter().filter_map(|v| v.engine.as_ref().ok()) {
+        let undated = scanner
+            .dates()
+            .find(line, &clock)
+            .map(|(d, _)| d.strip(line));
+        for text in std::iter::once(line).chain(undated.as_deref()) {
+            for pattern in scanner.filter().patterns() {
+                let fast = pattern.search(text);
+                let exact = pattern.search_exact(text);
+                tally.engines_compared += 1;
+                // Past a bound each engine gives up in its own way; only answers count.
+                if fast.is_ok() && exact.is_ok() && fast != exact {
+                    tally.engines_differ.push(format!(
+                        "{}\n    on {text:?}\n    jit {fast:?}\n    exact {exact:?}",
+                        pattern.as_str()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The filter variants a `# filterOptions` line asks for (one per option set), and whether
@@ -341,6 +374,7 @@ fn run_file(filter: &str, file: &str, tally: &mut Tally) {
                     engine,
                 });
             }
+            compare_engines(&variants, log_line, tally);
             for variant in &mut variants {
                 if let Some(constraint) = expected.get("constraint").and_then(Json::as_str) {
                     match condition(constraint, filter, &variant.opts) {
@@ -417,6 +451,18 @@ fn fail2ban_corpus_through_banxdps_engine() {
         names.len(),
         tally.passed,
         tally.skipped
+    );
+    eprintln!(
+        "PCRE2's JIT and the exact engines: {} searches compared, {} differ",
+        tally.engines_compared,
+        tally.engines_differ.len()
+    );
+    for difference in tally.engines_differ.iter().take(10) {
+        eprintln!("  {difference}");
+    }
+    assert!(
+        tally.engines_differ.is_empty(),
+        "the JIT and the exact engines must agree"
     );
     assert!(
         tally.passed >= RATCHET,

@@ -12,6 +12,8 @@
 
 use std::fmt::Write as _;
 
+use super::jit::Jit;
+
 use super::pattern::translate;
 
 /// Weekday and month names, as the C locale spells them.
@@ -162,6 +164,8 @@ pub struct DatePattern {
     locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
     /// The fast pattern's group index for each field (see [`slot`]).
     slots: [Option<usize>; SLOTS],
+    /// The exact pattern on PCRE2's JIT, for ASCII lines, and its group index for each field.
+    jit: Option<(Jit, [Option<usize>; SLOTS])>,
     bound_begin: bool,
     bound_end: bool,
     /// Anchored at the line's start: its match there is taken without trying the others.
@@ -185,6 +189,15 @@ fn strip_stars(body: &str) -> (String, bool, bool) {
         text.replace_range(inner - 2..inner, "");
     }
     (text, begin, end)
+}
+
+/// A date pattern's name, as summaries list it: as written, without `**`.
+fn display_name(pattern: &str) -> String {
+    let pattern = pattern.trim();
+    match pattern.strip_prefix("{^LN-BEG}") {
+        Some(body) => format!("{{^LN-BEG}}{}", strip_stars(body).0),
+        None => strip_stars(pattern).0,
+    }
 }
 
 /// Named groups a date pattern may have.
@@ -213,10 +226,10 @@ fn slot(name: &str) -> Option<usize> {
     })
 }
 
-/// The group index of each field in `regex`.
-fn slots_of(regex: &regex::Regex) -> [Option<usize>; SLOTS] {
+/// The group index of each field, from the group names in order.
+fn slots_of<'n>(names: impl Iterator<Item = Option<&'n str>>) -> [Option<usize>; SLOTS] {
     let mut slots = [None; SLOTS];
-    for (index, name) in regex.capture_names().enumerate() {
+    for (index, name) in names.enumerate() {
         if let Some(at) = name.and_then(slot) {
             slots[at] = Some(index);
         }
@@ -325,15 +338,17 @@ impl DatePattern {
             (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
             _ => None,
         };
-        let name = if line_begin {
-            format!("{{^LN-BEG}}{body}")
-        } else {
-            body.to_string()
-        };
-        let slots = fast.as_ref().map_or([None; SLOTS], slots_of);
+        let slots = fast
+            .as_ref()
+            .map_or([None; SLOTS], |f| slots_of(f.capture_names()));
+        let jit = Jit::new(&translated).map(|jit| {
+            let slots = slots_of(jit.names().iter().map(Option::as_deref));
+            (jit, slots)
+        });
         Ok(Self {
-            name,
+            name: display_name(pattern),
             regex,
+            jit,
             locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
             fast,
             slots,
@@ -348,6 +363,20 @@ impl DatePattern {
     /// that is no valid date, such as February 30).
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        if let Some((jit, slots)) = self.jit.as_ref().filter(|_| Jit::serves(line)) {
+            let found = jit.search(line, |locations| {
+                let field = |name: &str| {
+                    let (s, e) = locations.get(slots[slot(name)?]?)?;
+                    Some(&line[s..e])
+                };
+                let span = locations.get(1).or_else(|| locations.get(0))?;
+                self.interpret(span, &field, clock)
+            });
+            // Past its match limit the other engines decide.
+            if let Ok(found) = found {
+                return found.flatten();
+            }
+        }
         if let (Some(fast), Some(locations)) = (&self.fast, &mut *self.locations.borrow_mut()) {
             // Without the look-aheads no match means none with them; a match whose ends
             // meet the boundaries is the one the exact pattern finds.
@@ -725,10 +754,47 @@ fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) ->
     Some(time)
 }
 
+/// A date pattern, compiled when first needed: a log in one format never compiles most of
+/// fail2ban's default templates.
+#[derive(Clone, Debug)]
+struct Template {
+    name: String,
+    source: String,
+    year: i32,
+    compiled: std::cell::OnceCell<DatePattern>,
+}
+
+impl Template {
+    /// A pattern known to compile (a default template).
+    fn lazy(source: String, year: i32) -> Self {
+        Self {
+            name: display_name(&source),
+            source,
+            year,
+            compiled: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn compiled(pattern: DatePattern, year: i32) -> Self {
+        Self {
+            name: pattern.name.clone(),
+            source: pattern.name.clone(),
+            year,
+            compiled: std::cell::OnceCell::from(pattern),
+        }
+    }
+
+    fn get(&self) -> &DatePattern {
+        self.compiled.get_or_init(|| {
+            DatePattern::new(&self.source, self.year).expect("built-in templates compile")
+        })
+    }
+}
+
 /// Finds dates in lines: one `datepattern`, or fail2ban's default templates.
 #[derive(Clone, Debug)]
 pub struct DateDetector {
-    patterns: Vec<DatePattern>,
+    patterns: Vec<Template>,
 }
 
 impl DateDetector {
@@ -738,17 +804,13 @@ impl DateDetector {
         let mut anchored = Vec::new();
         let mut anywhere = Vec::new();
         for template in DEFAULT_TEMPLATES {
-            let pattern = DatePattern::new(template, year).expect("built-in templates compile");
             if !template.starts_with('^')
                 && !template.starts_with("{^LN-BEG}")
                 && !matches!(template, "EPOCH" | "TAI64N" | "ISO8601")
             {
-                anchored.push(
-                    DatePattern::new(&format!("{{^LN-BEG}}{template}"), year)
-                        .expect("built-in templates compile"),
-                );
+                anchored.push(Template::lazy(format!("{{^LN-BEG}}{template}"), year));
             }
-            anywhere.push(pattern);
+            anywhere.push(Template::lazy((*template).to_string(), year));
         }
         anchored.extend(anywhere);
         Self { patterns: anchored }
@@ -758,6 +820,11 @@ impl DateDetector {
     /// means the default templates, anchored at the line's start.
     pub fn from_datepattern(datepattern: &str, year: i32) -> Result<Self, DateError> {
         let mut patterns = Vec::new();
+        let add = |patterns: &mut Vec<Template>, pattern: &str| -> Result<(), DateError> {
+            patterns.push(Template::compiled(DatePattern::new(pattern, year)?, year));
+            Ok(())
+        };
+        let mut defaults = Vec::new();
         for line in datepattern
             .split('\n')
             .map(str::trim)
@@ -770,18 +837,21 @@ impl DateDetector {
                         continue;
                     }
                     let unbound = template.trim_start_matches("{^LN-BEG}");
-                    patterns.push(DatePattern::new(&line.replace("{DATE}", unbound), year)?);
+                    add(&mut patterns, &line.replace("{DATE}", unbound))?;
                 }
             } else if line == "{^LN-BEG}" {
-                patterns.extend(
-                    Self::default_templates(year)
-                        .patterns
-                        .into_iter()
-                        .filter(|p| p.name.starts_with("{^LN-BEG}") || p.name.starts_with('^')),
-                );
+                defaults.push(patterns.len());
             } else {
-                patterns.push(DatePattern::new(line, year)?);
+                add(&mut patterns, line)?;
             }
+        }
+        // `{^LN-BEG}`: the anchored default templates, in its place.
+        for at in defaults.into_iter().rev() {
+            let anchored = Self::default_templates(year)
+                .patterns
+                .into_iter()
+                .filter(|p| p.name.starts_with("{^LN-BEG}") || p.name.starts_with('^'));
+            patterns.splice(at..at, anchored);
         }
         Ok(Self { patterns })
     }
@@ -810,7 +880,12 @@ impl DateDetector {
         last: Option<usize>,
     ) -> Option<(DateMatch, usize)> {
         if let Some(index) = last {
-            if let Some(pattern) = self.patterns.get(index).filter(|p| p.line_anchored) {
+            if let Some(pattern) = self
+                .patterns
+                .get(index)
+                .map(Template::get)
+                .filter(|p| p.line_anchored)
+            {
                 if let Some(found) = pattern.find(line, clock) {
                     return Some((found, index));
                 }
@@ -819,7 +894,7 @@ impl DateDetector {
         self.patterns
             .iter()
             .enumerate()
-            .find_map(|(index, p)| p.find(line, clock).map(|m| (m, index)))
+            .find_map(|(index, p)| p.get().find(line, clock).map(|m| (m, index)))
     }
 
     /// The name of the pattern at `index`.
@@ -848,6 +923,14 @@ mod tests {
         detector
             .find(line, &utc())
             .and_then(|(m, _)| Some((m.time?, m.strip(line))))
+    }
+
+    #[test]
+    fn every_default_template_compiles_and_keeps_its_name() {
+        let detector = DateDetector::default_templates(2026);
+        for template in &detector.patterns {
+            assert_eq!(template.get().name, template.name);
+        }
     }
 
     #[test]
@@ -881,6 +964,27 @@ mod tests {
         // Epoch.
         let (t, _) = detect("1795262400 x").unwrap();
         assert_eq!(t, NOW);
+    }
+
+    #[test]
+    fn the_jit_and_the_exact_patterns_read_dates_alike() {
+        // A character outside ASCII sends a line past the JIT to the exact engines.
+        for line in [
+            "Nov 21 07:00:01 host sshd[1]: x",
+            "Sat Nov 21 07:00:01.123 2026 host x",
+            "2026-11-21T10:00:00+02:00 x",
+            "2026-11-21 12:00:00,123 x",
+            r#"198.51.100.7 - - [21/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1""#,
+            "[Thu Jul 11 01:21:41 2013] [error] x",
+            "1795262400 x",
+            "@4000000068f0f2d91c0e3a34 x",
+            "21-Nov-2026 12:00:00 x",
+        ] {
+            let exact =
+                detect(&format!("{line} \u{e9}")).map(|(t, rest)| (t, rest.replace(" \u{e9}", "")));
+            assert!(exact.is_some(), "{line}");
+            assert_eq!(detect(line), exact, "{line}");
+        }
     }
 
     #[test]

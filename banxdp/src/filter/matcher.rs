@@ -224,6 +224,14 @@ impl Filter {
             .any(|re| matches!(re.search(text), Ok(Some(_))))
     }
 
+    /// Every compiled pattern: the prefregex, the failregexes, the ignoreregexes.
+    pub fn patterns(&self) -> impl Iterator<Item = &Compiled> {
+        self.prefregex
+            .iter()
+            .chain(&self.failregex)
+            .chain(&self.ignoreregex)
+    }
+
     /// Lines a match may span.
     #[must_use]
     pub fn maxlines(&self) -> usize {

@@ -1,12 +1,14 @@
 //! The filter engine: log lines in, failures (address and fields) out. Pure: no I/O, no
 //! clock.
 //!
-//! `pattern` compiles fail2ban's regular expressions; `matcher` holds a whole filter
+//! `pattern` compiles fail2ban's regular expressions (with `jit`, PCRE2's fast path for their
+//! groups); `matcher` holds a whole filter
 //! (prefregex, failregex, ignoreregex); `tracker` applies it with what earlier lines left
 //! (failure ids, multi-line buffers); `date` finds dates; `scan` puts them together line by
 //! line; `report` is `banxdp regex`.
 
 pub mod date;
+pub mod jit;
 pub mod literals;
 pub mod matcher;
 pub mod pattern;

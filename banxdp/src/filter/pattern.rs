@@ -6,6 +6,8 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
+use super::jit::Jit;
+
 /// Back-tracking steps a `fancy-regex` match may take before it gives up (and the line counts
 /// as not matched, with an error logged by the caller).
 pub const BACKTRACK_LIMIT: usize = 200_000;
@@ -247,9 +249,17 @@ fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
     start
 }
 
-/// A compiled pattern.
+/// A compiled pattern: the exact engine, and PCRE2's JIT where it gives the same answers
+/// faster (see [`super::jit`]).
 #[derive(Clone, Debug)]
-pub enum Compiled {
+pub struct Compiled {
+    exact: Exact,
+    jit: Option<Jit>,
+}
+
+/// The engine whose answer is the definition of a pattern's.
+#[derive(Clone, Debug)]
+enum Exact {
     Linear(regex::Regex),
     Backtracking(fancy_regex::Regex),
 }
@@ -287,20 +297,51 @@ impl Compiled {
             pattern: pattern.to_string(),
             reason,
         };
-        match engine {
+        let exact = match engine {
             Engine::Linear => regex::Regex::new(&translated)
-                .map(Self::Linear)
+                .map(Exact::Linear)
                 .or_else(|e| {
                     // Some Python syntax only the backtracking engine reads.
                     fancy(&translated).map_err(|f| error(format!("{e}; {f}")))
                 }),
             Engine::Backtracking => fancy(&translated).map_err(error),
-        }
+        }?;
+        Ok(Self {
+            jit: Jit::new(&translated),
+            exact,
+        })
     }
 
     /// The first match in `text` (leftmost-first, as Python's `search`), `Err` when the
     /// backtracking limit was reached.
     pub fn search(&self, text: &str) -> Result<Option<Hit>, String> {
+        if let Some(jit) = self.jit.as_ref().filter(|_| Jit::serves(text)) {
+            let names = jit.names();
+            let found = jit.search(text, |locations| {
+                let (start, end) = locations.get(0).expect("group 0 takes part");
+                Hit {
+                    start,
+                    end,
+                    groups: names
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(index, name)| {
+                            let (s, e) = locations.get(index)?;
+                            Some((name.clone()?, text[s..e].to_string()))
+                        })
+                        .collect(),
+                }
+            });
+            // Past its match limit the exact engine decides.
+            if let Ok(found) = found {
+                return Ok(found);
+            }
+        }
+        self.search_exact(text)
+    }
+
+    /// As [`Compiled::search`], by the exact engine alone.
+    pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
         fn named<'t>(
             names: impl Iterator<Item = Option<&'t str>>,
             get: impl Fn(&str) -> Option<String>,
@@ -310,8 +351,8 @@ impl Compiled {
                 .filter_map(|n| get(n).map(|v| (n.to_string(), v)))
                 .collect()
         }
-        match self {
-            Self::Linear(re) => Ok(re.captures(text).map(|caps| {
+        match &self.exact {
+            Exact::Linear(re) => Ok(re.captures(text).map(|caps| {
                 let whole = caps.get(0).expect("group 0 takes part");
                 Hit {
                     start: whole.start(),
@@ -321,7 +362,7 @@ impl Compiled {
                     }),
                 }
             })),
-            Self::Backtracking(re) => re
+            Exact::Backtracking(re) => re
                 .captures(text)
                 .map(|found| {
                     found.map(|caps| {
@@ -339,6 +380,12 @@ impl Compiled {
         }
     }
 
+    /// Whether PCRE2's JIT serves this pattern (on the texts [`Jit::serves`]).
+    #[must_use]
+    pub fn has_jit(&self) -> bool {
+        self.jit.is_some()
+    }
+
     /// The named groups of the first match in `text`; see [`Compiled::search`].
     pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
         self.search(text).map(|hit| hit.map(|h| h.groups))
@@ -347,27 +394,27 @@ impl Compiled {
     /// The pattern as compiled (Rust syntax).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        match self {
-            Self::Linear(re) => re.as_str(),
-            Self::Backtracking(re) => re.as_str(),
+        match &self.exact {
+            Exact::Linear(re) => re.as_str(),
+            Exact::Backtracking(re) => re.as_str(),
         }
     }
 
     /// Which engine runs it.
     #[must_use]
     pub fn engine(&self) -> Engine {
-        match self {
-            Self::Linear(_) => Engine::Linear,
-            Self::Backtracking(_) => Engine::Backtracking,
+        match self.exact {
+            Exact::Linear(_) => Engine::Linear,
+            Exact::Backtracking(_) => Engine::Backtracking,
         }
     }
 }
 
-fn fancy(pattern: &str) -> Result<Compiled, String> {
+fn fancy(pattern: &str) -> Result<Exact, String> {
     fancy_regex::RegexBuilder::new(pattern)
         .backtrack_limit(BACKTRACK_LIMIT)
         .build()
-        .map(Compiled::Backtracking)
+        .map(Exact::Backtracking)
         .map_err(|e| e.to_string())
 }
 
@@ -459,13 +506,14 @@ mod tests {
     #[test]
     fn a_catastrophic_pattern_gives_up_instead_of_hanging() {
         // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
-        // the loop over: 2^40 paths before failing on the missing `b`.
-        let re = Compiled::new(r"^(?:(?=a)a|a)+b$", "yes").unwrap();
+        // the loop over: 2^40 paths before failing on the `X`.
+        let re = Compiled::new(r"^(?:(?=a)a|a)+$", "yes").unwrap();
         assert_eq!(re.engine(), Engine::Backtracking);
-        let text = "a".repeat(40);
+        let text = format!("{}X", "a".repeat(40));
+        assert!(re.has_jit());
         assert!(
             re.captures(&text).is_err(),
-            "the backtracking limit stops it"
+            "the match limit, then the backtracking limit, stops it"
         );
     }
 }

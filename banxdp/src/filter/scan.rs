@@ -99,6 +99,7 @@ impl Scanner {
             self.text.push_str(line);
             (recent, None)
         };
+        self.tracker.set_now(clock.now);
         let checked = self.tracker.check(&self.filter, &self.text, check_all);
         Scanned {
             time,
@@ -108,8 +109,11 @@ impl Scanner {
     }
 
     /// Reads one line whose time is known apart from its text (the journal's).
+    /// Connections age by these times, which for a journal read as it is written are the
+    /// present.
     pub fn timed_line(&mut self, line: &str, time: i64, check_all: bool) -> Scanned {
         self.last_date = Some(time);
+        self.tracker.set_now(time);
         let checked = self.tracker.check(&self.filter, line, check_all);
         Scanned {
             time: Some(time),

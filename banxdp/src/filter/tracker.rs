@@ -8,10 +8,7 @@
 //! This is fail2ban's `Filter._mergeFailure` and the failure-id part of `findFailure`, for
 //! single-line buffers. Pure: the state is this value; lines go in, failures come out.
 
-use std::{
-    borrow::Cow,
-    collections::{BTreeSet, HashMap},
-};
+use std::{borrow::Cow, collections::BTreeSet};
 
 use indexmap::IndexMap;
 
@@ -26,8 +23,10 @@ use super::{
 struct State {
     groups: IndexMap<String, String>,
     users: Option<BTreeSet<String>>,
-    matches: Vec<String>,
-    nofail_matches: Vec<String>,
+    /// Lines that make up the failure so far.
+    matches: usize,
+    /// Lines remembered from `<F-NOFAIL>` matches, which join the next failure.
+    nofail_matches: usize,
     pending: bool,
 }
 
@@ -41,12 +40,13 @@ impl State {
         self.groups.shift_remove(key).is_some_and(|v| !v.is_empty())
     }
 
-    /// Adds the user to the connection's set; the set, when the pattern has a user.
-    fn update_users(&mut self, user: Option<&String>) -> usize {
+    /// Adds the user to the connection's set; the set's size, when the pattern has a user.
+    fn update_users(&mut self, user: Option<&str>) -> usize {
         if let Some(user) = user.filter(|u| !u.is_empty()) {
-            self.users
-                .get_or_insert_with(BTreeSet::new)
-                .insert(user.clone());
+            let users = self.users.get_or_insert_with(BTreeSet::new);
+            if !users.contains(user) {
+                users.insert(user.to_string());
+            }
         }
         self.users.as_ref().map_or(0, BTreeSet::len)
     }
@@ -83,18 +83,59 @@ const FORGET: u8 = 2;
 const CACHED_NOFAIL: u8 = 4;
 const GAINED: u8 = 8;
 
-/// What a filter remembers between lines: connections by failure id, and the lines of a
-/// multi-line buffer not yet part of a failure.
+/// How many connections a filter remembers, and for how long (seconds), as fail2ban's
+/// failure-id cache: when it is full, the oldest go first.
+const CONNECTIONS: usize = 100;
+const CONNECTION_AGE: i64 = 5 * 60;
+
+/// What a filter remembers between lines: connections by failure id (oldest first, each with
+/// the time it is forgotten), and the lines of a multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    connections: HashMap<String, State>,
+    connections: IndexMap<String, (State, i64)>,
     buffer: Vec<String>,
+    /// The present (seconds since the epoch), which ages connections.
+    now: i64,
 }
 
 impl Tracker {
-    /// Merges one match into its connection (fail2ban's `_mergeFailure`); returns the state
-    /// the failure is judged on. `cached` says whether it stays in the cache, to be updated.
-    fn merge(&mut self, mlfid: &str, mut fail: State, matched: &[String]) -> (State, bool) {
+    /// Sets the present, by which remembered connections age (fail2ban forgets one five
+    /// minutes after it was first seen).
+    pub fn set_now(&mut self, now: i64) {
+        self.now = now;
+    }
+
+    /// The connection `mlfid`, unless it is too old (then it is forgotten).
+    fn connection(&mut self, mlfid: &str) -> Option<&mut State> {
+        let index = self.connections.get_index_of(mlfid)?;
+        if self.connections[index].1 <= self.now {
+            self.connections.shift_remove_index(index);
+            return None;
+        }
+        Some(&mut self.connections[index].0)
+    }
+
+    /// Remembers a new connection; a full cache first drops its oldest entries, up to and
+    /// including the first that has not expired.
+    fn remember(&mut self, mlfid: &str, state: State) -> &mut State {
+        if self.connections.len() >= CONNECTIONS {
+            while let Some((_, (_, expires))) = self.connections.shift_remove_index(0) {
+                if expires > self.now && self.connections.len() < CONNECTIONS {
+                    break;
+                }
+            }
+        }
+        let expires = self.now.saturating_add(CONNECTION_AGE);
+        let (index, _) = self
+            .connections
+            .insert_full(mlfid.to_string(), (state, expires));
+        &mut self.connections[index].0
+    }
+
+    /// Merges one match of `lines` lines into its connection (fail2ban's `_mergeFailure`).
+    /// The state the failure is judged on is the connection's own, updated in place, unless
+    /// the match ends the connection: then it is returned.
+    fn merge(&mut self, mlfid: &str, mut fail: State, lines: usize) -> Option<State> {
         let mut flags = 0;
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
@@ -108,9 +149,9 @@ impl Tracker {
         if fail.pop_truthy("mlfforget") {
             flags |= FORGET;
         }
-        let user = fail.groups.get("user").cloned();
-        let (mut state, stays, users) = if let Some(mut cached) = self.connections.remove(mlfid) {
-            let users = cached.update_users(user.as_ref());
+        let mut owned = None;
+        let (state, users) = if let Some(cached) = self.connection(mlfid) {
+            let users = cached.update_users(fail.groups.get("user").map(String::as_str));
             if cached.pop_truthy("nofail") {
                 flags |= CACHED_NOFAIL;
             }
@@ -121,17 +162,24 @@ impl Tracker {
                 cached.pending = false;
             }
             if flags & CACHED_NOFAIL == 0 && !cached.pending {
-                cached.matches.clear();
+                cached.matches = 0;
             }
             for (k, v) in fail.groups {
                 cached.groups.insert(k, v);
             }
-            (cached, flags & FORGET == 0, users)
+            if flags & FORGET != 0 {
+                owned = self.connections.shift_remove(mlfid).map(|(state, _)| state);
+            }
+            let state = match owned.as_mut() {
+                Some(state) => state,
+                None => self.connection(mlfid).expect("just found"),
+            };
+            (state, users)
         } else if flags & FORGET == 0 {
-            let users = fail.update_users(user.as_ref());
-            (fail, true, users)
+            let users = fail.update_users(fail.groups.get("user").cloned().as_deref());
+            (self.remember(mlfid, fail), users)
         } else {
-            (fail, false, 0)
+            (owned.insert(fail), 0)
         };
         // Pending failures, or a second user on the connection, make it a failure after all.
         if std::mem::take(&mut state.pending) || users > 1 {
@@ -140,16 +188,14 @@ impl Tracker {
             flags &= !(GAINED | NOFAIL);
         }
         if flags & NOFAIL == 0 {
-            let mut all = std::mem::take(&mut state.nofail_matches);
-            all.append(&mut state.matches);
+            state.matches += std::mem::take(&mut state.nofail_matches);
             if flags & GAINED == 0 {
-                all.extend_from_slice(matched);
+                state.matches += lines;
             }
-            state.matches = all;
         } else if flags & (NOFAIL | FORGET) == NOFAIL {
-            state.nofail_matches.extend_from_slice(matched);
+            state.nofail_matches += lines;
         }
-        (state, stays)
+        owned
     }
 
     /// The failures of one line (its date already cut out), as fail2ban's `findFailure`
@@ -246,7 +292,7 @@ impl Tracker {
                 fields.retain(|(n, _)| *n != name);
                 fields.push((name, value));
             }
-            let (failure, stop) = self.record(regex, fields, matched, check_all);
+            let (failure, stop) = self.record(regex, fields, matched.len(), check_all);
             out.failures.extend(failure);
             if stop || !check_all {
                 break;
@@ -255,13 +301,13 @@ impl Tracker {
         out
     }
 
-    /// Merges a failregex's match into its connection (if it has a failure id); the failure
-    /// it makes, if any, and whether the search ends there.
+    /// Merges a failregex's match of `lines` lines into its connection (if it has a failure
+    /// id); the failure it makes, if any, and whether the search ends there.
     fn record(
         &mut self,
         regex: usize,
         mut fields: Vec<(String, String)>,
-        matched: Vec<String>,
+        lines: usize,
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
         merge_alternates(&mut fields);
@@ -271,16 +317,17 @@ impl Tracker {
             groups,
             ..State::default()
         };
-        let mut state = if let Some(id) = &mlfid {
-            let (state, stays) = self.merge(id, fail, &matched);
-            if stays {
-                self.connections.insert(id.clone(), state.clone());
-            }
-            state
-        } else {
-            let mut state = fail;
-            state.matches.extend(matched);
-            state
+        let mut owned = match &mlfid {
+            Some(id) => self.merge(id, fail, lines),
+            None => Some(State {
+                matches: lines,
+                ..fail
+            }),
+        };
+        let state = match (owned.as_mut(), &mlfid) {
+            (Some(state), _) => state,
+            (None, Some(id)) => self.connection(id).expect("merged into the cache"),
+            (None, None) => unreachable!("a failure without an id is owned"),
         };
         let nofail = state.truthy("nofail");
         if nofail && !check_all && mlfid.is_some() {
@@ -290,20 +337,27 @@ impl Tracker {
         if host.is_none() {
             // No address yet: the connection's failure is pending until one appears.
             state.pending = true;
-            if let Some(cached) = mlfid.and_then(|id| self.connections.get_mut(&id)) {
-                cached.pending = true;
+            if owned.is_some() {
+                if let Some(cached) = mlfid.as_deref().and_then(|id| self.connection(id)) {
+                    cached.pending = true;
+                }
             }
             if !check_all {
                 return (None, true);
             }
         }
+        let state = match (owned, &mlfid) {
+            (Some(state), _) => state,
+            (None, Some(id)) => self.connection(id).expect("merged into the cache").clone(),
+            (None, None) => unreachable!("a failure without an id is owned"),
+        };
         let failure = Tracked {
             regex,
             raw: host.as_ref().map(|(_, raw)| raw.clone()),
             host: host.map(|(h, _)| h),
             fields: state.groups.into_iter().collect(),
-            attempts: state.matches.len(),
-            users: state.users.iter().flatten().cloned().collect(),
+            attempts: state.matches,
+            users: state.users.into_iter().flatten().collect(),
             nofail,
         };
         (Some(failure), false)
@@ -407,6 +461,43 @@ mod tests {
             .check(&filter, "h sshd[8]: Failed password for root", true)
             .failures;
         assert_eq!(other[0].host, None);
+    }
+
+    #[test]
+    fn connections_are_forgotten_when_old_or_crowded_out() {
+        let filter = sshd_like();
+        let failure_on = |tracker: &mut Tracker, pid: usize| {
+            tracker
+                .check(
+                    &filter,
+                    &format!("h sshd[{pid}]: Failed password for root"),
+                    true,
+                )
+                .failures[0]
+                .raw
+                .clone()
+        };
+        let mut tracker = Tracker::default();
+        tracker.set_now(1_000);
+        tracker.check(&filter, "h sshd[1]: Connection from 192.0.2.1", true);
+        tracker.set_now(1_000 + CONNECTION_AGE - 1);
+        assert_eq!(failure_on(&mut tracker, 1).as_deref(), Some("192.0.2.1"));
+        tracker.set_now(1_000 + CONNECTION_AGE);
+        assert_eq!(
+            failure_on(&mut tracker, 1),
+            None,
+            "five minutes on, it is gone"
+        );
+        // A hundred newer connections push out the oldest, and only it.
+        let mut tracker = Tracker::default();
+        for pid in 0..=CONNECTIONS {
+            let line = format!("h sshd[{pid}]: Connection from 192.0.2.{}", pid % 250);
+            tracker.check(&filter, &line, true);
+        }
+        assert_eq!(tracker.connections.len(), CONNECTIONS);
+        assert_eq!(failure_on(&mut tracker, 1).as_deref(), Some("192.0.2.1"));
+        // (The pending failure this remembers crowds out the next oldest in turn.)
+        assert_eq!(failure_on(&mut tracker, 0), None);
     }
 
     #[test]

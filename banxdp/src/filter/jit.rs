@@ -1,0 +1,125 @@
+//! The fast path for the groups of a match: PCRE2, compiled to machine code, running the
+//! pattern that `pattern` and `date` have already compiled for the `regex` crate and
+//! `fancy-regex`, on lines that are all ASCII.
+//!
+//! Finding a match's groups is what costs: the `regex` crate's capture engines take about a
+//! microsecond on a line sshd's prefregex spans, and `fancy-regex` several on a failregex
+//! with conditionals, where PCRE2's JIT takes a tenth of that (see `cargo xtask bench-regex`).
+//! It is used only where its answer is the same as the exact engines':
+//!
+//! - the text is ASCII and has no line break, so Unicode classes (`\w`, `\d`, `\s`, case
+//!   folding) mean what their ASCII forms mean, and `$` has no final newline to stop before;
+//! - the pattern is ASCII, without `\p` classes and without inline flags PCRE2 reads
+//!   otherwise (`x`, `u`, `U`);
+//! - every search is bounded by `(*LIMIT_MATCH)`: a text that reaches the bound goes to the
+//!   exact engine, which has its own (linear time, or `BACKTRACK_LIMIT`).
+//!
+//! Both engines read regular expressions with Perl's leftmost-first priorities, so on these
+//! texts they pick the same match and the same groups; `tests/tests/corpus.rs` checks that on
+//! every line of fail2ban's corpus, for every pattern of every filter.
+
+use std::cell::RefCell;
+
+use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
+
+/// The most match steps PCRE2 may take on one text before the exact engine takes over.
+pub const MATCH_LIMIT: u32 = 100_000;
+
+/// A pattern compiled by PCRE2, with the place its groups go, reused from text to text.
+#[derive(Clone, Debug)]
+pub struct Jit {
+    regex: Regex,
+    locations: RefCell<CaptureLocations>,
+}
+
+/// Whether PCRE2 reads `pattern` (`regex`-crate syntax, as `pattern::translate` writes it)
+/// as the exact engines do, on ASCII texts.
+fn portable(pattern: &str) -> bool {
+    if !pattern.is_ascii() || pattern.contains(r"\p") || pattern.contains(r"\P") {
+        return false;
+    }
+    // Inline flag groups, `(?i)` or `(?i-s:`: PCRE2 reads `i`, `m` and `s` as `regex` does.
+    let mut rest = pattern;
+    while let Some(at) = rest.find("(?") {
+        let flags: String = rest[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
+            .collect();
+        if flags.contains(['x', 'u', 'U']) && !flags.starts_with('P') {
+            return false;
+        }
+        rest = &rest[at + 2..];
+    }
+    true
+}
+
+impl Jit {
+    /// Compiles `pattern` (`regex`-crate syntax), or `None` when PCRE2 does not read it as
+    /// the exact engines do, or not at all.
+    #[must_use]
+    pub fn new(pattern: &str) -> Option<Self> {
+        if !portable(pattern) {
+            return None;
+        }
+        let regex = RegexBuilder::new()
+            .jit_if_available(true)
+            .build(&format!("(*LIMIT_MATCH={MATCH_LIMIT}){pattern}"))
+            .ok()?;
+        let locations = RefCell::new(regex.capture_locations());
+        Some(Self { regex, locations })
+    }
+
+    /// Whether this engine gives the exact answer for `text`.
+    #[must_use]
+    pub fn serves(text: &str) -> bool {
+        text.is_ascii() && !text.contains('\n')
+    }
+
+    /// Searches `text` (which [`Jit::serves`]) and hands the groups of the first match to
+    /// `read`; `Err` when the search reached [`MATCH_LIMIT`] (or PCRE2 failed otherwise).
+    pub fn search<R>(
+        &self,
+        text: &str,
+        read: impl FnOnce(&CaptureLocations) -> R,
+    ) -> Result<Option<R>, pcre2::Error> {
+        let mut locations = self.locations.borrow_mut();
+        Ok(self
+            .regex
+            .captures_read(&mut locations, text.as_bytes())?
+            .map(|_| read(&locations)))
+    }
+
+    /// Group names by index, as PCRE2 numbers them (the same order as the `regex` crate).
+    #[must_use]
+    pub fn names(&self) -> &[Option<String>] {
+        self.regex.capture_names()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_patterns_read_alike_are_taken() {
+        assert!(Jit::new(r"^(?i)failed (?P<user>\S+) from \d+$").is_some());
+        assert!(Jit::new(r"(?x) a b").is_none());
+        assert!(Jit::new(r"\p{Lu}+").is_none());
+        assert!(Jit::new("ü").is_none());
+        // Conditionals and look-arounds, in the spelling `pattern::translate` gives them.
+        assert!(Jit::new(r"(?P<a>x)?(?(<a>)y|z)(?! from )").is_some());
+        assert!(Jit::serves("Failed password for root"));
+        assert!(!Jit::serves("Failed password for jürgen"));
+        assert!(!Jit::serves("two\nlines"));
+    }
+
+    #[test]
+    fn a_search_past_the_limit_is_an_error_not_a_hang() {
+        // Two ways to match each `a`: 2^40 paths before failing on the `X`.
+        let jit = Jit::new(r"^(?:(?=a)a|a)+$").unwrap();
+        let text = format!("{}X", "a".repeat(40));
+        assert!(jit.search(&text, |_| ()).is_err());
+        let found = jit.search("aaa", |l| l.get(0)).unwrap();
+        assert_eq!(found, Some(Some((0, 3))));
+    }
+}
