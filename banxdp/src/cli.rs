@@ -275,7 +275,10 @@ mod regex_cmd {
             while matches!(buffer.last(), Some(b'\n' | b'\r')) {
                 buffer.pop();
             }
-            f(index, &String::from_utf8_lossy(&buffer));
+            match std::str::from_utf8(&buffer) {
+                Ok(line) => f(index, line),
+                Err(_) => f(index, &String::from_utf8_lossy(&buffer)),
+            }
         }
         Ok(())
     }
@@ -355,9 +358,13 @@ mod regex_cmd {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut written = Ok(());
+        let mut text = String::new();
         let mut sink = |found: report::Found| {
             if json && written.is_ok() {
-                written = writeln!(out, "{}", report::json_line(&found));
+                text.clear();
+                report::write_json(&found, &mut text);
+                text.push('\n');
+                written = out.write_all(text.as_bytes());
             }
         };
         let mut report = report::Report::default();

@@ -4,7 +4,7 @@
 //! where it cannot promise a string (a class, a case-insensitive part, an optional part),
 //! it promises nothing, and the pattern is always tried.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use fancy_regex::Expr;
 
 /// Strings one of which every match of `pattern` (Rust syntax, as compiled) contains;
@@ -94,6 +94,8 @@ fn literal_text(expr: &Expr) -> Option<String> {
 #[derive(Clone, Debug)]
 pub struct Prefilter {
     scanner: Option<AhoCorasick>,
+    /// The same strings, for [`Prefilter::any`].
+    any: Option<AhoCorasick>,
     /// For each string of the scanner, the pattern it belongs to.
     owner: Vec<usize>,
     /// Patterns without required strings: always candidates.
@@ -126,6 +128,17 @@ impl Prefilter {
             .then(|| {
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&strings)
+                    .ok()
+            })
+            .flatten();
+        // Whether any string is present: leftmost-first answers that as well, and lets the
+        // crate use its vectorised search.
+        let any = (!strings.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
                     .build(&strings)
                     .ok()
             })
@@ -135,6 +148,7 @@ impl Prefilter {
         }
         Self {
             scanner,
+            any,
             owner,
             always,
             count,
@@ -166,7 +180,7 @@ impl Prefilter {
         if self.always != 0 {
             return true;
         }
-        self.scanner
+        self.any
             .as_ref()
             .is_none_or(|scanner| scanner.is_match(text))
     }

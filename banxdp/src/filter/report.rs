@@ -5,8 +5,6 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use serde_json::{Map, Value as Json, json};
-
 use super::{Host, Scanner, date::Clock};
 
 /// One failure found.
@@ -101,7 +99,12 @@ pub fn count_line(
     let read = scanner.line(line, clock, mode == Mode::AllRegex);
     if let Some(template) = read.template {
         let name = scanner.dates().name(template);
-        *report.date_hits.entry(name.to_string()).or_insert(0) += 1;
+        match report.date_hits.get_mut(name) {
+            Some(hits) => *hits += 1,
+            None => {
+                report.date_hits.insert(name.to_string(), 1);
+            }
+        }
     }
     let checked = read.checked;
     // Earlier lines that turn out part of this line's match were counted as missed.
@@ -109,7 +112,8 @@ pub fn count_line(
     report.missed -= released;
     report.matched += released;
     let mut failed = false;
-    for failure in &checked.failures {
+    let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
+    for failure in checked.failures {
         *report.regex_hits.entry(failure.regex).or_insert(0) += 1;
         if failure.nofail {
             continue;
@@ -126,17 +130,25 @@ pub fn count_line(
         // A pending failure still counts as a match, as in fail2ban-regex; a name that
         // resolves to nothing does not.
         failed |= failure.host.is_none() || !hosts.is_empty();
-        for host in hosts {
+        let mut fields = Some(failure.fields);
+        let last = hosts.len().saturating_sub(1);
+        for (n, host) in hosts.into_iter().enumerate() {
+            // The last address takes the fields; the others get copies.
+            let fields = if n == last {
+                fields.take().unwrap_or_default()
+            } else {
+                fields.clone().unwrap_or_default()
+            };
             sink(Found {
                 line: index + 1,
                 time: read.time,
                 host,
                 regex: failure.regex,
-                fields: failure.fields.clone(),
+                fields,
             });
         }
     }
-    if checked.ignored || checked.failures.iter().any(|f| f.nofail) {
+    if ignored {
         report.ignored += 1;
     } else if failed {
         report.matched += 1;
@@ -148,15 +160,23 @@ pub fn count_line(
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn iso8601(time: i64) -> String {
+    let mut out = String::with_capacity(20);
+    write_iso8601(time, &mut out);
+    out
+}
+
+/// Appends [`iso8601`]'s text to `out`.
+fn write_iso8601(time: i64, out: &mut String) {
     let days = time.div_euclid(86_400);
     let secs = time.rem_euclid(86_400);
     let (y, m, d) = super::date::civil_from_days(days);
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         secs / 3600,
         secs % 3600 / 60,
         secs % 60
-    )
+    );
 }
 
 /// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -170,35 +190,100 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     Some(days * 86_400 + i64::from(n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?))
 }
 
-fn host_text(host: &Host) -> String {
-    match host {
-        Host::Ip(addr, Some(cidr)) => format!("{addr}/{cidr}"),
-        Host::Ip(addr, None) => addr.to_string(),
-        Host::Name(n) | Host::Id(n) => n.clone(),
+/// The host as a JSON string, appended to `out`.
+fn write_host(host: &Host, out: &mut String) {
+    let _ = match host {
+        Host::Ip(addr, Some(cidr)) => write!(out, "\"{addr}/{cidr}\""),
+        Host::Ip(addr, None) => write!(out, "\"{addr}\""),
+        Host::Name(n) | Host::Id(n) => {
+            write_json_string(n, out);
+            Ok(())
+        }
+    };
+}
+
+/// `text` as a JSON string, appended to `out`.
+fn write_json_string(text: &str, out: &mut String) {
+    out.push('"');
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        out.push_str(&rest[..at]);
+        let c = rest.as_bytes()[at];
+        let _ = match c {
+            b'"' => write!(out, "\\\""),
+            b'\\' => write!(out, "\\\\"),
+            b'\n' => write!(out, "\\n"),
+            b'\r' => write!(out, "\\r"),
+            b'\t' => write!(out, "\\t"),
+            0x08 => write!(out, "\\b"),
+            0x0c => write!(out, "\\f"),
+            _ => write!(out, "\\u{c:04x}"),
+        };
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
+    out.push('"');
 }
 
 /// One failure as a JSON object: `line`, `time` (ISO 8601, UTC), `host`, `regex` (0-based
-/// index of the failregex), and every named field.
+/// index of the failregex), and every named field; keys in order, as `serde_json` writes
+/// them.
 #[must_use]
 pub fn json_line(f: &Found) -> String {
-    let mut object = Map::new();
-    object.insert("line".into(), json!(f.line));
-    object.insert(
-        "time".into(),
-        f.time.map_or(Json::Null, |t| json!(iso8601(t))),
-    );
-    object.insert("host".into(), json!(host_text(&f.host)));
-    object.insert("regex".into(), json!(f.regex));
-    // Internal groups (`_conn_`, `skiplines0`) are the patterns' business.
-    for (name, value) in f
-        .fields
-        .iter()
-        .filter(|(n, _)| !n.starts_with('_') && !n.starts_with("skiplines"))
-    {
-        object.entry(name.clone()).or_insert_with(|| json!(value));
+    let mut out = String::new();
+    write_json(f, &mut out);
+    out
+}
+
+/// Appends [`json_line`]'s text to `out`: written by hand, since it is written for every
+/// failure of a log.
+pub fn write_json(f: &Found, out: &mut String) {
+    enum Value<'a> {
+        Number(usize),
+        Time(Option<i64>),
+        Host(&'a Host),
+        Text(&'a str),
     }
-    Json::Object(object).to_string()
+    let mut entries: Vec<(&str, Value<'_>)> = Vec::with_capacity(4 + f.fields.len());
+    entries.extend([
+        ("line", Value::Number(f.line)),
+        ("time", Value::Time(f.time)),
+        ("host", Value::Host(&f.host)),
+        ("regex", Value::Number(f.regex)),
+    ]);
+    // Internal groups (`_conn_`, `skiplines0`) are the patterns' business; a field named as
+    // one of the keys above, or as an earlier field, is left out.
+    for (name, value) in &f.fields {
+        if !name.starts_with('_')
+            && !name.starts_with("skiplines")
+            && !entries.iter().any(|(n, _)| n == name)
+        {
+            entries.push((name, Value::Text(value)));
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (n, (name, value)) in entries.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        write_json_string(name, out);
+        out.push(':');
+        match value {
+            Value::Number(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Time(Some(time)) => {
+                out.push('"');
+                write_iso8601(*time, out);
+                out.push('"');
+            }
+            Value::Time(None) => out.push_str("null"),
+            Value::Host(host) => write_host(host, out),
+            Value::Text(text) => write_json_string(text, out),
+        }
+    }
+    out.push('}');
 }
 
 impl Report {
@@ -240,6 +325,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::filter::{FilterSpec, date::Zone};
+    use serde_json::Value as Json;
 
     #[test]
     fn counts_and_lists_failures_with_their_lines_and_times() {
@@ -289,6 +375,37 @@ mod tests {
     }
 
     #[test]
+    fn json_is_what_serde_json_writes() {
+        let found = Found {
+            line: 7,
+            time: Some(1_795_262_400),
+            host: Host::Id("a\"b\\c".into()),
+            regex: 2,
+            fields: vec![
+                ("user".into(), "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into()),
+                ("line".into(), "not the line number".into()),
+                ("_conn_".into(), "internal".into()),
+                ("fid".into(), "x".into()),
+                ("fid".into(), "second".into()),
+            ],
+        };
+        let mut object = serde_json::Map::new();
+        object.insert("line".into(), 7.into());
+        object.insert("time".into(), "2026-11-21T12:00:00Z".into());
+        object.insert("host".into(), "a\"b\\c".into());
+        object.insert("regex".into(), 2.into());
+        object.insert("user".into(), "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into());
+        object.insert("fid".into(), "x".into());
+        assert_eq!(json_line(&found), Json::Object(object).to_string());
+        let untimed = Found {
+            time: None,
+            ..found
+        };
+        let parsed: Json = serde_json::from_str(&json_line(&untimed)).unwrap();
+        assert_eq!(parsed["time"], Json::Null);
+    }
+
+    #[test]
     fn names_become_their_addresses_or_nothing() {
         let spec = FilterSpec {
             failregex: vec![r"^ from <HOST>$".into()],
@@ -316,7 +433,15 @@ mod tests {
             Mode::Daemon,
         );
         assert_eq!((report.matched, report.missed), (1, 1));
-        let hosts: Vec<String> = report.found.iter().map(|f| host_text(&f.host)).collect();
+        let hosts: Vec<String> = report
+            .found
+            .iter()
+            .map(|f| {
+                let mut text = String::new();
+                write_host(&f.host, &mut text);
+                serde_json::from_str(&text).unwrap()
+            })
+            .collect();
         assert_eq!(hosts, ["192.0.2.1", "2001:db8::1"]);
         // Without a resolver (usedns = raw) the name stays.
         let mut scanner = Scanner::new(&spec, 2026).unwrap();

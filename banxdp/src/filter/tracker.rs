@@ -12,6 +12,10 @@ use std::{borrow::Cow, collections::BTreeSet};
 
 use indexmap::IndexMap;
 
+/// A map in insertion order, with a hash cheaper than the standard one: its keys are group
+/// names and failure ids, hashed several times for every line that matches.
+type Map<V> = IndexMap<String, V, foldhash::fast::RandomState>;
+
 use super::{
     Filter, Host, literals,
     matcher::{host_of, merge_alternates},
@@ -21,7 +25,7 @@ use super::{
 /// What is known of one connection (or of one failure, without an id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
-    groups: IndexMap<String, String>,
+    groups: Map<String>,
     users: Option<BTreeSet<String>>,
     /// Lines that make up the failure so far.
     matches: usize,
@@ -92,7 +96,7 @@ const CONNECTION_AGE: i64 = 5 * 60;
 /// the time it is forgotten), and the lines of a multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    connections: IndexMap<String, (State, i64)>,
+    connections: Map<(State, i64)>,
     buffer: Vec<String>,
     /// The present (seconds since the epoch), which ages connections.
     now: i64,
@@ -311,7 +315,7 @@ impl Tracker {
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
         merge_alternates(&mut fields);
-        let groups: IndexMap<String, String> = fields.into_iter().collect();
+        let groups: Map<String> = fields.into_iter().collect();
         let mlfid = groups.get("mlfid").cloned();
         let fail = State {
             groups,
