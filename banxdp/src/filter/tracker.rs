@@ -212,7 +212,7 @@ impl Tracker {
     /// the others stay for the lines to come.
     pub fn check(&mut self, filter: &Filter, line: &str, check_all: bool) -> Checked {
         if filter.maxlines <= 1 {
-            return self.find(filter, line, Lines::One(line), check_all);
+            return self.find(filter, line, Lines::One, check_all);
         }
         // The lines buffered before, less the one this line pushes out of a full buffer.
         let full = self.buffer.len() >= filter.maxlines;
@@ -266,24 +266,18 @@ impl Tracker {
             let Ok(Some(hit)) = re.search(&text) else {
                 continue;
             };
-            let (matched, unmatched) = match org {
-                Lines::One(line) => (vec![line.to_string()], None),
+            // An ignoreregex sees the lines the match spans; what it spans leaves the buffer.
+            let (lines, ignored) = match org {
+                Lines::One => (1, filter.ignored(&text)),
                 Lines::Buffer(org) => {
                     let (matched, unmatched) = split_lines(&text, &hit, org);
-                    (matched, Some(unmatched))
+                    let ignored = filter.ignored(&joined(&matched));
+                    text = Cow::Owned(joined(&unmatched));
+                    candidates = filter.candidates(&text);
+                    self.buffer = unmatched;
+                    (matched.len(), ignored)
                 }
             };
-            // An ignoreregex sees the lines the match spans.
-            let ignored = match &unmatched {
-                Some(_) => filter.ignored(&joined(&matched)),
-                None => filter.ignored(&text),
-            };
-            // What the match spans leaves the buffer.
-            if let Some(unmatched) = unmatched {
-                text = Cow::Owned(joined(&unmatched));
-                candidates = filter.candidates(&text);
-                self.buffer = unmatched;
-            }
             if ignored {
                 out.ignored = true;
                 if !check_all {
@@ -296,7 +290,7 @@ impl Tracker {
                 fields.retain(|(n, _)| *n != name);
                 fields.push((name, value));
             }
-            let (failure, stop) = self.record(regex, fields, matched.len(), check_all);
+            let (failure, stop) = self.record(regex, fields, lines, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
                 break;
@@ -371,7 +365,7 @@ impl Tracker {
 /// What a filter's patterns search: one line, or a multi-line buffer.
 #[derive(Clone, Copy)]
 enum Lines<'a> {
-    One(&'a str),
+    One,
     Buffer(&'a [String]),
 }
 
