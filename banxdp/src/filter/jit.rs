@@ -89,7 +89,8 @@ impl Jit {
             .map(|_| read(&locations)))
     }
 
-    /// Group names by index, as PCRE2 numbers them (the same order as the `regex` crate).
+    /// Group names by number; PCRE2 numbers groups as the `regex` crate and `fancy-regex` do,
+    /// by their opening parentheses.
     #[must_use]
     pub fn names(&self) -> &[Option<String>] {
         self.regex.capture_names()

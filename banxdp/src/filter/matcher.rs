@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::{
     literals::Prefilter,
-    pattern::{Compiled, PatternError},
+    pattern::{Compiled, Name, PatternError, intern},
     tracker::Tracked,
 };
 
@@ -86,7 +86,7 @@ pub struct Failure {
     /// The host as it stood in the line (`::ffff:` prefixes aside).
     pub raw: String,
     /// Every named group that matched (prefregex's, then failregex's).
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(Name, String)>,
     /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
     pub nofail: bool,
 }
@@ -103,8 +103,8 @@ pub enum Outcome {
 
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
-pub(super) fn merge_alternates(fields: &mut Vec<(String, String)>) {
-    let mut alternates: Vec<(String, String, String)> = fields
+pub(super) fn merge_alternates(fields: &mut Vec<(Name, String)>) {
+    let mut alternates: Vec<(Name, Name, String)> = fields
         .iter()
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix("alt_")?;
@@ -112,7 +112,7 @@ pub(super) fn merge_alternates(fields: &mut Vec<(String, String)>) {
                 Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
                 _ => rest,
             };
-            Some((name.clone(), base.to_string(), value.clone()))
+            Some((*name, intern(base), value.clone()))
         })
         .collect();
     alternates.sort();
@@ -320,7 +320,7 @@ mod tests {
         let Outcome::Failure(failure) = out else {
             unreachable!()
         };
-        assert!(failure.fields.contains(&("user".into(), "root".into())));
+        assert!(failure.fields.contains(&("user", "root".into())));
         // The failregex is anchored to the content, not to the line.
         assert_eq!(
             f.check("host cron[1]: Failed password for root from 198.51.100.7"),
@@ -355,11 +355,11 @@ mod tests {
         let Outcome::Failure(found) = f.check("u= r=bob 192.0.2.1") else {
             panic!()
         };
-        assert!(found.fields.contains(&("user".into(), "bob".into())));
+        assert!(found.fields.contains(&("user", "bob".into())));
         let Outcome::Failure(kept) = f.check("u=alice r=bob 192.0.2.1") else {
             panic!()
         };
-        assert!(kept.fields.contains(&("user".into(), "alice".into())));
+        assert!(kept.fields.contains(&("user", "alice".into())));
     }
 
     #[test]
@@ -379,7 +379,7 @@ mod tests {
                 regex: 0,
                 host: Host::Id("session-42".into()),
                 raw: "session-42".into(),
-                fields: vec![("fid".into(), "session-42".into())],
+                fields: vec![("fid", "session-42".into())],
                 nofail: false,
             })
         );

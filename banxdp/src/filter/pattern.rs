@@ -255,6 +255,8 @@ fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
 pub struct Compiled {
     exact: Exact,
     jit: Option<Jit>,
+    /// The name of each group by number (the same in every engine).
+    names: Vec<Option<Name>>,
 }
 
 /// The engine whose answer is the definition of a pattern's.
@@ -272,12 +274,33 @@ pub struct PatternError {
     pub reason: String,
 }
 
+/// A group's name. Names are interned: each distinct name is stored once for the life of the
+/// process (they come from the configuration, so there are few), and copying one costs
+/// nothing on the lines that match.
+pub type Name = &'static str;
+
+/// The one copy of `name`.
+pub fn intern(name: &str) -> Name {
+    static NAMES: std::sync::Mutex<Option<std::collections::HashSet<Name>>> =
+        std::sync::Mutex::new(None);
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let names = names.get_or_insert_with(Default::default);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: Name = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
 /// A match: where it lies in the text searched, and its named groups that took part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hit {
     pub start: usize,
     pub end: usize,
-    pub groups: Vec<(String, String)>,
+    pub groups: Vec<(Name, String)>,
 }
 
 impl Compiled {
@@ -306,9 +329,14 @@ impl Compiled {
                 }),
             Engine::Backtracking => fancy(&translated).map_err(error),
         }?;
+        let names = match &exact {
+            Exact::Linear(re) => re.capture_names().map(|n| n.map(intern)).collect(),
+            Exact::Backtracking(re) => re.capture_names().map(|n| n.map(intern)).collect(),
+        };
         Ok(Self {
             jit: Jit::new(&translated),
             exact,
+            names,
         })
     }
 
@@ -316,21 +344,15 @@ impl Compiled {
     /// backtracking limit was reached.
     pub fn search(&self, text: &str) -> Result<Option<Hit>, String> {
         if let Some(jit) = self.jit.as_ref().filter(|_| Jit::serves(text)) {
-            let names = jit.names();
             let found = jit.search(text, |locations| {
                 let (start, end) = locations.get(0).expect("group 0 takes part");
-                Hit {
-                    start,
-                    end,
-                    groups: names
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(index, name)| {
-                            let (s, e) = locations.get(index)?;
-                            Some((name.clone()?, text[s..e].to_string()))
-                        })
-                        .collect(),
+                let mut groups = Vec::with_capacity(self.names.len());
+                for (index, name) in self.names.iter().enumerate() {
+                    if let (Some(name), Some((s, e))) = (name, locations.get(index)) {
+                        groups.push((*name, text[s..e].to_string()));
+                    }
                 }
+                Hit { start, end, groups }
             });
             // Past its match limit the exact engine decides.
             if let Ok(found) = found {
@@ -342,24 +364,20 @@ impl Compiled {
 
     /// As [`Compiled::search`], by the exact engine alone.
     pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
-        fn named<'t>(
-            names: impl Iterator<Item = Option<&'t str>>,
-            get: impl Fn(&str) -> Option<String>,
-        ) -> Vec<(String, String)> {
-            names
-                .flatten()
-                .filter_map(|n| get(n).map(|v| (n.to_string(), v)))
+        let named = |get: &dyn Fn(usize) -> Option<String>| -> Vec<(Name, String)> {
+            self.names
+                .iter()
+                .enumerate()
+                .filter_map(|(index, name)| Some(((*name)?, get(index)?)))
                 .collect()
-        }
+        };
         match &self.exact {
             Exact::Linear(re) => Ok(re.captures(text).map(|caps| {
                 let whole = caps.get(0).expect("group 0 takes part");
                 Hit {
                     start: whole.start(),
                     end: whole.end(),
-                    groups: named(re.capture_names(), |n| {
-                        caps.name(n).map(|m| m.as_str().to_string())
-                    }),
+                    groups: named(&|i| caps.get(i).map(|m| m.as_str().to_string())),
                 }
             })),
             Exact::Backtracking(re) => re
@@ -370,9 +388,7 @@ impl Compiled {
                         Hit {
                             start: whole.start(),
                             end: whole.end(),
-                            groups: named(re.capture_names(), |n| {
-                                caps.name(n).map(|m| m.as_str().to_string())
-                            }),
+                            groups: named(&|i| caps.get(i).map(|m| m.as_str().to_string())),
                         }
                     })
                 })
@@ -387,7 +403,7 @@ impl Compiled {
     }
 
     /// The named groups of the first match in `text`; see [`Compiled::search`].
-    pub fn captures(&self, text: &str) -> Result<Option<Vec<(String, String)>>, String> {
+    pub fn captures(&self, text: &str) -> Result<Option<Vec<(Name, String)>>, String> {
         self.search(text).map(|hit| hit.map(|h| h.groups))
     }
 
@@ -422,17 +438,17 @@ fn fancy(pattern: &str) -> Result<Exact, String> {
 mod tests {
     use super::*;
 
-    fn groups(pattern: &str, text: &str) -> Option<Vec<(String, String)>> {
+    fn groups(pattern: &str, text: &str) -> Option<Vec<(Name, String)>> {
         Compiled::new(pattern, "yes")
             .unwrap()
             .captures(text)
             .unwrap()
     }
 
-    fn get<'a>(found: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fn get<'a>(found: &'a [(Name, String)], name: &str) -> Option<&'a str> {
         found
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
 

@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::{Host, Scanner, date::Clock};
+use super::{Host, Scanner, date::Clock, pattern::Name};
 
 /// One failure found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct Found {
     pub time: Option<i64>,
     pub host: Host,
     pub regex: usize,
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(Name, String)>,
 }
 
 /// Counts and failures of a run.
@@ -382,11 +382,11 @@ mod tests {
             host: Host::Id("a\"b\\c".into()),
             regex: 2,
             fields: vec![
-                ("user".into(), "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into()),
-                ("line".into(), "not the line number".into()),
-                ("_conn_".into(), "internal".into()),
-                ("fid".into(), "x".into()),
-                ("fid".into(), "second".into()),
+                ("user", "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into()),
+                ("line", "not the line number".into()),
+                ("_conn_", "internal".into()),
+                ("fid", "x".into()),
+                ("fid", "second".into()),
             ],
         };
         let mut object = serde_json::Map::new();

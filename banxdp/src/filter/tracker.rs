@@ -14,18 +14,18 @@ use indexmap::IndexMap;
 
 /// A map in insertion order, with a hash cheaper than the standard one: its keys are group
 /// names and failure ids, hashed several times for every line that matches.
-type Map<V> = IndexMap<String, V, foldhash::fast::RandomState>;
+type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 use super::{
     Filter, Host, literals,
     matcher::{host_of, merge_alternates},
-    pattern::Hit,
+    pattern::{Hit, Name},
 };
 
 /// What is known of one connection (or of one failure, without an id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
-    groups: Map<String>,
+    groups: Map<Name, String>,
     users: Option<BTreeSet<String>>,
     /// Lines that make up the failure so far.
     matches: usize,
@@ -73,7 +73,7 @@ pub struct Tracked {
     /// `None` while the connection has no address yet (pending): not a failure.
     pub host: Option<Host>,
     pub raw: Option<String>,
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(Name, String)>,
     /// Lines that made up the failure.
     pub attempts: usize,
     /// Every user the connection tried, sorted.
@@ -92,11 +92,22 @@ const GAINED: u8 = 8;
 const CONNECTIONS: usize = 100;
 const CONNECTION_AGE: i64 = 5 * 60;
 
-/// What a filter remembers between lines: connections by failure id (oldest first, each with
-/// the time it is forgotten), and the lines of a multi-line buffer not yet part of a failure.
+/// A remembered connection: its state, when it is forgotten, and its place in the order
+/// connections were first seen.
+#[derive(Clone, Debug)]
+struct Connection {
+    state: State,
+    expires: i64,
+    order: u64,
+}
+
+/// What a filter remembers between lines: connections by failure id, and the lines of a
+/// multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    connections: Map<(State, i64)>,
+    connections: Map<String, Connection>,
+    /// The order the next new connection gets.
+    order: u64,
     buffer: Vec<String>,
     /// The present (seconds since the epoch), which ages connections.
     now: i64,
@@ -112,28 +123,41 @@ impl Tracker {
     /// The connection `mlfid`, unless it is too old (then it is forgotten).
     fn connection(&mut self, mlfid: &str) -> Option<&mut State> {
         let index = self.connections.get_index_of(mlfid)?;
-        if self.connections[index].1 <= self.now {
-            self.connections.shift_remove_index(index);
+        if self.connections[index].expires <= self.now {
+            self.connections.swap_remove_index(index);
             return None;
         }
-        Some(&mut self.connections[index].0)
+        Some(&mut self.connections[index].state)
+    }
+
+    /// Forgets the connection `mlfid`, handing back its state.
+    fn forget(&mut self, mlfid: &str) -> Option<State> {
+        self.connections.swap_remove(mlfid).map(|c| c.state)
     }
 
     /// Remembers a new connection; a full cache first drops its oldest entries, up to and
     /// including the first that has not expired.
     fn remember(&mut self, mlfid: &str, state: State) -> &mut State {
         if self.connections.len() >= CONNECTIONS {
-            while let Some((_, (_, expires))) = self.connections.shift_remove_index(0) {
-                if expires > self.now && self.connections.len() < CONNECTIONS {
+            while let Some(oldest) =
+                (0..self.connections.len()).min_by_key(|&i| self.connections[i].order)
+            {
+                let gone = self.connections.swap_remove_index(oldest);
+                if gone.is_some_and(|(_, c)| c.expires > self.now)
+                    && self.connections.len() < CONNECTIONS
+                {
                     break;
                 }
             }
         }
-        let expires = self.now.saturating_add(CONNECTION_AGE);
-        let (index, _) = self
-            .connections
-            .insert_full(mlfid.to_string(), (state, expires));
-        &mut self.connections[index].0
+        let connection = Connection {
+            state,
+            expires: self.now.saturating_add(CONNECTION_AGE),
+            order: self.order,
+        };
+        self.order += 1;
+        let (index, _) = self.connections.insert_full(mlfid.to_string(), connection);
+        &mut self.connections[index].state
     }
 
     /// Merges one match of `lines` lines into its connection (fail2ban's `_mergeFailure`).
@@ -145,7 +169,7 @@ impl Tracker {
             flags |= GAINED | NOFAIL;
             if !fail.truthy("nofail") {
                 let gained = fail.groups["mlfgained"].clone();
-                fail.groups.insert("nofail".into(), gained);
+                fail.groups.insert("nofail", gained);
             }
         } else if fail.truthy("nofail") {
             flags |= NOFAIL;
@@ -172,7 +196,7 @@ impl Tracker {
                 cached.groups.insert(k, v);
             }
             if flags & FORGET != 0 {
-                owned = self.connections.shift_remove(mlfid).map(|(state, _)| state);
+                owned = self.forget(mlfid);
             }
             let state = match owned.as_mut() {
                 Some(state) => state,
@@ -304,12 +328,12 @@ impl Tracker {
     fn record(
         &mut self,
         regex: usize,
-        mut fields: Vec<(String, String)>,
+        mut fields: Vec<(Name, String)>,
         lines: usize,
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
         merge_alternates(&mut fields);
-        let groups: Map<String> = fields.into_iter().collect();
+        let groups: Map<Name, String> = fields.into_iter().collect();
         let mlfid = groups.get("mlfid").cloned();
         let fail = State {
             groups,
