@@ -203,27 +203,49 @@ fn display_name(pattern: &str) -> String {
 /// Named groups a date pattern may have.
 const SLOTS: usize = 16;
 
+/// The named groups a date pattern may have, in the order of a match's [`Fields`].
+const SLOT_NAMES: [&str; SLOTS] = [
+    "Y", "y", "m", "b", "B", "d", "H", "I", "p", "M", "S", "z", "Z", "f", "epoch", "tai",
+];
+
+/// Indexes into [`Fields`].
+mod at {
+    pub const Y: usize = 0;
+    pub const Y2: usize = 1;
+    pub const MONTH: usize = 2;
+    pub const B: usize = 3;
+    pub const B_FULL: usize = 4;
+    pub const D: usize = 5;
+    pub const H: usize = 6;
+    pub const I: usize = 7;
+    pub const P: usize = 8;
+    pub const MINUTE: usize = 9;
+    pub const S: usize = 10;
+    pub const Z: usize = 11;
+    pub const Z_NAME: usize = 12;
+    pub const EPOCH: usize = 14;
+    pub const TAI: usize = 15;
+}
+
+/// The text of each named group of a match, by its place in [`SLOT_NAMES`].
+type Fields<'l> = [Option<&'l str>; SLOTS];
+
 /// The place of a named group among a date pattern's fields.
 fn slot(name: &str) -> Option<usize> {
-    Some(match name {
-        "Y" => 0,
-        "y" => 1,
-        "m" => 2,
-        "b" => 3,
-        "B" => 4,
-        "d" => 5,
-        "H" => 6,
-        "I" => 7,
-        "p" => 8,
-        "M" => 9,
-        "S" => 10,
-        "z" => 11,
-        "Z" => 12,
-        "f" => 13,
-        "epoch" => 14,
-        "tai" => 15,
-        _ => return None,
-    })
+    SLOT_NAMES.iter().position(|n| *n == name)
+}
+
+/// A match's fields, from the group number of each field and where each group lies.
+fn fields_at<'l>(
+    line: &'l str,
+    slots: &[Option<usize>; SLOTS],
+    group: impl Fn(usize) -> Option<(usize, usize)>,
+) -> Fields<'l> {
+    let mut fields = [None; SLOTS];
+    for (field, index) in fields.iter_mut().zip(slots) {
+        *field = index.and_then(&group).map(|(s, e)| &line[s..e]);
+    }
+    fields
 }
 
 /// The group index of each field, from the group names in order.
@@ -365,12 +387,9 @@ impl DatePattern {
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
         if let Some((jit, slots)) = self.jit.as_ref().filter(|_| Jit::serves(line)) {
             let found = jit.search(line, |locations| {
-                let field = |name: &str| {
-                    let (s, e) = locations.get(slots[slot(name)?]?)?;
-                    Some(&line[s..e])
-                };
+                let fields = fields_at(line, slots, |i| locations.get(i));
                 let span = locations.get(1).or_else(|| locations.get(0))?;
-                self.interpret(span, &field, clock)
+                self.interpret(span, &fields, clock)
             });
             // Past its match limit the other engines decide.
             if let Ok(found) = found {
@@ -385,27 +404,21 @@ impl DatePattern {
             if (!self.bound_begin || begin_holds(line, all.0))
                 && (!self.bound_end || end_holds(line, all.1))
             {
-                let field = |name: &str| {
-                    let index = self.slots[slot(name)?]?;
-                    locations.get(index).map(|(s, e)| &line[s..e])
-                };
-                return self.interpret(locations.get(1).unwrap_or(all), &field, clock);
+                let fields = fields_at(line, &self.slots, |i| locations.get(i));
+                return self.interpret(locations.get(1).unwrap_or(all), &fields, clock);
             }
         }
         let caps = self.regex.captures(line).ok()??;
         let whole = caps.get(1).or_else(|| caps.get(0))?;
-        self.interpret(
-            (whole.start(), whole.end()),
-            &|name| caps.name(name).map(|m| m.as_str()),
-            clock,
-        )
+        let fields = SLOT_NAMES.map(|name| caps.name(name).map(|m| m.as_str()));
+        self.interpret((whole.start(), whole.end()), &fields, clock)
     }
 
     /// The time a match says, from its span and its named groups.
-    fn interpret<'l>(
+    fn interpret(
         &self,
         (start, end): (usize, usize),
-        field: &dyn Fn(&str) -> Option<&'l str>,
+        fields: &Fields<'_>,
         clock: &Clock,
     ) -> Option<DateMatch> {
         if start == end {
@@ -418,13 +431,13 @@ impl DatePattern {
         }
         let time = match self.kind {
             Kind::Epoch { millis } => {
-                let n: i64 = field("epoch")?.parse().ok()?;
+                let n: i64 = fields[at::EPOCH]?.parse().ok()?;
                 if millis { n / 1000 } else { n }
             }
             // fail2ban reads the 15 hex digits after the leading `4` (the label's 2^62) as
             // seconds, with no TAI-UTC offset.
-            Kind::Tai64n => i64::from_str_radix(field("tai")?.get(1..16)?, 16).ok()?,
-            Kind::Fields => fields_to_time(field, clock)?,
+            Kind::Tai64n => i64::from_str_radix(fields[at::TAI]?.get(1..16)?, 16).ok()?,
+            Kind::Fields => fields_to_time(fields, clock)?,
         };
         Some(DateMatch {
             start,
@@ -678,11 +691,12 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
 /// The time the fields of a match say (fail2ban's `reGroupDictStrptime`): a missing year is
 /// this year (last year if that would be more than a day ahead), a missing day is today
 /// (yesterday if that would be ahead).
-fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) -> Option<i64> {
-    let num = |name: &str| field(name).and_then(|v| v.trim().parse::<u32>().ok());
+fn fields_to_time(fields: &Fields<'_>, clock: &Clock) -> Option<i64> {
+    let field = |at: usize| fields[at];
+    let num = |at: usize| field(at).and_then(|v| v.trim().parse::<u32>().ok());
     let now_days = clock.now.div_euclid(86_400);
     let (now_year, now_month, now_day) = civil_from_days(now_days);
-    let mut year = match (field("Y"), field("y")) {
+    let mut year = match (field(at::Y), field(at::Y2)) {
         (Some(y), _) => Some(y.parse::<i64>().ok()?),
         (None, Some(y)) => {
             let y: i64 = y.parse().ok()?;
@@ -691,8 +705,8 @@ fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) ->
         _ => None,
     };
     let assume_year = year.is_none();
-    let month = num("m").or_else(|| {
-        let name = field("b").or_else(|| field("B"))?;
+    let month = num(at::MONTH).or_else(|| {
+        let name = field(at::B).or_else(|| field(at::B_FULL))?;
         MONTHS
             .iter()
             .position(|m| {
@@ -701,19 +715,19 @@ fn fields_to_time<'a>(field: &dyn Fn(&str) -> Option<&'a str>, clock: &Clock) ->
             })
             .map(|i| u32::try_from(i + 1).expect("12"))
     });
-    let day = num("d");
-    let mut hour = num("H").unwrap_or(0);
-    if let Some(h12) = num("I") {
-        let pm = field("p").is_some_and(|p| p.eq_ignore_ascii_case("pm"));
+    let day = num(at::D);
+    let mut hour = num(at::H).unwrap_or(0);
+    if let Some(h12) = num(at::I) {
+        let pm = field(at::P).is_some_and(|p| p.eq_ignore_ascii_case("pm"));
         hour = match (h12, pm) {
             (12, false) => 0,
             (h, true) if h != 12 => h + 12,
             (h, _) => h,
         };
     }
-    let minute = num("M").unwrap_or(0);
-    let second = num("S").unwrap_or(0).min(59);
-    let zone = match field("z").or_else(|| field("Z")) {
+    let minute = num(at::MINUTE).unwrap_or(0);
+    let second = num(at::S).unwrap_or(0).min(59);
+    let zone = match field(at::Z).or_else(|| field(at::Z_NAME)) {
         Some(z) => Zone::Offset(zone_offset(z).unwrap_or(0)),
         None => clock.zone,
     };
