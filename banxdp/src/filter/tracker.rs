@@ -22,10 +22,34 @@ use super::{
     pattern::{Hit, Name},
 };
 
+/// Named groups in the order they were first set, as a Python dict keeps them: a handful of
+/// entries, searched faster in a row than through a hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Groups(Vec<(Name, String)>);
+
+impl Groups {
+    fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Sets `key`, in its place if it is there already.
+    fn insert(&mut self, key: Name, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<String> {
+        let at = self.0.iter().position(|(k, _)| *k == key)?;
+        Some(self.0.remove(at).1)
+    }
+}
+
 /// What is known of one connection (or of one failure, without an id).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
-    groups: Map<Name, String>,
+    groups: Groups,
     users: Option<BTreeSet<String>>,
     /// Lines that make up the failure so far.
     matches: usize,
@@ -41,7 +65,7 @@ impl State {
 
     /// Removes `key`, saying whether its value was non-empty.
     fn pop_truthy(&mut self, key: &str) -> bool {
-        self.groups.shift_remove(key).is_some_and(|v| !v.is_empty())
+        self.groups.remove(key).is_some_and(|v| !v.is_empty())
     }
 
     /// Adds the user to the connection's set; the set's size, when the pattern has a user.
@@ -120,24 +144,19 @@ impl Tracker {
         self.now = now;
     }
 
-    /// The connection `mlfid`, unless it is too old (then it is forgotten).
-    fn connection(&mut self, mlfid: &str) -> Option<&mut State> {
+    /// Where the connection `mlfid` is, unless it is too old (then it is forgotten).
+    fn connection_index(&mut self, mlfid: &str) -> Option<usize> {
         let index = self.connections.get_index_of(mlfid)?;
         if self.connections[index].expires <= self.now {
             self.connections.swap_remove_index(index);
             return None;
         }
-        Some(&mut self.connections[index].state)
-    }
-
-    /// Forgets the connection `mlfid`, handing back its state.
-    fn forget(&mut self, mlfid: &str) -> Option<State> {
-        self.connections.swap_remove(mlfid).map(|c| c.state)
+        Some(index)
     }
 
     /// Remembers a new connection; a full cache first drops its oldest entries, up to and
     /// including the first that has not expired.
-    fn remember(&mut self, mlfid: &str, state: State) -> &mut State {
+    fn remember(&mut self, mlfid: &str, state: State) -> usize {
         if self.connections.len() >= CONNECTIONS {
             while let Some(oldest) =
                 (0..self.connections.len()).min_by_key(|&i| self.connections[i].order)
@@ -156,19 +175,20 @@ impl Tracker {
             order: self.order,
         };
         self.order += 1;
-        let (index, _) = self.connections.insert_full(mlfid.to_string(), connection);
-        &mut self.connections[index].state
+        self.connections
+            .insert_full(mlfid.to_string(), connection)
+            .0
     }
 
     /// Merges one match of `lines` lines into its connection (fail2ban's `_mergeFailure`).
     /// The state the failure is judged on is the connection's own, updated in place, unless
     /// the match ends the connection: then it is returned.
-    fn merge(&mut self, mlfid: &str, mut fail: State, lines: usize) -> Option<State> {
+    fn merge(&mut self, mlfid: &str, mut fail: State, lines: usize) -> Merged {
         let mut flags = 0;
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
             if !fail.truthy("nofail") {
-                let gained = fail.groups["mlfgained"].clone();
+                let gained = fail.groups.get("mlfgained").cloned().unwrap_or_default();
                 fail.groups.insert("nofail", gained);
             }
         } else if fail.truthy("nofail") {
@@ -178,7 +198,9 @@ impl Tracker {
             flags |= FORGET;
         }
         let mut owned = None;
-        let (state, users) = if let Some(cached) = self.connection(mlfid) {
+        let mut index = None;
+        let (state, users) = if let Some(at) = self.connection_index(mlfid) {
+            let cached = &mut self.connections[at].state;
             let users = cached.update_users(fail.groups.get("user").map(String::as_str));
             if cached.pop_truthy("nofail") {
                 flags |= CACHED_NOFAIL;
@@ -192,27 +214,34 @@ impl Tracker {
             if flags & CACHED_NOFAIL == 0 && !cached.pending {
                 cached.matches = 0;
             }
-            for (k, v) in fail.groups {
+            for (k, v) in fail.groups.0 {
                 cached.groups.insert(k, v);
             }
-            if flags & FORGET != 0 {
-                owned = self.forget(mlfid);
-            }
-            let state = match owned.as_mut() {
-                Some(state) => state,
-                None => self.connection(mlfid).expect("just found"),
+            let state = if flags & FORGET != 0 {
+                owned.insert(
+                    self.connections
+                        .swap_remove_index(at)
+                        .expect("found")
+                        .1
+                        .state,
+                )
+            } else {
+                index = Some(at);
+                &mut self.connections[at].state
             };
             (state, users)
         } else if flags & FORGET == 0 {
             let users = fail.update_users(fail.groups.get("user").cloned().as_deref());
-            (self.remember(mlfid, fail), users)
+            let at = self.remember(mlfid, fail);
+            index = Some(at);
+            (&mut self.connections[at].state, users)
         } else {
             (owned.insert(fail), 0)
         };
         // Pending failures, or a second user on the connection, make it a failure after all.
         if std::mem::take(&mut state.pending) || users > 1 {
-            state.groups.shift_remove("nofail");
-            state.groups.shift_remove("mlfgained");
+            state.groups.remove("nofail");
+            state.groups.remove("mlfgained");
             flags &= !(GAINED | NOFAIL);
         }
         if flags & NOFAIL == 0 {
@@ -223,7 +252,11 @@ impl Tracker {
         } else if flags & (NOFAIL | FORGET) == NOFAIL {
             state.nofail_matches += lines;
         }
-        owned
+        match (owned, index) {
+            (Some(state), _) => Merged::Owned(state),
+            (None, Some(at)) => Merged::Cached(at),
+            (None, None) => unreachable!("a merged state is owned or cached"),
+        }
     }
 
     /// The failures of one line (its date already cut out), as fail2ban's `findFailure`
@@ -333,23 +366,21 @@ impl Tracker {
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
         merge_alternates(&mut fields);
-        let groups: Map<Name, String> = fields.into_iter().collect();
-        let mlfid = groups.get("mlfid").cloned();
         let fail = State {
-            groups,
+            groups: Groups(fields),
             ..State::default()
         };
-        let mut owned = match &mlfid {
+        let mlfid = fail.groups.get("mlfid").cloned();
+        let mut merged = match &mlfid {
             Some(id) => self.merge(id, fail, lines),
-            None => Some(State {
+            None => Merged::Owned(State {
                 matches: lines,
                 ..fail
             }),
         };
-        let state = match (owned.as_mut(), &mlfid) {
-            (Some(state), _) => state,
-            (None, Some(id)) => self.connection(id).expect("merged into the cache"),
-            (None, None) => unreachable!("a failure without an id is owned"),
+        let state = match &mut merged {
+            Merged::Owned(state) => state,
+            Merged::Cached(at) => &mut self.connections[*at].state,
         };
         let nofail = state.truthy("nofail");
         if nofail && !check_all && mlfid.is_some() {
@@ -359,31 +390,28 @@ impl Tracker {
         if host.is_none() {
             // No address yet: the connection's failure is pending until one appears.
             state.pending = true;
-            if owned.is_some() {
-                if let Some(cached) = mlfid.as_deref().and_then(|id| self.connection(id)) {
-                    cached.pending = true;
-                }
-            }
             if !check_all {
                 return (None, true);
             }
         }
-        let state = match (owned, &mlfid) {
-            (Some(state), _) => state,
-            (None, Some(id)) => self.connection(id).expect("merged into the cache").clone(),
-            (None, None) => unreachable!("a failure without an id is owned"),
-        };
         let failure = Tracked {
             regex,
             raw: host.as_ref().map(|(_, raw)| raw.clone()),
             host: host.map(|(h, _)| h),
-            fields: state.groups.into_iter().collect(),
+            fields: state.groups.0.clone(),
             attempts: state.matches,
-            users: state.users.into_iter().flatten().collect(),
+            users: state.users.iter().flatten().cloned().collect(),
             nofail,
         };
         (Some(failure), false)
     }
+}
+
+/// Where a merged failure's state is: its own (no id, or a connection just ended), or a
+/// remembered connection's, by index.
+enum Merged {
+    Owned(State),
+    Cached(usize),
 }
 
 /// What a filter's patterns search: one line, or a multi-line buffer.
