@@ -166,6 +166,8 @@ pub struct DatePattern {
     slots: [Option<usize>; SLOTS],
     /// The exact pattern on PCRE2's JIT, for ASCII lines, and its group index for each field.
     jit: Option<(Jit, [Option<usize>; SLOTS])>,
+    /// The last minute this pattern read.
+    memo: std::cell::RefCell<Memo>,
     bound_begin: bool,
     bound_end: bool,
     /// Anchored at the line's start: its match there is taken without trying the others.
@@ -372,6 +374,7 @@ impl DatePattern {
             regex,
             jit,
             locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
+            memo: std::cell::RefCell::default(),
             fast,
             slots,
             bound_begin,
@@ -437,7 +440,7 @@ impl DatePattern {
             // fail2ban reads the 15 hex digits after the leading `4` (the label's 2^62) as
             // seconds, with no TAI-UTC offset.
             Kind::Tai64n => i64::from_str_radix(fields[at::TAI]?.get(1..16)?, 16).ok()?,
-            Kind::Fields => fields_to_time(fields, clock)?,
+            Kind::Fields => self.memo.borrow_mut().time(fields, clock)?,
         };
         Some(DateMatch {
             start,
@@ -684,6 +687,63 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
             }
             HOUR.set(Some((hour, start)));
             Some(start + within)
+        }
+    }
+}
+
+/// The last minute a date pattern read: a log's lines come minute after minute, and within
+/// one minute only the seconds change, which add to the time, unless the minute straddles a
+/// point where a date without a year or day moves back a year or a day (checked by reading
+/// second 0 and second 59: the rule is monotonic, so if both agree, every second does).
+#[derive(Clone, Debug, Default)]
+struct Memo {
+    /// Every field but the seconds, of the last date read.
+    key: Vec<Option<String>>,
+    /// The clock it was read with.
+    clock: Option<Clock>,
+    /// The time of its second 0, when every second of the minute is that plus the second.
+    minute: Option<i64>,
+}
+
+impl Memo {
+    /// As [`fields_to_time`], reading a minute once.
+    fn time(&mut self, fields: &Fields<'_>, clock: &Clock) -> Option<i64> {
+        let second = fields[at::S].and_then(|v| v.trim().parse::<u32>().ok());
+        let second = i64::from(second.unwrap_or(0).min(59));
+        let others = || {
+            fields
+                .iter()
+                .enumerate()
+                .filter(|(at, _)| *at != at::S)
+                .map(|(_, f)| *f)
+        };
+        let same_key = self.key.len() == SLOTS - 1
+            && self
+                .key
+                .iter()
+                .zip(others())
+                .all(|(a, b)| a.as_deref() == b);
+        if same_key && self.clock.as_ref() == Some(clock) {
+            if let Some(minute) = self.minute {
+                return Some(minute + second);
+            }
+            return fields_to_time(fields, clock);
+        }
+        self.key.clear();
+        self.key.extend(others().map(|f| f.map(str::to_string)));
+        self.clock = Some(*clock);
+        let mut edges = *fields;
+        edges[at::S] = Some("0");
+        let first = fields_to_time(&edges, clock);
+        edges[at::S] = Some("59");
+        let last = fields_to_time(&edges, clock);
+        self.minute = match (first, last) {
+            (Some(first), Some(last)) if last == first + 59 => Some(first),
+            _ => None,
+        };
+        match self.minute {
+            Some(minute) => Some(minute + second),
+            None => fields_to_time(fields, clock),
         }
     }
 }
@@ -1008,6 +1068,31 @@ mod tests {
         // Within a day ahead still counts as this year (zones differ).
         let (t, _) = detect("Nov 22 06:00:00 host x").unwrap();
         assert_eq!(t, days_from_civil(2026, 11, 22) * 86_400 + 6 * 3600);
+    }
+
+    #[test]
+    fn a_minute_read_once_gives_each_second_its_own_time() {
+        let detector = DateDetector::default_templates(2026);
+        let read = |line: &str| detector.find(line, &utc()).and_then(|(m, _)| m.time);
+        let this_year = days_from_civil(2026, 11, 22) * 86_400 + 12 * 3600;
+        let last_year = days_from_civil(2025, 11, 22) * 86_400 + 12 * 3600;
+        // A day ahead to the second is this year; a second later, last year: the minute
+        // straddles the edge, and each second must still land on its own side.
+        for second in 0..60 {
+            let time = read(&format!("Nov 22 12:00:{second:02} host x"));
+            let want = if second == 0 { this_year } else { last_year } + second;
+            assert_eq!(time, Some(want), "second {second}");
+        }
+        // An ordinary minute, seconds in any order, and a new minute after it.
+        for second in [5, 59, 0, 31] {
+            let time = read(&format!("Nov 21 07:01:{second:02} host x"));
+            assert_eq!(time, Some(NOW - 5 * 3600 + 60 + second));
+        }
+        assert_eq!(read("Nov 21 07:02:03 host x"), Some(NOW - 5 * 3600 + 123));
+        assert_eq!(
+            read("Nov 20 07:02:03 host x"),
+            Some(NOW - 86_400 - 5 * 3600 + 123)
+        );
     }
 
     #[test]

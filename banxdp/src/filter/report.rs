@@ -165,18 +165,40 @@ pub fn iso8601(time: i64) -> String {
     out
 }
 
+/// Appends `n` in decimal, at least `width` digits (zeros in front).
+fn push_number(out: &mut String, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    while rest > 0 || at == digits.len() {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(rest % 10).expect("a digit");
+        rest /= 10;
+    }
+    at = at.min(digits.len() - width.min(digits.len()));
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("digits"));
+}
+
 /// Appends [`iso8601`]'s text to `out`.
 fn write_iso8601(time: i64, out: &mut String) {
     let days = time.div_euclid(86_400);
-    let secs = time.rem_euclid(86_400);
+    let secs = time.rem_euclid(86_400).unsigned_abs();
     let (y, m, d) = super::date::civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    if y < 0 {
+        out.push('-');
+    }
+    push_number(out, y.unsigned_abs(), 4);
+    for (separator, n) in [
+        ('-', u64::from(m)),
+        ('-', u64::from(d)),
+        ('T', secs / 3600),
+        (':', secs % 3600 / 60),
+        (':', secs % 60),
+    ] {
+        out.push(separator);
+        push_number(out, n, 2);
+    }
+    out.push('Z');
 }
 
 /// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -193,6 +215,17 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
 /// The host as a JSON string, appended to `out`.
 fn write_host(host: &Host, out: &mut String) {
     let _ = match host {
+        Host::Ip(std::net::IpAddr::V4(addr), None) => {
+            out.push('"');
+            for (n, octet) in addr.octets().into_iter().enumerate() {
+                if n > 0 {
+                    out.push('.');
+                }
+                push_number(out, u64::from(octet), 1);
+            }
+            out.push('"');
+            Ok(())
+        }
         Host::Ip(addr, Some(cidr)) => write!(out, "\"{addr}/{cidr}\""),
         Host::Ip(addr, None) => write!(out, "\"{addr}\""),
         Host::Name(n) | Host::Id(n) => {
@@ -270,9 +303,7 @@ pub fn write_json(f: &Found, out: &mut String) {
         write_json_string(name, out);
         out.push(':');
         match value {
-            Value::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Number(n) => push_number(out, *n as u64, 1),
             Value::Time(Some(time)) => {
                 out.push('"');
                 write_iso8601(*time, out);
