@@ -179,8 +179,28 @@ fn push_number(out: &mut String, n: u64, width: usize) {
     out.push_str(std::str::from_utf8(&digits[at..]).expect("digits"));
 }
 
-/// Appends [`iso8601`]'s text to `out`.
+/// Appends [`iso8601`]'s text to `out`: the date and the minute are written once per
+/// minute (failures come minute after minute), the seconds each time.
 fn write_iso8601(time: i64, out: &mut String) {
+    thread_local! {
+        static MINUTE: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let minute = time.div_euclid(60);
+    MINUTE.with_borrow_mut(|(cached, text)| {
+        if *cached != minute {
+            text.clear();
+            write_minute(minute * 60, text);
+            *cached = minute;
+        }
+        out.push_str(text);
+    });
+    push_number(out, time.rem_euclid(60).unsigned_abs(), 2);
+    out.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:` of `time`.
+fn write_minute(time: i64, out: &mut String) {
     let days = time.div_euclid(86_400);
     let secs = time.rem_euclid(86_400).unsigned_abs();
     let (y, m, d) = super::date::civil_from_days(days);
@@ -193,12 +213,11 @@ fn write_iso8601(time: i64, out: &mut String) {
         ('-', u64::from(d)),
         ('T', secs / 3600),
         (':', secs % 3600 / 60),
-        (':', secs % 60),
     ] {
         out.push(separator);
         push_number(out, n, 2);
     }
-    out.push('Z');
+    out.push(':');
 }
 
 /// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -239,7 +258,10 @@ fn write_host(host: &Host, out: &mut String) {
 fn write_json_string(text: &str, out: &mut String) {
     out.push('"');
     let mut rest = text;
-    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < b' ')
+    {
         out.push_str(&rest[..at]);
         let c = rest.as_bytes()[at];
         let _ = match c {
