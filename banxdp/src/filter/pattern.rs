@@ -295,12 +295,29 @@ pub fn intern(name: &str) -> Name {
     leaked
 }
 
+/// Where a match or a group lies in the text searched: start and end.
+pub type Span = (usize, usize);
+
 /// A match: where it lies in the text searched, and its named groups that took part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hit {
     pub start: usize,
     pub end: usize,
     pub groups: Vec<(Name, String)>,
+}
+
+impl Hit {
+    /// The match at `span` in `text`, its groups copied out.
+    pub(super) fn new(text: &str, (start, end): Span, groups: &[(Name, Span)]) -> Self {
+        Self {
+            start,
+            end,
+            groups: groups
+                .iter()
+                .map(|(name, (s, e))| (*name, text[*s..*e].to_string()))
+                .collect(),
+        }
+    }
 }
 
 impl Compiled {
@@ -343,55 +360,65 @@ impl Compiled {
     /// The first match in `text` (leftmost-first, as Python's `search`), `Err` when the
     /// backtracking limit was reached.
     pub fn search(&self, text: &str) -> Result<Option<Hit>, String> {
+        let mut groups = Vec::new();
+        let found = self.search_spans(text, &mut groups)?;
+        Ok(found.map(|span| Hit::new(text, span, &groups)))
+    }
+
+    /// As [`Compiled::search`], by the exact engine alone.
+    pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
+        let mut groups = Vec::new();
+        let found = self.search_spans_exact(text, &mut groups)?;
+        Ok(found.map(|span| Hit::new(text, span, &groups)))
+    }
+
+    /// As [`Compiled::search`], without copying: the match's span, and in `groups` (emptied
+    /// first) the span of each named group that took part.
+    pub fn search_spans(
+        &self,
+        text: &str,
+        groups: &mut Vec<(Name, Span)>,
+    ) -> Result<Option<Span>, String> {
         if let Some(jit) = self.jit.as_ref().filter(|_| Jit::serves(text)) {
+            groups.clear();
             let found = jit.search(text, |locations| {
-                let (start, end) = locations.get(0).expect("group 0 takes part");
-                let mut groups = Vec::with_capacity(self.names.len());
                 for (index, name) in self.names.iter().enumerate() {
-                    if let (Some(name), Some((s, e))) = (name, locations.get(index)) {
-                        groups.push((*name, text[s..e].to_string()));
+                    if let (Some(name), Some(span)) = (name, locations.get(index)) {
+                        groups.push((*name, span));
                     }
                 }
-                Hit { start, end, groups }
+                locations.get(0).expect("group 0 takes part")
             });
             // Past its match limit the exact engine decides.
             if let Ok(found) = found {
                 return Ok(found);
             }
         }
-        self.search_exact(text)
+        self.search_spans_exact(text, groups)
     }
 
-    /// As [`Compiled::search`], by the exact engine alone.
-    pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
-        let named = |get: &dyn Fn(usize) -> Option<String>| -> Vec<(Name, String)> {
-            self.names
-                .iter()
-                .enumerate()
-                .filter_map(|(index, name)| Some(((*name)?, get(index)?)))
-                .collect()
+    /// As [`Compiled::search_spans`], by the exact engine alone.
+    pub fn search_spans_exact(
+        &self,
+        text: &str,
+        groups: &mut Vec<(Name, Span)>,
+    ) -> Result<Option<Span>, String> {
+        groups.clear();
+        let mut read = |get: &dyn Fn(usize) -> Option<Span>| {
+            for (index, name) in self.names.iter().enumerate() {
+                if let (Some(name), Some(span)) = (name, get(index)) {
+                    groups.push((*name, span));
+                }
+            }
+            get(0).expect("group 0 takes part")
         };
         match &self.exact {
-            Exact::Linear(re) => Ok(re.captures(text).map(|caps| {
-                let whole = caps.get(0).expect("group 0 takes part");
-                Hit {
-                    start: whole.start(),
-                    end: whole.end(),
-                    groups: named(&|i| caps.get(i).map(|m| m.as_str().to_string())),
-                }
-            })),
+            Exact::Linear(re) => Ok(re
+                .captures(text)
+                .map(|caps| read(&|i| caps.get(i).map(|m| (m.start(), m.end()))))),
             Exact::Backtracking(re) => re
                 .captures(text)
-                .map(|found| {
-                    found.map(|caps| {
-                        let whole = caps.get(0).expect("group 0 takes part");
-                        Hit {
-                            start: whole.start(),
-                            end: whole.end(),
-                            groups: named(&|i| caps.get(i).map(|m| m.as_str().to_string())),
-                        }
-                    })
-                })
+                .map(|found| found.map(|caps| read(&|i| caps.get(i).map(|m| (m.start(), m.end())))))
                 .map_err(|e| e.to_string()),
         }
     }

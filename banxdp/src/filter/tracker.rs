@@ -19,7 +19,7 @@ type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 use super::{
     Filter, Host, literals,
     matcher::{host_of, merge_alternates},
-    pattern::{Hit, Name},
+    pattern::{Hit, Name, Span},
 };
 
 /// Named groups in the order they were first set, as a Python dict keeps them: a handful of
@@ -130,6 +130,9 @@ struct Connection {
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     connections: Map<String, Connection>,
+    /// Room for the groups of a line's matches, kept from line to line.
+    pre_spans: Vec<(Name, Span)>,
+    spans: Vec<(Name, Span)>,
     /// The order the next new connection gets.
     order: u64,
     buffer: Vec<String>,
@@ -297,21 +300,26 @@ impl Tracker {
         if !filter.may_match(text) {
             return out;
         }
+        let line = text;
         let mut text = Cow::Borrowed(text);
-        let mut pre = Vec::new();
+        // The prefregex's groups (in `line`) and a failregex's (in `text`), by span.
+        let mut pre = std::mem::take(&mut self.pre_spans);
+        let mut found = std::mem::take(&mut self.spans);
+        pre.clear();
         if let Some(pref) = &filter.prefregex {
-            let Ok(Some(hit)) = pref.search(&text) else {
+            if !matches!(pref.search_spans(line, &mut pre), Ok(Some(_))) {
+                self.pre_spans = pre;
+                self.spans = found;
                 return out;
-            };
-            for (name, value) in hit.groups {
-                if name != "content" {
-                    pre.push((name, value));
-                } else if !value.is_empty() {
+            }
+            if let Some(at) = pre.iter().position(|(name, _)| *name == "content") {
+                let (_, (start, end)) = pre.remove(at);
+                if start < end {
                     // The failregexes see the content only; so does the buffer from now on.
                     if let Lines::Buffer(_) = org {
-                        self.buffer = vec![value.clone()];
+                        self.buffer = vec![line[start..end].to_string()];
                     }
-                    text = Cow::Owned(value);
+                    text = Cow::Borrowed(&line[start..end]);
                 }
             }
         }
@@ -320,13 +328,24 @@ impl Tracker {
             if !literals::has(candidates, regex) {
                 continue;
             }
-            let Ok(Some(hit)) = re.search(&text) else {
+            let Ok(Some(span)) = re.search_spans(&text, &mut found) else {
                 continue;
             };
+            // The failure's fields: the prefregex's, less those the failregex sets again.
+            let mut fields = Vec::with_capacity(pre.len() + found.len());
+            for (name, (s, e)) in &pre {
+                if !found.iter().any(|(n, _)| n == name) {
+                    fields.push((*name, line[*s..*e].to_string()));
+                }
+            }
+            for (name, (s, e)) in &found {
+                fields.push((*name, text[*s..*e].to_string()));
+            }
             // An ignoreregex sees the lines the match spans; what it spans leaves the buffer.
             let (lines, ignored) = match org {
                 Lines::One => (1, filter.ignored(&text)),
                 Lines::Buffer(org) => {
+                    let hit = Hit::new(&text, span, &found);
                     let (matched, unmatched) = split_lines(&text, &hit, org);
                     let ignored = filter.ignored(&joined(&matched));
                     text = Cow::Owned(joined(&unmatched));
@@ -342,17 +361,14 @@ impl Tracker {
                 }
                 continue;
             }
-            let mut fields = pre.clone();
-            for (name, value) in hit.groups {
-                fields.retain(|(n, _)| *n != name);
-                fields.push((name, value));
-            }
             let (failure, stop) = self.record(regex, fields, lines, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
                 break;
             }
         }
+        self.pre_spans = pre;
+        self.spans = found;
         out
     }
 
