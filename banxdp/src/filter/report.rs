@@ -281,8 +281,7 @@ fn write_json_string(text: &str, out: &mut String) {
 }
 
 /// One failure as a JSON object: `line`, `time` (ISO 8601, UTC), `host`, `regex` (0-based
-/// index of the failregex), and every named field; keys in order, as `serde_json` writes
-/// them.
+/// index of the failregex), then every named field in the order the patterns set them.
 #[must_use]
 pub fn json_line(f: &Found) -> String {
     let mut out = String::new();
@@ -293,48 +292,35 @@ pub fn json_line(f: &Found) -> String {
 /// Appends [`json_line`]'s text to `out`: written by hand, since it is written for every
 /// failure of a log.
 pub fn write_json(f: &Found, out: &mut String) {
-    enum Value<'a> {
-        Number(usize),
-        Time(Option<i64>),
-        Host(&'a Host),
-        Text(&'a str),
+    out.push_str("{\"line\":");
+    push_number(out, f.line as u64, 1);
+    out.push_str(",\"time\":");
+    match f.time {
+        Some(time) => {
+            out.push('"');
+            write_iso8601(time, out);
+            out.push('"');
+        }
+        None => out.push_str("null"),
     }
-    let mut entries: Vec<(&str, Value<'_>)> = Vec::with_capacity(4 + f.fields.len());
-    entries.extend([
-        ("line", Value::Number(f.line)),
-        ("time", Value::Time(f.time)),
-        ("host", Value::Host(&f.host)),
-        ("regex", Value::Number(f.regex)),
-    ]);
+    out.push_str(",\"host\":");
+    write_host(&f.host, out);
+    out.push_str(",\"regex\":");
+    push_number(out, f.regex as u64, 1);
     // Internal groups (`_conn_`, `skiplines0`) are the patterns' business; a field named as
     // one of the keys above, or as an earlier field, is left out.
-    for (name, value) in &f.fields {
-        if !name.starts_with('_')
-            && !name.starts_with("skiplines")
-            && !entries.iter().any(|(n, _)| n == name)
+    for (at, (name, value)) in f.fields.iter().enumerate() {
+        if name.starts_with('_')
+            || name.starts_with("skiplines")
+            || matches!(*name, "line" | "time" | "host" | "regex")
+            || f.fields[..at].iter().any(|(n, _)| n == name)
         {
-            entries.push((name, Value::Text(value)));
+            continue;
         }
-    }
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    out.push('{');
-    for (n, (name, value)) in entries.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
+        out.push(',');
         write_json_string(name, out);
         out.push(':');
-        match value {
-            Value::Number(n) => push_number(out, *n as u64, 1),
-            Value::Time(Some(time)) => {
-                out.push('"');
-                write_iso8601(*time, out);
-                out.push('"');
-            }
-            Value::Time(None) => out.push_str("null"),
-            Value::Host(host) => write_host(host, out),
-            Value::Text(text) => write_json_string(text, out),
-        }
+        write_json_string(value, out);
     }
     out.push('}');
 }
@@ -428,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn json_is_what_serde_json_writes() {
+    fn json_reads_back_as_written() {
         let found = Found {
             line: 7,
             time: Some(1_795_262_400),
@@ -449,7 +435,9 @@ mod tests {
         object.insert("regex".into(), 2.into());
         object.insert("user".into(), "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into());
         object.insert("fid".into(), "x".into());
-        assert_eq!(json_line(&found), Json::Object(object).to_string());
+        let written: Json = serde_json::from_str(&json_line(&found)).unwrap();
+        assert_eq!(written, Json::Object(object));
+        assert!(json_line(&found).starts_with(r#"{"line":7,"time":"2026-11-21T12:00:00Z","#));
         let untimed = Found {
             time: None,
             ..found
