@@ -9,8 +9,10 @@
 //!
 //! - the text is ASCII and has no line break, so Unicode classes (`\w`, `\d`, `\s`, case
 //!   folding) mean what their ASCII forms mean, and `$` has no final newline to stop before;
-//! - the pattern is ASCII, without `\p` classes and without inline flags PCRE2 reads
-//!   otherwise (`x`, `u`, `U`);
+//! - the pattern is ASCII, without `\p` classes or `\v`, and without inline flags PCRE2
+//!   reads otherwise (`x`, `u`, `U`);
+//! - no part that holds a group and can match empty is repeated (`(a*)*`), where the
+//!   engines keep different texts for the group;
 //! - every search is bounded by `(*LIMIT_MATCH)`: a text that reaches the bound goes to the
 //!   exact engine, which has its own (linear time, or `BACKTRACK_LIMIT`).
 //!
@@ -20,6 +22,7 @@
 
 use std::cell::RefCell;
 
+use fancy_regex::Expr;
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 /// The most match steps PCRE2 may take on one text before the exact engine takes over.
@@ -35,7 +38,9 @@ pub struct Jit {
 /// Whether PCRE2 reads `pattern` (`regex`-crate syntax, as `pattern::translate` writes it)
 /// as the exact engines do, on ASCII texts.
 fn portable(pattern: &str) -> bool {
-    if !pattern.is_ascii() || pattern.contains(r"\p") || pattern.contains(r"\P") {
+    // `\p` classes fold case differently; `\v` is a vertical tab to the `regex` crate and
+    // Python, any vertical space to PCRE2.
+    if !pattern.is_ascii() || [r"\p", r"\P", r"\v"].iter().any(|e| pattern.contains(e)) {
         return false;
     }
     // Inline flag groups, `(?i)` or `(?i-s:`: PCRE2 reads `i`, `m` and `s` as `regex` does.
@@ -53,12 +58,62 @@ fn portable(pattern: &str) -> bool {
     true
 }
 
+/// Whether `expr` can match the empty string.
+fn may_be_empty(expr: &Expr) -> bool {
+    match expr {
+        Expr::Any { .. } | Expr::GeneralNewline { .. } | Expr::Delegate { .. } => false,
+        Expr::Literal { val, .. } => val.is_empty(),
+        Expr::LiteralBytes { bytes } => bytes.is_empty(),
+        Expr::Concat(children) => children.iter().all(may_be_empty),
+        Expr::Alt(branches) => branches.iter().any(may_be_empty),
+        Expr::Group(inner) => may_be_empty(inner),
+        Expr::AtomicGroup(inner) => may_be_empty(inner),
+        Expr::Repeat { child, lo, .. } => *lo == 0 || may_be_empty(child),
+        Expr::Conditional {
+            true_branch,
+            false_branch,
+            ..
+        } => may_be_empty(true_branch) || may_be_empty(false_branch),
+        _ => true,
+    }
+}
+
+/// The sub-expressions of `expr`.
+fn children(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::Concat(children) | Expr::Alt(children) => children.iter().collect(),
+        Expr::Group(inner) => vec![inner],
+        Expr::AtomicGroup(inner) | Expr::LookAround(inner, _) => vec![inner],
+        Expr::Repeat { child, .. } => vec![child],
+        Expr::Conditional {
+            condition,
+            true_branch,
+            false_branch,
+        } => vec![condition, true_branch, false_branch],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `expr` repeats a part that holds a group and can match empty (`(a*)*`): after an
+/// empty last round PCRE2 and Python keep the group's empty text, the `regex` crate the
+/// text of the round before.
+fn repeats_an_empty_group(expr: &Expr) -> bool {
+    fn has_group(expr: &Expr) -> bool {
+        matches!(expr, Expr::Group(_)) || children(expr).into_iter().any(has_group)
+    }
+    let here = matches!(expr, Expr::Repeat { child, hi, .. }
+        if *hi > 1 && may_be_empty(child) && has_group(child));
+    here || children(expr).into_iter().any(repeats_an_empty_group)
+}
+
 impl Jit {
     /// Compiles `pattern` (`regex`-crate syntax), or `None` when PCRE2 does not read it as
     /// the exact engines do, or not at all.
     #[must_use]
     pub fn new(pattern: &str) -> Option<Self> {
-        if !portable(pattern) {
+        if !portable(pattern)
+            || Expr::parse_tree(pattern).map_or(true, |tree| repeats_an_empty_group(&tree.expr))
+        {
             return None;
         }
         let regex = RegexBuilder::new()
@@ -107,6 +162,10 @@ mod tests {
         assert!(Jit::new(r"(?x) a b").is_none());
         assert!(Jit::new(r"\p{Lu}+").is_none());
         assert!(Jit::new("ü").is_none());
+        assert!(Jit::new(r"a\vb").is_none());
+        assert!(Jit::new(r"(?P<e>a*)*b").is_none());
+        assert!(Jit::new(r"(?:x|(?P<e>a)?)+b").is_none());
+        assert!(Jit::new(r"(?P<e>a+)*b(?:c?)*").is_some());
         // Conditionals and look-arounds, in the spelling `pattern::translate` gives them.
         assert!(Jit::new(r"(?P<a>x)?(?(<a>)y|z)(?! from )").is_some());
         assert!(Jit::serves("Failed password for root"));

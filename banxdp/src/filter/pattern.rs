@@ -547,6 +547,60 @@ mod tests {
     }
 
     #[test]
+    fn the_jit_and_the_exact_engines_agree_on_random_lines() {
+        // Patterns with what tells engines apart: greedy and lazy repetition, alternation
+        // order, optional and nested groups, empty matches, anchors, case, classes,
+        // back-references, look-around and conditionals.
+        let patterns = [
+            r"^(?P<a>\w+?)(?P<b>\d*)(?P<c>.*)$",
+            r"(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)",
+            r"(?i)(?P<u>user|us) (?P<h>\S+?)(?: port (?P<p>\d+))?\s*$",
+            r"^(?:(?P<o>x)|(?P<t>xy))+?(?P<r>[^ ]*)",
+            r"(?P<e>a*)*(?P<f>b?)",
+            r"\b(?P<w>[A-Z][a-z]*)\b(?P<rest>.{0,3})",
+            r"^(?P<k>[a-c])(?P=k)+(?P<tail>.*)",
+            r"(?P<n>\d+)(?=\s|$)(?P<s>\s*)",
+            r"(?<![0-9])(?P<v>\d{2,3})(?![0-9])",
+            r"^(?P<inv>invalid )?(?P<who>(?(inv)\S+|[^ ]+ ?))(?P<end>from)?",
+            r"(?P<q>\[[^\]]*\])|(?P<r2>\([^)]*\))",
+            r"^<HOST> (?P<msg>.+)$",
+            r"(?:(?P<g1>a)|b)+(?P<g2>\w?)",
+            r"(?:a(?P<g3>b)?)+(?P<g4>[^a]*)",
+            r"(?P<g5>a|ab)*?c(?P<g6>.*)",
+        ];
+        let alphabet: Vec<char> = "aAbBcxyz019 []()-.:_Ufrom".chars().collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let compiled: Vec<Compiled> = patterns
+            .iter()
+            .map(|p| Compiled::new(p, "yes").unwrap())
+            .collect();
+        let jit = compiled.iter().filter(|c| c.has_jit()).count();
+        assert_eq!(jit, patterns.len() - 1, "all but `(a*)*` take the JIT");
+        let mut compared = 0;
+        for _ in 0..3000 {
+            let len = usize::try_from(next() % 24).unwrap();
+            let mut text: String = (0..len)
+                .map(|_| alphabet[usize::try_from(next()).unwrap() % alphabet.len()])
+                .collect();
+            if next() % 4 == 0 {
+                text.push_str(" from 192.0.2.7");
+            }
+            for re in &compiled {
+                let (fast, exact) = (re.search(&text), re.search_exact(&text));
+                assert_eq!(fast, exact, "{} on {text:?}", re.as_str());
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 3000 * patterns.len());
+    }
+
+    #[test]
     fn a_catastrophic_pattern_gives_up_instead_of_hanging() {
         // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
         // the loop over: 2^40 paths before failing on the `X`.
