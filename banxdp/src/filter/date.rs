@@ -151,10 +151,9 @@ enum Kind {
     Tai64n,
 }
 
-/// One compiled date pattern.
+/// The engines whose answer is a date pattern's definition.
 #[derive(Clone, Debug)]
-pub struct DatePattern {
-    pub name: String,
+struct Exact {
     /// The pattern with fail2ban's word-boundary look-aheads: the exact answer.
     regex: fancy_regex::Regex,
     /// The same pattern without the look-aheads, on the linear engine where it reads it;
@@ -164,6 +163,39 @@ pub struct DatePattern {
     locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
     /// The fast pattern's group index for each field (see [`slot`]).
     slots: [Option<usize>; SLOTS],
+}
+
+impl Exact {
+    /// Compiles `full` (the pattern with its look-aheads) and `core` (without).
+    fn new(full: &str, core: &str) -> Result<Self, String> {
+        let regex = fancy_regex::RegexBuilder::new(full)
+            .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let fast = match translate(core) {
+            (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
+            _ => None,
+        };
+        Ok(Self {
+            regex,
+            slots: fast
+                .as_ref()
+                .map_or([None; SLOTS], |f| slots_of(f.capture_names())),
+            locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
+            fast,
+        })
+    }
+}
+
+/// One compiled date pattern.
+#[derive(Clone, Debug)]
+pub struct DatePattern {
+    pub name: String,
+    /// The pattern as the exact engines take it, with and without its look-aheads.
+    source: (String, String),
+    /// The exact engines, compiled when a line first needs them: lines that are all ASCII
+    /// never do where the JIT takes the pattern.
+    exact: std::cell::OnceCell<Option<Exact>>,
     /// The exact pattern on PCRE2's JIT, for ASCII lines, and its group index for each field.
     jit: Option<(Jit, [Option<usize>; SLOTS])>,
     /// The last minute this pattern read.
@@ -354,29 +386,24 @@ impl DatePattern {
             if bound_end { r"(?=\b|\W|$)" } else { "" }
         );
         let (translated, _) = translate(&full);
-        let regex = fancy_regex::RegexBuilder::new(&translated)
-            .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        let fast = match translate(&core) {
-            (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
-            _ => None,
-        };
-        let slots = fast
-            .as_ref()
-            .map_or([None; SLOTS], |f| slots_of(f.capture_names()));
         let jit = Jit::new(&translated).map(|jit| {
             let slots = slots_of(jit.names().iter().map(Option::as_deref));
             (jit, slots)
         });
+        // With the JIT the exact engines wait for a line that needs them; the pattern is
+        // still read now, so that a bad one is an error now.
+        let exact = std::cell::OnceCell::new();
+        if jit.is_some() {
+            fancy_regex::Expr::parse_tree(&translated).map_err(|e| error(e.to_string()))?;
+        } else {
+            let _ = exact.set(Some(Exact::new(&translated, &core).map_err(error)?));
+        }
         Ok(Self {
             name: display_name(pattern),
-            regex,
+            source: (translated, core),
+            exact,
             jit,
-            locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
             memo: std::cell::RefCell::default(),
-            fast,
-            slots,
             bound_begin,
             bound_end,
             line_anchored: line_begin || anchored,
@@ -399,7 +426,12 @@ impl DatePattern {
                 return found.flatten();
             }
         }
-        if let (Some(fast), Some(locations)) = (&self.fast, &mut *self.locations.borrow_mut()) {
+        // (A pattern the JIT reads and the exact engines then refuse finds no dates.)
+        let exact = self
+            .exact
+            .get_or_init(|| Exact::new(&self.source.0, &self.source.1).ok())
+            .as_ref()?;
+        if let (Some(fast), Some(locations)) = (&exact.fast, &mut *exact.locations.borrow_mut()) {
             // Without the look-aheads no match means none with them; a match whose ends
             // meet the boundaries is the one the exact pattern finds.
             fast.captures_read(locations, line)?;
@@ -407,11 +439,11 @@ impl DatePattern {
             if (!self.bound_begin || begin_holds(line, all.0))
                 && (!self.bound_end || end_holds(line, all.1))
             {
-                let fields = fields_at(line, &self.slots, |i| locations.get(i));
+                let fields = fields_at(line, &exact.slots, |i| locations.get(i));
                 return self.interpret(locations.get(1).unwrap_or(all), &fields, clock);
             }
         }
-        let caps = self.regex.captures(line).ok()??;
+        let caps = exact.regex.captures(line).ok()??;
         let whole = caps.get(1).or_else(|| caps.get(0))?;
         let fields = SLOT_NAMES.map(|name| caps.name(name).map(|m| m.as_str()));
         self.interpret((whole.start(), whole.end()), &fields, clock)
@@ -1003,7 +1035,15 @@ mod tests {
     fn every_default_template_compiles_and_keeps_its_name() {
         let detector = DateDetector::default_templates(2026);
         for template in &detector.patterns {
-            assert_eq!(template.get().name, template.name);
+            let pattern = template.get();
+            assert_eq!(pattern.name, template.name);
+            // A line outside ASCII needs the exact engines, which compile then.
+            let _ = pattern.find("\u{e9}", &utc());
+            assert!(
+                matches!(pattern.exact.get(), Some(Some(_))),
+                "{}",
+                pattern.name
+            );
         }
     }
 
