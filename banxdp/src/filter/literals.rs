@@ -124,7 +124,12 @@ impl Prefilter {
                 None => always |= bit(index),
             }
         }
-        let scanner = (!strings.is_empty())
+        // With the strings of one pattern only, whether any is present says it all.
+        let owners = owner
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let scanner = (owners > 1)
             .then(|| {
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
@@ -143,7 +148,7 @@ impl Prefilter {
                     .ok()
             })
             .flatten();
-        if scanner.is_none() {
+        if any.is_none() {
             always = u128::MAX;
         }
         Self {
@@ -166,6 +171,10 @@ impl Prefilter {
                 if mask == u128::MAX {
                     break;
                 }
+            }
+        } else if let Some(&only) = self.owner.first() {
+            if self.any(text) {
+                mask |= bit(only);
             }
         }
         mask
