@@ -221,7 +221,7 @@ impl Filter {
     pub(super) fn ignored(&self, text: &str) -> bool {
         self.ignoreregex
             .iter()
-            .any(|re| matches!(re.search(text), Ok(Some(_))))
+            .any(|re| matches!(re.search_spans(text, &mut Vec::new()), Ok(Some(_))))
     }
 
     /// Every compiled pattern: the prefregex, the failregexes, the ignoreregexes.

@@ -5,22 +5,24 @@
 //! cancels what is pending; `<F-MLFFORGET>` (a disconnect) ends the connection. The number of
 //! lines that made up a failure is its `attempts`.
 //!
-//! This is fail2ban's `Filter._mergeFailure` and the failure-id part of `findFailure`, for
-//! single-line buffers. Pure: the state is this value; lines go in, failures come out.
+//! Like fail2ban, a filter remembers at most 100 connections, each for five minutes.
+//!
+//! This is fail2ban's `Filter._mergeFailure` and `findFailure` (failure ids and multi-line
+//! buffers). Pure: the state is this value; lines and the present go in, failures come out.
 
 use std::{borrow::Cow, collections::BTreeSet};
 
 use indexmap::IndexMap;
-
-/// A map in insertion order, with a hash cheaper than the standard one: its keys are group
-/// names and failure ids, hashed several times for every line that matches.
-type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 use super::{
     Filter, Host, literals,
     matcher::{host_of, merge_alternates},
     pattern::{Hit, Name, Span},
 };
+
+/// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
+/// ids, hashed for every line that matches.
+type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 /// Named groups in the order they were first set, as a Python dict keeps them: a handful of
 /// entries, searched faster in a row than through a hash.
