@@ -4,7 +4,7 @@
 //! where it cannot promise a string (a class, a case-insensitive part, an optional part),
 //! it promises nothing, and the pattern is always tried.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use fancy_regex::Expr;
 
 /// Strings one of which every match of `pattern` (Rust syntax, as compiled) contains;
@@ -91,13 +91,21 @@ fn literal_text(expr: &Expr) -> Option<String> {
 }
 
 /// Which of several patterns may match a text, by their required strings.
+///
+/// One automaton, leftmost-first (so that the crate can use its vectorised search), finds
+/// where the next string starts; every string that starts there is then compared in place.
+/// Each search goes on from the place after, so every place where a string starts is visited
+/// and every string present is found, at the cost of one search per string present.
 #[derive(Clone, Debug)]
 pub struct Prefilter {
-    scanner: Option<AhoCorasick>,
-    /// The same strings, for [`Prefilter::any`].
     any: Option<AhoCorasick>,
-    /// For each string of the scanner, the pattern it belongs to.
+    /// The strings, and for each the pattern it belongs to.
+    strings: Vec<String>,
     owner: Vec<usize>,
+    /// The strings by their first byte.
+    by_first_byte: Vec<Vec<usize>>,
+    /// The patterns that have strings.
+    with_strings: u128,
     /// Patterns without required strings: always candidates.
     always: u128,
     count: usize,
@@ -124,22 +132,13 @@ impl Prefilter {
                 None => always |= bit(index),
             }
         }
-        // With the strings of one pattern only, whether any is present says it all.
-        let owners = owner
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        let scanner = (owners > 1)
-            .then(|| {
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&strings)
-                    .ok()
-            })
-            .flatten();
-        // Whether any string is present: leftmost-first answers that as well, and lets the
-        // crate use its vectorised search.
+        let mut by_first_byte = vec![Vec::new(); 256];
+        for (index, string) in strings.iter().enumerate() {
+            if let Some(&first) = string.as_bytes().first() {
+                by_first_byte[usize::from(first)].push(index);
+            }
+        }
+        let with_strings = owner.iter().fold(0, |mask, &pattern| mask | bit(pattern));
         let any = (!strings.is_empty())
             .then(|| {
                 AhoCorasick::builder()
@@ -152,9 +151,11 @@ impl Prefilter {
             always = u128::MAX;
         }
         Self {
-            scanner,
             any,
+            strings,
             owner,
+            by_first_byte,
+            with_strings,
             always,
             count,
         }
@@ -165,17 +166,23 @@ impl Prefilter {
     #[must_use]
     pub fn candidates(&self, text: &str) -> u128 {
         let mut mask = self.always;
-        if let Some(scanner) = &self.scanner {
-            for found in scanner.find_overlapping_iter(text) {
-                mask |= bit(self.owner[found.pattern().as_usize()]);
-                if mask == u128::MAX {
-                    break;
+        let Some(scanner) = &self.any else {
+            return mask;
+        };
+        let all = mask | self.with_strings;
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while mask != all && from < bytes.len() {
+            let Some(found) = scanner.find(Input::new(text).span(from..bytes.len())) else {
+                break;
+            };
+            let at = found.start();
+            for &index in &self.by_first_byte[usize::from(bytes[at])] {
+                if bytes[at..].starts_with(self.strings[index].as_bytes()) {
+                    mask |= bit(self.owner[index]);
                 }
             }
-        } else if let Some(&only) = self.owner.first() {
-            if self.any(text) {
-                mask |= bit(only);
-            }
+            from = at + 1;
         }
         mask
     }
@@ -258,5 +265,57 @@ mod tests {
         let strict = Prefilter::new(patterns[..2].iter().copied());
         assert!(!strict.any("Accepted publickey"));
         assert!(strict.any("x Invalid user"));
+    }
+
+    #[test]
+    fn strings_inside_overlapping_or_sharing_a_start_are_all_found() {
+        // Strings that share a start, hold one another, or overlap at their ends; each
+        // pattern's bit must be set exactly when one of its strings is in the text.
+        let patterns = [
+            "^Failed publickey for invalid user",
+            "^Failed ",
+            "nvalid",
+            "(?:user x|ab)",
+            "bc",
+            "abcd",
+            "cab",
+        ];
+        let filter = Prefilter::new(patterns.iter().copied());
+        let strings: Vec<Vec<String>> = patterns.iter().map(|p| required(p).unwrap()).collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let pieces = [
+            "Failed ",
+            "publickey ",
+            "for ",
+            "invalid ",
+            "user ",
+            "x",
+            "a",
+            "b",
+            "c",
+            "d",
+            " ",
+        ];
+        for _ in 0..5000 {
+            let mut text = String::new();
+            for _ in 0..8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[usize::try_from(seed % 11).unwrap()]);
+            }
+            let want = strings.iter().enumerate().fold(0, |mask, (i, set)| {
+                if set.iter().any(|s| text.contains(s.as_str())) {
+                    mask | bit(i)
+                } else {
+                    mask
+                }
+            });
+            assert_eq!(filter.candidates(&text), want, "{text:?}");
+        }
+        assert_eq!(
+            filter.candidates("Failed publickey for invalid user x"),
+            0b1111
+        );
     }
 }
