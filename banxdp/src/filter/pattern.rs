@@ -379,7 +379,19 @@ impl Compiled {
         text: &str,
         groups: &mut Vec<(Name, Span)>,
     ) -> Result<Option<Span>, String> {
-        if let Some(jit) = self.jit.as_ref().filter(|_| Jit::serves(text)) {
+        self.search_spans_in(text, Jit::serves(text), groups)
+    }
+
+    /// As [`Compiled::search_spans`], told whether the JIT may run on `text` (the caller
+    /// checked the whole line once, for all its searches; `false` is always safe).
+    pub(super) fn search_spans_in(
+        &self,
+        text: &str,
+        jit_serves: bool,
+        groups: &mut Vec<(Name, Span)>,
+    ) -> Result<Option<Span>, String> {
+        debug_assert!(!jit_serves || Jit::serves(text));
+        if let Some(jit) = self.jit.as_ref().filter(|_| jit_serves) {
             groups.clear();
             let found = jit.search(text, |locations| {
                 for (index, name) in self.names.iter().enumerate() {

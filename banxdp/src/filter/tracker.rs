@@ -15,7 +15,9 @@ use std::{borrow::Cow, collections::BTreeSet};
 use indexmap::IndexMap;
 
 use super::{
-    Filter, Host, literals,
+    Filter, Host,
+    jit::Jit,
+    literals,
     matcher::{host_of, merge_alternates},
     pattern::{Hit, Name, Span},
 };
@@ -303,13 +305,14 @@ impl Tracker {
             return out;
         }
         let line = text;
+        let plain = Jit::serves(line);
         let mut text = Cow::Borrowed(text);
         // The prefregex's groups (in `line`) and a failregex's (in `text`), by span.
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut found = std::mem::take(&mut self.spans);
         pre.clear();
         if let Some(pref) = &filter.prefregex {
-            if !matches!(pref.search_spans(line, &mut pre), Ok(Some(_))) {
+            if !matches!(pref.search_spans_in(line, plain, &mut pre), Ok(Some(_))) {
                 self.pre_spans = pre;
                 self.spans = found;
                 return out;
@@ -330,7 +333,9 @@ impl Tracker {
             if !literals::has(candidates, regex) {
                 continue;
             }
-            let Ok(Some(span)) = re.search_spans(&text, &mut found) else {
+            // A part of a plain line is plain; a joined buffer has line breaks.
+            let serves = plain && matches!(text, Cow::Borrowed(_));
+            let Ok(Some(span)) = re.search_spans_in(&text, serves, &mut found) else {
                 continue;
             };
             // The failure's fields: the prefregex's, less those the failregex sets again.
