@@ -1010,19 +1010,26 @@ impl DateDetector {
     }
 }
 
+/// The present the filter module's tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixed {
+    use super::{Clock, Zone};
 
     /// 2026-11-21 12:00:00 UTC.
-    const NOW: i64 = 1_795_262_400;
+    pub const NOW: i64 = 1_795_262_400;
 
-    fn utc() -> Clock {
+    /// [`NOW`], with dates without a zone read as UTC.
+    pub fn utc() -> Clock {
         Clock {
             now: NOW,
             zone: Zone::Offset(0),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fixed::*, *};
 
     fn detect(line: &str) -> Option<(i64, String)> {
         let detector = DateDetector::default_templates(2026);

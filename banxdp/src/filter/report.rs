@@ -363,7 +363,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{FilterSpec, date::Zone};
+    use crate::filter::{FilterSpec, date::fixed::utc};
     use serde_json::Value as Json;
 
     #[test]
@@ -381,10 +381,7 @@ mod tests {
             2026,
         )
         .unwrap();
-        let clock = Clock {
-            now: 1_795_262_400,
-            zone: Zone::Offset(0),
-        };
+        let clock = utc();
         let log = "2026-11-21 10:00:00 bad login from 198.51.100.7\n\
                    2026-11-21 10:00:01 all fine\n\
                    2026-11-21 10:00:02 denied bob 2001:db8::9\n\
@@ -453,10 +450,7 @@ mod tests {
             usedns: "warn".into(),
             ..FilterSpec::default()
         };
-        let clock = Clock {
-            now: 1_795_262_400,
-            zone: Zone::Offset(0),
-        };
+        let clock = utc();
         let resolve = |name: &str| -> Vec<std::net::IpAddr> {
             if name == "two.example" {
                 vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]

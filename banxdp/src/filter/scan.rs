@@ -126,17 +126,10 @@ impl Scanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{Host, date::Zone};
-
-    /// 2026-11-21 12:00:00 UTC.
-    const NOW: i64 = 1_795_262_400;
-
-    fn clock() -> Clock {
-        Clock {
-            now: NOW,
-            zone: Zone::Offset(0),
-        }
-    }
+    use crate::filter::{
+        Host,
+        date::fixed::{NOW, utc as clock},
+    };
 
     fn hosts(scanned: &Scanned) -> Vec<String> {
         scanned
