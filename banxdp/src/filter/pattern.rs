@@ -281,12 +281,11 @@ pub type Name = &'static str;
 
 /// The one copy of `name`.
 pub fn intern(name: &str) -> Name {
-    static NAMES: std::sync::Mutex<Option<std::collections::HashSet<Name>>> =
-        std::sync::Mutex::new(None);
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<Name>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut names = NAMES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let names = names.get_or_insert_with(Default::default);
     if let Some(known) = names.get(name) {
         return known;
     }
