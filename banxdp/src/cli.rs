@@ -46,6 +46,10 @@ enum Command {
         /// built in).
         #[arg(long)]
         config_dir: Option<PathBuf>,
+        /// Threads that read a log file (default: one per core). The answers are the same
+        /// with any number.
+        #[arg(long)]
+        threads: Option<usize>,
         /// A log file, or one log line.
         log: String,
         /// A filter file, a filter name (`sshd`, `sshd[mode=aggressive]`), or a failregex.
@@ -84,16 +88,18 @@ pub fn main() -> ExitCode {
         Command::Regex {
             json,
             config_dir,
+            threads,
             log,
             filter,
             ignoreregex,
-        } => match regex_cmd::run(
-            &log,
-            &filter,
-            ignoreregex.as_deref(),
-            config_dir.as_deref(),
+        } => match regex_cmd::run(&regex_cmd::Args {
+            log: &log,
+            filter: &filter,
+            ignoreregex: ignoreregex.as_deref(),
+            config_dir: config_dir.as_deref(),
             json,
-        ) {
+            threads,
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("banxdp: {error:#}");
@@ -216,7 +222,7 @@ mod regex_cmd {
 
     use std::path::{Path, PathBuf};
 
-    use std::io::{BufRead as _, Write as _};
+    use std::io::Write as _;
 
     use anyhow::{Context as _, Result, bail};
 
@@ -230,7 +236,7 @@ mod regex_cmd {
             },
         },
         filter::{
-            FilterSpec, Scanner,
+            FilterSpec, Scanner, bulk,
             date::{Clock, Zone},
             report,
         },
@@ -260,36 +266,23 @@ mod regex_cmd {
         Ok(Some(FilterSpec::from_options(text)))
     }
 
-    /// Calls `f` with each line of the file at `path` (0-based number, text without its line
-    /// end, invalid UTF-8 replaced), read through one buffer.
-    fn each_line(path: &Path, f: &mut dyn FnMut(usize, &str)) -> Result<()> {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-        let mut buffer = Vec::new();
-        for index in 0.. {
-            buffer.clear();
-            if reader.read_until(b'\n', &mut buffer)? == 0 {
-                break;
-            }
-            while matches!(buffer.last(), Some(b'\n' | b'\r')) {
-                buffer.pop();
-            }
-            match std::str::from_utf8(&buffer) {
-                Ok(line) => f(index, line),
-                Err(_) => f(index, &String::from_utf8_lossy(&buffer)),
-            }
-        }
-        Ok(())
+    /// What `banxdp regex` was asked.
+    pub struct Args<'a> {
+        pub log: &'a str,
+        pub filter: &'a str,
+        pub ignoreregex: Option<&'a str>,
+        pub config_dir: Option<&'a Path>,
+        pub json: bool,
+        pub threads: Option<usize>,
     }
 
-    pub fn run(
-        log: &str,
+    /// The filter `banxdp regex` was given: a filter file, a name in the configuration's
+    /// `filter.d` (with `[mode=...]`), or else a failregex; with the extra ignoreregex.
+    fn filter_spec(
         filter: &str,
         ignoreregex: Option<&str>,
         config_dir: Option<&Path>,
-        json: bool,
-    ) -> Result<()> {
+    ) -> Result<FilterSpec> {
         let (name, params) = extract_options(filter)
             .unwrap_or_else(|_| (filter.to_string(), indexmap::IndexMap::new()));
         let as_file = Path::new(&name);
@@ -322,6 +315,19 @@ mod regex_cmd {
         if let Some(ignore) = ignoreregex {
             spec.ignoreregex.push(ignore.to_string());
         }
+        Ok(spec)
+    }
+
+    pub fn run(args: &Args<'_>) -> Result<()> {
+        let Args {
+            log,
+            filter,
+            ignoreregex,
+            config_dir,
+            json,
+            threads,
+        } = *args;
+        let spec = filter_spec(filter, ignoreregex, config_dir)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -368,22 +374,46 @@ mod regex_cmd {
             }
         };
         let mut report = report::Report::default();
-        let mut count = |index: usize, line: &str| {
+        if Path::new(log).is_file() {
+            let mut file = std::fs::File::open(log).with_context(|| format!("reading `{log}`"))?;
+            let defaults = bulk::Options::default();
+            let options = bulk::Options {
+                threads: threads.unwrap_or(defaults.threads),
+                check_all: mode == report::Mode::AllRegex,
+                ..defaults
+            };
+            let mut count = |line: bulk::Line<'_>| {
+                if let Some(scanned) = line.scanned {
+                    report::count_scanned(
+                        &mut report,
+                        line.index,
+                        scanned,
+                        line.scanner,
+                        resolve,
+                        &mut sink,
+                    );
+                }
+            };
+            bulk::scan(
+                &mut file,
+                &mut scanner,
+                &clock,
+                options,
+                report::skipped,
+                &mut count,
+            )
+            .with_context(|| format!("reading `{log}`"))?;
+        } else {
             report::count_line(
                 &mut report,
-                index,
-                line,
+                0,
+                log,
                 &mut scanner,
                 &clock,
                 resolve,
                 mode,
                 &mut sink,
             );
-        };
-        if Path::new(log).is_file() {
-            each_line(Path::new(log), &mut count)?;
-        } else {
-            count(0, log);
         }
         written.context("writing the failures")?;
         if !json {

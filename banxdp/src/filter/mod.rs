@@ -5,8 +5,9 @@
 //! groups); `matcher` holds a whole filter
 //! (prefregex, failregex, ignoreregex); `tracker` applies it with what earlier lines left
 //! (failure ids, multi-line buffers); `date` finds dates; `scan` puts them together line by
-//! line; `report` is `banxdp regex`.
+//! line; `bulk` reads a whole log so on several cores; `report` is `banxdp regex`.
 
+pub mod bulk;
 pub mod date;
 pub mod jit;
 pub mod literals;

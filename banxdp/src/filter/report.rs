@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::{Host, Scanner, date::Clock, pattern::Name};
+use super::{Host, Scanned, Scanner, date::Clock, pattern::Name};
 
 /// One failure found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,11 +92,29 @@ pub fn count_line(
     mode: Mode,
     sink: &mut dyn FnMut(Found),
 ) {
-    if line.is_empty() || line.starts_with('#') {
+    if skipped(line) {
         return;
     }
-    report.lines += 1;
     let read = scanner.line(line, clock, mode == Mode::AllRegex);
+    count_scanned(report, index, read, scanner, resolve, sink);
+}
+
+/// Whether fail2ban-regex passes over `line`: an empty line or a comment.
+#[must_use]
+pub fn skipped(line: &str) -> bool {
+    line.is_empty() || line.starts_with('#')
+}
+
+/// Counts what `scanner` found in the line at `index` (see [`count_line`]).
+pub fn count_scanned(
+    report: &mut Report,
+    index: usize,
+    read: Scanned,
+    scanner: &Scanner,
+    resolve: Resolver<'_>,
+    sink: &mut dyn FnMut(Found),
+) {
+    report.lines += 1;
     if let Some(template) = read.template {
         let name = scanner.dates().name(template);
         match report.date_hits.get_mut(name) {

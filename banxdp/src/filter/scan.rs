@@ -5,9 +5,10 @@
 
 use super::{
     Filter, FilterSpec,
-    date::{Clock, DateDetector, DateError},
+    date::{Clock, DateDetector, DateError, DateMatch},
     matcher::FilterError,
-    tracker::{Checked, Tracker},
+    pattern::Span,
+    tracker::{Checked, Found, Searched, Tracker},
 };
 
 /// A filter whose patterns or date patterns do not compile.
@@ -29,6 +30,32 @@ pub struct Scanned {
     pub checked: Checked,
 }
 
+/// A line read as far as it can be by itself (see [`Scanner::prepare`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// The date found, and the index of the pattern that found it.
+    date: Option<(DateMatch, usize)>,
+    stage: Stage,
+}
+
+impl Prepared {
+    /// The date pattern that found the line's date.
+    #[must_use]
+    pub fn template(&self) -> Option<usize> {
+        self.date.as_ref().map(|(_, index)| *index)
+    }
+}
+
+/// How far a prepared line got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Stage {
+    /// A one-line filter's patterns were searched.
+    Searched(Searched),
+    /// A multi-line filter's patterns search the buffer, which only the finishing scanner
+    /// has: the line without its date waits for it, kept in the [`Found`].
+    Buffered(Span),
+}
+
 /// One filter's reading of one stream of lines (fail2ban keeps one per jail).
 #[derive(Clone, Debug)]
 pub struct Scanner {
@@ -40,6 +67,8 @@ pub struct Scanner {
     last_template: Option<usize>,
     /// The current line without its date.
     text: String,
+    /// Room for what [`Scanner::line`] finds.
+    found: Found,
 }
 
 /// How old the last date may be for a line without one to take it, in seconds.
@@ -65,6 +94,7 @@ impl Scanner {
             last_date: None,
             last_template: None,
             text: String::new(),
+            found: Found::default(),
         }
     }
 
@@ -81,31 +111,93 @@ impl Scanner {
     /// Reads one line. With `check_all` every failregex that matches counts, as fail2ban's
     /// tests run filters; otherwise the first decides, as in the daemon.
     pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
-        let recent = self.last_date.filter(|d| *d > clock.now - LAST_DATE_AGE);
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        let prepared = self.prepare(line, clock, check_all, &mut found);
+        let scanned = self.finish(&prepared, &found, clock, check_all);
+        self.found = found;
+        scanned
+    }
+
+    /// The first half of [`Scanner::line`]: what the line says by itself. Its date is found
+    /// (which depends only on the date pattern that found the last line's, see
+    /// [`Scanner::date_order`]) and cut out, and a one-line filter's patterns searched. Lines
+    /// prepared by copies of this scanner, each from its own point of the log, are finished
+    /// by one, in order. What it finds goes to `found`, which [`Scanner::finish`] reads.
+    pub fn prepare(
+        &mut self,
+        line: &str,
+        clock: &Clock,
+        check_all: bool,
+        found: &mut Found,
+    ) -> Prepared {
         self.text.clear();
-        let found = self.dates.find_after(line, clock, self.last_template);
-        let (time, template) = if let Some((m, index)) = found {
-            self.last_template = Some(index);
+        let date = self.dates.find_after(line, clock, self.last_template);
+        if let Some((m, index)) = &date {
+            self.last_template = Some(*index);
             self.text.push_str(&line[..m.start]);
             self.text.push_str(&line[m.end..]);
-            if let Some(time) = m.time {
-                self.last_date = Some(time);
-                (Some(time), Some(index))
-            } else {
-                // A pattern that allows no date: the last one, else now.
-                (recent.or(Some(clock.now)), Some(index))
-            }
         } else {
             self.text.push_str(line);
-            (recent, None)
+        }
+        let stage = if self.filter.maxlines() <= 1 {
+            Stage::Searched(
+                self.tracker
+                    .search(&self.filter, &self.text, check_all, found),
+            )
+        } else {
+            Stage::Buffered(found.push_text(&self.text))
+        };
+        Prepared { date, stage }
+    }
+
+    /// The second half of [`Scanner::line`]: a prepared line, merged with what earlier lines
+    /// left (the last date, connections, the multi-line buffer).
+    pub fn finish(
+        &mut self,
+        prepared: &Prepared,
+        found: &Found,
+        clock: &Clock,
+        check_all: bool,
+    ) -> Scanned {
+        let recent = self.last_date.filter(|d| *d > clock.now - LAST_DATE_AGE);
+        let (time, template) = match prepared.date {
+            Some((m, index)) => {
+                self.last_template = Some(index);
+                if let Some(time) = m.time {
+                    self.last_date = Some(time);
+                    (Some(time), Some(index))
+                } else {
+                    // A pattern that allows no date: the last one, else now.
+                    (recent.or(Some(clock.now)), Some(index))
+                }
+            }
+            None => (recent, None),
         };
         self.tracker.set_now(clock.now);
-        let checked = self.tracker.check(&self.filter, &self.text, check_all);
+        let checked = match &prepared.stage {
+            Stage::Searched(searched) => self.tracker.apply(searched, found, check_all),
+            Stage::Buffered(text) => self
+                .tracker
+                .check(&self.filter, found.text(*text), check_all),
+        };
         Scanned {
             time,
             template,
             checked,
         }
+    }
+
+    /// The date pattern that found the last date, which is tried first on the next line:
+    /// the one state that [`Scanner::prepare`] depends on.
+    #[must_use]
+    pub fn date_order(&self) -> Option<usize> {
+        self.last_template
+    }
+
+    /// Sets what [`Scanner::date_order`] returns.
+    pub fn set_date_order(&mut self, last: Option<usize>) {
+        self.last_template = last;
     }
 
     /// Reads one line whose time is known apart from its text (the journal's).

@@ -10,7 +10,7 @@
 //! This is fail2ban's `Filter._mergeFailure` and `findFailure` (failure ids and multi-line
 //! buffers). Pure: the state is this value; lines and the present go in, failures come out.
 
-use std::{borrow::Cow, collections::BTreeSet};
+use std::collections::BTreeSet;
 
 use indexmap::IndexMap;
 
@@ -142,6 +142,8 @@ pub struct Tracker {
     buffer: Vec<String>,
     /// The present (seconds since the epoch), which ages connections.
     now: i64,
+    /// Room for what [`Tracker::check`] finds in one line.
+    found: Found,
 }
 
 impl Tracker {
@@ -276,7 +278,12 @@ impl Tracker {
     /// the others stay for the lines to come.
     pub fn check(&mut self, filter: &Filter, line: &str, check_all: bool) -> Checked {
         if filter.maxlines <= 1 {
-            return self.find(filter, line, Lines::One, check_all);
+            let mut found = std::mem::take(&mut self.found);
+            found.clear();
+            let searched = self.search(filter, line, check_all, &mut found);
+            let checked = self.apply(&searched, &found, check_all);
+            self.found = found;
+            return checked;
         }
         // The lines buffered before, less the one this line pushes out of a full buffer.
         let full = self.buffer.len() >= filter.maxlines;
@@ -285,82 +292,134 @@ impl Tracker {
         let excess = self.buffer.len().saturating_sub(filter.maxlines);
         self.buffer.drain(..excess);
         let org = self.buffer.clone();
-        let mut checked = self.find(filter, &joined(&org), Lines::Buffer(&org), check_all);
+        let mut checked = self.find_in_buffer(filter, &joined(&org), &org, check_all);
         checked.released = earlier.iter().filter(|l| !self.buffer.contains(l)).count();
         checked
     }
 
-    /// fail2ban's `findFailure` on `text` (the line, or the buffer joined).
-    fn find(&mut self, filter: &Filter, text: &str, org: Lines<'_>, check_all: bool) -> Checked {
-        let mut out = Checked::default();
-        // With few ignoreregexes fail2ban tries them on the whole buffer first.
-        if !filter.ignoreregex.is_empty()
-            && filter.ignoreregex.len() + 2 < filter.failregex.len()
-            && filter.ignored(text)
-        {
-            out.ignored = true;
-            return out;
-        }
-        if !filter.may_match(text) {
-            return out;
-        }
-        let line = text;
+    /// What the patterns of a one-line filter (`maxlines` 1) find in `line`, apart from what
+    /// earlier lines left: the first half of [`Tracker::check`], which depends on no state,
+    /// so that lines may be searched out of order (on other threads) and applied in order.
+    /// Only the room kept for groups is taken from `self`; what the search finds goes to
+    /// `found`, to be read by [`Tracker::apply`].
+    pub fn search(
+        &mut self,
+        filter: &Filter,
+        line: &str,
+        check_all: bool,
+        found: &mut Found,
+    ) -> Searched {
+        debug_assert!(filter.maxlines <= 1);
+        let mut out = Searched {
+            ignored: false,
+            hits: found.hits.len()..found.hits.len(),
+        };
         let plain = Jit::serves(line);
-        let mut text = Cow::Borrowed(text);
-        // The prefregex's groups (in `line`) and a failregex's (in `text`), by span.
         let mut pre = std::mem::take(&mut self.pre_spans);
-        let mut found = std::mem::take(&mut self.spans);
-        pre.clear();
-        if let Some(pref) = &filter.prefregex {
-            if !matches!(pref.search_spans_in(line, plain, &mut pre), Ok(Some(_))) {
-                self.pre_spans = pre;
-                self.spans = found;
-                return out;
-            }
-            if let Some(at) = pre.iter().position(|(name, _)| *name == "content") {
-                let (_, (start, end)) = pre.remove(at);
-                if start < end {
-                    // The failregexes see the content only; so does the buffer from now on.
-                    if let Lines::Buffer(_) = org {
-                        self.buffer = vec![line[start..end].to_string()];
+        let mut groups = std::mem::take(&mut self.spans);
+        match open(filter, line, plain, &mut pre) {
+            Gate::Ignored => out.ignored = true,
+            Gate::Closed => {}
+            Gate::Open(content) => {
+                let text = content.map_or(line, |(start, end)| &line[start..end]);
+                let candidates = filter.candidates(text);
+                for (regex, re) in filter.failregex.iter().enumerate() {
+                    if !literals::has(candidates, regex) {
+                        continue;
                     }
-                    text = Cow::Borrowed(&line[start..end]);
+                    if !matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_))) {
+                        continue;
+                    }
+                    let fields = found.push_fields(&pre, line, &groups, text);
+                    found.hits.push(Matched {
+                        regex,
+                        fields,
+                        ignored: filter.ignored(text),
+                    });
+                    out.hits.end += 1;
+                    if !check_all {
+                        break;
+                    }
                 }
             }
         }
+        self.pre_spans = pre;
+        self.spans = groups;
+        out
+    }
+
+    /// Merges what [`Tracker::search`] found in a line with what earlier lines left: the
+    /// second half of [`Tracker::check`]. Lines must come in their order.
+    pub fn apply(&mut self, searched: &Searched, found: &Found, check_all: bool) -> Checked {
+        let mut out = Checked {
+            ignored: searched.ignored,
+            ..Checked::default()
+        };
+        for hit in &found.hits[searched.hits.clone()] {
+            if hit.ignored {
+                out.ignored = true;
+                if !check_all {
+                    break;
+                }
+                continue;
+            }
+            let fields = found.fields(hit.fields.clone());
+            let (failure, stop) = self.record(hit.regex, fields, 1, check_all);
+            out.failures.extend(failure);
+            if stop || !check_all {
+                break;
+            }
+        }
+        out
+    }
+
+    /// fail2ban's `findFailure` on a multi-line buffer, `text` (the lines of `org` joined).
+    fn find_in_buffer(
+        &mut self,
+        filter: &Filter,
+        text: &str,
+        org: &[String],
+        check_all: bool,
+    ) -> Checked {
+        let mut out = Checked::default();
+        let line = text;
+        let mut pre = std::mem::take(&mut self.pre_spans);
+        let mut found = std::mem::take(&mut self.spans);
+        let gate = open(filter, line, false, &mut pre);
+        let Gate::Open(content) = gate else {
+            out.ignored = matches!(gate, Gate::Ignored);
+            self.pre_spans = pre;
+            self.spans = found;
+            return out;
+        };
+        let mut text = match content {
+            Some((start, end)) => {
+                // The failregexes see the content only; so does the buffer from now on.
+                self.buffer = vec![line[start..end].to_string()];
+                line[start..end].to_string()
+            }
+            None => line.to_string(),
+        };
         let mut candidates = filter.candidates(&text);
         for (regex, re) in filter.failregex.iter().enumerate() {
             if !literals::has(candidates, regex) {
                 continue;
             }
-            // A part of a plain line is plain; a joined buffer has line breaks.
-            let serves = plain && matches!(text, Cow::Borrowed(_));
-            let Ok(Some(span)) = re.search_spans_in(&text, serves, &mut found) else {
+            // A joined buffer has line breaks: the JIT does not serve it.
+            let Ok(Some(span)) = re.search_spans_in(&text, false, &mut found) else {
                 continue;
             };
-            // The failure's fields: the prefregex's, less those the failregex sets again.
-            let mut fields = Vec::with_capacity(pre.len() + found.len());
-            for (name, (s, e)) in &pre {
-                if !found.iter().any(|(n, _)| n == name) {
-                    fields.push((*name, line[*s..*e].to_string()));
-                }
-            }
-            for (name, (s, e)) in &found {
-                fields.push((*name, text[*s..*e].to_string()));
-            }
+            let mut kept = Found::default();
+            let range = kept.push_fields(&pre, line, &found, &text);
+            let fields = kept.fields(range);
             // An ignoreregex sees the lines the match spans; what it spans leaves the buffer.
-            let (lines, ignored) = match org {
-                Lines::One => (1, filter.ignored(&text)),
-                Lines::Buffer(org) => {
-                    let hit = Hit::new(&text, span, &found);
-                    let (matched, unmatched) = split_lines(&text, &hit, org);
-                    let ignored = filter.ignored(&joined(&matched));
-                    text = Cow::Owned(joined(&unmatched));
-                    candidates = filter.candidates(&text);
-                    self.buffer = unmatched;
-                    (matched.len(), ignored)
-                }
-            };
+            let hit = Hit::new(&text, span, &found);
+            let (matched, unmatched) = split_lines(&text, &hit, org);
+            let ignored = filter.ignored(&joined(&matched));
+            let lines = matched.len();
+            text = joined(&unmatched);
+            candidates = filter.candidates(&text);
+            self.buffer = unmatched;
             if ignored {
                 out.ignored = true;
                 if !check_all {
@@ -430,18 +489,132 @@ impl Tracker {
     }
 }
 
+/// What a one-line filter's patterns found in a line (see [`Tracker::search`]), kept in a
+/// [`Found`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Searched {
+    /// An ignoreregex matched before any failregex was tried.
+    ignored: bool,
+    /// The failregexes that matched, in order (without `check_all`, the first only): where
+    /// they are in [`Found::hits`].
+    hits: std::ops::Range<usize>,
+}
+
+/// What searches found in the lines of a stretch of log, kept in three buffers for all of
+/// them, so that a search allocates nothing of its own: the buffers grow to the stretch's
+/// needs and are cleared, or sent to the thread that applies them, in one piece.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    hits: Vec<Matched>,
+    /// Every field: its name and where its value is in `text`.
+    fields: Vec<(Name, Span)>,
+    /// The fields' values, one after another.
+    text: String,
+}
+
+/// One failregex's match: its fields (the prefregex's, less those the failregex sets
+/// again), and whether an ignoreregex cancels it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Matched {
+    regex: usize,
+    /// Where its fields are in [`Found::fields`].
+    fields: std::ops::Range<usize>,
+    ignored: bool,
+}
+
+impl Found {
+    /// Forgets everything, keeping the room.
+    pub fn clear(&mut self) {
+        self.hits.clear();
+        self.fields.clear();
+        self.text.clear();
+    }
+
+    /// Keeps `text`, and says where it is.
+    pub fn push_text(&mut self, text: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(text);
+        (start, self.text.len())
+    }
+
+    /// The text kept at `span`.
+    #[must_use]
+    pub fn text(&self, (start, end): Span) -> &str {
+        &self.text[start..end]
+    }
+
+    /// Keeps a match's fields: the prefregex's groups (`pre`, in `line`), less those the
+    /// failregex sets again, then the failregex's (`groups`, in `text`).
+    fn push_fields(
+        &mut self,
+        pre: &[(Name, Span)],
+        line: &str,
+        groups: &[(Name, Span)],
+        text: &str,
+    ) -> std::ops::Range<usize> {
+        let first = self.fields.len();
+        for (name, (s, e)) in pre {
+            if !groups.iter().any(|(n, _)| n == name) {
+                let span = self.push_text(&line[*s..*e]);
+                self.fields.push((*name, span));
+            }
+        }
+        for (name, (s, e)) in groups {
+            let span = self.push_text(&text[*s..*e]);
+            self.fields.push((*name, span));
+        }
+        first..self.fields.len()
+    }
+
+    /// The fields kept at `range`, as a failure carries them.
+    fn fields(&self, range: std::ops::Range<usize>) -> Vec<(Name, String)> {
+        self.fields[range]
+            .iter()
+            .map(|(name, span)| (*name, self.text(*span).to_string()))
+            .collect()
+    }
+}
+
+/// How far fail2ban's first steps let a text through.
+enum Gate {
+    /// An ignoreregex matched the whole text (tried first when there are few of them).
+    Ignored,
+    /// No failregex can match: no required string is there, or the prefregex failed.
+    Closed,
+    /// The failregexes search on: in the prefregex's content (a non-empty span), or in
+    /// the whole text (`None`).
+    Open(Option<Span>),
+}
+
+/// fail2ban's steps before the failregexes, on `text`: an early ignoreregex check, the
+/// literal prefilter, the prefregex, whose other groups go to `pre`.
+fn open(filter: &Filter, text: &str, plain: bool, pre: &mut Vec<(Name, Span)>) -> Gate {
+    pre.clear();
+    // With few ignoreregexes fail2ban tries them on the whole text first.
+    if !filter.ignoreregex.is_empty()
+        && filter.ignoreregex.len() + 2 < filter.failregex.len()
+        && filter.ignored(text)
+    {
+        return Gate::Ignored;
+    }
+    if !filter.may_match(text) {
+        return Gate::Closed;
+    }
+    let Some(pref) = &filter.prefregex else {
+        return Gate::Open(None);
+    };
+    if !matches!(pref.search_spans_in(text, plain, pre), Ok(Some(_))) {
+        return Gate::Closed;
+    }
+    let content = pre.iter().position(|(name, _)| *name == "content");
+    Gate::Open(content.map(|at| pre.remove(at).1).filter(|(s, e)| s < e))
+}
+
 /// Where a merged failure's state is: its own (no id, or a connection just ended), or a
 /// remembered connection's, by index.
 enum Merged {
     Owned(State),
     Cached(usize),
-}
-
-/// What a filter's patterns search: one line, or a multi-line buffer.
-#[derive(Clone, Copy)]
-enum Lines<'a> {
-    One,
-    Buffer(&'a [String]),
 }
 
 /// A multi-line buffer as its patterns see it: the lines, each ending in a newline.

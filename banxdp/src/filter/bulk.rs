@@ -1,0 +1,533 @@
+//! A whole log read on several cores, with the answers one scanner reading it line by line
+//! would give (`banxdp regex` on a file).
+//!
+//! The log is cut into chunks of whole lines. Worker threads, each with its own copy of the
+//! scanner, *prepare* the lines of one chunk at a time ([`Scanner::prepare`]: the date found
+//! and cut out, a one-line filter's patterns searched); the calling thread *finishes* them
+//! in the log's order ([`Scanner::finish`]: the last date, connections, multi-line buffers).
+//!
+//! Preparing depends on one piece of state, the date pattern that found the last line's date,
+//! which is tried first ([`Scanner::date_order`]). A worker starts each chunk without it, as
+//! if the chunk began the log. The finishing scanner knows the real one; while the two
+//! differ it prepares the chunk's lines again itself, and from the first line after which
+//! they agree, the worker's answers are the ones it would have found. On a log in one date
+//! format that is one line per chunk.
+
+use std::{
+    borrow::Cow,
+    collections::BTreeMap,
+    io::{self, Read},
+    ops::Range,
+    sync::{Condvar, Mutex, mpsc},
+};
+
+use super::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
+
+/// How a log is read.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Worker threads; 0 or 1 reads the log on the calling thread alone.
+    pub threads: usize,
+    /// Bytes per chunk (a chunk holds whole lines, so it may be longer).
+    pub chunk: usize,
+    /// Every failregex counts (see [`Scanner::line`]).
+    pub check_all: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            chunk: 256 << 10,
+            check_all: false,
+        }
+    }
+}
+
+/// What a line is to [`scan`]'s caller.
+pub struct Line<'a> {
+    /// 0-based number of the line in the log.
+    pub index: usize,
+    /// Its bytes, without the line end (see [`Line::text`]).
+    pub bytes: &'a [u8],
+    /// What the scanner found; `None` for a line the caller's `skip` left out.
+    pub scanned: Option<Scanned>,
+    /// The scanner that finished the line (for the names of its date patterns).
+    pub scanner: &'a Scanner,
+}
+
+impl Line<'_> {
+    /// The line's text, invalid UTF-8 replaced.
+    #[must_use]
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes)
+    }
+}
+
+/// Reads every line of `input` through `scanner`, handing each to `each` in order; lines
+/// for which `skip` is true are handed on without reaching the scanner. The answers are
+/// those of [`Scanner::line`] on each line in turn, whatever `options.threads`.
+pub fn scan(
+    input: &mut (dyn Read + Send),
+    scanner: &mut Scanner,
+    clock: &Clock,
+    options: Options,
+    skip: fn(&str) -> bool,
+    each: &mut dyn FnMut(Line<'_>),
+) -> io::Result<()> {
+    let mut chunks = Chunks::new(input, options.chunk.max(1));
+    let mut base = 0;
+    if options.threads <= 1 {
+        while let Some(data) = chunks.next()? {
+            for range in lines(&data) {
+                let bytes = trimmed(&data[range]);
+                let text = text_of(bytes);
+                let read = (!skip(&text)).then(|| scanner.line(&text, clock, options.check_all));
+                each(Line {
+                    index: base,
+                    bytes,
+                    scanned: read,
+                    scanner,
+                });
+                base += 1;
+            }
+        }
+        return Ok(());
+    }
+    let limit = options.threads * 4;
+    let shared = Shared {
+        state: Mutex::new(Queue {
+            chunks,
+            next: 0,
+            finished: 0,
+        }),
+        room: Condvar::new(),
+    };
+    let (send, receive) = mpsc::channel::<io::Result<Prepped>>();
+    std::thread::scope(|threads| {
+        for _ in 0..options.threads {
+            let send = send.clone();
+            let mut own = scanner.clone();
+            let shared = &shared;
+            threads.spawn(move || {
+                loop {
+                    let (seq, data) = match shared.take(limit) {
+                        Ok(Some(next)) => next,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = send.send(Err(e));
+                            break;
+                        }
+                    };
+                    let mut found = Found::default();
+                    let lines =
+                        prepare(&mut own, &data, clock, options.check_all, skip, &mut found);
+                    let prepped = Prepped {
+                        seq,
+                        data,
+                        lines,
+                        found,
+                    };
+                    if send.send(Ok(prepped)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(send);
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        let outcome = (|| {
+            for prepped in &receive {
+                let prepped = prepped?;
+                waiting.insert(prepped.seq, prepped);
+                while let Some(prepped) = waiting.remove(&next) {
+                    base += finish(scanner, prepped, base, clock, options.check_all, each);
+                    next += 1;
+                    shared.finished(next);
+                }
+            }
+            Ok(())
+        })();
+        // Whatever happened, the workers stop at their next chunk.
+        shared.finished(usize::MAX - limit);
+        shared.state.lock().expect("not poisoned").chunks.stop();
+        drop(receive);
+        outcome
+    })
+}
+
+/// A chunk's lines, prepared by a worker.
+struct Prepped {
+    seq: usize,
+    data: Vec<u8>,
+    /// Each line's place in `data`, and what the worker made of it (`None`: skipped).
+    lines: Vec<(Range<usize>, Option<Prepared>)>,
+    found: Found,
+}
+
+/// The chunks still to read, shared by the workers, and how far the finishing has come:
+/// workers wait for it when they are `limit` chunks ahead, so memory stays bounded however
+/// long one chunk takes.
+struct Shared<'r> {
+    state: Mutex<Queue<'r>>,
+    room: Condvar,
+}
+
+struct Queue<'r> {
+    chunks: Chunks<'r>,
+    /// The number of the next chunk read.
+    next: usize,
+    /// Chunks finished so far.
+    finished: usize,
+}
+
+impl Shared<'_> {
+    fn take(&self, limit: usize) -> io::Result<Option<(usize, Vec<u8>)>> {
+        let mut state = self.state.lock().expect("not poisoned");
+        while state.next >= state.finished + limit {
+            state = self.room.wait(state).expect("not poisoned");
+        }
+        let Some(data) = state.chunks.next()? else {
+            return Ok(None);
+        };
+        state.next += 1;
+        Ok(Some((state.next - 1, data)))
+    }
+
+    fn finished(&self, count: usize) {
+        self.state.lock().expect("not poisoned").finished = count;
+        self.room.notify_all();
+    }
+}
+
+/// A worker's part: the chunk's lines prepared from a fresh date order.
+fn prepare(
+    scanner: &mut Scanner,
+    data: &[u8],
+    clock: &Clock,
+    check_all: bool,
+    skip: fn(&str) -> bool,
+    found: &mut Found,
+) -> Vec<(Range<usize>, Option<Prepared>)> {
+    scanner.set_date_order(None);
+    lines(data)
+        .map(|range| {
+            let text = text_of(trimmed(&data[range.clone()]));
+            let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
+            (range, prepared)
+        })
+        .collect()
+}
+
+/// The finishing thread's part: the chunk's lines finished in order, those prepared from
+/// another date order than the real one prepared again; the number of lines.
+fn finish(
+    scanner: &mut Scanner,
+    prepped: Prepped,
+    base: usize,
+    clock: &Clock,
+    check_all: bool,
+    each: &mut dyn FnMut(Line<'_>),
+) -> usize {
+    let count = prepped.lines.len();
+    let mut own = Found::default();
+    // The worker's date order before the current line; equal to the real one from some line
+    // on, and from then on the worker's answers are the real ones.
+    let mut worker = None;
+    let mut agree = false;
+    for (n, (range, prepared)) in prepped.lines.into_iter().enumerate() {
+        let bytes = trimmed(&prepped.data[range]);
+        let read = prepared.map(|prepared| {
+            agree = agree || scanner.date_order() == worker;
+            if agree {
+                return scanner.finish(&prepared, &prepped.found, clock, check_all);
+            }
+            worker = prepared.template().or(worker);
+            own.clear();
+            let again = scanner.prepare(&text_of(bytes), clock, check_all, &mut own);
+            scanner.finish(&again, &own, clock, check_all)
+        });
+        each(Line {
+            index: base + n,
+            bytes,
+            scanned: read,
+            scanner,
+        });
+    }
+    count
+}
+
+/// The lines of a chunk: the text between line ends, without a last empty one after the
+/// final line end.
+fn lines(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+        let line = start..end;
+        start = end + 1;
+        Some(line)
+    })
+}
+
+/// A line without the carriage returns before its end.
+fn trimmed(line: &[u8]) -> &[u8] {
+    let end = line.iter().rposition(|b| *b != b'\r').map_or(0, |p| p + 1);
+    &line[..end]
+}
+
+/// A line's text, invalid UTF-8 replaced (checked first the fast way: it is rare).
+fn text_of(line: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// A log read in chunks of whole lines.
+struct Chunks<'r> {
+    input: &'r mut (dyn Read + Send),
+    size: usize,
+    /// The start of a line read with the last chunk.
+    carry: Vec<u8>,
+    ended: bool,
+}
+
+impl<'r> Chunks<'r> {
+    fn new(input: &'r mut (dyn Read + Send), size: usize) -> Self {
+        Self {
+            input,
+            size,
+            carry: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// The next chunk: at least `size` bytes up to a line end, or the rest of the log.
+    fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut chunk = std::mem::take(&mut self.carry);
+        // Where a line end may be: not in what was searched before.
+        let mut searched = 0;
+        loop {
+            if chunk.len() >= self.size {
+                if let Some(end) = memchr::memrchr(b'\n', &chunk[searched..]) {
+                    self.carry = chunk.split_off(searched + end + 1);
+                    return Ok(Some(chunk));
+                }
+                searched = chunk.len();
+            }
+            if self.ended {
+                return Ok((!chunk.is_empty()).then_some(chunk));
+            }
+            let old = chunk.len();
+            chunk.resize(old + self.size, 0);
+            match self.input.read(&mut chunk[old..]) {
+                Ok(n) => {
+                    chunk.truncate(old + n);
+                    self.ended = n == 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => chunk.truncate(old),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads no more.
+    fn stop(&mut self) {
+        self.ended = true;
+        self.carry.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{FilterSpec, date::fixed::utc};
+
+    /// What a scanner reading `log` line by line gives, with each line's number and text.
+    fn one_by_one(spec: &FilterSpec, log: &[u8]) -> Vec<(usize, String, Option<Scanned>)> {
+        let mut scanner = Scanner::new(spec, 2026).unwrap();
+        let text = String::from_utf8_lossy(log);
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        if lines.last() == Some(&"") {
+            lines.pop();
+        }
+        lines
+            .into_iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let line = line.trim_end_matches('\r');
+                let read = (!skipped(line)).then(|| scanner.line(line, &utc(), false));
+                (index, line.to_string(), read)
+            })
+            .collect()
+    }
+
+    fn skipped(line: &str) -> bool {
+        line.is_empty() || line.starts_with('#')
+    }
+
+    fn in_bulk(
+        spec: &FilterSpec,
+        log: &[u8],
+        threads: usize,
+        chunk: usize,
+    ) -> Vec<(usize, String, Option<Scanned>)> {
+        let mut scanner = Scanner::new(spec, 2026).unwrap();
+        let mut out = Vec::new();
+        let options = Options {
+            threads,
+            chunk,
+            check_all: false,
+        };
+        scan(
+            &mut &log[..],
+            &mut scanner,
+            &utc(),
+            options,
+            skipped,
+            &mut |line| {
+                out.push((line.index, line.text().into_owned(), line.scanned));
+            },
+        )
+        .unwrap();
+        out
+    }
+
+    /// A log that tells date orders apart: a line that only the `%Z`-first template reads
+    /// makes it the one tried first, and then it, not the plain syslog template, reads the
+    /// plain lines after it. Also connections across lines, a line break inside a chunk's
+    /// reach, CRLF, invalid UTF-8, comments and no final line end.
+    fn log() -> Vec<u8> {
+        let mut log = Vec::new();
+        for i in 0..300_u32 {
+            let pid = 100 + (i / 11) % 7;
+            let second = i % 60;
+            let line = match i % 11 {
+                0 => format!(
+                    "UTC Nov 21 11:{:02}:{second:02} h sshd[{pid}]: Connection from 192.0.2.{}\n",
+                    i % 60,
+                    i % 250
+                ),
+                1 | 5 => format!(
+                    "Nov 21 11:{:02}:{second:02} h sshd[{pid}]: Failed password for root\n",
+                    i % 60
+                ),
+                2 => format!(
+                    "Nov 21 11:{:02}:{second:02} h sshd[{pid}]: Connection from 198.51.100.{}\r\n",
+                    i % 60,
+                    i % 250
+                ),
+                3 => "# a comment\n".to_string(),
+                4 => "\n".to_string(),
+                6 => format!(
+                    "Nov 21 11:{:02}:{second:02} h sshd[{pid}]: Failed password for j\u{fc}rgen\n",
+                    i % 60
+                ),
+                7 => format!(
+                    "2026-11-21 11:{:02}:{second:02} h sshd[{pid}]: Failed password for root\n",
+                    i % 60
+                ),
+                8 => format!(
+                    "no date at all, h sshd[{pid}]: Failed password for root {}\n",
+                    "x".repeat(i as usize)
+                ),
+                _ => format!(
+                    "Nov 21 11:{:02}:{second:02} h sshd[{pid}]: Accepted password for bob\n",
+                    i % 60
+                ),
+            };
+            log.extend_from_slice(line.as_bytes());
+            if i == 150 {
+                log.extend_from_slice(b"Nov 21 11:59:59 h sshd[1]: \xff\xfe bad bytes\n");
+            }
+        }
+        log.extend_from_slice(b"Nov 21 11:59:59 h sshd[100]: Failed password for root");
+        log
+    }
+
+    fn sshd_like(maxlines: usize) -> FilterSpec {
+        FilterSpec {
+            prefregex: Some(
+                r"^\s*<F-MLFID>\S+ sshd\[\d+\]: </F-MLFID><F-CONTENT>.+</F-CONTENT>$".into(),
+            ),
+            failregex: vec![
+                r"^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>".into(),
+                r"^Failed password for <F-USER>\S+</F-USER>".into(),
+                r"^<F-MLFFORGET><F-MLFGAINED>Accepted password</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER>$".into(),
+            ],
+            maxlines,
+            usedns: "no".into(),
+            ..FilterSpec::default()
+        }
+    }
+
+    #[test]
+    fn every_split_and_thread_count_gives_the_line_by_line_answers() {
+        let log = log();
+        let spec = sshd_like(1);
+        let want = one_by_one(&spec, &log);
+        assert!(
+            want.iter()
+                .filter_map(|(_, _, s)| s.as_ref())
+                .any(|s| !s.checked.failures.is_empty()),
+            "the log has failures"
+        );
+        // The `%Z` template's lines change the order, so chunks starting after them differ
+        // from a fresh start.
+        let templates: std::collections::BTreeSet<_> = want
+            .iter()
+            .filter_map(|(_, _, s)| s.as_ref()?.template)
+            .collect();
+        assert!(templates.len() >= 3, "{templates:?}");
+        for threads in [1, 2, 3] {
+            for chunk in [1, 7, 64, 333, 4096, 1 << 20] {
+                let got = in_bulk(&spec, &log, threads, chunk);
+                assert_eq!(
+                    got.len(),
+                    want.len(),
+                    "{threads} threads, chunks of {chunk}"
+                );
+                for (got, want) in got.iter().zip(&want) {
+                    assert_eq!(got, want, "{threads} threads, chunks of {chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fresh_date_order_differs_and_is_corrected() {
+        // The premise of the test above: from a fresh start a plain line is read by another
+        // template than after a `%Z` line.
+        let mut scanner = Scanner::new(&sshd_like(1), 2026).unwrap();
+        let plain = "Nov 21 11:00:00 h sshd[1]: Accepted password for bob";
+        let fresh = scanner.line(plain, &utc(), false).template;
+        scanner.line("UTC Nov 21 11:00:00 h sshd[1]: x", &utc(), false);
+        let after = scanner.line(plain, &utc(), false).template;
+        assert_ne!(fresh, after);
+    }
+
+    #[test]
+    fn multi_line_filters_are_read_alike_too() {
+        let log = log();
+        let mut spec = sshd_like(3);
+        spec.prefregex = None;
+        spec.failregex = vec![
+            r"sshd\[(?P<pid>\d+)\]: Connection from <HOST>\n(?:.*\n)?.*sshd\[(?P=pid)\]: Failed"
+                .into(),
+        ];
+        let want = one_by_one(&spec, &log);
+        assert!(
+            want.iter()
+                .filter_map(|(_, _, s)| s.as_ref())
+                .any(|s| !s.checked.failures.is_empty()),
+            "the log has multi-line failures"
+        );
+        for (threads, chunk) in [(2, 50), (3, 1000)] {
+            assert_eq!(in_bulk(&spec, &log, threads, chunk), want);
+        }
+    }
+}
