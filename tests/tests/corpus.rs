@@ -204,7 +204,7 @@ fn check_line(
             continue;
         }
         let got = if key == "host" {
-            failure.raw.clone()
+            failure.raw.as_ref().map(ToString::to_string)
         } else if key == "attempts" {
             Some(failure.attempts.to_string())
         } else {
@@ -212,7 +212,7 @@ fn check_line(
                 .fields
                 .iter()
                 .find(|(n, _)| n == key)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.to_string())
         };
         if want.is_null() {
             if got.as_deref().is_some_and(|g| !g.is_empty()) {

@@ -322,16 +322,10 @@ impl<'r> Chunks<'r> {
             if self.ended {
                 return Ok((!chunk.is_empty()).then_some(chunk));
             }
-            let old = chunk.len();
-            chunk.resize(old + self.size, 0);
-            match self.input.read(&mut chunk[old..]) {
-                Ok(n) => {
-                    chunk.truncate(old + n);
-                    self.ended = n == 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => chunk.truncate(old),
-                Err(e) => return Err(e),
-            }
+            // (`read_to_end` reads into the vector's spare room without zeroing it first.)
+            let want = self.size as u64;
+            let n = (&mut *self.input).take(want).read_to_end(&mut chunk)?;
+            self.ended = (n as u64) < want;
         }
     }
 

@@ -166,25 +166,66 @@ impl Prefilter {
     #[must_use]
     pub fn candidates(&self, text: &str) -> u128 {
         let mut mask = self.always;
-        let Some(scanner) = &self.any else {
-            return mask;
-        };
         let all = mask | self.with_strings;
+        self.each_string(text, |_, string| {
+            mask |= bit(self.owner[string]);
+            mask != all
+        });
+        mask
+    }
+
+    /// Every string present in `text`, as (start, end, pattern) in `hits`, which is cleared
+    /// first; and whether any pattern may match `text` (as [`Prefilter::any`]). One scan
+    /// serves both the question whether to go on with a line, and, through
+    /// [`Prefilter::candidates_within`], which patterns may match a part of it.
+    pub fn find_all(&self, text: &str, hits: &mut Vec<(usize, usize, usize)>) -> bool {
+        hits.clear();
+        self.each_string(text, |start, string| {
+            let end = start + self.strings[string].len();
+            hits.push((start, end, self.owner[string]));
+            true
+        });
+        self.may_always() || !hits.is_empty()
+    }
+
+    /// The patterns that may match the part `start..end` of a text whose strings
+    /// [`Prefilter::find_all`] found: [`Prefilter::candidates`] of that part.
+    #[must_use]
+    pub fn candidates_within(
+        &self,
+        hits: &[(usize, usize, usize)],
+        (start, end): (usize, usize),
+    ) -> u128 {
+        hits.iter()
+            .filter(|(s, e, _)| *s >= start && *e <= end)
+            .fold(self.always, |mask, (_, _, pattern)| mask | bit(*pattern))
+    }
+
+    /// Calls `found(start, string)` for every string present in `text`, in the order of
+    /// their starts, while it returns true.
+    fn each_string(&self, text: &str, mut found: impl FnMut(usize, usize) -> bool) {
+        let Some(scanner) = &self.any else {
+            return;
+        };
         let bytes = text.as_bytes();
         let mut from = 0;
-        while mask != all && from < bytes.len() {
-            let Some(found) = scanner.find(Input::new(text).span(from..bytes.len())) else {
-                break;
+        while from < bytes.len() {
+            let Some(next) = scanner.find(Input::new(text).span(from..bytes.len())) else {
+                return;
             };
-            let at = found.start();
+            let at = next.start();
             for &index in &self.by_first_byte[usize::from(bytes[at])] {
-                if bytes[at..].starts_with(self.strings[index].as_bytes()) {
-                    mask |= bit(self.owner[index]);
+                if bytes[at..].starts_with(self.strings[index].as_bytes()) && !found(at, index) {
+                    return;
                 }
             }
             from = at + 1;
         }
-        mask
+    }
+
+    /// Whether some pattern is a candidate whatever the text.
+    fn may_always(&self) -> bool {
+        self.count > 0 && (self.always != 0 || self.count > MASKED)
     }
 
     /// Whether any pattern may match `text`.
@@ -193,7 +234,7 @@ impl Prefilter {
         if self.count == 0 {
             return false;
         }
-        if self.always != 0 {
+        if self.may_always() {
             return true;
         }
         self.any
@@ -268,6 +309,17 @@ mod tests {
     }
 
     #[test]
+    fn patterns_past_the_mask_are_always_candidates() {
+        let mut patterns: Vec<String> = (0..MASKED).map(|i| format!("word{i} ")).collect();
+        patterns.push("late".into());
+        let filter = Prefilter::new(patterns.iter().map(String::as_str));
+        assert!(filter.any("nothing of theirs"));
+        assert!(filter.find_all("nothing of theirs", &mut Vec::new()));
+        assert!(has(filter.candidates("nothing"), MASKED));
+        assert!(!has(filter.candidates("nothing"), 0));
+    }
+
+    #[test]
     fn strings_inside_overlapping_or_sharing_a_start_are_all_found() {
         // Strings that share a start, hold one another, or overlap at their ends; each
         // pattern's bit must be set exactly when one of its strings is in the text.
@@ -312,6 +364,19 @@ mod tests {
                 }
             });
             assert_eq!(filter.candidates(&text), want, "{text:?}");
+            // The strings found once in the whole text give each part's candidates.
+            let mut hits = Vec::new();
+            assert_eq!(filter.find_all(&text, &mut hits), want != 0);
+            let start = usize::try_from(seed % 7).unwrap().min(text.len());
+            let end = text.len()
+                - usize::try_from((seed >> 8) % 7)
+                    .unwrap()
+                    .min(text.len() - start);
+            assert_eq!(
+                filter.candidates_within(&hits, (start, end)),
+                filter.candidates(&text[start..end]),
+                "{text:?} {start}..{end}"
+            );
         }
         assert_eq!(
             filter.candidates("Failed publickey for invalid user x"),

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::{
     literals::Prefilter,
-    pattern::{Compiled, Name, PatternError, intern},
+    pattern::{Compiled, Name, PatternError, Span, Value, intern},
     tracker::Tracked,
 };
 
@@ -84,9 +84,9 @@ pub struct Failure {
     pub regex: usize,
     pub host: Host,
     /// The host as it stood in the line (`::ffff:` prefixes aside).
-    pub raw: String,
+    pub raw: Value,
     /// Every named group that matched (prefregex's, then failregex's).
-    pub fields: Vec<(Name, String)>,
+    pub fields: Vec<(Name, Value)>,
     /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
     pub nofail: bool,
 }
@@ -103,8 +103,8 @@ pub enum Outcome {
 
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
-pub(super) fn merge_alternates(fields: &mut Vec<(Name, String)>) {
-    let mut alternates: Vec<(Name, Name, String)> = fields
+pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
+    let mut alternates: Vec<(Name, Name, Value)> = fields
         .iter()
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix("alt_")?;
@@ -217,6 +217,23 @@ impl Filter {
         self.failregex_literals.candidates(text)
     }
 
+    /// As [`Filter::may_match`], keeping where the failregexes' strings are in `text` for
+    /// [`Filter::candidates_within`].
+    pub(super) fn may_match_keeping(
+        &self,
+        text: &str,
+        hits: &mut Vec<(usize, usize, usize)>,
+    ) -> bool {
+        self.prefregex_literals.as_ref().is_none_or(|p| p.any(text))
+            && self.failregex_literals.find_all(text, hits)
+    }
+
+    /// The failregexes that may match the part `span` of a text whose strings
+    /// [`Filter::may_match_keeping`] kept.
+    pub(super) fn candidates_within(&self, hits: &[(usize, usize, usize)], span: Span) -> u128 {
+        self.failregex_literals.candidates_within(hits, span)
+    }
+
     /// Whether an ignoreregex matches `text`.
     pub(super) fn ignored(&self, text: &str) -> bool {
         self.ignoreregex
@@ -268,20 +285,17 @@ impl Filter {
 /// The host of a match: the address, else the name, else the failure id, with the text as
 /// it stood. Text shaped like an address that is none (`192.030.0.6`) stays an id: reported,
 /// but nothing XDP can ban.
-pub(super) fn host_of<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<(Host, String)> {
+pub(super) fn host_of<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<(Host, Value)> {
     let cidr = get("cidr").and_then(|c| c.parse::<u8>().ok());
     let address = get("ip4").or_else(|| get("ip6"));
-    let raw = address
-        .or_else(|| get("dns"))
-        .or_else(|| get("fid"))?
-        .to_string();
+    let raw = address.or_else(|| get("dns")).or_else(|| get("fid"))?;
     let host = match raw.parse::<IpAddr>() {
         Ok(addr) => Host::Ip(addr, cidr),
-        Err(_) if address.is_some() => Host::Id(raw.clone()),
-        Err(_) if get("dns").is_some() => Host::Name(raw.clone()),
-        Err(_) => Host::Id(raw.clone()),
+        Err(_) if address.is_some() => Host::Id(raw.to_string()),
+        Err(_) if get("dns").is_some() => Host::Name(raw.to_string()),
+        Err(_) => Host::Id(raw.to_string()),
     };
-    Some((host, raw))
+    Some((host, raw.into()))
 }
 
 #[cfg(test)]

@@ -297,6 +297,10 @@ pub fn intern(name: &str) -> Name {
 /// Where a match or a group lies in the text searched: start and end.
 pub type Span = (usize, usize);
 
+/// A field's value: most are short (addresses, user names, process ids) and are kept inline,
+/// so that copying a failure's fields from line to line allocates nothing.
+pub type Value = compact_str::CompactString;
+
 /// A match: where it lies in the text searched, and its named groups that took part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hit {

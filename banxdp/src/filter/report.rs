@@ -5,7 +5,11 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::{Host, Scanned, Scanner, date::Clock, pattern::Name};
+use super::{
+    Host, Scanned, Scanner,
+    date::Clock,
+    pattern::{Name, Value},
+};
 
 /// One failure found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,7 +20,7 @@ pub struct Found {
     pub time: Option<i64>,
     pub host: Host,
     pub regex: usize,
-    pub fields: Vec<(Name, String)>,
+    pub fields: Vec<(Name, Value)>,
 }
 
 /// Counts and failures of a run.

@@ -19,7 +19,7 @@ use super::{
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
-    pattern::{Hit, Name, Span},
+    pattern::{Hit, Name, Span, Value},
 };
 
 /// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
@@ -29,22 +29,22 @@ type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 /// Named groups in the order they were first set, as a Python dict keeps them: a handful of
 /// entries, searched faster in a row than through a hash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Groups(Vec<(Name, String)>);
+struct Groups(Vec<(Name, Value)>);
 
 impl Groups {
-    fn get(&self, key: &str) -> Option<&String> {
+    fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Sets `key`, in its place if it is there already.
-    fn insert(&mut self, key: Name, value: String) {
+    fn insert(&mut self, key: Name, value: Value) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some((_, old)) => *old = value,
             None => self.0.push((key, value)),
         }
     }
 
-    fn remove(&mut self, key: &str) -> Option<String> {
+    fn remove(&mut self, key: &str) -> Option<Value> {
         let at = self.0.iter().position(|(k, _)| *k == key)?;
         Some(self.0.remove(at).1)
     }
@@ -54,7 +54,7 @@ impl Groups {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
     groups: Groups,
-    users: Option<BTreeSet<String>>,
+    users: Option<BTreeSet<Value>>,
     /// Lines that make up the failure so far.
     matches: usize,
     /// Lines remembered from `<F-NOFAIL>` matches, which join the next failure.
@@ -77,7 +77,7 @@ impl State {
         if let Some(user) = user.filter(|u| !u.is_empty()) {
             let users = self.users.get_or_insert_with(BTreeSet::new);
             if !users.contains(user) {
-                users.insert(user.to_string());
+                users.insert(Value::from(user));
             }
         }
         self.users.as_ref().map_or(0, BTreeSet::len)
@@ -100,12 +100,12 @@ pub struct Tracked {
     pub regex: usize,
     /// `None` while the connection has no address yet (pending): not a failure.
     pub host: Option<Host>,
-    pub raw: Option<String>,
-    pub fields: Vec<(Name, String)>,
+    pub raw: Option<Value>,
+    pub fields: Vec<(Name, Value)>,
     /// Lines that made up the failure.
     pub attempts: usize,
     /// Every user the connection tried, sorted.
-    pub users: Vec<String>,
+    pub users: Vec<Value>,
     /// Known but not a failure (`<F-NOFAIL>`, or cancelled by `<F-MLFGAINED>`).
     pub nofail: bool,
 }
@@ -133,9 +133,11 @@ struct Connection {
 /// multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    connections: Map<String, Connection>,
+    connections: Map<Value, Connection>,
     /// Room for the groups of a line's matches, kept from line to line.
     pre_spans: Vec<(Name, Span)>,
+    /// Room for where the failregexes' required strings are in a line.
+    strings: Vec<(usize, usize, usize)>,
     spans: Vec<(Name, Span)>,
     /// The order the next new connection gets.
     order: u64,
@@ -185,7 +187,7 @@ impl Tracker {
         };
         self.order += 1;
         self.connections
-            .insert_full(mlfid.to_string(), connection)
+            .insert_full(Value::from(mlfid), connection)
             .0
     }
 
@@ -210,7 +212,7 @@ impl Tracker {
         let mut index = None;
         let (state, users) = if let Some(at) = self.connection_index(mlfid) {
             let cached = &mut self.connections[at].state;
-            let users = cached.update_users(fail.groups.get("user").map(String::as_str));
+            let users = cached.update_users(fail.groups.get("user").map(Value::as_str));
             if cached.pop_truthy("nofail") {
                 flags |= CACHED_NOFAIL;
             }
@@ -317,12 +319,14 @@ impl Tracker {
         let plain = Jit::serves(line);
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut groups = std::mem::take(&mut self.spans);
-        match open(filter, line, plain, &mut pre) {
+        let mut strings = std::mem::take(&mut self.strings);
+        match open(filter, line, plain, &mut pre, &mut strings) {
             Gate::Ignored => out.ignored = true,
             Gate::Closed => {}
             Gate::Open(content) => {
-                let text = content.map_or(line, |(start, end)| &line[start..end]);
-                let candidates = filter.candidates(text);
+                let span = content.unwrap_or((0, line.len()));
+                let text = &line[span.0..span.1];
+                let candidates = filter.candidates_within(&strings, span);
                 for (regex, re) in filter.failregex.iter().enumerate() {
                     if !literals::has(candidates, regex) {
                         continue;
@@ -345,6 +349,7 @@ impl Tracker {
         }
         self.pre_spans = pre;
         self.spans = groups;
+        self.strings = strings;
         out
     }
 
@@ -385,7 +390,7 @@ impl Tracker {
         let line = text;
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut found = std::mem::take(&mut self.spans);
-        let gate = open(filter, line, false, &mut pre);
+        let gate = open(filter, line, false, &mut pre, &mut Vec::new());
         let Gate::Open(content) = gate else {
             out.ignored = matches!(gate, Gate::Ignored);
             self.pre_spans = pre;
@@ -443,7 +448,7 @@ impl Tracker {
     fn record(
         &mut self,
         regex: usize,
-        mut fields: Vec<(Name, String)>,
+        mut fields: Vec<(Name, Value)>,
         lines: usize,
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
@@ -468,7 +473,7 @@ impl Tracker {
         if nofail && !check_all && mlfid.is_some() {
             return (None, true);
         }
-        let host = host_of(|k| state.groups.get(k).map(String::as_str));
+        let host = host_of(|k| state.groups.get(k).map(Value::as_str));
         if host.is_none() {
             // No address yet: the connection's failure is pending until one appears.
             state.pending = true;
@@ -476,10 +481,11 @@ impl Tracker {
                 return (None, true);
             }
         }
+        let (host, raw) = host.unzip();
         let failure = Tracked {
             regex,
-            raw: host.as_ref().map(|(_, raw)| raw.clone()),
-            host: host.map(|(h, _)| h),
+            raw,
+            host,
             fields: state.groups.0.clone(),
             attempts: state.matches,
             users: state.users.iter().flatten().cloned().collect(),
@@ -567,10 +573,10 @@ impl Found {
     }
 
     /// The fields kept at `range`, as a failure carries them.
-    fn fields(&self, range: std::ops::Range<usize>) -> Vec<(Name, String)> {
+    fn fields(&self, range: std::ops::Range<usize>) -> Vec<(Name, Value)> {
         self.fields[range]
             .iter()
-            .map(|(name, span)| (*name, self.text(*span).to_string()))
+            .map(|(name, span)| (*name, Value::from(self.text(*span))))
             .collect()
     }
 }
@@ -587,8 +593,15 @@ enum Gate {
 }
 
 /// fail2ban's steps before the failregexes, on `text`: an early ignoreregex check, the
-/// literal prefilter, the prefregex, whose other groups go to `pre`.
-fn open(filter: &Filter, text: &str, plain: bool, pre: &mut Vec<(Name, Span)>) -> Gate {
+/// literal prefilter (which keeps where the failregexes' strings are in `strings`), the
+/// prefregex, whose other groups go to `pre`.
+fn open(
+    filter: &Filter,
+    text: &str,
+    plain: bool,
+    pre: &mut Vec<(Name, Span)>,
+    strings: &mut Vec<(usize, usize, usize)>,
+) -> Gate {
     pre.clear();
     // With few ignoreregexes fail2ban tries them on the whole text first.
     if !filter.ignoreregex.is_empty()
@@ -597,7 +610,7 @@ fn open(filter: &Filter, text: &str, plain: bool, pre: &mut Vec<(Name, Span)>) -
     {
         return Gate::Ignored;
     }
-    if !filter.may_match(text) {
+    if !filter.may_match_keeping(text, strings) {
         return Gate::Closed;
     }
     let Some(pref) = &filter.prefregex else {
