@@ -39,9 +39,11 @@ pub struct Options {
     keep: Option<PathBuf>,
 }
 
-/// One run of a tool: wall seconds, peak resident memory in KiB, and its output file.
+/// One run of a tool: wall seconds, CPU seconds (user and system), peak resident memory in
+/// KiB.
 struct Run {
     seconds: f64,
+    cpu: f64,
     max_rss_kib: i64,
 }
 
@@ -67,8 +69,11 @@ fn measure(mut command: Command, out: &Path) -> Result<Run> {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{command:?} failed (status {status})"
     );
+    #[expect(clippy::cast_precision_loss, reason = "CPU seconds fit a double")]
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Run {
         seconds,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss,
     })
 }
@@ -193,61 +198,82 @@ pub fn run(options: &Options) -> Result<()> {
             .arg(&case.log)
             .arg(format!("/etc/fail2ban/filter.d/{}.conf", case.filter));
         let theirs = measure(command, &theirs_out)?;
-        eprintln!("{}: banxdp regex, {} runs...", case.filter, options.runs);
-        let ours_out = dir.join(format!("{}.banxdp", case.filter));
-        let mut best: Option<Run> = None;
-        for _ in 0..options.runs.max(1) {
-            let mut command = Command::new(&banxdp);
-            command
-                .args(["regex", "--json", "--config-dir", "/etc/fail2ban"])
-                .arg(&case.log)
-                .arg(case.filter);
-            let run = measure(command, &ours_out)?;
-            if best.as_ref().is_none_or(|b| run.seconds < b.seconds) {
-                best = Some(run);
+        let mut rows = vec![("fail2ban-regex".to_string(), theirs, theirs_out)];
+        // banxdp on every core (its default), and on one.
+        for (label, threads) in [
+            ("banxdp regex", None),
+            ("banxdp regex --threads 1", Some(1)),
+        ] {
+            eprintln!("{}: {label}, {} runs...", case.filter, options.runs);
+            let out = dir.join(format!(
+                "{}.banxdp{}",
+                case.filter,
+                threads.map_or("", |_| "1")
+            ));
+            let mut best: Option<Run> = None;
+            for _ in 0..options.runs.max(1) {
+                let mut command = Command::new(&banxdp);
+                command.args(["regex", "--json", "--config-dir", "/etc/fail2ban"]);
+                if let Some(threads) = threads {
+                    command.arg(format!("--threads={threads}"));
+                }
+                command.arg(&case.log).arg(case.filter);
+                let run = measure(command, &out)?;
+                if best.as_ref().is_none_or(|b| run.seconds < b.seconds) {
+                    best = Some(run);
+                }
             }
+            rows.push((label.to_string(), best.expect("at least one run"), out));
         }
-        let ours = best.expect("at least one run");
-        measured.push((case, theirs, ours, theirs_out, ours_out));
+        measured.push((case, rows));
     }
     // Outputs are read only now, after every run, for the same reason.
-    let mut table = Vec::new();
-    for (case, theirs, ours, theirs_out, ours_out) in measured {
-        let (ours_found, theirs_found) =
-            (banxdp_failures(&ours_out)?, fail2ban_failures(&theirs_out)?);
-        let diff = differences(&ours_found, &theirs_found);
-        if !diff.is_empty() {
-            bail!(
-                "{}: the failures differ in {} places, first:\n{}",
-                case.filter,
-                diff.len(),
-                diff[..diff.len().min(20)].join("\n")
-            );
+    println!(
+        "| filter | lines | failures | tool | seconds | CPU seconds | lines/s | peak RSS | speed-up |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|");
+    for (case, rows) in &measured {
+        let theirs_found = fail2ban_failures(&rows[0].2)?;
+        for (label, _, out) in &rows[1..] {
+            let diff = differences(&banxdp_failures(out)?, &theirs_found);
+            if !diff.is_empty() {
+                bail!(
+                    "{} ({label}): the failures differ in {} places, first:\n{}",
+                    case.filter,
+                    diff.len(),
+                    diff[..diff.len().min(20)].join("\n")
+                );
+            }
         }
-        let failures: usize = ours_found.values().sum();
-        table.push((case, theirs, ours, failures));
+        let failures: usize = theirs_found.values().sum();
+        print_rows(case, rows, failures);
     }
-    println!("| filter | lines | failures | tool | seconds | lines/s | peak RSS | speed-up |");
-    println!("|---|---:|---:|---|---:|---:|---:|---:|");
-    for (case, theirs, ours, failures) in &table {
-        #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
-        let rate = |run: &Run| case.lines as f64 / run.seconds;
-        for (tool, run) in [("fail2ban-regex", theirs), ("banxdp regex", ours)] {
-            println!(
-                "| {} | {} | {failures} | {tool} | {:.3} | {:.0} | {:.1} MiB | {} |",
-                case.filter,
-                case.lines,
-                run.seconds,
-                rate(run),
-                mib(run.max_rss_kib),
-                if tool == "banxdp regex" {
-                    format!("{:.0}×", theirs.seconds / ours.seconds)
-                } else {
-                    String::new()
-                }
-            );
-        }
-    }
-    println!("\nBoth tools reported the same (time, address) failures in every case.");
+    println!(
+        "\nAll tools reported the same (time, address) failures in every case. Cores: {}.",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
     Ok(())
+}
+
+/// One case's rows of the results table.
+fn print_rows(case: &Case, rows: &[(String, Run, PathBuf)], failures: usize) {
+    #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+    let rate = |run: &Run| case.lines as f64 / run.seconds;
+    let theirs = &rows[0].1;
+    for (n, (tool, run, _)) in rows.iter().enumerate() {
+        println!(
+            "| {} | {} | {failures} | {tool} | {:.3} | {:.3} | {:.0} | {:.1} MiB | {} |",
+            case.filter,
+            case.lines,
+            run.seconds,
+            run.cpu,
+            rate(run),
+            mib(run.max_rss_kib),
+            if n == 0 {
+                String::new()
+            } else {
+                format!("{:.1}×", theirs.seconds / run.seconds)
+            }
+        );
+    }
 }
