@@ -161,8 +161,8 @@ struct Exact {
     fast: Option<regex::Regex>,
     /// Where the fast pattern's groups go, kept between lines.
     locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
-    /// The fast pattern's group index for each field (see [`slot`]).
-    slots: [Option<usize>; SLOTS],
+    /// The fast pattern's fields and their group numbers (see [`slot`]).
+    slots: Vec<(usize, usize)>,
 }
 
 impl Exact {
@@ -180,7 +180,7 @@ impl Exact {
             regex,
             slots: fast
                 .as_ref()
-                .map_or([None; SLOTS], |f| slots_of(f.capture_names())),
+                .map_or_else(Vec::new, |f| slots_of(f.capture_names())),
             locations: std::cell::RefCell::new(fast.as_ref().map(regex::Regex::capture_locations)),
             fast,
         })
@@ -197,7 +197,7 @@ pub struct DatePattern {
     /// never do where the JIT takes the pattern.
     exact: std::cell::OnceCell<Option<Exact>>,
     /// The exact pattern on PCRE2's JIT, for ASCII lines, and its group index for each field.
-    jit: Option<(Jit, [Option<usize>; SLOTS])>,
+    jit: Option<(Jit, Vec<(usize, usize)>)>,
     /// The last minute this pattern read.
     memo: std::cell::RefCell<Memo>,
     bound_begin: bool,
@@ -269,28 +269,26 @@ fn slot(name: &str) -> Option<usize> {
     SLOT_NAMES.iter().position(|n| *n == name)
 }
 
-/// A match's fields, from the group number of each field and where each group lies.
+/// A match's fields, from the fields a pattern has (each with its group number) and where
+/// each group lies.
 fn fields_at<'l>(
     line: &'l str,
-    slots: &[Option<usize>; SLOTS],
+    slots: &[(usize, usize)],
     group: impl Fn(usize) -> Option<(usize, usize)>,
 ) -> Fields<'l> {
     let mut fields = [None; SLOTS];
-    for (field, index) in fields.iter_mut().zip(slots) {
-        *field = index.and_then(&group).map(|(s, e)| &line[s..e]);
+    for &(at, index) in slots {
+        fields[at] = group(index).map(|(s, e)| &line[s..e]);
     }
     fields
 }
 
-/// The group index of each field, from the group names in order.
-fn slots_of<'n>(names: impl Iterator<Item = Option<&'n str>>) -> [Option<usize>; SLOTS] {
-    let mut slots = [None; SLOTS];
-    for (index, name) in names.enumerate() {
-        if let Some(at) = name.and_then(slot) {
-            slots[at] = Some(index);
-        }
-    }
-    slots
+/// The fields a pattern has, each with its group number, from the group names in order.
+fn slots_of<'n>(names: impl Iterator<Item = Option<&'n str>>) -> Vec<(usize, usize)> {
+    names
+        .enumerate()
+        .filter_map(|(index, name)| Some((slot(name?)?, index)))
+        .collect()
 }
 
 /// Python's `\w` for one character.
@@ -729,8 +727,9 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
 /// second 0 and second 59: the rule is monotonic, so if both agree, every second does).
 #[derive(Clone, Debug, Default)]
 struct Memo {
-    /// Every field but the seconds, of the last date read.
-    key: Vec<Option<String>>,
+    /// Every field but the seconds, of the last date read: where each is in `text`.
+    key: [Option<(usize, usize)>; SLOTS],
+    text: String,
     /// The clock it was read with.
     clock: Option<Clock>,
     /// The time of its second 0, when every second of the minute is that plus the second.
@@ -742,27 +741,28 @@ impl Memo {
     fn time(&mut self, fields: &Fields<'_>, clock: &Clock) -> Option<i64> {
         let second = fields[at::S].and_then(|v| v.trim().parse::<u32>().ok());
         let second = i64::from(second.unwrap_or(0).min(59));
-        let others = || {
-            fields
-                .iter()
-                .enumerate()
-                .filter(|(at, _)| *at != at::S)
-                .map(|(_, f)| *f)
-        };
-        let same_key = self.key.len() == SLOTS - 1
-            && self
-                .key
-                .iter()
-                .zip(others())
-                .all(|(a, b)| a.as_deref() == b);
-        if same_key && self.clock.as_ref() == Some(clock) {
+        let same_key = self.clock.as_ref() == Some(clock)
+            && (0..SLOTS).all(|at| {
+                at == at::S
+                    || match (self.key[at], fields[at]) {
+                        (None, None) => true,
+                        (Some((s, e)), Some(field)) => &self.text[s..e] == field,
+                        _ => false,
+                    }
+            });
+        if same_key {
             if let Some(minute) = self.minute {
                 return Some(minute + second);
             }
             return fields_to_time(fields, clock);
         }
-        self.key.clear();
-        self.key.extend(others().map(|f| f.map(str::to_string)));
+        self.text.clear();
+        for (at, field) in fields.iter().enumerate() {
+            self.key[at] = field.filter(|_| at != at::S).map(|field| {
+                self.text.push_str(field);
+                (self.text.len() - field.len(), self.text.len())
+            });
+        }
         self.clock = Some(*clock);
         let mut edges = *fields;
         edges[at::S] = Some("0");
