@@ -104,6 +104,9 @@ pub enum Outcome {
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
 pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
+    if !fields.iter().any(|(name, _)| name.starts_with("alt_")) {
+        return;
+    }
     let mut alternates: Vec<(Name, Name, Value)> = fields
         .iter()
         .filter_map(|(name, value)| {

@@ -32,8 +32,9 @@ pub struct Report {
     pub missed: usize,
     /// Hits per failregex index (every failregex that matched, in `Mode::AllRegex`).
     pub regex_hits: BTreeMap<usize, usize>,
-    /// Hits per date template name.
-    pub date_hits: BTreeMap<String, usize>,
+    /// Hits per date template, by the template's index: its name and count (an empty name
+    /// for a template that found nothing).
+    pub date_hits: Vec<(String, usize)>,
     pub found: Vec<Found>,
 }
 
@@ -120,13 +121,14 @@ pub fn count_scanned(
 ) {
     report.lines += 1;
     if let Some(template) = read.template {
-        let name = scanner.dates().name(template);
-        match report.date_hits.get_mut(name) {
-            Some(hits) => *hits += 1,
-            None => {
-                report.date_hits.insert(name.to_string(), 1);
-            }
+        if report.date_hits.len() <= template {
+            report.date_hits.resize(template + 1, (String::new(), 0));
         }
+        let (name, hits) = &mut report.date_hits[template];
+        if *hits == 0 {
+            *name = scanner.dates().name(template).to_string();
+        }
+        *hits += 1;
     }
     let checked = read.checked;
     // Earlier lines that turn out part of this line's match were counted as missed.
@@ -140,21 +142,25 @@ pub fn count_scanned(
         if failure.nofail {
             continue;
         }
+        let resolved: Vec<Host>;
         let hosts = match (&failure.host, resolve) {
-            (Some(Host::Name(name)), Some(resolve)) => resolve(name)
-                .into_iter()
-                .map(|a| Host::Ip(a, None))
-                .collect(),
-            (Some(host), _) => vec![host.clone()],
+            (Some(Host::Name(name)), Some(resolve)) => {
+                resolved = resolve(name)
+                    .into_iter()
+                    .map(|a| Host::Ip(a, None))
+                    .collect();
+                &resolved[..]
+            }
+            (Some(host), _) => std::slice::from_ref(host),
             // Pending: the connection has no address yet.
-            (None, _) => Vec::new(),
+            (None, _) => &[],
         };
         // A pending failure still counts as a match, as in fail2ban-regex; a name that
         // resolves to nothing does not.
         failed |= failure.host.is_none() || !hosts.is_empty();
         let mut fields = Some(failure.fields);
         let last = hosts.len().saturating_sub(1);
-        for (n, host) in hosts.into_iter().enumerate() {
+        for (n, host) in hosts.iter().cloned().enumerate() {
             // The last address takes the fields; the others get copies.
             let fields = if n == last {
                 fields.take().unwrap_or_default()
@@ -339,9 +345,12 @@ pub fn write_json(f: &Found, out: &mut String) {
         {
             continue;
         }
-        out.push(',');
-        write_json_string(name, out);
-        out.push(':');
+        // A group's name is made of word characters (and `.`, `[`, `]` in the `regex`
+        // crate's syntax): nothing JSON escapes.
+        debug_assert!(!name.contains(['"', '\\']) && !name.contains(char::is_control));
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
         write_json_string(value, out);
     }
     out.push('}');
@@ -370,7 +379,11 @@ impl Report {
             let _ = writeln!(out, "|  #{i:>3}) [{hits}] {pattern}");
         }
         let _ = writeln!(out, "\nDate template hits:");
-        for (name, hits) in &self.date_hits {
+        let mut by_name = BTreeMap::new();
+        for (name, hits) in self.date_hits.iter().filter(|(_, hits)| *hits > 0) {
+            *by_name.entry(name).or_insert(0) += hits;
+        }
+        for (name, hits) in by_name {
             let _ = writeln!(out, "|  [{hits}] {name}");
         }
         let _ = writeln!(
@@ -429,6 +442,41 @@ mod tests {
             report
                 .summary(&[])
                 .contains("Lines: 5 lines, 1 ignored, 2 matched, 2 missed")
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_each_date_template_by_name() {
+        let mut scanner = Scanner::new(
+            &FilterSpec {
+                failregex: vec![r"^ bad login from <HOST>$".into()],
+                ..FilterSpec::default()
+            },
+            2026,
+        )
+        .unwrap();
+        let log = "2026-11-21 10:00:00 x\n\
+                   Nov 21 10:00:01 x\n\
+                   2026-11-21 10:00:02 x\n\
+                   no date";
+        let report = run(log.lines(), &mut scanner, &utc(), None, Mode::Daemon);
+        let summary = report.summary(&[]);
+        let hits: Vec<&str> = summary
+            .lines()
+            .skip_while(|l| !l.starts_with("Date template hits:"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(hits.len(), 2, "{summary}");
+        assert!(
+            hits.iter()
+                .any(|l| l.starts_with("|  [2] ") && l.contains("%m(")),
+            "{summary}"
+        );
+        assert!(
+            hits.iter()
+                .any(|l| l.starts_with("|  [1] ") && l.contains("%b")),
+            "{summary}"
         );
     }
 
