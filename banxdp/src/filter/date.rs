@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::jit::Jit;
+use super::{jit::Jit, syslog};
 
 use super::pattern::translate;
 
@@ -44,7 +44,7 @@ const MONTHS: [&str; 12] = [
 /// fail2ban's default templates, in its order.
 const DEFAULT_TEMPLATES: [&str; 18] = [
     r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
-    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    SYSLOG,
     r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
     r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
     r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
@@ -63,6 +63,9 @@ const DEFAULT_TEMPLATES: [&str; 18] = [
     // Not in fail2ban's list, which detects these through the first template; kept last.
     "ISO8601",
 ];
+
+/// Syslog's date: the template [`syslog::read`] reads at a line's start.
+const SYSLOG: &str = r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?";
 
 /// Alternatives longest first, so that `September` wins over `Sep`.
 fn names(list: &[&str], abbreviated: bool) -> String {
@@ -205,6 +208,23 @@ pub struct DatePattern {
     /// Anchored at the line's start: its match there is taken without trying the others.
     pub line_anchored: bool,
     kind: Kind,
+    /// For the syslog template at the line's start, which [`syslog::read`] reads first: the
+    /// last minute it read (its own [`Memo`], cheaper to check).
+    syslog: Option<std::cell::RefCell<SyslogMemo>>,
+}
+
+/// A line that [`syslog::read`] leaves to the engines.
+struct Declined;
+
+/// The last minute of a syslog date: the line's text up to the end of the minute and where
+/// the day, hour and minute were in it, the clock it was read with, and the time of its
+/// second 0 when every second of the minute is that plus the second (see [`Memo`]).
+#[derive(Clone, Debug, Default)]
+struct SyslogMemo {
+    text: Vec<u8>,
+    spans: [(usize, usize); 3],
+    clock: Option<Clock>,
+    minute: Option<i64>,
 }
 
 /// `**` at either end of a pattern turns that end's word boundary off, as in fail2ban: the
@@ -406,6 +426,8 @@ impl DatePattern {
             bound_end,
             line_anchored: line_begin || anchored,
             kind,
+            syslog: (pattern.trim().strip_prefix("{^LN-BEG}") == Some(SYSLOG))
+                .then(std::cell::RefCell::default),
         })
     }
 
@@ -413,6 +435,53 @@ impl DatePattern {
     /// that is no valid date, such as February 30).
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        self.find_syslog(line, clock)
+            .unwrap_or_else(|Declined| self.find_by_engines(line, clock))
+    }
+
+    /// [`DatePattern::find`] by [`syslog::read`], where it can tell.
+    fn find_syslog(&self, line: &str, clock: &Clock) -> Result<Option<DateMatch>, Declined> {
+        let memo = self.syslog.as_ref().ok_or(Declined)?;
+        let read = syslog::read(line.as_bytes())
+            .filter(|_| Jit::serves(line))
+            .ok_or(Declined)?;
+        let spans = [read.day, read.hour, read.minute];
+        let text = &line.as_bytes()[..read.minute.1];
+        let mut memo = memo.borrow_mut();
+        if memo.clock.as_ref() == Some(clock) && memo.spans == spans && memo.text == text {
+            if let Some(minute) = memo.minute {
+                let second = line.as_bytes()[read.second.0..read.second.1]
+                    .iter()
+                    .fold(0, |n, d| n * 10 + i64::from(d - b'0'));
+                return Ok(Some(DateMatch {
+                    start: 0,
+                    end: read.end,
+                    time: Some(minute + second.min(59)),
+                }));
+            }
+        }
+        let mut fields = [None; SLOTS];
+        for (at, (start, end)) in [
+            (at::B, read.month),
+            (at::D, read.day),
+            (at::H, read.hour),
+            (at::MINUTE, read.minute),
+            (at::S, read.second),
+        ] {
+            fields[at] = Some(&line[start..end]);
+        }
+        let found = self.interpret((0, read.end), &fields, clock);
+        // The general memo now holds this minute.
+        memo.text.clear();
+        memo.text.extend_from_slice(text);
+        memo.spans = spans;
+        memo.clock = Some(*clock);
+        memo.minute = self.memo.borrow().minute;
+        Ok(found)
+    }
+
+    /// [`DatePattern::find`] by the JIT, else the exact engines.
+    fn find_by_engines(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
         if let Some((jit, slots)) = self.jit.as_ref().filter(|_| Jit::serves(line)) {
             let found = jit.search(line, |locations| {
                 let fields = fields_at(line, slots, |i| locations.get(i));
@@ -727,8 +796,9 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
 /// second 0 and second 59: the rule is monotonic, so if both agree, every second does).
 #[derive(Clone, Debug, Default)]
 struct Memo {
-    /// Every field but the seconds, of the last date read: where each is in `text`.
-    key: [Option<(usize, usize)>; SLOTS],
+    /// Every field but the seconds that the last date read had: its slot, and where its
+    /// text is in `text`.
+    key: Vec<(usize, (usize, usize))>,
     text: String,
     /// The clock it was read with.
     clock: Option<Clock>,
@@ -747,15 +817,17 @@ impl Memo {
             _ => v.trim().parse::<u32>().ok(),
         });
         let second = i64::from(second.unwrap_or(0).min(59));
+        let others = fields
+            .iter()
+            .enumerate()
+            .filter(|(at, f)| *at != at::S && f.is_some())
+            .count();
         let same_key = self.clock.as_ref() == Some(clock)
-            && (0..SLOTS).all(|at| {
-                at == at::S
-                    || match (self.key[at], fields[at]) {
-                        (None, None) => true,
-                        (Some((s, e)), Some(field)) => &self.text[s..e] == field,
-                        _ => false,
-                    }
-            });
+            && others == self.key.len()
+            && self
+                .key
+                .iter()
+                .all(|&(at, (s, e))| fields[at] == Some(&self.text[s..e]));
         if same_key {
             if let Some(minute) = self.minute {
                 return Some(minute + second);
@@ -763,11 +835,13 @@ impl Memo {
             return fields_to_time(fields, clock);
         }
         self.text.clear();
+        self.key.clear();
         for (at, field) in fields.iter().enumerate() {
-            self.key[at] = field.filter(|_| at != at::S).map(|field| {
+            if let Some(field) = field.filter(|_| at != at::S) {
                 self.text.push_str(field);
-                (self.text.len() - field.len(), self.text.len())
-            });
+                self.key
+                    .push((at, (self.text.len() - field.len(), self.text.len())));
+            }
         }
         self.clock = Some(*clock);
         let mut edges = *fields;
@@ -1036,6 +1110,60 @@ pub(crate) mod fixed {
 #[cfg(test)]
 mod tests {
     use super::{fixed::*, *};
+
+    #[test]
+    fn the_syslog_reader_agrees_with_the_engines_wherever_it_answers() {
+        let pattern = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
+        assert!(pattern.syslog.is_some());
+        // Pieces near the syslog shape, to reach every choice of the expression: what may
+        // come before the month, the month, day, hour, minute and second in every width the
+        // expression allows or almost allows, and what may follow.
+        let pieces: [&[&str]; 12] = [
+            &["", "", "", "", "", "", "[", " ", "<1>", "Mon ", "sun "],
+            &["Oct", "oct", "NOV", "Feb", "Dec", "Oct", "Oxt", "Mon", "Ju"],
+            &[" ", " ", " ", " ", " ", "  ", ""],
+            &[
+                "1", " 1", " 1", "01", "21", "21", "29", "31", "30", "32", "3", "0", "00", " ",
+                "9", "4x",
+            ],
+            &[" ", " ", " ", " ", " ", "  ", "   ", ""],
+            &[
+                "0", "00", "09", "19", "23", "23", "24", "29", "3", "30", "", "7",
+            ],
+            &[":", ":", ":", ":", ":", "::", " "],
+            &["0", "00", "05", "59", "59", "60", "6", "5", ""],
+            &[":", ":", ":", ":", ":", ""],
+            &["7", "07", "59", "59", "60", "61", "62", "6", "", "00"],
+            &[
+                "", "", "", "", " ", " ", ".", ".5", ".123456", ".1234567", " 2026", " 2026x",
+                " 1999", " x", "x", "1", "_", ":", "-", "\t", " \u{fc}", "9",
+            ],
+            &["", " host sshd[1]: x", "  y", "z"],
+        ];
+        let clock = utc();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let (mut answered, mut declined) = (0, 0);
+        for _ in 0..100_000 {
+            let mut line = String::new();
+            for choices in &pieces {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
+            }
+            match pattern.find_syslog(&line, &clock) {
+                Ok(found) => {
+                    answered += 1;
+                    assert_eq!(found, pattern.find_by_engines(&line, &clock), "{line:?}");
+                }
+                Err(Declined) => declined += 1,
+            }
+        }
+        assert!(
+            answered > 2_000 && declined > 2_000,
+            "{answered} {declined}"
+        );
+    }
 
     fn detect(line: &str) -> Option<(i64, String)> {
         let detector = DateDetector::default_templates(2026);

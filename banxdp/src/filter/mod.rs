@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod pattern;
 pub mod report;
 pub mod scan;
+pub mod syslog;
 pub mod tracker;
 
 pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};
