@@ -78,7 +78,8 @@ pub fn scan(
     let mut chunks = Chunks::new(input, options.chunk.max(1));
     let mut base = 0;
     if options.threads <= 1 {
-        while let Some(data) = chunks.next()? {
+        let mut data = Vec::new();
+        while chunks.next(&mut data)? {
             for range in lines(&data) {
                 let bytes = trimmed(&data[range]);
                 let text = text_of(bytes);
@@ -102,6 +103,7 @@ pub fn scan(
             finished: 0,
         }),
         room: Condvar::new(),
+        spare: Mutex::new(Vec::new()),
     };
     let (send, receive) = mpsc::channel::<io::Result<Prepped>>();
     std::thread::scope(|threads| {
@@ -111,23 +113,16 @@ pub fn scan(
             let shared = &shared;
             threads.spawn(move || {
                 loop {
-                    let (seq, data) = match shared.take(limit) {
-                        Ok(Some(next)) => next,
+                    let mut prepped = shared.spare();
+                    match shared.take(limit, &mut prepped.data) {
+                        Ok(Some(seq)) => prepped.seq = seq,
                         Ok(None) => break,
                         Err(e) => {
                             let _ = send.send(Err(e));
                             break;
                         }
-                    };
-                    let mut found = Found::default();
-                    let lines =
-                        prepare(&mut own, &data, clock, options.check_all, skip, &mut found);
-                    let prepped = Prepped {
-                        seq,
-                        data,
-                        lines,
-                        found,
-                    };
+                    }
+                    prepare(&mut own, &mut prepped, clock, options.check_all, skip);
                     if send.send(Ok(prepped)).is_err() {
                         break;
                     }
@@ -142,9 +137,10 @@ pub fn scan(
                 let prepped = prepped?;
                 waiting.insert(prepped.seq, prepped);
                 while let Some(prepped) = waiting.remove(&next) {
-                    base += finish(scanner, prepped, base, clock, options.check_all, each);
+                    base += finish(scanner, &prepped, base, clock, options.check_all, each);
                     next += 1;
                     shared.finished(next);
+                    shared.spare.lock().expect("not poisoned").push(prepped);
                 }
             }
             Ok(())
@@ -157,7 +153,9 @@ pub fn scan(
     })
 }
 
-/// A chunk's lines, prepared by a worker.
+/// A chunk's lines, prepared by a worker. Finished, it goes back to the workers for another
+/// chunk, with the room its buffers grew.
+#[derive(Default)]
 struct Prepped {
     seq: usize,
     data: Vec<u8>,
@@ -172,6 +170,8 @@ struct Prepped {
 struct Shared<'r> {
     state: Mutex<Queue<'r>>,
     room: Condvar,
+    /// Finished chunks, for their buffers.
+    spare: Mutex<Vec<Prepped>>,
 }
 
 struct Queue<'r> {
@@ -183,16 +183,26 @@ struct Queue<'r> {
 }
 
 impl Shared<'_> {
-    fn take(&self, limit: usize) -> io::Result<Option<(usize, Vec<u8>)>> {
+    /// Reads the next chunk into `data`; its number.
+    fn take(&self, limit: usize, data: &mut Vec<u8>) -> io::Result<Option<usize>> {
         let mut state = self.state.lock().expect("not poisoned");
         while state.next >= state.finished + limit {
             state = self.room.wait(state).expect("not poisoned");
         }
-        let Some(data) = state.chunks.next()? else {
+        if !state.chunks.next(data)? {
             return Ok(None);
-        };
+        }
         state.next += 1;
-        Ok(Some((state.next - 1, data)))
+        Ok(Some(state.next - 1))
+    }
+
+    /// A finished chunk's buffers, or new ones.
+    fn spare(&self) -> Prepped {
+        self.spare
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .unwrap_or_default()
     }
 
     fn finished(&self, count: usize) {
@@ -204,27 +214,32 @@ impl Shared<'_> {
 /// A worker's part: the chunk's lines prepared from a fresh date order.
 fn prepare(
     scanner: &mut Scanner,
-    data: &[u8],
+    prepped: &mut Prepped,
     clock: &Clock,
     check_all: bool,
     skip: fn(&str) -> bool,
-    found: &mut Found,
-) -> Vec<(Range<usize>, Option<Prepared>)> {
+) {
     scanner.set_date_order(None);
-    lines(data)
-        .map(|range| {
-            let text = text_of(trimmed(&data[range.clone()]));
-            let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
-            (range, prepared)
-        })
-        .collect()
+    let Prepped {
+        data,
+        lines: out,
+        found,
+        ..
+    } = prepped;
+    out.clear();
+    found.clear();
+    for range in lines(data) {
+        let text = text_of(trimmed(&data[range.clone()]));
+        let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
+        out.push((range, prepared));
+    }
 }
 
 /// The finishing thread's part: the chunk's lines finished in order, those prepared from
 /// another date order than the real one prepared again; the number of lines.
 fn finish(
     scanner: &mut Scanner,
-    prepped: Prepped,
+    prepped: &Prepped,
     base: usize,
     clock: &Clock,
     check_all: bool,
@@ -236,12 +251,12 @@ fn finish(
     // on, and from then on the worker's answers are the real ones.
     let mut worker = None;
     let mut agree = false;
-    for (n, (range, prepared)) in prepped.lines.into_iter().enumerate() {
-        let bytes = trimmed(&prepped.data[range]);
-        let read = prepared.map(|prepared| {
+    for (n, (range, prepared)) in prepped.lines.iter().enumerate() {
+        let bytes = trimmed(&prepped.data[range.clone()]);
+        let read = prepared.as_ref().map(|prepared| {
             agree = agree || scanner.date_order() == worker;
             if agree {
-                return scanner.finish(&prepared, &prepped.found, clock, check_all);
+                return scanner.finish(prepared, &prepped.found, clock, check_all);
             }
             worker = prepared.template().or(worker);
             own.clear();
@@ -306,25 +321,29 @@ impl<'r> Chunks<'r> {
         }
     }
 
-    /// The next chunk: at least `size` bytes up to a line end, or the rest of the log.
-    fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut chunk = std::mem::take(&mut self.carry);
+    /// Reads the next chunk into `chunk`: at least `size` bytes up to a line end, or the
+    /// rest of the log; false at its end.
+    fn next(&mut self, chunk: &mut Vec<u8>) -> io::Result<bool> {
+        chunk.clear();
+        chunk.reserve(self.size + self.carry.len());
+        chunk.append(&mut self.carry);
         // Where a line end may be: not in what was searched before.
         let mut searched = 0;
         loop {
             if chunk.len() >= self.size {
                 if let Some(end) = memchr::memrchr(b'\n', &chunk[searched..]) {
-                    self.carry = chunk.split_off(searched + end + 1);
-                    return Ok(Some(chunk));
+                    self.carry.extend_from_slice(&chunk[searched + end + 1..]);
+                    chunk.truncate(searched + end + 1);
+                    return Ok(true);
                 }
                 searched = chunk.len();
             }
             if self.ended {
-                return Ok((!chunk.is_empty()).then_some(chunk));
+                return Ok(!chunk.is_empty());
             }
             // (`read_to_end` reads into the vector's spare room without zeroing it first.)
             let want = self.size as u64;
-            let n = (&mut *self.input).take(want).read_to_end(&mut chunk)?;
+            let n = (&mut *self.input).take(want).read_to_end(chunk)?;
             self.ended = (n as u64) < want;
         }
     }
