@@ -131,23 +131,28 @@ impl Scanner {
         check_all: bool,
         found: &mut Found,
     ) -> Prepared {
-        self.text.clear();
         let date = self.dates.find_after(line, clock, self.last_template);
-        if let Some((m, index)) = &date {
+        // The line without its date: a part of it when the date starts it.
+        let mut joined = std::mem::take(&mut self.text);
+        joined.clear();
+        let text = match &date {
+            Some((m, _)) if m.start == 0 => &line[m.end..],
+            Some((m, _)) => {
+                joined.push_str(&line[..m.start]);
+                joined.push_str(&line[m.end..]);
+                &joined
+            }
+            None => line,
+        };
+        if let Some((_, index)) = &date {
             self.last_template = Some(*index);
-            self.text.push_str(&line[..m.start]);
-            self.text.push_str(&line[m.end..]);
-        } else {
-            self.text.push_str(line);
         }
         let stage = if self.filter.maxlines() <= 1 {
-            Stage::Searched(
-                self.tracker
-                    .search(&self.filter, &self.text, check_all, found),
-            )
+            Stage::Searched(self.tracker.search(&self.filter, text, check_all, found))
         } else {
-            Stage::Buffered(found.push_text(&self.text))
+            Stage::Buffered(found.push_text(text))
         };
+        self.text = joined;
         Prepared { date, stage }
     }
 
