@@ -18,7 +18,7 @@ use std::{
     collections::BTreeMap,
     io::{self, Read},
     ops::Range,
-    sync::{Condvar, Mutex, mpsc},
+    sync::{Condvar, Mutex, PoisonError, mpsc},
 };
 
 use super::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
@@ -97,6 +97,7 @@ pub fn scan(
     }
     let limit = options.threads * 4;
     let shared = Shared {
+        limit,
         state: Mutex::new(Queue {
             chunks,
             next: 0,
@@ -112,9 +113,11 @@ pub fn scan(
             let mut own = scanner.clone();
             let shared = &shared;
             threads.spawn(move || {
+                // A worker that fails stops the others, so that nobody waits for its chunk.
+                let _stop = StopOnPanic(shared);
                 loop {
                     let mut prepped = shared.spare();
-                    match shared.take(limit, &mut prepped.data) {
+                    match shared.take(&mut prepped.data) {
                         Ok(Some(seq)) => prepped.seq = seq,
                         Ok(None) => break,
                         Err(e) => {
@@ -140,14 +143,17 @@ pub fn scan(
                     base += finish(scanner, &prepped, base, clock, options.check_all, each);
                     next += 1;
                     shared.finished(next);
-                    shared.spare.lock().expect("not poisoned").push(prepped);
+                    shared
+                        .spare
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(prepped);
                 }
             }
             Ok(())
         })();
         // Whatever happened, the workers stop at their next chunk.
-        shared.finished(usize::MAX - limit);
-        shared.state.lock().expect("not poisoned").chunks.stop();
+        shared.stop();
         drop(receive);
         outcome
     })
@@ -168,6 +174,8 @@ struct Prepped {
 /// workers wait for it when they are `limit` chunks ahead, so memory stays bounded however
 /// long one chunk takes.
 struct Shared<'r> {
+    /// How many chunks workers may be ahead of the finishing.
+    limit: usize,
     state: Mutex<Queue<'r>>,
     room: Condvar,
     /// Finished chunks, for their buffers.
@@ -182,12 +190,19 @@ struct Queue<'r> {
     finished: usize,
 }
 
-impl Shared<'_> {
+impl<'r> Shared<'r> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<'r>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Reads the next chunk into `data`; its number.
-    fn take(&self, limit: usize, data: &mut Vec<u8>) -> io::Result<Option<usize>> {
-        let mut state = self.state.lock().expect("not poisoned");
-        while state.next >= state.finished + limit {
-            state = self.room.wait(state).expect("not poisoned");
+    fn take(&self, data: &mut Vec<u8>) -> io::Result<Option<usize>> {
+        let mut state = self.lock();
+        while state.next >= state.finished.saturating_add(self.limit) {
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         if !state.chunks.next(data)? {
             return Ok(None);
@@ -200,14 +215,34 @@ impl Shared<'_> {
     fn spare(&self) -> Prepped {
         self.spare
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .pop()
             .unwrap_or_default()
     }
 
-    fn finished(&self, count: usize) {
-        self.state.lock().expect("not poisoned").finished = count;
+    /// Workers read no more chunks.
+    fn stop(&self) {
+        let mut state = self.lock();
+        state.chunks.stop();
+        state.finished = usize::MAX;
+        drop(state);
         self.room.notify_all();
+    }
+
+    fn finished(&self, count: usize) {
+        self.lock().finished = count;
+        self.room.notify_all();
+    }
+}
+
+/// Stops the reading when dropped in a panic (see [`Shared::stop`]).
+struct StopOnPanic<'s, 'r>(&'s Shared<'r>);
+
+impl Drop for StopOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
     }
 }
 
@@ -521,6 +556,39 @@ mod tests {
         scanner.line("UTC Nov 21 11:00:00 h sshd[1]: x", &utc(), false);
         let after = scanner.line(plain, &utc(), false).template;
         assert_ne!(fresh, after);
+    }
+
+    #[test]
+    fn a_worker_that_fails_stops_the_reading_instead_of_hanging_it() {
+        fn skip_or_fail(line: &str) -> bool {
+            assert!(!line.contains("\u{fc}rgen"), "a worker fails");
+            skipped(line)
+        }
+        let (done, wait) = mpsc::channel();
+        std::thread::spawn(move || {
+            let log = log();
+            let outcome = std::panic::catch_unwind(|| {
+                let mut scanner = Scanner::new(&sshd_like(1), 2026).unwrap();
+                let options = Options {
+                    threads: 2,
+                    chunk: 64,
+                    check_all: false,
+                };
+                scan(
+                    &mut &log[..],
+                    &mut scanner,
+                    &utc(),
+                    options,
+                    skip_or_fail,
+                    &mut |_| {},
+                )
+            });
+            let _ = done.send(outcome.is_err());
+        });
+        let failed = wait
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the reading ends");
+        assert!(failed, "the failure reaches the caller");
     }
 
     #[test]
