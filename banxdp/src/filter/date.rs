@@ -435,15 +435,27 @@ impl DatePattern {
     /// that is no valid date, such as February 30).
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
-        self.find_syslog(line, clock)
-            .unwrap_or_else(|Declined| self.find_by_engines(line, clock))
+        self.find_in(line, Jit::serves(line), clock)
+    }
+
+    /// As [`DatePattern::find`], told whether [`Jit::serves`] `line` (`false` is always
+    /// safe).
+    fn find_in(&self, line: &str, plain: bool, clock: &Clock) -> Option<DateMatch> {
+        debug_assert!(!plain || Jit::serves(line));
+        self.find_syslog(line, plain, clock)
+            .unwrap_or_else(|Declined| self.find_by_engines(line, plain, clock))
     }
 
     /// [`DatePattern::find`] by [`syslog::read`], where it can tell.
-    fn find_syslog(&self, line: &str, clock: &Clock) -> Result<Option<DateMatch>, Declined> {
+    fn find_syslog(
+        &self,
+        line: &str,
+        plain: bool,
+        clock: &Clock,
+    ) -> Result<Option<DateMatch>, Declined> {
         let memo = self.syslog.as_ref().ok_or(Declined)?;
         let read = syslog::read(line.as_bytes())
-            .filter(|_| Jit::serves(line))
+            .filter(|_| plain)
             .ok_or(Declined)?;
         let spans = [read.day, read.hour, read.minute];
         let text = &line.as_bytes()[..read.minute.1];
@@ -481,8 +493,8 @@ impl DatePattern {
     }
 
     /// [`DatePattern::find`] by the JIT, else the exact engines.
-    fn find_by_engines(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
-        if let Some((jit, slots)) = self.jit.as_ref().filter(|_| Jit::serves(line)) {
+    fn find_by_engines(&self, line: &str, plain: bool, clock: &Clock) -> Option<DateMatch> {
+        if let Some((jit, slots)) = self.jit.as_ref().filter(|_| plain) {
             let found = jit.search(line, |locations| {
                 let fields = fields_at(line, slots, |i| locations.get(i));
                 let span = locations.get(1).or_else(|| locations.get(0))?;
@@ -1065,6 +1077,17 @@ impl DateDetector {
         clock: &Clock,
         last: Option<usize>,
     ) -> Option<(DateMatch, usize)> {
+        self.find_after_in(line, Jit::serves(line), clock, last)
+    }
+
+    /// As [`DateDetector::find_after`], told whether [`Jit::serves`] `line`.
+    pub(super) fn find_after_in(
+        &self,
+        line: &str,
+        plain: bool,
+        clock: &Clock,
+        last: Option<usize>,
+    ) -> Option<(DateMatch, usize)> {
         if let Some(index) = last {
             if let Some(pattern) = self
                 .patterns
@@ -1072,7 +1095,7 @@ impl DateDetector {
                 .map(Template::get)
                 .filter(|p| p.line_anchored)
             {
-                if let Some(found) = pattern.find(line, clock) {
+                if let Some(found) = pattern.find_in(line, plain, clock) {
                     return Some((found, index));
                 }
             }
@@ -1080,7 +1103,7 @@ impl DateDetector {
         self.patterns
             .iter()
             .enumerate()
-            .find_map(|(index, p)| p.get().find(line, clock).map(|m| (m, index)))
+            .find_map(|(index, p)| p.get().find_in(line, plain, clock).map(|m| (m, index)))
     }
 
     /// The name of the pattern at `index`.
@@ -1151,10 +1174,15 @@ mod tests {
                 seed ^= seed << 17;
                 line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
             }
-            match pattern.find_syslog(&line, &clock) {
+            match pattern.find_syslog(&line, Jit::serves(&line), &clock) {
                 Ok(found) => {
                     answered += 1;
-                    assert_eq!(found, pattern.find_by_engines(&line, &clock), "{line:?}");
+                    let plain = Jit::serves(&line);
+                    assert_eq!(
+                        found,
+                        pattern.find_by_engines(&line, plain, &clock),
+                        "{line:?}"
+                    );
                 }
                 Err(Declined) => declined += 1,
             }

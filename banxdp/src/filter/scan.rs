@@ -6,6 +6,7 @@
 use super::{
     Filter, FilterSpec,
     date::{Clock, DateDetector, DateError, DateMatch},
+    jit::Jit,
     matcher::FilterError,
     pattern::Span,
     tracker::{Checked, Found, Searched, Tracker},
@@ -131,7 +132,11 @@ impl Scanner {
         check_all: bool,
         found: &mut Found,
     ) -> Prepared {
-        let date = self.dates.find_after(line, clock, self.last_template);
+        // Whether the JIT serves the line, and so every part of it, found once for both.
+        let plain = Jit::serves(line);
+        let date = self
+            .dates
+            .find_after_in(line, plain, clock, self.last_template);
         // The line without its date: a part of it when the date starts it.
         let mut joined = std::mem::take(&mut self.text);
         joined.clear();
@@ -148,7 +153,10 @@ impl Scanner {
             self.last_template = Some(*index);
         }
         let stage = if self.filter.maxlines() <= 1 {
-            Stage::Searched(self.tracker.search(&self.filter, text, check_all, found))
+            Stage::Searched(
+                self.tracker
+                    .search(&self.filter, text, plain, check_all, found),
+            )
         } else {
             Stage::Buffered(found.push_text(text))
         };

@@ -282,7 +282,7 @@ impl Tracker {
         if filter.maxlines <= 1 {
             let mut found = std::mem::take(&mut self.found);
             found.clear();
-            let searched = self.search(filter, line, check_all, &mut found);
+            let searched = self.search(filter, line, Jit::serves(line), check_all, &mut found);
             let checked = self.apply(&searched, &found, check_all);
             self.found = found;
             return checked;
@@ -304,19 +304,22 @@ impl Tracker {
     /// so that lines may be searched out of order (on other threads) and applied in order.
     /// Only the room kept for groups is taken from `self`; what the search finds goes to
     /// `found`, to be read by [`Tracker::apply`].
+    ///
+    /// `plain` says whether [`Jit::serves`] `line` (`false` is always safe).
     pub fn search(
         &mut self,
         filter: &Filter,
         line: &str,
+        plain: bool,
         check_all: bool,
         found: &mut Found,
     ) -> Searched {
         debug_assert!(filter.maxlines <= 1);
+        debug_assert!(!plain || Jit::serves(line));
         let mut out = Searched {
             ignored: false,
             hits: found.hits.len()..found.hits.len(),
         };
-        let plain = Jit::serves(line);
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut groups = std::mem::take(&mut self.spans);
         let mut strings = std::mem::take(&mut self.strings);
