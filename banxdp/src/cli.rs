@@ -46,8 +46,9 @@ enum Command {
         /// built in).
         #[arg(long)]
         config_dir: Option<PathBuf>,
-        /// Threads that read a log file (default: one per core). The answers are the same
-        /// with any number.
+        /// Threads that read a log file, the one that merges their results included
+        /// (default: one per core; 1 reads it on one thread). The answers are the same with
+        /// any number.
         #[arg(long)]
         threads: Option<usize>,
         /// A log file, or one log line.

@@ -4,7 +4,9 @@
 //! The log is cut into chunks of whole lines. Worker threads, each with its own copy of the
 //! scanner, *prepare* the lines of one chunk at a time ([`Scanner::prepare`]: the date found
 //! and cut out, a one-line filter's patterns searched); the calling thread *finishes* them
-//! in the log's order ([`Scanner::finish`]: the last date, connections, multi-line buffers).
+//! in the log's order ([`Scanner::finish`]: the last date, connections, multi-line buffers),
+//! and prepares chunks itself while the next one to finish is not ready, so that no core
+//! waits for another.
 //!
 //! Preparing depends on one piece of state, the date pattern that found the last line's date,
 //! which is tried first ([`Scanner::date_order`]). A worker starts each chunk without it, as
@@ -26,7 +28,8 @@ use super::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
 /// How a log is read.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Worker threads; 0 or 1 reads the log on the calling thread alone.
+    /// Threads in all: 0 or 1 reads the log on the calling thread alone; more add that
+    /// many less one workers to it, since the calling thread works too.
     pub threads: usize,
     /// Bytes per chunk (a chunk holds whole lines, so it may be longer).
     pub chunk: usize,
@@ -95,9 +98,9 @@ pub fn scan(
         }
         return Ok(());
     }
-    let limit = options.threads * 4;
+    let workers = options.threads - 1;
     let shared = Shared {
-        limit,
+        limit: options.threads * 4,
         state: Mutex::new(Queue {
             chunks,
             next: 0,
@@ -108,7 +111,7 @@ pub fn scan(
     };
     let (send, receive) = mpsc::channel::<io::Result<Prepped>>();
     std::thread::scope(|threads| {
-        for _ in 0..options.threads {
+        for _ in 0..workers {
             let send = send.clone();
             let mut own = scanner.clone();
             let shared = &shared;
@@ -133,30 +136,114 @@ pub fn scan(
             });
         }
         drop(send);
-        let mut waiting = BTreeMap::new();
-        let mut next = 0;
-        let outcome = (|| {
-            for prepped in &receive {
-                let prepped = prepped?;
-                waiting.insert(prepped.seq, prepped);
-                while let Some(prepped) = waiting.remove(&next) {
-                    base += finish(scanner, &prepped, base, clock, options.check_all, each);
-                    next += 1;
-                    shared.finished(next);
-                    shared
-                        .spare
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(prepped);
-                }
-            }
-            Ok(())
-        })();
+        // This thread prepares chunks too, and may fail as a worker can.
+        let _stop = StopOnPanic(&shared);
+        let mut merge = Merge {
+            shared: &shared,
+            receive: &receive,
+            helper: scanner.clone(),
+            waiting: BTreeMap::new(),
+            next: 0,
+            base: 0,
+        };
+        let outcome = merge.run(scanner, clock, options, skip, each);
         // Whatever happened, the workers stop at their next chunk.
         shared.stop();
         drop(receive);
         outcome
     })
+}
+
+/// The calling thread's part: finishing the chunks in order, and preparing chunks itself
+/// while the next one to finish is not ready.
+struct Merge<'m, 'r> {
+    shared: &'m Shared<'r>,
+    receive: &'m mpsc::Receiver<io::Result<Prepped>>,
+    /// The scanner that prepares chunks here (the finishing one keeps the log's state).
+    helper: Scanner,
+    /// Prepared chunks not yet finished, by number.
+    waiting: BTreeMap<usize, Prepped>,
+    /// The number of the next chunk to finish.
+    next: usize,
+    /// The number of the first line of that chunk.
+    base: usize,
+}
+
+impl Merge<'_, '_> {
+    fn run(
+        &mut self,
+        scanner: &mut Scanner,
+        clock: &Clock,
+        options: Options,
+        skip: fn(&str) -> bool,
+        each: &mut dyn FnMut(Line<'_>),
+    ) -> io::Result<()> {
+        let (mut reading, mut workers_done) = (true, false);
+        loop {
+            while let Some(prepped) = self.waiting.remove(&self.next) {
+                self.base += finish(scanner, &prepped, self.base, clock, options.check_all, each);
+                self.next += 1;
+                self.shared.finished(self.next);
+                self.shared.recycle(prepped);
+            }
+            if !workers_done {
+                match self.receive.try_recv() {
+                    Ok(prepped) => {
+                        self.keep(prepped?);
+                        continue;
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => workers_done = true,
+                    Err(mpsc::TryRecvError::Empty) => {}
+                }
+            }
+            if reading {
+                let mut prepped = self.shared.spare();
+                match self.shared.try_take(&mut prepped.data)? {
+                    Take::Chunk(seq) => {
+                        prepped.seq = seq;
+                        prepare(
+                            &mut self.helper,
+                            &mut prepped,
+                            clock,
+                            options.check_all,
+                            skip,
+                        );
+                        self.keep(prepped);
+                        continue;
+                    }
+                    Take::End => {
+                        reading = false;
+                        self.shared.recycle(prepped);
+                        continue;
+                    }
+                    Take::Full => self.shared.recycle(prepped),
+                }
+            }
+            if workers_done {
+                // Nothing more comes; a chunk still waiting lacks one before it, which a
+                // failed worker had (its panic reaches the caller).
+                return Ok(());
+            }
+            match self.receive.recv() {
+                Ok(prepped) => self.keep(prepped?),
+                Err(mpsc::RecvError) => workers_done = true,
+            }
+        }
+    }
+
+    fn keep(&mut self, prepped: Prepped) {
+        self.waiting.insert(prepped.seq, prepped);
+    }
+}
+
+/// What [`Shared::try_take`] found.
+enum Take {
+    /// A chunk, with its number.
+    Chunk(usize),
+    /// The workers are as far ahead of the finishing as they may be.
+    Full,
+    /// The log's end.
+    End,
 }
 
 /// A chunk's lines, prepared by a worker. Finished, it goes back to the workers for another
@@ -209,6 +296,27 @@ impl<'r> Shared<'r> {
         }
         state.next += 1;
         Ok(Some(state.next - 1))
+    }
+
+    /// As [`Shared::take`], without waiting for room.
+    fn try_take(&self, data: &mut Vec<u8>) -> io::Result<Take> {
+        let mut state = self.lock();
+        if state.next >= state.finished.saturating_add(self.limit) {
+            return Ok(Take::Full);
+        }
+        if !state.chunks.next(data)? {
+            return Ok(Take::End);
+        }
+        state.next += 1;
+        Ok(Take::Chunk(state.next - 1))
+    }
+
+    /// Keeps a finished chunk's buffers for another.
+    fn recycle(&self, prepped: Prepped) {
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(prepped);
     }
 
     /// A finished chunk's buffers, or new ones.
@@ -531,7 +639,7 @@ mod tests {
             .filter_map(|(_, _, s)| s.as_ref()?.template)
             .collect();
         assert!(templates.len() >= 3, "{templates:?}");
-        for threads in [1, 2, 3] {
+        for threads in [1, 2, 3, 4] {
             for chunk in [1, 7, 64, 333, 4096, 1 << 20] {
                 let got = in_bulk(&spec, &log, threads, chunk);
                 assert_eq!(
