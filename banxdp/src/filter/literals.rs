@@ -99,6 +99,9 @@ fn literal_text(expr: &Expr) -> Option<String> {
 #[derive(Clone, Debug)]
 pub struct Prefilter {
     any: Option<AhoCorasick>,
+    /// The same strings on the vectorised searcher alone, without the automaton's layers
+    /// around it, where it takes them: each string's start costs one call of it.
+    packed: Option<aho_corasick::packed::Searcher>,
     /// The strings, and for each the pattern it belongs to.
     strings: Vec<String>,
     owner: Vec<usize>,
@@ -150,8 +153,12 @@ impl Prefilter {
         if any.is_none() {
             always = u128::MAX;
         }
+        let packed = any
+            .as_ref()
+            .and_then(|_| aho_corasick::packed::Searcher::new(strings.iter()));
         Self {
             any,
+            packed,
             strings,
             owner,
             by_first_byte,
@@ -210,7 +217,11 @@ impl Prefilter {
         let bytes = text.as_bytes();
         let mut from = 0;
         while from < bytes.len() {
-            let Some(next) = scanner.find(Input::new(text).span(from..bytes.len())) else {
+            let next = match &self.packed {
+                Some(packed) => packed.find_in(bytes, aho_corasick::Span::from(from..bytes.len())),
+                None => scanner.find(Input::new(text).span(from..bytes.len())),
+            };
+            let Some(next) = next else {
                 return;
             };
             let at = next.start();
