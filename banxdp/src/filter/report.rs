@@ -31,7 +31,7 @@ pub struct Report {
     pub ignored: usize,
     pub missed: usize,
     /// Hits per failregex index (every failregex that matched, in `Mode::AllRegex`).
-    pub regex_hits: BTreeMap<usize, usize>,
+    pub regex_hits: Vec<usize>,
     /// Hits per date template, by the template's index: its name and count (an empty name
     /// for a template that found nothing).
     pub date_hits: Vec<(String, usize)>,
@@ -138,7 +138,10 @@ pub fn count_scanned(
     let mut failed = false;
     let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
     for failure in checked.failures {
-        *report.regex_hits.entry(failure.regex).or_insert(0) += 1;
+        if report.regex_hits.len() <= failure.regex {
+            report.regex_hits.resize(failure.regex + 1, 0);
+        }
+        report.regex_hits[failure.regex] += 1;
         if failure.nofail {
             continue;
         }
@@ -204,7 +207,9 @@ fn push_number(out: &mut String, n: u64, width: usize) {
         rest /= 10;
     }
     at = at.min(digits.len() - width.min(digits.len()));
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("digits"));
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Appends [`iso8601`]'s text to `out`: the date and the minute are written once per
@@ -375,7 +380,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "Failregex: {} total", self.matched);
         for (i, pattern) in failregex.iter().enumerate() {
-            let hits = self.regex_hits.get(&i).copied().unwrap_or(0);
+            let hits = self.regex_hits.get(i).copied().unwrap_or(0);
             let _ = writeln!(out, "|  #{i:>3}) [{hits}] {pattern}");
         }
         let _ = writeln!(out, "\nDate template hits:");
@@ -427,7 +432,7 @@ mod tests {
             (report.lines, report.matched, report.ignored, report.missed),
             (5, 2, 1, 2)
         );
-        assert_eq!(report.regex_hits.get(&1), Some(&1));
+        assert_eq!(report.regex_hits.get(1), Some(&1));
         let json = report.json_lines();
         let first: Json = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         assert_eq!(first["line"], 1);
