@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use super::{
     literals::Prefilter,
     pattern::{Compiled, Name, PatternError, Span, Value, intern},
+    prefix,
     tracker::Tracked,
 };
 
@@ -142,6 +143,9 @@ pub struct Filter {
     prefregex_literals: Option<Prefilter>,
     /// Which failregexes may match a text.
     failregex_literals: Prefilter,
+    /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
+    /// `<F-MLFID>` group.
+    pub(super) sshd_prefix: Option<Name>,
 }
 
 /// A filter with a pattern that does not compile.
@@ -203,6 +207,8 @@ impl Filter {
             failregex,
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
+            sshd_prefix: (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX))
+                .then(|| intern("mlfid")),
         })
     }
 

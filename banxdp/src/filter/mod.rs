@@ -13,6 +13,7 @@ pub mod jit;
 pub mod literals;
 pub mod matcher;
 pub mod pattern;
+pub mod prefix;
 pub mod report;
 pub mod scan;
 pub mod syslog;

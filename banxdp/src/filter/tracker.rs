@@ -20,6 +20,7 @@ use super::{
     literals,
     matcher::{host_of, merge_alternates},
     pattern::{Hit, Name, Span, Value},
+    prefix,
 };
 
 /// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
@@ -619,6 +620,13 @@ fn open(
     let Some(pref) = &filter.prefregex else {
         return Gate::Open(None);
     };
+    // The stock sshd prefregex, read by hand where it can be (its content is never empty).
+    if let Some(mlfid) = filter.sshd_prefix.filter(|_| plain) {
+        if let Some(read) = prefix::read(text.as_bytes()) {
+            pre.push((mlfid, read.mlfid));
+            return Gate::Open(Some(read.content));
+        }
+    }
     if !matches!(pref.search_spans_in(text, plain, pre), Ok(Some(_))) {
         return Gate::Closed;
     }

@@ -1,0 +1,239 @@
+//! The start of an sshd line, `host sshd[pid]: `, read without a regular expression.
+//!
+//! fail2ban's sshd filter splits every line with its prefregex (`SSHD_PREFREGEX`): the
+//! syslog prefix (`__prefix_line`: host, daemon, pid) into `<F-MLFID>`, an optional `error: `
+//! or `fatal: PAM: `, and the rest into `<F-CONTENT>`. Every part before the content is
+//! optional, and the content is `.+$`, so on a line with something after its prefix the
+//! expression's first path succeeds: each optional part takes what its own first successful
+//! attempt takes, or nothing. [`read`] follows that path. Where a part's attempt would need
+//! more than a glance (a `<facility.level>`, a `kernel:` or `@vserver_` prefix, a bracketed
+//! or parenthesised daemon, an `[ID ...]`), or where nothing is left for the content, it
+//! declines (`None`) and PCRE2 or the exact engines read the line. The tests compare it with
+//! them on generated lines.
+
+/// The sshd filter's prefregex, as fail2ban's configuration expands it (Debian's
+/// fail2ban 1.0), before its tags become groups.
+pub const SSHD_PREFREGEX: &str = concat!(
+    r"^<F-MLFID>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?",
+    r"(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?",
+    r"(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?",
+    r"|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?",
+    r"(?:\[ID \d+ \S+\]\s+)?</F-MLFID>(?:(?:error|fatal): (?:PAM: )?)?",
+    r"<F-CONTENT>.+</F-CONTENT>$",
+);
+
+/// Where the prefregex's groups are in a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Read {
+    pub mlfid: (usize, usize),
+    pub content: (usize, usize),
+}
+
+/// `\s` on an ASCII text, as PCRE2 and the `regex` crate read it.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// The end of the run of bytes from `at` for which `keep` holds.
+fn run(text: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
+    text[at..]
+        .iter()
+        .position(|&b| !keep(b))
+        .map_or(text.len(), |n| at + n)
+}
+
+/// The sshd prefregex's match in `line` (ASCII, one line), or `None` when this reader cannot
+/// tell.
+#[must_use]
+pub fn read(line: &[u8]) -> Option<Read> {
+    let starts = |at: usize, text: &[u8]| line.get(at..).is_some_and(|rest| rest.starts_with(text));
+    let mut at = 0;
+    // `(?:\[\])?\s*`
+    if starts(at, b"[]") {
+        at += 2;
+    }
+    at = run(line, at, is_space);
+    // `(?:<[^.]+\.[^.]+>\s+)?`
+    if starts(at, b"<") {
+        return None;
+    }
+    // `(?:\S+\s+)?`: a word and the space after it; without the space, nothing.
+    let word = run(line, at, |b| !is_space(b));
+    if word > at && word < line.len() {
+        at = run(line, word, is_space);
+    }
+    // `(?:kernel:...\s+)?`, `(?:@vserver_\S+\s+)?`
+    if starts(at, b"kernel:") || starts(at, b"@vserver_") {
+        return None;
+    }
+    // The daemon: `(?:(?:\[\d+\])?:\s+[\[\(]?sshd... | [\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?`,
+    // read in its plain form `sshd`, `:`, `[pid]`, `:` and the space after.
+    if matches!(line.get(at), Some(b'[' | b'(' | b':')) {
+        return None;
+    }
+    if starts(at, b"sshd") {
+        let mut end = at + 4;
+        if matches!(line.get(end), Some(b'(' | b']' | b')')) {
+            return None;
+        }
+        if starts(end, b":") {
+            end += 1;
+        }
+        if starts(end, b"[") {
+            let digits = run(line, end + 1, |b| b.is_ascii_digit());
+            if digits > end + 1 && starts(digits, b"]") {
+                end = digits + 1;
+            }
+        }
+        if starts(end, b":") {
+            end += 1;
+        }
+        if !line.get(end).is_some_and(|&b| is_space(b)) {
+            return None;
+        }
+        at = run(line, end, is_space);
+    }
+    // `(?:\[ID \d+ \S+\]\s+)?`
+    if starts(at, b"[ID ") {
+        return None;
+    }
+    let mlfid = (0, at);
+    // `(?:(?:error|fatal): (?:PAM: )?)?`
+    if starts(at, b"error: ") || starts(at, b"fatal: ") {
+        at += 7;
+        if starts(at, b"PAM: ") {
+            at += 5;
+        }
+    }
+    // `.+$`: something must be left, or the expression goes back on its choices.
+    (at < line.len()).then_some(Read {
+        mlfid,
+        content: (at, line.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Filter, FilterSpec, jit::Jit, pattern::Span};
+
+    #[test]
+    fn the_reader_agrees_with_the_engines_wherever_it_answers() {
+        let filter = Filter::new(&FilterSpec {
+            prefregex: Some(SSHD_PREFREGEX.into()),
+            failregex: vec!["x".into()],
+            ..FilterSpec::default()
+        })
+        .unwrap();
+        assert!(filter.sshd_prefix.is_some());
+        let prefregex = filter.prefregex.as_ref().unwrap();
+        // Pieces around the usual shape, reaching every part of the expression.
+        let pieces: [&[&str]; 6] = [
+            &["", "", "", "[]", "[", " ", " ", "  ", "\t"],
+            &[
+                "server ",
+                "server ",
+                "server  ",
+                "",
+                "<auth.info> ",
+                "<a> ",
+                "h\t",
+                "server",
+            ],
+            &[
+                "",
+                "",
+                "",
+                "kernel: [ 1.5] ",
+                "@vserver_x ",
+                "kernel ",
+                "@vserver ",
+            ],
+            &[
+                "sshd[10028]: ",
+                "sshd[10028]: ",
+                "sshd: ",
+                "sshd ",
+                "sshd[1]:",
+                "sshd[]: ",
+                "sshd[x]: ",
+                "sshd:[1]: ",
+                "[sshd]: ",
+                "(sshd) ",
+                "sshd(pam)[1]: ",
+                ": sshd ",
+                "[1]: sshd ",
+                "sshd-session[1]: ",
+                "sshd]: ",
+                "sshd[1]:: ",
+                "",
+                "",
+            ],
+            &["", "", "", "[ID 123 auth.info] ", "[ID x] "],
+            &[
+                "Failed password",
+                "Failed password",
+                "error: PAM: x",
+                "error: x",
+                "fatal: y",
+                "error: ",
+                "error:",
+                "PAM: z",
+                "",
+                " ",
+                "x",
+                "sshd[2]: again",
+            ],
+        ];
+        let (mut answered, mut declined) = (0, 0);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut jit, mut exact) = (Vec::new(), Vec::new());
+        let spans = |groups: &[(&str, Span)]| {
+            let get = |name| groups.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+            (get("mlfid"), get("content"))
+        };
+        for _ in 0..50_000 {
+            let mut line = String::new();
+            for choices in &pieces {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
+            }
+            let Some(read) = read(line.as_bytes()) else {
+                declined += 1;
+                continue;
+            };
+            answered += 1;
+            assert!(Jit::serves(&line));
+            let found = prefregex.search_spans_in(&line, true, &mut jit).unwrap();
+            assert!(found.is_some(), "{line:?}");
+            assert_eq!(
+                spans(&jit),
+                (Some(read.mlfid), Some(read.content)),
+                "JIT, {line:?}"
+            );
+            prefregex.search_spans_exact(&line, &mut exact).unwrap();
+            assert_eq!(spans(&exact), spans(&jit), "exact, {line:?}");
+        }
+        assert!(
+            answered > 10_000 && declined > 10_000,
+            "{answered} {declined}"
+        );
+    }
+
+    #[test]
+    fn reads_the_usual_shapes() {
+        let read = |line: &str| super::read(line.as_bytes()).map(|r| (r.mlfid.1, r.content.0));
+        assert_eq!(read(" server sshd[10028]: Failed password"), Some((21, 21)));
+        assert_eq!(
+            read(" h sshd[1]: error: PAM: Authentication"),
+            Some((12, 24))
+        );
+        // No host: the daemon is taken for one, as the expression's first path does.
+        assert_eq!(read(" sshd[1]: Failed"), Some((10, 10)));
+        assert_eq!(read(" h sshd[1]: "), None, "nothing left for the content");
+        assert_eq!(read(" h [sshd]: x"), None);
+        assert_eq!(read(" <auth.info> h sshd[1]: x"), None);
+    }
+}
