@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         config_dir: Option<PathBuf>,
         /// Threads that read a log file, the one that merges their results included
-        /// (default: one per core; 1 reads it on one thread). The answers are the same with
+        /// (default: one per core, up to 8; 1 reads it on one thread). The answers are the same with
         /// any number.
         #[arg(long)]
         threads: Option<usize>,

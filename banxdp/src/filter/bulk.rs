@@ -40,7 +40,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            // One per core, up to eight: past that the merging thread cannot keep up, and
+            // each thread keeps about 4 MiB of chunks in flight.
+            threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).min(8)),
             chunk: 256 << 10,
             check_all: false,
         }
