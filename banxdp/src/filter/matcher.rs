@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
+    failed,
     literals::Prefilter,
     pattern::{Compiled, Name, PatternError, Span, Value, intern},
     prefix,
@@ -146,6 +147,8 @@ pub struct Filter {
     /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
     /// `<F-MLFID>` group.
     pub(super) sshd_prefix: Option<Name>,
+    /// The index of the stock sshd `Failed ...` failregex, which [`failed::read`] reads.
+    pub(super) sshd_failed: Option<usize>,
 }
 
 /// A filter with a pattern that does not compile.
@@ -209,6 +212,7 @@ impl Filter {
             maxlines: spec.maxlines.max(1),
             sshd_prefix: (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX))
                 .then(|| intern("mlfid")),
+            sshd_failed: spec.failregex.iter().position(|f| f == failed::SSHD_FAILED),
         })
     }
 

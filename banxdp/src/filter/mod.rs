@@ -9,6 +9,7 @@
 
 pub mod bulk;
 pub mod date;
+pub mod failed;
 pub mod jit;
 pub mod literals;
 pub mod matcher;

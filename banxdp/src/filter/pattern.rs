@@ -438,6 +438,12 @@ impl Compiled {
         }
     }
 
+    /// The name of each group, by number.
+    #[must_use]
+    pub fn names(&self) -> &[Option<Name>] {
+        &self.names
+    }
+
     /// Whether PCRE2's JIT serves this pattern (on the texts [`Jit::serves`]).
     #[must_use]
     pub fn has_jit(&self) -> bool {

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 
 use super::{
-    Filter, Host,
+    Filter, Host, failed,
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
@@ -335,7 +335,12 @@ impl Tracker {
                     if !literals::has(candidates, regex) {
                         continue;
                     }
-                    if !matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_))) {
+                    let by_hand = (plain && filter.sshd_failed == Some(regex))
+                        .then(|| failed::read(text.as_bytes()))
+                        .flatten();
+                    if let Some(read) = by_hand {
+                        read.groups(re.names(), &mut groups);
+                    } else if !matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_))) {
                         continue;
                     }
                     let fields = found.push_fields(&pre, line, &groups, text);

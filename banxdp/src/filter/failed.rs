@@ -1,0 +1,280 @@
+//! sshd's `Failed password for root from 192.0.2.1 port 22 ssh2`, read without a regular
+//! expression.
+//!
+//! The stock sshd filter's failregex for these lines (`SSHD_FAILED`) is its costliest, about
+//! 4,000 instructions a line in PCRE2. Its user part is `(?P<cond_user>\S+)|(?(cond_inv)
+//! (?:(?! from ).)*?|[^:]+)`, and the first alternative holds only if the line goes on to a
+//! `: ` (the publickey lines' `ssh2: RSA SHA256:...`). Where there is no `: ` after the
+//! user, the first alternative fails whatever the rest; where there is exactly one ` from `
+//! after `for `, the second alternative has one place to end; and with no second ` from `,
+//! the pattern's tail `(?:(?:(?! from ).)*)$` takes whatever follows the address. Then the
+//! match is the one path [`read`] follows: the method, `invalid user `, the user up to
+//! ` from `, an IPv4 address read as `(?:\d{1,3}\.){3}\d{1,3}` reads it, and the port and
+//! `ssh2` parts, each greedy. Anything else (a `: ` after the user, an IPv6 address or a
+//! name, brackets, a second ` from `) it declines (`None`), and the engines read the line.
+//! The tests compare it with them on generated lines.
+
+use super::pattern::{Name, Span};
+
+/// The stock sshd filter's failregex for `Failed ... for ... from ...` lines, as fail2ban's
+/// configuration expands it (Debian's fail2ban 1.0), before its tags become groups.
+pub const SSHD_FAILED: &str = concat!(
+    r"^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|\S+) for (?P<cond_inv>invalid user )?",
+    r"<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>",
+    r"(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+);
+
+/// The groups of a match [`read`] found, by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Read {
+    pub whole: Span,
+    pub nofail: Option<Span>,
+    pub cond_inv: Option<Span>,
+    pub user: Span,
+    pub ip4: Span,
+}
+
+impl Read {
+    /// The groups in the order of `names` (the pattern's group names by number), as the
+    /// engines list them.
+    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
+        out.clear();
+        for name in names.iter().flatten() {
+            let span = match *name {
+                "nofail" => self.nofail,
+                "cond_inv" => self.cond_inv,
+                "user" => Some(self.user),
+                "ip4" => Some(self.ip4),
+                _ => None,
+            };
+            if let Some(span) = span {
+                out.push((name, span));
+            }
+        }
+    }
+}
+
+/// `\s` on an ASCII text.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// The end of the run of bytes from `at` for which `keep` holds.
+fn run(text: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
+    text[at.min(text.len())..]
+        .iter()
+        .position(|&b| !keep(b))
+        .map_or(text.len(), |n| at + n)
+}
+
+/// Where ` from ` occurs in `text` from `at` on.
+fn find_from(text: &[u8], at: usize) -> Option<usize> {
+    static FROM: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" from "));
+    FROM.find(&text[at.min(text.len())..]).map(|n| at + n)
+}
+
+/// Where `: ` occurs in `text` from `at` on.
+fn find_colon(text: &[u8], at: usize) -> Option<usize> {
+    static COLON: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(": "));
+    COLON.find(&text[at.min(text.len())..]).map(|n| at + n)
+}
+
+/// `(?:\d{1,3}\.){3}\d{1,3}` at `at`: its end, or `None` (then the engines try the other
+/// forms of an address).
+fn ip4(text: &[u8], at: usize) -> Option<usize> {
+    let mut at = at;
+    for part in 0..4 {
+        let digits = run(text, at, |b| b.is_ascii_digit());
+        if digits == at {
+            return None;
+        }
+        if part < 3 {
+            // A fourth digit, or no dot after three: shorter runs end before a digit too.
+            if digits - at > 3 || text.get(digits) != Some(&b'.') {
+                return None;
+            }
+            at = digits + 1;
+        } else {
+            at = digits.min(at + 3);
+        }
+    }
+    Some(at)
+}
+
+/// The match of [`SSHD_FAILED`] in `text` (the prefregex's content: ASCII, one line), or
+/// `None` when this reader cannot tell.
+#[must_use]
+pub fn read(text: &[u8]) -> Option<Read> {
+    let starts = |at: usize, s: &[u8]| text.get(at..).is_some_and(|rest| rest.starts_with(s));
+    if !starts(0, b"Failed ") {
+        return None;
+    }
+    let mut at = 7;
+    // `(?:(?P<nofail>publickey)|\S+) for `
+    let mut read = Read::default();
+    if starts(at, b"publickey for ") {
+        read.nofail = Some((at, at + 9));
+        at += 9;
+    } else {
+        at = run(text, at, |b| !is_space(b));
+        if at == 7 || !starts(at, b" for ") {
+            return None;
+        }
+    }
+    at += 5;
+    // `(?P<cond_inv>invalid user )?`
+    if starts(at, b"invalid user ") {
+        read.cond_inv = Some((at, at + 13));
+        at += 13;
+    }
+    // The user: exactly one ` from ` after it, no `: ` after that for the first
+    // alternative to reach, and for `[^:]+` at least one character and no `:`.
+    let from = find_from(text, at)?;
+    if find_from(text, from + 1).is_some() || find_colon(text, from).is_some() {
+        return None;
+    }
+    if read.cond_inv.is_none() && (from == at || text[at..from].contains(&b':')) {
+        return None;
+    }
+    read.user = (at, from);
+    // `<HOST>`, as its first form reads it: no `[`, no `::ffff:`, and a plain IPv4 address
+    // not followed by `]`.
+    let host = from + 6;
+    let end = ip4(text, host)?;
+    if matches!(text.get(host), Some(b'[' | b':')) || text.get(end) == Some(&b']') {
+        return None;
+    }
+    read.ip4 = (host, end);
+    // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?` and the tail take the rest.
+    read.whole = (0, text.len());
+    Some(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{jit::Jit, pattern::Compiled};
+
+    #[test]
+    fn reads_the_usual_shapes() {
+        let user = |line: &str| super::read(line.as_bytes()).map(|r| (r.user, r.ip4));
+        assert_eq!(
+            user("Failed password for root from 192.0.2.1 port 22 ssh2"),
+            Some(((20, 24), (30, 39)))
+        );
+        assert!(super::read(b"Failed password for invalid user a from 192.0.2.1").is_some());
+        for line in [
+            "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
+            "Failed password for root from 2001:db8::1 port 22 ssh2",
+            "Failed password for root from 192.0.2.1 port 22 from 192.0.2.2",
+            "Failed password for a:b from 192.0.2.1",
+            "Failed password for  from 192.0.2.1",
+        ] {
+            assert_eq!(super::read(line.as_bytes()), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_reader_agrees_with_the_engines_wherever_it_answers() {
+        let pieces: [&[&str]; 9] = [
+            &["Failed ", "Failed ", "Failed ", "Failed  ", "failed "],
+            &[
+                "password",
+                "password",
+                "publickey",
+                "none",
+                "keyboard-interactive/pam",
+                "",
+                "publickeyX",
+                "publickey ",
+            ],
+            &[" for ", " for ", " for ", " for", " fo "],
+            &[
+                "",
+                "",
+                "invalid user ",
+                "invalid user ",
+                "invalid user",
+                "illegal user ",
+            ],
+            &[
+                "root", "guest", "root", "a b", "x:y", "", " ", "from", "a from b", "u1",
+            ],
+            &[" from ", " from ", " from ", " from  ", "from "],
+            &[
+                "198.18.1.2",
+                "198.18.1.2",
+                "1.2.3.4567",
+                "1.2.3.45",
+                "2001:db8::1",
+                "[1.2.3.4]",
+                "::ffff:1.2.3.4",
+                "host.example",
+                "1.2.3",
+                "1.2.3.4]",
+                "1234.1.1.1",
+                "1.2.3.4x",
+                "01.002.3.4",
+            ],
+            &[
+                "",
+                " port 22",
+                " port 22",
+                " port 22 port 23",
+                " on eth0",
+                " port x",
+                " port 22 on x on y",
+                " port",
+            ],
+            &[
+                "",
+                " ssh2",
+                " ssh2",
+                " ssh",
+                " sshX",
+                " ssh2: RSA SHA256:x",
+                ": x",
+                ":",
+                " [preauth]",
+                " from 1.2.3.5",
+                " x",
+                "x",
+            ],
+        ];
+        for usedns in ["warn", "no"] {
+            let failed = Compiled::new(SSHD_FAILED, usedns).unwrap();
+            assert!(failed.has_jit());
+            let (mut answered, mut declined) = (0, 0);
+            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+            let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..100_000 {
+                let mut line = String::new();
+                for choices in &pieces {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
+                }
+                let Some(read) = read(line.as_bytes()) else {
+                    declined += 1;
+                    continue;
+                };
+                answered += 1;
+                assert!(Jit::serves(&line));
+                read.groups(failed.names(), &mut mine);
+                let found = failed.search_spans_in(&line, true, &mut jit).unwrap();
+                assert_eq!(found, Some(read.whole), "{line:?}");
+                assert_eq!(mine, jit, "JIT, {line:?}");
+                let found = failed.search_spans_exact(&line, &mut exact).unwrap();
+                assert_eq!(found, Some(read.whole), "{line:?}");
+                assert_eq!(mine, exact, "exact, {line:?}");
+            }
+            assert!(
+                answered > 3_000 && declined > 10_000,
+                "{answered} {declined}"
+            );
+        }
+    }
+}
