@@ -31,7 +31,9 @@ pub struct Read {
     pub nofail: Option<Span>,
     pub cond_inv: Option<Span>,
     pub user: Span,
-    pub ip4: Span,
+    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
+    pub address: Span,
+    pub v6: bool,
 }
 
 impl Read {
@@ -44,7 +46,8 @@ impl Read {
                 "nofail" => self.nofail,
                 "cond_inv" => self.cond_inv,
                 "user" => Some(self.user),
-                "ip4" => Some(self.ip4),
+                "ip4" if !self.v6 => Some(self.address),
+                "ip6" if self.v6 => Some(self.address),
                 _ => None,
             };
             if let Some(span) = span {
@@ -103,6 +106,39 @@ fn ip4(text: &[u8], at: usize) -> Option<usize> {
     Some(at)
 }
 
+/// `(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)` at `at`, where its first path
+/// succeeds: its end; `None` where it fails or would have to go back on its choices.
+fn ip6(text: &[u8], at: usize) -> Option<usize> {
+    let hex = |at: usize| run(text, at, |b| b.is_ascii_hexdigit()) - at;
+    let starts = |at: usize, s: &[u8]| text.get(at..).is_some_and(|rest| rest.starts_with(s));
+    let mut at = at;
+    let mut rounds = 0;
+    while rounds < 7 {
+        // `[0-9a-fA-F]{1,4}::?`: a shorter run of a longer one is followed by a digit.
+        let digits = hex(at);
+        if (1..=4).contains(&digits) && starts(at + digits, b":") {
+            at += digits + 1;
+            if starts(at, b":") {
+                at += 1;
+            }
+        } else if starts(at, b"::") {
+            at += 2;
+        } else {
+            break;
+        }
+        rounds += 1;
+    }
+    if rounds == 0 {
+        return None;
+    }
+    // `(?:[0-9a-fA-F]{1,4}|:)`
+    match hex(at) {
+        0 if starts(at, b":") => Some(at + 1),
+        0 => None,
+        digits => Some(at + digits.min(4)),
+    }
+}
+
 /// The match of [`SSHD_FAILED`] in `text` (the prefregex's content: ASCII, one line), or
 /// `None` when this reader cannot tell.
 #[must_use]
@@ -139,14 +175,21 @@ pub fn read(text: &[u8]) -> Option<Read> {
         return None;
     }
     read.user = (at, from);
-    // `<HOST>`, as its first form reads it: no `[`, no `::ffff:`, and a plain IPv4 address
-    // not followed by `]`.
+    // `<HOST>`: no `[` or `::ffff:` before it; an IPv4 address, else an IPv6 one, not
+    // followed by `]`.
     let host = from + 6;
-    let end = ip4(text, host)?;
-    if matches!(text.get(host), Some(b'[' | b':')) || text.get(end) == Some(&b']') {
+    if matches!(text.get(host), Some(b'[' | b':')) {
         return None;
     }
-    read.ip4 = (host, end);
+    let (end, v6) = match ip4(text, host) {
+        Some(end) => (end, false),
+        None => (ip6(text, host)?, true),
+    };
+    if text.get(end) == Some(&b']') {
+        return None;
+    }
+    read.address = (host, end);
+    read.v6 = v6;
     // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?` and the tail take the rest.
     read.whole = (0, text.len());
     Some(read)
@@ -159,15 +202,16 @@ mod tests {
 
     #[test]
     fn reads_the_usual_shapes() {
-        let user = |line: &str| super::read(line.as_bytes()).map(|r| (r.user, r.ip4));
+        let user = |line: &str| super::read(line.as_bytes()).map(|r| (r.user, r.address));
         assert_eq!(
             user("Failed password for root from 192.0.2.1 port 22 ssh2"),
             Some(((20, 24), (30, 39)))
         );
         assert!(super::read(b"Failed password for invalid user a from 192.0.2.1").is_some());
+        let v6 = super::read(b"Failed password for root from 2001:db8::1 port 22 ssh2").unwrap();
+        assert_eq!((v6.address, v6.v6), ((30, 41), true));
         for line in [
             "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
-            "Failed password for root from 2001:db8::1 port 22 ssh2",
             "Failed password for root from 192.0.2.1 port 22 from 192.0.2.2",
             "Failed password for a:b from 192.0.2.1",
             "Failed password for  from 192.0.2.1",
@@ -176,73 +220,87 @@ mod tests {
         }
     }
 
+    /// Pieces of generated lines: around the usual shape, reaching every choice of the pattern.
+    const PIECES: [&[&str]; 9] = [
+        &["Failed ", "Failed ", "Failed ", "Failed  ", "failed "],
+        &[
+            "password",
+            "password",
+            "publickey",
+            "none",
+            "keyboard-interactive/pam",
+            "",
+            "publickeyX",
+            "publickey ",
+        ],
+        &[" for ", " for ", " for ", " for", " fo "],
+        &[
+            "",
+            "",
+            "invalid user ",
+            "invalid user ",
+            "invalid user",
+            "illegal user ",
+        ],
+        &[
+            "root", "guest", "root", "a b", "x:y", "", " ", "from", "a from b", "u1",
+        ],
+        &[" from ", " from ", " from ", " from  ", "from "],
+        &[
+            "198.18.1.2",
+            "198.18.1.2",
+            "1.2.3.4567",
+            "1.2.3.45",
+            "2001:db8::1",
+            "[1.2.3.4]",
+            "::ffff:1.2.3.4",
+            "host.example",
+            "1.2.3",
+            "1.2.3.4]",
+            "2001:db8:12:92::3",
+            "2001:db8::",
+            "2001:db8:",
+            "fe80::1",
+            "1:2:3:4:5:6:7:8:9",
+            "20011:db8::1",
+            "2001:12345",
+            "abcd:ef",
+            "2001::db8::1",
+            "a:b",
+            "2001:db8::1]",
+            "2001:db8::g",
+            "1234.1.1.1",
+            "1.2.3.4x",
+            "01.002.3.4",
+        ],
+        &[
+            "",
+            " port 22",
+            " port 22",
+            " port 22 port 23",
+            " on eth0",
+            " port x",
+            " port 22 on x on y",
+            " port",
+        ],
+        &[
+            "",
+            " ssh2",
+            " ssh2",
+            " ssh",
+            " sshX",
+            " ssh2: RSA SHA256:x",
+            ": x",
+            ":",
+            " [preauth]",
+            " from 1.2.3.5",
+            " x",
+            "x",
+        ],
+    ];
+
     #[test]
     fn the_reader_agrees_with_the_engines_wherever_it_answers() {
-        let pieces: [&[&str]; 9] = [
-            &["Failed ", "Failed ", "Failed ", "Failed  ", "failed "],
-            &[
-                "password",
-                "password",
-                "publickey",
-                "none",
-                "keyboard-interactive/pam",
-                "",
-                "publickeyX",
-                "publickey ",
-            ],
-            &[" for ", " for ", " for ", " for", " fo "],
-            &[
-                "",
-                "",
-                "invalid user ",
-                "invalid user ",
-                "invalid user",
-                "illegal user ",
-            ],
-            &[
-                "root", "guest", "root", "a b", "x:y", "", " ", "from", "a from b", "u1",
-            ],
-            &[" from ", " from ", " from ", " from  ", "from "],
-            &[
-                "198.18.1.2",
-                "198.18.1.2",
-                "1.2.3.4567",
-                "1.2.3.45",
-                "2001:db8::1",
-                "[1.2.3.4]",
-                "::ffff:1.2.3.4",
-                "host.example",
-                "1.2.3",
-                "1.2.3.4]",
-                "1234.1.1.1",
-                "1.2.3.4x",
-                "01.002.3.4",
-            ],
-            &[
-                "",
-                " port 22",
-                " port 22",
-                " port 22 port 23",
-                " on eth0",
-                " port x",
-                " port 22 on x on y",
-                " port",
-            ],
-            &[
-                "",
-                " ssh2",
-                " ssh2",
-                " ssh",
-                " sshX",
-                " ssh2: RSA SHA256:x",
-                ": x",
-                ":",
-                " [preauth]",
-                " from 1.2.3.5",
-                " x",
-                "x",
-            ],
-        ];
         for usedns in ["warn", "no"] {
             let failed = Compiled::new(SSHD_FAILED, usedns).unwrap();
             assert!(failed.has_jit());
@@ -251,7 +309,7 @@ mod tests {
             let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..100_000 {
                 let mut line = String::new();
-                for choices in &pieces {
+                for choices in &PIECES {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
