@@ -149,6 +149,9 @@ pub struct Filter {
     pub(super) sshd_prefix: Option<Name>,
     /// The index of the stock sshd `Failed ...` failregex, which [`failed::read`] reads.
     pub(super) sshd_failed: Option<usize>,
+    /// For each failregex, whether it or the prefregex has `alt_` groups, which
+    /// [`merge_alternates`] merges.
+    pub(super) alternates: Vec<bool>,
 }
 
 /// A filter with a pattern that does not compile.
@@ -201,7 +204,15 @@ impl Filter {
             _ => None,
         };
         let failregex = compile_all(&spec.failregex, usedns, multiline, "failregex")?;
+        let has_alternates =
+            |p: &Compiled| p.names().iter().flatten().any(|n| n.starts_with("alt_"));
+        let in_prefregex = prefregex.as_ref().is_some_and(has_alternates);
+        let alternates = failregex
+            .iter()
+            .map(|f| in_prefregex || has_alternates(f))
+            .collect();
         Ok(Self {
+            alternates,
             prefregex_literals: prefregex
                 .as_ref()
                 .map(|p| Prefilter::new(std::iter::once(p.as_str()))),

@@ -10,8 +10,6 @@
 //! This is fail2ban's `Filter._mergeFailure` and `findFailure` (failure ids and multi-line
 //! buffers). Pure: the state is this value; lines and the present go in, failures come out.
 
-use std::collections::BTreeSet;
-
 use indexmap::IndexMap;
 
 use super::{
@@ -55,7 +53,8 @@ impl Groups {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
     groups: Groups,
-    users: Option<BTreeSet<Value>>,
+    /// The users the connection tried, sorted (a handful at most: a vector).
+    users: Vec<Value>,
     /// Lines that make up the failure so far.
     matches: usize,
     /// Lines remembered from `<F-NOFAIL>` matches, which join the next failure.
@@ -76,12 +75,11 @@ impl State {
     /// Adds the user to the connection's set; the set's size, when the pattern has a user.
     fn update_users(&mut self, user: Option<&str>) -> usize {
         if let Some(user) = user.filter(|u| !u.is_empty()) {
-            let users = self.users.get_or_insert_with(BTreeSet::new);
-            if !users.contains(user) {
-                users.insert(Value::from(user));
+            if let Err(at) = self.users.binary_search_by(|u| u.as_str().cmp(user)) {
+                self.users.insert(at, Value::from(user));
             }
         }
-        self.users.as_ref().map_or(0, BTreeSet::len)
+        self.users.len()
     }
 }
 
@@ -347,6 +345,7 @@ impl Tracker {
                     found.hits.push(Matched {
                         regex,
                         fields,
+                        alternates: filter.alternates[regex],
                         ignored: filter.ignored(text),
                     });
                     out.hits.end += 1;
@@ -378,7 +377,7 @@ impl Tracker {
                 continue;
             }
             let fields = found.fields(hit.fields.clone());
-            let (failure, stop) = self.record(hit.regex, fields, 1, check_all);
+            let (failure, stop) = self.record(hit.regex, fields, hit.alternates, 1, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
                 break;
@@ -441,7 +440,8 @@ impl Tracker {
                 }
                 continue;
             }
-            let (failure, stop) = self.record(regex, fields, lines, check_all);
+            let (failure, stop) =
+                self.record(regex, fields, filter.alternates[regex], lines, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
                 break;
@@ -458,10 +458,13 @@ impl Tracker {
         &mut self,
         regex: usize,
         mut fields: Vec<(Name, Value)>,
+        alternates: bool,
         lines: usize,
         check_all: bool,
     ) -> (Option<Tracked>, bool) {
-        merge_alternates(&mut fields);
+        if alternates {
+            merge_alternates(&mut fields);
+        }
         let fail = State {
             groups: Groups(fields),
             ..State::default()
@@ -497,7 +500,7 @@ impl Tracker {
             host,
             fields: state.groups.0.clone(),
             attempts: state.matches,
-            users: state.users.iter().flatten().cloned().collect(),
+            users: state.users.clone(),
             nofail,
         };
         (Some(failure), false)
@@ -534,6 +537,8 @@ struct Matched {
     regex: usize,
     /// Where its fields are in [`Found::fields`].
     fields: std::ops::Range<usize>,
+    /// Whether the filter has `alt_` groups to merge (see `matcher::merge_alternates`).
+    alternates: bool,
     ignored: bool,
 }
 
