@@ -534,6 +534,16 @@ mod tests {
         threads: usize,
         chunk: usize,
     ) -> Vec<(usize, String, Option<Scanned>)> {
+        in_bulk_skipping(spec, log, threads, chunk, skipped)
+    }
+
+    fn in_bulk_skipping(
+        spec: &FilterSpec,
+        log: &[u8],
+        threads: usize,
+        chunk: usize,
+        skip: fn(&str) -> bool,
+    ) -> Vec<(usize, String, Option<Scanned>)> {
         let mut scanner = Scanner::new(spec, 2026).unwrap();
         let mut out = Vec::new();
         let options = Options {
@@ -546,7 +556,7 @@ mod tests {
             &mut scanner,
             &utc(),
             options,
-            skipped,
+            skip,
             &mut |line| {
                 out.push((line.index, line.text().into_owned(), line.scanned));
             },
@@ -678,20 +688,7 @@ mod tests {
         std::thread::spawn(move || {
             let log = log();
             let outcome = std::panic::catch_unwind(|| {
-                let mut scanner = Scanner::new(&sshd_like(1), 2026).unwrap();
-                let options = Options {
-                    threads: 2,
-                    chunk: 64,
-                    check_all: false,
-                };
-                scan(
-                    &mut &log[..],
-                    &mut scanner,
-                    &utc(),
-                    options,
-                    skip_or_fail,
-                    &mut |_| {},
-                )
+                in_bulk_skipping(&sshd_like(1), &log, 2, 64, skip_or_fail)
             });
             let _ = done.send(outcome.is_err());
         });

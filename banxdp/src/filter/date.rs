@@ -1164,16 +1164,8 @@ mod tests {
             &["", " host sshd[1]: x", "  y", "z"],
         ];
         let clock = utc();
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let (mut answered, mut declined) = (0, 0);
-        for _ in 0..100_000 {
-            let mut line = String::new();
-            for choices in &pieces {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
-            }
+        for line in super::super::generated::lines(&pieces, 0x2545_f491_4f6c_dd1d).take(100_000) {
             match pattern.find_syslog(&line, Jit::serves(&line), &clock) {
                 Ok(found) => {
                     answered += 1;

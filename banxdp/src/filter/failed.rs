@@ -14,7 +14,10 @@
 //! name, brackets, a second ` from `) it declines (`None`), and the engines read the line.
 //! The tests compare it with them on generated lines.
 
-use super::pattern::{Name, Span};
+use super::{
+    ascii::{is_space, run},
+    pattern::{Name, Span},
+};
 
 /// The stock sshd filter's failregex for `Failed ... for ... from ...` lines, as fail2ban's
 /// configuration expands it (Debian's fail2ban 1.0), before its tags become groups.
@@ -55,19 +58,6 @@ impl Read {
             }
         }
     }
-}
-
-/// `\s` on an ASCII text.
-fn is_space(byte: u8) -> bool {
-    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
-}
-
-/// The end of the run of bytes from `at` for which `keep` holds.
-fn run(text: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
-    text[at.min(text.len())..]
-        .iter()
-        .position(|&b| !keep(b))
-        .map_or(text.len(), |n| at + n)
 }
 
 /// Where ` from ` occurs in `text` from `at` on.
@@ -198,7 +188,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{jit::Jit, pattern::Compiled};
+    use crate::filter::{generated, jit::Jit, pattern::Compiled};
 
     #[test]
     fn reads_the_usual_shapes() {
@@ -305,16 +295,8 @@ mod tests {
             let failed = Compiled::new(SSHD_FAILED, usedns).unwrap();
             assert!(failed.has_jit());
             let (mut answered, mut declined) = (0, 0);
-            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
             let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..100_000 {
-                let mut line = String::new();
-                for choices in &PIECES {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
-                }
+            for line in generated::lines(&PIECES, 0x2545_f491_4f6c_dd1d).take(100_000) {
                 let Some(read) = read(line.as_bytes()) else {
                     declined += 1;
                     continue;

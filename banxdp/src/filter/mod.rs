@@ -7,9 +7,12 @@
 //! (failure ids, multi-line buffers); `date` finds dates; `scan` puts them together line by
 //! line; `bulk` reads a whole log so on several cores; `report` is `banxdp regex`.
 
+pub mod ascii;
 pub mod bulk;
 pub mod date;
 pub mod failed;
+#[cfg(test)]
+pub(crate) mod generated;
 pub mod jit;
 pub mod literals;
 pub mod matcher;

@@ -11,6 +11,8 @@
 //! declines (`None`) and PCRE2 or the exact engines read the line. The tests compare it with
 //! them on generated lines.
 
+use super::ascii::{is_space, run};
+
 /// The sshd filter's prefregex, as fail2ban's configuration expands it (Debian's
 /// fail2ban 1.0), before its tags become groups.
 pub const SSHD_PREFREGEX: &str = concat!(
@@ -27,19 +29,6 @@ pub const SSHD_PREFREGEX: &str = concat!(
 pub struct Read {
     pub mlfid: (usize, usize),
     pub content: (usize, usize),
-}
-
-/// `\s` on an ASCII text, as PCRE2 and the `regex` crate read it.
-fn is_space(byte: u8) -> bool {
-    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
-}
-
-/// The end of the run of bytes from `at` for which `keep` holds.
-fn run(text: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
-    text[at..]
-        .iter()
-        .position(|&b| !keep(b))
-        .map_or(text.len(), |n| at + n)
 }
 
 /// The sshd prefregex's match in `line` (ASCII, one line), or `None` when this reader cannot
@@ -115,7 +104,7 @@ pub fn read(line: &[u8]) -> Option<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{Filter, FilterSpec, jit::Jit, pattern::Span};
+    use crate::filter::{Filter, FilterSpec, generated, jit::Jit, pattern::Span};
 
     #[test]
     fn the_reader_agrees_with_the_engines_wherever_it_answers() {
@@ -186,20 +175,12 @@ mod tests {
             ],
         ];
         let (mut answered, mut declined) = (0, 0);
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let (mut jit, mut exact) = (Vec::new(), Vec::new());
         let spans = |groups: &[(&str, Span)]| {
             let get = |name| groups.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
             (get("mlfid"), get("content"))
         };
-        for _ in 0..50_000 {
-            let mut line = String::new();
-            for choices in &pieces {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                line.push_str(choices[usize::try_from(seed % choices.len() as u64).unwrap()]);
-            }
+        for line in generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(50_000) {
             let Some(read) = read(line.as_bytes()) else {
                 declined += 1;
                 continue;

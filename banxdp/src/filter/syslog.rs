@@ -16,6 +16,8 @@
 //! no match, it declines (`None`), and the date pattern's engines read the line. The tests
 //! compare it with them on generated lines.
 
+use super::ascii::is_word;
+
 /// Where a syslog date's parts are in a line; the date itself is `0..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Read {
@@ -42,10 +44,6 @@ fn starts_with_name(text: &[u8], names: &[&[u8; 3]]) -> bool {
         ];
         names.iter().any(|name| **name == lower)
     })
-}
-
-fn is_word(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_'
 }
 
 /// The spans `[lo-hi]?\d` can take at `at`, greedy first: two digits, then one.
