@@ -9,10 +9,11 @@
 //! after `for `, the second alternative has one place to end; and with no second ` from `,
 //! the pattern's tail `(?:(?:(?! from ).)*)$` takes whatever follows the address. Then the
 //! match is the one path [`read`] follows: the method, `invalid user `, the user up to
-//! ` from `, an IPv4 address read as `(?:\d{1,3}\.){3}\d{1,3}` reads it, and the port and
-//! `ssh2` parts, each greedy. Anything else (a `: ` after the user, an IPv6 address or a
-//! name, brackets, a second ` from `) it declines (`None`), and the engines read the line.
-//! The tests compare it with them on generated lines.
+//! ` from `, the address as the pattern's first successful form reads it (IPv4 as
+//! `(?:\d{1,3}\.){3}\d{1,3}`, else IPv6 by its greedy rounds), and the rest, which the port,
+//! `ssh2` and tail parts take. Anything else (a `: ` after the user, a second ` from `, a
+//! name, brackets, an IPv6 form whose first path fails) it declines (`None`), and the
+//! engines read the line. The tests compare it with them on generated lines.
 
 use super::{
     ascii::{is_space, run},
