@@ -237,10 +237,11 @@ mod regex_cmd {
             },
         },
         filter::{
-            FilterSpec, Scanner, bulk,
+            FilterSpec, Scanner,
             date::{Clock, Zone},
             report,
         },
+        source::bulk,
     };
 
     /// The filter's options read from `name` under `basedir` (`filter.d/sshd`), with `params`.

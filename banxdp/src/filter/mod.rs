@@ -2,13 +2,13 @@
 //! clock.
 //!
 //! `pattern` compiles fail2ban's regular expressions (with `jit`, PCRE2's fast path for their
-//! groups); `matcher` holds a whole filter
-//! (prefregex, failregex, ignoreregex); `tracker` applies it with what earlier lines left
-//! (failure ids, multi-line buffers); `date` finds dates; `scan` puts them together line by
-//! line; `bulk` reads a whole log so on several cores; `report` is `banxdp regex`.
+//! groups); `matcher` holds a whole filter (prefregex, failregex, ignoreregex); `tracker`
+//! applies it with what earlier lines left (failure ids, multi-line buffers); `date` finds
+//! dates; `scan` puts them together line by line; `report` is `banxdp regex`. `syslog`,
+//! `prefix` and `failed` read three stock patterns by hand where their answer is plain
+//! (with `ascii`'s helpers). `crate::source::bulk` reads a whole log on several cores.
 
 pub mod ascii;
-pub mod bulk;
 pub mod date;
 pub mod failed;
 #[cfg(test)]

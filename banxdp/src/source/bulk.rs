@@ -23,7 +23,7 @@ use std::{
     sync::{Condvar, Mutex, PoisonError, mpsc},
 };
 
-use super::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
+use crate::filter::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
 
 /// How a log is read.
 #[derive(Clone, Copy, Debug)]
