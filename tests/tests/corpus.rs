@@ -14,23 +14,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use banxdp::{
-    config::fail2ban::{
-        Disk, Value,
-        readers::{DefinitionReader, FILTER_OPTS},
-        store::{FileCache, Store, Vars},
-    },
-    filter::{
-        FilterSpec, Scanner,
-        date::{Clock, Zone},
-        tracker::Tracked,
-    },
+use banxdp::filter::{
+    Scanner,
+    date::{Clock, Zone},
+    tracker::Tracked,
 };
-use indexmap::IndexMap;
+use banxdp_tests::stock::{CONFIG, LOGS, logs_with_filters, scanner as build};
 use serde_json::{Map, Value as Json};
-
-const LOGS: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-const CONFIG: &str = "/etc/fail2ban";
 /// fail2ban's test "now": Sun Aug 14 12:00:00 CEST 2005.
 const TEST_NOW: i64 = 1_124_013_600;
 /// The time zone fail2ban's test suite sets.
@@ -44,45 +34,6 @@ struct Variant {
     opts: Map<String, Json>,
     /// The filter with what the file's earlier lines left (failure ids, buffer, last date).
     engine: Result<Scanner, String>,
-}
-
-fn build(filter: &str, opts: &Map<String, Json>) -> Result<Scanner, String> {
-    let params: IndexMap<String, String> = opts
-        .iter()
-        .filter(|(k, _)| !k.starts_with("test."))
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-            )
-        })
-        .collect();
-    let store = Store::read(
-        &Disk,
-        Path::new(CONFIG),
-        &format!("filter.d/{filter}"),
-        &mut FileCache::default(),
-    )
-    .map_err(|e| e.to_string())?
-    .ok_or("no filter file")?
-    .0;
-    let mut def = DefinitionReader::new(store, "jail", params);
-    let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
-    def.read_options(&Vars::new(), &names, false)
-        .map_err(|e| e.to_string())?;
-    let (options, _) = def.combined(&[], &FILTER_OPTS).map_err(|e| e.to_string())?;
-    let text = |n: &str| options.get(n).map(Value::text);
-    // `%ExY` accepts years around the real present, whatever "now" the test sets.
-    Scanner::new(&FilterSpec::from_options(text), current_year()).map_err(|e| e.to_string())
-}
-
-fn current_year() -> i32 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    banxdp::filter::report::iso8601(now)[..4]
-        .parse()
-        .unwrap_or(2026)
 }
 
 /// The corpus' two kinds of condition: `name == 'x'` and `opts.get('k') ==/!= 'v'`.
@@ -420,19 +371,7 @@ fn fail2ban_corpus_through_banxdps_engine() {
         std::env::set_var("TZ", TEST_TZ);
         tzset();
     }
-    let mut names: Vec<String> = std::fs::read_dir(LOGS)
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            Path::new(CONFIG)
-                .join("filter.d")
-                .join(format!("{n}.conf"))
-                .is_file()
-        })
-        .collect();
-    names.sort();
+    let names = logs_with_filters();
     let mut tally = Tally::default();
     for name in &names {
         run_file(name, name, &mut tally);
