@@ -287,14 +287,24 @@ fn write_host(host: &Host, out: &mut String) {
     };
 }
 
+/// The bytes a JSON string escapes: `"`, `\` and the control characters.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 32 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// `text` as a JSON string, appended to `out`.
 fn write_json_string(text: &str, out: &mut String) {
     out.push('"');
     let mut rest = text;
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| b == b'"' || b == b'\\' || b < b' ')
-    {
+    while let Some(at) = rest.bytes().position(|b| ESCAPED[usize::from(b)]) {
         out.push_str(&rest[..at]);
         let c = rest.as_bytes()[at];
         let _ = match c {
