@@ -85,9 +85,8 @@ pub fn scan(
     if options.threads <= 1 {
         let mut data = Vec::new();
         while chunks.next(&mut data)? {
-            for range in lines(&data) {
+            for (range, text) in texts(&data) {
                 let bytes = trimmed(&data[range]);
-                let text = text_of(bytes);
                 let read = (!skip(&text)).then(|| scanner.line(&text, clock, options.check_all));
                 each(Line {
                     index: base,
@@ -373,8 +372,7 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
-    for range in lines(data) {
-        let text = text_of(trimmed(&data[range.clone()]));
+    for (range, text) in texts(data) {
         let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
         out.push((range, prepared));
     }
@@ -430,6 +428,20 @@ fn lines(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
         let line = start..end;
         start = end + 1;
         Some(line)
+    })
+}
+
+/// The lines of a chunk with their text (see [`text_of`]): the chunk's UTF-8 is checked once,
+/// and each line's only where the chunk has invalid bytes.
+fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>)> + '_ {
+    let whole = std::str::from_utf8(data).ok();
+    lines(data).map(move |range| {
+        let text = match whole {
+            // Line ends are character boundaries.
+            Some(all) => Cow::Borrowed(all[range.clone()].trim_end_matches('\r')),
+            None => text_of(trimmed(&data[range.clone()])),
+        };
+        (range, text)
     })
 }
 
