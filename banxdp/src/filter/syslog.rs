@@ -75,6 +75,46 @@ fn second_choices(line: &[u8], at: usize) -> [Option<(usize, usize)>; 3] {
     [two, one, sixty]
 }
 
+/// The commonest shape, `Mmm dd HH:MM:SS` with two-digit fields, where the choices below
+/// succeed at their first try: the day takes both its characters whichever alternative
+/// reads them (`21`, ` 1`, `01`, `30`), the hour starts right after the day's space, and
+/// hour, minute and second take two digits each. The month is checked by the caller.
+fn read_fixed(line: &[u8]) -> Option<Read> {
+    let b = line.get(..15)?;
+    let digit = |c: u8| c.is_ascii_digit();
+    let day = match (b[4], b[5]) {
+        (b'1'..=b'2', d) => digit(d),
+        (b'0' | b' ', b'1'..=b'9') | (b'3', b'0'..=b'1') => true,
+        _ => false,
+    };
+    let fixed = day
+        && b[6] == b' '
+        && matches!(b[7], b'0'..=b'2')
+        && digit(b[8])
+        && b[9] == b':'
+        && matches!(b[10], b'0'..=b'5')
+        && digit(b[11])
+        && b[12] == b':'
+        && matches!(b[13], b'0'..=b'5')
+        && digit(b[14]);
+    // After the seconds: no fraction or year (see `read`), and no word character.
+    let after = line.get(15).copied();
+    let next_digit = line.get(16).is_some_and(u8::is_ascii_digit);
+    let ends = match after {
+        None => true,
+        Some(b'.' | b' ') => !next_digit,
+        Some(c) => !is_word(c),
+    };
+    (fixed && ends).then_some(Read {
+        end: 15,
+        month: (0, 3),
+        day: (4, 6),
+        hour: (7, 9),
+        minute: (10, 12),
+        second: (13, 15),
+    })
+}
+
 /// The syslog date at the start of `line` (ASCII, one line), or `None` when this reader
 /// cannot tell: then the date pattern's engines must.
 #[must_use]
@@ -86,6 +126,9 @@ pub fn read(line: &[u8]) -> Option<Read> {
     }
     if !starts_with_name(line, &MONTHS) || at(3) != Some(b' ') {
         return None;
+    }
+    if let Some(read) = read_fixed(line) {
+        return Some(read);
     }
     for day in day_choices(line, 4).into_iter().flatten() {
         // The template's space, then `%k`'s optional one.
