@@ -90,6 +90,145 @@ fn literal_text(expr: &Expr) -> Option<String> {
     }
 }
 
+/// Most prefixes a set may hold before it is given up (each step multiplies them).
+const MOST_PREFIXES: usize = 32;
+
+/// For a pattern anchored at the start of the text (`^`, without multi-line mode), the
+/// strings one of which every match begins with; `None` when no such set is known (or the
+/// pattern is not anchored). Where a part of the pattern can be spelled only a few ways (a
+/// literal, an alternation of literals, a class of a few plain characters), the prefixes run
+/// on through it; they stop at the first part that cannot.
+#[must_use]
+pub fn anchored_prefixes(pattern: &str) -> Option<Vec<String>> {
+    let tree = Expr::parse_tree(pattern).ok()?;
+    let Expr::Concat(children) = &tree.expr else {
+        return None;
+    };
+    let (first, rest) = children.split_first()?;
+    if !matches!(first, Expr::Assertion(fancy_regex::Assertion::StartText)) {
+        return None;
+    }
+    let mut set = prefixes_of_sequence(rest)?;
+    set.sort();
+    set.dedup();
+    (!set.iter().any(String::is_empty)).then_some(set)
+}
+
+/// The prefixes of a sequence of parts (see [`anchored_prefixes`]).
+fn prefixes_of_sequence(parts: &[Expr]) -> Option<Vec<String>> {
+    let mut set = vec![String::new()];
+    for part in parts {
+        if let Some(spellings) = spellings(part) {
+            set = cross(&set, &spellings)?;
+            continue;
+        }
+        return match prefixes(part) {
+            Some(starts) => cross(&set, &starts),
+            None => Some(set),
+        };
+    }
+    Some(set)
+}
+
+/// Every way of writing `expr` when there are only a few: a literal, a class of a few plain
+/// characters, an alternation or sequence of such.
+fn spellings(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Literal { val, casei: false } => Some(vec![val.clone()]),
+        Expr::Group(inner) => spellings(inner),
+        Expr::Delegate {
+            inner,
+            casei: false,
+        } => {
+            let chars = inner.strip_prefix('[')?.strip_suffix(']')?;
+            (!chars.is_empty() && chars.chars().all(|c| c.is_ascii_alphanumeric()))
+                .then(|| chars.chars().map(String::from).collect())
+        }
+        Expr::Alt(branches) => {
+            let mut all = Vec::new();
+            for branch in branches {
+                all.extend(spellings(branch)?);
+            }
+            (all.len() <= MOST_PREFIXES).then_some(all)
+        }
+        Expr::Concat(children) => children.iter().try_fold(vec![String::new()], |set, child| {
+            cross(&set, &spellings(child)?)
+        }),
+        _ => None,
+    }
+}
+
+/// The strings one of which every match of `expr` begins with, where it can be spelled in
+/// more ways than [`spellings`] lists.
+fn prefixes(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Group(inner) => prefixes(inner),
+        Expr::Concat(children) => prefixes_of_sequence(children),
+        Expr::Alt(branches) => {
+            let mut all = Vec::new();
+            for branch in branches {
+                all.extend(spellings(branch).or_else(|| prefixes(branch))?);
+            }
+            (all.len() <= MOST_PREFIXES).then_some(all)
+        }
+        Expr::Repeat { child, lo, .. } if *lo >= 1 => spellings(child).or_else(|| prefixes(child)),
+        _ => None,
+    }
+}
+
+/// Every string of `heads` followed by every string of `tails`, if not too many.
+fn cross(heads: &[String], tails: &[String]) -> Option<Vec<String>> {
+    if heads.len() * tails.len() > MOST_PREFIXES {
+        return None;
+    }
+    Some(
+        heads
+            .iter()
+            .flat_map(|h| tails.iter().map(move |t| format!("{h}{t}")))
+            .collect(),
+    )
+}
+
+/// Which of several patterns anchored at the start of the text may match a text, by the
+/// strings each must begin with ([`anchored_prefixes`]): found from the text's first byte,
+/// with no scan.
+#[derive(Clone, Debug)]
+pub struct Anchored {
+    /// The prefixes by their first byte, each with its pattern.
+    by_first_byte: Vec<Vec<(String, usize)>>,
+}
+
+impl Anchored {
+    /// For the patterns (Rust syntax, as compiled), when every one is anchored with known
+    /// prefixes and there are at most [`MASKED`] of them; else `None`.
+    #[must_use]
+    pub fn new<'p>(patterns: impl Iterator<Item = &'p str>) -> Option<Self> {
+        let mut by_first_byte = vec![Vec::new(); 256];
+        for (index, pattern) in patterns.enumerate() {
+            if index >= MASKED {
+                return None;
+            }
+            for prefix in anchored_prefixes(pattern)? {
+                let first = usize::from(*prefix.as_bytes().first()?);
+                by_first_byte[first].push((prefix, index));
+            }
+        }
+        Some(Self { by_first_byte })
+    }
+
+    /// The patterns that may match `text` (a bit mask, see [`has`]).
+    #[must_use]
+    pub fn candidates(&self, text: &str) -> u128 {
+        let Some(&first) = text.as_bytes().first() else {
+            return 0;
+        };
+        self.by_first_byte[usize::from(first)]
+            .iter()
+            .filter(|(prefix, _)| text.starts_with(prefix.as_str()))
+            .fold(0, |mask, (_, pattern)| mask | bit(*pattern))
+    }
+}
+
 /// Which of several patterns may match a text, by their required strings.
 ///
 /// One automaton, leftmost-first (so that the crate can use its vectorised search), finds
@@ -269,6 +408,7 @@ pub fn has(mask: u128, index: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::generated;
 
     fn req(p: &str) -> Option<Vec<String>> {
         required(p)
@@ -317,6 +457,97 @@ mod tests {
         let strict = Prefilter::new(patterns[..2].iter().copied());
         assert!(!strict.any("Accepted publickey"));
         assert!(strict.any("x Invalid user"));
+    }
+
+    #[test]
+    fn anchored_prefixes_are_spelled_out_or_not_known() {
+        let prefixes = |p| anchored_prefixes(p);
+        assert_eq!(
+            prefixes(r"^[iI](?:llegal|nvalid) user (?P<user>.*?) from"),
+            Some(vec![
+                "Illegal user ".into(),
+                "Invalid user ".into(),
+                "illegal user ".into(),
+                "invalid user ".into(),
+            ])
+        );
+        assert_eq!(prefixes(r"^pam_[a-z]+\(sshd"), Some(vec!["pam_".into()]));
+        assert_eq!(prefixes(r"^(?:ab)+c"), Some(vec!["ab".into()]));
+        // Not anchored, anchored on lines, an empty start, a class or case that is not
+        // spelled out: nothing is known.
+        for pattern in [
+            r"x^y",
+            r"(?m)^a",
+            r"^(?:a|)b",
+            r"^a*b",
+            r"^\S+ a",
+            r"^(?i)abc",
+            r"^[a-z]b",
+        ] {
+            assert_eq!(prefixes(pattern), None, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn anchored_candidates_include_every_pattern_that_matches() {
+        let patterns = [
+            r"^[aA]uthentication (?:failure|error|failed) for (?P<user>.*) from \S+",
+            r"^[iI](?:llegal|nvalid) user (?P<user>.*?) from",
+            r"^(?P<nofail>(?P<f>Connection (?:closed|reset)|Disconnected)) (?:by|from)",
+            r"^(?P<nofail>pam_[a-z]+\(sshd:auth\):)",
+            r"^Failed (?:(?P<nofail>publickey)|\S+) for",
+            r"^(?:ab)+c",
+            r"^x(?:y|yz)z",
+        ];
+        let anchored = Anchored::new(patterns.iter().copied()).unwrap();
+        let compiled: Vec<fancy_regex::Regex> = patterns
+            .iter()
+            .map(|p| fancy_regex::Regex::new(p).unwrap())
+            .collect();
+        let pieces: [&[&str]; 3] = [
+            &[
+                "Authentication ",
+                "authentication ",
+                "Invalid user ",
+                "illegal user ",
+                "Connection closed ",
+                "Connection reset ",
+                "Disconnected ",
+                "pam_unix(sshd:auth):",
+                "Failed ",
+                "Failed publickey ",
+                "ab",
+                "abab",
+                "x",
+                "xy",
+                "",
+                " ",
+            ],
+            &[
+                "failure for ",
+                "from ",
+                "by ",
+                "for ",
+                "c",
+                "z",
+                "yz",
+                "zz",
+                "",
+            ],
+            &["a from b", "root", "from x", "", "c"],
+        ];
+        let (mut matched, mut lines) = (0, 0);
+        for line in generated::lines(&pieces, 0x1234_5678_9abc_def1).take(20_000) {
+            let mask = anchored.candidates(&line);
+            for (index, re) in compiled.iter().enumerate() {
+                if re.is_match(&line).unwrap() {
+                    matched += 1;
+                    assert!(has(mask, index), "{} on {line:?}", patterns[index]);
+                }
+            }
+            lines += 1;
+        }
+        assert!(matched > 2_000, "{matched} matches in {lines} lines");
     }
 
     #[test]

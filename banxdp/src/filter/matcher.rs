@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::{
     failed,
-    literals::Prefilter,
+    literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern},
     prefix,
     tracker::Tracked,
@@ -149,6 +149,9 @@ pub struct Filter {
     pub(super) sshd_prefix: Option<Name>,
     /// The index of the stock sshd `Failed ...` failregex, which [`failed::read`] reads.
     pub(super) sshd_failed: Option<usize>,
+    /// Where every failregex starts with known strings, a one-line filter has no prefregex
+    /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
+    pub(super) anchored: Option<Anchored>,
     /// For each failregex, whether it or the prefregex has `alt_` groups, which
     /// [`merge_alternates`] merges.
     pub(super) alternates: Vec<bool>,
@@ -211,8 +214,14 @@ impl Filter {
             .iter()
             .map(|f| in_prefregex || has_alternates(f))
             .collect();
+        let sshd_prefix =
+            (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX)).then(|| intern("mlfid"));
+        let anchored = (spec.maxlines <= 1 && (prefregex.is_none() || sshd_prefix.is_some()))
+            .then(|| Anchored::new(failregex.iter().map(Compiled::as_str)))
+            .flatten();
         Ok(Self {
             alternates,
+            anchored,
             prefregex_literals: prefregex
                 .as_ref()
                 .map(|p| Prefilter::new(std::iter::once(p.as_str()))),
@@ -221,8 +230,7 @@ impl Filter {
             failregex,
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
-            sshd_prefix: (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX))
-                .then(|| intern("mlfid")),
+            sshd_prefix,
             sshd_failed: spec.failregex.iter().position(|f| f == failed::SSHD_FAILED),
         })
     }

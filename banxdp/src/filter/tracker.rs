@@ -325,10 +325,9 @@ impl Tracker {
         match open(filter, line, plain, &mut pre, &mut strings) {
             Gate::Ignored => out.ignored = true,
             Gate::Closed => {}
-            Gate::Open(content) => {
+            Gate::Open(content, candidates) => {
                 let span = content.unwrap_or((0, line.len()));
                 let text = &line[span.0..span.1];
-                let candidates = filter.candidates_within(&strings, span);
                 for (regex, re) in filter.failregex.iter().enumerate() {
                     if !literals::has(candidates, regex) {
                         continue;
@@ -399,7 +398,7 @@ impl Tracker {
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut found = std::mem::take(&mut self.spans);
         let gate = open(filter, line, false, &mut pre, &mut Vec::new());
-        let Gate::Open(content) = gate else {
+        let Gate::Open(content, _) = gate else {
             out.ignored = matches!(gate, Gate::Ignored);
             self.pre_spans = pre;
             self.spans = found;
@@ -602,8 +601,8 @@ enum Gate {
     /// No failregex can match: no required string is there, or the prefregex failed.
     Closed,
     /// The failregexes search on: in the prefregex's content (a non-empty span), or in
-    /// the whole text (`None`).
-    Open(Option<Span>),
+    /// the whole text (`None`); those of the mask (see `literals::has`) may match.
+    Open(Option<Span>, u128),
 }
 
 /// fail2ban's steps before the failregexes, on `text`: an early ignoreregex check, the
@@ -624,24 +623,57 @@ fn open(
     {
         return Gate::Ignored;
     }
+    // Failregexes that all start with known strings, after no prefregex or one read by hand:
+    // the content's first bytes say which may match, without scanning the line.
+    if let Some(anchored) = &filter.anchored {
+        let Some(content) = prefregex_content(filter, text, plain, pre) else {
+            return Gate::Closed;
+        };
+        let (start, end) = content.unwrap_or((0, text.len()));
+        let mask = anchored.candidates(&text[start..end]);
+        return if mask == 0 {
+            Gate::Closed
+        } else {
+            Gate::Open(content, mask)
+        };
+    }
     if !filter.may_match_keeping(text, strings) {
         return Gate::Closed;
     }
+    let Some(content) = prefregex_content(filter, text, plain, pre) else {
+        return Gate::Closed;
+    };
+    let span = content.unwrap_or((0, text.len()));
+    Gate::Open(content, filter.candidates_within(strings, span))
+}
+
+/// The prefregex's content in `text` (`Some(None)`: no prefregex, or an empty content, so
+/// the whole text), its other groups in `pre`; `None` when the prefregex does not match.
+#[expect(
+    clippy::option_option,
+    reason = "no match, no content, and a content differ"
+)]
+fn prefregex_content(
+    filter: &Filter,
+    text: &str,
+    plain: bool,
+    pre: &mut Vec<(Name, Span)>,
+) -> Option<Option<Span>> {
     let Some(pref) = &filter.prefregex else {
-        return Gate::Open(None);
+        return Some(None);
     };
     // The stock sshd prefregex, read by hand where it can be (its content is never empty).
     if let Some(mlfid) = filter.sshd_prefix.filter(|_| plain) {
         if let Some(read) = prefix::read(text.as_bytes()) {
             pre.push((mlfid, read.mlfid));
-            return Gate::Open(Some(read.content));
+            return Some(Some(read.content));
         }
     }
     if !matches!(pref.search_spans_in(text, plain, pre), Ok(Some(_))) {
-        return Gate::Closed;
+        return None;
     }
     let content = pre.iter().position(|(name, _)| *name == "content");
-    Gate::Open(content.map(|at| pre.remove(at).1).filter(|(s, e)| s < e))
+    Some(content.map(|at| pre.remove(at).1).filter(|(s, e)| s < e))
 }
 
 /// Where a merged failure's state is: its own (no id, or a connection just ended), or a
