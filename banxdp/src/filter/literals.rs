@@ -399,6 +399,23 @@ pub fn bit(index: usize) -> u128 {
     if index < MASKED { 1 << index } else { 0 }
 }
 
+/// The patterns in `mask`, of `count`, in order (those from [`MASKED`] on always).
+pub fn members(mask: u128, count: usize) -> impl Iterator<Item = usize> {
+    let mut bits = if count >= MASKED {
+        mask
+    } else {
+        mask & ((1 << count) - 1)
+    };
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let index = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            index
+        })
+    })
+    .chain(MASKED..count.max(MASKED))
+}
+
 /// Whether pattern `index` is in `mask`.
 #[must_use]
 pub fn has(mask: u128, index: usize) -> bool {
@@ -548,6 +565,19 @@ mod tests {
             lines += 1;
         }
         assert!(matched > 2_000, "{matched} matches in {lines} lines");
+    }
+
+    #[test]
+    fn members_are_the_patterns_in_the_mask_in_order() {
+        let mut seed: u128 = 0x9e37_79b9_7f4a_7c15_0123_4567_89ab_cdef;
+        for count in [0, 1, 5, 64, 127, 128, 129, 200] {
+            for _ in 0..50 {
+                seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(1);
+                let mask = seed ^ (seed >> 37);
+                let want: Vec<usize> = (0..count).filter(|&i| has(mask, i)).collect();
+                assert_eq!(members(mask, count).collect::<Vec<_>>(), want, "{count}");
+            }
+        }
     }
 
     #[test]

@@ -328,10 +328,8 @@ impl Tracker {
             Gate::Open(content, candidates) => {
                 let span = content.unwrap_or((0, line.len()));
                 let text = &line[span.0..span.1];
-                for (regex, re) in filter.failregex.iter().enumerate() {
-                    if !literals::has(candidates, regex) {
-                        continue;
-                    }
+                for regex in literals::members(candidates, filter.failregex.len()) {
+                    let re = &filter.failregex[regex];
                     let by_hand = (plain && filter.sshd_failed == Some(regex))
                         .then(|| failed::read(text.as_bytes()))
                         .flatten();
