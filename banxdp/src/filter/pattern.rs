@@ -253,7 +253,13 @@ fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
 /// faster (see [`super::jit`]).
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    exact: Exact,
+    /// The pattern as compiled (Rust syntax), and which engine it needs.
+    translated: String,
+    engine: Engine,
+    /// The exact engine. Where the JIT serves the pattern it is compiled when a text first
+    /// needs it (one outside ASCII, or past the JIT's match limit): compiling it is most of
+    /// the time a filter takes to load, and on most logs no line needs it.
+    exact: std::cell::OnceCell<Result<Exact, String>>,
     jit: Option<Jit>,
     /// The name of each group by number (the same in every engine).
     names: Vec<Option<Name>>,
@@ -340,24 +346,39 @@ impl Compiled {
             pattern: pattern.to_string(),
             reason,
         };
-        let exact = match engine {
-            Engine::Linear => regex::Regex::new(&translated)
-                .map(Exact::Linear)
-                .or_else(|e| {
-                    // Some Python syntax only the backtracking engine reads.
-                    fancy(&translated).map_err(|f| error(format!("{e}; {f}")))
-                }),
-            Engine::Backtracking => fancy(&translated).map_err(error),
-        }?;
-        let names = match &exact {
-            Exact::Linear(re) => re.capture_names().map(|n| n.map(intern)).collect(),
-            Exact::Backtracking(re) => re.capture_names().map(|n| n.map(intern)).collect(),
+        let jit = Jit::new(&translated);
+        let exact = std::cell::OnceCell::new();
+        // Where the JIT serves the pattern, the exact engine waits for a text that needs it.
+        // The pattern has been read (the JIT's checks parse it, and PCRE2 compiled it), so a
+        // bad one is an error now all the same. Should the exact engine then refuse what
+        // PCRE2 took (none of the patterns tried does), the texts that need it match
+        // nothing, as past its backtracking limit.
+        let names = if let Some(jit) = &jit {
+            jit.names()
+                .iter()
+                .map(|n| n.as_deref().map(intern))
+                .collect()
+        } else {
+            let compiled = Exact::new(&translated, engine).map_err(error)?;
+            let names = compiled.names();
+            let _ = exact.set(Ok(compiled));
+            names
         };
         Ok(Self {
-            jit: Jit::new(&translated),
+            translated,
+            engine,
             exact,
+            jit,
             names,
         })
+    }
+
+    /// The exact engine, compiled now if it was not yet.
+    fn exact(&self) -> Result<&Exact, String> {
+        self.exact
+            .get_or_init(|| Exact::new(&self.translated, self.engine))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The first match in `text` (leftmost-first, as Python's `search`), `Err` when the
@@ -427,7 +448,7 @@ impl Compiled {
             }
             get(0).expect("group 0 takes part")
         };
-        match &self.exact {
+        match self.exact()? {
             Exact::Linear(re) => Ok(re
                 .captures(text)
                 .map(|caps| read(&|i| caps.get(i).map(|m| (m.start(), m.end()))))),
@@ -458,18 +479,36 @@ impl Compiled {
     /// The pattern as compiled (Rust syntax).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        match &self.exact {
-            Exact::Linear(re) => re.as_str(),
-            Exact::Backtracking(re) => re.as_str(),
+        &self.translated
+    }
+
+    /// Which engine runs it (compiling it, if it was not yet).
+    pub fn engine(&self) -> Result<Engine, String> {
+        Ok(match self.exact()? {
+            Exact::Linear(_) => Engine::Linear,
+            Exact::Backtracking(_) => Engine::Backtracking,
+        })
+    }
+}
+
+impl Exact {
+    /// `pattern` (Rust syntax) compiled by the engine `translate` chose: the `regex` crate
+    /// where it reads the pattern, else the backtracking engine.
+    fn new(pattern: &str, engine: Engine) -> Result<Self, String> {
+        match engine {
+            Engine::Linear => regex::Regex::new(pattern).map(Exact::Linear).or_else(|e| {
+                // Some Python syntax only the backtracking engine reads.
+                fancy(pattern).map_err(|f| format!("{e}; {f}"))
+            }),
+            Engine::Backtracking => fancy(pattern),
         }
     }
 
-    /// Which engine runs it.
-    #[must_use]
-    pub fn engine(&self) -> Engine {
-        match self.exact {
-            Exact::Linear(_) => Engine::Linear,
-            Exact::Backtracking(_) => Engine::Backtracking,
+    /// The name of each group, by number.
+    fn names(&self) -> Vec<Option<Name>> {
+        match self {
+            Exact::Linear(re) => re.capture_names().map(|n| n.map(intern)).collect(),
+            Exact::Backtracking(re) => re.capture_names().map(|n| n.map(intern)).collect(),
         }
     }
 }
@@ -603,6 +642,10 @@ mod tests {
             .collect();
         let jit = compiled.iter().filter(|c| c.has_jit()).count();
         assert_eq!(jit, patterns.len() - 1, "all but `(a*)*` take the JIT");
+        for re in &compiled {
+            // The JIT's names stand for the exact engine's until it is compiled.
+            assert_eq!(re.names(), re.exact().unwrap().names(), "{}", re.as_str());
+        }
         let mut compared = 0;
         for _ in 0..3000 {
             let len = usize::try_from(next() % 24).unwrap();
@@ -622,11 +665,22 @@ mod tests {
     }
 
     #[test]
+    fn the_exact_engine_is_compiled_when_a_text_first_needs_it() {
+        let re = Compiled::new(r"^(?P<a>\w+) from <HOST>$", "yes").unwrap();
+        assert!(re.has_jit());
+        assert!(re.captures("bob from 192.0.2.1").unwrap().is_some());
+        assert!(re.exact.get().is_none(), "the JIT served an ASCII line");
+        let found = re.captures("bøb from 192.0.2.1").unwrap().unwrap();
+        assert_eq!(get(&found, "a"), Some("bøb"));
+        assert!(re.exact.get().is_some(), "a line outside ASCII needed it");
+    }
+
+    #[test]
     fn a_catastrophic_pattern_gives_up_instead_of_hanging() {
         // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
         // the loop over: 2^40 paths before failing on the `X`.
         let re = Compiled::new(r"^(?:(?=a)a|a)+$", "yes").unwrap();
-        assert_eq!(re.engine(), Engine::Backtracking);
+        assert_eq!(re.engine(), Ok(Engine::Backtracking));
         let text = format!("{}X", "a".repeat(40));
         assert!(re.has_jit());
         assert!(
