@@ -320,6 +320,18 @@ mod regex_cmd {
         Ok(spec)
     }
 
+    /// The addresses `name` resolves to, sorted, each once.
+    fn lookup(name: &str) -> Vec<std::net::IpAddr> {
+        use std::net::ToSocketAddrs as _;
+        let mut found: Vec<std::net::IpAddr> = (name, 0)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        found.sort();
+        found.dedup();
+        found
+    }
+
     pub fn run(args: &Args<'_>) -> Result<()> {
         let Args {
             log,
@@ -341,16 +353,6 @@ mod regex_cmd {
             zone: Zone::Local,
         };
         // Host names as fail2ban treats them: resolved, unless `usedns = raw`.
-        let lookup = |name: &str| -> Vec<std::net::IpAddr> {
-            use std::net::ToSocketAddrs as _;
-            let mut found: Vec<std::net::IpAddr> = (name, 0)
-                .to_socket_addrs()
-                .map(|addrs| addrs.map(|a| a.ip()).collect())
-                .unwrap_or_default();
-            found.sort();
-            found.dedup();
-            found
-        };
         let resolve: report::Resolver<'_> = if spec.usedns == "raw" {
             None
         } else {
@@ -364,15 +366,18 @@ mod regex_cmd {
             report::Mode::AllRegex
         };
         let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let mut out = stdout.lock();
         let mut written = Ok(());
-        let mut text = String::new();
+        // The failures' lines, written out 64 KiB at a time.
+        let mut text = Vec::with_capacity(1 << 17);
         let mut sink = |found: report::Found| {
             if json && written.is_ok() {
-                text.clear();
                 report::write_json(&found, &mut text);
-                text.push('\n');
-                written = out.write_all(text.as_bytes());
+                text.push(b'\n');
+                if text.len() >= 1 << 16 {
+                    written = out.write_all(&text);
+                    text.clear();
+                }
             }
         };
         let mut report = report::Report::default();
@@ -416,6 +421,9 @@ mod regex_cmd {
                 mode,
                 &mut sink,
             );
+        }
+        if written.is_ok() {
+            written = out.write_all(&text);
         }
         written.context("writing the failures")?;
         if !json {

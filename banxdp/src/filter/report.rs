@@ -3,7 +3,7 @@
 //! template) and each failure listed with its line number, time, host and fields. Pure:
 //! lines, filter and clock in, report out.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, io::Write as _};
 
 use super::{
     Host, Scanned, Scanner,
@@ -191,33 +191,28 @@ pub fn count_scanned(
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn iso8601(time: i64) -> String {
-    let mut out = String::with_capacity(20);
+    let mut out = Vec::with_capacity(20);
     write_iso8601(time, &mut out);
-    out
+    String::from_utf8(out).expect("digits and separators")
 }
 
-/// Appends `n` in decimal, at least `width` digits (zeros in front).
-fn push_number(out: &mut String, n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    while rest > 0 || at == digits.len() {
-        at -= 1;
-        digits[at] = b'0' + u8::try_from(rest % 10).expect("a digit");
-        rest /= 10;
-    }
-    at = at.min(digits.len() - width.min(digits.len()));
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `n` (below 100) in two digits.
+fn push_two(out: &mut Vec<u8>, n: u64) {
+    debug_assert!(n < 100);
+    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
 }
 
 /// Appends [`iso8601`]'s text to `out`: the date and the minute are written once per
 /// minute (failures come minute after minute), the seconds each time.
-fn write_iso8601(time: i64, out: &mut String) {
+fn write_iso8601(time: i64, out: &mut Vec<u8>) {
     thread_local! {
-        static MINUTE: std::cell::RefCell<(i64, String)> =
-            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        static MINUTE: std::cell::RefCell<(i64, Vec<u8>)> =
+            const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
     }
     let minute = time.div_euclid(60);
     MINUTE.with_borrow_mut(|(cached, text)| {
@@ -226,31 +221,36 @@ fn write_iso8601(time: i64, out: &mut String) {
             write_minute(minute * 60, text);
             *cached = minute;
         }
-        out.push_str(text);
+        out.extend_from_slice(text);
     });
-    push_number(out, time.rem_euclid(60).unsigned_abs(), 2);
-    out.push('Z');
+    push_two(out, time.rem_euclid(60).unsigned_abs());
+    out.push(b'Z');
 }
 
 /// `YYYY-MM-DDTHH:MM:` of `time`.
-fn write_minute(time: i64, out: &mut String) {
+fn write_minute(time: i64, out: &mut Vec<u8>) {
     let days = time.div_euclid(86_400);
     let secs = time.rem_euclid(86_400).unsigned_abs();
     let (y, m, d) = super::date::civil_from_days(days);
     if y < 0 {
-        out.push('-');
+        out.push(b'-');
     }
-    push_number(out, y.unsigned_abs(), 4);
+    let year = itoa::Buffer::new()
+        .format(y.unsigned_abs())
+        .as_bytes()
+        .to_vec();
+    out.extend(std::iter::repeat_n(b'0', 4usize.saturating_sub(year.len())));
+    out.extend_from_slice(&year);
     for (separator, n) in [
-        ('-', u64::from(m)),
-        ('-', u64::from(d)),
-        ('T', secs / 3600),
-        (':', secs % 3600 / 60),
+        (b'-', u64::from(m)),
+        (b'-', u64::from(d)),
+        (b'T', secs / 3600),
+        (b':', secs % 3600 / 60),
     ] {
         out.push(separator);
-        push_number(out, n, 2);
+        push_two(out, n);
     }
-    out.push(':');
+    out.push(b':');
 }
 
 /// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -265,26 +265,26 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
 }
 
 /// The host as a JSON string, appended to `out`.
-fn write_host(host: &Host, out: &mut String) {
-    let _ = match host {
+fn write_host(host: &Host, out: &mut Vec<u8>) {
+    match host {
         Host::Ip(std::net::IpAddr::V4(addr), None) => {
-            out.push('"');
+            out.push(b'"');
             for (n, octet) in addr.octets().into_iter().enumerate() {
                 if n > 0 {
-                    out.push('.');
+                    out.push(b'.');
                 }
-                push_number(out, u64::from(octet), 1);
+                push_number(out, u64::from(octet));
             }
-            out.push('"');
-            Ok(())
+            out.push(b'"');
         }
-        Host::Ip(addr, Some(cidr)) => write!(out, "\"{addr}/{cidr}\""),
-        Host::Ip(addr, None) => write!(out, "\"{addr}\""),
-        Host::Name(n) | Host::Id(n) => {
-            write_json_string(n, out);
-            Ok(())
+        Host::Ip(addr, Some(cidr)) => {
+            let _ = write!(out, "\"{addr}/{cidr}\"");
         }
-    };
+        Host::Ip(addr, None) => {
+            let _ = write!(out, "\"{addr}\"");
+        }
+        Host::Name(n) | Host::Id(n) => write_json_string(n, out),
+    }
 }
 
 /// The bytes a JSON string escapes: `"`, `\` and the control characters.
@@ -301,55 +301,56 @@ const ESCAPED: [bool; 256] = {
 };
 
 /// `text` as a JSON string, appended to `out`.
-fn write_json_string(text: &str, out: &mut String) {
-    out.push('"');
-    let mut rest = text;
-    while let Some(at) = rest.bytes().position(|b| ESCAPED[usize::from(b)]) {
-        out.push_str(&rest[..at]);
-        let c = rest.as_bytes()[at];
-        let _ = match c {
-            b'"' => write!(out, "\\\""),
-            b'\\' => write!(out, "\\\\"),
-            b'\n' => write!(out, "\\n"),
-            b'\r' => write!(out, "\\r"),
-            b'\t' => write!(out, "\\t"),
-            0x08 => write!(out, "\\b"),
-            0x0c => write!(out, "\\f"),
-            _ => write!(out, "\\u{c:04x}"),
-        };
+fn write_json_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut rest = text.as_bytes();
+    while let Some(at) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
+        out.extend_from_slice(&rest[..at]);
+        match rest[at] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c => {
+                let _ = write!(out, "\\u{c:04x}");
+            }
+        }
         rest = &rest[at + 1..];
     }
-    out.push_str(rest);
-    out.push('"');
+    out.extend_from_slice(rest);
+    out.push(b'"');
 }
 
 /// One failure as a JSON object: `line`, `time` (ISO 8601, UTC), `host`, `regex` (0-based
 /// index of the failregex), then every named field in the order the patterns set them.
 #[must_use]
 pub fn json_line(f: &Found) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_json(f, &mut out);
-    out
+    String::from_utf8(out).expect("JSON of UTF-8 texts")
 }
 
 /// Appends [`json_line`]'s text to `out`: written by hand, since it is written for every
 /// failure of a log.
-pub fn write_json(f: &Found, out: &mut String) {
-    out.push_str("{\"line\":");
-    push_number(out, f.line as u64, 1);
-    out.push_str(",\"time\":");
+pub fn write_json(f: &Found, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"line\":");
+    push_number(out, f.line as u64);
+    out.extend_from_slice(b",\"time\":");
     match f.time {
         Some(time) => {
-            out.push('"');
+            out.push(b'"');
             write_iso8601(time, out);
-            out.push('"');
+            out.push(b'"');
         }
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push_str(",\"host\":");
+    out.extend_from_slice(b",\"host\":");
     write_host(&f.host, out);
-    out.push_str(",\"regex\":");
-    push_number(out, f.regex as u64, 1);
+    out.extend_from_slice(b",\"regex\":");
+    push_number(out, f.regex as u64);
     // Internal groups (`_conn_`, `skiplines0`) are the patterns' business; a field named as
     // one of the keys above, or as an earlier field, is left out.
     for (at, (name, value)) in f.fields.iter().enumerate() {
@@ -363,12 +364,12 @@ pub fn write_json(f: &Found, out: &mut String) {
         // A group's name is made of word characters (and `.`, `[`, `]` in the `regex`
         // crate's syntax): nothing JSON escapes.
         debug_assert!(!name.contains(['"', '\\']) && !name.contains(char::is_control));
-        out.push_str(",\"");
-        out.push_str(name);
-        out.push_str("\":");
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
         write_json_string(value, out);
     }
-    out.push('}');
+    out.push(b'}');
 }
 
 impl Report {
@@ -557,9 +558,9 @@ mod tests {
             .found
             .iter()
             .map(|f| {
-                let mut text = String::new();
+                let mut text = Vec::new();
                 write_host(&f.host, &mut text);
-                serde_json::from_str(&text).unwrap()
+                serde_json::from_slice(&text).unwrap()
             })
             .collect();
         assert_eq!(hosts, ["192.0.2.1", "2001:db8::1"]);
