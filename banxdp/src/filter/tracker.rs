@@ -482,7 +482,7 @@ impl Tracker {
         if nofail && !check_all && mlfid.is_some() {
             return (None, true);
         }
-        let host = host_of(|k| state.groups.get(k).map(Value::as_str));
+        let host = host_of(&state.groups.0);
         if host.is_none() {
             // No address yet: the connection's failure is pending until one appears.
             state.pending = true;
