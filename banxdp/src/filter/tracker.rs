@@ -133,6 +133,10 @@ struct Connection {
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
     connections: Map<Value, Connection>,
+    /// The connections' ids in the order they were remembered, oldest first, so that a full
+    /// cache finds its oldest without a scan. An entry whose connection has since been
+    /// forgotten (or remembered anew, with a later order) is stale, and skipped when met.
+    arrivals: std::collections::VecDeque<(u64, Value)>,
     /// Room for the groups of a line's matches, kept from line to line.
     pre_spans: Vec<(Name, Span)>,
     /// Room for where the failregexes' required strings are in a line.
@@ -145,6 +149,9 @@ pub struct Tracker {
     now: i64,
     /// Room for what [`Tracker::check`] finds in one line.
     found: Found,
+    /// Room for a match's fields on their way into a connection, kept from match to match
+    /// (a match merged into a remembered connection leaves it empty).
+    fields: Vec<(Name, Value)>,
 }
 
 impl Tracker {
@@ -168,13 +175,8 @@ impl Tracker {
     /// including the first that has not expired.
     fn remember(&mut self, mlfid: &str, state: State) -> usize {
         if self.connections.len() >= CONNECTIONS {
-            while let Some(oldest) =
-                (0..self.connections.len()).min_by_key(|&i| self.connections[i].order)
-            {
-                let gone = self.connections.swap_remove_index(oldest);
-                if gone.is_some_and(|(_, c)| c.expires > self.now)
-                    && self.connections.len() < CONNECTIONS
-                {
+            while let Some(gone) = self.forget_oldest() {
+                if gone.expires > self.now && self.connections.len() < CONNECTIONS {
                     break;
                 }
             }
@@ -184,10 +186,30 @@ impl Tracker {
             expires: self.now.saturating_add(CONNECTION_AGE),
             order: self.order,
         };
+        let key = Value::from(mlfid);
+        self.arrivals.push_back((self.order, key.clone()));
         self.order += 1;
-        self.connections
-            .insert_full(Value::from(mlfid), connection)
-            .0
+        // Stale entries are dropped now and then, so that the queue stays a few times the
+        // cache's size.
+        if self.arrivals.len() > 4 * CONNECTIONS {
+            let connections = &self.connections;
+            self.arrivals
+                .retain(|(order, key)| connections.get(key).is_some_and(|c| c.order == *order));
+        }
+        self.connections.insert_full(key, connection).0
+    }
+
+    /// Forgets the connection remembered first, and returns it.
+    fn forget_oldest(&mut self) -> Option<Connection> {
+        while let Some((order, key)) = self.arrivals.pop_front() {
+            let Some(at) = self.connections.get_index_of(&key) else {
+                continue;
+            };
+            if self.connections[at].order == order {
+                return self.connections.swap_remove_index(at).map(|(_, c)| c);
+            }
+        }
+        None
     }
 
     /// Merges one match of `lines` lines into its connection (fail2ban's `_mergeFailure`).
@@ -224,9 +246,10 @@ impl Tracker {
             if flags & CACHED_NOFAIL == 0 && !cached.pending {
                 cached.matches = 0;
             }
-            for (k, v) in fail.groups.0 {
+            for (k, v) in fail.groups.0.drain(..) {
                 cached.groups.insert(k, v);
             }
+            self.fields = fail.groups.0;
             let state = if flags & FORGET != 0 {
                 owned.insert(
                     self.connections
@@ -373,7 +396,8 @@ impl Tracker {
                 }
                 continue;
             }
-            let fields = found.fields(hit.fields.clone());
+            let mut fields = std::mem::take(&mut self.fields);
+            found.fields_into(hit.fields.clone(), &mut fields);
             let (failure, stop) = self.record(hit.regex, fields, hit.alternates, 1, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
@@ -585,10 +609,21 @@ impl Found {
 
     /// The fields kept at `range`, as a failure carries them.
     fn fields(&self, range: std::ops::Range<usize>) -> Vec<(Name, Value)> {
-        self.fields[range]
-            .iter()
-            .map(|(name, span)| (*name, Value::from(self.text(*span))))
-            .collect()
+        let mut out = Vec::new();
+        self.fields_into(range, &mut out);
+        out
+    }
+
+    /// [`Found::fields`] into `out` (emptied first), with room for two more: those
+    /// merging may add.
+    fn fields_into(&self, range: std::ops::Range<usize>, out: &mut Vec<(Name, Value)>) {
+        out.clear();
+        out.reserve(range.len() + 2);
+        out.extend(
+            self.fields[range]
+                .iter()
+                .map(|(name, span)| (*name, Value::from(self.text(*span)))),
+        );
     }
 }
 
@@ -771,6 +806,80 @@ mod tests {
             .check(&filter, "h sshd[8]: Failed password for root", true)
             .failures;
         assert_eq!(other[0].host, None);
+    }
+
+    #[test]
+    fn the_oldest_connection_is_found_without_a_scan() {
+        // Connections remembered, found (expiring), forgotten and crowded out at random:
+        // what is kept must be what fail2ban's cache keeps, modelled here in the plainest
+        // way, by the order of arrival.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut tracker = Tracker::default();
+        // (id, order, expires), in order of arrival.
+        let mut model: Vec<(String, u64, i64)> = Vec::new();
+        let mut order = 0;
+        for step in 0..50_000 {
+            if next() % 8 == 0 {
+                tracker.now += i64::try_from(next() % 30).unwrap();
+            }
+            let now = tracker.now;
+            let id = format!("c{}", next() % 300);
+            let found = tracker.connection_index(&id);
+            let known = model.iter().position(|(k, ..)| *k == id);
+            match known {
+                Some(at) if model[at].2 <= now => {
+                    model.remove(at);
+                    assert_eq!(found, None, "step {step}: {id} expired");
+                }
+                Some(_) => {
+                    let at = found.expect("remembered");
+                    if next() % 3 == 0 {
+                        tracker.connections.swap_remove_index(at);
+                        model.retain(|(k, ..)| *k != id);
+                    }
+                }
+                None => {
+                    assert_eq!(found, None, "step {step}: {id} unknown");
+                    if model.len() >= CONNECTIONS {
+                        while !model.is_empty() {
+                            let (_, _, expires) = model.remove(0);
+                            if expires > now && model.len() < CONNECTIONS {
+                                break;
+                            }
+                        }
+                    }
+                    tracker.remember(&id, State::default());
+                    model.push((id, order, now + CONNECTION_AGE));
+                    order += 1;
+                }
+            }
+            let mut kept: Vec<(String, u64)> = tracker
+                .connections
+                .iter()
+                .map(|(k, c)| (k.to_string(), c.order))
+                .collect();
+            kept.sort_by_key(|(_, o)| *o);
+            let expected: Vec<(String, u64)> =
+                model.iter().map(|(k, o, _)| (k.clone(), *o)).collect();
+            assert_eq!(kept, expected, "step {step}");
+            assert!(tracker.arrivals.len() <= 4 * CONNECTIONS + 1);
+        }
+        assert_eq!(order, tracker.order);
+        assert!(order > 5_000, "{order} connections remembered");
+        // Short connections in a cache that never fills: the queue does not grow with them.
+        let mut tracker = Tracker::default();
+        for n in 0..10_000 {
+            let id = format!("s{}", n % 50);
+            let at = tracker.remember(&id, State::default());
+            tracker.connections.swap_remove_index(at);
+            assert!(tracker.arrivals.len() <= 4 * CONNECTIONS + 1);
+        }
     }
 
     #[test]
