@@ -61,18 +61,29 @@ impl Read {
     }
 }
 
-/// Where ` from ` occurs in `text` from `at` on.
+/// Where ` from ` occurs in `text` from `at` on. (By its `f`, which is rare in these lines:
+/// `memmem`'s searchers cost more to start than such short texts take to read.)
 fn find_from(text: &[u8], at: usize) -> Option<usize> {
-    static FROM: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" from "));
-    FROM.find(&text[at.min(text.len())..]).map(|n| at + n)
+    let mut f = at + 1;
+    loop {
+        f += memchr::memchr(b'f', text.get(f..)?)?;
+        if text[f - 1] == b' ' && text[f..].starts_with(b"from ") {
+            return Some(f - 1);
+        }
+        f += 1;
+    }
 }
 
 /// Where `: ` occurs in `text` from `at` on.
 fn find_colon(text: &[u8], at: usize) -> Option<usize> {
-    static COLON: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(": "));
-    COLON.find(&text[at.min(text.len())..]).map(|n| at + n)
+    let mut colon = at;
+    loop {
+        colon += memchr::memchr(b':', text.get(colon..)?)?;
+        if text.get(colon + 1) == Some(&b' ') {
+            return Some(colon);
+        }
+        colon += 1;
+    }
 }
 
 /// `(?:\d{1,3}\.){3}\d{1,3}` at `at`: its end, or `None` (then the engines try the other

@@ -194,8 +194,52 @@ fn cross(heads: &[String], tails: &[String]) -> Option<Vec<String>> {
 /// with no scan.
 #[derive(Clone, Debug)]
 pub struct Anchored {
-    /// The prefixes by their first byte, each with its pattern.
-    by_first_byte: Vec<Vec<(String, usize)>>,
+    /// The prefixes by their first byte.
+    by_first_byte: Vec<Vec<Prefix>>,
+}
+
+/// A prefix of a pattern, its first eight bytes kept as a number to compare with the text's
+/// in one step: most texts differ from most prefixes there.
+#[derive(Clone, Debug)]
+struct Prefix {
+    /// The first (up to) eight bytes, little-endian, and the mask of those it has.
+    head: u64,
+    mask: u64,
+    /// The bytes after the eighth.
+    rest: Box<[u8]>,
+    len: usize,
+    pattern: usize,
+}
+
+impl Prefix {
+    fn new(prefix: &str, pattern: usize) -> Self {
+        let bytes = prefix.as_bytes();
+        let n = bytes.len().min(8);
+        Self {
+            head: head(bytes),
+            mask: if n == 8 { u64::MAX } else { (1 << (8 * n)) - 1 },
+            rest: bytes[n..].into(),
+            len: bytes.len(),
+            pattern,
+        }
+    }
+
+    /// Whether `text`, whose [`head`] is `first`, starts with the prefix.
+    fn starts(&self, text: &[u8], first: u64) -> bool {
+        first & self.mask == self.head
+            && text.len() >= self.len
+            && text[8.min(text.len())..].starts_with(&self.rest)
+    }
+}
+
+/// The first (up to) eight bytes of `text` as a little-endian number, zeros after its end.
+fn head(text: &[u8]) -> u64 {
+    if let Some(word) = text.first_chunk::<8>() {
+        return u64::from_le_bytes(*word);
+    }
+    text.iter()
+        .rev()
+        .fold(0, |word, &byte| (word << 8) | u64::from(byte))
 }
 
 impl Anchored {
@@ -210,7 +254,7 @@ impl Anchored {
             }
             for prefix in anchored_prefixes(pattern)? {
                 let first = usize::from(*prefix.as_bytes().first()?);
-                by_first_byte[first].push((prefix, index));
+                by_first_byte[first].push(Prefix::new(&prefix, index));
             }
         }
         Some(Self { by_first_byte })
@@ -219,13 +263,15 @@ impl Anchored {
     /// The patterns that may match `text` (a bit mask, see [`has`]).
     #[must_use]
     pub fn candidates(&self, text: &str) -> u128 {
-        let Some(&first) = text.as_bytes().first() else {
+        let text = text.as_bytes();
+        let Some(&first) = text.first() else {
             return 0;
         };
+        let word = head(text);
         self.by_first_byte[usize::from(first)]
             .iter()
-            .filter(|(prefix, _)| text.starts_with(prefix.as_str()))
-            .fold(0, |mask, (_, pattern)| mask | bit(*pattern))
+            .filter(|prefix| prefix.starts(text, word))
+            .fold(0, |mask, prefix| mask | bit(prefix.pattern))
     }
 }
 
