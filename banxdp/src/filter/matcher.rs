@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::{
     failed,
     literals::{Anchored, Prefilter},
-    pattern::{Compiled, Name, PatternError, Span, Value, intern},
+    pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
     prefix,
     tracker::Tracked,
 };
@@ -319,14 +319,15 @@ impl Filter {
 /// but nothing XDP can ban.
 pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> {
     // The first of each, read in one pass over the fields.
+    let known = super::pattern::known();
     let [mut cidr, mut ip4, mut ip6, mut dns, mut fid] = [None::<&'a str>; 5];
     for (name, value) in fields {
         let slot = match *name {
-            "cidr" => &mut cidr,
-            "ip4" => &mut ip4,
-            "ip6" => &mut ip6,
-            "dns" => &mut dns,
-            "fid" => &mut fid,
+            n if same(n, known.cidr) => &mut cidr,
+            n if same(n, known.ip4) => &mut ip4,
+            n if same(n, known.ip6) => &mut ip6,
+            n if same(n, known.dns) => &mut dns,
+            n if same(n, known.fid) => &mut fid,
             _ => continue,
         };
         slot.get_or_insert(value.as_str());

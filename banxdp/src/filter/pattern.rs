@@ -300,6 +300,54 @@ pub fn intern(name: &str) -> Name {
     leaked
 }
 
+/// Whether `name` is the one copy [`intern`] keeps: every name a pattern gives is, and so is
+/// every name of [`known`].
+#[must_use]
+pub fn is_interned(name: Name) -> bool {
+    std::ptr::eq(intern(name), name)
+}
+
+/// The group names the engine itself reads, interned: since a pattern's names are interned
+/// too, one is the other exactly when their addresses are equal, and comparing them is one
+/// comparison, not a comparison of texts (see [`same`]).
+#[derive(Debug)]
+pub struct Known {
+    pub mlfid: Name,
+    pub nofail: Name,
+    pub mlfgained: Name,
+    pub mlfforget: Name,
+    pub user: Name,
+    pub cidr: Name,
+    pub ip4: Name,
+    pub ip6: Name,
+    pub dns: Name,
+    pub fid: Name,
+}
+
+/// See [`Known`].
+pub fn known() -> &'static Known {
+    static KNOWN: std::sync::LazyLock<Known> = std::sync::LazyLock::new(|| Known {
+        mlfid: intern("mlfid"),
+        nofail: intern("nofail"),
+        mlfgained: intern("mlfgained"),
+        mlfforget: intern("mlfforget"),
+        user: intern("user"),
+        cidr: intern("cidr"),
+        ip4: intern("ip4"),
+        ip6: intern("ip6"),
+        dns: intern("dns"),
+        fid: intern("fid"),
+    });
+    &KNOWN
+}
+
+/// Whether two interned names are the same name: by their addresses.
+#[must_use]
+pub fn same(a: Name, b: Name) -> bool {
+    debug_assert!(is_interned(a) && is_interned(b), "`{a}`, `{b}` interned");
+    std::ptr::eq(a, b)
+}
+
 /// Where a match or a group lies in the text searched: start and end.
 pub type Span = (usize, usize);
 

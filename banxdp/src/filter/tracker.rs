@@ -17,7 +17,7 @@ use super::{
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
-    pattern::{Hit, Name, Span, Value},
+    pattern::{self, Hit, Name, Span, Value},
     prefix,
 };
 
@@ -30,21 +30,30 @@ type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Groups(Vec<(Name, Value)>);
 
+/// Names are interned ([`pattern::intern`]), and compared by address ([`pattern::same`]).
 impl Groups {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    fn new(fields: Vec<(Name, Value)>) -> Self {
+        debug_assert!(fields.iter().all(|(k, _)| pattern::is_interned(k)));
+        Self(fields)
+    }
+
+    fn get(&self, key: Name) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| pattern::same(k, key))
+            .map(|(_, v)| v)
     }
 
     /// Sets `key`, in its place if it is there already.
     fn insert(&mut self, key: Name, value: Value) {
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
+        match self.0.iter_mut().find(|(k, _)| pattern::same(k, key)) {
             Some((_, old)) => *old = value,
             None => self.0.push((key, value)),
         }
     }
 
-    fn remove(&mut self, key: &str) -> Option<Value> {
-        let at = self.0.iter().position(|(k, _)| *k == key)?;
+    fn remove(&mut self, key: Name) -> Option<Value> {
+        let at = self.0.iter().position(|(k, _)| pattern::same(k, key))?;
         Some(self.0.remove(at).1)
     }
 }
@@ -63,12 +72,12 @@ struct State {
 }
 
 impl State {
-    fn truthy(&self, key: &str) -> bool {
+    fn truthy(&self, key: Name) -> bool {
         self.groups.get(key).is_some_and(|v| !v.is_empty())
     }
 
     /// Removes `key`, saying whether its value was non-empty.
-    fn pop_truthy(&mut self, key: &str) -> bool {
+    fn pop_truthy(&mut self, key: Name) -> bool {
         self.groups.remove(key).is_some_and(|v| !v.is_empty())
     }
 
@@ -216,28 +225,33 @@ impl Tracker {
     /// The state the failure is judged on is the connection's own, updated in place, unless
     /// the match ends the connection: then it is returned.
     fn merge(&mut self, mlfid: &str, mut fail: State, lines: usize) -> Merged {
+        let known = pattern::known();
         let mut flags = 0;
-        if fail.truthy("mlfgained") {
+        if fail.truthy(known.mlfgained) {
             flags |= GAINED | NOFAIL;
-            if !fail.truthy("nofail") {
-                let gained = fail.groups.get("mlfgained").cloned().unwrap_or_default();
-                fail.groups.insert("nofail", gained);
+            if !fail.truthy(known.nofail) {
+                let gained = fail
+                    .groups
+                    .get(known.mlfgained)
+                    .cloned()
+                    .unwrap_or_default();
+                fail.groups.insert(known.nofail, gained);
             }
-        } else if fail.truthy("nofail") {
+        } else if fail.truthy(known.nofail) {
             flags |= NOFAIL;
         }
-        if fail.pop_truthy("mlfforget") {
+        if fail.pop_truthy(known.mlfforget) {
             flags |= FORGET;
         }
         let mut owned = None;
         let mut index = None;
         let (state, users) = if let Some(at) = self.connection_index(mlfid) {
             let cached = &mut self.connections[at].state;
-            let users = cached.update_users(fail.groups.get("user").map(Value::as_str));
-            if cached.pop_truthy("nofail") {
+            let users = cached.update_users(fail.groups.get(known.user).map(Value::as_str));
+            if cached.pop_truthy(known.nofail) {
                 flags |= CACHED_NOFAIL;
             }
-            if cached.pop_truthy("mlfgained") {
+            if cached.pop_truthy(known.mlfgained) {
                 flags |= CACHED_NOFAIL;
             }
             if flags & GAINED != 0 {
@@ -264,7 +278,7 @@ impl Tracker {
             };
             (state, users)
         } else if flags & FORGET == 0 {
-            let users = fail.update_users(fail.groups.get("user").cloned().as_deref());
+            let users = fail.update_users(fail.groups.get(known.user).cloned().as_deref());
             let at = self.remember(mlfid, fail);
             index = Some(at);
             (&mut self.connections[at].state, users)
@@ -273,8 +287,8 @@ impl Tracker {
         };
         // Pending failures, or a second user on the connection, make it a failure after all.
         if std::mem::take(&mut state.pending) || users > 1 {
-            state.groups.remove("nofail");
-            state.groups.remove("mlfgained");
+            state.groups.remove(known.nofail);
+            state.groups.remove(known.mlfgained);
             flags &= !(GAINED | NOFAIL);
         }
         if flags & NOFAIL == 0 {
@@ -486,11 +500,12 @@ impl Tracker {
         if alternates {
             merge_alternates(&mut fields);
         }
+        let known = pattern::known();
         let fail = State {
-            groups: Groups(fields),
+            groups: Groups::new(fields),
             ..State::default()
         };
-        let mlfid = fail.groups.get("mlfid").cloned();
+        let mlfid = fail.groups.get(known.mlfid).cloned();
         let mut merged = match &mlfid {
             Some(id) => self.merge(id, fail, lines),
             None => Merged::Owned(State {
@@ -502,7 +517,7 @@ impl Tracker {
             Merged::Owned(state) => state,
             Merged::Cached(at) => &mut self.connections[*at].state,
         };
-        let nofail = state.truthy("nofail");
+        let nofail = state.truthy(known.nofail);
         if nofail && !check_all && mlfid.is_some() {
             return (None, true);
         }
