@@ -325,6 +325,7 @@ pub struct Known {
 }
 
 /// See [`Known`].
+#[must_use]
 pub fn known() -> &'static Known {
     static KNOWN: std::sync::LazyLock<Known> = std::sync::LazyLock::new(|| Known {
         mlfid: intern("mlfid"),
