@@ -133,7 +133,20 @@ impl Scanner {
         found: &mut Found,
     ) -> Prepared {
         // Whether the JIT serves the line, and so every part of it, found once for both.
-        let plain = Jit::serves(line);
+        self.prepare_plain(line, Jit::serves(line), clock, check_all, found)
+    }
+
+    /// [`Scanner::prepare`], told whether [`Jit::serves`] the line (a caller that read a
+    /// stretch of lines all in ASCII knows it of each; `false` is always safe).
+    pub fn prepare_plain(
+        &mut self,
+        line: &str,
+        plain: bool,
+        clock: &Clock,
+        check_all: bool,
+        found: &mut Found,
+    ) -> Prepared {
+        debug_assert!(!plain || Jit::serves(line));
         let date = self
             .dates
             .find_after_in(line, plain, clock, self.last_template);

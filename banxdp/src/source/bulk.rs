@@ -23,7 +23,7 @@ use std::{
     sync::{Condvar, Mutex, PoisonError, mpsc},
 };
 
-use crate::filter::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
+use crate::filter::{Scanned, Scanner, date::Clock, jit::Jit, scan::Prepared, tracker::Found};
 
 /// How a log is read.
 #[derive(Clone, Copy, Debug)]
@@ -372,8 +372,14 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
+    // A chunk all in ASCII has lines the JIT serves (they have no line breaks): one check
+    // for all of them.
+    let ascii = data.is_ascii();
     for (range, text) in texts(data) {
-        let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
+        let prepared = (!skip(&text)).then(|| {
+            let plain = ascii || Jit::serves(&text);
+            scanner.prepare_plain(&text, plain, clock, check_all, found)
+        });
         out.push((range, prepared));
     }
 }
