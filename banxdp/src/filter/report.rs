@@ -300,9 +300,39 @@ const ESCAPED: [bool; 256] = {
     table
 };
 
+/// Whether `text` has a byte JSON escapes, read eight bytes at a time: most values have none,
+/// and are copied whole.
+fn needs_escape(text: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte that is zero in `x` (exact for the question "any?").
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let word_needs = |x: u64| {
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        control | zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\'))) != 0
+    };
+    let mut words = text.chunks_exact(8);
+    if words
+        .by_ref()
+        .any(|w| word_needs(u64::from_le_bytes(w.try_into().expect("eight bytes"))))
+    {
+        return true;
+    }
+    // The last bytes, with spaces after them.
+    let mut last = [b' '; 8];
+    let rest = words.remainder();
+    last[..rest.len()].copy_from_slice(rest);
+    word_needs(u64::from_le_bytes(last))
+}
+
 /// `text` as a JSON string, appended to `out`.
 fn write_json_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    if !needs_escape(text.as_bytes()) {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let mut rest = text.as_bytes();
     while let Some(at) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
         out.extend_from_slice(&rest[..at]);
@@ -494,6 +524,30 @@ mod tests {
                 .any(|l| l.starts_with("|  [1] ") && l.contains("%b")),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn escapes_are_found_in_every_place_of_a_word() {
+        for len in 0..20 {
+            let plain = "a".repeat(len);
+            assert!(!needs_escape(plain.as_bytes()));
+            assert!(!needs_escape(format!("{plain}\u{e9}\u{7f} ~").as_bytes()));
+            for at in 0..len {
+                for byte in (0..0x20).chain([b'"', b'\\']) {
+                    let mut text = plain.clone().into_bytes();
+                    text[at] = byte;
+                    assert!(needs_escape(&text), "{text:?}");
+                }
+            }
+        }
+        // Every byte, alone: only those JSON escapes.
+        for byte in 0..=255u8 {
+            assert_eq!(needs_escape(&[byte]), ESCAPED[usize::from(byte)], "{byte}");
+            assert_eq!(
+                needs_escape(&[b'x'; 9].map(|_| byte)),
+                ESCAPED[usize::from(byte)]
+            );
+        }
     }
 
     #[test]
