@@ -142,8 +142,9 @@ pub struct Filter {
     pub(super) maxlines: usize,
     /// Turns away texts the prefregex cannot match.
     prefregex_literals: Option<Prefilter>,
-    /// Which failregexes may match a text.
-    failregex_literals: Prefilter,
+    /// Which failregexes may match a text; built when first needed, since a filter whose
+    /// failregexes are all [`Anchored`] reads single lines without it.
+    failregex_literals: std::sync::OnceLock<Prefilter>,
     /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
     /// `<F-MLFID>` group.
     pub(super) sshd_prefix: Option<Name>,
@@ -225,7 +226,7 @@ impl Filter {
             prefregex_literals: prefregex
                 .as_ref()
                 .map(|p| Prefilter::new(std::iter::once(p.as_str()))),
-            failregex_literals: Prefilter::new(failregex.iter().map(Compiled::as_str)),
+            failregex_literals: std::sync::OnceLock::new(),
             prefregex,
             failregex,
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
@@ -235,18 +236,23 @@ impl Filter {
         })
     }
 
+    fn failregex_literals(&self) -> &Prefilter {
+        self.failregex_literals
+            .get_or_init(|| Prefilter::new(self.failregex.iter().map(Compiled::as_str)))
+    }
+
     /// Whether the filter may match `text` at all, by the strings its patterns require: one
     /// scan that turns most lines away before any regular expression runs.
     #[must_use]
     pub fn may_match(&self, text: &str) -> bool {
         self.prefregex_literals.as_ref().is_none_or(|p| p.any(text))
-            && self.failregex_literals.any(text)
+            && self.failregex_literals().any(text)
     }
 
     /// The failregexes that may match `text` (a bit mask, see `literals::has`).
     #[must_use]
     pub fn candidates(&self, text: &str) -> u128 {
-        self.failregex_literals.candidates(text)
+        self.failregex_literals().candidates(text)
     }
 
     /// As [`Filter::may_match`], keeping where the failregexes' strings are in `text` for
@@ -257,13 +263,13 @@ impl Filter {
         hits: &mut Vec<(usize, usize, usize)>,
     ) -> bool {
         self.prefregex_literals.as_ref().is_none_or(|p| p.any(text))
-            && self.failregex_literals.find_all(text, hits)
+            && self.failregex_literals().find_all(text, hits)
     }
 
     /// The failregexes that may match the part `span` of a text whose strings
     /// [`Filter::may_match_keeping`] kept.
     pub(super) fn candidates_within(&self, hits: &[(usize, usize, usize)], span: Span) -> u128 {
-        self.failregex_literals.candidates_within(hits, span)
+        self.failregex_literals().candidates_within(hits, span)
     }
 
     /// Whether an ignoreregex matches `text`.
