@@ -519,6 +519,7 @@ impl Tracker {
         };
         let nofail = state.truthy(known.nofail);
         if nofail && !check_all && mlfid.is_some() {
+            self.recycle(merged);
             return (None, true);
         }
         let host = host_of(&state.groups.0);
@@ -526,20 +527,40 @@ impl Tracker {
             // No address yet: the connection's failure is pending until one appears.
             state.pending = true;
             if !check_all {
+                self.recycle(merged);
                 return (None, true);
             }
         }
         let (host, raw) = host.unzip();
+        // A state of its own goes into the failure; a connection's is copied.
+        let (fields, users, attempts) = match merged {
+            Merged::Owned(state) => (state.groups.0, state.users, state.matches),
+            Merged::Cached(at) => {
+                let state = &self.connections[at].state;
+                (state.groups.0.clone(), state.users.clone(), state.matches)
+            }
+        };
         let failure = Tracked {
             regex,
             raw,
             host,
-            fields: state.groups.0.clone(),
-            attempts: state.matches,
-            users: state.users.clone(),
+            fields,
+            attempts,
+            users,
             nofail,
         };
         (Some(failure), false)
+    }
+
+    /// Keeps the room of a state that makes no failure, for the next match's fields.
+    fn recycle(&mut self, merged: Merged) {
+        if let Merged::Owned(state) = merged {
+            let mut fields = state.groups.0;
+            if fields.capacity() > self.fields.capacity() {
+                fields.clear();
+                self.fields = fields;
+            }
+        }
     }
 }
 
