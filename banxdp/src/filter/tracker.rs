@@ -542,8 +542,8 @@ impl Tracker {
         };
         let failure = Tracked {
             regex,
-            raw,
             host,
+            raw,
             fields,
             attempts,
             users,
