@@ -112,9 +112,21 @@ impl Scanner {
     /// Reads one line. With `check_all` every failregex that matches counts, as fail2ban's
     /// tests run filters; otherwise the first decides, as in the daemon.
     pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
+        self.line_plain(line, Jit::serves(line), clock, check_all)
+    }
+
+    /// [`Scanner::line`], told whether [`Jit::serves`] the line (see
+    /// [`Scanner::prepare_plain`]).
+    pub fn line_plain(
+        &mut self,
+        line: &str,
+        plain: bool,
+        clock: &Clock,
+        check_all: bool,
+    ) -> Scanned {
         let mut found = std::mem::take(&mut self.found);
         found.clear();
-        let prepared = self.prepare(line, clock, check_all, &mut found);
+        let prepared = self.prepare_plain(line, plain, clock, check_all, &mut found);
         let scanned = self.finish(&prepared, &found, clock, check_all);
         self.found = found;
         scanned

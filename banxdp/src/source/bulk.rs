@@ -85,9 +85,13 @@ pub fn scan(
     if options.threads <= 1 {
         let mut data = Vec::new();
         while chunks.next(&mut data)? {
+            let ascii = data.is_ascii();
             for (range, text) in texts(&data) {
                 let bytes = trimmed(&data[range]);
-                let read = (!skip(&text)).then(|| scanner.line(&text, clock, options.check_all));
+                let read = (!skip(&text)).then(|| {
+                    let plain = ascii || Jit::serves(&text);
+                    scanner.line_plain(&text, plain, clock, options.check_all)
+                });
                 each(Line {
                     index: base,
                     bytes,
