@@ -280,10 +280,70 @@ fn write_host(host: &Host, out: &mut Vec<u8>) {
         Host::Ip(addr, Some(cidr)) => {
             let _ = write!(out, "\"{addr}/{cidr}\"");
         }
-        Host::Ip(addr, None) => {
-            let _ = write!(out, "\"{addr}\"");
+        Host::Ip(std::net::IpAddr::V6(addr), None) => {
+            out.push(b'"');
+            write_ip6(addr, out);
+            out.push(b'"');
         }
         Host::Name(n) | Host::Id(n) => write_json_string(n, out),
+    }
+}
+
+/// `addr` as its `Display` writes it (RFC 5952: the longest run of two zero groups or more,
+/// the first of equal runs, as `::`; groups in lowercase without leading zeros; a mapped
+/// IPv4 address as `::ffff:` and its dotted quad), without the formatting machinery.
+fn write_ip6(addr: &std::net::Ipv6Addr, out: &mut Vec<u8>) {
+    if let Some(v4) = addr.to_ipv4_mapped() {
+        out.extend_from_slice(b"::ffff:");
+        for (n, octet) in v4.octets().into_iter().enumerate() {
+            if n > 0 {
+                out.push(b'.');
+            }
+            push_number(out, u64::from(octet));
+        }
+        return;
+    }
+    let segments = addr.segments();
+    // The longest run of zeros: (start, length).
+    let (mut longest, mut current) = ((0, 0), (0, 0));
+    for (at, &segment) in segments.iter().enumerate() {
+        if segment == 0 {
+            if current.1 == 0 {
+                current.0 = at;
+            }
+            current.1 += 1;
+            if current.1 > longest.1 {
+                longest = current;
+            }
+        } else {
+            current = (0, 0);
+        }
+    }
+    let groups = |out: &mut Vec<u8>, part: &[u16]| {
+        for (n, &segment) in part.iter().enumerate() {
+            if n > 0 {
+                out.push(b':');
+            }
+            let digits = [
+                segment >> 12,
+                segment >> 8 & 0xf,
+                segment >> 4 & 0xf,
+                segment & 0xf,
+            ];
+            let first = digits.iter().position(|&d| d != 0).unwrap_or(3);
+            out.extend(
+                digits[first..]
+                    .iter()
+                    .map(|&d| b"0123456789abcdef"[usize::from(d)]),
+            );
+        }
+    };
+    if longest.1 > 1 {
+        groups(out, &segments[..longest.0]);
+        out.extend_from_slice(b"::");
+        groups(out, &segments[longest.0 + longest.1..]);
+    } else {
+        groups(out, &segments);
     }
 }
 
@@ -524,6 +584,35 @@ mod tests {
                 .any(|l| l.starts_with("|  [1] ") && l.contains("%b")),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn ipv6_addresses_are_written_as_display_writes_them() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let values = [0, 0, 0, 1, 0xf, 0x10, 0xdb8, 0x2001, 0xffff];
+        for n in 0..100_000 {
+            let mut segments =
+                [0u16; 8].map(|_| values[usize::try_from(next() % values.len() as u64).unwrap()]);
+            if n % 10 == 0 {
+                // Mapped and compatible IPv4 addresses.
+                segments[..5].fill(0);
+                segments[5] = if n % 20 == 0 { 0xffff } else { 0 };
+            }
+            let addr = std::net::Ipv6Addr::from(segments);
+            let mut out = Vec::new();
+            write_ip6(&addr, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                addr.to_string(),
+                "{segments:x?}"
+            );
+        }
     }
 
     #[test]
