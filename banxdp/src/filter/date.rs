@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use super::{jit::Jit, syslog};
+use super::{ascii::same_bytes, jit::Jit, syslog};
 
 use super::pattern::translate;
 
@@ -460,7 +460,8 @@ impl DatePattern {
         let spans = [read.day, read.hour, read.minute];
         let text = &line.as_bytes()[..read.minute.1];
         let mut memo = memo.borrow_mut();
-        if memo.clock.as_ref() == Some(clock) && memo.spans == spans && memo.text == text {
+        if memo.clock.as_ref() == Some(clock) && memo.spans == spans && same_bytes(&memo.text, text)
+        {
             if let Some(minute) = memo.minute {
                 let second = line.as_bytes()[read.second.0..read.second.1]
                     .iter()

@@ -228,7 +228,7 @@ impl Prefix {
     fn starts(&self, text: &[u8], first: u64) -> bool {
         first & self.mask == self.head
             && text.len() >= self.len
-            && text[8.min(text.len())..].starts_with(&self.rest)
+            && (self.rest.is_empty() || super::ascii::same_bytes(&text[8..self.len], &self.rest))
     }
 }
 

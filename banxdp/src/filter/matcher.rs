@@ -111,14 +111,7 @@ pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
     }
     let mut alternates: Vec<(Name, Name, Value)> = fields
         .iter()
-        .filter_map(|(name, value)| {
-            let rest = name.strip_prefix("alt_")?;
-            let base = match rest.rsplit_once('_') {
-                Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
-                _ => rest,
-            };
-            Some((*name, intern(base), value.clone()))
-        })
+        .filter_map(|(name, value)| Some((*name, alternate_of(name)?, value.clone())))
         .collect();
     alternates.sort();
     for (_, base, value) in alternates {
@@ -131,6 +124,33 @@ pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
             None => fields.push((base, value)),
         }
     }
+}
+
+/// The name an `alt_` group stands in for (`alt_user` and `alt_user_2` for `user`), interned;
+/// `None` for a name that is no alternate. Known answers are kept (per thread), since a
+/// filter with alternates asks on every match.
+fn alternate_of(name: Name) -> Option<Name> {
+    thread_local! {
+        static BASES: std::cell::RefCell<Vec<(Name, Name)>> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
+    }
+    let rest = name.strip_prefix("alt_")?;
+    BASES.with_borrow_mut(|bases| {
+        if let Some((_, base)) = bases.iter().find(|(alt, _)| std::ptr::eq(*alt, name)) {
+            return Some(*base);
+        }
+        let base = match rest.rsplit_once('_') {
+            Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
+            _ => rest,
+        };
+        let base = intern(base);
+        // (A filter has a handful of alternates; the bound is for names never seen again.)
+        if bases.len() < 64 {
+            bases.push((name, base));
+        }
+        Some(base)
+    })
 }
 
 /// A compiled filter.
@@ -427,23 +447,36 @@ fn read_ip6(text: &[u8]) -> Option<std::net::Ipv6Addr> {
 /// most 255, none with a leading zero; `None` for anything else, which the standard parser
 /// then reads (or refuses).
 fn read_ip4(text: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if !(7..=15).contains(&text.len()) {
+        return None;
+    }
     let mut octets = [0u8; 4];
-    let mut parts = text.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut n: u16 = 0;
-        for &b in part {
-            if !b.is_ascii_digit() {
+    let (mut part, mut value, mut digits) = (0, 0u16, 0);
+    for &byte in text {
+        if byte == b'.' {
+            if digits == 0 || part == 3 {
                 return None;
             }
-            n = n * 10 + u16::from(b - b'0');
+            octets[part] = u8::try_from(value).ok()?;
+            (part, value, digits) = (part + 1, 0, 0);
+            continue;
         }
-        *octet = u8::try_from(n).ok()?;
+        let digit = byte.wrapping_sub(b'0');
+        // A digit, and no leading zero; past 255 (or three digits) the text is no quad.
+        if digit > 9 || (digits == 1 && value == 0) {
+            return None;
+        }
+        value = value * 10 + u16::from(digit);
+        digits += 1;
+        if value > 255 {
+            return None;
+        }
     }
-    parts.next().is_none().then(|| octets.into())
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(octets.into())
 }
 
 #[cfg(test)]
