@@ -5,11 +5,11 @@
 //! or `fatal: PAM: `, and the rest into `<F-CONTENT>`. Every part before the content is
 //! optional, and the content is `.+$`, so on a line with something after its prefix the
 //! expression's first path succeeds: each optional part takes what its own first successful
-//! attempt takes, or nothing. [`read`] follows that path. Where a part's attempt would need
-//! more than a glance (a `<facility.level>`, a `kernel:` or `@vserver_` prefix, a bracketed
-//! or parenthesised daemon, an `[ID ...]`), or where nothing is left for the content, it
-//! declines (`None`) and PCRE2 or the exact engines read the line. The tests compare it with
-//! them on generated lines.
+//! attempt takes, or nothing. [`read`] follows that path, a kernel's `kernel: [ 12.345] `
+//! clock included. Where a part's attempt would need more than a glance (a
+//! `<facility.level>`, a `@vserver_` prefix, a bracketed or parenthesised `sshd` or `[pid]`,
+//! an `[ID ...]`), or where nothing is left for the content, it declines (`None`) and PCRE2
+//! or the exact engines read the line. The tests compare it with them on generated lines.
 
 use super::ascii::{is_space, run};
 
@@ -51,13 +51,22 @@ pub fn read(line: &[u8]) -> Option<Read> {
     if word > at && word < line.len() {
         at = run(line, word, is_space);
     }
-    // `(?:kernel:...\s+)?`, `(?:@vserver_\S+\s+)?`
-    if starts(at, b"kernel:") || starts(at, b"@vserver_") {
+    // `(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?`: each part has one way to match or none (what
+    // one would give back, the next cannot take), so the group matches as read, or not at all.
+    if starts(at, b"kernel:") {
+        at = kernel(line, at).unwrap_or(at);
+    }
+    // `(?:@vserver_\S+\s+)?`
+    if starts(at, b"@vserver_") {
         return None;
     }
     // The daemon: `(?:(?:\[\d+\])?:\s+[\[\(]?sshd... | [\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?`,
     // read in its plain form `sshd`, `:`, `[pid]`, `:` and the space after.
-    if matches!(line.get(at), Some(b'[' | b'(' | b':')) {
+    // A `[` or `(` that starts neither `[pid]` nor a bracketed `sshd` starts no daemon at all
+    // (a kernel's `[UFW BLOCK]`, say): the group is skipped.
+    let bracketed = matches!(line.get(at), Some(b'[' | b'('))
+        && (line.get(at + 1).is_some_and(u8::is_ascii_digit) || starts(at + 1, b"sshd"));
+    if bracketed || starts(at, b":") {
         return None;
     }
     if starts(at, b"sshd") {
@@ -101,6 +110,32 @@ pub fn read(line: &[u8]) -> Option<Read> {
     })
 }
 
+/// The end of `kernel:\s?\[ *\d+\.\d+\]:?\s+` at `at`, if it matches there.
+fn kernel(line: &[u8], at: usize) -> Option<usize> {
+    let digit = |b: u8| b.is_ascii_digit();
+    let mut end = at + 7;
+    if line.get(end).is_some_and(|&b| is_space(b)) {
+        end += 1;
+    }
+    if line.get(end) != Some(&b'[') {
+        return None;
+    }
+    let whole = run(line, run(line, end + 1, |b| b == b' '), digit);
+    if whole == end + 1 || line.get(whole) != Some(&b'.') {
+        return None;
+    }
+    let fraction = run(line, whole + 1, digit);
+    if fraction == whole + 1 || line.get(fraction) != Some(&b']') {
+        return None;
+    }
+    end = fraction + 1;
+    if line.get(end) == Some(&b':') {
+        end += 1;
+    }
+    let spaces = run(line, end, is_space);
+    (spaces > end).then_some(spaces)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +169,19 @@ mod tests {
                 "",
                 "",
                 "kernel: [ 1.5] ",
+                "kernel: [ 1.5] ",
+                "kernel:[12.345]: ",
+                "kernel: [  0.0]:  ",
+                "kernel:\t[3.14] ",
+                "kernel: [1.5]",
+                "kernel: [ 1.5]:",
+                "kernel: [1.] ",
+                "kernel: [.5] ",
+                "kernel:  [1.5] ",
+                "kernel: [x] ",
+                "kernel: [ 1.5]x ",
+                "kernel: [1.5 ",
+                "kernel: [1.5x] ",
                 "@vserver_x ",
                 "kernel ",
                 "@vserver ",
@@ -158,7 +206,17 @@ mod tests {
                 "",
                 "",
             ],
-            &["", "", "", "[ID 123 auth.info] ", "[ID x] "],
+            &[
+                "",
+                "",
+                "",
+                "[ID 123 auth.info] ",
+                "[ID x] ",
+                "[UFW BLOCK] ",
+                "[1",
+                "(x) ",
+                "[",
+            ],
             &[
                 "Failed password",
                 "Failed password",
@@ -216,5 +274,15 @@ mod tests {
         assert_eq!(read(" h sshd[1]: "), None, "nothing left for the content");
         assert_eq!(read(" h [sshd]: x"), None);
         assert_eq!(read(" <auth.info> h sshd[1]: x"), None);
+        // A kernel's clock is part of the prefix.
+        assert_eq!(
+            read(" server kernel: [ 1.50] [UFW BLOCK] IN=eth0"),
+            Some((24, 24))
+        );
+        assert_eq!(
+            read(" server kernel: [1.5]x"),
+            Some((8, 8)),
+            "no space: no clock"
+        );
     }
 }
