@@ -141,6 +141,88 @@ mod tests {
     use super::*;
     use crate::filter::{Filter, FilterSpec, generated, jit::Jit, pattern::Span};
 
+    /// Pieces of lines around the usual shape, reaching every part of the expression.
+    const PIECES: [&[&str]; 6] = [
+        &["", "", "", "[]", "[", " ", " ", "  ", "\t"],
+        &[
+            "server ",
+            "server ",
+            "server  ",
+            "",
+            "<auth.info> ",
+            "<a> ",
+            "h\t",
+            "server",
+        ],
+        &[
+            "",
+            "",
+            "",
+            "kernel: [ 1.5] ",
+            "kernel: [ 1.5] ",
+            "kernel:[12.345]: ",
+            "kernel: [  0.0]:  ",
+            "kernel:\t[3.14] ",
+            "kernel: [1.5]",
+            "kernel: [ 1.5]:",
+            "kernel: [1.] ",
+            "kernel: [.5] ",
+            "kernel:  [1.5] ",
+            "kernel: [x] ",
+            "kernel: [ 1.5]x ",
+            "kernel: [1.5 ",
+            "kernel: [1.5x] ",
+            "@vserver_x ",
+            "kernel ",
+            "@vserver ",
+        ],
+        &[
+            "sshd[10028]: ",
+            "sshd[10028]: ",
+            "sshd: ",
+            "sshd ",
+            "sshd[1]:",
+            "sshd[]: ",
+            "sshd[x]: ",
+            "sshd:[1]: ",
+            "[sshd]: ",
+            "(sshd) ",
+            "sshd(pam)[1]: ",
+            ": sshd ",
+            "[1]: sshd ",
+            "sshd-session[1]: ",
+            "sshd]: ",
+            "sshd[1]:: ",
+            "",
+            "",
+        ],
+        &[
+            "",
+            "",
+            "",
+            "[ID 123 auth.info] ",
+            "[ID x] ",
+            "[UFW BLOCK] ",
+            "[1",
+            "(x) ",
+            "[",
+        ],
+        &[
+            "Failed password",
+            "Failed password",
+            "error: PAM: x",
+            "error: x",
+            "fatal: y",
+            "error: ",
+            "error:",
+            "PAM: z",
+            "",
+            " ",
+            "x",
+            "sshd[2]: again",
+        ],
+    ];
+
     #[test]
     fn the_reader_agrees_with_the_engines_wherever_it_answers() {
         let filter = Filter::new(&FilterSpec {
@@ -151,94 +233,13 @@ mod tests {
         .unwrap();
         assert!(filter.sshd_prefix.is_some());
         let prefregex = filter.prefregex.as_ref().unwrap();
-        // Pieces around the usual shape, reaching every part of the expression.
-        let pieces: [&[&str]; 6] = [
-            &["", "", "", "[]", "[", " ", " ", "  ", "\t"],
-            &[
-                "server ",
-                "server ",
-                "server  ",
-                "",
-                "<auth.info> ",
-                "<a> ",
-                "h\t",
-                "server",
-            ],
-            &[
-                "",
-                "",
-                "",
-                "kernel: [ 1.5] ",
-                "kernel: [ 1.5] ",
-                "kernel:[12.345]: ",
-                "kernel: [  0.0]:  ",
-                "kernel:\t[3.14] ",
-                "kernel: [1.5]",
-                "kernel: [ 1.5]:",
-                "kernel: [1.] ",
-                "kernel: [.5] ",
-                "kernel:  [1.5] ",
-                "kernel: [x] ",
-                "kernel: [ 1.5]x ",
-                "kernel: [1.5 ",
-                "kernel: [1.5x] ",
-                "@vserver_x ",
-                "kernel ",
-                "@vserver ",
-            ],
-            &[
-                "sshd[10028]: ",
-                "sshd[10028]: ",
-                "sshd: ",
-                "sshd ",
-                "sshd[1]:",
-                "sshd[]: ",
-                "sshd[x]: ",
-                "sshd:[1]: ",
-                "[sshd]: ",
-                "(sshd) ",
-                "sshd(pam)[1]: ",
-                ": sshd ",
-                "[1]: sshd ",
-                "sshd-session[1]: ",
-                "sshd]: ",
-                "sshd[1]:: ",
-                "",
-                "",
-            ],
-            &[
-                "",
-                "",
-                "",
-                "[ID 123 auth.info] ",
-                "[ID x] ",
-                "[UFW BLOCK] ",
-                "[1",
-                "(x) ",
-                "[",
-            ],
-            &[
-                "Failed password",
-                "Failed password",
-                "error: PAM: x",
-                "error: x",
-                "fatal: y",
-                "error: ",
-                "error:",
-                "PAM: z",
-                "",
-                " ",
-                "x",
-                "sshd[2]: again",
-            ],
-        ];
         let (mut answered, mut declined) = (0, 0);
         let (mut jit, mut exact) = (Vec::new(), Vec::new());
         let spans = |groups: &[(&str, Span)]| {
             let get = |name| groups.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
             (get("mlfid"), get("content"))
         };
-        for line in generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(50_000) {
+        for line in generated::lines(&PIECES, 0x9e37_79b9_7f4a_7c15).take(50_000) {
             let Some(read) = read(line.as_bytes()) else {
                 declined += 1;
                 continue;
