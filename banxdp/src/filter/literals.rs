@@ -196,6 +196,10 @@ fn cross(heads: &[String], tails: &[String]) -> Option<Vec<String>> {
 pub struct Anchored {
     /// The prefixes by their first byte.
     by_first_byte: Vec<Vec<Prefix>>,
+    /// For each pattern, strings one of which its every match contains ([`required`]), where
+    /// its prefixes do not already hold one: a text that starts right may still lack them
+    /// (`pam_unix(sshd:session)` for `pam_[a-z]+\(sshd:auth\)`).
+    inner: Vec<Option<Vec<Box<[u8]>>>>,
 }
 
 /// A prefix of a pattern, its first eight bytes kept as a number to compare with the text's
@@ -232,6 +236,26 @@ impl Prefix {
     }
 }
 
+/// Whether `needle` (not empty) occurs in `text`: found by its first byte, then compared. The
+/// texts are short (a line's content), where setting up a vectorised search costs more.
+fn contains(text: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(first, &text[at..]) {
+        let start = at + found + 1;
+        if text
+            .get(start..start + rest.len())
+            .is_some_and(|tail| super::ascii::same_bytes(tail, rest))
+        {
+            return true;
+        }
+        at = start;
+    }
+    false
+}
+
 /// The first (up to) eight bytes of `text` as a little-endian number, zeros after its end.
 fn head(text: &[u8]) -> u64 {
     if let Some(word) = text.first_chunk::<8>() {
@@ -248,16 +272,32 @@ impl Anchored {
     #[must_use]
     pub fn new<'p>(patterns: impl Iterator<Item = &'p str>) -> Option<Self> {
         let mut by_first_byte = vec![Vec::new(); 256];
+        let mut inner = Vec::new();
         for (index, pattern) in patterns.enumerate() {
             if index >= MASKED {
                 return None;
             }
-            for prefix in anchored_prefixes(pattern)? {
+            let prefixes = anchored_prefixes(pattern)?;
+            for prefix in &prefixes {
                 let first = usize::from(*prefix.as_bytes().first()?);
-                by_first_byte[first].push(Prefix::new(&prefix, index));
+                by_first_byte[first].push(Prefix::new(prefix, index));
             }
+            // Strings every prefix holds one of tell nothing the prefixes do not.
+            let told = |set: &[String]| {
+                prefixes
+                    .iter()
+                    .all(|p| set.iter().any(|s| p.contains(s.as_str())))
+            };
+            inner.push(
+                required(pattern)
+                    .filter(|set| !told(set))
+                    .map(|set| set.into_iter().map(|s| s.into_bytes().into()).collect()),
+            );
         }
-        Some(Self { by_first_byte })
+        Some(Self {
+            by_first_byte,
+            inner,
+        })
     }
 
     /// The patterns that may match `text` (a bit mask, see [`has`]).
@@ -270,7 +310,12 @@ impl Anchored {
         let word = head(text);
         self.by_first_byte[usize::from(first)]
             .iter()
-            .filter(|prefix| prefix.starts(text, word))
+            .filter(|prefix| {
+                prefix.starts(text, word)
+                    && self.inner[prefix.pattern]
+                        .as_ref()
+                        .is_none_or(|set| set.iter().any(|s| contains(text, s)))
+            })
             .fold(0, |mask, prefix| mask | bit(prefix.pattern))
     }
 }
@@ -563,6 +608,10 @@ mod tests {
             r"^x(?:y|yz)z",
         ];
         let anchored = Anchored::new(patterns.iter().copied()).unwrap();
+        // A text that starts as a pattern does, without the string its matches hold further
+        // on, is no candidate.
+        assert!(has(anchored.candidates("pam_unix(sshd:auth): x"), 3));
+        assert!(!has(anchored.candidates("pam_unix(sshd:session): x"), 3));
         let compiled: Vec<fancy_regex::Regex> = patterns
             .iter()
             .map(|p| fancy_regex::Regex::new(p).unwrap())
@@ -577,6 +626,8 @@ mod tests {
                 "Connection reset ",
                 "Disconnected ",
                 "pam_unix(sshd:auth):",
+                "pam_unix(sshd:session):",
+                "pam_x(sshd:auth)",
                 "Failed ",
                 "Failed publickey ",
                 "ab",
