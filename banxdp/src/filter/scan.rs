@@ -127,7 +127,7 @@ impl Scanner {
         let mut found = std::mem::take(&mut self.found);
         found.clear();
         let prepared = self.prepare_plain(line, plain, clock, check_all, &mut found);
-        let scanned = self.finish(&prepared, &found, clock, check_all);
+        let scanned = self.finish(&prepared, &mut found, clock, check_all);
         self.found = found;
         scanned
     }
@@ -190,11 +190,12 @@ impl Scanner {
     }
 
     /// The second half of [`Scanner::line`]: a prepared line, merged with what earlier lines
-    /// left (the last date, connections, the multi-line buffer).
+    /// left (the last date, connections, the multi-line buffer). Each prepared line is
+    /// finished once: its fields are taken out of `found`.
     pub fn finish(
         &mut self,
         prepared: &Prepared,
-        found: &Found,
+        found: &mut Found,
         clock: &Clock,
         check_all: bool,
     ) -> Scanned {

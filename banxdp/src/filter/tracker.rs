@@ -319,7 +319,7 @@ impl Tracker {
             let mut found = std::mem::take(&mut self.found);
             found.clear();
             let searched = self.search(filter, line, Jit::serves(line), check_all, &mut found);
-            let checked = self.apply(&searched, &found, check_all);
+            let checked = self.apply(&searched, &mut found, check_all);
             self.found = found;
             return checked;
         }
@@ -396,13 +396,15 @@ impl Tracker {
     }
 
     /// Merges what [`Tracker::search`] found in a line with what earlier lines left: the
-    /// second half of [`Tracker::check`]. Lines must come in their order.
-    pub fn apply(&mut self, searched: &Searched, found: &Found, check_all: bool) -> Checked {
+    /// second half of [`Tracker::check`]. Lines must come in their order, each applied once:
+    /// the line's fields are taken out of `found`.
+    pub fn apply(&mut self, searched: &Searched, found: &mut Found, check_all: bool) -> Checked {
         let mut out = Checked {
             ignored: searched.ignored,
             ..Checked::default()
         };
-        for hit in &found.hits[searched.hits.clone()] {
+        for at in searched.hits.clone() {
+            let hit = found.hits[at].clone();
             if hit.ignored {
                 out.ignored = true;
                 if !check_all {
@@ -411,7 +413,7 @@ impl Tracker {
                 continue;
             }
             let mut fields = std::mem::take(&mut self.fields);
-            found.fields_into(hit.fields.clone(), &mut fields);
+            found.take_fields_into(hit.fields.clone(), &mut fields);
             let (failure, stop) = self.record(hit.regex, fields, hit.alternates, 1, check_all);
             out.failures.extend(failure);
             if stop || !check_all {
@@ -459,7 +461,7 @@ impl Tracker {
             };
             let mut kept = Found::default();
             let range = kept.push_fields(&pre, line, &found, &text);
-            let fields = kept.fields(range);
+            let fields = kept.take_fields(range);
             // An ignoreregex sees the lines the match spans; what it spans leaves the buffer.
             let hit = Hit::new(&text, span, &found);
             let (matched, unmatched) = split_lines(&text, &hit, org);
@@ -576,14 +578,16 @@ pub struct Searched {
 }
 
 /// What searches found in the lines of a stretch of log, kept in three buffers for all of
-/// them, so that a search allocates nothing of its own: the buffers grow to the stretch's
-/// needs and are cleared, or sent to the thread that applies them, in one piece.
+/// them, so that a search allocates nothing of its own (but for a field longer than a value
+/// keeps inline, 24 bytes): the buffers grow to the stretch's needs and are cleared, or sent
+/// to the thread that applies them, in one piece. The fields are values already, made by the
+/// thread that searched, and the thread that applies them takes them out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Found {
     hits: Vec<Matched>,
-    /// Every field: its name and where its value is in `text`.
-    fields: Vec<(Name, Span)>,
-    /// The fields' values, one after another.
+    /// Every field: its name and its value (taken out when applied).
+    fields: Vec<(Name, Value)>,
+    /// Texts kept for later (a multi-line filter's lines), one after another.
     text: String,
 }
 
@@ -631,34 +635,32 @@ impl Found {
     ) -> std::ops::Range<usize> {
         let first = self.fields.len();
         for (name, (s, e)) in pre {
-            if !groups.iter().any(|(n, _)| n == name) {
-                let span = self.push_text(&line[*s..*e]);
-                self.fields.push((*name, span));
+            if !groups.iter().any(|(n, _)| pattern::same(n, name)) {
+                self.fields.push((*name, Value::from(&line[*s..*e])));
             }
         }
         for (name, (s, e)) in groups {
-            let span = self.push_text(&text[*s..*e]);
-            self.fields.push((*name, span));
+            self.fields.push((*name, Value::from(&text[*s..*e])));
         }
         first..self.fields.len()
     }
 
-    /// The fields kept at `range`, as a failure carries them.
-    fn fields(&self, range: std::ops::Range<usize>) -> Vec<(Name, Value)> {
+    /// The fields kept at `range`, as a failure carries them, taken out.
+    fn take_fields(&mut self, range: std::ops::Range<usize>) -> Vec<(Name, Value)> {
         let mut out = Vec::new();
-        self.fields_into(range, &mut out);
+        self.take_fields_into(range, &mut out);
         out
     }
 
-    /// [`Found::fields`] into `out` (emptied first), with room for two more: those
+    /// [`Found::take_fields`] into `out` (emptied first), with room for two more: those
     /// merging may add.
-    fn fields_into(&self, range: std::ops::Range<usize>, out: &mut Vec<(Name, Value)>) {
+    fn take_fields_into(&mut self, range: std::ops::Range<usize>, out: &mut Vec<(Name, Value)>) {
         out.clear();
         out.reserve(range.len() + 2);
         out.extend(
             self.fields[range]
-                .iter()
-                .map(|(name, span)| (*name, Value::from(self.text(*span)))),
+                .iter_mut()
+                .map(|(name, value)| (*name, std::mem::take(value))),
         );
     }
 }

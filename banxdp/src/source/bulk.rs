@@ -185,8 +185,15 @@ impl Merge<'_, '_> {
     ) -> io::Result<()> {
         let (mut reading, mut workers_done) = (true, false);
         loop {
-            while let Some(prepped) = self.waiting.remove(&self.next) {
-                self.base += finish(scanner, &prepped, self.base, clock, options.check_all, each);
+            while let Some(mut prepped) = self.waiting.remove(&self.next) {
+                self.base += finish(
+                    scanner,
+                    &mut prepped,
+                    self.base,
+                    clock,
+                    options.check_all,
+                    each,
+                );
                 self.next += 1;
                 self.shared.finished(self.next);
                 self.shared.recycle(prepped);
@@ -392,7 +399,7 @@ fn prepare(
 /// another date order than the real one prepared again; the number of lines.
 fn finish(
     scanner: &mut Scanner,
-    prepped: &Prepped,
+    prepped: &mut Prepped,
     base: usize,
     clock: &Clock,
     check_all: bool,
@@ -400,21 +407,24 @@ fn finish(
 ) -> usize {
     let count = prepped.lines.len();
     let mut own = Found::default();
+    let Prepped {
+        data, lines, found, ..
+    } = prepped;
     // The worker's date order before the current line; equal to the real one from some line
     // on, and from then on the worker's answers are the real ones.
     let mut worker = None;
     let mut agree = false;
-    for (n, (range, prepared)) in prepped.lines.iter().enumerate() {
-        let bytes = trimmed(&prepped.data[range.clone()]);
+    for (n, (range, prepared)) in lines.iter().enumerate() {
+        let bytes = trimmed(&data[range.clone()]);
         let read = prepared.as_ref().map(|prepared| {
             agree = agree || scanner.date_order() == worker;
             if agree {
-                return scanner.finish(prepared, &prepped.found, clock, check_all);
+                return scanner.finish(prepared, found, clock, check_all);
             }
             worker = prepared.template().or(worker);
             own.clear();
             let again = scanner.prepare(&text_of(bytes), clock, check_all, &mut own);
-            scanner.finish(&again, &own, clock, check_all)
+            scanner.finish(&again, &mut own, clock, check_all)
         });
         each(Line {
             index: base + n,
