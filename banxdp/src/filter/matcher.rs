@@ -485,13 +485,7 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_are_read_as_the_standard_parser_reads_them() {
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
         let groups = [
             "0",
             "00",
@@ -514,9 +508,9 @@ mod tests {
             let mut text = String::new();
             for n in 0..count {
                 if n > 0 {
-                    text.push_str(if next() % 6 == 0 { "::" } else { ":" });
+                    text.push_str(if next().is_multiple_of(6) { "::" } else { ":" });
                 }
-                text.push_str(groups[usize::try_from(next() % groups.len() as u64).unwrap()]);
+                text.push_str(crate::filter::generated::pick(&mut next, &groups));
             }
             match next() % 8 {
                 0 => text.insert_str(0, "::"),
@@ -544,22 +538,20 @@ mod tests {
 
     #[test]
     fn dotted_quads_are_read_as_the_standard_parser_reads_them() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::filter::generated::xorshift(0x9e37_79b9_7f4a_7c15);
         let pieces = [
             "0", "1", "9", "10", "01", "00", "255", "256", "199", "300", "999", "1000", "", "a",
             "+1", " 1", ":", "::1",
         ];
         let mut read = 0;
         for _ in 0..200_000 {
-            let parts = if next() % 2 == 0 { 4 } else { 1 + next() % 6 };
+            let parts = if next().is_multiple_of(2) {
+                4
+            } else {
+                1 + next() % 6
+            };
             let text = (0..parts)
-                .map(|_| pieces[usize::try_from(next() % pieces.len() as u64).unwrap()])
+                .map(|_| crate::filter::generated::pick(&mut next, &pieces))
                 .collect::<Vec<_>>()
                 .join(".");
             let fast = read_ip4(text.as_bytes());

@@ -678,13 +678,7 @@ mod tests {
             r"(?P<g5>a|ab)*?c(?P<g6>.*)",
         ];
         let alphabet: Vec<char> = "aAbBcxyz019 []()-.:_Ufrom".chars().collect();
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
         let compiled: Vec<Compiled> = patterns
             .iter()
             .map(|p| Compiled::new(p, "yes").unwrap())
@@ -701,7 +695,7 @@ mod tests {
             let mut text: String = (0..len)
                 .map(|_| alphabet[usize::try_from(next()).unwrap() % alphabet.len()])
                 .collect();
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 text.push_str(" from 192.0.2.7");
             }
             for re in &compiled {

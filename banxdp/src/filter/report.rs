@@ -588,17 +588,11 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_are_written_as_display_writes_them() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::filter::generated::xorshift(0x9e37_79b9_7f4a_7c15);
         let values = [0, 0, 0, 1, 0xf, 0x10, 0xdb8, 0x2001, 0xffff];
         for n in 0..100_000 {
             let mut segments =
-                [0u16; 8].map(|_| values[usize::try_from(next() % values.len() as u64).unwrap()]);
+                [0u16; 8].map(|_| crate::filter::generated::pick(&mut next, &values));
             if n % 10 == 0 {
                 // Mapped and compatible IPv4 addresses.
                 segments[..5].fill(0);

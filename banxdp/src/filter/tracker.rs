@@ -851,19 +851,13 @@ mod tests {
         // Connections remembered, found (expiring), forgotten and crowded out at random:
         // what is kept must be what fail2ban's cache keeps, modelled here in the plainest
         // way, by the order of arrival.
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
         let mut tracker = Tracker::default();
         // (id, order, expires), in order of arrival.
         let mut model: Vec<(String, u64, i64)> = Vec::new();
         let mut order = 0;
         for step in 0..50_000 {
-            if next() % 8 == 0 {
+            if next().is_multiple_of(8) {
                 tracker.now += i64::try_from(next() % 30).unwrap();
             }
             let now = tracker.now;
@@ -877,7 +871,7 @@ mod tests {
                 }
                 Some(_) => {
                     let at = found.expect("remembered");
-                    if next() % 3 == 0 {
+                    if next().is_multiple_of(3) {
                         tracker.connections.swap_remove_index(at);
                         model.retain(|(k, ..)| *k != id);
                     }
