@@ -10,7 +10,7 @@ use super::{
     failed,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    prefix,
+    prefix, too_many,
     tracker::Tracked,
 };
 
@@ -170,6 +170,9 @@ pub struct Filter {
     pub(super) sshd_prefix: Option<Name>,
     /// The index of the stock sshd `Failed ...` failregex, which [`failed::read`] reads.
     pub(super) sshd_failed: Option<usize>,
+    /// The index of the stock sshd `Disconnecting: Too many ...` failregex, which
+    /// [`too_many::read`] reads.
+    pub(super) sshd_too_many: Option<usize>,
     /// Where every failregex starts with known strings, a one-line filter has no prefregex
     /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
     pub(super) anchored: Option<Anchored>,
@@ -253,6 +256,10 @@ impl Filter {
             maxlines: spec.maxlines.max(1),
             sshd_prefix,
             sshd_failed: spec.failregex.iter().position(|f| f == failed::SSHD_FAILED),
+            sshd_too_many: spec
+                .failregex
+                .iter()
+                .position(|f| f == too_many::SSHD_TOO_MANY),
         })
     }
 

@@ -21,6 +21,7 @@ pub mod prefix;
 pub mod report;
 pub mod scan;
 pub mod syslog;
+pub mod too_many;
 pub mod tracker;
 
 pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};

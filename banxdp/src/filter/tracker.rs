@@ -18,7 +18,7 @@ use super::{
     literals,
     matcher::{host_of, merge_alternates},
     pattern::{self, Hit, Name, Span, Value},
-    prefix,
+    prefix, too_many,
 };
 
 /// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
@@ -367,10 +367,17 @@ impl Tracker {
                 let text = &line[span.0..span.1];
                 for regex in literals::members(candidates, filter.failregex.len()) {
                     let re = &filter.failregex[regex];
-                    let by_hand = (plain && filter.sshd_failed == Some(regex))
+                    // Two of sshd's failregexes are read by hand (on ASCII lines): `failed`
+                    // declines what it cannot tell, `too_many` tells every line.
+                    if plain && filter.sshd_too_many == Some(regex) {
+                        match too_many::read(text.as_bytes()) {
+                            Some(read) => read.groups(re.names(), &mut groups),
+                            None => continue,
+                        }
+                    } else if let Some(read) = (plain && filter.sshd_failed == Some(regex))
                         .then(|| failed::read(text.as_bytes()))
-                        .flatten();
-                    if let Some(read) = by_hand {
+                        .flatten()
+                    {
                         read.groups(re.names(), &mut groups);
                     } else if !matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_))) {
                         continue;
