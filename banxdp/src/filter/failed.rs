@@ -63,7 +63,7 @@ impl Read {
 
 /// Where ` from ` occurs in `text` from `at` on. (By its `f`, which is rare in these lines:
 /// `memmem`'s searchers cost more to start than such short texts take to read.)
-fn find_from(text: &[u8], at: usize) -> Option<usize> {
+pub(super) fn find_from(text: &[u8], at: usize) -> Option<usize> {
     let mut f = at + 1;
     loop {
         f += memchr::memchr(b'f', text.get(f..)?)?;
@@ -88,7 +88,7 @@ fn find_colon(text: &[u8], at: usize) -> Option<usize> {
 
 /// `(?:\d{1,3}\.){3}\d{1,3}` at `at`: its end, or `None` (then the engines try the other
 /// forms of an address).
-fn ip4(text: &[u8], at: usize) -> Option<usize> {
+pub(super) fn ip4(text: &[u8], at: usize) -> Option<usize> {
     let mut at = at;
     for part in 0..4 {
         let digits = run(text, at, |b| b.is_ascii_digit());
@@ -110,7 +110,7 @@ fn ip4(text: &[u8], at: usize) -> Option<usize> {
 
 /// `(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:)` at `at`, where its first path
 /// succeeds: its end; `None` where it fails or would have to go back on its choices.
-fn ip6(text: &[u8], at: usize) -> Option<usize> {
+pub(super) fn ip6(text: &[u8], at: usize) -> Option<usize> {
     let hex = |at: usize| run(text, at, |b| b.is_ascii_hexdigit()) - at;
     let starts = |at: usize, s: &[u8]| text.get(at..).is_some_and(|rest| rest.starts_with(s));
     let mut at = at;

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
-    failed,
+    attempts, failed,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
     prefix, too_many,
@@ -173,6 +173,9 @@ pub struct Filter {
     /// The index of the stock sshd `Disconnecting: Too many ...` failregex, which
     /// [`too_many::read`] reads.
     pub(super) sshd_too_many: Option<usize>,
+    /// The index of the stock sshd `maximum authentication attempts ...` failregex, which
+    /// [`attempts::read`] reads.
+    pub(super) sshd_attempts: Option<usize>,
     /// Where every failregex starts with known strings, a one-line filter has no prefregex
     /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
     pub(super) anchored: Option<Anchored>,
@@ -260,6 +263,10 @@ impl Filter {
                 .failregex
                 .iter()
                 .position(|f| f == too_many::SSHD_TOO_MANY),
+            sshd_attempts: spec
+                .failregex
+                .iter()
+                .position(|f| f == attempts::SSHD_ATTEMPTS),
         })
     }
 

@@ -9,6 +9,7 @@
 //! (with `ascii`'s helpers). `crate::source::bulk` reads a whole log on several cores.
 
 pub mod ascii;
+pub mod attempts;
 pub mod date;
 pub mod failed;
 #[cfg(test)]

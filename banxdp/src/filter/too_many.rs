@@ -80,18 +80,32 @@ pub fn read(text: &[u8]) -> Option<Read> {
 
 /// Whether `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$` matches `text` from `at` to its
 /// end.
-fn tail(text: &[u8], mut at: usize) -> bool {
-    for _ in 0..3 {
-        match item(&text[at..]) {
+fn tail(text: &[u8], at: usize) -> bool {
+    spaces_to_end(text, items(text, at, 3, true))
+}
+
+/// Whether only spaces (`\s*$`) follow `at`.
+pub(super) fn spaces_to_end(text: &[u8], at: usize) -> bool {
+    text[at..].iter().all(|&b| is_space(b))
+}
+
+/// Where `(?: (?:port \d+|on \S+|\[preauth\])){0,most}` (without `[preauth]` unless
+/// `preauth`) ends from `at`. Each item starts with a space and a word no other starts with,
+/// and takes a run the next part needs the end of, so the items are read greedily: a part
+/// that follows could not have started inside one.
+pub(super) fn items(text: &[u8], mut at: usize, most: usize, preauth: bool) -> usize {
+    for _ in 0..most {
+        match item(&text[at..], preauth) {
             Some(length) => at += length,
             None => break,
         }
     }
-    text[at..].iter().all(|&b| is_space(b))
+    at
 }
 
-/// The length of one ` port \d+`, ` on \S+` or ` [preauth]` at the start of `rest`.
-fn item(rest: &[u8]) -> Option<usize> {
+/// The length of one ` port \d+`, ` on \S+` or (if `preauth`) ` [preauth]` at the start of
+/// `rest`.
+fn item(rest: &[u8], preauth: bool) -> Option<usize> {
     let taken = |start: usize, keep: fn(u8) -> bool| {
         let end = run(rest, start, keep);
         (end > start).then_some(end)
@@ -100,7 +114,7 @@ fn item(rest: &[u8]) -> Option<usize> {
         taken(6, |b| b.is_ascii_digit())
     } else if rest.starts_with(b" on ") {
         taken(4, |b| !is_space(b))
-    } else if rest.starts_with(b" [preauth]") {
+    } else if preauth && rest.starts_with(b" [preauth]") {
         Some(10)
     } else {
         None

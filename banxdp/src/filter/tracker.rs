@@ -13,7 +13,7 @@
 use indexmap::IndexMap;
 
 use super::{
-    Filter, Host, failed,
+    Filter, Host, attempts, failed,
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
@@ -367,15 +367,22 @@ impl Tracker {
                 let text = &line[span.0..span.1];
                 for regex in literals::members(candidates, filter.failregex.len()) {
                     let re = &filter.failregex[regex];
-                    // Two of sshd's failregexes are read by hand (on ASCII lines): `failed`
-                    // declines what it cannot tell, `too_many` tells every line.
+                    // Three of sshd's failregexes are read by hand (on ASCII lines): `failed`
+                    // and `attempts` decline what they cannot tell, `too_many` tells every
+                    // line.
+                    let bytes = text.as_bytes();
                     if plain && filter.sshd_too_many == Some(regex) {
-                        match too_many::read(text.as_bytes()) {
+                        match too_many::read(bytes) {
                             Some(read) => read.groups(re.names(), &mut groups),
                             None => continue,
                         }
                     } else if let Some(read) = (plain && filter.sshd_failed == Some(regex))
-                        .then(|| failed::read(text.as_bytes()))
+                        .then(|| failed::read(bytes))
+                        .flatten()
+                    {
+                        read.groups(re.names(), &mut groups);
+                    } else if let Some(read) = (plain && filter.sshd_attempts == Some(regex))
+                        .then(|| attempts::read(bytes))
                         .flatten()
                     {
                         read.groups(re.names(), &mut groups);

@@ -1,0 +1,218 @@
+//! sshd's `maximum authentication attempts exceeded for root from 192.0.2.1 port 22 ssh2
+//! [preauth]`, read without a regular expression.
+//!
+//! The stock sshd filter's failregex for these lines (`SSHD_ATTEMPTS`) takes the user as
+//! `.*` up to ` from <HOST>`, then a tail of ports, `ssh2` and `[preauth]`: about 2,000
+//! instructions a line in PCRE2. [`read`] takes the first ` from ` after `for `, reads the
+//! address as `<HOST>`'s first successful form reads it (`failed`'s readers: IPv4, else
+//! IPv6), and then the tail, which has no groups and matches from a given place in one way
+//! or not at all (see `too_many::items`). When the tail reaches the line's end, this is the
+//! match the engines find: the tail holds no ` from `, so that ` from ` was the last one,
+//! where the greedy user tries first to end. Anything else (brackets, `::ffff:`, a name, a
+//! tail that does not match after the first form of the address, which a second ` from `
+//! or a `]` always makes) it declines (`None`), and the engines read the line. The tests
+//! compare it with them on generated lines.
+
+use super::{
+    failed,
+    pattern::{Name, Span},
+    too_many::{items, spaces_to_end},
+};
+
+/// The stock sshd filter's failregex for `maximum authentication attempts exceeded` lines,
+/// as fail2ban's configuration expands it (Debian's fail2ban 1.0), before its tags become
+/// groups.
+pub const SSHD_ATTEMPTS: &str = concat!(
+    r"^maximum authentication attempts exceeded for <F-USER>.*</F-USER> from <HOST>",
+    r"(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+);
+
+/// The fixed words the pattern starts with.
+const HEAD: &[u8] = b"maximum authentication attempts exceeded for ";
+
+/// The groups of a match [`read`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Read {
+    pub whole: Span,
+    pub user: Span,
+    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
+    pub address: Span,
+    pub v6: bool,
+}
+
+impl Read {
+    /// The groups in the order of `names` (the pattern's group names by number), as the
+    /// engines list them.
+    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
+        out.clear();
+        for name in names.iter().flatten() {
+            let span = match *name {
+                "user" => Some(self.user),
+                "ip4" if !self.v6 => Some(self.address),
+                "ip6" if self.v6 => Some(self.address),
+                _ => None,
+            };
+            if let Some(span) = span {
+                out.push((name, span));
+            }
+        }
+    }
+}
+
+/// The match of [`SSHD_ATTEMPTS`] in `text` (the prefregex's content: ASCII, one line), or
+/// `None` when this reader cannot tell.
+#[must_use]
+pub fn read(text: &[u8]) -> Option<Read> {
+    if !text.starts_with(HEAD) {
+        return None;
+    }
+    let user = HEAD.len();
+    let from = failed::find_from(text, user)?;
+    // (A `[` or `::ffff:` before the address leaves neither reader or the tail a match.)
+    let host = from + 6;
+    let (end, v6) = match failed::ip4(text, host) {
+        Some(end) => (end, false),
+        None => (failed::ip6(text, host)?, true),
+    };
+    // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
+    let mut at = items(text, end, 2, false);
+    if text[at..].starts_with(b" ssh") {
+        at = super::ascii::run(text, at + 4, |b| b.is_ascii_digit());
+    }
+    spaces_to_end(text, items(text, at, 3, true)).then_some(Read {
+        whole: (0, text.len()),
+        user: (user, from),
+        address: (host, end),
+        v6,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{generated, jit::Jit, pattern::Compiled};
+
+    /// Pieces of lines around the usual shape, reaching every part of the expression.
+    const PIECES: [&[&str]; 6] = [
+        &[
+            "maximum authentication attempts exceeded for ",
+            "maximum authentication attempts exceeded for ",
+            "maximum authentication attempts exceeded for ",
+            "maximum authentication attempts exceeded ",
+        ],
+        &[
+            "root",
+            "invalid user admin",
+            "",
+            "a from b",
+            "x y",
+            "port 22",
+        ],
+        &[
+            " from ",
+            " from ",
+            " from ",
+            " from  ",
+            " fro ",
+            "from ",
+            " from x from ",
+        ],
+        &[
+            "192.0.2.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "2001:db8:12:92::3",
+            "[192.0.2.1]",
+            "::ffff:192.0.2.1",
+            "host.example",
+            "1.2.3.4567",
+            "1.2.3",
+            "2001:db8::1]",
+            "fe80::",
+            "a:b",
+        ],
+        &[
+            "",
+            " port 22",
+            " port 22 port 23",
+            " on eth0",
+            " port 22 ssh2",
+            " ssh2",
+            " ssh",
+            " sshd",
+            " ssh2x",
+            " port x",
+            " port 1 port 2 port 3",
+        ],
+        &[
+            "",
+            " [preauth]",
+            " [preauth]",
+            " port 9 [preauth]",
+            " [preauth] port 1 port 2 port 3",
+            " port 4 port 5 port 6",
+            " port 4 port 5",
+            " [preauth]x",
+            "  ",
+            "\t",
+            " x",
+            "x",
+        ],
+    ];
+
+    #[test]
+    fn the_reader_agrees_with_the_engines_wherever_it_answers() {
+        for usedns in ["warn", "no"] {
+            let pattern = Compiled::new(SSHD_ATTEMPTS, usedns).unwrap();
+            assert!(pattern.has_jit());
+            let (mut answered, mut declined) = (0, 0);
+            let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+            for line in generated::lines(&PIECES, 0x2545_f491_4f6c_dd1d).take(200_000) {
+                let Some(read) = read(line.as_bytes()) else {
+                    declined += 1;
+                    continue;
+                };
+                answered += 1;
+                assert!(Jit::serves(&line));
+                read.groups(pattern.names(), &mut mine);
+                let found = pattern.search_spans_in(&line, true, &mut jit).unwrap();
+                assert_eq!(found, Some(read.whole), "{line:?}");
+                assert_eq!(mine, jit, "JIT, {line:?}");
+                let found = pattern.search_spans_exact(&line, &mut exact).unwrap();
+                assert_eq!(found, Some(read.whole), "{line:?}");
+                assert_eq!(mine, exact, "exact, {line:?}");
+            }
+            assert!(
+                answered > 8_000 && declined > 10_000,
+                "{answered} {declined}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_usual_shapes() {
+        let read = |line: &str| {
+            super::read(line.as_bytes()).map(|r| {
+                (
+                    line[r.user.0..r.user.1].to_string(),
+                    line[r.address.0..r.address.1].to_string(),
+                )
+            })
+        };
+        let head = "maximum authentication attempts exceeded for";
+        assert_eq!(
+            read(&format!(
+                "{head} root from 192.0.2.1 port 22 ssh2 [preauth]"
+            )),
+            Some(("root".into(), "192.0.2.1".into()))
+        );
+        assert_eq!(
+            read(&format!(
+                "{head} invalid user x from 2001:db8::1 port 22 ssh2"
+            )),
+            Some(("invalid user x".into(), "2001:db8::1".into()))
+        );
+        assert_eq!(read(&format!("{head} a from b from 192.0.2.1")), None);
+        assert_eq!(read(&format!("{head} root from 192.0.2.1 x")), None);
+    }
+}
