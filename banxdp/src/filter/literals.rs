@@ -18,6 +18,33 @@ pub fn required(pattern: &str) -> Option<Vec<String>> {
     Some(set)
 }
 
+/// Every set [`required`] chooses among at the top of `pattern`: each is one of which every
+/// match contains a string (a run of literals, or a part's own set).
+fn required_sets(pattern: &str) -> Vec<Vec<String>> {
+    let Ok(tree) = Expr::parse_tree(pattern) else {
+        return Vec::new();
+    };
+    let Expr::Concat(children) = &tree.expr else {
+        return of(&tree.expr).into_iter().collect();
+    };
+    let mut sets = Vec::new();
+    let mut run = String::new();
+    for child in children {
+        if let Some(text) = literal_text(child) {
+            run.push_str(&text);
+            continue;
+        }
+        if !run.is_empty() {
+            sets.push(vec![std::mem::take(&mut run)]);
+        }
+        sets.extend(of(child));
+    }
+    if !run.is_empty() {
+        sets.push(vec![run]);
+    }
+    sets
+}
+
 /// The shortest string of a set: how selective the set is.
 fn strength(set: &[String]) -> usize {
     set.iter().map(String::len).min().unwrap_or(0)
@@ -256,6 +283,9 @@ fn contains(text: &[u8], needle: &[u8]) -> bool {
     false
 }
 
+/// The shortest strings [`Anchored`] looks for beyond a pattern's prefixes.
+const INNER_LEAST: usize = 8;
+
 /// The first (up to) eight bytes of `text` as a little-endian number, zeros after its end.
 fn head(text: &[u8]) -> u64 {
     if let Some(word) = text.first_chunk::<8>() {
@@ -282,15 +312,19 @@ impl Anchored {
                 let first = usize::from(*prefix.as_bytes().first()?);
                 by_first_byte[first].push(Prefix::new(prefix, index));
             }
-            // Strings every prefix holds one of tell nothing the prefixes do not.
+            // Strings every prefix holds one of tell nothing the prefixes do not; of the
+            // others, the most selective set, if it is selective enough to be worth a look
+            // (short strings, ` from `, are in most lines that start right).
             let told = |set: &[String]| {
                 prefixes
                     .iter()
                     .all(|p| set.iter().any(|s| p.contains(s.as_str())))
             };
             inner.push(
-                required(pattern)
-                    .filter(|set| !told(set))
+                required_sets(pattern)
+                    .into_iter()
+                    .filter(|set| !told(set) && strength(set) >= INNER_LEAST)
+                    .max_by_key(|set| strength(set))
                     .map(|set| set.into_iter().map(|s| s.into_bytes().into()).collect()),
             );
         }
