@@ -10,7 +10,7 @@
 //!   given place it matches in one way or not at all: each item starts with a space and a
 //!   word no other item starts with, and takes a run (digits, or all but spaces) whose end
 //!   the next item or the final spaces need; giving any of it back leaves a character
-//!   neither can start with. So [`tail`] reads it greedily.
+//!   neither can start with. So `tail` reads it greedily.
 //! - The user's first alternative, `\S+`, can end only where the tail can start, which is not
 //!   inside a run of non-spaces: it holds with the whole run or not at all. Its second,
 //!   `.*?`, ends at the first place from which the tail matches; the tail cannot start before
