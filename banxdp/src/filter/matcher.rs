@@ -10,7 +10,7 @@ use super::{
     attempts, failed,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    prefix, too_many,
+    prefix, received, too_many,
     tracker::Tracked,
 };
 
@@ -153,6 +153,54 @@ fn alternate_of(name: Name) -> Option<Name> {
     })
 }
 
+/// A failregex read by hand (on ASCII lines), by the exact text of the stock sshd filter's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hand {
+    /// `Failed ... for ... from <HOST>` ([`failed`]).
+    Failed,
+    /// `Disconnecting: Too many authentication failures ...` ([`too_many`]).
+    TooMany,
+    /// `maximum authentication attempts exceeded ...` ([`attempts`]).
+    Attempts,
+    /// `Received disconnect from <HOST> ...:11:` ([`received`]).
+    Received,
+}
+
+impl Hand {
+    fn of(failregex: &str) -> Option<Self> {
+        [
+            (failed::SSHD_FAILED, Self::Failed),
+            (too_many::SSHD_TOO_MANY, Self::TooMany),
+            (attempts::SSHD_ATTEMPTS, Self::Attempts),
+            (received::SSHD_RECEIVED, Self::Received),
+        ]
+        .into_iter()
+        .find_map(|(text, hand)| (text == failregex).then_some(hand))
+    }
+
+    /// Reads `text` (ASCII, one line): `Some(true)` with the match's groups in `out` (in the
+    /// order of `names`, as the engines list them), `Some(false)` when the pattern does not
+    /// match, `None` when the reader cannot tell and the engines must.
+    pub(super) fn read(
+        self,
+        text: &[u8],
+        names: &[Option<Name>],
+        out: &mut Vec<(Name, Span)>,
+    ) -> Option<bool> {
+        let read = match self {
+            Self::Failed => failed::read(text).map(|r| r.groups(names, out)),
+            Self::Attempts => attempts::read(text).map(|r| r.groups(names, out)),
+            Self::Received => received::read(text).map(|r| r.groups(names, out)),
+            // It tells every line: no match is an answer too.
+            Self::TooMany => {
+                let read = too_many::read(text).map(|r| r.groups(names, out));
+                return Some(read.is_some());
+            }
+        };
+        read.map(|()| true)
+    }
+}
+
 /// A compiled filter.
 #[derive(Clone, Debug)]
 pub struct Filter {
@@ -168,14 +216,9 @@ pub struct Filter {
     /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
     /// `<F-MLFID>` group.
     pub(super) sshd_prefix: Option<Name>,
-    /// The index of the stock sshd `Failed ...` failregex, which [`failed::read`] reads.
-    pub(super) sshd_failed: Option<usize>,
-    /// The index of the stock sshd `Disconnecting: Too many ...` failregex, which
-    /// [`too_many::read`] reads.
-    pub(super) sshd_too_many: Option<usize>,
-    /// The index of the stock sshd `maximum authentication attempts ...` failregex, which
-    /// [`attempts::read`] reads.
-    pub(super) sshd_attempts: Option<usize>,
+    /// For each failregex, the reader that reads it by hand, if it is one of the stock sshd
+    /// failregexes that have one.
+    pub(super) by_hand: Vec<Option<Hand>>,
     /// Where every failregex starts with known strings, a one-line filter has no prefregex
     /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
     pub(super) anchored: Option<Anchored>,
@@ -258,15 +301,7 @@ impl Filter {
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
             sshd_prefix,
-            sshd_failed: spec.failregex.iter().position(|f| f == failed::SSHD_FAILED),
-            sshd_too_many: spec
-                .failregex
-                .iter()
-                .position(|f| f == too_many::SSHD_TOO_MANY),
-            sshd_attempts: spec
-                .failregex
-                .iter()
-                .position(|f| f == attempts::SSHD_ATTEMPTS),
+            by_hand: spec.failregex.iter().map(|f| Hand::of(f)).collect(),
         })
     }
 

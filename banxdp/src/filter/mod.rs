@@ -19,6 +19,7 @@ pub mod literals;
 pub mod matcher;
 pub mod pattern;
 pub mod prefix;
+pub mod received;
 pub mod report;
 pub mod scan;
 pub mod syslog;

@@ -13,12 +13,12 @@
 use indexmap::IndexMap;
 
 use super::{
-    Filter, Host, attempts, failed,
+    Filter, Host,
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
     pattern::{self, Hit, Name, Span, Value},
-    prefix, too_many,
+    prefix,
 };
 
 /// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
@@ -367,26 +367,15 @@ impl Tracker {
                 let text = &line[span.0..span.1];
                 for regex in literals::members(candidates, filter.failregex.len()) {
                     let re = &filter.failregex[regex];
-                    // Three of sshd's failregexes are read by hand (on ASCII lines): `failed`
-                    // and `attempts` decline what they cannot tell, `too_many` tells every
-                    // line.
-                    let bytes = text.as_bytes();
-                    if plain && filter.sshd_too_many == Some(regex) {
-                        match too_many::read(bytes) {
-                            Some(read) => read.groups(re.names(), &mut groups),
-                            None => continue,
-                        }
-                    } else if let Some(read) = (plain && filter.sshd_failed == Some(regex))
-                        .then(|| failed::read(bytes))
-                        .flatten()
-                    {
-                        read.groups(re.names(), &mut groups);
-                    } else if let Some(read) = (plain && filter.sshd_attempts == Some(regex))
-                        .then(|| attempts::read(bytes))
-                        .flatten()
-                    {
-                        read.groups(re.names(), &mut groups);
-                    } else if !matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_))) {
+                    // Some of sshd's failregexes are read by hand where they can be; the
+                    // engines read what the readers cannot tell.
+                    let by_hand = filter.by_hand[regex]
+                        .filter(|_| plain)
+                        .and_then(|hand| hand.read(text.as_bytes(), re.names(), &mut groups));
+                    let matched = by_hand.unwrap_or_else(|| {
+                        matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_)))
+                    });
+                    if !matched {
                         continue;
                     }
                     let fields = found.push_fields(&pre, line, &groups, text);
