@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
-    attempts, failed,
+    attempts, closed, failed,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
     prefix, received, too_many,
@@ -164,6 +164,8 @@ pub(super) enum Hand {
     Attempts,
     /// `Received disconnect from <HOST> ...:11:` ([`received`]).
     Received,
+    /// `Connection closed|reset|Disconnected by|from ... <HOST> ...` ([`closed`]).
+    Closed,
 }
 
 impl Hand {
@@ -173,6 +175,7 @@ impl Hand {
             (too_many::SSHD_TOO_MANY, Self::TooMany),
             (attempts::SSHD_ATTEMPTS, Self::Attempts),
             (received::SSHD_RECEIVED, Self::Received),
+            (closed::SSHD_CLOSED, Self::Closed),
         ]
         .into_iter()
         .find_map(|(text, hand)| (text == failregex).then_some(hand))
@@ -191,6 +194,7 @@ impl Hand {
             Self::Failed => failed::read(text).map(|r| r.groups(names, out)),
             Self::Attempts => attempts::read(text).map(|r| r.groups(names, out)),
             Self::Received => received::read(text).map(|r| r.groups(names, out)),
+            Self::Closed => closed::read(text).map(|r| r.groups(names, out)),
             // It tells every line: no match is an answer too.
             Self::TooMany => {
                 let read = too_many::read(text).map(|r| r.groups(names, out));

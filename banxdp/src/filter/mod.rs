@@ -10,6 +10,7 @@
 
 pub mod ascii;
 pub mod attempts;
+pub mod closed;
 pub mod date;
 pub mod failed;
 #[cfg(test)]

@@ -80,7 +80,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
 
 /// Whether `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$` matches `text` from `at` to its
 /// end.
-fn tail(text: &[u8], at: usize) -> bool {
+pub(super) fn tail(text: &[u8], at: usize) -> bool {
     spaces_to_end(text, items(text, at, 3, true))
 }
 
