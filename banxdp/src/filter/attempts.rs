@@ -14,7 +14,7 @@
 //! compare it with them on generated lines.
 
 use super::{
-    failed,
+    failed::{self, address, address_group},
     pattern::{Name, Span},
     too_many::{items, spaces_to_end},
 };
@@ -48,9 +48,7 @@ impl Read {
         for name in names.iter().flatten() {
             let span = match *name {
                 "user" => Some(self.user),
-                "ip4" if !self.v6 => Some(self.address),
-                "ip6" if self.v6 => Some(self.address),
-                _ => None,
+                other => address_group(other, self.address, self.v6),
             };
             if let Some(span) = span {
                 out.push((name, span));
@@ -70,10 +68,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
     let from = failed::find_from(text, user)?;
     // (A `[` or `::ffff:` before the address leaves neither reader or the tail a match.)
     let host = from + 6;
-    let (end, v6) = match failed::ip4(text, host) {
-        Some(end) => (end, false),
-        None => (failed::ip6(text, host)?, true),
-    };
+    let (end, v6) = address(text, host)?;
     // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
     let mut at = items(text, end, 2, false);
     if text[at..].starts_with(b" ssh") {
@@ -90,7 +85,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{generated, jit::Jit, pattern::Compiled};
+    use crate::filter::generated;
 
     /// Pieces of lines around the usual shape, reaching every part of the expression.
     const PIECES: [&[&str]; 6] = [
@@ -162,31 +157,19 @@ mod tests {
 
     #[test]
     fn the_reader_agrees_with_the_engines_wherever_it_answers() {
-        for usedns in ["warn", "no"] {
-            let pattern = Compiled::new(SSHD_ATTEMPTS, usedns).unwrap();
-            assert!(pattern.has_jit());
-            let (mut answered, mut declined) = (0, 0);
-            let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
-            for line in generated::lines(&PIECES, 0x2545_f491_4f6c_dd1d).take(200_000) {
-                let Some(read) = read(line.as_bytes()) else {
-                    declined += 1;
-                    continue;
-                };
-                answered += 1;
-                assert!(Jit::serves(&line));
-                read.groups(pattern.names(), &mut mine);
-                let found = pattern.search_spans_in(&line, true, &mut jit).unwrap();
-                assert_eq!(found, Some(read.whole), "{line:?}");
-                assert_eq!(mine, jit, "JIT, {line:?}");
-                let found = pattern.search_spans_exact(&line, &mut exact).unwrap();
-                assert_eq!(found, Some(read.whole), "{line:?}");
-                assert_eq!(mine, exact, "exact, {line:?}");
-            }
-            assert!(
-                answered > 8_000 && declined > 10_000,
-                "{answered} {declined}"
-            );
-        }
+        generated::reader_agrees(
+            SSHD_ATTEMPTS,
+            &PIECES,
+            0x2545_f491_4f6c_dd1d,
+            200_000,
+            8_000,
+            |text, names, out| {
+                read(text).map(|read| {
+                    read.groups(names, out);
+                    read.whole
+                })
+            },
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use super::{
     ascii::{is_space, run},
-    failed,
+    failed::{address, address_group},
     pattern::{Name, Span},
     too_many,
 };
@@ -48,9 +48,7 @@ impl Read {
             let span = match *name {
                 "nofail" | "mlfforget" => Some(self.words),
                 "user" => self.user,
-                "ip4" if !self.v6 => Some(self.address),
-                "ip6" if self.v6 => Some(self.address),
-                _ => None,
+                other => address_group(other, self.address, self.v6),
             };
             if let Some(span) = span {
                 out.push((name, span));
@@ -93,10 +91,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
         return None;
     }
     let host = at + 1;
-    let (end, v6) = match failed::ip4(text, host) {
-        Some(end) => (end, false),
-        None => (failed::ip6(text, host)?, true),
-    };
+    let (end, v6) = address(text, host)?;
     too_many::tail(text, end).then_some(Read {
         whole: (0, text.len()),
         words: (0, words),
@@ -109,7 +104,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{generated, jit::Jit, pattern::Compiled};
+    use crate::filter::generated;
 
     /// Pieces of lines around the usual shape, reaching every part of the expression.
     const PIECES: [&[&str]; 6] = [
@@ -159,31 +154,19 @@ mod tests {
 
     #[test]
     fn the_reader_agrees_with_the_engines_wherever_it_answers() {
-        for usedns in ["warn", "no"] {
-            let pattern = Compiled::new(SSHD_CLOSED, usedns).unwrap();
-            assert!(pattern.has_jit());
-            let (mut answered, mut declined) = (0, 0);
-            let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
-            for line in generated::lines(&PIECES, 0x2545_f491_4f6c_dd1d).take(300_000) {
-                let Some(read) = read(line.as_bytes()) else {
-                    declined += 1;
-                    continue;
-                };
-                answered += 1;
-                assert!(Jit::serves(&line));
-                read.groups(pattern.names(), &mut mine);
-                let found = pattern.search_spans_in(&line, true, &mut jit).unwrap();
-                assert_eq!(found, Some(read.whole), "{line:?}");
-                assert_eq!(mine, jit, "JIT, {line:?}");
-                let found = pattern.search_spans_exact(&line, &mut exact).unwrap();
-                assert_eq!(found, Some(read.whole), "{line:?}");
-                assert_eq!(mine, exact, "exact, {line:?}");
-            }
-            assert!(
-                answered > 8_000 && declined > 10_000,
-                "{answered} {declined}"
-            );
-        }
+        generated::reader_agrees(
+            SSHD_CLOSED,
+            &PIECES,
+            0x2545_f491_4f6c_dd1d,
+            300_000,
+            8_000,
+            |text, names, out| {
+                read(text).map(|read| {
+                    read.groups(names, out);
+                    read.whole
+                })
+            },
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Lines for randomised tests: each line one choice from every list of pieces, chosen by a
 //! fixed xorshift sequence, so that a failure repeats.
 
+use super::pattern::{Name, Span};
+
 /// Endless lines from `pieces`, starting the sequence at `seed` (not zero).
 pub fn lines<'p>(pieces: &'p [&'p [&'p str]], seed: u64) -> impl Iterator<Item = String> + 'p {
     let mut next = xorshift(seed);
@@ -27,4 +29,55 @@ pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
 /// One of `choices`, by the next number of `next`.
 pub fn pick<T: Copy>(next: &mut impl FnMut() -> u64, choices: &[T]) -> T {
     choices[usize::try_from(next() % choices.len() as u64).expect("an index")]
+}
+
+/// Runs a hand reader and the engines on `count` lines from `pieces`: wherever the reader
+/// answers (the match's span, its groups in `out`), the JIT and the exact engine must find
+/// the same match and groups. Returns how many lines it answered and declined.
+pub fn agree_where_answered(
+    pattern: &super::pattern::Compiled,
+    pieces: &[&[&str]],
+    seed: u64,
+    count: usize,
+    read: impl Fn(&[u8], &[Option<Name>], &mut Vec<(Name, Span)>) -> Option<Span>,
+) -> (usize, usize) {
+    let (mut answered, mut declined) = (0, 0);
+    let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+    for line in lines(pieces, seed).take(count) {
+        let Some(whole) = read(line.as_bytes(), pattern.names(), &mut mine) else {
+            declined += 1;
+            continue;
+        };
+        answered += 1;
+        assert!(super::jit::Jit::serves(&line));
+        let found = pattern.search_spans_in(&line, true, &mut jit).unwrap();
+        assert_eq!(found, Some(whole), "{line:?}");
+        assert_eq!(mine, jit, "JIT, {line:?}");
+        let found = pattern.search_spans_exact(&line, &mut exact).unwrap();
+        assert_eq!(found, Some(whole), "{line:?}");
+        assert_eq!(mine, exact, "exact, {line:?}");
+    }
+    (answered, declined)
+}
+
+/// [`agree_where_answered`] for the pattern whose fail2ban text is `source`, compiled as
+/// `usedns` warn and no make it (with and without host names), on `count` lines each:
+/// the reader must answer more than `least` of them, and decline more than 10,000.
+pub fn reader_agrees(
+    source: &str,
+    pieces: &[&[&str]],
+    seed: u64,
+    count: usize,
+    least: usize,
+    read: impl Fn(&[u8], &[Option<Name>], &mut Vec<(Name, Span)>) -> Option<Span>,
+) {
+    for usedns in ["warn", "no"] {
+        let pattern = super::pattern::Compiled::new(source, usedns).unwrap();
+        assert!(pattern.has_jit());
+        let (answered, declined) = agree_where_answered(&pattern, pieces, seed, count, &read);
+        assert!(
+            answered > least && declined > 10_000,
+            "usedns {usedns}: {answered} answered, {declined} declined"
+        );
+    }
 }
