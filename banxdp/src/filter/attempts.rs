@@ -14,8 +14,8 @@
 //! compare it with them on generated lines.
 
 use super::{
-    failed::{self, address, address_group},
-    pattern::{Name, Span},
+    failed::{self, address},
+    hand::{Group, Read},
     too_many::{items, spaces_to_end},
 };
 
@@ -29,33 +29,6 @@ pub const SSHD_ATTEMPTS: &str = concat!(
 
 /// The fixed words the pattern starts with.
 const HEAD: &[u8] = b"maximum authentication attempts exceeded for ";
-
-/// The groups of a match [`read`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Read {
-    pub whole: Span,
-    pub user: Span,
-    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
-    pub address: Span,
-    pub v6: bool,
-}
-
-impl Read {
-    /// The groups in the order of `names` (the pattern's group names by number), as the
-    /// engines list them.
-    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
-        out.clear();
-        for name in names.iter().flatten() {
-            let span = match *name {
-                "user" => Some(self.user),
-                other => address_group(other, self.address, self.v6),
-            };
-            if let Some(span) = span {
-                out.push((name, span));
-            }
-        }
-    }
-}
 
 /// The match of [`SSHD_ATTEMPTS`] in `text` (the prefregex's content: ASCII, one line), or
 /// `None` when this reader cannot tell.
@@ -74,11 +47,10 @@ pub fn read(text: &[u8]) -> Option<Read> {
     if text[at..].starts_with(b" ssh") {
         at = super::ascii::run(text, at + 4, |b| b.is_ascii_digit());
     }
-    spaces_to_end(text, items(text, at, 3, true)).then_some(Read {
-        whole: (0, text.len()),
-        user: (user, from),
-        address: (host, end),
-        v6,
+    spaces_to_end(text, items(text, at, 3, true)).then(|| {
+        Read::new((0, text.len()))
+            .with(Group::User, Some((user, from)))
+            .address((host, end), v6)
     })
 }
 
@@ -163,12 +135,7 @@ mod tests {
             0x2545_f491_4f6c_dd1d,
             200_000,
             8_000,
-            |text, names, out| {
-                read(text).map(|read| {
-                    read.groups(names, out);
-                    read.whole
-                })
-            },
+            read,
         );
     }
 
@@ -177,8 +144,11 @@ mod tests {
         let read = |line: &str| {
             super::read(line.as_bytes()).map(|r| {
                 (
-                    line[r.user.0..r.user.1].to_string(),
-                    line[r.address.0..r.address.1].to_string(),
+                    r.get("user").map(|(s, e)| line[s..e].to_string()).unwrap(),
+                    r.get("ip4")
+                        .or(r.get("ip6"))
+                        .map(|(s, e)| line[s..e].to_string())
+                        .unwrap(),
                 )
             })
         };

@@ -14,8 +14,8 @@
 
 use super::{
     ascii::{is_space, run},
-    failed::{address, address_group},
-    pattern::{Name, Span},
+    failed::address,
+    hand::{Group, Read},
     too_many,
 };
 
@@ -26,36 +26,6 @@ pub const SSHD_CLOSED: &str = concat!(
     r"</F-NOFAIL> (?:by|from)(?: (?:invalid|authenticating) user <F-USER>\S+|.*?</F-USER>)? ",
     r"<HOST>(?:(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*|\s*)$",
 );
-
-/// The groups of a match [`read`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Read {
-    pub whole: Span,
-    /// `Connection closed`, `Connection reset` or `Disconnected`.
-    pub words: Span,
-    pub user: Option<Span>,
-    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
-    pub address: Span,
-    pub v6: bool,
-}
-
-impl Read {
-    /// The groups in the order of `names` (the pattern's group names by number), as the
-    /// engines list them.
-    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
-        out.clear();
-        for name in names.iter().flatten() {
-            let span = match *name {
-                "nofail" | "mlfforget" => Some(self.words),
-                "user" => self.user,
-                other => address_group(other, self.address, self.v6),
-            };
-            if let Some(span) = span {
-                out.push((name, span));
-            }
-        }
-    }
-}
 
 /// The match of [`SSHD_CLOSED`] in `text` (the prefregex's content: ASCII, one line), or
 /// `None` when this reader cannot tell.
@@ -92,12 +62,12 @@ pub fn read(text: &[u8]) -> Option<Read> {
     }
     let host = at + 1;
     let (end, v6) = address(text, host)?;
-    too_many::tail(text, end).then_some(Read {
-        whole: (0, text.len()),
-        words: (0, words),
-        user,
-        address: (host, end),
-        v6,
+    too_many::tail(text, end).then(|| {
+        Read::new((0, text.len()))
+            .with(Group::Nofail, Some((0, words)))
+            .with(Group::Mlfforget, Some((0, words)))
+            .with(Group::User, user)
+            .address((host, end), v6)
     })
 }
 
@@ -160,12 +130,7 @@ mod tests {
             0x2545_f491_4f6c_dd1d,
             300_000,
             8_000,
-            |text, names, out| {
-                read(text).map(|read| {
-                    read.groups(names, out);
-                    read.whole
-                })
-            },
+            read,
         );
     }
 
@@ -174,8 +139,11 @@ mod tests {
         let read = |line: &str| {
             super::read(line.as_bytes()).map(|r| {
                 (
-                    r.user.map(|(s, e)| line[s..e].to_string()),
-                    line[r.address.0..r.address.1].to_string(),
+                    r.get("user").map(|(s, e)| line[s..e].to_string()),
+                    r.get("ip4")
+                        .or(r.get("ip6"))
+                        .map(|(s, e)| line[s..e].to_string())
+                        .unwrap(),
                 )
             })
         };

@@ -17,7 +17,7 @@
 
 use super::{
     ascii::{is_space, run},
-    pattern::{Name, Span},
+    hand::{Group, Read},
 };
 
 /// The stock sshd filter's failregex for `Failed ... for ... from ...` lines, as fail2ban's
@@ -27,37 +27,6 @@ pub const SSHD_FAILED: &str = concat!(
     r"<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>",
     r"(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
 );
-
-/// The groups of a match [`read`] found, by name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Read {
-    pub whole: Span,
-    pub nofail: Option<Span>,
-    pub cond_inv: Option<Span>,
-    pub user: Span,
-    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
-    pub address: Span,
-    pub v6: bool,
-}
-
-impl Read {
-    /// The groups in the order of `names` (the pattern's group names by number), as the
-    /// engines list them.
-    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
-        out.clear();
-        for name in names.iter().flatten() {
-            let span = match *name {
-                "nofail" => self.nofail,
-                "cond_inv" => self.cond_inv,
-                "user" => Some(self.user),
-                other => address_group(other, self.address, self.v6),
-            };
-            if let Some(span) = span {
-                out.push((name, span));
-            }
-        }
-    }
-}
 
 /// Where ` from ` occurs in `text` from `at` on. (By its `f`, which is rare in these lines:
 /// `memmem`'s searchers cost more to start than such short texts take to read.)
@@ -91,11 +60,6 @@ pub(super) fn address(text: &[u8], at: usize) -> Option<(usize, bool)> {
         Some(end) => Some((end, false)),
         None => ip6(text, at).map(|end| (end, true)),
     }
-}
-
-/// The span of `<HOST>`'s group `name` for an address at `span`: `ip4` or `ip6`, as it is.
-pub(super) fn address_group(name: &str, span: Span, v6: bool) -> Option<Span> {
-    (name == if v6 { "ip6" } else { "ip4" }).then_some(span)
 }
 
 /// `(?:\d{1,3}\.){3}\d{1,3}` at `at`: its end, or `None` (then the engines try the other
@@ -163,9 +127,9 @@ pub fn read(text: &[u8]) -> Option<Read> {
     }
     let mut at = 7;
     // `(?:(?P<nofail>publickey)|\S+) for `
-    let mut read = Read::default();
+    let mut nofail = None;
     if starts(at, b"publickey for ") {
-        read.nofail = Some((at, at + 9));
+        nofail = Some((at, at + 9));
         at += 9;
     } else {
         at = run(text, at, |b| !is_space(b));
@@ -175,8 +139,9 @@ pub fn read(text: &[u8]) -> Option<Read> {
     }
     at += 5;
     // `(?P<cond_inv>invalid user )?`
+    let mut cond_inv = None;
     if starts(at, b"invalid user ") {
-        read.cond_inv = Some((at, at + 13));
+        cond_inv = Some((at, at + 13));
         at += 13;
     }
     // The user: exactly one ` from ` after it, no `: ` after that for the first
@@ -185,10 +150,9 @@ pub fn read(text: &[u8]) -> Option<Read> {
     if find_from(text, from + 1).is_some() || find_colon(text, from).is_some() {
         return None;
     }
-    if read.cond_inv.is_none() && (from == at || text[at..from].contains(&b':')) {
+    if cond_inv.is_none() && (from == at || text[at..from].contains(&b':')) {
         return None;
     }
-    read.user = (at, from);
     // `<HOST>`: no `[` or `::ffff:` before it; an IPv4 address, else an IPv6 one, not
     // followed by `]`.
     let host = from + 6;
@@ -199,11 +163,14 @@ pub fn read(text: &[u8]) -> Option<Read> {
     if text.get(end) == Some(&b']') {
         return None;
     }
-    read.address = (host, end);
-    read.v6 = v6;
     // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?` and the tail take the rest.
-    read.whole = (0, text.len());
-    Some(read)
+    Some(
+        Read::new((0, text.len()))
+            .with(Group::Nofail, nofail)
+            .with(Group::CondInv, cond_inv)
+            .with(Group::User, Some((at, from)))
+            .address((host, end), v6),
+    )
 }
 
 #[cfg(test)]
@@ -213,14 +180,16 @@ mod tests {
 
     #[test]
     fn reads_the_usual_shapes() {
-        let user = |line: &str| super::read(line.as_bytes()).map(|r| (r.user, r.address));
+        let user = |line: &str| {
+            super::read(line.as_bytes()).map(|r| (r.get("user").unwrap(), r.get("ip4").unwrap()))
+        };
         assert_eq!(
             user("Failed password for root from 192.0.2.1 port 22 ssh2"),
             Some(((20, 24), (30, 39)))
         );
         assert!(super::read(b"Failed password for invalid user a from 192.0.2.1").is_some());
         let v6 = super::read(b"Failed password for root from 2001:db8::1 port 22 ssh2").unwrap();
-        assert_eq!((v6.address, v6.v6), ((30, 41), true));
+        assert_eq!(v6.get("ip6"), Some((30, 41)));
         for line in [
             "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
             "Failed password for root from 192.0.2.1 port 22 from 192.0.2.2",
@@ -318,12 +287,7 @@ mod tests {
             0x2545_f491_4f6c_dd1d,
             100_000,
             3_000,
-            |text, names, out| {
-                read(text).map(|read| {
-                    read.groups(names, out);
-                    read.whole
-                })
-            },
+            read,
         );
     }
 }

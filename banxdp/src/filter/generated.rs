@@ -1,8 +1,6 @@
 //! Lines for randomised tests: each line one choice from every list of pieces, chosen by a
 //! fixed xorshift sequence, so that a failure repeats.
 
-use super::pattern::{Name, Span};
-
 /// Endless lines from `pieces`, starting the sequence at `seed` (not zero).
 pub fn lines<'p>(pieces: &'p [&'p [&'p str]], seed: u64) -> impl Iterator<Item = String> + 'p {
     let mut next = xorshift(seed);
@@ -32,22 +30,24 @@ pub fn pick<T: Copy>(next: &mut impl FnMut() -> u64, choices: &[T]) -> T {
 }
 
 /// Runs a hand reader and the engines on `count` lines from `pieces`: wherever the reader
-/// answers (the match's span, its groups in `out`), the JIT and the exact engine must find
+/// answers (a match and its groups), the JIT and the exact engine must find
 /// the same match and groups. Returns how many lines it answered and declined.
 pub fn agree_where_answered(
     pattern: &super::pattern::Compiled,
     pieces: &[&[&str]],
     seed: u64,
     count: usize,
-    read: impl Fn(&[u8], &[Option<Name>], &mut Vec<(Name, Span)>) -> Option<Span>,
+    read: impl Fn(&[u8]) -> Option<super::hand::Read>,
 ) -> (usize, usize) {
     let (mut answered, mut declined) = (0, 0);
     let (mut mine, mut jit, mut exact) = (Vec::new(), Vec::new(), Vec::new());
     for line in lines(pieces, seed).take(count) {
-        let Some(whole) = read(line.as_bytes(), pattern.names(), &mut mine) else {
+        let Some(found) = read(line.as_bytes()) else {
             declined += 1;
             continue;
         };
+        found.groups(pattern.names(), &mut mine);
+        let whole = found.whole;
         answered += 1;
         assert!(super::jit::Jit::serves(&line));
         let found = pattern.search_spans_in(&line, true, &mut jit).unwrap();
@@ -69,7 +69,7 @@ pub fn reader_agrees(
     seed: u64,
     count: usize,
     least: usize,
-    read: impl Fn(&[u8], &[Option<Name>], &mut Vec<(Name, Span)>) -> Option<Span>,
+    read: impl Fn(&[u8]) -> Option<super::hand::Read>,
 ) {
     for usedns in ["warn", "no"] {
         let pattern = super::pattern::Compiled::new(source, usedns).unwrap();

@@ -7,10 +7,10 @@
 use std::net::IpAddr;
 
 use super::{
-    attempts, closed, failed,
+    hand::Hand,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    prefix, received, too_many,
+    prefix,
     tracker::Tracked,
 };
 
@@ -151,58 +151,6 @@ fn alternate_of(name: Name) -> Option<Name> {
         }
         Some(base)
     })
-}
-
-/// A failregex read by hand (on ASCII lines), by the exact text of the stock sshd filter's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Hand {
-    /// `Failed ... for ... from <HOST>` ([`failed`]).
-    Failed,
-    /// `Disconnecting: Too many authentication failures ...` ([`too_many`]).
-    TooMany,
-    /// `maximum authentication attempts exceeded ...` ([`attempts`]).
-    Attempts,
-    /// `Received disconnect from <HOST> ...:11:` ([`received`]).
-    Received,
-    /// `Connection closed|reset|Disconnected by|from ... <HOST> ...` ([`closed`]).
-    Closed,
-}
-
-impl Hand {
-    fn of(failregex: &str) -> Option<Self> {
-        [
-            (failed::SSHD_FAILED, Self::Failed),
-            (too_many::SSHD_TOO_MANY, Self::TooMany),
-            (attempts::SSHD_ATTEMPTS, Self::Attempts),
-            (received::SSHD_RECEIVED, Self::Received),
-            (closed::SSHD_CLOSED, Self::Closed),
-        ]
-        .into_iter()
-        .find_map(|(text, hand)| (text == failregex).then_some(hand))
-    }
-
-    /// Reads `text` (ASCII, one line): `Some(true)` with the match's groups in `out` (in the
-    /// order of `names`, as the engines list them), `Some(false)` when the pattern does not
-    /// match, `None` when the reader cannot tell and the engines must.
-    pub(super) fn read(
-        self,
-        text: &[u8],
-        names: &[Option<Name>],
-        out: &mut Vec<(Name, Span)>,
-    ) -> Option<bool> {
-        let read = match self {
-            Self::Failed => failed::read(text).map(|r| r.groups(names, out)),
-            Self::Attempts => attempts::read(text).map(|r| r.groups(names, out)),
-            Self::Received => received::read(text).map(|r| r.groups(names, out)),
-            Self::Closed => closed::read(text).map(|r| r.groups(names, out)),
-            // It tells every line: no match is an answer too.
-            Self::TooMany => {
-                let read = too_many::read(text).map(|r| r.groups(names, out));
-                return Some(read.is_some());
-            }
-        };
-        read.map(|()| true)
-    }
 }
 
 /// A compiled filter.

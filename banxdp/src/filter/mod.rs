@@ -15,6 +15,7 @@ pub mod date;
 pub mod failed;
 #[cfg(test)]
 pub(crate) mod generated;
+pub mod hand;
 pub mod jit;
 pub mod literals;
 pub mod matcher;

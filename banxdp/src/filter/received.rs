@@ -14,8 +14,8 @@
 
 use super::{
     ascii::{is_space, run},
-    failed::{address, address_group},
-    pattern::{Name, Span},
+    failed::address,
+    hand::{Group, Read},
 };
 
 /// The stock sshd filter's failregex for `Received disconnect ... :11:` lines, as fail2ban's
@@ -27,33 +27,6 @@ pub const SSHD_RECEIVED: &str = concat!(
 
 /// The fixed words the pattern starts with.
 const HEAD: &[u8] = b"Received disconnect from ";
-
-/// The groups of a match [`read`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Read {
-    pub whole: Span,
-    /// The address: IPv4 (`ip4`) or IPv6 (`ip6`).
-    pub address: Span,
-    pub v6: bool,
-}
-
-impl Read {
-    /// The groups in the order of `names` (the pattern's group names by number), as the
-    /// engines list them.
-    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
-        out.clear();
-        for name in names.iter().flatten() {
-            let span = match *name {
-                "nofail" => Some((0, 19)),
-                "mlfforget" => Some((9, 19)),
-                other => address_group(other, self.address, self.v6),
-            };
-            if let Some(span) = span {
-                out.push((name, span));
-            }
-        }
-    }
-}
 
 /// The match of [`SSHD_RECEIVED`] in `text` (the prefregex's content: ASCII, one line), or
 /// `None` when this reader cannot tell.
@@ -79,10 +52,11 @@ pub fn read(text: &[u8]) -> Option<Read> {
         return None;
     }
     let number = run(text, at + 1, is_space);
-    text[number..].starts_with(b"11:").then_some(Read {
-        whole: (0, number + 3),
-        address: (host, end),
-        v6,
+    text[number..].starts_with(b"11:").then(|| {
+        Read::new((0, number + 3))
+            .with(Group::Nofail, Some((0, 19)))
+            .with(Group::Mlfforget, Some((9, 19)))
+            .address((host, end), v6)
     })
 }
 
@@ -137,12 +111,7 @@ mod tests {
             0x2545_f491_4f6c_dd1d,
             300_000,
             8_000,
-            |text, names, out| {
-                read(text).map(|read| {
-                    read.groups(names, out);
-                    read.whole
-                })
-            },
+            read,
         );
     }
 
@@ -150,7 +119,7 @@ mod tests {
     fn reads_the_usual_shape() {
         let line = "Received disconnect from 192.0.2.1 port 22:11: Bye Bye [preauth]";
         let read = super::read(line.as_bytes()).unwrap();
-        assert_eq!(&line[read.address.0..read.address.1], "192.0.2.1");
+        assert_eq!(read.get("ip4"), Some((25, 34)));
         assert_eq!(
             &line[..read.whole.1],
             "Received disconnect from 192.0.2.1 port 22:11:"

@@ -24,7 +24,7 @@
 
 use super::{
     ascii::{is_space, run},
-    pattern::{Name, Span},
+    hand::{Group, Read},
 };
 
 /// The stock sshd filter's failregex for `Disconnecting: Too many authentication failures`,
@@ -34,27 +34,6 @@ pub const SSHD_TOO_MANY: &str = r"^Disconnecting: Too many authentication failur
 
 /// The fixed words the pattern starts with.
 const HEAD: &[u8] = b"Disconnecting: Too many authentication failures";
-
-/// What [`read`] found: the match (always the whole text) and the user, if the group took
-/// part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Read {
-    pub whole: Span,
-    pub user: Option<Span>,
-}
-
-impl Read {
-    /// The groups in the order of `names` (the pattern's group names by number), as the
-    /// engines list them.
-    pub fn groups(&self, names: &[Option<Name>], out: &mut Vec<(Name, Span)>) {
-        out.clear();
-        for name in names.iter().flatten() {
-            if let (&"user", Some(span)) = (name, self.user) {
-                out.push((name, span));
-            }
-        }
-    }
-}
 
 /// The match of [`SSHD_TOO_MANY`] in `text` (the prefregex's content: ASCII, one line), or
 /// `None` when there is none.
@@ -69,13 +48,10 @@ pub fn read(text: &[u8]) -> Option<Read> {
         let user = after + 5;
         // `\S+|.*?`: the first end from which the tail matches (see the module's text).
         if let Some(end) = (user..=text.len()).find(|&end| tail(text, end)) {
-            return Some(Read {
-                whole,
-                user: Some((user, end)),
-            });
+            return Some(Read::new(whole).with(Group::User, Some((user, end))));
         }
     }
-    tail(text, after).then_some(Read { whole, user: None })
+    tail(text, after).then_some(Read::new(whole))
 }
 
 /// Whether `(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$` matches `text` from `at` to its
@@ -203,7 +179,7 @@ mod tests {
     #[test]
     fn reads_the_usual_shapes() {
         let user = |line: &str| {
-            super::read(line.as_bytes()).map(|r| r.user.map(|(s, e)| line[s..e].to_string()))
+            super::read(line.as_bytes()).map(|r| r.get("user").map(|(s, e)| line[s..e].to_string()))
         };
         let head = "Disconnecting: Too many authentication failures";
         assert_eq!(
