@@ -18,31 +18,15 @@ pub fn required(pattern: &str) -> Option<Vec<String>> {
     Some(set)
 }
 
-/// Every set [`required`] chooses among at the top of `pattern`: each is one of which every
-/// match contains a string (a run of literals, or a part's own set).
+/// Every set [`required`] chooses among at the top of `pattern` (see [`concat_sets`]).
 fn required_sets(pattern: &str) -> Vec<Vec<String>> {
     let Ok(tree) = Expr::parse_tree(pattern) else {
         return Vec::new();
     };
-    let Expr::Concat(children) = &tree.expr else {
-        return of(&tree.expr).into_iter().collect();
-    };
-    let mut sets = Vec::new();
-    let mut run = String::new();
-    for child in children {
-        if let Some(text) = literal_text(child) {
-            run.push_str(&text);
-            continue;
-        }
-        if !run.is_empty() {
-            sets.push(vec![std::mem::take(&mut run)]);
-        }
-        sets.extend(of(child));
+    match &tree.expr {
+        Expr::Concat(children) => concat_sets(children),
+        expr => of(expr).into_iter().collect(),
     }
-    if !run.is_empty() {
-        sets.push(vec![run]);
-    }
-    sets
 }
 
 /// The shortest string of a set: how selective the set is.
@@ -75,18 +59,20 @@ fn union<'e>(branches: impl Iterator<Item = &'e Expr>) -> Option<Vec<String>> {
     (!all.is_empty()).then_some(all)
 }
 
-/// A sequence: runs of adjacent literals make longer strings; the most selective candidate
-/// (a run, or a part's own set) is the sequence's.
+/// A sequence: the most selective of its sets ([`concat_sets`]; the first, of equals).
 fn concat(children: &[Expr]) -> Option<Vec<String>> {
-    let mut best: Option<Vec<String>> = None;
-    let mut consider = |candidate: Vec<String>| {
-        if best
-            .as_ref()
-            .is_none_or(|b| strength(&candidate) > strength(b))
-        {
-            best = Some(candidate);
-        }
-    };
+    concat_sets(children)
+        .into_iter()
+        .fold(None, |best: Option<Vec<String>>, set| match best {
+            Some(b) if strength(&set) <= strength(&b) => Some(b),
+            _ => Some(set),
+        })
+}
+
+/// The sets a sequence's every match holds a string of: each run of adjacent literals (one
+/// longer string), and each other part's own set.
+fn concat_sets(children: &[Expr]) -> Vec<Vec<String>> {
+    let mut sets = Vec::new();
     let mut run = String::new();
     for child in children {
         if let Some(text) = literal_text(child) {
@@ -94,16 +80,14 @@ fn concat(children: &[Expr]) -> Option<Vec<String>> {
             continue;
         }
         if !run.is_empty() {
-            consider(vec![std::mem::take(&mut run)]);
+            sets.push(vec![std::mem::take(&mut run)]);
         }
-        if let Some(set) = of(child) {
-            consider(set);
-        }
+        sets.extend(of(child));
     }
     if !run.is_empty() {
-        consider(vec![run]);
+        sets.push(vec![run]);
     }
-    best
+    sets
 }
 
 /// The exact text an expression always matches, when it is a plain literal (possibly
