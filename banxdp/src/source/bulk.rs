@@ -85,13 +85,10 @@ pub fn scan(
     if options.threads <= 1 {
         let mut data = Vec::new();
         while chunks.next(&mut data)? {
-            let ascii = is_ascii(&data);
-            for (range, text) in texts(&data, ascii) {
+            for (range, text, plain) in texts(&data) {
                 let bytes = trimmed(&data[range]);
-                let read = (!skip(&text)).then(|| {
-                    let plain = ascii || Jit::serves(&text);
-                    scanner.line_plain(&text, plain, clock, options.check_all)
-                });
+                let read = (!skip(&text))
+                    .then(|| scanner.line_plain(&text, plain, clock, options.check_all));
                 each(Line {
                     index: base,
                     bytes,
@@ -383,14 +380,9 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
-    // A chunk all in ASCII has lines the JIT serves (they have no line breaks): one check
-    // for all of them.
-    let ascii = is_ascii(data);
-    for (range, text) in texts(data, ascii) {
-        let prepared = (!skip(&text)).then(|| {
-            let plain = ascii || Jit::serves(&text);
-            scanner.prepare_plain(&text, plain, clock, check_all, found)
-        });
+    for (range, text, plain) in texts(data) {
+        let prepared =
+            (!skip(&text)).then(|| scanner.prepare_plain(&text, plain, clock, check_all, found));
         out.push((range, prepared));
     }
 }
@@ -451,13 +443,15 @@ fn lines(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
-/// The lines of a chunk with their text (see [`text_of`]): the chunk's UTF-8 is checked once,
-/// and each line's only where the chunk has invalid bytes.
-fn texts(data: &[u8], ascii: bool) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>)> + '_ {
+/// The lines of a chunk with their text (see [`text_of`]), and whether [`Jit::serves`] each:
+/// the chunk's UTF-8 is checked once, and each line's only where the chunk has invalid bytes;
+/// in a chunk all in ASCII every line is plain (it has no line break either), else each is
+/// checked.
+fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>, bool)> + '_ {
+    let ascii = is_ascii(data);
     let whole = if ascii {
-        debug_assert!(data.is_ascii());
-        // SAFETY: ASCII (`is_ascii` said so of this very slice) is valid UTF-8. The check
-        // `from_utf8` would repeat costs about 1% of a line's reading.
+        // SAFETY: ASCII, as `is_ascii` just found this very slice to be, is valid UTF-8.
+        // The check `from_utf8` would repeat costs about 1% of a line's reading.
         Some(unsafe { std::str::from_utf8_unchecked(data) })
     } else {
         std::str::from_utf8(data).ok()
@@ -468,7 +462,8 @@ fn texts(data: &[u8], ascii: bool) -> impl Iterator<Item = (Range<usize>, Cow<'_
             Some(all) => Cow::Borrowed(all[range.clone()].trim_end_matches('\r')),
             None => text_of(trimmed(&data[range.clone()])),
         };
-        (range, text)
+        let plain = ascii || Jit::serves(&text);
+        (range, text, plain)
     })
 }
 
