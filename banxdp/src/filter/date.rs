@@ -225,6 +225,9 @@ struct SyslogMemo {
     spans: [(usize, usize); 3],
     clock: Option<Clock>,
     minute: Option<i64>,
+    /// The date read was of the fixed shape ([`syslog::FIXED`]): `text` is its first 12
+    /// bytes, and a line beginning with them is read by [`syslog::fixed_second`].
+    fixed: bool,
 }
 
 /// `**` at either end of a pattern turns that end's word boundary off, as in fail2ban: the
@@ -454,9 +457,29 @@ impl DatePattern {
         clock: &Clock,
     ) -> Result<Option<DateMatch>, Declined> {
         let memo = self.syslog.as_ref().ok_or(Declined)?;
-        let read = syslog::read(line.as_bytes())
-            .filter(|_| plain)
-            .ok_or(Declined)?;
+        if !plain {
+            return Err(Declined);
+        }
+        // Most lines begin as the last one did, up to its minute: only the second is read.
+        {
+            let memo = memo.borrow();
+            let bytes = line.as_bytes();
+            if memo.fixed
+                && memo.clock.as_ref() == Some(clock)
+                && bytes
+                    .get(..12)
+                    .is_some_and(|start| same_bytes(start, &memo.text))
+            {
+                if let (Some(minute), Some(second)) = (memo.minute, syslog::fixed_second(bytes)) {
+                    return Ok(Some(DateMatch {
+                        start: 0,
+                        end: syslog::FIXED.end,
+                        time: Some(minute + i64::from(second.min(59))),
+                    }));
+                }
+            }
+        }
+        let read = syslog::read(line.as_bytes()).ok_or(Declined)?;
         let spans = [read.day, read.hour, read.minute];
         let text = &line.as_bytes()[..read.minute.1];
         let mut memo = memo.borrow_mut();
@@ -490,6 +513,7 @@ impl DatePattern {
         memo.spans = spans;
         memo.clock = Some(*clock);
         memo.minute = self.memo.borrow().minute;
+        memo.fixed = read == syslog::FIXED;
         Ok(found)
     }
 
@@ -1182,6 +1206,58 @@ mod tests {
         }
         assert!(
             answered > 2_000 && declined > 2_000,
+            "{answered} {declined}"
+        );
+    }
+
+    #[test]
+    fn a_line_read_from_the_last_minute_is_read_as_from_scratch() {
+        let pattern = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
+        // The last line's date (of the fixed shape, or not), then a line that begins as it
+        // does up to its minute, with every kind of second and ending after that.
+        let pieces: [&[&str]; 4] = [
+            &[
+                "Oct  1 00:00",
+                "Nov 21 11:59",
+                "Oct 01 23:05",
+                "Feb 29 09:00",
+                "Oct  1 0:00",
+                "Oct 1  00:00",
+            ],
+            &[":", ":", ":", ":", "::", " ", ""],
+            &["7", "07", "59", "60", "61", "6", "", "00", "5x", "09"],
+            &[
+                "", " x", " x", ".5", ".1234567", " 2026", " 1999", "x", "_", ":", "-", "9", "\t",
+                " \u{fc}",
+            ],
+        ];
+        let clock = utc();
+        let (mut answered, mut declined) = (0, 0);
+        for line in super::super::generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(20_000) {
+            let last = format!("{}:00 host", &line[..line.len().min(12)]);
+            let fresh = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
+            let plain = Jit::serves(&line);
+            let _ = pattern.find_syslog(&last, Jit::serves(&last), &clock);
+            let again = pattern.find_syslog(&line, plain, &clock);
+            assert_eq!(
+                again.as_ref().ok(),
+                fresh.find_syslog(&line, plain, &clock).as_ref().ok(),
+                "{line:?} after {last:?}"
+            );
+            match again {
+                Ok(found) => {
+                    answered += 1;
+                    assert_eq!(
+                        found,
+                        pattern.find_by_engines(&line, plain, &clock),
+                        "{line:?}"
+                    );
+                }
+                Err(Declined) => declined += 1,
+            }
+        }
+        assert!(
+            answered > 3_000 && declined > 3_000,
             "{answered} {declined}"
         );
     }

@@ -93,26 +93,35 @@ fn read_fixed(line: &[u8]) -> Option<Read> {
         && digit(b[8])
         && b[9] == b':'
         && matches!(b[10], b'0'..=b'5')
-        && digit(b[11])
-        && b[12] == b':'
-        && matches!(b[13], b'0'..=b'5')
-        && digit(b[14]);
-    // After the seconds: no fraction or year (see `read`), and no word character.
-    let after = line.get(15).copied();
+        && digit(b[11]);
+    (fixed && fixed_second(line).is_some()).then_some(FIXED)
+}
+
+/// [`read`]'s answer on a line of the fixed shape (see `read_fixed`).
+pub const FIXED: Read = Read {
+    end: 15,
+    month: (0, 3),
+    day: (4, 6),
+    hour: (7, 9),
+    minute: (10, 12),
+    second: (13, 15),
+};
+
+/// The second of a line of the fixed shape, read from its bytes after the minute (12 on):
+/// `:SS` and an end, with no fraction or year (see [`read`]) and no word character after
+/// it. A line whose first 12 bytes are those of a line [`read`] found [`FIXED`] is
+/// [`FIXED`] too exactly when this is `Some`: [`read`] looks no further.
+#[must_use]
+pub fn fixed_second(line: &[u8]) -> Option<u8> {
+    let b = line.get(12..15)?;
+    let second = b[0] == b':' && matches!(b[1], b'0'..=b'5') && b[2].is_ascii_digit();
     let next_digit = line.get(16).is_some_and(u8::is_ascii_digit);
-    let ends = match after {
+    let ends = match line.get(15).copied() {
         None => true,
         Some(b'.' | b' ') => !next_digit,
         Some(c) => !is_word(c),
     };
-    (fixed && ends).then_some(Read {
-        end: 15,
-        month: (0, 3),
-        day: (4, 6),
-        hour: (7, 9),
-        minute: (10, 12),
-        second: (13, 15),
-    })
+    (second && ends).then(|| (b[1] - b'0') * 10 + (b[2] - b'0'))
 }
 
 /// The syslog date at the start of `line` (ASCII, one line), or `None` when this reader
