@@ -83,9 +83,10 @@ pub fn scan(
     let mut chunks = Chunks::new(input, options.chunk.max(1));
     let mut base = 0;
     if options.threads <= 1 {
-        let mut data = Vec::new();
-        while chunks.next(&mut data)? {
-            for (range, text, plain) in texts(&data) {
+        let mut chunk = Chunk::default();
+        while chunks.next(&mut chunk)? {
+            let data = chunk.bytes();
+            for (range, text, plain) in texts(data) {
                 let bytes = trimmed(&data[range]);
                 let read = (!skip(&text))
                     .then(|| scanner.line_plain(&text, plain, clock, options.check_all));
@@ -260,7 +261,7 @@ enum Take {
 #[derive(Default)]
 struct Prepped {
     seq: usize,
-    data: Vec<u8>,
+    data: Chunk,
     /// Each line's place in `data`, and what the worker made of it (`None`: skipped).
     lines: Vec<(Range<usize>, Option<Prepared>)>,
     found: Found,
@@ -292,7 +293,7 @@ impl<'r> Shared<'r> {
     }
 
     /// Reads the next chunk into `data`; its number.
-    fn take(&self, data: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    fn take(&self, data: &mut Chunk) -> io::Result<Option<usize>> {
         let mut state = self.lock();
         while state.next >= state.finished.saturating_add(self.limit) {
             state = self
@@ -308,7 +309,7 @@ impl<'r> Shared<'r> {
     }
 
     /// As [`Shared::take`], without waiting for room.
-    fn try_take(&self, data: &mut Vec<u8>) -> io::Result<Take> {
+    fn try_take(&self, data: &mut Chunk) -> io::Result<Take> {
         let mut state = self.lock();
         if state.next >= state.finished.saturating_add(self.limit) {
             return Ok(Take::Full);
@@ -380,7 +381,7 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
-    for (range, text, plain) in texts(data) {
+    for (range, text, plain) in texts(data.bytes()) {
         let prepared =
             (!skip(&text)).then(|| scanner.prepare_plain(&text, plain, clock, check_all, found));
         out.push((range, prepared));
@@ -402,6 +403,7 @@ fn finish(
     let Prepped {
         data, lines, found, ..
     } = prepped;
+    let data = data.bytes();
     // The worker's date order before the current line; equal to the real one from some line
     // on, and from then on the worker's answers are the real ones.
     let mut worker = None;
@@ -487,6 +489,30 @@ fn text_of(line: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// A chunk's bytes ([`Chunk::bytes`]), in a buffer that stays initialised as it is reused,
+/// so that the next chunk is read straight into it, in one `read` for a file, without
+/// zeroing it again first.
+#[derive(Default)]
+struct Chunk {
+    buffer: Vec<u8>,
+    len: usize,
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+
+    /// Room for `more` bytes after the chunk's.
+    fn room(&mut self, more: usize) -> &mut [u8] {
+        let end = self.len + more;
+        if self.buffer.len() < end {
+            self.buffer.resize(end, 0);
+        }
+        &mut self.buffer[self.len..end]
+    }
+}
+
 /// A log read in chunks of whole lines.
 struct Chunks<'r> {
     input: &'r mut (dyn Read + Send),
@@ -508,28 +534,44 @@ impl<'r> Chunks<'r> {
 
     /// Reads the next chunk into `chunk`: at least `size` bytes up to a line end, or the
     /// rest of the log; false at its end.
-    fn next(&mut self, chunk: &mut Vec<u8>) -> io::Result<bool> {
-        chunk.clear();
-        chunk.reserve(self.size + self.carry.len());
-        chunk.append(&mut self.carry);
+    fn next(&mut self, chunk: &mut Chunk) -> io::Result<bool> {
+        chunk.len = 0;
+        chunk.room(self.carry.len()).copy_from_slice(&self.carry);
+        chunk.len = self.carry.len();
+        self.carry.clear();
         // Where a line end may be: not in what was searched before.
         let mut searched = 0;
         loop {
-            if chunk.len() >= self.size {
-                if let Some(end) = memchr::memrchr(b'\n', &chunk[searched..]) {
-                    self.carry.extend_from_slice(&chunk[searched + end + 1..]);
-                    chunk.truncate(searched + end + 1);
+            if chunk.len >= self.size {
+                if let Some(end) = memchr::memrchr(b'\n', &chunk.bytes()[searched..]) {
+                    let end = searched + end + 1;
+                    self.carry.extend_from_slice(&chunk.bytes()[end..]);
+                    chunk.len = end;
                     return Ok(true);
                 }
-                searched = chunk.len();
+                searched = chunk.len;
             }
             if self.ended {
-                return Ok(!chunk.is_empty());
+                return Ok(chunk.len > 0);
             }
-            // (`read_to_end` reads into the vector's spare room without zeroing it first.)
-            let want = self.size as u64;
-            let n = (&mut *self.input).take(want).read_to_end(chunk)?;
-            self.ended = (n as u64) < want;
+            // `size` bytes more, or up to the end. (`read_to_end` would read them in
+            // several calls, from 8 KiB up.)
+            let want = self.size;
+            let mut got = 0;
+            while got < want {
+                match self.input.read(&mut chunk.room(want - got)[..]) {
+                    Ok(0) => {
+                        self.ended = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        chunk.len += n;
+                        got += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 
@@ -685,6 +727,59 @@ mod tests {
                     assert!(!is_ascii(&data), "{len} {at}");
                 }
             }
+        }
+    }
+
+    /// A reader that hands out a few bytes at a time, and is interrupted now and then, as a
+    /// pipe or a terminal may be.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        calls: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.data.len()).min(1 + self.calls % 11);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn short_and_interrupted_reads_give_the_same_lines() {
+        let log = log();
+        let spec = sshd_like(1);
+        let want = one_by_one(&spec, &log);
+        for (threads, chunk) in [(1, 1), (1, 64), (2, 7), (2, 1000), (3, 333)] {
+            let mut scanner = Scanner::new(&spec, 2026).unwrap();
+            let mut got = Vec::new();
+            let options = Options {
+                threads,
+                chunk,
+                check_all: false,
+            };
+            let mut input = Trickle {
+                data: &log,
+                calls: 0,
+            };
+            scan(
+                &mut input,
+                &mut scanner,
+                &utc(),
+                options,
+                skipped,
+                &mut |line| {
+                    got.push((line.index, line.text().into_owned(), line.scanned));
+                },
+            )
+            .unwrap();
+            assert!(input.data.is_empty() && input.calls > log.len() / 10);
+            assert_eq!(got, want, "{threads} threads, chunks of {chunk}");
         }
     }
 
