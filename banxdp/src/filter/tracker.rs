@@ -112,6 +112,8 @@ pub struct Tracked {
     pub fields: Vec<(Name, Value)>,
     /// Lines that made up the failure.
     pub attempts: usize,
+    /// Every user the connection tried, sorted.
+    pub users: Vec<Value>,
     /// Known but not a failure (`<F-NOFAIL>`, or cancelled by `<F-MLFGAINED>`).
     pub nofail: bool,
 }
@@ -536,11 +538,11 @@ impl Tracker {
         }
         let (host, raw) = host.unzip();
         // A state of its own goes into the failure; a connection's is copied.
-        let (fields, attempts) = match merged {
-            Merged::Owned(state) => (state.groups.0, state.matches),
+        let (fields, users, attempts) = match merged {
+            Merged::Owned(state) => (state.groups.0, state.users, state.matches),
             Merged::Cached(at) => {
                 let state = &self.connections[at].state;
-                (state.groups.0.clone(), state.matches)
+                (state.groups.0.clone(), state.users.clone(), state.matches)
             }
         };
         let failure = Tracked {
@@ -549,6 +551,7 @@ impl Tracker {
             raw,
             fields,
             attempts,
+            users,
             nofail,
         };
         (Some(failure), false)
