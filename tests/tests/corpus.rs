@@ -145,7 +145,7 @@ fn check_line(
                 .collect();
             want.sort();
             let got = if key == "users" {
-                failure.users.clone()
+                failure.users.iter().map(ToString::to_string).collect()
             } else {
                 Vec::new()
             };
