@@ -145,7 +145,7 @@ fn check_line(
                 .collect();
             want.sort();
             let got = if key == "users" {
-                failure.users.iter().map(ToString::to_string).collect()
+                failure.users.clone()
             } else {
                 Vec::new()
             };

@@ -13,7 +13,6 @@ pub mod attempts;
 pub mod closed;
 pub mod date;
 pub mod failed;
-pub mod few;
 #[cfg(test)]
 pub(crate) mod generated;
 pub mod hand;

@@ -14,7 +14,6 @@ use indexmap::IndexMap;
 
 use super::{
     Filter, Host,
-    few::Few,
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
@@ -63,8 +62,8 @@ impl Groups {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct State {
     groups: Groups,
-    /// The users the connection tried, sorted (a handful at most, mostly one).
-    users: Few<Value>,
+    /// The users the connection tried, sorted (a handful at most: a vector).
+    users: Vec<Value>,
     /// Lines that make up the failure so far.
     matches: usize,
     /// Lines remembered from `<F-NOFAIL>` matches, which join the next failure.
@@ -85,8 +84,7 @@ impl State {
     /// Adds the user to the connection's set; the set's size, when the pattern has a user.
     fn update_users(&mut self, user: Option<&str>) -> usize {
         if let Some(user) = user.filter(|u| !u.is_empty()) {
-            let at = self.users.iter().take_while(|u| u.as_str() < user).count();
-            if self.users.get(at).is_none_or(|u| u.as_str() != user) {
+            if let Err(at) = self.users.binary_search_by(|u| u.as_str().cmp(user)) {
                 self.users.insert(at, Value::from(user));
             }
         }
@@ -97,7 +95,7 @@ impl State {
 /// What a line gave: its failures, and whether an ignoreregex cancelled a match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checked {
-    pub failures: Few<Tracked>,
+    pub failures: Vec<Tracked>,
     pub ignored: bool,
     /// Earlier lines of a multi-line buffer that this line's match (or ignoreregex) took out
     /// of it: lines counted as missed when read, which turned out part of a match.
@@ -115,7 +113,7 @@ pub struct Tracked {
     /// Lines that made up the failure.
     pub attempts: usize,
     /// Every user the connection tried, sorted.
-    pub users: Few<Value>,
+    pub users: Vec<Value>,
     /// Known but not a failure (`<F-NOFAIL>`, or cancelled by `<F-MLFGAINED>`).
     pub nofail: bool,
 }
