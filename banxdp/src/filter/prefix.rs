@@ -35,69 +35,84 @@ pub struct Read {
 /// tell.
 #[must_use]
 pub fn read(line: &[u8]) -> Option<Read> {
-    let starts = |at: usize, text: &[u8]| line.get(at..).is_some_and(|rest| rest.starts_with(text));
-    let mut at = 0;
+    // Byte by byte, each choice taken on the first byte of what it looks for (`0` past the
+    // end: no byte looked for is a NUL).
+    let byte = |at: usize| line.get(at).copied().unwrap_or(0);
+    let starts = |at: usize, text: &[u8]| line.get(at..at + text.len()) == Some(text);
+    let spaces = |mut at: usize| {
+        while is_space(byte(at)) {
+            at += 1;
+        }
+        at
+    };
     // `(?:\[\])?\s*`
-    if starts(at, b"[]") {
-        at += 2;
-    }
-    at = run(line, at, is_space);
+    let mut at = spaces(if byte(0) == b'[' && byte(1) == b']' {
+        2
+    } else {
+        0
+    });
     // `(?:<[^.]+\.[^.]+>\s+)?`
-    if starts(at, b"<") {
+    if byte(at) == b'<' {
         return None;
     }
     // `(?:\S+\s+)?`: a word and the space after it; without the space, nothing.
-    let word = run(line, at, |b| !is_space(b));
+    let mut word = at;
+    while word < line.len() && !is_space(line[word]) {
+        word += 1;
+    }
     if word > at && word < line.len() {
-        at = run(line, word, is_space);
+        at = spaces(word);
     }
     // `(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?`: each part has one way to match or none (what
     // one would give back, the next cannot take), so the group matches as read, or not at all.
-    if starts(at, b"kernel:") {
+    if byte(at) == b'k' && starts(at, b"kernel:") {
         at = kernel(line, at).unwrap_or(at);
     }
     // `(?:@vserver_\S+\s+)?`
-    if starts(at, b"@vserver_") {
+    if byte(at) == b'@' && starts(at, b"@vserver_") {
         return None;
     }
     // The daemon: `(?:(?:\[\d+\])?:\s+[\[\(]?sshd... | [\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?`,
     // read in its plain form `sshd`, `:`, `[pid]`, `:` and the space after.
     // A `[` or `(` that starts neither `[pid]` nor a bracketed `sshd` starts no daemon at all
     // (a kernel's `[UFW BLOCK]`, say): the group is skipped.
-    let bracketed = matches!(line.get(at), Some(b'[' | b'('))
-        && (line.get(at + 1).is_some_and(u8::is_ascii_digit) || starts(at + 1, b"sshd"));
-    if bracketed || starts(at, b":") {
-        return None;
-    }
-    if starts(at, b"sshd") {
-        let mut end = at + 4;
-        if matches!(line.get(end), Some(b'(' | b']' | b')')) {
-            return None;
-        }
-        if starts(end, b":") {
-            end += 1;
-        }
-        if starts(end, b"[") {
-            let digits = run(line, end + 1, |b| b.is_ascii_digit());
-            if digits > end + 1 && starts(digits, b"]") {
-                end = digits + 1;
+    match byte(at) {
+        b'[' | b'(' if byte(at + 1).is_ascii_digit() || starts(at + 1, b"sshd") => return None,
+        b':' => return None,
+        b's' if starts(at, b"sshd") => {
+            let mut end = at + 4;
+            if matches!(byte(end), b'(' | b']' | b')') {
+                return None;
             }
+            if byte(end) == b':' {
+                end += 1;
+            }
+            if byte(end) == b'[' {
+                let mut digits = end + 1;
+                while byte(digits).is_ascii_digit() {
+                    digits += 1;
+                }
+                if digits > end + 1 && byte(digits) == b']' {
+                    end = digits + 1;
+                }
+            }
+            if byte(end) == b':' {
+                end += 1;
+            }
+            if !is_space(byte(end)) {
+                return None;
+            }
+            at = spaces(end);
         }
-        if starts(end, b":") {
-            end += 1;
-        }
-        if !line.get(end).is_some_and(|&b| is_space(b)) {
-            return None;
-        }
-        at = run(line, end, is_space);
+        _ => {}
     }
     // `(?:\[ID \d+ \S+\]\s+)?`
-    if starts(at, b"[ID ") {
+    if byte(at) == b'[' && starts(at, b"[ID ") {
         return None;
     }
     let mlfid = (0, at);
     // `(?:(?:error|fatal): (?:PAM: )?)?`
-    if starts(at, b"error: ") || starts(at, b"fatal: ") {
+    if matches!(byte(at), b'e' | b'f') && (starts(at, b"error: ") || starts(at, b"fatal: ")) {
         at += 7;
         if starts(at, b"PAM: ") {
             at += 5;
