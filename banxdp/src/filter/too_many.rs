@@ -47,7 +47,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
     if text[after..].starts_with(b" for ") {
         let user = after + 5;
         // `\S+|.*?`: the first end from which the tail matches (see the module's text).
-        if let Some(end) = (user..=text.len()).find(|&end| tail(text, end)) {
+        if let Some(end) = first_tail(text, user) {
             return Some(Read::new(whole).with(Group::User, Some((user, end))));
         }
     }
@@ -58,6 +58,16 @@ pub fn read(text: &[u8]) -> Option<Read> {
 /// end.
 pub(super) fn tail(text: &[u8], at: usize) -> bool {
     spaces_to_end(text, items(text, at, 3, true))
+}
+
+/// The first place from `at` on where [`tail`] matches (there is one: the text's end). The
+/// tail starts with a space (an item's, or the final `\s*`) or is empty at the end, so only
+/// those places are tried.
+pub(super) fn first_tail(text: &[u8], at: usize) -> Option<usize> {
+    (at..text.len())
+        .filter(|&end| is_space(text[end]))
+        .find(|&end| tail(text, end))
+        .or(Some(text.len()).filter(|&end| end >= at))
 }
 
 /// Whether only spaces (`\s*$`) follow `at`.
