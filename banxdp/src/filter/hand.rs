@@ -24,6 +24,48 @@ pub(super) enum Hand {
     Closed,
 }
 
+/// A failregex's reader, with where its pattern's groups are kept in a [`Read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ByHand {
+    hand: Hand,
+    /// The pattern's groups that a [`Read`] keeps, in the pattern's order, each with its
+    /// place there (found once, not by name on every line).
+    slots: Box<[(Name, usize)]>,
+}
+
+impl ByHand {
+    /// The reader for the failregex whose fail2ban text is `failregex`, if it has one, for
+    /// the compiled pattern's group `names` (by number).
+    pub(super) fn of(failregex: &str, names: &[Option<Name>]) -> Option<Self> {
+        let hand = Hand::of(failregex)?;
+        let slots = names
+            .iter()
+            .flatten()
+            .filter_map(|name| Some((*name, slot(name)?)))
+            .collect();
+        Some(Self { hand, slots })
+    }
+
+    /// Reads `text` (ASCII, one line): `Some(true)` with the match's groups in `out` (in the
+    /// order of the pattern's names, as the engines list them), `Some(false)` when the
+    /// pattern does not match, `None` when the reader cannot tell and the engines must.
+    pub(super) fn read(&self, text: &[u8], out: &mut Vec<(Name, Span)>) -> Option<bool> {
+        let (read, tells_all) = self.hand.reading(text);
+        match read {
+            Some(read) => {
+                out.clear();
+                out.extend(
+                    self.slots
+                        .iter()
+                        .filter_map(|&(name, at)| Some((name, read.groups[at]?))),
+                );
+                Some(true)
+            }
+            None => tells_all.then_some(false),
+        }
+    }
+}
+
 impl Hand {
     /// The reader for the failregex whose fail2ban text is `failregex`, if it has one.
     pub(super) fn of(failregex: &str) -> Option<Self> {
@@ -38,29 +80,15 @@ impl Hand {
         .find_map(|(text, hand)| (text == failregex).then_some(hand))
     }
 
-    /// Reads `text` (ASCII, one line): `Some(true)` with the match's groups in `out` (in the
-    /// order of `names`, as the engines list them), `Some(false)` when the pattern does not
-    /// match, `None` when the reader cannot tell and the engines must.
-    pub(super) fn read(
-        self,
-        text: &[u8],
-        names: &[Option<Name>],
-        out: &mut Vec<(Name, Span)>,
-    ) -> Option<bool> {
-        // `too_many` tells every line: its no match is an answer too.
-        let (read, tells_all) = match self {
+    /// What the reader finds in `text`, and whether its `None` is an answer (no match)
+    /// rather than a refusal: `too_many` tells every line.
+    fn reading(self, text: &[u8]) -> (Option<Read>, bool) {
+        match self {
             Self::Failed => (failed::read(text), false),
             Self::TooMany => (too_many::read(text), true),
             Self::Attempts => (attempts::read(text), false),
             Self::Received => (received::read(text), false),
             Self::Closed => (closed::read(text), false),
-        };
-        match read {
-            Some(read) => {
-                read.groups(names, out);
-                Some(true)
-            }
-            None => tells_all.then_some(false),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::{
-    hand::Hand,
+    hand::ByHand,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
     prefix,
@@ -170,7 +170,7 @@ pub struct Filter {
     pub(super) sshd_prefix: Option<Name>,
     /// For each failregex, the reader that reads it by hand, if it is one of the stock sshd
     /// failregexes that have one.
-    pub(super) by_hand: Vec<Option<Hand>>,
+    pub(super) by_hand: Vec<Option<ByHand>>,
     /// Where every failregex starts with known strings, a one-line filter has no prefregex
     /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
     pub(super) anchored: Option<Anchored>,
@@ -241,6 +241,12 @@ impl Filter {
         let anchored = (spec.maxlines <= 1 && (prefregex.is_none() || sshd_prefix.is_some()))
             .then(|| Anchored::new(failregex.iter().map(Compiled::as_str)))
             .flatten();
+        let by_hand = spec
+            .failregex
+            .iter()
+            .zip(&failregex)
+            .map(|(text, compiled)| ByHand::of(text, compiled.names()))
+            .collect();
         Ok(Self {
             alternates,
             anchored,
@@ -253,7 +259,7 @@ impl Filter {
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
             sshd_prefix,
-            by_hand: spec.failregex.iter().map(|f| Hand::of(f)).collect(),
+            by_hand,
         })
     }
 

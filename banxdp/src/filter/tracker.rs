@@ -370,8 +370,9 @@ impl Tracker {
                     // Some of sshd's failregexes are read by hand where they can be; the
                     // engines read what the readers cannot tell.
                     let by_hand = filter.by_hand[regex]
+                        .as_ref()
                         .filter(|_| plain)
-                        .and_then(|hand| hand.read(text.as_bytes(), re.names(), &mut groups));
+                        .and_then(|hand| hand.read(text.as_bytes(), &mut groups));
                     let matched = by_hand.unwrap_or_else(|| {
                         matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_)))
                     });
