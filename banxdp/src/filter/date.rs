@@ -830,7 +830,9 @@ fn to_epoch(wall: Wall, zone: Zone) -> Option<i64> {
 /// The last minute a date pattern read: a log's lines come minute after minute, and within
 /// one minute only the seconds change, which add to the time, unless the minute straddles a
 /// point where a date without a year or day moves back a year or a day (checked by reading
-/// second 0 and second 59: the rule is monotonic, so if both agree, every second does).
+/// second 0 and second 59: the rule is monotonic, so if both agree, every second does). The
+/// same holds of its hour, checked by reading its first and last seconds, so that a new
+/// minute of a known hour is read without the general parser too.
 #[derive(Clone, Debug, Default)]
 struct Memo {
     /// Every field but the seconds that the last date read had: its slot, and where its
@@ -841,10 +843,13 @@ struct Memo {
     clock: Option<Clock>,
     /// The time of its second 0, when every second of the minute is that plus the second.
     minute: Option<i64>,
+    /// The time of its hour's first second, when every second of the hour is that plus its
+    /// minutes and seconds.
+    hour: Option<i64>,
 }
 
 impl Memo {
-    /// As [`fields_to_time`], reading a minute once.
+    /// As [`fields_to_time`], reading a minute (or an hour) once.
     fn time(&mut self, fields: &Fields<'_>, clock: &Clock) -> Option<i64> {
         // (Two digits, mostly: read without the general parser.)
         let second = fields[at::S].and_then(|v| match *v.as_bytes() {
@@ -859,13 +864,20 @@ impl Memo {
             .enumerate()
             .filter(|(at, f)| *at != at::S && f.is_some())
             .count();
-        let same_key = self.clock.as_ref() == Some(clock)
-            && others == self.key.len()
-            && self
-                .key
-                .iter()
-                .all(|&(at, (s, e))| fields[at] == Some(&self.text[s..e]));
-        if same_key {
+        // Whether every field but the seconds is the last date's, and every one but the
+        // seconds and the minute.
+        let known = self.clock.as_ref() == Some(clock) && others == self.key.len();
+        let (mut same_minute, mut same_hour) = (known, known);
+        for &(at, (s, e)) in &self.key {
+            if fields[at] != Some(&self.text[s..e]) {
+                same_minute = false;
+                if at != at::MINUTE {
+                    same_hour = false;
+                    break;
+                }
+            }
+        }
+        if same_minute {
             if let Some(minute) = self.minute {
                 return Some(minute + second);
             }
@@ -881,14 +893,31 @@ impl Memo {
             }
         }
         self.clock = Some(*clock);
-        let mut edges = *fields;
-        edges[at::S] = Some("0");
-        let first = fields_to_time(&edges, clock);
-        edges[at::S] = Some("59");
-        let last = fields_to_time(&edges, clock);
-        self.minute = match (first, last) {
-            (Some(first), Some(last)) if last == first + 59 => Some(first),
-            _ => None,
+        let minute_of_hour = fields[at::MINUTE]
+            .and_then(|m| m.trim().parse::<i64>().ok())
+            .filter(|m| (0..60).contains(m));
+        if !same_hour {
+            self.hour = minute_of_hour.and_then(|_| {
+                let mut edges = *fields;
+                (edges[at::MINUTE], edges[at::S]) = (Some("0"), Some("0"));
+                let first = fields_to_time(&edges, clock)?;
+                (edges[at::MINUTE], edges[at::S]) = (Some("59"), Some("59"));
+                let last = fields_to_time(&edges, clock)?;
+                (last == first + 3599).then_some(first)
+            });
+        }
+        self.minute = if let (Some(hour), Some(minute)) = (self.hour, minute_of_hour) {
+            Some(hour + 60 * minute)
+        } else {
+            let mut edges = *fields;
+            edges[at::S] = Some("0");
+            let first = fields_to_time(&edges, clock);
+            edges[at::S] = Some("59");
+            let last = fields_to_time(&edges, clock);
+            match (first, last) {
+                (Some(first), Some(last)) if last == first + 59 => Some(first),
+                _ => None,
+            }
         };
         match self.minute {
             Some(minute) => Some(minute + second),
@@ -1371,6 +1400,30 @@ mod tests {
             read("Nov 20 07:02:03 host x"),
             Some(NOW - 86_400 - 5 * 3600 + 123)
         );
+    }
+
+    #[test]
+    fn minutes_read_from_a_known_hour_are_read_as_from_scratch() {
+        // The hours about a day ahead of the clock, where dates move back a year: the hour
+        // 12 straddles the edge (Nov 22 12:00:00 is this year, a second later last year),
+        // the others do not. Minutes and seconds in random order, as a log's need not be.
+        let detector = DateDetector::default_templates(2026);
+        let mut next = super::super::generated::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut straddling = 0;
+        for _ in 0..5_000 {
+            let hour = [10, 11, 12, 12, 13][usize::try_from(next() % 5).unwrap()];
+            let (minute, second) = (next() % 60, next() % 60);
+            let line = format!("Nov 22 {hour:02}:{minute:02}:{second:02} host x");
+            let fresh = DateDetector::default_templates(2026);
+            let want = fresh.find(&line, &utc()).and_then(|(m, _)| m.time);
+            assert_eq!(
+                detector.find(&line, &utc()).and_then(|(m, _)| m.time),
+                want,
+                "{line}"
+            );
+            straddling += usize::from(hour == 12 && want.is_some_and(|t| t < NOW));
+        }
+        assert!(straddling > 100, "{straddling}");
     }
 
     #[test]
