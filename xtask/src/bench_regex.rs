@@ -49,10 +49,13 @@ struct Run {
 
 /// Runs `command` with stdout to `out`, measuring wall time and the child's peak memory.
 fn measure(mut command: Command, out: &Path) -> Result<Run> {
+    // The output file is emptied before the clock starts: truncating the last run's output
+    // (tens of MB in the page cache) takes milliseconds that are neither tool's.
+    let stdout = File::create(out)?;
     let started = Instant::now();
     let child = command
         .env("TZ", "UTC")
-        .stdout(Stdio::from(File::create(out)?))
+        .stdout(Stdio::from(stdout))
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {command:?}"))?;
