@@ -1,10 +1,10 @@
 //! Failregexes read by hand: which of the stock sshd filter's have a reader, and what a reader
-//! gives back. Each reader (`failed`, `too_many`, `attempts`, `received`, `closed`) stands in
-//! for one pattern, chosen by its exact text, on ASCII lines, and is tested against the
-//! engines (`generated::reader_agrees`).
+//! gives back. Each reader (`failed`, `too_many`, `attempts`, `received`, `closed`,
+//! `accepted`) stands in for one pattern, chosen by its exact text, on ASCII lines, and is
+//! tested against the engines (`generated::reader_agrees`).
 
 use super::{
-    attempts, closed, failed,
+    accepted, attempts, closed, failed,
     pattern::{Name, Span},
     received, too_many,
 };
@@ -22,6 +22,8 @@ pub(super) enum Hand {
     Received,
     /// `Connection closed|reset|Disconnected by|from ... <HOST> ...` ([`closed`]).
     Closed,
+    /// `Accepted \w+ for ... from <HOST>` ([`accepted`]).
+    Accepted,
 }
 
 /// A failregex's reader, with where its pattern's groups are kept in a [`Read`].
@@ -75,6 +77,7 @@ impl Hand {
             (attempts::SSHD_ATTEMPTS, Self::Attempts),
             (received::SSHD_RECEIVED, Self::Received),
             (closed::SSHD_CLOSED, Self::Closed),
+            (accepted::SSHD_ACCEPTED, Self::Accepted),
         ]
         .into_iter()
         .find_map(|(text, hand)| (text == failregex).then_some(hand))
@@ -89,6 +92,7 @@ impl Hand {
             Self::Attempts => (attempts::read(text), false),
             Self::Received => (received::read(text), false),
             Self::Closed => (closed::read(text), false),
+            Self::Accepted => (accepted::read(text), false),
         }
     }
 }
@@ -98,7 +102,7 @@ impl Hand {
 pub struct Read {
     pub whole: Span,
     /// By [`Group`].
-    groups: [Option<Span>; 6],
+    groups: [Option<Span>; 7],
 }
 
 /// The groups the readers' patterns have, as a [`Read`] keeps them.
@@ -106,6 +110,7 @@ pub struct Read {
 pub enum Group {
     Nofail,
     Mlfforget,
+    Mlfgained,
     CondInv,
     User,
     Ip4,
@@ -117,6 +122,7 @@ fn slot(name: &str) -> Option<usize> {
     let group = match name {
         "nofail" => Group::Nofail,
         "mlfforget" => Group::Mlfforget,
+        "mlfgained" => Group::Mlfgained,
         "cond_inv" => Group::CondInv,
         "user" => Group::User,
         "ip4" => Group::Ip4,
@@ -132,7 +138,7 @@ impl Read {
     pub fn new(whole: Span) -> Self {
         Self {
             whole,
-            groups: [None; 6],
+            groups: [None; 7],
         }
     }
 

@@ -8,6 +8,7 @@
 //! `prefix` and `failed` read three stock patterns by hand where their answer is plain
 //! (with `ascii`'s helpers). `crate::source::bulk` reads a whole log on several cores.
 
+pub mod accepted;
 pub mod ascii;
 pub mod attempts;
 pub mod closed;
