@@ -1,6 +1,25 @@
 //! Lines for randomised tests: each line one choice from every list of pieces, chosen by a
 //! fixed xorshift sequence, so that a failure repeats.
 
+/// Texts where a pattern's `<HOST>` goes, for the hand readers' generated lines: the forms
+/// the readers read (a dotted quad, plain IPv6) and those they leave to the engines
+/// (brackets, a mapped IPv4 address, a name, near-addresses).
+pub const ADDRESSES: &[&str] = &[
+    "192.0.2.1",
+    "192.0.2.1",
+    "2001:db8::1",
+    "2001:db8:12:92::3",
+    "[192.0.2.1]",
+    "::ffff:192.0.2.1",
+    "host.example",
+    "1.2.3.4567",
+    "1.2.3",
+    "1.2.3.4x",
+    "2001:db8::1]",
+    "fe80::",
+    "a:b",
+];
+
 /// Endless lines from `pieces`, starting the sequence at `seed` (not zero).
 pub fn lines<'p>(pieces: &'p [&'p [&'p str]], seed: u64) -> impl Iterator<Item = String> + 'p {
     let mut next = xorshift(seed);
