@@ -371,9 +371,9 @@ mod regex_cmd {
         // The failures' lines, written out 1 MiB at a time (a 1M-line log has tens of MB of
         // them: fewer, larger writes).
         let mut text = Vec::with_capacity((1 << 20) + (1 << 12));
-        let mut sink = |found: report::Found| {
+        let mut sink = |found: &report::Found| {
             if json && written.is_ok() {
-                report::write_json(&found, &mut text);
+                report::write_json(found, &mut text);
                 text.push(b'\n');
                 if text.len() >= 1 << 20 {
                     written = out.write_all(&text);

@@ -74,7 +74,7 @@ pub fn run<'a>(
             clock,
             resolve,
             mode,
-            &mut |f: Found| found.push(f),
+            &mut |f: &Found| found.push(f.clone()),
         );
     }
     report.found = found;
@@ -95,7 +95,7 @@ pub fn count_line(
     clock: &Clock,
     resolve: Resolver<'_>,
     mode: Mode,
-    sink: &mut dyn FnMut(Found),
+    sink: &mut dyn FnMut(&Found),
 ) {
     if skipped(line) {
         return;
@@ -110,14 +110,15 @@ pub fn skipped(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Counts what `scanner` found in the line at `index` (see [`count_line`]).
+/// Counts what `scanner` found in the line at `index` (see [`count_line`]), and gives the
+/// line's room back to it.
 pub fn count_scanned(
     report: &mut Report,
     index: usize,
     read: Scanned,
-    scanner: &Scanner,
+    scanner: &mut Scanner,
     resolve: Resolver<'_>,
-    sink: &mut dyn FnMut(Found),
+    sink: &mut dyn FnMut(&Found),
 ) {
     report.lines += 1;
     if let Some(template) = read.template {
@@ -130,14 +131,14 @@ pub fn count_scanned(
         }
         *hits += 1;
     }
-    let checked = read.checked;
+    let mut checked = read.checked;
     // Earlier lines that turn out part of this line's match were counted as missed.
     let released = checked.released.min(report.missed);
     report.missed -= released;
     report.matched += released;
     let mut failed = false;
     let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
-    for failure in checked.failures {
+    for failure in &mut checked.failures {
         if report.regex_hits.len() <= failure.regex {
             report.regex_hits.resize(failure.regex + 1, 0);
         }
@@ -161,23 +162,23 @@ pub fn count_scanned(
         // A pending failure still counts as a match, as in fail2ban-regex; a name that
         // resolves to nothing does not.
         failed |= failure.host.is_none() || !hosts.is_empty();
-        let mut fields = Some(failure.fields);
-        let last = hosts.len().saturating_sub(1);
-        for (n, host) in hosts.iter().cloned().enumerate() {
-            // The last address takes the fields; the others get copies.
-            let fields = if n == last {
-                fields.take().unwrap_or_default()
-            } else {
-                fields.clone().unwrap_or_default()
-            };
-            sink(Found {
-                line: index + 1,
-                time: read.time,
-                host,
-                regex: failure.regex,
-                fields,
-            });
+        let Some((first, more)) = hosts.split_first() else {
+            continue;
+        };
+        // Every address of a name gets the failure's fields.
+        let mut found = Found {
+            line: index + 1,
+            time: read.time,
+            host: first.clone(),
+            regex: failure.regex,
+            fields: std::mem::take(&mut failure.fields),
+        };
+        sink(&found);
+        for host in more {
+            found.host = host.clone();
+            sink(&found);
         }
+        failure.fields = found.fields;
     }
     if ignored {
         report.ignored += 1;
@@ -186,6 +187,7 @@ pub fn count_scanned(
     } else {
         report.missed += 1;
     }
+    scanner.give_back(checked);
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
@@ -235,12 +237,10 @@ fn write_minute(time: i64, out: &mut Vec<u8>) {
     if y < 0 {
         out.push(b'-');
     }
-    let year = itoa::Buffer::new()
-        .format(y.unsigned_abs())
-        .as_bytes()
-        .to_vec();
+    let mut digits = itoa::Buffer::new();
+    let year = digits.format(y.unsigned_abs()).as_bytes();
     out.extend(std::iter::repeat_n(b'0', 4usize.saturating_sub(year.len())));
-    out.extend_from_slice(&year);
+    out.extend_from_slice(year);
     for (separator, n) in [
         (b'-', u64::from(m)),
         (b'-', u64::from(d)),

@@ -227,6 +227,13 @@ impl Scanner {
         }
     }
 
+    /// Takes back the room of a line's failures once they are read, for the lines to come
+    /// (see [`Scanner::finish`]): a caller that gives back every line's allocates nothing
+    /// for them.
+    pub fn give_back(&mut self, checked: Checked) {
+        self.tracker.give_back(checked);
+    }
+
     /// The date pattern that found the last date, which is tried first on the next line:
     /// the one state that [`Scanner::prepare`] depends on.
     #[must_use]

@@ -161,6 +161,50 @@ pub struct Tracker {
     /// Room for a match's fields on their way into a connection, kept from match to match
     /// (a match merged into a remembered connection leaves it empty).
     fields: Vec<(Name, Value)>,
+    spares: Spares,
+}
+
+/// Vectors given back by forgotten connections and read failures (see
+/// [`Tracker::recycle`]), for the next ones: once a log's first connections have come and
+/// gone, merging allocates nothing (but for a value too long to keep inline).
+#[derive(Clone, Debug, Default)]
+struct Spares {
+    fields: Vec<Vec<(Name, Value)>>,
+    users: Vec<Vec<Value>>,
+    failures: Vec<Vec<Tracked>>,
+}
+
+/// How many vectors of each kind [`Spares`] keeps: more than a line ever needs at once
+/// (connections are as many vectors, each given back when it is forgotten).
+const SPARES: usize = 32;
+
+/// Keeps `vec`, emptied, unless there are enough already or it has no room to lend.
+fn spare<T>(spares: &mut Vec<Vec<T>>, mut vec: Vec<T>) {
+    if spares.len() < SPARES && vec.capacity() > 0 {
+        vec.clear();
+        spares.push(vec);
+    }
+}
+
+impl Spares {
+    /// Keeps the vectors of a state no longer needed.
+    fn state(&mut self, state: State) {
+        spare(&mut self.fields, state.groups.0);
+        spare(&mut self.users, state.users);
+    }
+
+    /// A copy of `fields` in kept room.
+    fn fields_of(&mut self, fields: &[(Name, Value)]) -> Vec<(Name, Value)> {
+        let mut out = self.fields.pop().unwrap_or_default();
+        out.extend_from_slice(fields);
+        out
+    }
+
+    fn users_of(&mut self, users: &[Value]) -> Vec<Value> {
+        let mut out = self.users.pop().unwrap_or_default();
+        out.extend_from_slice(users);
+        out
+    }
 }
 
 impl Tracker {
@@ -174,7 +218,9 @@ impl Tracker {
     fn connection_index(&mut self, mlfid: &str) -> Option<usize> {
         let index = self.connections.get_index_of(mlfid)?;
         if self.connections[index].expires <= self.now {
-            self.connections.swap_remove_index(index);
+            if let Some((_, gone)) = self.connections.swap_remove_index(index) {
+                self.spares.state(gone.state);
+            }
             return None;
         }
         Some(index)
@@ -185,7 +231,9 @@ impl Tracker {
     fn remember(&mut self, mlfid: &str, state: State) -> usize {
         if self.connections.len() >= CONNECTIONS {
             while let Some(gone) = self.forget_oldest() {
-                if gone.expires > self.now && self.connections.len() < CONNECTIONS {
+                let done = gone.expires > self.now && self.connections.len() < CONNECTIONS;
+                self.spares.state(gone.state);
+                if done {
                     break;
                 }
             }
@@ -264,6 +312,7 @@ impl Tracker {
                 cached.groups.insert(k, v);
             }
             self.fields = fail.groups.0;
+            spare(&mut self.spares.users, fail.users);
             let state = if flags & FORGET != 0 {
                 owned.insert(
                     self.connections
@@ -405,7 +454,8 @@ impl Tracker {
     pub fn apply(&mut self, searched: &Searched, found: &mut Found, check_all: bool) -> Checked {
         let mut out = Checked {
             ignored: searched.ignored,
-            ..Checked::default()
+            failures: self.spares.failures.pop().unwrap_or_default(),
+            released: 0,
         };
         for at in searched.hits.clone() {
             let hit = found.hits[at].clone();
@@ -417,6 +467,9 @@ impl Tracker {
                 continue;
             }
             let mut fields = std::mem::take(&mut self.fields);
+            if fields.capacity() == 0 {
+                fields = self.spares.fields.pop().unwrap_or_default();
+            }
             found.take_fields_into(hit.fields.clone(), &mut fields);
             let (failure, stop) = self.record(hit.regex, fields, hit.alternates, 1, check_all);
             out.failures.extend(failure);
@@ -509,6 +562,7 @@ impl Tracker {
         let known = pattern::known();
         let fail = State {
             groups: Groups::new(fields),
+            users: self.spares.users.pop().unwrap_or_default(),
             ..State::default()
         };
         let mlfid = fail.groups.get(known.mlfid).cloned();
@@ -543,7 +597,8 @@ impl Tracker {
             Merged::Owned(state) => (state.groups.0, state.users, state.matches),
             Merged::Cached(at) => {
                 let state = &self.connections[at].state;
-                (state.groups.0.clone(), state.users.clone(), state.matches)
+                let fields = self.spares.fields_of(&state.groups.0);
+                (fields, self.spares.users_of(&state.users), state.matches)
             }
         };
         let failure = Tracked {
@@ -561,12 +616,17 @@ impl Tracker {
     /// Keeps the room of a state that makes no failure, for the next match's fields.
     fn recycle(&mut self, merged: Merged) {
         if let Merged::Owned(state) = merged {
-            let mut fields = state.groups.0;
-            if fields.capacity() > self.fields.capacity() {
-                fields.clear();
-                self.fields = fields;
-            }
+            self.spares.state(state);
         }
+    }
+
+    /// Takes back the room of failures read, for those of lines to come.
+    pub fn give_back(&mut self, mut checked: Checked) {
+        for failure in checked.failures.drain(..) {
+            spare(&mut self.spares.fields, failure.fields);
+            spare(&mut self.spares.users, failure.users);
+        }
+        spare(&mut self.spares.failures, checked.failures);
     }
 }
 

@@ -57,8 +57,9 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// What the scanner found; `None` for a line the caller's `skip` left out.
     pub scanned: Option<Scanned>,
-    /// The scanner that finished the line (for the names of its date patterns).
-    pub scanner: &'a Scanner,
+    /// The scanner that finished the line (for the names of its date patterns, and to
+    /// take back the line's room: see [`Scanner::give_back`]).
+    pub scanner: &'a mut Scanner,
 }
 
 impl Line<'_> {
