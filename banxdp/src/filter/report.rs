@@ -269,12 +269,7 @@ fn write_host(host: &Host, out: &mut Vec<u8>) {
     match host {
         Host::Ip(std::net::IpAddr::V4(addr), None) => {
             out.push(b'"');
-            for (n, octet) in addr.octets().into_iter().enumerate() {
-                if n > 0 {
-                    out.push(b'.');
-                }
-                push_number(out, u64::from(octet));
-            }
+            write_ip4(*addr, out);
             out.push(b'"');
         }
         Host::Ip(addr, Some(cidr)) => {
@@ -289,18 +284,37 @@ fn write_host(host: &Host, out: &mut Vec<u8>) {
     }
 }
 
+/// A dotted quad, as `Display` writes it.
+fn write_ip4(addr: std::net::Ipv4Addr, out: &mut Vec<u8>) {
+    // At most 15 bytes, put in place, then copied at once.
+    let mut text = [0u8; 15];
+    let mut at = 0;
+    for (n, octet) in addr.octets().into_iter().enumerate() {
+        if n > 0 {
+            text[at] = b'.';
+            at += 1;
+        }
+        if octet >= 100 {
+            text[at] = b'0' + octet / 100;
+            at += 1;
+        }
+        if octet >= 10 {
+            text[at] = b'0' + octet / 10 % 10;
+            at += 1;
+        }
+        text[at] = b'0' + octet % 10;
+        at += 1;
+    }
+    out.extend_from_slice(&text[..at]);
+}
+
 /// `addr` as its `Display` writes it (RFC 5952: the longest run of two zero groups or more,
 /// the first of equal runs, as `::`; groups in lowercase without leading zeros; a mapped
 /// IPv4 address as `::ffff:` and its dotted quad), without the formatting machinery.
 fn write_ip6(addr: &std::net::Ipv6Addr, out: &mut Vec<u8>) {
     if let Some(v4) = addr.to_ipv4_mapped() {
         out.extend_from_slice(b"::ffff:");
-        for (n, octet) in v4.octets().into_iter().enumerate() {
-            if n > 0 {
-                out.push(b'.');
-            }
-            push_number(out, u64::from(octet));
-        }
+        write_ip4(v4, out);
         return;
     }
     let segments = addr.segments();
@@ -371,18 +385,19 @@ fn needs_escape(text: &[u8]) -> bool {
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
         control | zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\'))) != 0
     };
-    let mut words = text.chunks_exact(8);
-    if words
-        .by_ref()
-        .any(|w| word_needs(u64::from_le_bytes(w.try_into().expect("eight bytes"))))
-    {
-        return true;
+    let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("eight bytes"));
+    if text.len() < 8 {
+        return text.iter().any(|&b| ESCAPED[usize::from(b)]);
     }
-    // The last bytes, with spaces after them.
-    let mut last = [b' '; 8];
-    let rest = words.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    word_needs(u64::from_le_bytes(last))
+    // Every whole word, then the last eight bytes (which may overlap the last word read).
+    let mut at = 0;
+    while at + 8 <= text.len() {
+        if word_needs(word(at)) {
+            return true;
+        }
+        at += 8;
+    }
+    at < text.len() && word_needs(word(text.len() - 8))
 }
 
 /// `text` as a JSON string, appended to `out`.
@@ -423,6 +438,17 @@ pub fn json_line(f: &Found) -> String {
     String::from_utf8(out).expect("JSON of UTF-8 texts")
 }
 
+/// Whether a field named `name` is written out: not an internal group (`_conn_`,
+/// `skiplines0`), nor one named as a key [`write_json`] writes itself.
+fn listed(name: &str) -> bool {
+    match name.as_bytes().first() {
+        Some(b'_') => false,
+        Some(b's') => !name.starts_with("skiplines"),
+        Some(b'l' | b't' | b'h' | b'r') => !matches!(name, "line" | "time" | "host" | "regex"),
+        _ => true,
+    }
+}
+
 /// Appends [`json_line`]'s text to `out`: written by hand, since it is written for every
 /// failure of a log.
 pub fn write_json(f: &Found, out: &mut Vec<u8>) {
@@ -444,11 +470,7 @@ pub fn write_json(f: &Found, out: &mut Vec<u8>) {
     // Internal groups (`_conn_`, `skiplines0`) are the patterns' business; a field named as
     // one of the keys above, or as an earlier field, is left out.
     for (at, (name, value)) in f.fields.iter().enumerate() {
-        if name.starts_with('_')
-            || name.starts_with("skiplines")
-            || matches!(*name, "line" | "time" | "host" | "regex")
-            || f.fields[..at].iter().any(|(n, _)| n == name)
-        {
+        if !listed(name) || f.fields[..at].iter().any(|(n, _)| n == name) {
             continue;
         }
         // A group's name is made of word characters (and `.`, `[`, `]` in the `regex`
@@ -606,6 +628,22 @@ mod tests {
                 addr.to_string(),
                 "{segments:x?}"
             );
+        }
+    }
+
+    #[test]
+    fn ipv4_addresses_are_written_as_display_writes_them() {
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
+        // Every octet in every place, the others at random.
+        for place in 0..4 {
+            for octet in 0..=255u8 {
+                let mut octets = [0u8; 4].map(|_| next().to_le_bytes()[0]);
+                octets[place] = octet;
+                let addr = std::net::Ipv4Addr::from(octets);
+                let mut out = Vec::new();
+                write_ip4(addr, &mut out);
+                assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+            }
         }
     }
 
