@@ -9,6 +9,7 @@ use super::{
     Host, Scanned, Scanner,
     date::Clock,
     pattern::{Name, Value},
+    tracker::Checked,
 };
 
 /// One failure found.
@@ -136,8 +137,42 @@ pub fn count_scanned(
     let released = checked.released.min(report.missed);
     report.missed -= released;
     report.matched += released;
-    let mut failed = false;
+    // Most lines have nothing to list.
+    if checked.failures.is_empty() {
+        if checked.ignored {
+            report.ignored += 1;
+        } else {
+            report.missed += 1;
+        }
+        if checked.failures.capacity() > 0 {
+            scanner.give_back(checked);
+        }
+        return;
+    }
     let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
+    let failed = list_failures(report, index, read.time, &mut checked, resolve, sink);
+    if ignored {
+        report.ignored += 1;
+    } else if failed {
+        report.matched += 1;
+    } else {
+        report.missed += 1;
+    }
+    scanner.give_back(checked);
+}
+
+/// Counts each of a line's failures, and hands those with an address to `sink`; whether
+/// any is a failure (pending, or with an address).
+#[inline(never)]
+fn list_failures(
+    report: &mut Report,
+    index: usize,
+    time: Option<i64>,
+    checked: &mut Checked,
+    resolve: Resolver<'_>,
+    sink: &mut dyn FnMut(&Found),
+) -> bool {
+    let mut failed = false;
     for failure in &mut checked.failures {
         if report.regex_hits.len() <= failure.regex {
             report.regex_hits.resize(failure.regex + 1, 0);
@@ -168,7 +203,7 @@ pub fn count_scanned(
         // Every address of a name gets the failure's fields.
         let mut found = Found {
             line: index + 1,
-            time: read.time,
+            time,
             host: first.clone(),
             regex: failure.regex,
             fields: std::mem::take(&mut failure.fields),
@@ -180,14 +215,7 @@ pub fn count_scanned(
         }
         failure.fields = found.fields;
     }
-    if ignored {
-        report.ignored += 1;
-    } else if failed {
-        report.matched += 1;
-    } else {
-        report.missed += 1;
-    }
-    scanner.give_back(checked);
+    failed
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.

@@ -454,7 +454,12 @@ impl Tracker {
     pub fn apply(&mut self, searched: &Searched, found: &mut Found, check_all: bool) -> Checked {
         let mut out = Checked {
             ignored: searched.ignored,
-            failures: self.spares.failures.pop().unwrap_or_default(),
+            // Most lines have no match: no room taken for them.
+            failures: if searched.hits.is_empty() {
+                Vec::new()
+            } else {
+                self.spares.failures.pop().unwrap_or_default()
+            },
             released: 0,
         };
         for at in searched.hits.clone() {
