@@ -314,27 +314,36 @@ fn write_host(host: &Host, out: &mut Vec<u8>) {
 
 /// A dotted quad, as `Display` writes it.
 fn write_ip4(addr: std::net::Ipv4Addr, out: &mut Vec<u8>) {
-    // At most 15 bytes, put in place, then copied at once.
-    let mut text = [0u8; 15];
+    // Each octet's three bytes are put, and the place moved on by its length.
+    let mut text = [0u8; 16];
     let mut at = 0;
-    for (n, octet) in addr.octets().into_iter().enumerate() {
-        if n > 0 {
-            text[at] = b'.';
-            at += 1;
-        }
-        if octet >= 100 {
-            text[at] = b'0' + octet / 100;
-            at += 1;
-        }
-        if octet >= 10 {
-            text[at] = b'0' + octet / 10 % 10;
-            at += 1;
-        }
-        text[at] = b'0' + octet % 10;
+    for octet in addr.octets() {
+        let (digits, len) = OCTETS[usize::from(octet)];
+        text[at..at + 3].copy_from_slice(&digits);
+        at += len;
+        text[at] = b'.';
         at += 1;
     }
-    out.extend_from_slice(&text[..at]);
+    out.extend_from_slice(&text[..at - 1]);
 }
+
+/// Each byte in decimal: its digits (then zeros), and how many there are.
+const OCTETS: [([u8; 3], usize); 256] = {
+    let mut table = [([0u8; 3], 0); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + hundreds, b'0' + tens, b'0' + ones], 3)
+        } else if n >= 10 {
+            ([b'0' + tens, b'0' + ones, 0], 2)
+        } else {
+            ([b'0' + ones, 0, 0], 1)
+        };
+        n += 1;
+    }
+    table
+};
 
 /// `addr` as its `Display` writes it (RFC 5952: the longest run of two zero groups or more,
 /// the first of equal runs, as `::`; groups in lowercase without leading zeros; a mapped
