@@ -12,6 +12,7 @@ pub mod accepted;
 pub mod ascii;
 pub mod attempts;
 pub mod closed;
+mod connections;
 pub mod date;
 pub mod failed;
 #[cfg(test)]

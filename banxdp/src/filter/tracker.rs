@@ -10,20 +10,15 @@
 //! This is fail2ban's `Filter._mergeFailure` and `findFailure` (failure ids and multi-line
 //! buffers). Pure: the state is this value; lines and the present go in, failures come out.
 
-use indexmap::IndexMap;
-
 use super::{
     Filter, Host,
+    connections::{Cache, Slot},
     jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
     pattern::{self, Hit, Name, Span, Value},
     prefix,
 };
-
-/// A map in insertion order, with a hash cheaper than the standard one: its keys are failure
-/// ids, hashed for every line that matches.
-type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
 
 /// Named groups in the order they were first set, as a Python dict keeps them: a handful of
 /// entries, searched faster in a row than through a hash.
@@ -125,34 +120,19 @@ const GAINED: u8 = 8;
 
 /// How many connections a filter remembers, and for how long (seconds), as fail2ban's
 /// failure-id cache: when it is full, the oldest go first.
-const CONNECTIONS: usize = 100;
+pub(super) const CONNECTIONS: usize = 100;
 const CONNECTION_AGE: i64 = 5 * 60;
-
-/// A remembered connection: its state, when it is forgotten, and its place in the order
-/// connections were first seen.
-#[derive(Clone, Debug)]
-struct Connection {
-    state: State,
-    expires: i64,
-    order: u64,
-}
 
 /// What a filter remembers between lines: connections by failure id, and the lines of a
 /// multi-line buffer not yet part of a failure.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    connections: Map<Value, Connection>,
-    /// The connections' ids in the order they were remembered, oldest first, so that a full
-    /// cache finds its oldest without a scan. An entry whose connection has since been
-    /// forgotten (or remembered anew, with a later order) is stale, and skipped when met.
-    arrivals: std::collections::VecDeque<(u64, Value)>,
+    connections: Cache<State>,
     /// Room for the groups of a line's matches, kept from line to line.
     pre_spans: Vec<(Name, Span)>,
     /// Room for where the failregexes' required strings are in a line.
     strings: Vec<(usize, usize, usize)>,
     spans: Vec<(Name, Span)>,
-    /// The order the next new connection gets.
-    order: u64,
     buffer: Vec<String>,
     /// The present (seconds since the epoch), which ages connections.
     now: i64,
@@ -215,58 +195,30 @@ impl Tracker {
     }
 
     /// Where the connection `mlfid` is, unless it is too old (then it is forgotten).
-    fn connection_index(&mut self, mlfid: &str) -> Option<usize> {
-        let index = self.connections.get_index_of(mlfid)?;
-        if self.connections[index].expires <= self.now {
-            if let Some((_, gone)) = self.connections.swap_remove_index(index) {
-                self.spares.state(gone.state);
-            }
+    fn connection_index(&mut self, mlfid: &str) -> Option<Slot> {
+        let slot = self.connections.find(mlfid)?;
+        if self.connections.expires(slot) <= self.now {
+            let (gone, _) = self.connections.remove(slot);
+            self.spares.state(gone);
             return None;
         }
-        Some(index)
+        Some(slot)
     }
 
     /// Remembers a new connection; a full cache first drops its oldest entries, up to and
     /// including the first that has not expired.
-    fn remember(&mut self, mlfid: &str, state: State) -> usize {
+    fn remember(&mut self, mlfid: &str, state: State) -> Slot {
         if self.connections.len() >= CONNECTIONS {
-            while let Some(gone) = self.forget_oldest() {
-                let done = gone.expires > self.now && self.connections.len() < CONNECTIONS;
-                self.spares.state(gone.state);
+            while let Some((gone, expires)) = self.connections.pop_oldest() {
+                let done = expires > self.now && self.connections.len() < CONNECTIONS;
+                self.spares.state(gone);
                 if done {
                     break;
                 }
             }
         }
-        let connection = Connection {
-            state,
-            expires: self.now.saturating_add(CONNECTION_AGE),
-            order: self.order,
-        };
-        let key = Value::from(mlfid);
-        self.arrivals.push_back((self.order, key.clone()));
-        self.order += 1;
-        // Stale entries are dropped now and then, so that the queue stays a few times the
-        // cache's size.
-        if self.arrivals.len() > 4 * CONNECTIONS {
-            let connections = &self.connections;
-            self.arrivals
-                .retain(|(order, key)| connections.get(key).is_some_and(|c| c.order == *order));
-        }
-        self.connections.insert_full(key, connection).0
-    }
-
-    /// Forgets the connection remembered first, and returns it.
-    fn forget_oldest(&mut self) -> Option<Connection> {
-        while let Some((order, key)) = self.arrivals.pop_front() {
-            let Some(at) = self.connections.get_index_of(&key) else {
-                continue;
-            };
-            if self.connections[at].order == order {
-                return self.connections.swap_remove_index(at).map(|(_, c)| c);
-            }
-        }
-        None
+        let expires = self.now.saturating_add(CONNECTION_AGE);
+        self.connections.insert(mlfid, state, expires)
     }
 
     /// Merges one match of `lines` lines into its connection (fail2ban's `_mergeFailure`).
@@ -294,7 +246,7 @@ impl Tracker {
         let mut owned = None;
         let mut index = None;
         let (state, users) = if let Some(at) = self.connection_index(mlfid) {
-            let cached = &mut self.connections[at].state;
+            let cached = self.connections.get_mut(at);
             let users = cached.update_users(fail.groups.get(known.user).map(Value::as_str));
             if cached.pop_truthy(known.nofail) {
                 flags |= CACHED_NOFAIL;
@@ -314,23 +266,17 @@ impl Tracker {
             self.fields = fail.groups.0;
             spare(&mut self.spares.users, fail.users);
             let state = if flags & FORGET != 0 {
-                owned.insert(
-                    self.connections
-                        .swap_remove_index(at)
-                        .expect("found")
-                        .1
-                        .state,
-                )
+                owned.insert(self.connections.remove(at).0)
             } else {
                 index = Some(at);
-                &mut self.connections[at].state
+                self.connections.get_mut(at)
             };
             (state, users)
         } else if flags & FORGET == 0 {
             let users = fail.update_users(fail.groups.get(known.user).cloned().as_deref());
             let at = self.remember(mlfid, fail);
             index = Some(at);
-            (&mut self.connections[at].state, users)
+            (self.connections.get_mut(at), users)
         } else {
             (owned.insert(fail), 0)
         };
@@ -580,7 +526,7 @@ impl Tracker {
         };
         let state = match &mut merged {
             Merged::Owned(state) => state,
-            Merged::Cached(at) => &mut self.connections[*at].state,
+            Merged::Cached(at) => self.connections.get_mut(*at),
         };
         let nofail = state.truthy(known.nofail);
         if nofail && !check_all && mlfid.is_some() {
@@ -601,7 +547,7 @@ impl Tracker {
         let (fields, users, attempts) = match merged {
             Merged::Owned(state) => (state.groups.0, state.users, state.matches),
             Merged::Cached(at) => {
-                let state = &self.connections[at].state;
+                let state = self.connections.get_mut(at);
                 let fields = self.spares.fields_of(&state.groups.0);
                 (fields, self.spares.users_of(&state.users), state.matches)
             }
@@ -820,7 +766,7 @@ fn prefregex_content(
 /// remembered connection's, by index.
 enum Merged {
     Owned(State),
-    Cached(usize),
+    Cached(Slot),
 }
 
 /// A multi-line buffer as its patterns see it: the lines, each ending in a newline.
@@ -941,7 +887,7 @@ mod tests {
                 Some(_) => {
                     let at = found.expect("remembered");
                     if next().is_multiple_of(3) {
-                        tracker.connections.swap_remove_index(at);
+                        tracker.connections.remove(at);
                         model.retain(|(k, ..)| *k != id);
                     }
                 }
@@ -962,24 +908,24 @@ mod tests {
             }
             let mut kept: Vec<(String, u64)> = tracker
                 .connections
-                .iter()
-                .map(|(k, c)| (k.to_string(), c.order))
+                .ids()
+                .map(|(k, o)| (k.to_string(), o))
                 .collect();
             kept.sort_by_key(|(_, o)| *o);
             let expected: Vec<(String, u64)> =
                 model.iter().map(|(k, o, _)| (k.clone(), *o)).collect();
             assert_eq!(kept, expected, "step {step}");
-            assert!(tracker.arrivals.len() <= 4 * CONNECTIONS + 1);
+            assert!(tracker.connections.queued() <= 4 * CONNECTIONS + 1);
         }
-        assert_eq!(order, tracker.order);
+        assert_eq!(order, tracker.connections.arrived());
         assert!(order > 5_000, "{order} connections remembered");
         // Short connections in a cache that never fills: the queue does not grow with them.
         let mut tracker = Tracker::default();
         for n in 0..10_000 {
             let id = format!("s{}", n % 50);
             let at = tracker.remember(&id, State::default());
-            tracker.connections.swap_remove_index(at);
-            assert!(tracker.arrivals.len() <= 4 * CONNECTIONS + 1);
+            tracker.connections.remove(at);
+            assert!(tracker.connections.queued() <= 4 * CONNECTIONS + 1);
         }
     }
 
