@@ -147,7 +147,10 @@ pub fn read(text: &[u8]) -> Option<Read> {
     // The user: exactly one ` from ` after it, no `: ` after that for the first
     // alternative to reach, and for `[^:]+` at least one character and no `:`.
     let from = find_from(text, at)?;
-    if find_from(text, from + 1).is_some() || find_colon(text, from).is_some() {
+    if find_colon(text, from).is_some() {
+        return first_alternative(text, at, nofail, cond_inv);
+    }
+    if find_from(text, from + 1).is_some() {
         return None;
     }
     if cond_inv.is_none() && (from == at || text[at..from].contains(&b':')) {
@@ -173,6 +176,54 @@ pub fn read(text: &[u8]) -> Option<Read> {
     )
 }
 
+/// The user's first alternative, `(?P<cond_user>\S+)`, at `at`, on a line that goes on to a
+/// `: ` (the publickey lines' `ssh2: RSA SHA256:...`): the word there, ` from `, the address,
+/// `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?` as their greedy first path reads them, and
+/// `: ` right after. Where that path does not reach a `: `, the engines would go back on its
+/// choices, and the reader declines (an ` on ` part, which it does not read, ends there).
+fn first_alternative(
+    text: &[u8],
+    at: usize,
+    nofail: Option<(usize, usize)>,
+    cond_inv: Option<(usize, usize)>,
+) -> Option<Read> {
+    let starts = |at: usize, s: &[u8]| text.get(at..).is_some_and(|rest| rest.starts_with(s));
+    let word = run(text, at, |b| !is_space(b));
+    if word == at || !starts(word, b" from ") {
+        return None;
+    }
+    let host = word + 6;
+    if matches!(text.get(host), Some(b'[' | b':')) {
+        return None;
+    }
+    let (end, v6) = address(text, host)?;
+    let mut tail = end;
+    for _ in 0..2 {
+        if !starts(tail, b" port ") {
+            break;
+        }
+        let digits = run(text, tail + 6, |b| b.is_ascii_digit());
+        if digits == tail + 6 {
+            return None;
+        }
+        tail = digits;
+    }
+    if starts(tail, b" ssh") {
+        tail = run(text, tail + 4, |b| b.is_ascii_digit());
+    }
+    if !starts(tail, b": ") {
+        return None;
+    }
+    Some(
+        Read::new((0, tail + 2))
+            .with(Group::Nofail, nofail)
+            .with(Group::CondInv, cond_inv)
+            .with(Group::CondUser, Some((at, word)))
+            .with(Group::User, Some((at, word)))
+            .address((host, end), v6),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,8 +241,15 @@ mod tests {
         assert!(super::read(b"Failed password for invalid user a from 192.0.2.1").is_some());
         let v6 = super::read(b"Failed password for root from 2001:db8::1 port 22 ssh2").unwrap();
         assert_eq!(v6.get("ip6"), Some((30, 41)));
+        // A line that goes on to `: `: the user's first alternative, the match ending there.
+        let key = super::read(b"Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA x");
+        let key = key.unwrap();
+        assert_eq!(key.whole, (0, 55));
+        assert_eq!(key.get("cond_user"), Some((21, 25)));
+        assert_eq!(key.get("nofail"), Some((7, 16)));
         for line in [
-            "Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
+            "Failed publickey for root from 192.0.2.1 port 22 on eth0: x",
+            "Failed publickey for root from 192.0.2.1 port 22 ssh2 x: y",
             "Failed password for root from 192.0.2.1 port 22 from 192.0.2.2",
             "Failed password for a:b from 192.0.2.1",
             "Failed password for  from 192.0.2.1",
@@ -270,6 +328,11 @@ mod tests {
             " ssh",
             " sshX",
             " ssh2: RSA SHA256:x",
+            " ssh2: RSA SHA256:x",
+            " ssh22: y",
+            " ssh: ",
+            " ssh2:x",
+            " ssh2 : x",
             ": x",
             ":",
             " [preauth]",

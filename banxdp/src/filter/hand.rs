@@ -102,7 +102,7 @@ impl Hand {
 pub struct Read {
     pub whole: Span,
     /// By [`Group`].
-    groups: [Option<Span>; 7],
+    groups: [Option<Span>; 8],
 }
 
 /// The groups the readers' patterns have, as a [`Read`] keeps them.
@@ -112,6 +112,7 @@ pub enum Group {
     Mlfforget,
     Mlfgained,
     CondInv,
+    CondUser,
     User,
     Ip4,
     Ip6,
@@ -124,6 +125,7 @@ fn slot(name: &str) -> Option<usize> {
         "mlfforget" => Group::Mlfforget,
         "mlfgained" => Group::Mlfgained,
         "cond_inv" => Group::CondInv,
+        "cond_user" => Group::CondUser,
         "user" => Group::User,
         "ip4" => Group::Ip4,
         "ip6" => Group::Ip6,
@@ -138,7 +140,7 @@ impl Read {
     pub fn new(whole: Span) -> Self {
         Self {
             whole,
-            groups: [None; 7],
+            groups: [None; 8],
         }
     }
 

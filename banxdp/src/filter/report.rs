@@ -328,7 +328,10 @@ fn write_ip4(addr: std::net::Ipv4Addr, out: &mut Vec<u8>) {
 }
 
 /// Each byte in decimal: its digits (then zeros), and how many there are.
-#[expect(clippy::cast_possible_truncation, reason = "digits of a number below 256")]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "digits of a number below 256"
+)]
 const OCTETS: [([u8; 3], usize); 256] = {
     let mut table = [([0u8; 3], 0); 256];
     let mut n = 0;
