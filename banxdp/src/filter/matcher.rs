@@ -300,7 +300,13 @@ impl Filter {
     }
 
     /// Whether an ignoreregex matches `text`.
+    #[inline]
     pub(super) fn ignored(&self, text: &str) -> bool {
+        // Most filters have none: asked for every match, that is answered in place.
+        !self.ignoreregex.is_empty() && self.any_ignoreregex(text)
+    }
+
+    fn any_ignoreregex(&self, text: &str) -> bool {
         self.ignoreregex
             .iter()
             .any(|re| matches!(re.search_spans(text, &mut Vec::new()), Ok(Some(_))))
