@@ -16,7 +16,7 @@
 use super::{
     failed::{self, address},
     hand::{Group, Read},
-    too_many::{items, spaces_to_end},
+    too_many::{items, port_and_ssh, spaces_to_end},
 };
 
 /// The stock sshd filter's failregex for `maximum authentication attempts exceeded` lines,
@@ -43,10 +43,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
     let host = from + 6;
     let (end, v6) = address(text, host)?;
     // `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$`
-    let mut at = items(text, end, 2, false);
-    if text[at..].starts_with(b" ssh") {
-        at = super::ascii::run(text, at + 4, |b| b.is_ascii_digit());
-    }
+    let at = port_and_ssh(text, end);
     spaces_to_end(text, items(text, at, 3, true)).then(|| {
         Read::new((0, text.len()))
             .with(Group::User, Some((user, from)))

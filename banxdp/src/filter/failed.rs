@@ -18,6 +18,7 @@
 use super::{
     ascii::{is_space, run},
     hand::{Group, Read},
+    too_many,
 };
 
 /// The stock sshd filter's failregex for `Failed ... for ... from ...` lines, as fail2ban's
@@ -180,7 +181,7 @@ pub fn read(text: &[u8]) -> Option<Read> {
 /// `: ` (the publickey lines' `ssh2: RSA SHA256:...`): the word there, ` from `, the address,
 /// `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?` as their greedy first path reads them, and
 /// `: ` right after. Where that path does not reach a `: `, the engines would go back on its
-/// choices, and the reader declines (an ` on ` part, which it does not read, ends there).
+/// choices (an ` on x:` part giving back its colon, say), and the reader declines.
 fn first_alternative(
     text: &[u8],
     at: usize,
@@ -197,20 +198,7 @@ fn first_alternative(
         return None;
     }
     let (end, v6) = address(text, host)?;
-    let mut tail = end;
-    for _ in 0..2 {
-        if !starts(tail, b" port ") {
-            break;
-        }
-        let digits = run(text, tail + 6, |b| b.is_ascii_digit());
-        if digits == tail + 6 {
-            return None;
-        }
-        tail = digits;
-    }
-    if starts(tail, b" ssh") {
-        tail = run(text, tail + 4, |b| b.is_ascii_digit());
-    }
+    let tail = too_many::port_and_ssh(text, end);
     if !starts(tail, b": ") {
         return None;
     }

@@ -75,6 +75,17 @@ pub(super) fn spaces_to_end(text: &[u8], at: usize) -> bool {
     text[at..].iter().all(|&b| is_space(b))
 }
 
+/// Where `(?: (?:port \d+|on \S+)){0,2}(?: ssh\d*)?`, sshd's port and protocol after an
+/// address, ends from `at`, read greedily (see [`items`]).
+pub(super) fn port_and_ssh(text: &[u8], at: usize) -> usize {
+    let at = items(text, at, 2, false);
+    if text[at..].starts_with(b" ssh") {
+        run(text, at + 4, |b| b.is_ascii_digit())
+    } else {
+        at
+    }
+}
+
 /// Where `(?: (?:port \d+|on \S+|\[preauth\])){0,most}` (without `[preauth]` unless
 /// `preauth`) ends from `at`. Each item starts with a space and a word no other starts with,
 /// and takes a run the next part needs the end of, so the items are read greedily: a part
