@@ -137,20 +137,10 @@ pub fn count_scanned(
     let released = checked.released.min(report.missed);
     report.missed -= released;
     report.matched += released;
-    // Most lines have nothing to list.
-    if checked.failures.is_empty() {
-        if checked.ignored {
-            report.ignored += 1;
-        } else {
-            report.missed += 1;
-        }
-        if checked.failures.capacity() > 0 {
-            scanner.give_back(checked);
-        }
-        return;
-    }
     let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
-    let failed = list_failures(report, index, read.time, &mut checked, resolve, sink);
+    // Most lines have nothing to list, and lent no room.
+    let failed = !checked.failures.is_empty()
+        && list_failures(report, index, read.time, &mut checked, resolve, sink);
     if ignored {
         report.ignored += 1;
     } else if failed {
@@ -158,7 +148,9 @@ pub fn count_scanned(
     } else {
         report.missed += 1;
     }
-    scanner.give_back(checked);
+    if checked.failures.capacity() > 0 {
+        scanner.give_back(checked);
+    }
 }
 
 /// Counts each of a line's failures, and hands those with an address to `sink`; whether

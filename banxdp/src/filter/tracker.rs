@@ -145,7 +145,7 @@ pub struct Tracker {
 }
 
 /// Vectors given back by forgotten connections and read failures (see
-/// [`Tracker::recycle`]), for the next ones: once a log's first connections have come and
+/// [`Tracker::give_back`]), for the next ones: once a log's first connections have come and
 /// gone, merging allocates nothing (but for a value too long to keep inline).
 #[derive(Clone, Debug, Default)]
 struct Spares {
