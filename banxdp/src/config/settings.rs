@@ -1,12 +1,13 @@
 //! `banxdp.toml`: banxdp's own settings (what fail2ban keeps in fail2ban.conf, plus the XDP
 //! data path). Pure: text in, values or an error naming the file and line out. Turning the
-//! values into an `XdpPlan` (which needs the interface list of the machine) is the daemon's.
+//! values into an `XdpPlan` (which needs the interface list of the machine) is the daemon's;
+//! this module depends on nothing above it (the XDP plan takes `AttachMode` and `Capacities`
+//! from here, not the other way round).
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use crate::enforce::xdp::{AttachMode, Capacities};
+use banxdp_common::{DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR};
+use serde::{Deserialize, Serialize};
 
 /// The defaults that ship, embedded so that a machine with no configuration still runs.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/banxdp.toml");
@@ -97,6 +98,68 @@ impl Default for XdpSettings {
             sweep_interval: 30,
             capacity: Capacities::default(),
         }
+    }
+}
+
+/// How to attach to an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// Native (driver) mode, falling back to generic mode with the reason logged.
+    #[default]
+    Auto,
+    /// Native mode only: fail where the driver has no XDP support.
+    Native,
+    /// Generic (SKB) mode: works on every interface, after the stack allocated the skb.
+    Generic,
+}
+
+/// Map capacities (`max_entries`), fixed when the maps are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capacities {
+    /// Exact IPv4 bans.
+    pub bans_v4: u32,
+    /// Exact IPv6 bans.
+    pub bans_v6: u32,
+    /// IPv4 CIDR bans.
+    pub cidr_v4: u32,
+    /// IPv6 CIDR bans.
+    pub cidr_v6: u32,
+    /// IPv4 allow-list (ignoreip) networks.
+    pub allow_v4: u32,
+    /// IPv6 allow-list (ignoreip) networks.
+    pub allow_v6: u32,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            bans_v4: DEFAULT_BANS_V4,
+            bans_v6: DEFAULT_BANS_V6,
+            cidr_v4: DEFAULT_CIDR,
+            cidr_v6: DEFAULT_CIDR,
+            allow_v4: DEFAULT_ALLOW,
+            allow_v6: DEFAULT_ALLOW,
+        }
+    }
+}
+
+impl Capacities {
+    /// `(map name, max_entries)` for every map whose size is configurable.
+    #[must_use]
+    pub fn by_map(&self) -> [(&'static str, u32); 6] {
+        use banxdp_common::{
+            MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6,
+        };
+        [
+            (MAP_BANS_V4, self.bans_v4),
+            (MAP_BANS_V6, self.bans_v6),
+            (MAP_CIDR_V4, self.cidr_v4),
+            (MAP_CIDR_V6, self.cidr_v6),
+            (MAP_ALLOW_V4, self.allow_v4),
+            (MAP_ALLOW_V6, self.allow_v6),
+        ]
     }
 }
 
