@@ -73,9 +73,7 @@ enum Command {
 /// The `banxdp` program.
 #[must_use]
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    init_tracing();
     match Cli::parse().command {
         Command::Run {
             config,
@@ -110,6 +108,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// banxdp's own log lines go to standard error, filtered by `RUST_LOG` (default `info`); the
+/// `log` records of aya are carried into the same output.
+fn init_tracing() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Errors only when a subscriber is already set (a test calling `main` twice): keep it.
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Reads the jails of the chosen configuration and reports every problem at once; `None`
 /// (after saying why) when the configuration cannot be read at all.
 fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
@@ -124,11 +134,11 @@ fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
             return None;
         }
         ConfigDir::Disk(dir) => {
-            log::info!("jails: {}", dir.display());
+            tracing::info!("jails: {}", dir.display());
             dump_stream(&Disk, dir)
         }
         ConfigDir::BuiltIn => {
-            log::info!("jails: built in (neither /etc/banxdp nor /etc/fail2ban exists)");
+            tracing::info!("jails: built in (neither /etc/banxdp nor /etc/fail2ban exists)");
             dump_stream(&Embedded, Path::new(embedded::ROOT))
         }
     };
@@ -140,7 +150,7 @@ fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
         }
     };
     for (file, target) in &read.loops {
-        log::warn!(
+        tracing::warn!(
             "include loop: `{}` includes `{}`, which is already being read; skipped",
             file.display(),
             target.display()
@@ -148,10 +158,10 @@ fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
     }
     for jail in &read.jails {
         for warning in &jail.warnings {
-            log::warn!("{warning}");
+            tracing::warn!("{warning}");
         }
         if let Some(error) = &jail.error {
-            log::error!("{error}; the jail is disabled");
+            tracing::error!("{error}; the jail is disabled");
         }
     }
     Some(read)
@@ -182,7 +192,7 @@ fn run(config: Option<&Path>, config_dir: Option<&Path>, xdp_object: Option<Path
             return ExitCode::from(2);
         }
     };
-    log::info!("settings: {origin:?}");
+    tracing::info!("settings: {origin:?}");
     let from_settings =
         Some(settings.daemon.config_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
     let Some(read) = read_jails(config_dir.or(from_settings)) else {
@@ -199,9 +209,9 @@ fn run(config: Option<&Path>, config_dir: Option<&Path>, xdp_object: Option<Path
         return ExitCode::from(2);
     }
     if ready.is_empty() {
-        log::warn!("no jail is enabled");
+        tracing::warn!("no jail is enabled");
     } else {
-        log::info!("{} jail(s) read: {}", ready.len(), ready.join(", "));
+        tracing::info!("{} jail(s) read: {}", ready.len(), ready.join(", "));
     }
     let result = daemon::xdp_plan(&settings, xdp_object)
         .map_err(anyhow::Error::from)

@@ -96,16 +96,16 @@ pub fn run(
     for a in xdp.attachments() {
         let how = if a.adopted { "took over" } else { "attached" };
         match &a.fallback {
-            Some(reason) => log::info!(
+            Some(reason) => tracing::info!(
                 "{how} `{}` in {} mode (native: {reason})",
                 a.interface,
                 a.mode.as_str()
             ),
-            None => log::info!("{how} `{}` in {} mode", a.interface, a.mode.as_str()),
+            None => tracing::info!("{how} `{}` in {} mode", a.interface, a.mode.as_str()),
         }
     }
     let active = xdp.active()?.len();
-    log::info!(
+    tracing::info!(
         "enforcing {active} ban(s){}",
         if xdp.adopted_maps() {
             " taken over from pinned maps"
@@ -117,14 +117,14 @@ pub fn run(
     while !wait(interval) {
         let removed = xdp.remove_expired()?;
         if removed > 0 {
-            log::info!("removed {removed} expired ban(s)");
+            tracing::info!("removed {removed} expired ban(s)");
         }
     }
     if settings.xdp.detach_on_exit {
-        log::info!("stopping: detaching and removing pins");
+        tracing::info!("stopping: detaching and removing pins");
         xdp.detach()?;
     } else {
-        log::info!("stopping: pinned XDP state keeps enforcing until the next start");
+        tracing::info!("stopping: pinned XDP state keeps enforcing until the next start");
     }
     Ok(())
 }

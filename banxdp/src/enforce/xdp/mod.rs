@@ -257,14 +257,14 @@ impl XdpEnforcer {
                 Pinned::Absent => {}
                 Pinned::Compatible => adopted_maps = true,
                 Pinned::Resized(old) => {
-                    log::info!(
+                    tracing::info!(
                         "xdp: map `{name}` changes capacity; copying its entries into a new one"
                     );
                     resized.push((*name, old));
                     remove_pin(path)?;
                 }
                 Pinned::Incompatible(why) => {
-                    log::warn!(
+                    tracing::warn!(
                         "xdp: pinned map `{}` is from an incompatible build ({why}); \
                          starting it empty (the ban store restores bans)",
                         path.display()
@@ -373,7 +373,7 @@ impl XdpEnforcer {
                 Ok(id) => (id, AttachedMode::Native, None),
                 Err(native) => {
                     let reason = chain(&native);
-                    log::warn!(
+                    tracing::warn!(
                         "xdp: `{interface}`: native mode failed ({reason}); using generic mode"
                     );
                     (
@@ -402,7 +402,7 @@ impl XdpEnforcer {
             }
             None => LinkHold::Owned,
         };
-        log::info!(
+        tracing::info!(
             "xdp: attached to `{interface}` (ifindex {ifindex}) in {} mode",
             attached.as_str()
         );
@@ -429,7 +429,7 @@ impl XdpEnforcer {
             }
             match self.adopt_link(&path) {
                 Ok(link) => {
-                    log::info!(
+                    tracing::info!(
                         "xdp: `{interface}`: took over the pinned {} link",
                         candidate.as_str()
                     );
@@ -444,7 +444,7 @@ impl XdpEnforcer {
                     return Ok(true);
                 }
                 Err(error) => {
-                    log::warn!(
+                    tracing::warn!(
                         "xdp: `{interface}`: pinned link `{}` is unusable ({}); attaching anew",
                         path.display(),
                         chain(&error)
@@ -602,7 +602,7 @@ fn prepare_pin_dir(dir: &Path) -> Result<(), XdpError> {
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) {
         match sys::ensure_bpffs(root) {
-            Ok(true) => log::info!("xdp: mounted bpffs at {}", root.display()),
+            Ok(true) => tracing::info!("xdp: mounted bpffs at {}", root.display()),
             Ok(false) => {}
             Err(source) => {
                 return Err(XdpError::Bpffs {
