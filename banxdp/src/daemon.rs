@@ -95,14 +95,12 @@ pub fn run(
     let mut xdp = XdpEnforcer::load(plan)?;
     for a in xdp.attachments() {
         let how = if a.adopted { "took over" } else { "attached" };
-        match &a.fallback {
-            Some(reason) => tracing::info!(
-                "{how} `{}` in {} mode (native: {reason})",
-                a.interface,
-                a.mode.as_str()
-            ),
-            None => tracing::info!("{how} `{}` in {} mode", a.interface, a.mode.as_str()),
-        }
+        let why = a
+            .fallback
+            .as_ref()
+            .map(|reason| format!(" (native: {reason})"))
+            .unwrap_or_default();
+        tracing::info!("{how} `{}` in {} mode{why}", a.interface, a.mode.as_str());
     }
     let active = xdp.active()?.len();
     tracing::info!(

@@ -12,6 +12,7 @@
 )]
 
 pub mod authlog;
+pub mod daemon;
 pub mod frame;
 pub mod netns;
 pub mod stock;

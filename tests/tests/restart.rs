@@ -3,12 +3,9 @@
 //! without a gap, a `kill -9` of it loses nothing, and a later start finds everything again.
 
 use std::{
-    fs::File,
-    io::Read as _,
-    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime},
+    path::Path,
+    process::Command,
+    time::{Duration, SystemTime},
 };
 
 use banxdp::enforce::{
@@ -16,7 +13,10 @@ use banxdp::enforce::{
     xdp::{XdpEnforcer, XdpPlan},
 };
 use banxdp_tests::{
-    Netns, Topology, all_ports, ban_for, ban_until, netns::IFACE, privileged, unique, with_netns,
+    Topology, all_ports, ban_for, ban_until,
+    daemon::{Daemon, Pins},
+    netns::IFACE,
+    privileged, with_netns,
 };
 
 const N: usize = 30;
@@ -29,89 +29,13 @@ fn plan(pin_dir: &Path) -> XdpPlan {
     }
 }
 
-/// Removes the pin directory whatever happens to the test.
-struct Pins(PathBuf);
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `banxdp run` inside `ns`, logging to a file; killed on drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(ns: &Netns, config: &Path, log: PathBuf) -> Self {
-        let ns_file = File::open(ns.path()).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_banxdp-bin"));
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap());
-        let fd = ns_file.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the fd stays open until after spawn.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = cmd.spawn().expect("start banxdp run");
-        drop(ns_file);
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-
-    fn wait_for_log(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "banxdp run exited ({status}) before `{needle}`:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no `{needle}` in the log of banxdp run:\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn pinned_bans_survive_restarts_and_kill_9() {
     if !privileged("pinned_bans_survive_restarts_and_kill_9") {
         return;
     }
     let topo = Topology::new(&["198.51.100.66", "198.51.100.67"], &[]);
-    let pins = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/{}",
-        unique("banxdp-test-")
-    )));
+    let pins = Pins::unique();
     let work = tempfile::tempdir().unwrap();
 
     // First process: ban, then go away without detaching.
@@ -182,10 +106,7 @@ fn a_clean_stop_with_detach_on_exit_removes_enforcement() {
         return;
     }
     let topo = Topology::new(&["198.51.100.66"], &[]);
-    let pins = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/{}",
-        unique("banxdp-test-")
-    )));
+    let pins = Pins::unique();
     let work = tempfile::tempdir().unwrap();
     let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
     first.add_jail(&all_ports("sshd")).unwrap();
@@ -241,10 +162,7 @@ fn a_capacity_change_copies_pinned_bans_into_the_new_maps() {
         return;
     }
     let topo = Topology::new(&["198.51.100.66", "198.51.100.67", "203.0.113.9"], &[]);
-    let pins = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/{}",
-        unique("banxdp-test-")
-    )));
+    let pins = Pins::unique();
     let small = XdpPlan {
         capacities: banxdp::enforce::xdp::Capacities {
             bans_v4: 100,
