@@ -95,6 +95,22 @@ pub trait Enforcer {
 
     /// Removes bans whose expiry has passed; returns how many entries went.
     fn remove_expired(&mut self) -> Result<usize, Error>;
+
+    /// Where and how the backend enforces, for `status` (`native on eth0`).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+
+    /// Packet counters per interface, where the backend keeps them.
+    fn counters(&self) -> Result<Vec<xdp::InterfaceCounters>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Removes everything the backend put in place (`banxdp stop --detach`): enforcement
+    /// ends. Without it, a backend's state may outlive the process on purpose (XDP's pins).
+    fn detach(self: Box<Self>) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Errors of any backend.

@@ -337,6 +337,23 @@ impl Enforcer for XdpEnforcer {
         "xdp"
     }
 
+    fn describe(&self) -> String {
+        let on: Vec<String> = self
+            .attachments()
+            .iter()
+            .map(|a| format!("{} on {}", a.mode.as_str(), a.interface))
+            .collect();
+        format!("xdp: {}", on.join(", "))
+    }
+
+    fn counters(&self) -> Result<Vec<super::InterfaceCounters>, Error> {
+        Ok(XdpEnforcer::counters(self)?)
+    }
+
+    fn detach(self: Box<Self>) -> Result<(), Error> {
+        Ok(XdpEnforcer::detach(*self)?)
+    }
+
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
         if jail.name.len() > JAIL_NAME_LEN {
             return Err(Error::JailNameTooLong {
