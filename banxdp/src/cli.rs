@@ -18,6 +18,10 @@ use crate::{config, daemon};
 #[derive(Parser)]
 #[command(version, about = "fail2ban's jails, enforced by XDP at the NIC")]
 struct Cli {
+    /// The daemon's control socket (default: `daemon.socket` of banxdp.toml,
+    /// /run/banxdp/banxdp.sock).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,18 +72,33 @@ enum Command {
         #[arg(long)]
         fail2ban_stream: bool,
     },
+    #[command(flatten)]
+    Client(crate::control::client::ClientCommand),
 }
 
 /// The `banxdp` program.
 #[must_use]
 pub fn main() -> ExitCode {
-    init_tracing();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // `run` logs where its settings say (see `run`); every other command to standard error.
+    if !matches!(cli.command, Command::Run { .. }) {
+        let _ = crate::logging::init(None);
+    }
+    match cli.command {
+        Command::Client(command) => {
+            let socket = cli.socket.unwrap_or_else(default_socket);
+            crate::control::client::run(command, &socket)
+        }
         Command::Run {
             config,
             config_dir,
             xdp_object,
-        } => run(config.as_deref(), config_dir.as_deref(), xdp_object),
+        } => run(
+            config.as_deref(),
+            config_dir.as_deref(),
+            cli.socket,
+            xdp_object,
+        ),
         Command::Dump {
             config_dir,
             fail2ban_stream,
@@ -106,18 +125,6 @@ pub fn main() -> ExitCode {
             }
         },
     }
-}
-
-/// banxdp's own log lines go to standard error, filtered by `RUST_LOG` (default `info`); the
-/// `log` records of aya are carried into the same output.
-fn init_tracing() {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Errors only when a subscriber is already set (a test calling `main` twice): keep it.
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Reads the jails of the chosen configuration and reports every problem at once; `None`
@@ -184,45 +191,74 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(config: Option<&Path>, config_dir: Option<&Path>, xdp_object: Option<PathBuf>) -> ExitCode {
-    let (settings, origin) = match config::load_settings(config) {
+/// The socket clients use: `daemon.socket` of the settings `banxdp run` would read.
+fn default_socket() -> PathBuf {
+    config::load_settings(None).map_or_else(
+        |_| config::Settings::default().daemon.socket,
+        |(settings, _)| settings.daemon.socket,
+    )
+}
+
+/// The jails that can run, each checked; problems were reported by `read_jails`.
+fn runnable(read: &config::fail2ban::Dump) -> Vec<config::jails::JailConfig> {
+    read.jails
+        .iter()
+        .filter(|j| j.error.is_none())
+        .filter_map(|j| config::jails::JailConfig::resolve(j).ok())
+        .collect()
+}
+
+fn run(
+    config: Option<&Path>,
+    config_dir: Option<&Path>,
+    socket: Option<PathBuf>,
+    xdp_object: Option<PathBuf>,
+) -> ExitCode {
+    let (mut settings, origin) = match config::load_settings(config) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("banxdp: {:#}", anyhow::Error::from(error));
             return ExitCode::from(2);
         }
     };
+    let logtarget = &settings.daemon.logtarget;
+    let file = (!logtarget.eq_ignore_ascii_case("stderr")).then(|| PathBuf::from(logtarget));
+    if let Err(error) = crate::logging::init(file.as_deref()) {
+        eprintln!("banxdp: cannot open the log `{logtarget}`: {error}");
+        return ExitCode::from(2);
+    }
     tracing::info!("settings: {origin:?}");
+    if let Some(socket) = socket {
+        settings.daemon.socket = socket;
+    }
     let from_settings =
-        Some(settings.daemon.config_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
-    let Some(read) = read_jails(config_dir.or(from_settings)) else {
+        Some(settings.daemon.config_dir.clone()).filter(|d| !d.as_os_str().is_empty());
+    let dir: Option<PathBuf> = config_dir.map(Path::to_path_buf).or(from_settings);
+    let Some(read) = read_jails(dir.as_deref()) else {
         return ExitCode::from(2);
     };
-    let ready: Vec<&str> = read
-        .jails
-        .iter()
-        .filter(|j| j.error.is_none())
-        .map(|j| j.name.as_str())
-        .collect();
-    if ready.is_empty() && !read.jails.is_empty() {
+    let jails = runnable(&read);
+    if jails.is_empty() && !read.jails.is_empty() {
         eprintln!("banxdp: no jail can run (every enabled jail has an error, listed above)");
         return ExitCode::from(2);
     }
-    if ready.is_empty() {
+    if jails.is_empty() {
         tracing::warn!("no jail is enabled");
     } else {
-        tracing::info!("{} jail(s) read: {}", ready.len(), ready.join(", "));
+        let names: Vec<&str> = jails.iter().map(|j| j.name.as_str()).collect();
+        tracing::info!("{} jail(s) read: {}", names.len(), names.join(", "));
     }
-    let result = daemon::xdp_plan(&settings, xdp_object)
-        .map_err(anyhow::Error::from)
-        .and_then(|plan| {
-            let stop = signals::Stop::install().context("cannot install signal handlers")?;
-            daemon::run(&settings, &plan, |timeout| stop.wait(timeout)).map_err(Into::into)
-        });
-    match result {
+    let reread = Box::new(move || read_jails(dir.as_deref()).map(|read| runnable(&read)));
+    let options = daemon::Options {
+        settings,
+        jails,
+        reread,
+        xdp_object,
+    };
+    match daemon::main(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("banxdp: {error:#}");
+            eprintln!("banxdp: {:#}", anyhow::Error::from(error));
             ExitCode::FAILURE
         }
     }
@@ -445,45 +481,6 @@ mod regex_cmd {
     }
 }
 
-mod signals {
-    //! SIGINT and SIGTERM, taken synchronously: blocked, then waited for with a timeout.
-
-    use super::Duration;
-
-    pub struct Stop {
-        set: libc::sigset_t,
-    }
-
-    impl Stop {
-        pub fn install() -> std::io::Result<Self> {
-            // SAFETY: sigset operations on a local, zero-initialised set.
-            unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&raw mut set);
-                libc::sigaddset(&raw mut set, libc::SIGINT);
-                libc::sigaddset(&raw mut set, libc::SIGTERM);
-                if libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(Self { set })
-            }
-        }
-
-        /// Waits up to `timeout`; true when a stop signal arrived.
-        pub fn wait(&self, timeout: Duration) -> bool {
-            let ts = libc::timespec {
-                tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
-            };
-            // SAFETY: valid set and timespec; no siginfo wanted.
-            unsafe {
-                libc::sigtimedwait(&raw const self.set, std::ptr::null_mut(), &raw const ts) > 0
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,11 +489,5 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn signal_wait_times_out_without_a_signal() {
-        let stop = signals::Stop::install().unwrap();
-        assert!(!stop.wait(Duration::from_millis(10)));
     }
 }

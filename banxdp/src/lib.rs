@@ -9,4 +9,5 @@ pub mod config;
 pub mod daemon;
 pub mod enforce;
 pub mod filter;
+pub mod logging;
 pub mod source;

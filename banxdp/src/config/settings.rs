@@ -31,6 +31,11 @@ pub struct DaemonSettings {
     pub socket: PathBuf,
     pub database: PathBuf,
     pub dbpurgeage: String,
+    /// A group whose members may use the control socket besides root; empty: root only.
+    pub socket_group: String,
+    /// Where the daemon's own log lines go: `stderr` (systemd's journal takes them), or a
+    /// file they are appended to (what a `recidive` jail reads).
+    pub logtarget: String,
 }
 
 impl Default for DaemonSettings {
@@ -40,6 +45,8 @@ impl Default for DaemonSettings {
             socket: PathBuf::from("/run/banxdp/banxdp.sock"),
             database: PathBuf::from("/var/lib/banxdp/banxdp.sqlite3"),
             dbpurgeage: "1d".into(),
+            socket_group: String::new(),
+            logtarget: "stderr".into(),
         }
     }
 }

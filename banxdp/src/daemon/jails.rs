@@ -1,0 +1,474 @@
+//! The running jails: for each, its filter's scanner and its state machine, and which of the
+//! log sources' follow specs feed it. Lines in, ban decisions out; the daemon enforces them.
+//!
+//! Building a jail gathers the facts its parameters need from the machine (the text of
+//! /etc/services, the local addresses for `ignoreself`, DNS answers for `ignoreip` names):
+//! the one place here that does I/O besides `ignorecommand`. A jail that cannot be built is
+//! reported with its reason and left out; the others run.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, ToSocketAddrs as _},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ipnet::IpNet;
+
+use super::{Bans, DaemonError};
+use crate::{
+    config::jails::{Bantime, JailConfig},
+    enforce::{Enforcer, JailScope},
+    filter::{
+        FilterSpec, Scanner,
+        date::{Clock, Zone},
+    },
+    jail::{self, Decision, Env, Jail, JailParams, Services, Verdict},
+    source::{
+        Encoding,
+        follow::{Batch, FollowSpec, Follower, Position},
+    },
+    store::{LogPosition, Store},
+};
+
+/// How long `ignorecommand` may run before the failure counts anyway.
+const IGNORECOMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One jail at work.
+pub struct JailRun {
+    pub config: JailConfig,
+    scanner: Scanner,
+    pub state: Jail,
+    zone: Zone,
+    /// The follow specs (indices into [`Jails::follow_specs`]) that feed it.
+    specs: Vec<usize>,
+}
+
+impl JailRun {
+    #[must_use]
+    pub fn currently_failed(&self) -> u64 {
+        self.state.currently_failed() as u64
+    }
+
+    #[must_use]
+    pub fn total_failed(&self) -> u64 {
+        self.state.total_failed()
+    }
+
+    /// The files among `followed` that this jail's `logpath` names.
+    #[must_use]
+    pub fn files(&self, followed: &[PathBuf]) -> Vec<String> {
+        let patterns: Vec<glob::Pattern> = self
+            .config
+            .logpaths
+            .iter()
+            .filter_map(|l| glob::Pattern::new(&FollowSpec::from_logpath(l, Encoding::Auto, false).pattern).ok())
+            .collect();
+        followed
+            .iter()
+            .filter(|f| patterns.iter().any(|p| p.matches_path(f)))
+            .map(|f| f.display().to_string())
+            .collect()
+    }
+}
+
+/// Every running jail, in configuration order.
+pub struct Jails {
+    runs: Vec<JailRun>,
+    specs: Vec<FollowSpec>,
+    /// Follow spec index → jail index.
+    owner: Vec<usize>,
+}
+
+/// The filter a jail's configuration describes.
+fn filter_spec(c: &JailConfig) -> FilterSpec {
+    FilterSpec {
+        prefregex: c.prefregex.clone().filter(|p| !p.is_empty()),
+        failregex: c.failregex.clone(),
+        ignoreregex: c.ignoreregex.clone(),
+        usedns: c.usedns.clone(),
+        maxlines: usize::try_from(c.maxlines).unwrap_or(1).max(1),
+        datepattern: c.datepattern.clone().filter(|p| !p.trim().is_empty()),
+    }
+}
+
+/// `logtimezone`: `UTC`, `UTC+0200`, `-0130`; anything else (or none) is local time.
+fn zone(c: &JailConfig) -> Zone {
+    let Some(text) = c.logtimezone.as_deref().map(str::trim) else {
+        return Zone::Local;
+    };
+    let offset = text.strip_prefix("UTC").or_else(|| text.strip_prefix("GMT")).unwrap_or(text);
+    if offset.is_empty() {
+        return Zone::Offset(0);
+    }
+    let (sign, digits) = match offset.as_bytes().first() {
+        Some(b'+') => (1, &offset[1..]),
+        Some(b'-') => (-1, &offset[1..]),
+        _ => return Zone::Local,
+    };
+    match (digits.len(), digits.parse::<i32>()) {
+        (4, Ok(hhmm)) => Zone::Offset(sign * (hhmm / 100 * 60 + hhmm % 100)),
+        _ => Zone::Local,
+    }
+}
+
+/// The machine's own addresses (`ignoreself`).
+fn local_addresses() -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs releases; every
+    // node's `ifa_addr` is checked for null and read according to its family.
+    unsafe {
+        if libc::getifaddrs(&raw mut list) != 0 {
+            return found;
+        }
+        let mut node = list;
+        while !node.is_null() {
+            let addr = (*node).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*addr.cast::<libc::sockaddr_in>();
+                        found.push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*addr.cast::<libc::sockaddr_in6>();
+                        found.push(IpAddr::from(v6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            node = (*node).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// A host name's addresses, through the system's resolver (empty when it has none).
+fn resolve(name: &str) -> Vec<IpAddr> {
+    let mut found: Vec<IpAddr> = (name, 0)
+        .to_socket_addrs()
+        .map(|addrs| addrs.map(|a| a.ip()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail), String> {
+    let params = JailParams::from_config(c, env).map_err(|e| e.to_string())?;
+    for name in &params.ignore.unresolved {
+        tracing::warn!("jail `{}`: ignoreip `{name}` resolves to no address", c.name);
+    }
+    let scanner = Scanner::new(&filter_spec(c), year)
+        .map_err(|e| format!("jail `{}`: filter: {:#}", c.name, anyhow::Error::from(e)))?;
+    Ok((scanner, Jail::new(params)))
+}
+
+impl Jails {
+    /// Builds every jail of `configs` that can run, with the ban history of `store`.
+    pub fn build(configs: &[JailConfig], store: &Store) -> Result<Self, DaemonError> {
+        let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
+        let local = local_addresses();
+        let env = Env {
+            services: &services,
+            local_addrs: &local,
+            resolve: &resolve,
+            seed: u64::try_from(super::unix_now()).unwrap_or(1),
+            limits: jail::Limits::default(),
+        };
+        let now = super::unix_now();
+        let year = crate::filter::report::iso8601(now)[..4].parse().unwrap_or(2026);
+        let mut jails = Self {
+            runs: Vec::new(),
+            specs: Vec::new(),
+            owner: Vec::new(),
+        };
+        for c in configs {
+            if c.backend.trim().starts_with("systemd") {
+                tracing::error!(
+                    "jail `{}`: backend `{}` (the journal) is not supported by this build yet; the jail is disabled",
+                    c.name,
+                    c.backend
+                );
+                continue;
+            }
+            match build_one(c, &env, year) {
+                Ok((scanner, mut state)) => {
+                    let history = store.last_bans(Some(&c.name))?;
+                    for (target, last) in history {
+                        state.restore(target, last.count, last.start, last.active(now));
+                    }
+                    jails.push(c.clone(), scanner, state);
+                }
+                Err(message) => tracing::error!("{message}; the jail is disabled"),
+            }
+        }
+        Ok(jails)
+    }
+
+    fn push(&mut self, config: JailConfig, scanner: Scanner, state: Jail) {
+        let index = self.runs.len();
+        let polling = config.backend.trim() == "polling";
+        let encoding = Encoding::parse(config.logencoding.as_deref().unwrap_or("auto"))
+            .unwrap_or(Encoding::Auto);
+        let mut specs = Vec::new();
+        for logpath in &config.logpaths {
+            specs.push(self.specs.len());
+            self.specs.push(FollowSpec::from_logpath(logpath, encoding, polling));
+            self.owner.push(index);
+        }
+        if specs.is_empty() {
+            tracing::warn!("jail `{}`: no logpath; it bans only through `banxdp ban`", config.name);
+        }
+        let zone = zone(&config);
+        self.runs.push(JailRun {
+            config,
+            scanner,
+            state,
+            zone,
+            specs,
+        });
+    }
+
+    /// Declares every jail to the enforcer, and the union of their `ignoreip` as its allow
+    /// list; a jail the enforcer refuses is reported and left out.
+    pub fn declare(&mut self, enforcer: &mut (dyn Enforcer + Send)) {
+        let mut refused = Vec::new();
+        for run in &self.runs {
+            let scope = JailScope {
+                name: run.config.name.clone(),
+                ports: run.state.params().ports.clone(),
+                shadow: false,
+            };
+            if let Err(e) = enforcer.add_jail(&scope) {
+                tracing::error!("jail `{}`: {:#}; the jail is disabled", run.config.name, anyhow::Error::from(e));
+                refused.push(run.config.name.clone());
+            }
+        }
+        if !refused.is_empty() {
+            let keep: Vec<JailRun> = std::mem::take(&mut self.runs)
+                .into_iter()
+                .filter(|r| !refused.contains(&r.config.name))
+                .collect();
+            self.rebuild_specs(keep);
+        }
+        let mut allowed: Vec<IpNet> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.state.params().ignore.allowed_nets())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        if let Err(e) = enforcer.set_allowed(&allowed) {
+            tracing::error!("allow list (ignoreip): {:#}", anyhow::Error::from(e));
+        }
+    }
+
+    fn rebuild_specs(&mut self, runs: Vec<JailRun>) {
+        self.specs.clear();
+        self.owner.clear();
+        for run in runs {
+            let JailRun { config, scanner, state, .. } = run;
+            self.push(config, scanner, state);
+        }
+    }
+
+    /// What the log sources must follow.
+    #[must_use]
+    pub fn follow_specs(&self) -> Vec<FollowSpec> {
+        self.specs.clone()
+    }
+
+    /// Where each file was left, from the store.
+    pub fn positions(&self, store: &Store) -> Result<HashMap<PathBuf, Position>, DaemonError> {
+        let mut found = HashMap::new();
+        for (path, position) in store.log_positions()? {
+            found.insert(
+                path,
+                Position {
+                    offset: position.offset,
+                    first_line_hash: position.first_line_hash,
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    /// The names of the running jails, in order.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        self.runs.iter().map(|r| r.config.name.clone()).collect()
+    }
+
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&JailRun> {
+        self.runs.iter().find(|r| r.config.name == name)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut JailRun> {
+        self.runs.iter_mut().find(|r| r.config.name == name)
+    }
+
+    /// Reads a batch of lines through every jail that follows its file; returns the bans
+    /// decided, with their jail's name.
+    pub fn lines(&mut self, batch: &Batch, now: i64) -> Vec<(String, Decision)> {
+        let mut jails: Vec<usize> = batch.specs.iter().filter_map(|s| self.owner.get(*s).copied()).collect();
+        jails.sort_unstable();
+        jails.dedup();
+        let mut decided = Vec::new();
+        for index in jails {
+            let run = &mut self.runs[index];
+            let clock = Clock { now, zone: run.zone };
+            for line in &batch.lines {
+                let scanned = run.scanner.line(line, &clock, false);
+                let time = scanned.time.unwrap_or(now);
+                for failure in &scanned.checked.failures {
+                    if failure.nofail {
+                        continue;
+                    }
+                    let Some(host) = &failure.host else { continue };
+                    let targets = jail::targets(host, run.state.params().usedns, &resolve);
+                    if targets.warn {
+                        tracing::warn!("[{}] host name resolved (usedns = warn): {line}", run.config.name);
+                    }
+                    for target in targets.nets {
+                        if let Some(decision) = run.state.failure(target, time, line, now) {
+                            decided.push((run.config.name.clone(), decision));
+                        }
+                    }
+                }
+            }
+        }
+        decided
+    }
+
+    /// Runs the jail's `ignorecommand` on a decided ban; true when it spares the target.
+    pub fn spared_by_command(&mut self, name: &str, target: IpNet) -> bool {
+        let Some(run) = self.get_mut(name) else { return false };
+        let Some(command) = run.state.params().ignorecommand.clone() else {
+            return false;
+        };
+        match command.check(target.addr(), IGNORECOMMAND_TIMEOUT) {
+            Ok(Verdict::Ignore) => {
+                run.state.spared(target);
+                tracing::info!("[{name}] Ignore {} by command", crate::control::proto::target_text(&target));
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!("[{name}] ignorecommand: {e}; the ban stands");
+                false
+            }
+        }
+    }
+
+    /// A manual ban in `name`; `None` when no such jail runs.
+    pub fn manual_ban(&mut self, name: &str, target: IpNet, duration: Option<i64>, now: i64) -> Option<Decision> {
+        let run = self.get_mut(name)?;
+        let duration = duration.map(|d| if d < 0 { Bantime::Permanent } else { Bantime::Seconds(d) });
+        Some(run.state.manual_ban(target, duration, now))
+    }
+
+    /// `name`'s ban of `target` ended.
+    pub fn unbanned(&mut self, name: &str, target: IpNet) {
+        if let Some(run) = self.get_mut(name) {
+            run.state.unbanned(target);
+        }
+    }
+
+    /// Replaces the jails with `configs` (all of them, or only `only`), keeping every active
+    /// ban of a jail that remains; bans of jails that are gone are lifted.
+    pub fn reload(&mut self, configs: Vec<JailConfig>, only: Option<&str>, bans: &mut Bans) -> Result<String, String> {
+        let now = super::unix_now();
+        let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
+        let local = local_addresses();
+        let env = Env {
+            services: &services,
+            local_addrs: &local,
+            resolve: &resolve,
+            seed: u64::try_from(now).unwrap_or(1),
+            limits: jail::Limits::default(),
+        };
+        let year = crate::filter::report::iso8601(now)[..4].parse().unwrap_or(2026);
+        if let Some(name) = only && !configs.iter().any(|c| c.name == name) {
+            return Err(format!("no jail `{name}` in the configuration"));
+        }
+        let old: Vec<JailRun> = std::mem::take(&mut self.runs);
+        let mut kept = Vec::new();
+        let mut rebuilt = Vec::new();
+        for run in old {
+            let replaced = only.is_none_or(|n| n == run.config.name);
+            let new = configs.iter().find(|c| c.name == run.config.name);
+            match (replaced, new) {
+                (false, _) => kept.push(run),
+                (true, Some(c)) => match build_one(c, &env, year) {
+                    Ok((scanner, mut state)) => {
+                        for target in bans.of_jail(&c.name) {
+                            let start = bans.held(&c.name, target).map_or(now, |h| h.start);
+                            let count = bans.held(&c.name, target).map_or(1, |h| h.ban_count);
+                            state.restore(target, count, start, true);
+                        }
+                        rebuilt.push(c.name.clone());
+                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c), specs: Vec::new() });
+                    }
+                    Err(message) => {
+                        tracing::error!("{message}; keeping the running jail as it was");
+                        kept.push(run);
+                    }
+                },
+                (true, None) => {
+                    for target in bans.of_jail(&run.config.name) {
+                        let _ = bans.lift(&run.config.name, target, now);
+                    }
+                    let _ = bans.enforcer_mut().remove_jail(&run.config.name);
+                    tracing::info!("jail `{}` is gone from the configuration: stopped", run.config.name);
+                }
+            }
+        }
+        if only.is_none() {
+            for c in configs.iter().filter(|c| !kept.iter().any(|r| r.config.name == c.name)) {
+                match build_one(c, &env, year) {
+                    Ok((scanner, state)) => {
+                        rebuilt.push(c.name.clone());
+                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c), specs: Vec::new() });
+                    }
+                    Err(message) => tracing::error!("{message}; the jail is disabled"),
+                }
+            }
+        }
+        self.rebuild_specs(kept);
+        self.declare(bans.enforcer_mut());
+        Ok(format!("{} jail(s) read again: {}", rebuilt.len(), rebuilt.join(", ")))
+    }
+
+    /// The positions the follower reached, so that a new follower resumes there.
+    #[must_use]
+    pub fn live_positions(&self, follower: &Follower) -> HashMap<PathBuf, Position> {
+        follower.positions()
+    }
+
+    /// The jails that read `path`.
+    #[must_use]
+    pub fn readers(&self, specs: &[usize]) -> Vec<&str> {
+        let mut names: Vec<&str> = specs
+            .iter()
+            .filter_map(|s| self.owner.get(*s))
+            .map(|i| self.runs[*i].config.name.as_str())
+            .collect();
+        names.dedup();
+        names
+    }
+}
+
+/// The store's form of a follower's position.
+#[must_use]
+pub fn log_position(position: &Position) -> LogPosition {
+    LogPosition {
+        first_line_hash: position.first_line_hash.clone(),
+        offset: position.offset,
+    }
+}

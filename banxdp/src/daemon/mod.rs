@@ -1,0 +1,272 @@
+//! `banxdp run`: the one place that owns tokio tasks and wires the parts together.
+//!
+//! Lines come from the log sources (`source::follow`), go through each jail's scanner and
+//! state machine (`daemon::jails` over `filter` and `jail`), and the decisions go to the ban
+//! manager (`daemon::bans`), which enforces them at once and hands them to the store's
+//! group-commit writer. The control socket's calls (`control::server`) are answered by the
+//! same loop, so all state lives in one task and needs no lock. The loop sleeps until the
+//! next line, call, signal or ban expiry.
+//!
+//! Start-up order matters: the control socket is bound first (so a second daemon refuses to
+//! start before it touches anything), then the store is opened, the jails built, the XDP
+//! program loaded or taken over, the store and the pinned maps reconciled both ways, and only
+//! then are logs read.
+
+mod bans;
+mod jails;
+mod requests;
+pub mod xdp;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    config::{Settings, duration::parse_seconds, jails::JailConfig},
+    control::server::{self, Call},
+    enforce::Enforcer,
+    source::follow::{Batch, Follower},
+    store::{self, Store, Writer, WriterOptions},
+};
+
+pub use bans::Bans;
+pub use jails::Jails;
+pub use xdp::{up_interfaces, xdp_plan};
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("xdp")]
+    Xdp(#[from] crate::enforce::xdp::XdpError),
+    #[error("enforcing")]
+    Enforce(#[from] crate::enforce::Error),
+    #[error("cannot list network interfaces in `{}`", path.display())]
+    Interfaces {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no interface to attach to: none is up apart from loopback; name one in `xdp.interfaces`"
+    )]
+    NoInterface,
+    #[error("`xdp.enabled` is false and no other backend exists yet; nothing would enforce bans")]
+    NothingToRun,
+    #[error("control socket")]
+    Control(#[from] server::ServerError),
+    #[error("ban store")]
+    Store(#[from] store::StoreError),
+    #[error("log sources")]
+    Source(#[from] crate::source::SourceError),
+    #[error("cannot start the event loop")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What `banxdp run` was given.
+pub struct Options {
+    pub settings: Settings,
+    /// The jails read from the configuration, each checked (`JailConfig::resolve`).
+    pub jails: Vec<JailConfig>,
+    /// Reads the jails again for `reload` (the configuration directory chosen at start).
+    pub reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+    pub xdp_object: Option<PathBuf>,
+}
+
+/// Seconds since the Unix epoch, now.
+#[must_use]
+pub fn unix_now() -> i64 {
+    store::unix_seconds(SystemTime::now())
+}
+
+/// Runs the daemon until SIGINT, SIGTERM or `banxdp stop`.
+pub fn main(options: Options) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(run(options))
+}
+
+/// How the loop ended.
+enum End {
+    Signal(&'static str),
+    Stop { detach: bool },
+}
+
+async fn run(options: Options) -> Result<(), DaemonError> {
+    let Options {
+        settings,
+        jails: configs,
+        reread,
+        xdp_object,
+    } = options;
+    let listener = server::bind(&settings.daemon.socket, settings.daemon.socket_group()).await?;
+    tracing::info!("control socket: {}", settings.daemon.socket.display());
+
+    let store = Store::open(&settings.daemon.database)?;
+    let now = unix_now();
+    let purge_age = parse_seconds(&settings.daemon.dbpurgeage).unwrap_or(86_400);
+    let purged = store.purge(now - purge_age)?;
+    if purged > 0 {
+        tracing::info!("store: purged {purged} ban(s) older than {}", settings.daemon.dbpurgeage);
+    }
+    let stored = store.active_bans(now)?;
+
+    let mut jails = Jails::build(&configs, &store)?;
+    let enforcer = load_enforcer(&settings, xdp_object)?;
+    let mut bans = Bans::new(enforcer, None);
+    jails.declare(bans.enforcer_mut());
+    let mapped = bans.active()?;
+    let plan = store::reconcile(&stored, &mapped, now);
+    let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
+    bans.restore(&plan.reapply)?;
+    for record in plan.adopt {
+        writer.add_ban(record.clone());
+        bans.restore(std::slice::from_ref(&record))?;
+    }
+    bans.set_store(writer);
+    tracing::info!(
+        "enforcing {} ban(s){}",
+        bans.len(),
+        if mapped.is_empty() {
+            ""
+        } else {
+            " taken over from pinned maps"
+        }
+    );
+
+    let positions = jails.positions(&store)?;
+    drop(store);
+    let follower = Follower::new(jails.follow_specs(), positions)?;
+    let (calls, call_rx) = mpsc::channel(64);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(listener, calls, async move {
+        let _ = server_stopped.await;
+    }));
+    let mut state = State {
+        settings,
+        jails,
+        bans,
+        follower,
+        reread,
+    };
+    let end = state.serve(call_rx).await;
+    let _ = stop_server.send(());
+    let _ = server.await;
+    state.finish(end)
+}
+
+fn load_enforcer(
+    settings: &Settings,
+    object: Option<PathBuf>,
+) -> Result<Box<dyn Enforcer + Send>, DaemonError> {
+    if !settings.xdp.enabled {
+        return Err(DaemonError::NothingToRun);
+    }
+    let plan = xdp_plan(settings, object)?;
+    let enforcer = crate::enforce::xdp::XdpEnforcer::load(&plan)?;
+    for a in enforcer.attachments() {
+        let how = if a.adopted { "took over" } else { "attached" };
+        let why = a
+            .fallback
+            .as_ref()
+            .map(|reason| format!(" (native: {reason})"))
+            .unwrap_or_default();
+        tracing::info!("{how} `{}` in {} mode{why}", a.interface, a.mode.as_str());
+    }
+    Ok(Box::new(enforcer))
+}
+
+/// Everything the loop owns.
+struct State {
+    settings: Settings,
+    jails: Jails,
+    bans: Bans,
+    follower: Follower,
+    reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+}
+
+impl State {
+    /// The event loop: lines, calls, expiries and signals, one at a time.
+    async fn serve(&mut self, mut calls: mpsc::Receiver<Call>) -> End {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        loop {
+            let sleep = self.bans.next_deadline().map_or(Duration::from_secs(3600), |at| {
+                Duration::from_secs(u64::try_from(at - unix_now()).unwrap_or(0))
+            });
+            tokio::select! {
+                _ = term.recv() => return End::Signal("SIGTERM"),
+                _ = int.recv() => return End::Signal("SIGINT"),
+                _ = hup.recv() => self.reload(None),
+                batch = self.follower.next() => self.lines(&batch),
+                Some(call) = calls.recv() => {
+                    if let Some(end) = self.call(call).await {
+                        return end;
+                    }
+                }
+                () = tokio::time::sleep(sleep) => self.expire(),
+            }
+        }
+    }
+
+    /// A batch of lines from one file: through its jails, then the bans they decided, then
+    /// the file's new position to the store.
+    fn lines(&mut self, batch: &Batch) {
+        let now = unix_now();
+        for (jail, decision) in self.jails.lines(batch, now) {
+            if self.jails.spared_by_command(&jail, decision.target) {
+                continue;
+            }
+            if let Err(error) = self.place(&jail, decision) {
+                tracing::error!("[{jail}] cannot ban: {:#}", anyhow::Error::from(error));
+            }
+        }
+        if let Some(store) = self.bans.store() {
+            let position = jails::log_position(&batch.position);
+            for jail in self.jails.readers(&batch.specs) {
+                store.set_log_position(jail, &batch.path, position.clone());
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        match self.bans.expire(unix_now()) {
+            Ok(due) => {
+                for (jail, target) in due {
+                    self.jails.unbanned(&jail, target);
+                    tracing::info!(target: crate::logging::ACTIONS, "[{jail}] Unban {}", requests::target_text(target));
+                }
+            }
+            Err(error) => tracing::error!("lifting expired bans: {:#}", anyhow::Error::from(error)),
+        }
+    }
+
+    fn finish(self, end: End) -> Result<(), DaemonError> {
+        let detach = match end {
+            End::Signal(name) => {
+                tracing::info!("{name}: stopping");
+                self.settings.xdp.detach_on_exit
+            }
+            End::Stop { detach } => detach || self.settings.xdp.detach_on_exit,
+        };
+        let (enforcer, writer) = self.bans.into_parts();
+        if let Some(writer) = writer {
+            writer.close()?;
+        }
+        if detach {
+            tracing::info!("stopping: detaching and removing pins");
+            enforcer.detach()?;
+        } else {
+            tracing::info!("stopping: pinned XDP state keeps enforcing until the next start");
+        }
+        Ok(())
+    }
+}
+

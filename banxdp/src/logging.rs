@@ -1,0 +1,156 @@
+//! banxdp's own log: `tracing` events written one per line in the layout fail2ban's
+//! `recidive` filter reads, `2026-12-05 09:58:12,123 banxdp[4242]: NOTICE [sshd] Ban
+//! 192.0.2.7`: local time with milliseconds, the program and its pid as syslog writes them,
+//! the level, the message. Bans and unbans are events of the target [`ACTIONS`] and are
+//! written at fail2ban's `NOTICE` level, so that an existing `recidive` jail (fail2ban's or
+//! banxdp's) pointed at this log counts them. aya's `log` records arrive through
+//! tracing-subscriber's `log` bridge.
+
+use std::{
+    fmt,
+    fs::OpenOptions,
+    io::IsTerminal as _,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::{
+    EnvFilter,
+    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    registry::LookupSpan,
+};
+
+/// The target of ban and unban events, written at `NOTICE`.
+pub const ACTIONS: &str = "banxdp::actions";
+
+/// The line layout (see the module's text).
+struct Layout {
+    pid: u32,
+}
+
+/// `2026-12-05 09:58:12,123` in local time.
+fn local_time() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = libc::time_t::try_from(now.as_secs()).unwrap_or(0);
+    // SAFETY: localtime_r writes into the zeroed `tm` we own; `secs` outlives the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&raw const secs, &raw mut tm).is_null() {
+            return format!("@{secs}");
+        }
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_millis()
+    )
+}
+
+/// fail2ban's name of a level (`WARNING`, `NOTICE` for ban events).
+fn level_name(level: Level, target: &str) -> &'static str {
+    match level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARNING",
+        Level::INFO if target == ACTIONS => "NOTICE",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Layout
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        write!(
+            writer,
+            "{} banxdp[{}]: {:<7} ",
+            local_time(),
+            self.pid,
+            level_name(*meta.level(), meta.target())
+        )?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Sends banxdp's log to standard error, or appends it to `file`; `RUST_LOG` filters it
+/// (default `info`). Does nothing when a subscriber is already set (tests calling `main`
+/// twice).
+pub fn init(file: Option<&Path>) -> std::io::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let layout = Layout {
+        pid: std::process::id(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(layout);
+    let result = match file {
+        Some(path) => {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = Arc::new(Mutex::new(file));
+            builder
+                .with_ansi(false)
+                .with_writer(move || MutexWriter(Arc::clone(&file)))
+                .try_init()
+        }
+        None => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
+    // An error means a subscriber is set already: keep it.
+    drop(result);
+    Ok(())
+}
+
+/// A shared log file, written a whole line at a time.
+struct MutexWriter(Arc<Mutex<std::fs::File>>);
+
+impl std::io::Write for MutexWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut file = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ban_events_are_notices_and_warnings_are_spelled_as_fail2ban_does() {
+        assert_eq!(level_name(Level::INFO, ACTIONS), "NOTICE");
+        assert_eq!(level_name(Level::INFO, "banxdp::daemon"), "INFO");
+        assert_eq!(level_name(Level::WARN, ACTIONS), "WARNING");
+    }
+
+    #[test]
+    fn local_time_has_milliseconds_after_a_comma() {
+        let time = local_time();
+        assert_eq!(time.len(), 23, "{time}");
+        assert_eq!(&time[19..20], ",");
+    }
+}

@@ -1,0 +1,148 @@
+//! `banxdp run` end to end (needs root): failure lines appended to a log become an XDP ban
+//! at `maxretry`, the attacker's packets are dropped while another source passes, the ban
+//! ends after `bantime`; the CLI drives the running daemon; bans survive `kill -9` and a
+//! restart. Each test has its own namespaces, temp configuration and pins.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use banxdp_tests::{
+    Topology,
+    daemon::{Daemon, Setup},
+    privileged,
+};
+
+const N: usize = 20;
+const ATTACKER: &str = "198.51.100.66";
+const BYSTANDER: &str = "198.51.100.67";
+
+/// A jail of our own: one failregex, the log in the test's temp dir.
+fn setup(bantime: &str) -> Setup {
+    let setup = Setup::new("", "");
+    std::fs::write(
+        setup.path("jail.conf"),
+        format!(
+            "[DEFAULT]\nbanaction = iptables-allports\n\n[web]\nenabled = true\nfilter = web\n\
+             logpath = {}\nmaxretry = 3\nfindtime = 600\nbantime = {bantime}\n",
+            setup.path("app.log").display()
+        ),
+    )
+    .unwrap();
+    setup.filter(
+        "web",
+        "[Definition]\nfailregex = ^ login failed for \\S+ from <HOST>$\n",
+    );
+    setup.append("app.log", &[format!("{} service started", now_iso())]);
+    setup
+}
+
+fn now_iso() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    banxdp::filter::report::iso8601(i64::try_from(secs).unwrap())
+}
+
+fn failures(source: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("{} login failed for user{i} from {source}", now_iso()))
+        .collect()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Waits up to 10 s for `check` to hold.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[test]
+fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
+    if !privileged("failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("4");
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
+
+    // Two failures: under maxretry, nothing happens.
+    setup.append("app.log", &failures(ATTACKER, 2));
+    eventually("two failures counted", || {
+        text(&setup.client(&["status", "web"])).contains("Total failed:\t2")
+    });
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
+
+    // The third: banned, and only the attacker.
+    setup.append("app.log", &failures(ATTACKER, 1));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+    let status = text(&setup.client(&["status", "web"]));
+    assert!(status.contains("Currently banned:\t1"), "{status}");
+    assert!(status.contains(ATTACKER), "{status}");
+    assert!(status.contains(&setup.path("app.log").display().to_string()), "{status}");
+
+    // bantime = 4 s: the ban ends, and packets pass again.
+    daemon.wait_for_log(&format!("[web] Unban {ATTACKER}"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
+    assert!(daemon.stop(), "{}", daemon.log());
+}
+
+#[test]
+fn bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them() {
+    if !privileged("bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("1h");
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.append("app.log", &failures(ATTACKER, 3));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+
+    // A manual ban, acknowledged by the CLI: from then on it must survive anything.
+    let out = setup.client(&["ban", BYSTANDER, "--jail", "web", "--for", "1h"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7001, N), 0);
+
+    daemon.kill_9();
+    assert_eq!(topo.udp_delivered(ATTACKER, 7001, N), 0, "pinned maps keep dropping");
+
+    // The next start restores both from the store, reads no old line again, and the
+    // CLI lists them and lifts them.
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon2.log"));
+    daemon.wait_for_log("enforcing 2 ban(s)");
+    let list = text(&setup.client(&["list", "--json"]));
+    assert!(list.contains(ATTACKER) && list.contains(BYSTANDER), "{list}");
+    let status = text(&setup.client(&["status", "web"]));
+    assert!(status.contains("Total failed:\t0"), "old lines are not read again: {status}");
+    let out = setup.client(&["unban", "--all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7001, N), N);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7001, N), N);
+    assert!(daemon.stop(), "{}", daemon.log());
+}
+
+#[test]
+fn without_a_daemon_a_client_command_says_so_and_exits_1() {
+    let setup = Setup::new("", "");
+    let out = setup.client(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("no daemon"), "{said}");
+}
