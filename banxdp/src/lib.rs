@@ -10,3 +10,4 @@ pub mod daemon;
 pub mod enforce;
 pub mod filter;
 pub mod source;
+pub mod store;
