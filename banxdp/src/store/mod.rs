@@ -1,4 +1,4 @@
-//! The ban store: a SQLite file that remembers every ban (jail, address or network, start,
+//! The ban store: a `SQLite` file that remembers every ban (jail, address or network, start,
 //! duration, ban count, failures, matched lines) and every log file's position, so that a
 //! restart re-applies what is still banned, knows how often a target was banned before
 //! (`bantime.increment`), and resumes each log where it stopped.
@@ -21,7 +21,7 @@
 //! - `kill -9` (or a crash) at any moment loses no ban that reached the map or that
 //!   [`Writer::sync`] acknowledged: a committed ban is in the file; one still in the writer's
 //!   queue is in the pinned maps, which keep enforcing, and the next start adopts it into the
-//!   store ([`reconcile`]). The file is never left half-written (SQLite's WAL).
+//!   store ([`reconcile`]). The file is never left half-written (`SQLite`'s WAL).
 //! - A power loss or kernel crash loses the maps and what had not been committed: the bans of
 //!   the last group-commit window (at most `interval`, 200 ms by default, plus the time of
 //!   one commit). A ban acknowledged by [`Writer::sync`] (the CLI's `ban`) is never lost. The

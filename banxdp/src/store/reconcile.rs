@@ -166,9 +166,8 @@ mod tests {
     }
 
     #[test]
-    fn both_sides_are_brought_together() {
-        #[expect(clippy::type_complexity, reason = "a test table")]
-        let cases: Vec<(&str, Vec<BanRecord>, Vec<ActiveBan>, Vec<Ban>, Vec<Ban>)> = vec![
+    fn one_jail_per_target() {
+        check(vec![
             ("nothing anywhere", vec![], vec![], vec![], vec![]),
             (
                 "the same ban on both sides",
@@ -237,6 +236,12 @@ mod tests {
                 vec![],
                 vec![want("sshd", "192.0.2.1", None)],
             ),
+        ]);
+    }
+
+    #[test]
+    fn several_jails_per_target_and_target_forms() {
+        check(vec![
             (
                 "the map's end is later (a longer ban never reached the store): adopted",
                 vec![rec("sshd", "192.0.2.1", Some(600))],
@@ -294,7 +299,19 @@ mod tests {
                 vec![],
                 vec![],
             ),
-        ];
+        ]);
+    }
+
+    /// A case: name, the store's bans, the maps' entries, what to adopt, what to re-apply.
+    type Case = (
+        &'static str,
+        Vec<BanRecord>,
+        Vec<ActiveBan>,
+        Vec<Ban>,
+        Vec<Ban>,
+    );
+
+    fn check(cases: Vec<Case>) {
         for (name, stored, mapped, adopt, reapply) in cases {
             let got = reconcile(&stored, &mapped, NOW);
             assert_eq!(got.adopt, adopt, "{name}: adopt");

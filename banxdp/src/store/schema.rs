@@ -17,7 +17,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::StoreError;
 
-/// `PRAGMA application_id` of a banxdp store: "bxdp" in ASCII. A SQLite file with another
+/// `PRAGMA application_id` of a banxdp store: "bxdp" in ASCII. A `SQLite` file with another
 /// non-zero id, or with tables but no id, belongs to another program.
 pub const APPLICATION_ID: i32 = 0x6278_6470;
 
@@ -97,7 +97,7 @@ pub fn open(path: &Path, role: Role) -> Result<Connection, StoreError> {
 }
 
 /// Creates the parent directory (0700) and the file (0600) if they are missing, so that
-/// SQLite never creates them with the process's umask. Existing ones are left as they are.
+/// `SQLite` never creates them with the process's umask. Existing ones are left as they are.
 fn create_file(path: &Path) -> Result<(), StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
@@ -175,7 +175,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     tx.commit().map_err(sqlite("cannot commit the schema"))
 }
 
-/// Whether a SQLite error says the file is not a database (or is damaged).
+/// Whether a `SQLite` error says the file is not a database (or is damaged).
 pub fn is_not_a_database(error: &rusqlite::Error) -> bool {
     matches!(
         error.sqlite_error_code(),
