@@ -52,7 +52,7 @@ use crate::enforce::{Ban, Expiry, parse_target};
 
 pub use reconcile::{EXPIRY_TOLERANCE, Reconciliation, reconcile};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use writer::{Writer, WriterOptions};
+pub use writer::{Writer, WriterOptions, WriterStats};
 
 /// One ban as the store remembers it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -88,6 +88,10 @@ fn many_bans_then_one_sync_are_all_there() {
         w.add_ban(record("sshd", &target, NOW, Some(600), 1));
     }
     w.sync().unwrap();
+    let stats = w.stats();
+    assert_eq!((stats.sent, stats.written, stats.failed), (5000, 5000, 0));
+    // Grouped: one commit at once for the first ban, then one per interval (200 ms).
+    assert!(stats.commits <= 5, "{stats:?}");
     let store = Store::open(&path).unwrap();
     assert_eq!(store.active_bans(NOW).unwrap().len(), 5000);
     assert_eq!(store.totals().unwrap(), vec![("sshd".to_string(), 5000)]);
@@ -406,6 +410,26 @@ fn a_failed_write_is_reported_by_the_next_sync_only() {
     // The ban in the same group went in; the next sync has nothing to report.
     assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
     w.sync().unwrap();
+    w.close().unwrap();
+}
+
+#[tokio::test]
+async fn async_callers_wait_for_the_commit_and_hear_of_a_failure() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    w.synced().await.unwrap();
+    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
+    store.conn.execute_batch("DROP TABLE logs").unwrap();
+    let position = LogPosition {
+        first_line_hash: vec![1],
+        offset: 1,
+    };
+    w.set_log_position("sshd", Path::new("/var/log/auth.log"), position);
+    // A failure is told once, to the first sync after it.
+    let (first, second) = tokio::join!(w.synced(), w.synced());
+    assert!(first.is_err() && second.is_ok(), "{first:?} {second:?}");
     w.close().unwrap();
 }
 

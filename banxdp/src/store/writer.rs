@@ -7,7 +7,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -56,7 +60,23 @@ enum Op {
         path: PathBuf,
         position: LogPosition,
     },
-    Sync(mpsc::SyncSender<Result<(), StoreError>>),
+    Sync(Reply),
+}
+
+/// Where the writer answers a sync: a blocked thread, or an async task.
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<(), StoreError>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Reply {
+    fn send(self, status: Result<(), StoreError>) {
+        // A caller that gave up waiting is no error.
+        let _ = match self {
+            Reply::Blocking(sender) => sender.send(status).ok(),
+            Reply::Async(sender) => sender.send(status).ok(),
+        };
+    }
 }
 
 /// The store's writing side: a handle to the thread that commits in groups.
@@ -64,6 +84,28 @@ pub struct Writer {
     sender: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
     path: PathBuf,
+    stats: Arc<Counters>,
+}
+
+/// What the writer has done so far (for metrics and logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Operations sent (bans, unbans, positions; syncs not counted).
+    pub sent: u64,
+    /// Operations written in a committed transaction.
+    pub written: u64,
+    /// Operations that failed (their errors were logged).
+    pub failed: u64,
+    /// Transactions committed.
+    pub commits: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    written: AtomicU64,
+    failed: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl Writer {
@@ -72,12 +114,14 @@ impl Writer {
     pub fn spawn(path: &Path, options: WriterOptions) -> Result<Writer, StoreError> {
         let conn = schema::open(path, schema::Role::Writer)?;
         let (sender, receiver) = mpsc::channel();
+        let stats = Arc::new(Counters::default());
         let mut worker = Worker {
             conn,
             path: path.to_path_buf(),
             options,
             failed: 0,
             last_error: None,
+            stats: Arc::clone(&stats),
         };
         let thread = std::thread::Builder::new()
             .name("banxdp-store".into())
@@ -90,10 +134,24 @@ impl Writer {
             sender: Some(sender),
             thread: Some(thread),
             path: path.to_path_buf(),
+            stats,
         })
     }
 
+    /// Counts of what the writer has done.
+    #[must_use]
+    pub fn stats(&self) -> WriterStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        WriterStats {
+            sent: load(&self.stats.sent),
+            written: load(&self.stats.written),
+            failed: load(&self.stats.failed),
+            commits: load(&self.stats.commits),
+        }
+    }
+
     fn send(&self, op: Op) {
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
         let sent = self.sender.as_ref().is_some_and(|s| s.send(op).is_ok());
         if !sent {
             tracing::error!(path = %self.path.display(), "ban store: the writer thread has stopped; a write is lost");
@@ -133,18 +191,34 @@ impl Writer {
     }
 
     /// Waits until everything sent before is committed and synced to disk. An error says
-    /// that some write since the previous `sync` failed (and was logged).
+    /// that some write since the previous sync failed (and was logged). Blocks the calling
+    /// thread: from async code, use [`Writer::synced`].
     pub fn sync(&self) -> Result<(), StoreError> {
-        let gone = || StoreError::WriterGone {
-            path: self.path.clone(),
-        };
         let (reply, answer) = mpsc::sync_channel(1);
+        self.send_sync(Reply::Blocking(reply))?;
+        answer.recv().map_err(|_| self.gone())?
+    }
+
+    /// [`Writer::sync`] for async callers (the control socket acknowledging a `ban`): the
+    /// task waits, the runtime's thread does not.
+    pub async fn synced(&self) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send_sync(Reply::Async(reply))?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    fn send_sync(&self, reply: Reply) -> Result<(), StoreError> {
         self.sender
             .as_ref()
-            .ok_or_else(gone)?
+            .ok_or_else(|| self.gone())?
             .send(Op::Sync(reply))
-            .map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
+            .map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> StoreError {
+        StoreError::WriterGone {
+            path: self.path.clone(),
+        }
     }
 
     /// Commits what is left and stops the thread.
@@ -179,6 +253,7 @@ struct Worker {
     /// Operations that failed since the last sync, and the latest error.
     failed: u64,
     last_error: Option<Arc<rusqlite::Error>>,
+    stats: Arc<Counters>,
 }
 
 impl Worker {
@@ -191,18 +266,22 @@ impl Worker {
             gather(receiver, &mut batch, due, self.options.max_batch);
             let replies = self.commit(batch);
             last_commit = Some(Instant::now());
-            for reply in replies {
-                // A caller that gave up waiting is no error.
-                let _ = reply.send(self.take_status());
+            if !replies.is_empty() {
+                let (failed, last_error) = self.take_failures();
+                for reply in replies {
+                    reply.send(self.status(failed, last_error.clone()));
+                }
             }
         }
-        self.take_status()
+        let (failed, last_error) = self.take_failures();
+        self.status(failed, last_error)
     }
 
     /// Applies `batch` in one transaction and commits it; returns the syncs to answer.
-    fn commit(&mut self, batch: Vec<Op>) -> Vec<mpsc::SyncSender<Result<(), StoreError>>> {
+    fn commit(&mut self, batch: Vec<Op>) -> Vec<Reply> {
         let mut replies = Vec::new();
         let mut writes = 0;
+        let mut failed = 0;
         let outcome = self.conn.transaction().and_then(|tx| {
             for op in batch {
                 match op {
@@ -211,7 +290,7 @@ impl Worker {
                         writes += 1;
                         if let Err(error) = apply(&tx, op, self.options.max_matches) {
                             tracing::error!(path = %self.path.display(), %error, "ban store: a write failed");
-                            self.failed += 1;
+                            failed += 1;
                             self.last_error = Some(Arc::new(error));
                         }
                     }
@@ -221,15 +300,30 @@ impl Worker {
         });
         if let Err(error) = outcome {
             tracing::error!(path = %self.path.display(), %error, writes, "ban store: a commit failed");
-            self.failed += writes;
+            failed = writes;
             self.last_error = Some(Arc::new(error));
+        } else {
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .written
+                .fetch_add(writes - failed, Ordering::Relaxed);
         }
+        self.failed += failed;
+        self.stats.failed.fetch_add(failed, Ordering::Relaxed);
         replies
     }
 
-    fn take_status(&mut self) -> Result<(), StoreError> {
-        let failed = std::mem::take(&mut self.failed);
-        match self.last_error.take() {
+    /// The failures since the last sync, forgotten here.
+    fn take_failures(&mut self) -> (u64, Option<Arc<rusqlite::Error>>) {
+        (std::mem::take(&mut self.failed), self.last_error.take())
+    }
+
+    fn status(
+        &self,
+        failed: u64,
+        last_error: Option<Arc<rusqlite::Error>>,
+    ) -> Result<(), StoreError> {
+        match last_error {
             Some(source) if failed > 0 => Err(StoreError::WriteFailed {
                 path: self.path.clone(),
                 failed,
