@@ -387,8 +387,9 @@ fn apply(tx: &Transaction<'_>, op: Op, max_matches: usize) -> rusqlite::Result<(
         }
         Op::UnbanAll { jail, now } => {
             tx.prepare_cached(
-                "UPDATE bans SET ended = ?2 WHERE ended IS NULL \
-                 AND (until IS NULL OR until > ?2) AND (?1 IS NULL OR jail = ?1)",
+                "UPDATE bans SET ended = ?2 WHERE (?1 IS NULL OR jail = ?1) AND id IN \
+                 (SELECT id FROM bans WHERE ended IS NULL AND until > ?2 \
+                  UNION ALL SELECT id FROM bans WHERE ended IS NULL AND until IS NULL)",
             )?
             .execute(params![jail, now])?;
         }
