@@ -11,3 +11,4 @@ pub mod enforce;
 pub mod filter;
 pub mod logging;
 pub mod source;
+pub mod store;

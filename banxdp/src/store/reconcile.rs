@@ -1,0 +1,321 @@
+//! Start-up reconciliation of the store with the pinned XDP maps, as a pure function: the
+//! maps kept enforcing while the daemon was down, and either side may know a ban the other
+//! lost. A ban found only in the maps reached the map but not the store (the daemon died
+//! within a group-commit window): it is adopted into the store. A ban found only in the store
+//! is re-applied to the maps (they were lost with a reboot, or a map entry was removed by
+//! hand). No I/O, no clock.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use super::{BanRecord, canonical, unix_seconds};
+use crate::enforce::{ActiveBan, Ban, Expiry};
+
+/// Seconds by which two ends of one ban may differ and still count as the same: the store
+/// keeps whole seconds, the maps keep nanoseconds of the boot clock.
+pub const EXPIRY_TOLERANCE: i64 = 2;
+
+/// What to do so that the store and the maps agree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    /// Bans to record in the store (with [`super::Store::adopted`] and
+    /// [`super::Writer::add_ban`]): the maps enforce them and the store does not know them,
+    /// or knows them with an earlier end.
+    pub adopt: Vec<Ban>,
+    /// Bans to apply to the maps (one `ban_many`): the store holds them and the maps do not,
+    /// or hold them with an earlier end.
+    pub reapply: Vec<Ban>,
+}
+
+/// An end in unix seconds, `None` for never.
+type End = Option<i64>;
+
+fn end_of(expiry: Expiry) -> End {
+    match expiry {
+        Expiry::Never => None,
+        Expiry::At(at) => Some(unix_seconds(at)),
+    }
+}
+
+/// Whether `a` ends later than `b` by more than [`EXPIRY_TOLERANCE`].
+fn outlasts(a: End, b: End) -> bool {
+    match (a, b) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b.saturating_add(EXPIRY_TOLERANCE),
+        (_, None) => false,
+    }
+}
+
+/// Compares the store's bans that hold at `now` (`stored`, as [`super::Store::active_bans`]
+/// gives them) with the maps' (`mapped`, as `Enforcer::active` gives them). Targets are
+/// compared in [`canonical`] form; map entries already expired are ignored (their removal is
+/// the enforcer's sweep). The result is sorted by jail, then target.
+///
+/// A map entry carries the latest end among its jails, so: a jail the store lacks is adopted
+/// with that end; a jail whose stored end is later than the map's is re-applied; and when the
+/// map's end outlasts every stored end of its jails, the map saw a later ban the store missed,
+/// adopted for the jail whose stored end is latest.
+#[must_use]
+pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconciliation {
+    let mut by_target: HashMap<IpNet, Vec<(&str, End)>> = HashMap::new();
+    for record in stored.iter().filter(|r| r.is_active(now)) {
+        by_target
+            .entry(canonical(record.target))
+            .or_default()
+            .push((&record.jail, record.until()));
+    }
+    let mut out = Reconciliation::default();
+    for entry in mapped {
+        let map_end = end_of(entry.expiry);
+        if map_end.is_some_and(|end| end <= now) {
+            continue;
+        }
+        let target = canonical(entry.target);
+        let known = by_target.remove(&target).unwrap_or_default();
+        compare(target, entry, map_end, &known, &mut out);
+    }
+    for (target, known) in by_target {
+        for (jail, end) in known {
+            out.reapply.push(ban(jail, target, end));
+        }
+    }
+    for list in [&mut out.adopt, &mut out.reapply] {
+        list.sort_by(|a, b| (&a.jail, a.target).cmp(&(&b.jail, b.target)));
+    }
+    out
+}
+
+/// One target present in the maps (unexpired) and in `known` stored bans (maybe none).
+fn compare(
+    target: IpNet,
+    entry: &ActiveBan,
+    map_end: End,
+    known: &[(&str, End)],
+    out: &mut Reconciliation,
+) {
+    let stored_end = |jail: &str| known.iter().find(|(j, _)| *j == jail).map(|(_, e)| *e);
+    let mut latest: Option<(&str, End)> = None;
+    for jail in &entry.jails {
+        match stored_end(jail) {
+            None => out.adopt.push(ban(jail, target, map_end)),
+            Some(end) => {
+                if latest.is_none_or(|(_, best)| outlasts(end, best)) {
+                    latest = Some((jail, end));
+                }
+            }
+        }
+    }
+    for &(jail, end) in known {
+        if !entry.jails.iter().any(|j| j == jail) || outlasts(end, map_end) {
+            out.reapply.push(ban(jail, target, end));
+        }
+    }
+    let all_known = entry.jails.iter().all(|j| stored_end(j).is_some());
+    if let (true, Some((jail, end))) = (all_known, latest) {
+        if outlasts(map_end, end) {
+            out.adopt.push(ban(jail, target, map_end));
+        }
+    }
+}
+
+fn ban(jail: &str, target: IpNet, end: End) -> Ban {
+    Ban {
+        jail: jail.to_string(),
+        target,
+        expiry: end.map_or(Expiry::Never, |e| Expiry::At(super::from_unix(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enforce::parse_target;
+
+    const NOW: i64 = 1_000_000;
+
+    /// A stored ban: jail, target, end relative to NOW (`None`: permanent).
+    fn rec(jail: &str, target: &str, end: Option<i64>) -> BanRecord {
+        BanRecord {
+            jail: jail.into(),
+            target: parse_target(target).unwrap(),
+            start: NOW - 100,
+            duration: end.map(|e| e + 100),
+            ban_count: 1,
+            failures: 5,
+            matches: vec![],
+        }
+    }
+
+    /// A map entry: target, jails, end relative to NOW.
+    fn map(target: &str, jails: &[&str], end: Option<i64>) -> ActiveBan {
+        ActiveBan {
+            target: parse_target(target).unwrap(),
+            jails: jails.iter().map(|j| (*j).to_string()).collect(),
+            expiry: end.map_or(Expiry::Never, |e| {
+                Expiry::At(super::super::from_unix(NOW + e))
+            }),
+            drops: None,
+            shadow_hits: None,
+        }
+    }
+
+    /// A ban in the expected lists: jail, target, end relative to NOW.
+    fn want(jail: &str, target: &str, end: Option<i64>) -> Ban {
+        ban(jail, parse_target(target).unwrap(), end.map(|e| NOW + e))
+    }
+
+    #[test]
+    fn one_jail_per_target() {
+        check(vec![
+            ("nothing anywhere", vec![], vec![], vec![], vec![]),
+            (
+                "the same ban on both sides",
+                vec![rec("sshd", "192.0.2.1", Some(600))],
+                vec![map("192.0.2.1/32", &["sshd"], Some(600))],
+                vec![],
+                vec![],
+            ),
+            (
+                "ends within the tolerance are the same",
+                vec![rec("sshd", "192.0.2.1", Some(600))],
+                vec![map("192.0.2.1/32", &["sshd"], Some(601))],
+                vec![],
+                vec![],
+            ),
+            (
+                "only in the maps: adopted",
+                vec![],
+                vec![
+                    map("192.0.2.1/32", &["sshd"], Some(600)),
+                    map("2001:db8::/32", &["web"], None),
+                ],
+                vec![
+                    want("sshd", "192.0.2.1", Some(600)),
+                    want("web", "2001:db8::/32", None),
+                ],
+                vec![],
+            ),
+            (
+                "only in the store: re-applied",
+                vec![
+                    rec("sshd", "192.0.2.1", Some(600)),
+                    rec("web", "10.0.0.0/8", None),
+                ],
+                vec![],
+                vec![],
+                vec![
+                    want("sshd", "192.0.2.1", Some(600)),
+                    want("web", "10.0.0.0/8", None),
+                ],
+            ),
+            (
+                "expired in the store: nothing to re-apply",
+                vec![
+                    rec("sshd", "192.0.2.1", Some(0)),
+                    rec("sshd", "192.0.2.2", Some(-5)),
+                ],
+                vec![],
+                vec![],
+                vec![],
+            ),
+            (
+                "expired in the map: ignored, the store's ban re-applied",
+                vec![rec("sshd", "192.0.2.1", Some(600))],
+                vec![
+                    map("192.0.2.1/32", &["sshd"], Some(-1)),
+                    map("192.0.2.9/32", &["sshd"], Some(0)),
+                ],
+                vec![],
+                vec![want("sshd", "192.0.2.1", Some(600))],
+            ),
+            (
+                "the store's end is later (the map entry was shortened): re-applied",
+                vec![rec("sshd", "192.0.2.1", None)],
+                vec![map("192.0.2.1/32", &["sshd"], Some(600))],
+                vec![],
+                vec![want("sshd", "192.0.2.1", None)],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn several_jails_per_target_and_target_forms() {
+        check(vec![
+            (
+                "the map's end is later (a longer ban never reached the store): adopted",
+                vec![rec("sshd", "192.0.2.1", Some(600))],
+                vec![map("192.0.2.1/32", &["sshd"], Some(6000))],
+                vec![want("sshd", "192.0.2.1", Some(6000))],
+                vec![],
+            ),
+            (
+                "two jails in the map, one in the store: the other adopted",
+                vec![rec("sshd", "192.0.2.1", Some(600))],
+                vec![map("192.0.2.1/32", &["sshd", "web"], Some(600))],
+                vec![want("web", "192.0.2.1", Some(600))],
+                vec![],
+            ),
+            (
+                "a shared entry carries the latest end: the shorter jail is left alone",
+                vec![
+                    rec("sshd", "192.0.2.1", Some(600)),
+                    rec("web", "192.0.2.1", Some(60)),
+                ],
+                vec![map("192.0.2.1/32", &["sshd", "web"], Some(600))],
+                vec![],
+                vec![],
+            ),
+            (
+                "a shared entry outlasting every stored jail: the latest jail adopts it",
+                vec![
+                    rec("sshd", "192.0.2.1", Some(600)),
+                    rec("web", "192.0.2.1", Some(60)),
+                ],
+                vec![map("192.0.2.1/32", &["web", "sshd"], Some(9000))],
+                vec![want("sshd", "192.0.2.1", Some(9000))],
+                vec![],
+            ),
+            (
+                "the map lacks one of the store's jails: that one re-applied",
+                vec![
+                    rec("sshd", "192.0.2.1", Some(600)),
+                    rec("web", "192.0.2.1", Some(60)),
+                ],
+                vec![map("192.0.2.1/32", &["sshd"], Some(600))],
+                vec![],
+                vec![want("web", "192.0.2.1", Some(60))],
+            ),
+            (
+                "targets compare in canonical form",
+                vec![
+                    rec("sshd", "192.0.2.77/24", Some(600)),
+                    rec("sshd", "::ffff:192.0.2.5", Some(600)),
+                ],
+                vec![
+                    map("192.0.2.0/24", &["sshd"], Some(600)),
+                    map("192.0.2.5/32", &["sshd"], Some(600)),
+                ],
+                vec![],
+                vec![],
+            ),
+        ]);
+    }
+
+    /// A case: name, the store's bans, the maps' entries, what to adopt, what to re-apply.
+    type Case = (
+        &'static str,
+        Vec<BanRecord>,
+        Vec<ActiveBan>,
+        Vec<Ban>,
+        Vec<Ban>,
+    );
+
+    fn check(cases: Vec<Case>) {
+        for (name, stored, mapped, adopt, reapply) in cases {
+            let got = reconcile(&stored, &mapped, NOW);
+            assert_eq!(got.adopt, adopt, "{name}: adopt");
+            assert_eq!(got.reapply, reapply, "{name}: reapply");
+        }
+    }
+}

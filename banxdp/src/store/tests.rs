@@ -1,0 +1,687 @@
+//! The store on real `SQLite` files in temporary directories: round trips, group commit,
+//! unbans, purge, positions, the schema's guards, permissions, and `kill -9`.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::*;
+
+const NOW: i64 = 1_764_900_000;
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("banxdp.sqlite3");
+    (dir, path)
+}
+
+fn net(text: &str) -> IpNet {
+    parse_target(text).unwrap()
+}
+
+fn record(
+    jail: &str,
+    target: &str,
+    start: i64,
+    duration: Option<i64>,
+    ban_count: u32,
+) -> BanRecord {
+    BanRecord {
+        jail: jail.into(),
+        target: net(target),
+        start,
+        duration,
+        ban_count,
+        failures: 3,
+        matches: vec![format!("Failed password for root from {target}")],
+    }
+}
+
+fn writer(path: &Path) -> Writer {
+    Writer::spawn(path, WriterOptions::default()).unwrap()
+}
+
+fn sorted(mut bans: Vec<BanRecord>) -> Vec<BanRecord> {
+    bans.sort_by(|a, b| (&a.jail, a.target).cmp(&(&b.jail, b.target)));
+    bans
+}
+
+#[test]
+fn bans_round_trip() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let mut multi = record("web", "2001:db8::/32", NOW, None, 2);
+    multi.matches = vec!["line one\nline two".into(), "é \"quoted\" \\".into()];
+    let bans = vec![
+        record("sshd", "192.0.2.7", NOW - 10, Some(600), 1),
+        multi,
+        record("sshd", "198.51.100.0/24", NOW, Some(3600), 4),
+    ];
+    for ban in &bans {
+        w.add_ban(ban.clone());
+    }
+    w.sync().unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        sorted(store.active_bans(NOW).unwrap()),
+        sorted(bans.clone())
+    );
+    // Past the first ban's end only the other two hold; a permanent ban holds forever.
+    assert_eq!(store.active_bans(NOW + 590).unwrap().len(), 2);
+    assert_eq!(
+        store.active_bans(i64::MAX - 1).unwrap(),
+        vec![bans[1].clone()]
+    );
+    w.close().unwrap();
+}
+
+#[test]
+fn many_bans_then_one_sync_are_all_there() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    for i in 0..5000u32 {
+        let target = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        w.add_ban(record("sshd", &target, NOW, Some(600), 1));
+    }
+    w.sync().unwrap();
+    let stats = w.stats();
+    assert_eq!((stats.sent, stats.written, stats.failed), (5000, 5000, 0));
+    // Grouped: one commit at once for the first ban, then one per interval (200 ms).
+    assert!(stats.commits <= 5, "{stats:?}");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.active_bans(NOW).unwrap().len(), 5000);
+    assert_eq!(store.totals().unwrap(), vec![("sshd".to_string(), 5000)]);
+    w.close().unwrap();
+}
+
+#[test]
+fn an_unban_ends_the_row_and_keeps_the_count() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    w.add_ban(record("web", "192.0.2.7", NOW, Some(600), 1));
+    w.remove_ban("sshd", net("192.0.2.7/32"), NOW + 5);
+    w.sync().unwrap();
+    let active = store.active_bans(NOW + 6).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].jail, "web");
+    assert_eq!(store.ban_count(Some("sshd"), net("192.0.2.7")).unwrap(), 1);
+    // The next ban counts on from the history, and ends the previous one of its jail.
+    w.add_ban(record("web", "192.0.2.7", NOW + 10, Some(6000), 2));
+    w.sync().unwrap();
+    let active = store.active_bans(NOW + 11).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(
+        (active[0].ban_count, active[0].until()),
+        (2, Some(NOW + 6010))
+    );
+    let last = store
+        .last_ban(Some("web"), net("192.0.2.7"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        last,
+        LastBan {
+            ban_count: 2,
+            start: NOW + 10,
+            until: Some(NOW + 6010)
+        }
+    );
+    // With every jail: the sum of each jail's latest count (fail2ban's `overalljails`).
+    assert_eq!(store.ban_count(None, net("192.0.2.7")).unwrap(), 3);
+    assert_eq!(store.ban_count(None, net("192.0.2.8")).unwrap(), 0);
+    assert_eq!(store.last_ban(None, net("192.0.2.8")).unwrap(), None);
+    let counts = store.ban_counts(None).unwrap();
+    assert_eq!(counts.get(&net("192.0.2.7")), Some(&3));
+    assert_eq!(
+        store
+            .ban_counts(Some("sshd"))
+            .unwrap()
+            .get(&net("192.0.2.7")),
+        Some(&1)
+    );
+    w.close().unwrap();
+}
+
+#[test]
+fn remove_all_ends_one_jail_or_every_jail() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    for (jail, target) in [
+        ("sshd", "192.0.2.1"),
+        ("sshd", "192.0.2.2"),
+        ("web", "192.0.2.3"),
+    ] {
+        w.add_ban(record(jail, target, NOW, None, 1));
+    }
+    w.remove_all(Some("sshd"), NOW + 1);
+    w.sync().unwrap();
+    let active = store.active_bans(NOW + 2).unwrap();
+    assert_eq!(
+        active.iter().map(|b| b.jail.as_str()).collect::<Vec<_>>(),
+        ["web"]
+    );
+    w.remove_all(None, NOW + 3);
+    w.sync().unwrap();
+    assert!(store.active_bans(NOW + 4).unwrap().is_empty());
+    assert_eq!(
+        store.totals().unwrap(),
+        vec![("sshd".into(), 2), ("web".into(), 1)]
+    );
+    w.close().unwrap();
+}
+
+#[test]
+fn targets_are_stored_in_canonical_form() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    w.add_ban(record("sshd", "::ffff:192.0.2.9", NOW, Some(60), 1));
+    w.add_ban(record("sshd", "192.0.2.77/24", NOW, Some(60), 1));
+    w.sync().unwrap();
+    let store = Store::open(&path).unwrap();
+    let targets: Vec<IpNet> = sorted(store.active_bans(NOW).unwrap())
+        .iter()
+        .map(|b| b.target)
+        .collect();
+    assert_eq!(targets, [net("192.0.2.0/24"), net("192.0.2.9")]);
+    let texts: Vec<String> = store
+        .conn
+        .prepare("SELECT target FROM bans ORDER BY target")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(texts, ["192.0.2.0/24", "192.0.2.9"]);
+    assert_eq!(
+        store
+            .ban_count(Some("sshd"), net("::ffff:192.0.2.9"))
+            .unwrap(),
+        1
+    );
+    w.close().unwrap();
+}
+
+#[test]
+fn matches_keep_the_latest_few() {
+    let (_dir, path) = temp();
+    let options = WriterOptions {
+        max_matches: 3,
+        ..WriterOptions::default()
+    };
+    let w = Writer::spawn(&path, options).unwrap();
+    let mut ban = record("sshd", "192.0.2.7", NOW, Some(600), 1);
+    ban.matches = (1..=5).map(|i| format!("line {i}")).collect();
+    w.add_ban(ban);
+    w.close().unwrap();
+    let got = Store::open(&path).unwrap().active_bans(NOW).unwrap();
+    assert_eq!(got[0].matches, ["line 3", "line 4", "line 5"]);
+}
+
+#[test]
+fn purge_forgets_what_ended_before_the_age() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let day = 86_400;
+    w.add_ban(record("sshd", "192.0.2.1", NOW - 3 * day, Some(600), 1)); // expired long ago
+    w.add_ban(record("sshd", "192.0.2.2", NOW - 3 * day, Some(600), 1)); // lifted long ago
+    w.remove_ban("sshd", net("192.0.2.2"), NOW - 3 * day + 1);
+    w.add_ban(record("sshd", "192.0.2.3", NOW - 3 * day, None, 1)); // permanent
+    w.add_ban(record("sshd", "192.0.2.4", NOW - 3 * day, Some(3 * day), 1)); // ended 10 s ago
+    w.remove_ban("sshd", net("192.0.2.4"), NOW - 10);
+    w.add_ban(record("sshd", "192.0.2.5", NOW - 3 * day, Some(4 * day), 1)); // still active
+    w.add_ban(record("sshd", "192.0.2.6", NOW - 3 * day, None, 1)); // permanent, lifted
+    w.remove_ban("sshd", net("192.0.2.6"), NOW - 2 * day);
+    w.sync().unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.purge(NOW - day).unwrap(), 3);
+    assert_eq!(store.ban_count(Some("sshd"), net("192.0.2.1")).unwrap(), 0);
+    assert_eq!(store.ban_count(Some("sshd"), net("192.0.2.4")).unwrap(), 1);
+    let left: Vec<IpNet> = sorted(store.active_bans(NOW).unwrap())
+        .iter()
+        .map(|b| b.target)
+        .collect();
+    assert_eq!(left, [net("192.0.2.3"), net("192.0.2.5")]);
+    assert_eq!(store.purge(NOW - day).unwrap(), 0);
+    w.close().unwrap();
+}
+
+#[test]
+fn log_positions_are_kept_per_jail_and_file() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    let auth = Path::new("/var/log/auth.log");
+    let odd = Path::new(OsStr::from_bytes(b"/var/log/\xff.log"));
+    assert_eq!(store.log_position("sshd", auth).unwrap(), None);
+    let at = |hash: &[u8], offset| LogPosition {
+        first_line_hash: hash.to_vec(),
+        offset,
+    };
+    w.set_log_position("sshd", auth, at(b"one", 100));
+    w.set_log_position("sshd", auth, at(b"one", 250));
+    w.set_log_position("sshd", odd, at(b"two", 7));
+    w.set_log_position("recidive", auth, at(b"one", 1));
+    w.sync().unwrap();
+    let position = store.log_position("sshd", auth).unwrap().unwrap();
+    assert_eq!(position, at(b"one", 250));
+    assert_eq!(position.resume_offset(b"one"), Some(250));
+    assert_eq!(position.resume_offset(b"other"), None);
+    assert_eq!(
+        store.log_position("sshd", odd).unwrap(),
+        Some(at(b"two", 7))
+    );
+    assert_eq!(
+        store.log_position("recidive", auth).unwrap(),
+        Some(at(b"one", 1))
+    );
+    assert_eq!(store.log_position("web", auth).unwrap(), None);
+    w.close().unwrap();
+}
+
+#[test]
+fn the_file_carries_its_schema_version_and_owner() {
+    let (_dir, path) = temp();
+    let store = Store::open(&path).unwrap();
+    let pragma = |name: &str| -> i32 {
+        store
+            .conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pragma("user_version"), SCHEMA_VERSION);
+    assert_eq!(pragma("application_id"), APPLICATION_ID);
+    store
+        .conn
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(store);
+    let error = Store::open(&path).err().unwrap();
+    assert!(
+        matches!(
+            error,
+            StoreError::SchemaVersion {
+                found: 2,
+                known: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("schema version 2"), "{error}");
+}
+
+#[test]
+fn another_programs_database_is_refused() {
+    let (dir, _) = temp();
+    let path = dir.path().join("fail2ban.sqlite3");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE bips(ip TEXT, jail TEXT); INSERT INTO bips VALUES ('192.0.2.1', 'sshd');",
+    )
+    .unwrap();
+    drop(conn);
+    let error = Writer::spawn(&path, WriterOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            StoreError::Foreign {
+                application_id: 0,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("another program"), "{error}");
+    // Left as it was.
+    let conn = Connection::open(&path).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM bips", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let (dir, _) = temp();
+    let path = dir.path().join("banxdp.sqlite3");
+    let text = "this is a log file, not a database\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let error = Store::open(&path).err().unwrap();
+    assert!(
+        matches!(error, StoreError::NotADatabase { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("is not a SQLite database") && message.contains("banxdp.sqlite3"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the file must be left alone"
+    );
+}
+
+#[test]
+fn the_directory_and_files_are_private() {
+    let (dir, path) = temp();
+    let w = writer(&path);
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    w.sync().unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("state")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert_eq!(mode(&wal), 0o600);
+    w.close().unwrap();
+}
+
+#[test]
+fn a_failed_write_is_reported_by_the_next_sync_only() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    store.conn.execute_batch("DROP TABLE logs").unwrap();
+    w.set_log_position(
+        "sshd",
+        Path::new("/var/log/auth.log"),
+        LogPosition {
+            first_line_hash: vec![1],
+            offset: 1,
+        },
+    );
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    let error = w.sync().unwrap_err();
+    assert!(
+        matches!(error, StoreError::WriteFailed { failed: 1, .. }),
+        "{error}"
+    );
+    // The ban in the same group went in; the next sync has nothing to report.
+    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
+    w.sync().unwrap();
+    w.close().unwrap();
+}
+
+#[tokio::test]
+async fn async_callers_wait_for_the_commit_and_hear_of_a_failure() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    w.synced().await.unwrap();
+    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
+    store.conn.execute_batch("DROP TABLE logs").unwrap();
+    let position = LogPosition {
+        first_line_hash: vec![1],
+        offset: 1,
+    };
+    w.set_log_position("sshd", Path::new("/var/log/auth.log"), position);
+    // A failure is told once, to the first sync after it.
+    let (first, second) = tokio::join!(w.synced(), w.synced());
+    assert!(first.is_err() && second.is_ok(), "{first:?} {second:?}");
+    w.close().unwrap();
+}
+
+#[test]
+fn a_purge_holding_the_lock_delays_the_writer_without_losing_anything() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    store.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    std::thread::sleep(Duration::from_millis(300));
+    store.conn.execute_batch("COMMIT").unwrap();
+    w.sync().unwrap();
+    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
+    w.close().unwrap();
+}
+
+#[test]
+fn a_writer_never_closed_left_everything_it_synced() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
+    w.sync().unwrap();
+    // As if the process died: no close, no drop, the connection never shut.
+    std::mem::forget(w);
+    let again = writer(&path);
+    again.add_ban(record("sshd", "192.0.2.8", NOW, Some(600), 1));
+    again.close().unwrap();
+    assert_eq!(
+        Store::open(&path).unwrap().active_bans(NOW).unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn adopted_bans_count_on_from_the_history() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    w.add_ban(record("sshd", "192.0.2.7", NOW - 9000, Some(600), 3));
+    w.close().unwrap();
+    let store = Store::open(&path).unwrap();
+    let ban = Ban {
+        jail: "sshd".into(),
+        target: net("192.0.2.7"),
+        expiry: Expiry::At(from_unix(NOW + 600)),
+    };
+    let adopted = store.adopted(&ban, NOW).unwrap();
+    assert_eq!(
+        (adopted.start, adopted.duration, adopted.ban_count),
+        (NOW, Some(600), 4)
+    );
+    let forever = Ban {
+        expiry: Expiry::Never,
+        ..ban
+    };
+    assert_eq!(store.adopted(&forever, NOW).unwrap().duration, None);
+}
+
+/// The child half of [`synced_bans_survive_kill_9`]: bans without end, a sync every 200
+/// bans, announced on stdout, until it is killed.
+const KILL_CHILD: &str = "BANXDP_STORE_KILL_CHILD";
+
+fn kill_child(path: &Path, jail: &str) -> ! {
+    let options = WriterOptions {
+        interval: Duration::from_millis(5),
+        ..WriterOptions::default()
+    };
+    let w = Writer::spawn(path, options).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0u32.. {
+        let target = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        w.add_ban(record(jail, &target, NOW, None, 1));
+        if i % 200 == 199 {
+            w.sync().unwrap();
+            writeln!(out, "synced {}", i + 1).unwrap();
+            out.flush().unwrap();
+        }
+    }
+    unreachable!("killed long before")
+}
+
+/// A process that syncs and goes on writing is killed with SIGKILL at various moments;
+/// every ban synced before the kill is in the file, and the file is sound.
+#[test]
+fn synced_bans_survive_kill_9() {
+    if let Ok(spec) = std::env::var(KILL_CHILD) {
+        let (path, jail) = spec.split_once('|').unwrap();
+        kill_child(Path::new(path), jail);
+    }
+    let (_dir, path) = temp();
+    for (round, syncs) in [1, 3, 7, 20, 50].into_iter().enumerate() {
+        let jail = format!("round{round}");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::tests::synced_bans_survive_kill_9",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KILL_CHILD, format!("{}|{jail}", path.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut synced: usize = 0;
+        let started = Instant::now();
+        while synced < syncs * 200 {
+            let line = lines.next().expect("the child stopped early").unwrap();
+            if let Some(n) = line.strip_prefix("synced ") {
+                synced = n.parse().unwrap();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the child is too slow"
+            );
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let store = Store::open(&path).unwrap();
+        let ok: String = store
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        let kept = store
+            .active_bans(NOW)
+            .unwrap()
+            .iter()
+            .filter(|b| b.jail == jail)
+            .count();
+        assert!(
+            kept >= synced,
+            "round {round}: {kept} bans kept, {synced} synced"
+        );
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn file_size(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|suffix| {
+            std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+/// Adds `count` bans of distinct addresses from `first` on through a writer, and reports the
+/// time the callers spent and the time until all was committed.
+fn insert(path: &Path, first: u32, count: u32) {
+    let w = writer(path);
+    let started = Instant::now();
+    for i in first..first + count {
+        let target = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+        let mut ban = record("sshd", &target, NOW, Some(86_400), 1);
+        ban.failures = 5;
+        w.add_ban(ban);
+    }
+    let sent = started.elapsed();
+    w.sync().unwrap();
+    println!(
+        "insert {count} bans through the writer: callers {:.3} s ({:.2} µs a ban), committed after {:.3} s",
+        sent.as_secs_f64(),
+        sent.as_secs_f64() * 1e6 / f64::from(count),
+        started.elapsed().as_secs_f64()
+    );
+    w.close().unwrap();
+}
+
+/// The numbers the README quotes. Run with
+/// `cargo test -p banxdp --release --lib store::tests::measure -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test: slow and prints numbers"]
+#[expect(clippy::cast_precision_loss, reason = "sizes printed in MB")]
+fn measure() {
+    let dir =
+        tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or_else(|_| "/var/tmp".into()))
+            .unwrap();
+    let path = dir.path().join("banxdp.sqlite3");
+    insert(&path, 0, 100_000);
+    let store = Store::open(&path).unwrap();
+    let started = Instant::now();
+    let bans = store.active_bans(NOW).unwrap();
+    println!(
+        "active_bans with 100000 rows: {:.3} s ({} bans)",
+        started.elapsed().as_secs_f64(),
+        bans.len()
+    );
+    drop(bans);
+    println!(
+        "file with 100000 bans: {:.1} MB",
+        file_size(&path) as f64 / 1e6
+    );
+    insert(&path, 100_000, 900_000);
+    let before = rss_kib();
+    let started = Instant::now();
+    let bans = store.active_bans(NOW).unwrap();
+    println!(
+        "active_bans with 1000000 rows: {:.3} s ({} bans)",
+        started.elapsed().as_secs_f64(),
+        bans.len()
+    );
+    println!(
+        "RSS of holding 1000000 BanRecords: {:.1} MB",
+        (rss_kib() - before) as f64 / 1024.0
+    );
+    drop(bans);
+    store
+        .conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    println!(
+        "file with 1000000 bans: {:.1} MB",
+        file_size(&path) as f64 / 1e6
+    );
+    let started = Instant::now();
+    for i in 0..10_000u32 {
+        store
+            .ban_count(
+                Some("sshd"),
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                    0x0a00_0000 + i * 97,
+                ))),
+            )
+            .unwrap();
+    }
+    println!(
+        "ban_count: {:.1} µs a lookup",
+        started.elapsed().as_secs_f64() * 1e6 / 10_000.0
+    );
+    let started = Instant::now();
+    let counts = store.ban_counts(None).unwrap();
+    println!(
+        "ban_counts(None) of 1000000: {:.3} s ({})",
+        started.elapsed().as_secs_f64(),
+        counts.len()
+    );
+    let started = Instant::now();
+    let totals = store.totals().unwrap();
+    println!(
+        "totals of 1000000: {:.3} s ({totals:?})",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let purged = store.purge(NOW + 2 * 86_400).unwrap();
+    println!(
+        "purge of 1000000 expired rows: {:.3} s ({purged})",
+        started.elapsed().as_secs_f64()
+    );
+}
