@@ -9,4 +9,5 @@ pub mod config;
 pub mod daemon;
 pub mod enforce;
 pub mod filter;
+pub mod jail;
 pub mod source;
