@@ -522,7 +522,7 @@ fn eval(expr: &Expr, vars: &Vars) -> Result<Num, String> {
             Num::Int(i) => i.checked_neg().map_or(Num::Float(-(i as f64)), Num::Int),
             Num::Float(f) => Num::Float(-f),
         },
-        Expr::Invert(e) => Num::Int(!int_operand(eval(e, vars)?, "~")?),
+        Expr::Invert(e) => Num::Int(!int_operand(eval(e, vars)?, "`~`")?),
         Expr::Not(e) => Num::Int(i64::from(!eval(e, vars)?.truthy())),
         Expr::Binary(op, a, b) => binary(*op, eval(a, vars)?, eval(b, vars)?)?,
         Expr::Compare(first, rest) => {
@@ -565,10 +565,10 @@ fn eval(expr: &Expr, vars: &Vars) -> Result<Num, String> {
     })
 }
 
-fn int_operand(n: Num, op: &str) -> Result<i64, String> {
+fn int_operand(n: Num, what: &str) -> Result<i64, String> {
     match n {
         Num::Int(i) => Ok(i),
-        Num::Float(_) => Err(format!("`{op}` needs whole numbers")),
+        Num::Float(_) => Err(format!("{what} needs whole numbers")),
     }
 }
 
@@ -597,7 +597,8 @@ fn binary(op: Op, a: Num, b: Num) -> Result<Num, String> {
             return float(a.as_f64() / b.as_f64());
         }
         Op::Shl | Op::Shr | Op::BitAnd | Op::BitOr | Op::BitXor => {
-            return bitwise(op, int_operand(a, "<<, >>, &, |, ^")?, int_operand(b, "<<")?);
+            const WHAT: &str = "a bitwise operator (`<<`, `>>`, `&`, `|`, `^`)";
+            return bitwise(op, int_operand(a, WHAT)?, int_operand(b, WHAT)?);
         }
         _ => {}
     }
@@ -704,5 +705,108 @@ fn to_int(f: f64) -> Result<Num, String> {
         Ok(Num::Int(f as i64))
     } else {
         Err("the number is too large for a whole number".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VARS: Vars = Vars {
+        time: Num::Int(600),
+        count: 3,
+        factor: Num::Int(1),
+    };
+
+    fn eval_text(text: &str) -> Result<Num, FormulaError> {
+        Formula::parse(text, true)?.eval(&VARS)
+    }
+
+    #[test]
+    fn python_semantics() {
+        // Each expected value is what Python 3 prints for the expression (ban.Time = 600,
+        // ban.Count = 3, banFactor = 1).
+        use Num::{Float, Int};
+        let cases: [(&str, Num); 33] = [
+            ("ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor", Int(4800)),
+            ("7 // 2", Int(3)),
+            ("-7 // 2", Int(-4)),
+            ("7 // -2", Int(-4)),
+            ("-7 % 3", Int(2)),
+            ("7 % -3", Int(-2)),
+            ("2 ** -1", Float(0.5)),
+            ("2 ** 3 ** 2", Int(512)),
+            ("-2 ** 2", Int(-4)),
+            ("1 < 2 < 3", Int(1)),
+            ("3 > 2 > 2", Int(0)),
+            ("not 0 and 5", Int(5)),
+            ("0 or 4", Int(4)),
+            ("min(3, 1.5, 2)", Float(1.5)),
+            ("max(ban.Count, 2)", Int(3)),
+            ("int(7.9)", Int(7)),
+            ("round(2.5)", Int(2)),
+            ("round(3.5)", Int(4)),
+            ("float(1)/4", Float(0.25)),
+            ("10 / 4", Float(2.5)),
+            ("1e3 + 1", Float(1001.0)),
+            ("~5", Int(-6)),
+            ("6 & 3 | 8 ^ 1", Int(11)),
+            ("abs(-3)", Int(3)),
+            ("math.floor(2.7) + math.ceil(2.1)", Int(5)),
+            ("100 if ban.Count > 2 else 50", Int(100)),
+            ("True + True", Int(2)),
+            ("math.log(8, 2)", Float(3.0)),
+            ("math.sqrt(16)", Float(4.0)),
+            ("pow(2, 10)", Int(1024)),
+            ("1 + 2 * 3 - 4 / 2", Float(5.0)),
+            ("(1 + 2) * 3", Int(9)),
+            ("2 << 3 >> 1", Int(8)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(eval_text(text).unwrap(), want, "{text}");
+        }
+        let aggressive = "ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)";
+        let got = eval_text(aggressive).unwrap().as_f64();
+        assert!((got - 12_051.322_153_912_6).abs() < 1e-6, "{got}");
+    }
+
+    #[test]
+    fn what_it_refuses() {
+        let cases = [
+            ("ban.Tim * 2", "unknown name `ban.Tim`"),
+            ("open(1)", "unknown function `open`"),
+            ("__import__('os')", "unexpected character `'`"),
+            ("ban.Time *", "the expression ends too early"),
+            ("(ban.Time", "expected `)` at the end"),
+            ("ban.Time 2", "unexpected `2`"),
+            ("1 if ban.Count", "`if` without `else`"),
+            ("a = 1", "`=` is no operator here (comparison is `==`)"),
+            ("min()", "`min` does not take 0 argument(s)"),
+            ("99999999999999999999", "invalid number `99999999999999999999`"),
+        ];
+        for (text, why) in cases {
+            let err = Formula::parse(text, true).unwrap_err();
+            assert_eq!(err.why, why, "{text}");
+            assert_eq!(err.to_string(), format!("`{text}`: {why}"));
+        }
+        assert_eq!(
+            Formula::parse("ban.Time * 2", false).unwrap_err().why,
+            "`ban.Time` cannot be used here"
+        );
+    }
+
+    #[test]
+    fn evaluation_errors() {
+        for (text, why) in [
+            ("1 / 0", "division by zero"),
+            ("1 << 1.5", "a bitwise operator (`<<`, `>>`, `&`, `|`, `^`) needs whole numbers"),
+            ("1 << 70", "the shift overflows"),
+            ("math.log(0)", "math domain error (log)"),
+            ("10.0 ** 400", "the result is not a finite number"),
+        ] {
+            assert_eq!(eval_text(text).unwrap_err().why, why, "{text}");
+        }
+        // Integers that overflow continue as floats, as Python's grow.
+        assert_eq!(eval_text("2 ** 64").unwrap(), Num::Float(18_446_744_073_709_551_616.0));
     }
 }

@@ -78,7 +78,7 @@ impl Services {
 pub fn is_allports_action(action: &str) -> bool {
     let action = action.trim();
     let (name, params) = match action.split_once('[') {
-        Some((name, rest)) => (name.trim(), rest),
+        Some((name, rest)) => (name.trim(), rest.trim_end().trim_end_matches(']')),
         None => (action, ""),
     };
     name.ends_with("-allports")

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 
 use super::{
     JailParams,
+    ignore::canonical_net,
     increment::Increment,
     tracker::{Failure, Key, Tracker},
 };
@@ -110,8 +111,10 @@ impl Jail {
 
     /// One failure of `target` (an address, or a network from `<CIDR>`/`<SUBNET>`) at
     /// `time` (unix seconds, the line's), with its matched `line`. Returns the ban when this
-    /// failure reaches `maxretry` within `findtime`.
+    /// failure reaches `maxretry` within `findtime`. Targets are canonical in decisions:
+    /// host bits cleared, `::ffff:192.0.2.1` as `192.0.2.1`.
     pub fn failure(&mut self, target: IpNet, time: i64, line: &str, now: i64) -> Option<Decision> {
+        let target = canonical_net(target);
         let findtime = self.params.findtime;
         if time < now - findtime {
             self.stats.too_old += 1;
@@ -211,6 +214,7 @@ impl Jail {
     /// A manual ban (`banxdp ban ADDR [--for DURATION]`): `duration` if given, else the
     /// jail's `bantime` with its increment. The failures counted for the target are dropped.
     pub fn manual_ban(&mut self, target: IpNet, duration: Option<Bantime>, now: i64) -> Decision {
+        let target = canonical_net(target);
         let key = Key::of(target);
         let window = self.tracker.remove(&key);
         let count = self.known.get(&key).map_or(0, |k| k.count);
