@@ -26,6 +26,7 @@ pub enum Num {
 }
 
 impl Num {
+    #[must_use]
     pub fn as_f64(self) -> f64 {
         match self {
             #[expect(clippy::cast_precision_loss, reason = "Python's int → float promotion")]
@@ -157,6 +158,7 @@ impl Formula {
     }
 
     /// The formula as written.
+    #[must_use]
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -204,8 +206,7 @@ fn lex(text: &str) -> Result<Vec<Token>, String> {
         let Some(c) = rest.chars().next() else {
             return Ok(tokens);
         };
-        if c.is_ascii_digit() || (c == '.' && rest[1..].starts_with(|d: char| d.is_ascii_digit()))
-        {
+        if c.is_ascii_digit() || (c == '.' && rest[1..].starts_with(|d: char| d.is_ascii_digit())) {
             let (num, len) = lex_number(rest)?;
             tokens.push(Token::Num(num));
             rest = &rest[len..];
@@ -519,7 +520,7 @@ fn eval(expr: &Expr, vars: &Vars) -> Result<Num, String> {
         Expr::Var(Var::Count) => Num::Int(vars.count),
         Expr::Var(Var::Factor) => vars.factor,
         Expr::Neg(e) => match eval(e, vars)? {
-            Num::Int(i) => i.checked_neg().map_or(Num::Float(-(i as f64)), Num::Int),
+            n @ Num::Int(i) => i.checked_neg().map_or(Num::Float(-n.as_f64()), Num::Int),
             Num::Float(f) => Num::Float(-f),
         },
         Expr::Invert(e) => Num::Int(!int_operand(eval(e, vars)?, "`~`")?),
@@ -617,18 +618,17 @@ fn binary(op: Op, a: Num, b: Num) -> Result<Num, String> {
             return Ok(Int(r));
         }
     }
-    let (x, y) = (a.as_f64(), b.as_f64());
-    let r = match op {
-        Op::Add => x + y,
-        Op::Sub => x - y,
-        Op::Mul => x * y,
-        Op::FloorDiv | Op::Mod if y == 0.0 => return Err("division by zero".into()),
-        Op::FloorDiv => (x / y).floor(),
-        Op::Mod => x - y * (x / y).floor(),
-        Op::Pow => x.powf(y),
+    let (left, right) = (a.as_f64(), b.as_f64());
+    float(match op {
+        Op::Add => left + right,
+        Op::Sub => left - right,
+        Op::Mul => left * right,
+        Op::FloorDiv | Op::Mod if right == 0.0 => return Err("division by zero".into()),
+        Op::FloorDiv => (left / right).floor(),
+        Op::Mod => left - right * (left / right).floor(),
+        Op::Pow => left.powf(right),
         _ => unreachable!("handled above"),
-    };
-    float(r)
+    })
 }
 
 fn bitwise(op: Op, x: i64, y: i64) -> Result<Num, String> {
@@ -639,7 +639,11 @@ fn bitwise(op: Op, x: i64, y: i64) -> Result<Num, String> {
                 .filter(|r| r >> shift == x)
                 .ok_or("the shift overflows")?
         }
-        Op::Shr => x >> u32::try_from(y).map_err(|_| "negative shift count")?.min(63),
+        Op::Shr => {
+            x >> u32::try_from(y)
+                .map_err(|_| "negative shift count")?
+                .min(63)
+        }
         Op::BitAnd => x & y,
         Op::BitOr => x | y,
         _ => x ^ y,
@@ -690,9 +694,11 @@ fn call(func: Func, args: &[Num]) -> Result<Num, String> {
     })
 }
 
+/// Python's `round`: halves go to the even neighbour.
 fn round_half_even(x: f64) -> f64 {
     let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+    let half = ((x - x.trunc()).abs() - 0.5).abs() < f64::EPSILON;
+    if half && r % 2.0 != 0.0 {
         r - x.signum()
     } else {
         r
@@ -728,7 +734,10 @@ mod tests {
         // ban.Count = 3, banFactor = 1).
         use Num::{Float, Int};
         let cases: [(&str, Num); 33] = [
-            ("ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor", Int(4800)),
+            (
+                "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor",
+                Int(4800),
+            ),
             ("7 // 2", Int(3)),
             ("-7 // 2", Int(-4)),
             ("7 // -2", Int(-4)),
@@ -782,7 +791,10 @@ mod tests {
             ("1 if ban.Count", "`if` without `else`"),
             ("a = 1", "`=` is no operator here (comparison is `==`)"),
             ("min()", "`min` does not take 0 argument(s)"),
-            ("99999999999999999999", "invalid number `99999999999999999999`"),
+            (
+                "99999999999999999999",
+                "invalid number `99999999999999999999`",
+            ),
         ];
         for (text, why) in cases {
             let err = Formula::parse(text, true).unwrap_err();
@@ -799,7 +811,10 @@ mod tests {
     fn evaluation_errors() {
         for (text, why) in [
             ("1 / 0", "division by zero"),
-            ("1 << 1.5", "a bitwise operator (`<<`, `>>`, `&`, `|`, `^`) needs whole numbers"),
+            (
+                "1 << 1.5",
+                "a bitwise operator (`<<`, `>>`, `&`, `|`, `^`) needs whole numbers",
+            ),
             ("1 << 70", "the shift overflows"),
             ("math.log(0)", "math domain error (log)"),
             ("10.0 ** 400", "the result is not a finite number"),
@@ -807,6 +822,9 @@ mod tests {
             assert_eq!(eval_text(text).unwrap_err().why, why, "{text}");
         }
         // Integers that overflow continue as floats, as Python's grow.
-        assert_eq!(eval_text("2 ** 64").unwrap(), Num::Float(18_446_744_073_709_551_616.0));
+        assert_eq!(
+            eval_text("2 ** 64").unwrap(),
+            Num::Float(18_446_744_073_709_551_616.0)
+        );
     }
 }

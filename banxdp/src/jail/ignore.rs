@@ -30,11 +30,13 @@ pub struct IgnoreList {
 }
 
 /// `::ffff:192.0.2.1` is `192.0.2.1`.
+#[must_use]
 pub fn canonical(addr: IpAddr) -> IpAddr {
     addr.to_canonical()
 }
 
 /// A network in canonical form: host bits cleared, IPv4-mapped IPv6 as IPv4.
+#[must_use]
 pub fn canonical_net(net: IpNet) -> IpNet {
     let net = net.trunc();
     match net {
@@ -71,7 +73,10 @@ impl IgnoreList {
             }
         }
         if let Some(local) = local {
-            let loopback = [IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])];
+            let loopback = [
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+            ];
             for addr in local.iter().chain(&loopback) {
                 list.push(IpNet::from(canonical(*addr)));
             }
@@ -88,12 +93,14 @@ impl IgnoreList {
     }
 
     /// Whether `addr` is never to be banned.
+    #[must_use]
     pub fn contains(&self, addr: IpAddr) -> bool {
         let addr = canonical(addr);
         self.nets.iter().any(|n| n.contains(&addr))
     }
 
     /// The list as networks, for the XDP allow trie.
+    #[must_use]
     pub fn allowed_nets(&self) -> Vec<IpNet> {
         self.nets.clone()
     }
@@ -148,6 +155,7 @@ impl UseDns {
     /// fail2ban's parsing: case-insensitive, `true`/`false` for `yes`/`no`; anything else is
     /// `no` (fail2ban logs an error and uses the safe value; so does the daemon, with
     /// the `bool` this returns).
+    #[must_use]
     pub fn parse(text: &str) -> (Self, bool) {
         match text.trim().to_ascii_lowercase().as_str() {
             "yes" | "true" | "1" | "on" => (Self::Yes, true),
@@ -178,14 +186,15 @@ pub fn targets(host: &Host, usedns: UseDns, resolve: Resolver<'_>) -> Targets {
     };
     match host {
         Host::Ip(addr, None) => one(IpNet::from(*addr)),
-        Host::Ip(addr, Some(prefix)) => IpNet::new(*addr, *prefix)
-            .map(one)
-            .unwrap_or_else(|_| one(IpNet::from(*addr))),
+        Host::Ip(addr, Some(prefix)) => {
+            IpNet::new(*addr, *prefix).map_or_else(|_| one(IpNet::from(*addr)), one)
+        }
         Host::Name(text) | Host::Id(text) => {
             if let Some(net) = parse_net(text.trim()) {
                 return one(net);
             }
-            let resolves = matches!(usedns, UseDns::Yes | UseDns::Warn) && matches!(host, Host::Name(_));
+            let resolves =
+                matches!(usedns, UseDns::Yes | UseDns::Warn) && matches!(host, Host::Name(_));
             if !resolves {
                 return Targets::default();
             }
@@ -210,7 +219,10 @@ mod tests {
     fn dns(name: &str) -> Vec<IpAddr> {
         match name {
             "gw.example.org" => vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
-            "bot.example.net" => vec!["198.51.100.7".parse().unwrap(), "198.51.100.7".parse().unwrap()],
+            "bot.example.net" => vec![
+                "198.51.100.7".parse().unwrap(),
+                "198.51.100.7".parse().unwrap(),
+            ],
             _ => vec![],
         }
     }
@@ -245,10 +257,22 @@ mod tests {
             assert_eq!(list.contains(addr.parse().unwrap()), ignored, "{addr}");
         }
         assert_eq!(list.unresolved, ["nowhere.example"]);
-        let allowed: Vec<String> = list.allowed_nets().iter().map(ToString::to_string).collect();
+        let allowed: Vec<String> = list
+            .allowed_nets()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             allowed,
-            ["127.0.0.0/8", "::1/128", "10.1.0.0/16", "192.0.2.1/32", "2001:db8::1/128", "203.0.113.9/32", "198.51.100.0/24"]
+            [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.1.0.0/16",
+                "192.0.2.1/32",
+                "2001:db8::1/128",
+                "203.0.113.9/32",
+                "198.51.100.0/24"
+            ]
         );
     }
 
@@ -266,7 +290,13 @@ mod tests {
 
     #[test]
     fn bad_ignoreip_words() {
-        for word in ["10.0.0.0/33", "1.2.3.4/255.0.255.0", "bad name!", "-", "1.2.3.4.5"] {
+        for word in [
+            "10.0.0.0/33",
+            "1.2.3.4/255.0.255.0",
+            "bad name!",
+            "-",
+            "1.2.3.4.5",
+        ] {
             let err = IgnoreList::new(&[word.to_string()], None, &dns).unwrap_err();
             assert_eq!(err, IgnoreError(word.into()), "{word}");
         }
@@ -277,18 +307,52 @@ mod tests {
         let name = Host::Name("gw.example.org".into());
         let v = |s: &str| s.parse::<IpNet>().unwrap();
         let cases: [(Host, UseDns, Vec<IpNet>, bool); 9] = [
-            (Host::Ip("192.0.2.7".parse().unwrap(), None), UseDns::No, vec![v("192.0.2.7/32")], false),
-            (Host::Ip("::ffff:192.0.2.7".parse().unwrap(), None), UseDns::Raw, vec![v("192.0.2.7/32")], false),
-            (Host::Ip("192.0.2.7".parse().unwrap(), Some(24)), UseDns::No, vec![v("192.0.2.0/24")], false),
-            (name.clone(), UseDns::Yes, vec![v("192.0.2.1/32"), v("2001:db8::1/128")], false),
-            (name.clone(), UseDns::Warn, vec![v("192.0.2.1/32"), v("2001:db8::1/128")], true),
+            (
+                Host::Ip("192.0.2.7".parse().unwrap(), None),
+                UseDns::No,
+                vec![v("192.0.2.7/32")],
+                false,
+            ),
+            (
+                Host::Ip("::ffff:192.0.2.7".parse().unwrap(), None),
+                UseDns::Raw,
+                vec![v("192.0.2.7/32")],
+                false,
+            ),
+            (
+                Host::Ip("192.0.2.7".parse().unwrap(), Some(24)),
+                UseDns::No,
+                vec![v("192.0.2.0/24")],
+                false,
+            ),
+            (
+                name.clone(),
+                UseDns::Yes,
+                vec![v("192.0.2.1/32"), v("2001:db8::1/128")],
+                false,
+            ),
+            (
+                name.clone(),
+                UseDns::Warn,
+                vec![v("192.0.2.1/32"), v("2001:db8::1/128")],
+                true,
+            ),
             (name.clone(), UseDns::No, vec![], false),
             (name, UseDns::Raw, vec![], false),
-            (Host::Name("192.0.2.9".into()), UseDns::No, vec![v("192.0.2.9/32")], false),
+            (
+                Host::Name("192.0.2.9".into()),
+                UseDns::No,
+                vec![v("192.0.2.9/32")],
+                false,
+            ),
             (Host::Id("user42".into()), UseDns::Yes, vec![], false),
         ];
         for (host, usedns, nets, warn) in cases {
-            assert_eq!(targets(&host, usedns, &dns), Targets { nets, warn }, "{host:?} {usedns:?}");
+            assert_eq!(
+                targets(&host, usedns, &dns),
+                Targets { nets, warn },
+                "{host:?} {usedns:?}"
+            );
         }
         let dup = targets(&Host::Name("bot.example.net".into()), UseDns::Yes, &dns);
         assert_eq!(dup.nets.len(), 1);

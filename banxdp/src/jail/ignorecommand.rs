@@ -71,19 +71,21 @@ impl IgnoreCommand {
     }
 
     /// The command as configured.
+    #[must_use]
     pub fn text(&self) -> &str {
         &self.text
     }
 
     /// The program and arguments that check `addr`.
+    #[must_use]
     pub fn argv(&self, addr: IpAddr) -> Vec<String> {
         let ip = addr.to_canonical().to_string();
-        match &self.words {
-            Some(words) => words.iter().map(|w| w.replace("<ip>", &ip)).collect(),
-            None => {
-                let quoted = shlex::try_quote(&ip).map_or_else(|_| ip.clone(), |q| q.into_owned());
-                vec!["sh".into(), "-c".into(), self.text.replace("<ip>", &quoted)]
-            }
+        if let Some(words) = &self.words {
+            words.iter().map(|w| w.replace("<ip>", &ip)).collect()
+        } else {
+            let quoted =
+                shlex::try_quote(&ip).map_or_else(|_| ip.clone(), std::borrow::Cow::into_owned);
+            vec!["sh".into(), "-c".into(), self.text.replace("<ip>", &quoted)]
         }
     }
 
@@ -104,10 +106,12 @@ impl IgnoreCommand {
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         let status = loop {
-            let waited = child.try_wait().map_err(|source| IgnoreCommandError::Spawn {
-                command: self.text.clone(),
-                source,
-            })?;
+            let waited = child
+                .try_wait()
+                .map_err(|source| IgnoreCommandError::Spawn {
+                    command: self.text.clone(),
+                    source,
+                })?;
             if let Some(status) = waited {
                 break status;
             }
@@ -176,12 +180,34 @@ mod tests {
     #[test]
     fn exit_status_decides() {
         let ip = addr("192.0.2.1");
-        assert_eq!(IgnoreCommand::new("true").unwrap().check(ip, SECOND).unwrap(), Verdict::Ignore);
-        assert_eq!(IgnoreCommand::new("false").unwrap().check(ip, SECOND).unwrap(), Verdict::Ban);
-        let two = IgnoreCommand::new("sh -c 'exit 2'").unwrap().check(ip, SECOND);
-        assert!(matches!(two, Err(IgnoreCommandError::Status { .. })), "{two:?}");
-        let missing = IgnoreCommand::new("/nonexistent/check <ip>").unwrap().check(ip, SECOND);
-        assert!(matches!(missing, Err(IgnoreCommandError::Spawn { .. })), "{missing:?}");
+        assert_eq!(
+            IgnoreCommand::new("true")
+                .unwrap()
+                .check(ip, SECOND)
+                .unwrap(),
+            Verdict::Ignore
+        );
+        assert_eq!(
+            IgnoreCommand::new("false")
+                .unwrap()
+                .check(ip, SECOND)
+                .unwrap(),
+            Verdict::Ban
+        );
+        let two = IgnoreCommand::new("sh -c 'exit 2'")
+            .unwrap()
+            .check(ip, SECOND);
+        assert!(
+            matches!(two, Err(IgnoreCommandError::Status { .. })),
+            "{two:?}"
+        );
+        let missing = IgnoreCommand::new("/nonexistent/check <ip>")
+            .unwrap()
+            .check(ip, SECOND);
+        assert!(
+            matches!(missing, Err(IgnoreCommandError::Spawn { .. })),
+            "{missing:?}"
+        );
     }
 
     #[test]
@@ -189,12 +215,24 @@ mod tests {
         let cmd = IgnoreCommand::new(r#"sh -c 'test "$1" = 2001:db8::7' check <ip>"#).unwrap();
         assert_eq!(
             cmd.argv(addr("2001:db8::7")),
-            ["sh", "-c", r#"test "$1" = 2001:db8::7"#, "check", "2001:db8::7"]
+            [
+                "sh",
+                "-c",
+                r#"test "$1" = 2001:db8::7"#,
+                "check",
+                "2001:db8::7"
+            ]
         );
-        assert_eq!(cmd.check(addr("2001:db8::7"), SECOND).unwrap(), Verdict::Ignore);
+        assert_eq!(
+            cmd.check(addr("2001:db8::7"), SECOND).unwrap(),
+            Verdict::Ignore
+        );
         // `::ffff:` addresses are passed as IPv4.
         let cmd = IgnoreCommand::new("test <ip> = 192.0.2.5").unwrap();
-        assert_eq!(cmd.check(addr("::ffff:192.0.2.5"), SECOND).unwrap(), Verdict::Ignore);
+        assert_eq!(
+            cmd.check(addr("::ffff:192.0.2.5"), SECOND).unwrap(),
+            Verdict::Ignore
+        );
         assert_eq!(cmd.check(addr("192.0.2.6"), SECOND).unwrap(), Verdict::Ban);
     }
 
@@ -202,7 +240,10 @@ mod tests {
     fn shell_commands_get_a_quoted_address() {
         let cmd = IgnoreCommand::new("echo <ip> | grep -q '^10\\.'").unwrap();
         assert_eq!(cmd.argv(addr("10.1.1.1"))[..2], ["sh", "-c"]);
-        assert_eq!(cmd.check(addr("10.1.1.1"), SECOND).unwrap(), Verdict::Ignore);
+        assert_eq!(
+            cmd.check(addr("10.1.1.1"), SECOND).unwrap(),
+            Verdict::Ignore
+        );
         assert_eq!(cmd.check(addr("11.1.1.1"), SECOND).unwrap(), Verdict::Ban);
         assert!(IgnoreCommand::new("check 'unbalanced").is_err());
     }
@@ -212,7 +253,14 @@ mod tests {
         let cmd = IgnoreCommand::new("sh -c 'sleep 30; exit 0'").unwrap();
         let start = Instant::now();
         let result = cmd.check(addr("192.0.2.1"), Duration::from_millis(200));
-        assert!(matches!(result, Err(IgnoreCommandError::Timeout { .. })), "{result:?}");
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(
+            matches!(result, Err(IgnoreCommandError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

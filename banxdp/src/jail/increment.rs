@@ -56,7 +56,9 @@ pub enum IncrementError {
 
 impl Increment {
     /// The increment a jail's configuration asks for, or `None` when it is off.
-    pub fn from_config(c: &crate::config::jails::Increment) -> Result<Option<Self>, IncrementError> {
+    pub fn from_config(
+        c: &crate::config::jails::Increment,
+    ) -> Result<Option<Self>, IncrementError> {
         if !c.enabled {
             return Ok(None);
         }
@@ -118,7 +120,9 @@ impl Increment {
         }
         let mut seconds = match &self.growth {
             Growth::Multipliers(m) => {
-                let index = usize::try_from(count).unwrap_or(usize::MAX).min(m.len() - 1);
+                let index = usize::try_from(count)
+                    .unwrap_or(usize::MAX)
+                    .min(m.len() - 1);
                 Num::Int(base).as_f64() * self.factor.as_f64() * Num::Int(m[index]).as_f64()
             }
             Growth::Formula(formula) => {
@@ -140,6 +144,7 @@ impl Increment {
     }
 
     /// What the next failure of an address banned `count` times before counts for.
+    #[must_use]
     pub fn failure_weight(count: u32, maxretry: u32) -> u32 {
         if count == 0 {
             return 1;
@@ -179,7 +184,9 @@ mod tests {
     }
 
     fn times(inc: &Increment, base: i64) -> Vec<i64> {
-        (0..8).map(|n| inc.ban_time(base, n, 0.0).unwrap()).collect()
+        (0..8)
+            .map(|n| inc.ban_time(base, n, 0.0).unwrap())
+            .collect()
     }
 
     #[test]
@@ -192,13 +199,44 @@ mod tests {
     #[test]
     fn stock_growth_examples() {
         // (formula, multipliers, factor, bantime, ban times for 0..8 previous bans)
-        let cases: [(Option<&str>, Option<&str>, Option<&str>, i64, [i64; 8]); 5] = [
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            i64,
+            [i64; 8],
+        );
+        let cases: [Case; 5] = [
             // The default: 1, 2, 4, 8, ... times bantime.
-            (None, None, None, 600, [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800]),
-            (None, None, Some("2"), 600, [600, 2400, 4800, 9600, 19200, 38400, 76800, 153_600]),
+            (
+                None,
+                None,
+                None,
+                600,
+                [600, 1200, 2400, 4800, 9600, 19200, 38400, 76800],
+            ),
+            (
+                None,
+                None,
+                Some("2"),
+                600,
+                [600, 2400, 4800, 9600, 19200, 38400, 76800, 153_600],
+            ),
             // jail.conf's multipliers, the last one used past the list's end.
-            (None, Some("1 2 4 8 16 32 64"), None, 600, [600, 1200, 2400, 4800, 9600, 19200, 38400, 38400]),
-            (None, Some("1 5 30 60 300 720 1440 2880"), None, 60, [60, 300, 1800, 3600, 18000, 43200, 86400, 172_800]),
+            (
+                None,
+                Some("1 2 4 8 16 32 64"),
+                None,
+                600,
+                [600, 1200, 2400, 4800, 9600, 19200, 38400, 38400],
+            ),
+            (
+                None,
+                Some("1 5 30 60 300 720 1440 2880"),
+                None,
+                60,
+                [60, 300, 1800, 3600, 18000, 43200, 86400, 172_800],
+            ),
             // jail.conf's "more aggressive" formula with its factor: the same doubling.
             (
                 Some("ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)"),
@@ -214,7 +252,10 @@ mod tests {
                 .unwrap();
             let got = times(&inc, base);
             for (g, w) in got.iter().zip(want) {
-                assert!((g - w).abs() <= 1, "{formula:?} {multipliers:?}: {got:?} vs {want:?}");
+                assert!(
+                    (g - w).abs() <= 1,
+                    "{formula:?} {multipliers:?}: {got:?} vs {want:?}"
+                );
             }
         }
     }

@@ -154,24 +154,37 @@ impl JailParams {
             });
         }
         let local = c.ignoreself.then_some(env.local_addrs);
-        let ignore = IgnoreList::new(&c.ignoreip, local, env.resolve)
-            .map_err(|source| JailError::Ignore { jail: jail(), source })?;
+        let ignore = IgnoreList::new(&c.ignoreip, local, env.resolve).map_err(|source| {
+            JailError::Ignore {
+                jail: jail(),
+                source,
+            }
+        })?;
         let ignorecommand = c
             .ignorecommand
             .as_deref()
             .filter(|t| !t.trim().is_empty())
             .map(IgnoreCommand::new)
             .transpose()
-            .map_err(|source| JailError::IgnoreCommand { jail: jail(), source })?;
-        let increment = Increment::from_config(&c.increment)
-            .map_err(|source| JailError::Increment { jail: jail(), source })?;
+            .map_err(|source| JailError::IgnoreCommand {
+                jail: jail(),
+                source,
+            })?;
+        let increment =
+            Increment::from_config(&c.increment).map_err(|source| JailError::Increment {
+                jail: jail(),
+                source,
+            })?;
         let ports = port_scope(
             c.port.as_deref(),
             c.protocol.as_deref(),
             &c.actions,
             env.services,
         )
-        .map_err(|source| JailError::Ports { jail: jail(), source })?;
+        .map_err(|source| JailError::Ports {
+            jail: jail(),
+            source,
+        })?;
         Ok(Self {
             name: c.name.clone(),
             maxretry: c.maxretry,
@@ -189,6 +202,7 @@ impl JailParams {
     }
 
     /// What an enforcer must know of the jail.
+    #[must_use]
     pub fn scope(&self) -> JailScope {
         JailScope {
             name: self.name.clone(),

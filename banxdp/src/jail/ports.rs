@@ -36,6 +36,7 @@ pub struct Services {
 impl Services {
     /// Reads the text of an /etc/services file (`name port/protocol aliases... # comment`).
     /// Lines it cannot read are skipped, as libc's `getservbyname` skips them.
+    #[must_use]
     pub fn parse(text: &str) -> Self {
         let mut ports = HashMap::new();
         for line in text.lines() {
@@ -61,6 +62,7 @@ impl Services {
     }
 
     /// The port of service `name` for `protocol`, else for any protocol.
+    #[must_use]
     pub fn port(&self, name: &str, protocol: &str) -> Option<u16> {
         self.ports
             .get(&(name.to_string(), protocol.to_string()))
@@ -75,6 +77,7 @@ impl Services {
 
 /// Whether one of a jail's actions bans every port: `iptables-allports`,
 /// `nftables-allports[...]`, `nftables[type=allports]`.
+#[must_use]
 pub fn is_allports_action(action: &str) -> bool {
     let action = action.trim();
     let (name, params) = match action.split_once('[') {
@@ -111,7 +114,11 @@ pub fn port_scope(
     if text.eq_ignore_ascii_case("all") || text.eq_ignore_ascii_case("any") {
         return Ok(PortScope::All);
     }
-    let lookup_protocol = if protocols == [IPPROTO_UDP] { "udp" } else { "tcp" };
+    let lookup_protocol = if protocols == [IPPROTO_UDP] {
+        "udp"
+    } else {
+        "tcp"
+    };
     let mut ranges = Vec::new();
     for word in text.split([',', ' ', '\t', '\n']).filter(|w| !w.is_empty()) {
         ranges.push(port_range(text, word, lookup_protocol, services)?);
@@ -144,9 +151,9 @@ fn port_range(
         }
     };
     // `a-b` is a range only between numbers: `ftp-data` is a service.
-    let dash = word
-        .split_once('-')
-        .filter(|(a, b)| a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit()));
+    let dash = word.split_once('-').filter(|(a, b)| {
+        a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit())
+    });
     let range = match word.split_once(':').or(dash) {
         None => {
             let p = one(word)?;
@@ -185,7 +192,11 @@ openvpn\t\t1194/udp
 garbage line
 ";
 
-    fn scope(port: Option<&str>, protocol: Option<&str>, actions: &[&str]) -> Result<PortScope, PortError> {
+    fn scope(
+        port: Option<&str>,
+        protocol: Option<&str>,
+        actions: &[&str],
+    ) -> Result<PortScope, PortError> {
         let actions: Vec<String> = actions.iter().map(ToString::to_string).collect();
         port_scope(port, protocol, &actions, &Services::parse(SERVICES))
     }
@@ -205,9 +216,15 @@ garbage line
             ("1000:2000", tcp(&[1000..=2000])),
             ("1000-2000", tcp(&[1000..=2000])),
             ("0:65535", tcp(&[0..=65535])),
-            (" 80,443,3128,8080", tcp(&[80..=80, 443..=443, 3128..=3128, 8080..=8080])),
+            (
+                " 80,443,3128,8080",
+                tcp(&[80..=80, 443..=443, 3128..=3128, 8080..=8080]),
+            ),
             ("smtp,ssmtp", tcp(&[25..=25, 465..=465])),
-            ("ftp,ftp-data,ftps-data", tcp(&[21..=21, 20..=20, 989..=989])),
+            (
+                "ftp,ftp-data,ftps-data",
+                tcp(&[21..=21, 20..=20, 989..=989]),
+            ),
             (":1024", tcp(&[0..=1024])),
             ("www:https", tcp(&[80..=443])),
         ];
@@ -253,11 +270,27 @@ garbage line
     #[test]
     fn errors_name_the_word() {
         let cases = [
-            (Some("sshh"), None, "invalid port `sshh` in `sshh`: no such service in /etc/services"),
-            (Some("22,70000"), None, "invalid port `70000` in `22,70000`: ports go up to 65535"),
-            (Some("2000:1000"), None, "invalid port `2000:1000` in `2000:1000`: the range runs backwards"),
+            (
+                Some("sshh"),
+                None,
+                "invalid port `sshh` in `sshh`: no such service in /etc/services",
+            ),
+            (
+                Some("22,70000"),
+                None,
+                "invalid port `70000` in `22,70000`: ports go up to 65535",
+            ),
+            (
+                Some("2000:1000"),
+                None,
+                "invalid port `2000:1000` in `2000:1000`: the range runs backwards",
+            ),
             (Some(" , "), None, "no port in `,`"),
-            (Some("ssh"), Some("icmp"), "invalid protocol `icmp` (tcp, udp or all)"),
+            (
+                Some("ssh"),
+                Some("icmp"),
+                "invalid protocol `icmp` (tcp, udp or all)",
+            ),
         ];
         for (port, protocol, want) in cases {
             assert_eq!(scope(port, protocol, &[]).unwrap_err().to_string(), want);
@@ -269,7 +302,11 @@ garbage line
         let s = Services::parse(SERVICES);
         assert_eq!(s.port("mail", "tcp"), Some(25));
         assert_eq!(s.port("smtps", "tcp"), Some(465));
-        assert_eq!(s.port("openvpn", "tcp"), Some(1194), "any protocol when tcp has none");
+        assert_eq!(
+            s.port("openvpn", "tcp"),
+            Some(1194),
+            "any protocol when tcp has none"
+        );
         assert_eq!(s.port("garbage", "tcp"), None);
     }
 }

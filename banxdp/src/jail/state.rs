@@ -41,6 +41,7 @@ pub struct Decision {
 
 impl Decision {
     /// When the ban ends (unix seconds); `None` is never.
+    #[must_use]
     pub fn end(&self) -> Option<i64> {
         self.duration.map(|d| self.start.saturating_add(d))
     }
@@ -90,6 +91,7 @@ pub struct Jail {
 }
 
 impl Jail {
+    #[must_use]
     pub fn new(params: JailParams) -> Self {
         let rng = params.seed | 1;
         Self {
@@ -101,10 +103,12 @@ impl Jail {
         }
     }
 
+    #[must_use]
     pub fn params(&self) -> &JailParams {
         &self.params
     }
 
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.params.name
     }
@@ -272,6 +276,7 @@ impl Jail {
     }
 
     /// Whether this jail bans `target` now (as far as it was told).
+    #[must_use]
     pub fn is_banned(&self, target: IpNet) -> bool {
         self.known.get(&Key::of(target)).is_some_and(|k| k.active)
     }
@@ -290,14 +295,17 @@ impl Jail {
         }
     }
 
+    #[must_use]
     pub fn currently_failed(&self) -> usize {
         self.tracker.len()
     }
 
+    #[must_use]
     pub fn total_failed(&self) -> u64 {
         self.stats.total_failed
     }
 
+    #[must_use]
     pub fn stats(&self) -> JailStats {
         JailStats {
             currently_failed: self.tracker.len(),
@@ -309,6 +317,7 @@ impl Jail {
     }
 
     /// Heap bytes the failure windows hold, by the tracker's account.
+    #[must_use]
     pub fn tracked_heap_bytes(&self) -> usize {
         self.tracker.heap_bytes()
     }

@@ -11,7 +11,10 @@ use crate::config::jails::Increment as IncrementConf;
 const T0: i64 = 1_765_000_000;
 
 fn line(ip: &str, n: usize) -> String {
-    format!("Failed password for invalid user admin{n} from {ip} port {} ssh2", 40_000 + n)
+    format!(
+        "Failed password for invalid user admin{n} from {ip} port {} ssh2",
+        40_000 + n
+    )
 }
 
 fn net(s: &str) -> IpNet {
@@ -37,7 +40,11 @@ fn conf() -> JailConfig {
         findtime: 600,
         bantime: Bantime::Seconds(600),
         increment: IncrementConf::default(),
-        ignoreip: vec!["127.0.0.1/8".into(), "::1".into(), "trusted.example.org".into()],
+        ignoreip: vec![
+            "127.0.0.1/8".into(),
+            "::1".into(),
+            "trusted.example.org".into(),
+        ],
         ignoreself: true,
         ignorecommand: None,
         port: Some("ssh".into()),
@@ -87,16 +94,52 @@ fn feed(jail: &mut Jail, failures: &[(&str, i64)]) -> Vec<(usize, Decision)> {
 #[test]
 fn bans_at_maxretry_within_findtime() {
     // (failures, indices that ban) with maxretry 3, findtime 600.
-    let cases: [(&[(&str, i64)], &[usize]); 6] = [
-        (&[("192.0.2.7", 0), ("192.0.2.7", 10), ("192.0.2.7", 20)], &[2]),
-        (&[("192.0.2.7", 0), ("192.0.2.8", 10), ("192.0.2.7", 20)], &[]),
+    type Case<'a> = (&'a [(&'a str, i64)], &'a [usize]);
+    let cases: [Case; 6] = [
+        (
+            &[("192.0.2.7", 0), ("192.0.2.7", 10), ("192.0.2.7", 20)],
+            &[2],
+        ),
+        (
+            &[("192.0.2.7", 0), ("192.0.2.8", 10), ("192.0.2.7", 20)],
+            &[],
+        ),
         // The window slides: 0 and 500 then 1000 is two in the last 600 seconds.
-        (&[("192.0.2.7", 0), ("192.0.2.7", 500), ("192.0.2.7", 1000)], &[]),
-        (&[("192.0.2.7", 0), ("192.0.2.7", 500), ("192.0.2.7", 1000), ("192.0.2.7", 1001)], &[3]),
+        (
+            &[("192.0.2.7", 0), ("192.0.2.7", 500), ("192.0.2.7", 1000)],
+            &[],
+        ),
+        (
+            &[
+                ("192.0.2.7", 0),
+                ("192.0.2.7", 500),
+                ("192.0.2.7", 1000),
+                ("192.0.2.7", 1001),
+            ],
+            &[3],
+        ),
         // A failure after a whole findtime of quiet starts again.
-        (&[("192.0.2.7", 0), ("192.0.2.7", 1), ("192.0.2.7", 700), ("192.0.2.7", 701)], &[]),
+        (
+            &[
+                ("192.0.2.7", 0),
+                ("192.0.2.7", 1),
+                ("192.0.2.7", 700),
+                ("192.0.2.7", 701),
+            ],
+            &[],
+        ),
         // IPv6, and IPv4-mapped IPv6 as IPv4.
-        (&[("2001:db8::1", 0), ("::ffff:192.0.2.9", 1), ("2001:db8::1", 2), ("192.0.2.9", 3), ("2001:db8::1", 4), ("192.0.2.9", 5)], &[4, 5]),
+        (
+            &[
+                ("2001:db8::1", 0),
+                ("::ffff:192.0.2.9", 1),
+                ("2001:db8::1", 2),
+                ("192.0.2.9", 3),
+                ("2001:db8::1", 4),
+                ("192.0.2.9", 5),
+            ],
+            &[4, 5],
+        ),
     ];
     for (failures, bans) in cases {
         let mut j = jail(&conf());
@@ -108,12 +151,25 @@ fn bans_at_maxretry_within_findtime() {
 #[test]
 fn a_decision_carries_what_the_store_needs() {
     let mut j = jail(&conf());
-    let bans = feed(&mut j, &[("203.0.113.5", 0), ("203.0.113.5", 30), ("203.0.113.5", 60)]);
+    let bans = feed(
+        &mut j,
+        &[("203.0.113.5", 0), ("203.0.113.5", 30), ("203.0.113.5", 60)],
+    );
     let (_, d) = &bans[0];
     assert_eq!(d.target, net("203.0.113.5"));
-    assert_eq!((d.start, d.duration, d.end()), (T0 + 60, Some(600), Some(T0 + 660)));
+    assert_eq!(
+        (d.start, d.duration, d.end()),
+        (T0 + 60, Some(600), Some(T0 + 660))
+    );
     assert_eq!((d.ban_count, d.failures), (1, 3));
-    assert_eq!(d.matches, [line("203.0.113.5", 0), line("203.0.113.5", 1), line("203.0.113.5", 2)]);
+    assert_eq!(
+        d.matches,
+        [
+            line("203.0.113.5", 0),
+            line("203.0.113.5", 1),
+            line("203.0.113.5", 2)
+        ]
+    );
     assert_eq!(j.currently_failed(), 0);
     assert_eq!(j.total_failed(), 3);
     assert!(j.is_banned(net("203.0.113.5")));
@@ -151,7 +207,9 @@ fn old_lines_do_not_ban() {
     c.bantime = Bantime::Seconds(60);
     let mut j = jail(&c);
     let now = T0 + 500;
-    let got: Vec<_> = (0..3).filter_map(|i| j.failure(net("192.0.2.7"), T0 + i, "x", now)).collect();
+    let got: Vec<_> = (0..3)
+        .filter_map(|i| j.failure(net("192.0.2.7"), T0 + i, "x", now))
+        .collect();
     assert!(got.is_empty());
     assert!(!j.is_banned(net("192.0.2.7")));
 }
@@ -159,14 +217,34 @@ fn old_lines_do_not_ban() {
 #[test]
 fn ignored_addresses_are_dropped_and_counted() {
     let mut j = jail(&conf());
-    for ip in ["127.0.0.1", "127.9.9.9", "::1", "198.51.100.10", "192.0.2.254"] {
+    for ip in [
+        "127.0.0.1",
+        "127.9.9.9",
+        "::1",
+        "198.51.100.10",
+        "192.0.2.254",
+    ] {
         let bans = feed(&mut j, &[(ip, 0), (ip, 1), (ip, 2), (ip, 3)]);
         assert!(bans.is_empty(), "{ip}");
     }
     assert_eq!(j.stats().ignored, 20);
     assert_eq!(j.currently_failed(), 0);
-    let allowed: Vec<String> = j.params().ignore.allowed_nets().iter().map(ToString::to_string).collect();
-    assert_eq!(allowed, ["127.0.0.0/8", "::1/128", "198.51.100.10/32", "192.0.2.254/32"]);
+    let allowed: Vec<String> = j
+        .params()
+        .ignore
+        .allowed_nets()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        allowed,
+        [
+            "127.0.0.0/8",
+            "::1/128",
+            "198.51.100.10/32",
+            "192.0.2.254/32"
+        ]
+    );
 }
 
 #[test]
@@ -180,7 +258,10 @@ fn a_banned_address_is_not_banned_again_until_unbanned() {
     j.unbanned(net(ip));
     let again = feed(&mut j, &[(ip, 20), (ip, 21), (ip, 22)]);
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].1.ban_count, 1, "without increment, counts are not kept");
+    assert_eq!(
+        again[0].1.ban_count, 1,
+        "without increment, counts are not kept"
+    );
     assert_eq!(again[0].1.duration, Some(600));
     let s = j.stats();
     assert_eq!((s.total_banned, s.currently_banned), (2, 1));
@@ -230,7 +311,9 @@ fn ban_counts_come_from_the_store() {
     j.restore(ip, 3, T0 - 3600, false);
     // A line from before that ban (re-read after a restart) does not count.
     assert_eq!(j.failure(ip, T0 - 3601, "x", T0 - 3500), None);
-    let d = j.failure(ip, T0, "x", T0).expect("the first failure counts maxretry");
+    let d = j
+        .failure(ip, T0, "x", T0)
+        .expect("the first failure counts maxretry");
     assert_eq!((d.ban_count, d.duration), (4, Some(4800)));
     // A ban still in force: failures do not ban again.
     let other = net("192.0.2.8");
@@ -239,7 +322,10 @@ fn ban_counts_come_from_the_store() {
     assert_eq!(j.failure(other, T0, "x", T0), None);
     // maxtime caps growth.
     j.restore(net("192.0.2.9"), 12, T0 - 86_400, false);
-    assert_eq!(j.failure(net("192.0.2.9"), T0, "x", T0).unwrap().duration, Some(86_400));
+    assert_eq!(
+        j.failure(net("192.0.2.9"), T0, "x", T0).unwrap().duration,
+        Some(86_400)
+    );
 }
 
 #[test]
@@ -266,7 +352,10 @@ fn manual_bans() {
     let ip = net("192.0.2.7");
     j.failure(ip, T0, &line("192.0.2.7", 0), T0);
     let d = j.manual_ban(ip, Some(Bantime::Seconds(3600)), T0 + 5);
-    assert_eq!((d.start, d.duration, d.ban_count, d.failures), (T0 + 5, Some(3600), 1, 1));
+    assert_eq!(
+        (d.start, d.duration, d.ban_count, d.failures),
+        (T0 + 5, Some(3600), 1, 1)
+    );
     assert_eq!(d.matches, [line("192.0.2.7", 0)]);
     assert_eq!(j.currently_failed(), 0);
     j.unbanned(ip);
@@ -290,7 +379,12 @@ fn permanent_bantime_and_networks() {
     assert_eq!(bans[0].1.duration, None);
     j.unbanned(net(subnet));
     j.failure(net(subnet), T0 + 9, "x", T0 + 9);
-    assert_eq!(j.failure(net(subnet), T0 + 10, "x", T0 + 10).unwrap().duration, None);
+    assert_eq!(
+        j.failure(net(subnet), T0 + 10, "x", T0 + 10)
+            .unwrap()
+            .duration,
+        None
+    );
 }
 
 #[test]
@@ -299,7 +393,10 @@ fn spared_by_ignorecommand() {
     c.ignorecommand = Some("/bin/false <ip>".into());
     let mut j = jail(&c);
     let cmd = j.params().ignorecommand.clone().unwrap();
-    assert_eq!(cmd.argv("192.0.2.7".parse().unwrap()), ["/bin/false", "192.0.2.7"]);
+    assert_eq!(
+        cmd.argv("192.0.2.7".parse().unwrap()),
+        ["/bin/false", "192.0.2.7"]
+    );
     let ip = "192.0.2.7";
     let bans = feed(&mut j, &[(ip, 0), (ip, 1), (ip, 2)]);
     j.spared(bans[0].1.target);
@@ -311,7 +408,15 @@ fn spared_by_ignorecommand() {
 #[test]
 fn expire_frees_closed_windows() {
     let mut j = jail(&conf());
-    feed(&mut j, &[("192.0.2.1", 0), ("192.0.2.2", 100), ("192.0.2.3", 200), ("192.0.2.1", 300)]);
+    feed(
+        &mut j,
+        &[
+            ("192.0.2.1", 0),
+            ("192.0.2.2", 100),
+            ("192.0.2.3", 200),
+            ("192.0.2.1", 300),
+        ],
+    );
     assert_eq!(j.currently_failed(), 3);
     // At T0+800 the windows last touched at 100 and 200 are closed; 192.0.2.1 (300) is not.
     assert_eq!(j.expire(T0 + 800), 2);
@@ -328,7 +433,17 @@ fn the_oldest_addresses_go_first_at_the_cap() {
     };
     let mut j = Jail::new(params_with(&conf(), limits));
     // .1 fails at 0 and 3 (the most recent then), .2 and .3 once; .4 and .5 evict .2 and .3.
-    let none = feed(&mut j, &[("192.0.2.1", 0), ("192.0.2.2", 1), ("192.0.2.3", 2), ("192.0.2.1", 3), ("192.0.2.4", 4), ("192.0.2.5", 5)]);
+    let none = feed(
+        &mut j,
+        &[
+            ("192.0.2.1", 0),
+            ("192.0.2.2", 1),
+            ("192.0.2.3", 2),
+            ("192.0.2.1", 3),
+            ("192.0.2.4", 4),
+            ("192.0.2.5", 5),
+        ],
+    );
     assert!(none.is_empty());
     assert_eq!((j.stats().currently_failed, j.stats().evicted), (3, 2));
     // .1 kept its two failures: a third bans.
@@ -352,7 +467,10 @@ fn matched_text_is_bounded_too() {
     }
     let s = j.stats();
     assert!(s.match_bytes <= 1000, "{s:?}");
-    assert_eq!(s.currently_failed + usize::try_from(s.evicted).unwrap(), 100);
+    assert_eq!(
+        s.currently_failed + usize::try_from(s.evicted).unwrap(),
+        100
+    );
     assert!(s.evicted > 80, "{s:?}");
 }
 
@@ -368,7 +486,15 @@ fn a_flood_of_distinct_addresses_stays_bounded() {
         text.push_str("Failed password for invalid user oracle from ");
         text.push_str(&ip.to_string());
         text.push_str(" port 51234 ssh2");
-        assert_eq!(j.failure(IpNet::from(ip), T0 + i64::from(i / 2000), &text, T0 + i64::from(i / 2000)), None);
+        assert_eq!(
+            j.failure(
+                IpNet::from(ip),
+                T0 + i64::from(i / 2000),
+                &text,
+                T0 + i64::from(i / 2000)
+            ),
+            None
+        );
     }
     let s = j.stats();
     assert_eq!(s.currently_failed, DEFAULT_MAX_TRACKED);
@@ -419,17 +545,26 @@ fn params_errors_name_the_jail_and_the_value() {
     let mut cases: Vec<(JailConfig, &str)> = Vec::new();
     let mut c = conf();
     c.port = Some("ssh,imaps".into());
-    cases.push((c, "jail `sshd`: invalid port `imaps` in `ssh,imaps`: no such service in /etc/services"));
+    cases.push((
+        c,
+        "jail `sshd`: invalid port `imaps` in `ssh,imaps`: no such service in /etc/services",
+    ));
     let mut c = conf();
     c.ignoreip = vec!["10.0.0.0/40".into()];
     cases.push((c, "jail `sshd`: invalid ignoreip `10.0.0.0/40` (an address, a network such as 10.0.0.0/8, or a host name)"));
     let mut c = conf();
     c.increment.enabled = true;
     c.increment.formula = Some("ban.Time * bogus".into());
-    cases.push((c, "jail `sshd`: invalid bantime.formula `ban.Time * bogus`: unknown name `bogus`"));
+    cases.push((
+        c,
+        "jail `sshd`: invalid bantime.formula `ban.Time * bogus`: unknown name `bogus`",
+    ));
     let mut c = conf();
     c.usedns = "sometimes".into();
-    cases.push((c, "jail `sshd`: invalid usedns `sometimes` (yes, warn, no or raw)"));
+    cases.push((
+        c,
+        "jail `sshd`: invalid usedns `sometimes` (yes, warn, no or raw)",
+    ));
     let mut c = conf();
     c.maxretry = 0;
     cases.push((c, "jail `sshd`: invalid maxretry `0` (at least 1)"));
@@ -437,7 +572,10 @@ fn params_errors_name_the_jail_and_the_value() {
     c.ignorecommand = Some("/usr/bin/check 'oops".into());
     cases.push((c, "jail `sshd`: ignorecommand `/usr/bin/check 'oops`: cannot be split into words (unbalanced quotes)"));
     for (c, want) in cases {
-        assert_eq!(JailParams::from_config(&c, &env).unwrap_err().to_string(), want);
+        assert_eq!(
+            JailParams::from_config(&c, &env).unwrap_err().to_string(),
+            want
+        );
     }
 }
 
@@ -446,6 +584,7 @@ fn params_errors_name_the_jail_and_the_value() {
 fn every_stock_jail_reads_into_params() {
     use crate::config::fail2ban::{Disk, dump_stream};
     use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP};
+    use std::fmt::Write as _;
     let stock = std::path::Path::new("/etc/fail2ban");
     if !stock.join("jail.conf").is_file() {
         eprintln!("every_stock_jail_reads_into_params: skipped, no /etc/fail2ban");
@@ -463,7 +602,7 @@ fn every_stock_jail_reads_into_params() {
     for l in jail_conf.lines() {
         if let Some(name) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             if name != "INCLUDES" && name != "DEFAULT" {
-                local.push_str(&format!("[{name}]\nenabled = true\n\n"));
+                let _ = write!(local, "[{name}]\nenabled = true\n\n");
             }
         }
     }
@@ -491,7 +630,14 @@ fn every_stock_jail_reads_into_params() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(params.len() > 80, "{} jails", params.len());
-    let scope = |name: &str| params.iter().find(|p| p.name == name).unwrap().ports.clone();
+    let scope = |name: &str| {
+        params
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .ports
+            .clone()
+    };
     let tcp = |ranges: Vec<std::ops::RangeInclusive<u16>>| PortScope::Ports {
         protocols: vec![IPPROTO_TCP],
         ranges,

@@ -23,6 +23,7 @@ use super::ignore::canonical_net;
 pub struct Key([u8; 17]);
 
 impl Key {
+    #[must_use]
     pub fn of(net: IpNet) -> Self {
         let net = canonical_net(net);
         let mut bytes = [0u8; 17];
@@ -60,6 +61,7 @@ pub struct Window {
 
 impl Window {
     /// The matched lines kept, oldest first.
+    #[must_use]
     pub fn matches(&self) -> Vec<String> {
         self.matches
             .as_deref()
@@ -114,6 +116,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    #[must_use]
     pub fn new() -> Self {
         Self {
             head: NONE,
@@ -122,20 +125,31 @@ impl Tracker {
         }
     }
 
+    #[must_use]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[must_use]
     pub fn match_bytes(&self) -> usize {
         self.match_bytes
     }
 
     fn slot(&self, i: u32) -> &Slot {
-        self.slots[i as usize].as_ref().expect("a linked slot is filled")
+        self.slots[i as usize]
+            .as_ref()
+            .expect("a linked slot is filled")
     }
 
     fn slot_mut(&mut self, i: u32) -> &mut Slot {
-        self.slots[i as usize].as_mut().expect("a linked slot is filled")
+        self.slots[i as usize]
+            .as_mut()
+            .expect("a linked slot is filled")
     }
 
     fn hash(&self, key: &Key) -> u64 {
@@ -228,7 +242,11 @@ impl Tracker {
     }
 
     fn insert(&mut self, key: Key, failure: &Failure<'_>, limits: Limits) -> u32 {
-        let line_bytes = if failure.maxmatches == 0 { 0 } else { failure.line.len() };
+        let line_bytes = if failure.maxmatches == 0 {
+            0
+        } else {
+            failure.line.len()
+        };
         while self.head != NONE
             && (self.len >= limits.max_tracked.max(1)
                 || self.match_bytes + line_bytes > limits.max_match_bytes)
@@ -271,6 +289,7 @@ impl Tracker {
 
     /// Bytes of heap the tracker holds, by its own account (the allocator adds its overhead
     /// to each matched text).
+    #[must_use]
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Option<Slot>>()
             + self.free.capacity() * 4
