@@ -26,6 +26,8 @@ pub mod state;
 pub mod tracker;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
