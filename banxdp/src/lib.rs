@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod enforce;
 pub mod filter;
+pub mod jail;
 pub mod logging;
 pub mod source;
 pub mod store;
