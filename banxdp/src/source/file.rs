@@ -239,3 +239,141 @@ fn ends_with_newline(file: &File, len: u64) -> io::Result<bool> {
     file.read_exact_at(&mut last, len - 1)?;
     Ok(last[0] == b'\n')
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn append(path: &Path, text: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn read_all(tail: &mut FileTail) -> Vec<String> {
+        let mut lines = Vec::new();
+        while tail.read(7, &mut lines).unwrap() {}
+        lines
+    }
+
+    #[test]
+    fn reads_appended_lines_once_and_holds_a_partial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        append(&path, "one\ntwo\nthr");
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        assert!(tail.open(Start::Head).unwrap());
+        assert_eq!(read_all(&mut tail), ["one", "two"]);
+        assert_eq!(tail.position().offset, 8, "the partial line is not settled");
+        assert_eq!(tail.position().first_line_hash, line_hash(b"one\n"));
+        assert!(read_all(&mut tail).is_empty());
+        append(&path, "ee\nfour\n");
+        assert_eq!(read_all(&mut tail), ["three", "four"]);
+        assert_eq!(tail.position().offset, 19);
+    }
+
+    #[test]
+    fn tail_starts_at_the_end_and_skips_an_unfinished_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        append(&path, "old\nhalf of an old li");
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        tail.open(Start::Tail).unwrap();
+        append(&path, "ne\nnew\n");
+        assert_eq!(read_all(&mut tail), ["new"]);
+    }
+
+    #[test]
+    fn resumes_from_a_stored_position_only_while_the_first_line_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        append(&path, "first\nsecond\n");
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        tail.open(Start::Head).unwrap();
+        assert_eq!(read_all(&mut tail), ["first", "second"]);
+        let stored = tail.position();
+        append(&path, "written while down\n");
+
+        let mut again = FileTail::new(path.clone(), Encoding::Auto);
+        again.open(Start::Resume(stored)).unwrap();
+        assert_eq!(read_all(&mut again), ["written while down"]);
+
+        // Rotated while down: another first line, so from the start, whatever the offset.
+        std::fs::write(&path, "other\nfile is longer than before\n").unwrap();
+        let mut rotated = FileTail::new(path.clone(), Encoding::Auto);
+        rotated.open(Start::Resume(stored)).unwrap();
+        assert_eq!(
+            read_all(&mut rotated),
+            ["other", "file is longer than before"]
+        );
+    }
+
+    #[test]
+    fn copytruncate_is_seen_even_when_the_file_has_regrown_past_the_old_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        append(&path, "1\n2\n");
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        tail.open(Start::Head).unwrap();
+        assert_eq!(read_all(&mut tail), ["1", "2"]);
+        // Truncated in place and refilled beyond 4 bytes before the next read.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        append(&path, "3\n4\n5\n");
+        assert_eq!(read_all(&mut tail), ["3", "4", "5"]);
+        // Truncated to less than was read.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        append(&path, "6\n");
+        assert_eq!(read_all(&mut tail), ["6"]);
+    }
+
+    #[test]
+    fn rename_and_create_reads_the_rest_of_the_old_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.log");
+        append(&path, "1\n");
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        tail.open(Start::Head).unwrap();
+        assert_eq!(read_all(&mut tail), ["1"]);
+        append(&path, "2\n3 without newline");
+        std::fs::rename(&path, dir.path().join("auth.log.1")).unwrap();
+        // Renamed away, no successor yet: the open file is still read.
+        assert!(read_all(&mut tail).contains(&"2".to_owned()));
+        append(&path, "4\n");
+        assert_eq!(read_all(&mut tail), ["3 without newline", "4"]);
+        assert_eq!(tail.position().offset, 2);
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_cut_and_the_next_one_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        append(&path, &format!("{}\nafter\n", "x".repeat(MAX_LINE * 3)));
+        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
+        tail.open(Start::Head).unwrap();
+        let mut lines = Vec::new();
+        while tail.read(usize::MAX, &mut lines).unwrap() {}
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), MAX_LINE);
+        assert_eq!(lines[1], "after");
+    }
+
+    #[test]
+    fn the_hash_is_stable_and_never_zero() {
+        // Pinned: stores keep this value across versions.
+        assert_eq!(line_hash(b"a\n"), 0x089b_dc07_b544_e7b2);
+        assert_ne!(line_hash(b""), 0);
+    }
+}

@@ -74,7 +74,7 @@ impl Splitter {
             let held = self.partial.len();
             if held + segment.len() > self.max {
                 self.partial.extend_from_slice(&segment[..self.max - held]);
-                let cut = char_boundary(&self.partial, self.max);
+                let cut = char_boundary(&self.partial);
                 line(&self.partial[..cut], true);
                 self.partial.clear();
                 self.skipping = newline.is_none();
@@ -104,14 +104,24 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// The largest cut at or below `at` that does not split a UTF-8 sequence (looking back at
-/// most three bytes; other encodings are unaffected by so short a step).
-fn char_boundary(bytes: &[u8], at: usize) -> usize {
-    let at = at.min(bytes.len());
-    (at.saturating_sub(3)..=at)
+/// Where to cut `bytes` (a line's first bytes) so as not to split a UTF-8 sequence: before
+/// its last character if that one is incomplete. Other encodings are unaffected, but for a
+/// step of at most three bytes.
+fn char_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    let Some(start) = (len.saturating_sub(4)..len)
         .rev()
-        .find(|&i| i == bytes.len() || bytes[i] & 0xC0 != 0x80)
-        .unwrap_or(at)
+        .find(|&i| bytes[i] & 0xC0 != 0x80)
+    else {
+        return len;
+    };
+    let need = match bytes[start] {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    };
+    if start + need > len { start } else { len }
 }
 
 #[cfg(test)]
@@ -175,6 +185,12 @@ mod tests {
         let text = format!("{}\n", "é".repeat(8));
         let (lines, _) = split(9, &[text.as_bytes()]);
         assert_eq!(lines, vec![("é".repeat(4), true)]);
+        let (lines, _) = split(8, &[text.as_bytes()]);
+        assert_eq!(lines, vec![("é".repeat(4), true)]);
+        let (lines, _) = split(6, &["€€€\n".as_bytes()]);
+        assert_eq!(lines, vec![("€€".to_owned(), true)]);
+        let (lines, _) = split(7, &["€€€\n".as_bytes()]);
+        assert_eq!(lines, vec![("€€".to_owned(), true)]);
     }
 
     #[test]
