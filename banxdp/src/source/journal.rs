@@ -297,3 +297,230 @@ impl JournalSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn entries_read_as_fail2ban_formats_them() {
+        let cases = [
+            (
+                json!({"__REALTIME_TIMESTAMP": "1700000000123456", "_HOSTNAME": "web1",
+                       "SYSLOG_IDENTIFIER": "sshd", "_PID": "4242", "__CURSOR": "c1",
+                       "MESSAGE": "Failed password for root from 192.0.2.7 port 22 ssh2"}),
+                "web1 sshd[4242]: Failed password for root from 192.0.2.7 port 22 ssh2",
+            ),
+            // _COMM without an identifier, SYSLOG_PID before _PID, newlines escaped.
+            (
+                json!({"__REALTIME_TIMESTAMP": "1", "_COMM": "dovecot", "SYSLOG_PID": "7",
+                       "_PID": "8", "MESSAGE": "a\nb"}),
+                "dovecot[7]: a\\nb",
+            ),
+            // The kernel's monotonic time; bytes; a repeated field joined by spaces.
+            (
+                json!({"__REALTIME_TIMESTAMP": "1", "SYSLOG_IDENTIFIER": "kernel",
+                       "__MONOTONIC_TIMESTAMP": "5000000", "MESSAGE": [104, 105, 0xfc]}),
+                "kernel: [    5.000000] hi\u{fc}",
+            ),
+            (
+                json!({"__REALTIME_TIMESTAMP": "1", "MESSAGE": ["x", "y"]}),
+                "x y",
+            ),
+            (
+                json!({"__REALTIME_TIMESTAMP": "1", "SYSLOG_IDENTIFIER": "s", "_PID": "abc"}),
+                "s[abc]: ",
+            ),
+        ];
+        for (entry, want) in cases {
+            assert_eq!(
+                format_entry(&entry, Encoding::Auto).unwrap().line,
+                want,
+                "{entry}"
+            );
+        }
+        let timed = json!({"__REALTIME_TIMESTAMP": "2", "_SOURCE_REALTIME_TIMESTAMP": "1", "__CURSOR": "c"});
+        let entry = format_entry(&timed, Encoding::Auto).unwrap();
+        assert_eq!((entry.realtime_us, entry.cursor.as_str()), (1, "c"));
+        assert_eq!(
+            format_entry(&json!({"MESSAGE": "no time"}), Encoding::Auto),
+            None
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_built_from_the_jail() {
+        let options = [("journalpath".to_owned(), "/srv/journal".to_owned())];
+        let matches = [
+            "_SYSTEMD_UNIT=sshd.service + _COMM=sshd".to_owned(),
+            "_COMM=dropbear".to_owned(),
+        ];
+        let mut spec = JournalSpec::from_jail("sshd", &options, &matches, Encoding::Auto).unwrap();
+        let argv = |spec: &JournalSpec| -> Vec<String> {
+            spec.argv()
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            argv(&spec),
+            [
+                "--output=json",
+                "--no-pager",
+                "--follow",
+                "--directory=/srv/journal",
+                "--lines=0",
+                "_SYSTEMD_UNIT=sshd.service",
+                "+",
+                "_COMM=sshd",
+                "+",
+                "_COMM=dropbear"
+            ]
+        );
+        spec.since = Some(1_700_000_000);
+        assert!(argv(&spec).contains(&"--since=@1700000000".to_owned()));
+        spec.after_cursor = Some("s=1;i=2".into());
+        assert!(argv(&spec).contains(&"--after-cursor=s=1;i=2".to_owned()));
+        let err = JournalSpec::from_jail("sshd", &[], &["sshd.service".to_owned()], Encoding::Auto);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "jail `sshd`: invalid journalmatch `sshd.service`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_journalctl_is_a_clear_error_for_its_jail() {
+        let mut spec = JournalSpec::from_jail("sshd", &[], &[], Encoding::Auto).unwrap();
+        spec.files = vec!["/nonexistent.journal".into()];
+        spec.program = PathBuf::from("/nonexistent/journalctl");
+        let err = JournalSource::spawn(&spec).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "jail `sshd`: backend = systemd needs `/nonexistent/journalctl`, which cannot be run"
+        );
+    }
+
+    /// One entry in journal export format; values with a newline in the binary form.
+    fn export(fields: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.extend_from_slice(name.as_bytes());
+            if value.contains(&b'\n') {
+                out.push(b'\n');
+                out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            } else {
+                out.push(b'=');
+            }
+            out.extend_from_slice(value);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        out
+    }
+
+    /// A journal file written by Debian's `systemd-journal-remote` from export text.
+    fn journal_file(dir: &Path) -> Option<PathBuf> {
+        let remote = Path::new("/lib/systemd/systemd-journal-remote");
+        if !remote.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs systemd-journal-remote"
+            );
+            eprintln!(
+                "skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)"
+            );
+            return None;
+        }
+        let boot: &[u8] = b"0123456789abcdef0123456789abcdef";
+        let mut text = export(&[
+            ("__REALTIME_TIMESTAMP", b"1700000000123456"),
+            ("__MONOTONIC_TIMESTAMP", b"5000000"),
+            ("_BOOT_ID", boot),
+            ("_HOSTNAME", b"web1"),
+            ("SYSLOG_IDENTIFIER", b"sshd"),
+            ("_PID", b"4242"),
+            ("_SYSTEMD_UNIT", b"ssh.service"),
+            (
+                "MESSAGE",
+                b"Failed password for root from 192.0.2.7 port 22 ssh2",
+            ),
+        ]);
+        text.extend(export(&[
+            ("__REALTIME_TIMESTAMP", b"1700000001000000"),
+            ("__MONOTONIC_TIMESTAMP", b"6000000"),
+            ("_BOOT_ID", boot),
+            ("_HOSTNAME", b"web1"),
+            ("SYSLOG_IDENTIFIER", b"kernel"),
+            ("_SYSTEMD_UNIT", b"kernel.service"),
+            ("MESSAGE", b"line one\nline two"),
+        ]));
+        text.extend(export(&[
+            ("__REALTIME_TIMESTAMP", b"1700000002000000"),
+            ("__MONOTONIC_TIMESTAMP", b"7000000"),
+            ("_BOOT_ID", boot),
+            ("_HOSTNAME", b"web1"),
+            ("_COMM", b"sshd"),
+            ("_PID", b"4243"),
+            ("_SYSTEMD_UNIT", b"ssh.service"),
+            ("MESSAGE", b"Invalid user m\xfcller from 192.0.2.8"),
+        ]));
+        let input = dir.join("in.export");
+        std::fs::write(&input, text).unwrap();
+        let output = dir.join("remote.journal");
+        let status = std::process::Command::new(remote)
+            .arg(format!("--output={}", output.display()))
+            .arg(&input)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "systemd-journal-remote: {status}");
+        Some(output)
+    }
+
+    async fn read_all(spec: &JournalSpec) -> Vec<JournalEntry> {
+        let mut source = JournalSource::spawn(spec).unwrap();
+        let mut entries = Vec::new();
+        while let Some(entry) = source.next().await.unwrap() {
+            entries.push(entry);
+        }
+        entries
+    }
+
+    #[tokio::test]
+    async fn reads_a_journal_file_written_by_systemd_journal_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(file) = journal_file(dir.path()) else {
+            return;
+        };
+        let options = [("journalfiles".to_owned(), file.display().to_string())];
+        let mut spec = JournalSpec::from_jail("sshd", &options, &[], Encoding::Auto).unwrap();
+        (spec.follow, spec.since) = (false, Some(0));
+        let all = read_all(&spec).await;
+        let lines: Vec<&str> = all.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "web1 sshd[4242]: Failed password for root from 192.0.2.7 port 22 ssh2",
+                "web1 kernel: [    6.000000] line one\\nline two",
+                "web1 sshd[4243]: Invalid user m\u{fc}ller from 192.0.2.8",
+            ]
+        );
+        assert_eq!(all[0].realtime_us, 1_700_000_000_123_456);
+
+        let matches = ["_SYSTEMD_UNIT=ssh.service".to_owned()];
+        let mut sshd = JournalSpec::from_jail("sshd", &options, &matches, Encoding::Auto).unwrap();
+        (sshd.follow, sshd.since) = (false, Some(0));
+        assert_eq!(read_all(&sshd).await.len(), 2);
+
+        // Resuming after a stored cursor, following: the entries after it, then it waits.
+        sshd.follow = true;
+        sshd.after_cursor = Some(all[0].cursor.clone());
+        let mut source = JournalSource::spawn(&sshd).unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(30), source.next()).await;
+        assert_eq!(next.unwrap().unwrap().unwrap().line, all[2].line);
+    }
+}
