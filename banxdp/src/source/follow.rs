@@ -1,0 +1,489 @@
+//! Following log files: one [`Follower`] per daemon reads every file that any jail names,
+//! once, and hands out batches of complete lines with the position to store after them.
+//!
+//! Files are found by globbing each [`FollowSpec`]'s pattern, at the start and again whenever
+//! a watched directory reports a file created, removed or renamed, so files that appear later
+//! are followed from their first byte. Changes are learnt from notify's inotify watcher on each
+//! pattern's directory (notify's thread only records which paths changed and wakes
+//! [`Follower::next`]), with a slow safety tick that re-reads everything in case an event was
+//! lost; specs with `backend = polling`, and every spec when inotify cannot be had (out of
+//! watches, no inotify), are read on every poll tick instead. The daemon drives `next` from its
+//! own task: this module spawns none. Reads are plain blocking reads of at most
+//! [`BATCH_BYTES`] per file per batch, from the page cache in practice.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use indexmap::IndexMap;
+use notify::Watcher as _;
+use tokio::{sync::Notify, time::Instant};
+
+use super::{
+    SourceError,
+    encoding::Encoding,
+    file::{FileTail, Position, Start},
+};
+
+/// The most bytes read from one file for one batch: a backlog streams in bounded batches and
+/// one busy file cannot starve the others.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// How a jail's files are watched, from its `backend`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `auto`, `pyinotify`, `inotify`, `gamin`: inotify, else polling.
+    Inotify,
+    /// `polling`: a stat of every file on each tick.
+    Polling,
+    /// `systemd[...]`: the journal (see [`super::journal`]); the options in brackets.
+    Systemd(Vec<(String, String)>),
+}
+
+impl Backend {
+    /// Parses a jail's `backend` value; `jail` names the jail in the error.
+    pub fn parse(jail: &str, value: &str) -> Result<Self, SourceError> {
+        let value = value.trim();
+        let (name, options) = match value.split_once('[') {
+            Some((name, rest)) => match rest.strip_suffix(']') {
+                Some(options) => (name.trim(), options),
+                None => return Err(bad_backend(jail, value)),
+            },
+            None => (value, ""),
+        };
+        match name {
+            "auto" | "pyinotify" | "inotify" | "gamin" if options.trim().is_empty() => {
+                Ok(Self::Inotify)
+            }
+            "polling" if options.trim().is_empty() => Ok(Self::Polling),
+            "systemd" => {
+                let mut pairs = Vec::new();
+                for option in options.split(',').filter(|o| !o.trim().is_empty()) {
+                    let (key, value) = option
+                        .split_once('=')
+                        .ok_or_else(|| bad_backend(jail, value))?;
+                    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                    pairs.push((key.trim().to_owned(), value.to_owned()));
+                }
+                Ok(Self::Systemd(pairs))
+            }
+            _ => Err(bad_backend(jail, value)),
+        }
+    }
+}
+
+fn bad_backend(jail: &str, value: &str) -> SourceError {
+    SourceError::Backend {
+        jail: jail.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+/// What one jail follows: one `logpath` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowSpec {
+    /// A path or glob.
+    pub pattern: String,
+    /// `tail`: files present at the start are read from their end, not their start.
+    pub from_end: bool,
+    pub encoding: Encoding,
+    /// `backend = polling`.
+    pub polling: bool,
+}
+
+impl FollowSpec {
+    /// One `logpath` line as fail2ban writes it: `PATTERN [head|tail]`.
+    #[must_use]
+    pub fn from_logpath(line: &str, encoding: Encoding, polling: bool) -> Self {
+        let line = line.trim();
+        let (pattern, from_end) = match line.rsplit_once(char::is_whitespace) {
+            Some((p, "tail")) => (p.trim_end(), true),
+            Some((p, "head")) => (p.trim_end(), false),
+            _ => (line, false),
+        };
+        Self {
+            pattern: pattern.to_owned(),
+            from_end,
+            encoding,
+            polling,
+        }
+    }
+}
+
+/// Complete lines from one file, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub path: Arc<Path>,
+    /// Indices of the [`FollowSpec`]s whose pattern names this file: the jails to hand it to.
+    pub specs: Arc<[usize]>,
+    /// Decoded, without newline, cut at [`super::lines::MAX_LINE`].
+    pub lines: Vec<String>,
+    /// The position after these lines, for the store.
+    pub position: Position,
+}
+
+/// Intervals of the follower's clock (tokio's, so tests can pause it).
+#[derive(Clone, Copy, Debug)]
+pub struct Intervals {
+    /// Between two reads of polled files (fail2ban's polling sleeps 1 s).
+    pub poll: Duration,
+    /// Between two reads of every file and globs under inotify, in case an event was lost.
+    pub safety: Duration,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            safety: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What notify's thread has seen since the last look: bounded whatever the event rate.
+#[derive(Debug, Default)]
+struct Pending {
+    paths: HashSet<PathBuf>,
+    everything: bool,
+    rescan: bool,
+}
+
+const PENDING_PATHS: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Events {
+    pending: Mutex<Pending>,
+    wake: Notify,
+}
+
+impl Events {
+    fn record(&self, event: notify::Result<notify::Event>) {
+        use notify::EventKind::{Access, Modify};
+        use notify::event::ModifyKind::{Data, Metadata};
+        let mut pending = self.pending.lock().expect("pending events lock");
+        if let Ok(event) = event {
+            if event.need_rescan() {
+                pending.everything = true;
+            }
+            match event.kind {
+                Access(_) => return,
+                Modify(Data(_) | Metadata(_)) => {}
+                _ => pending.rescan = true,
+            }
+            if pending.paths.len() + event.paths.len() > PENDING_PATHS {
+                pending.everything = true;
+                pending.paths.clear();
+            } else if !pending.everything {
+                pending.paths.extend(event.paths);
+            }
+        } else {
+            (pending.everything, pending.rescan) = (true, true);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().expect("pending events lock"))
+    }
+}
+
+#[derive(Debug)]
+struct Followed {
+    tail: FileTail,
+    specs: Arc<[usize]>,
+    polled: bool,
+    dirty: bool,
+    failing: Option<std::io::ErrorKind>,
+}
+
+/// Follows the files of every jail; see the module documentation.
+#[derive(Debug)]
+pub struct Follower {
+    specs: Vec<FollowSpec>,
+    files: IndexMap<PathBuf, Followed>,
+    stored: HashMap<PathBuf, Position>,
+    events: Arc<Events>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    intervals: Intervals,
+    next_poll: Instant,
+    next_safety: Instant,
+    ready: std::collections::VecDeque<Batch>,
+    /// Per spec: read on the poll tick (`backend = polling`, or its directory is not watched).
+    polled: Vec<bool>,
+}
+
+impl Follower {
+    /// Follows `specs`, starting the files present now from their stored `positions` (when
+    /// their first line still matches), else from their start, or their end with `tail`.
+    pub fn new(
+        specs: Vec<FollowSpec>,
+        positions: HashMap<PathBuf, Position>,
+    ) -> Result<Self, SourceError> {
+        Self::with_intervals(specs, positions, Intervals::default())
+    }
+
+    /// [`Follower::new`] with other intervals than the defaults.
+    pub fn with_intervals(
+        specs: Vec<FollowSpec>,
+        positions: HashMap<PathBuf, Position>,
+        intervals: Intervals,
+    ) -> Result<Self, SourceError> {
+        for spec in &specs {
+            glob::Pattern::new(&spec.pattern).map_err(|source| SourceError::Pattern {
+                pattern: spec.pattern.clone(),
+                source,
+            })?;
+        }
+        let events = Arc::new(Events::default());
+        let watcher = if specs.iter().all(|s| s.polling) {
+            None
+        } else {
+            let sink = Arc::clone(&events);
+            match notify::recommended_watcher(move |event| sink.record(event)) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    tracing::warn!(error = %e, "inotify unavailable: polling every file");
+                    None
+                }
+            }
+        };
+        let polled = specs
+            .iter()
+            .map(|s| s.polling || watcher.is_none())
+            .collect();
+        let now = Instant::now();
+        let mut follower = Self {
+            specs,
+            files: IndexMap::new(),
+            stored: positions,
+            events,
+            watcher,
+            watched: HashSet::new(),
+            intervals,
+            next_poll: now + intervals.poll,
+            next_safety: now + intervals.safety,
+            ready: std::collections::VecDeque::new(),
+            polled,
+        };
+        follower.rescan(true);
+        Ok(follower)
+    }
+
+    /// The files followed now, in the order they were found (`status`'s file list).
+    #[must_use]
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.files
+            .values()
+            .filter(|f| f.tail.is_open())
+            .map(|f| f.tail.path().to_path_buf())
+            .collect()
+    }
+
+    /// The next batch of lines from any file; waits until there is one. Cancel-safe: a batch
+    /// is taken off the queue only when returned.
+    pub async fn next(&mut self) -> Batch {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return batch;
+            }
+            let now = Instant::now();
+            let poll_due = self.next_poll <= now;
+            let safety_due = self.next_safety <= now;
+            if poll_due {
+                self.next_poll = now + self.intervals.poll;
+            }
+            if safety_due {
+                self.next_safety = now + self.intervals.safety;
+            }
+            self.poll_once(poll_due, safety_due);
+            if !self.ready.is_empty() {
+                continue;
+            }
+            if self.files.values().any(|f| f.dirty) {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = if self.polled.iter().any(|&p| p) {
+                self.next_poll.min(self.next_safety)
+            } else {
+                self.next_safety
+            };
+            tokio::select! {
+                () = self.events.wake.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Takes what notify saw, finds new files, and reads the files that changed (`poll_due`:
+    /// also the polled ones; `safety_due`: all of them).
+    fn poll_once(&mut self, poll_due: bool, safety_due: bool) {
+        let pending = self.events.take();
+        let any_polled = self.polled.iter().any(|&p| p);
+        if pending.rescan || pending.everything || safety_due || (poll_due && any_polled) {
+            self.rescan(false);
+        }
+        for (path, followed) in &mut self.files {
+            followed.dirty |= pending.everything
+                || safety_due
+                || (poll_due && followed.polled)
+                || pending.paths.contains(path);
+        }
+        for followed in self.files.values_mut() {
+            if followed.dirty {
+                self.ready.extend(read(followed));
+            }
+        }
+    }
+
+    /// Globs every spec: follows the files that are new, updates which specs read each, lets
+    /// go of the files that are gone (after reading what was left in them).
+    fn rescan(&mut self, initial: bool) {
+        let mut found: IndexMap<PathBuf, Vec<usize>> = IndexMap::new();
+        for index in 0..self.specs.len() {
+            self.watch(index);
+            let Ok(paths) = glob::glob(&self.specs[index].pattern) else {
+                continue;
+            };
+            for path in paths.flatten().filter(|p| !p.is_dir()) {
+                found.entry(path).or_default().push(index);
+            }
+        }
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !found.contains_key(*p) && !p.exists())
+            .cloned()
+            .collect();
+        for path in gone {
+            let mut followed = self.files.shift_remove(&path).expect("listed above");
+            while let Some(batch) = read(&mut followed) {
+                self.ready.push_back(batch);
+            }
+        }
+        for (path, specs) in found {
+            let polled = specs.iter().any(|&i| self.polled[i]);
+            if let Some(followed) = self.files.get_mut(&path) {
+                followed.polled = polled;
+                if *followed.specs != *specs {
+                    followed.specs = specs.into();
+                }
+                continue;
+            }
+            let start = match self.stored.remove(&path) {
+                Some(position) => Start::Resume(position),
+                None if initial && specs.iter().any(|&i| self.specs[i].from_end) => Start::Tail,
+                None => Start::Head,
+            };
+            if let Some(followed) = self.start(path, specs, start, polled) {
+                self.files
+                    .insert(followed.tail.path().to_path_buf(), followed);
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        path: PathBuf,
+        specs: Vec<usize>,
+        start: Start,
+        polled: bool,
+    ) -> Option<Followed> {
+        let encoding = self.specs[specs[0]].encoding;
+        if specs.iter().any(|&i| self.specs[i].encoding != encoding) {
+            tracing::warn!(path = %path.display(), ?encoding, "jails read this file with different logencodings: all get this one");
+        }
+        let mut tail = FileTail::new(path, encoding);
+        let failing = match tail.open(start) {
+            Ok(false) => return None,
+            Ok(true) => None,
+            Err(e) => {
+                tracing::warn!(path = %tail.path().display(), error = %e, "cannot open log file: retrying");
+                Some(e.kind())
+            }
+        };
+        tracing::info!(path = %tail.path().display(), ?start, "following");
+        Some(Followed {
+            tail,
+            specs: specs.into(),
+            polled,
+            dirty: true,
+            failing,
+        })
+    }
+
+    /// Watches the directory of spec `index` if not yet; a spec whose directory cannot be
+    /// watched is polled.
+    fn watch(&mut self, index: usize) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let (dir, mode) = watch_dir(&self.specs[index].pattern);
+        if self.polled[index] || self.watched.contains(&dir) {
+            return;
+        }
+        if !dir.is_dir() {
+            return; // found at a later rescan (the safety tick) once it exists
+        }
+        match watcher.watch(&dir, mode) {
+            Ok(()) => {
+                self.watched.insert(dir);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "inotify cannot watch the directory: polling its files");
+                self.polled[index] = true;
+            }
+        }
+    }
+}
+
+/// Reads one file's next batch; logs a failure once per kind of failure.
+fn read(followed: &mut Followed) -> Option<Batch> {
+    let mut lines = Vec::new();
+    match followed.tail.read(BATCH_BYTES, &mut lines) {
+        Ok(more) => {
+            followed.dirty = more;
+            followed.failing = None;
+        }
+        Err(e) => {
+            if followed.failing != Some(e.kind()) {
+                tracing::warn!(path = %followed.tail.path().display(), error = %e, "cannot read log file: retrying");
+            }
+            followed.failing = Some(e.kind());
+            followed.dirty = false;
+        }
+    }
+    (!lines.is_empty()).then(|| Batch {
+        path: followed.tail.path().into(),
+        specs: Arc::clone(&followed.specs),
+        lines,
+        position: followed.tail.position(),
+    })
+}
+
+/// The directory to watch for a pattern: its parent, or, when the parent holds wildcards, the
+/// longest literal prefix of it, recursively.
+fn watch_dir(pattern: &str) -> (PathBuf, notify::RecursiveMode) {
+    let parent = Path::new(pattern).parent().unwrap_or(Path::new(""));
+    let mut dir = PathBuf::new();
+    for part in parent.components() {
+        if part.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            return (non_empty(dir), notify::RecursiveMode::Recursive);
+        }
+        dir.push(part);
+    }
+    (non_empty(dir), notify::RecursiveMode::NonRecursive)
+}
+
+fn non_empty(dir: PathBuf) -> PathBuf {
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    }
+}
