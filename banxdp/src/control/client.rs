@@ -37,8 +37,7 @@ pub enum ClientCommand {
     },
     /// Ban an address or a network now.
     Ban {
-        /// An address (192.0.2.7, 2001:db8::7) or a network (192.0.2.0/24).
-        #[arg(value_parser = parse_target_arg)]
+        #[arg(value_parser = parse_target_arg, help = "An address (192.0.2.7, 2001:db8::7) or a network (192.0.2.0/24)")]
         target: IpNet,
         /// The jail that bans it (default: the daemon's choice, see `banxdp status`).
         #[arg(long)]
@@ -284,6 +283,10 @@ pub fn socket_path(explicit: Option<&Path>, config: Option<&Path>) -> PathBuf {
 
 /// Runs one client command against the daemon at `socket`, printing the reply.
 #[must_use]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "cli.rs hands over the command it parsed; taking it whole keeps the call plain"
+)]
 pub fn run(cmd: ClientCommand, socket: &Path) -> ExitCode {
     let request = cmd.request();
     let result = if matches!(request, Request::Trace { .. }) {

@@ -339,7 +339,7 @@ mod tests {
     fn requests_round_trip_as_one_line() {
         for request in requests() {
             let line = encode(&request);
-            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+            assert_eq!(memchr::memchr_iter(b'\n', &line).count(), 1);
             assert!(line.ends_with(b"\n"));
             assert_eq!(decode_request(&line), Ok(request.clone()), "{request:?}");
         }

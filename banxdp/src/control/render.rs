@@ -10,17 +10,15 @@ use super::proto::{BanInfo, InterfaceStats, JailStatus, StatusReply, TraceEvent,
 /// prints them (fail2ban's `client/beautifier.py` was the specification).
 #[must_use]
 pub fn status(reply: &StatusReply, jail: Option<&str>) -> String {
-    match (jail, reply.jails.as_slice()) {
-        (Some(_), [one]) => jail_status(one),
-        _ => {
-            let names: Vec<&str> = reply.jails.iter().map(|j| j.name.as_str()).collect();
-            format!(
-                "Status\n|- Number of jail:\t{}\n`- Jail list:\t{}\n",
-                names.len(),
-                names.join(", ")
-            )
-        }
+    if let (Some(_), [one]) = (jail, reply.jails.as_slice()) {
+        return jail_status(one);
     }
+    let names: Vec<&str> = reply.jails.iter().map(|j| j.name.as_str()).collect();
+    format!(
+        "Status\n|- Number of jail:\t{}\n`- Jail list:\t{}\n",
+        names.len(),
+        names.join(", ")
+    )
 }
 
 fn jail_status(jail: &JailStatus) -> String {

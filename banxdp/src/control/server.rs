@@ -87,7 +87,7 @@ impl Access {
 /// A bound control socket. Dropping it removes the socket file, if it is still this one.
 #[derive(Debug)]
 pub struct Listener {
-    listener: UnixListener,
+    socket: UnixListener,
     path: PathBuf,
     identity: (u64, u64),
     access: Access,
@@ -206,7 +206,7 @@ pub async fn bind(path: &Path, group: Option<u32>) -> Result<Listener, ServerErr
         source,
     })?;
     Ok(Listener {
-        listener,
+        socket: listener,
         path: path.to_path_buf(),
         identity: (meta.dev(), meta.ino()),
         // SAFETY: geteuid has no preconditions and cannot fail.
@@ -288,7 +288,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.listener.accept() => match accepted {
+            accepted = listener.socket.accept() => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve(stream, listener.access, handler.clone(), stopped.clone()));
                 }

@@ -2,7 +2,7 @@
 
 use std::{
     io::{BufRead as _, Write as _},
-    os::unix::fs::PermissionsExt as _,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     sync::{Arc, Mutex},
 };
 
@@ -335,7 +335,6 @@ async fn the_socket_is_private_and_its_directory_public() {
 
     let running = start_in(tempfile::tempdir().unwrap(), Some(65_534)).await;
     assert_eq!(mode(&running.path), 0o660);
-    use std::os::unix::fs::MetadataExt as _;
     assert_eq!(std::fs::metadata(&running.path).unwrap().gid(), 65_534);
     running.stop().await;
 }
