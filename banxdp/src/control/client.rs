@@ -165,6 +165,8 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    #[error("the daemon at {} did not answer within {timeout:?}", path.display())]
+    Timeout { path: PathBuf, timeout: Duration },
     #[error("the daemon at {} closed the connection without a reply", path.display())]
     Closed { path: PathBuf },
     #[error("the daemon at {} sent a reply of more than {MAX_REPLY} bytes", path.display())]
@@ -234,7 +236,15 @@ impl Connection {
         let read = (&mut self.read)
             .take(limit)
             .read_until(b'\n', &mut line)
-            .map_err(|e| self.io(e))?;
+            .map_err(|error| match (error.kind(), timeout) {
+                (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(timeout)) => {
+                    ClientError::Timeout {
+                        path: self.path.clone(),
+                        timeout,
+                    }
+                }
+                _ => self.io(error),
+            })?;
         if read == 0 {
             return Ok(None);
         }
@@ -254,10 +264,19 @@ impl Connection {
 
 /// Sends `request` to the daemon at `socket` and returns its reply.
 pub fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
+    call_within(socket, request, REPLY_TIMEOUT)
+}
+
+/// [`call`], waiting at most `timeout` for the reply.
+pub fn call_within(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
     let mut connection = Connection::open(socket)?;
     connection.send(request)?;
     connection
-        .receive(Some(REPLY_TIMEOUT))?
+        .receive(Some(timeout))?
         .ok_or_else(|| ClientError::Closed {
             path: socket.to_path_buf(),
         })

@@ -296,6 +296,21 @@ fn a_daemon_that_says_nothing_or_nonsense_is_an_error() {
 }
 
 #[test]
+fn a_daemon_that_does_not_answer_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let _listener = UnixListener::bind(&path).unwrap();
+    let error = call_within(&path, &Request::Ping {}, Duration::from_millis(100)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the daemon at {} did not answer within 100ms",
+            path.display()
+        )
+    );
+}
+
+#[test]
 fn without_a_daemon_every_command_says_so_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.sock");

@@ -35,6 +35,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Replies the daemon may queue for one connection (a trace stream) before it waits.
 const REPLY_QUEUE: usize = 256;
+/// Connections served at once; more wait in the socket's backlog.
+const MAX_CONNECTIONS: usize = 128;
 
 /// Who is at the other end of a connection (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,16 @@ pub struct Call {
     pub request: Request,
     pub peer: Peer,
     pub reply: mpsc::Sender<Reply>,
+}
+
+impl Call {
+    /// Sends the one reply and closes the call, without waiting: for the daemon's loop,
+    /// which answers from its own state and must not block on a client. A client that has
+    /// gone is no error.
+    pub fn answer(self, reply: Reply) {
+        // The queue is new and holds `REPLY_QUEUE` replies: the first always fits.
+        let _ = self.reply.try_send(reply);
+    }
 }
 
 /// Who may use the socket: root, the daemon's own user, and the members of `group`.
@@ -147,6 +159,8 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    #[error("`daemon.socket_group`: no group `{name}`")]
+    UnknownGroup { name: String },
     #[error("cannot set the owner or mode of the control socket `{}`", path.display())]
     Permissions {
         path: PathBuf,
@@ -217,6 +231,40 @@ pub async fn bind(path: &Path, group: Option<u32>) -> Result<Listener, ServerErr
     })
 }
 
+/// The id of the group `name` (`daemon.socket_group`): a number, or a name from the group
+/// database (/etc/group, or whatever NSS serves).
+pub fn group_id(name: &str) -> Result<u32, ServerError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let unknown = || ServerError::UnknownGroup {
+        name: name.to_string(),
+    };
+    let c_name = std::ffi::CString::new(name).map_err(|_| unknown())?;
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: `group` is plain data that getgrnam_r fills, its strings pointing into
+        // `buf`, which outlives it; `found` is null or `&group` afterwards.
+        let (status, gid) = unsafe {
+            let mut group = std::mem::zeroed::<libc::group>();
+            let mut found = std::ptr::null_mut();
+            let status = libc::getgrnam_r(
+                c_name.as_ptr(),
+                &raw mut group,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &raw mut found,
+            );
+            (status, (!found.is_null()).then_some(group.gr_gid))
+        };
+        match (status, gid) {
+            (libc::ERANGE, _) if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+            (0, Some(gid)) => return Ok(gid),
+            _ => return Err(unknown()),
+        }
+    }
+}
+
 /// Removes the socket at `path` if nothing listens on it; refuses if something does.
 async fn replace_stale(path: &Path) -> Result<(), ServerError> {
     let connected = tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await;
@@ -274,8 +322,8 @@ async fn ping(stream: UnixStream) -> bool {
     )
 }
 
-/// Serves `listener` until `shutdown` completes: each connection in its own task, each of
-/// its requests sent to `handler`. Then it stops accepting, ends trace streams, lets
+/// Serves `listener` until `shutdown` completes: each connection in its own task (at most
+/// `MAX_CONNECTIONS` at once), each of its requests sent to `handler`. Then it stops accepting, ends trace streams, lets
 /// pending replies go out (for a few seconds at most) and removes the socket file.
 pub async fn run(
     listener: Listener,
@@ -288,7 +336,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.socket.accept() => match accepted {
+            accepted = listener.socket.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve(stream, listener.access, handler.clone(), stopped.clone()));
                 }

@@ -449,6 +449,19 @@ fn access_is_root_the_daemons_user_or_the_group() {
     assert_eq!(own.check(&peer(1000, 1000), Vec::new), Ok(()));
 }
 
+#[test]
+fn groups_are_numbers_or_names() {
+    assert_eq!(group_id("0").unwrap(), 0);
+    assert_eq!(group_id("root").unwrap(), 0);
+    assert_eq!(group_id("4242").unwrap(), 4242);
+    let error = group_id("no-such-group-here").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`daemon.socket_group`: no group `no-such-group-here`"
+    );
+    assert!(group_id("bad\0name").is_err());
+}
+
 #[tokio::test]
 async fn lines_are_read_whole_or_dropped_whole() {
     let input: &[u8] = b"short\nmuch too long\nok\nlast";
