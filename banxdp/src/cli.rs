@@ -7,10 +7,7 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
 };
-
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::{config, daemon};

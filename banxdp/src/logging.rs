@@ -9,7 +9,6 @@
 use std::{
     fmt,
     fs::OpenOptions,
-    io::IsTerminal as _,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -107,14 +106,10 @@ pub fn init(file: Option<&Path>) -> std::io::Result<()> {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
             let file = Arc::new(Mutex::new(file));
             builder
-                .with_ansi(false)
                 .with_writer(move || MutexWriter(Arc::clone(&file)))
                 .try_init()
         }
-        None => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
     };
     // An error means a subscriber is set already: keep it.
     drop(result);

@@ -118,7 +118,7 @@ impl Drop for Listener {
         let ours = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.identity);
         if ours && let Err(error) = std::fs::remove_file(&self.path) {
-            log::warn!(
+            tracing::warn!(
                 "cannot remove the control socket `{}`: {error}",
                 self.path.display()
             );
@@ -294,7 +294,7 @@ async fn replace_stale(path: &Path) -> Result<(), ServerError> {
             });
         }
     }
-    log::info!(
+    tracing::info!(
         "replacing the stale control socket `{}` (no daemon answers on it)",
         path.display()
     );
@@ -341,7 +341,7 @@ pub async fn run(
                     connections.spawn(serve(stream, listener.access, handler.clone(), stopped.clone()));
                 }
                 Err(error) => {
-                    log::warn!("control socket: cannot accept a connection: {error}");
+                    tracing::warn!("control socket: cannot accept a connection: {error}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -354,7 +354,7 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        log::warn!("control socket: connections still open at stop were closed");
+        tracing::warn!("control socket: connections still open at stop were closed");
     }
     drop(listener);
 }
@@ -374,7 +374,7 @@ async fn serve(
             gid: cred.gid(),
         },
         Err(error) => {
-            log::warn!("control socket: cannot read a peer's credentials: {error}");
+            tracing::warn!("control socket: cannot read a peer's credentials: {error}");
             return;
         }
     };
@@ -383,7 +383,7 @@ async fn serve(
     let mut read = BufReader::new(read);
     let mut line = Vec::new();
     if let Err(message) = access.check(&peer, || peer_groups(fd)) {
-        log::warn!("control socket: refused pid {:?}: {message}", peer.pid);
+        tracing::warn!("control socket: refused pid {:?}: {message}", peer.pid);
         // Read the request first, so that the peer reads the refusal rather than a reset.
         let _ =
             tokio::time::timeout(PROBE_TIMEOUT, read_line(&mut read, &mut line, MAX_REQUEST)).await;

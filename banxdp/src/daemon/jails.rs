@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, ToSocketAddrs as _},
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::Duration,
 };
 
@@ -24,10 +24,7 @@ use crate::{
         date::{Clock, Zone},
     },
     jail::{self, Decision, Env, Jail, JailParams, Services, Verdict},
-    source::{
-        Encoding,
-        follow::{Batch, FollowSpec, Follower, Position},
-    },
+    source::{Batch, Encoding, FollowSpec, Position},
     store::{LogPosition, Store},
 };
 
@@ -40,8 +37,6 @@ pub struct JailRun {
     scanner: Scanner,
     pub state: Jail,
     zone: Zone,
-    /// The follow specs (indices into [`Jails::follow_specs`]) that feed it.
-    specs: Vec<usize>,
 }
 
 impl JailRun {
@@ -198,9 +193,12 @@ impl Jails {
             }
             match build_one(c, &env, year) {
                 Ok((scanner, mut state)) => {
-                    let history = store.last_bans(Some(&c.name))?;
-                    for (target, last) in history {
-                        state.restore(target, last.count, last.start, last.active(now));
+                    for (target, count) in store.ban_counts(Some(&c.name))? {
+                        let last = store.last_ban(Some(&c.name), target)?;
+                        let (start, active) = last.map_or((0, false), |l| {
+                            (l.start, l.until.is_none_or(|until| until > now))
+                        });
+                        state.restore(target, count, start, active);
                     }
                     jails.push(c.clone(), scanner, state);
                 }
@@ -213,15 +211,16 @@ impl Jails {
     fn push(&mut self, config: JailConfig, scanner: Scanner, state: Jail) {
         let index = self.runs.len();
         let polling = config.backend.trim() == "polling";
-        let encoding = Encoding::parse(config.logencoding.as_deref().unwrap_or("auto"))
-            .unwrap_or(Encoding::Auto);
-        let mut specs = Vec::new();
+        let encoding = Encoding::parse(&config.name, config.logencoding.as_deref().unwrap_or("auto"))
+            .unwrap_or_else(|e| {
+                tracing::error!("{e}; reading it as `auto`");
+                Encoding::Auto
+            });
         for logpath in &config.logpaths {
-            specs.push(self.specs.len());
             self.specs.push(FollowSpec::from_logpath(logpath, encoding, polling));
             self.owner.push(index);
         }
-        if specs.is_empty() {
+        if config.logpaths.is_empty() {
             tracing::warn!("jail `{}`: no logpath; it bans only through `banxdp ban`", config.name);
         }
         let zone = zone(&config);
@@ -230,7 +229,6 @@ impl Jails {
             scanner,
             state,
             zone,
-            specs,
         });
     }
 
@@ -283,17 +281,18 @@ impl Jails {
         self.specs.clone()
     }
 
-    /// Where each file was left, from the store.
+    /// Where each file that exists now was left, from the store.
     pub fn positions(&self, store: &Store) -> Result<HashMap<PathBuf, Position>, DaemonError> {
         let mut found = HashMap::new();
-        for (path, position) in store.log_positions()? {
-            found.insert(
-                path,
-                Position {
-                    offset: position.offset,
-                    first_line_hash: position.first_line_hash,
-                },
-            );
+        for (spec, owner) in self.specs.iter().zip(&self.owner) {
+            let jail = &self.runs[*owner].config.name;
+            let Ok(paths) = glob::glob(&spec.pattern) else { continue };
+            for path in paths.flatten() {
+                if let Some(position) = store.log_position(jail, &path)? {
+                    let hash = position.first_line_hash.as_slice().try_into().map_or(0, u64::from_be_bytes);
+                    found.insert(path, Position { offset: position.offset, first_line_hash: hash });
+                }
+            }
         }
         Ok(found)
     }
@@ -413,7 +412,7 @@ impl Jails {
                             state.restore(target, count, start, true);
                         }
                         rebuilt.push(c.name.clone());
-                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c), specs: Vec::new() });
+                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c) });
                     }
                     Err(message) => {
                         tracing::error!("{message}; keeping the running jail as it was");
@@ -430,11 +429,12 @@ impl Jails {
             }
         }
         if only.is_none() {
-            for c in configs.iter().filter(|c| !kept.iter().any(|r| r.config.name == c.name)) {
+            let running: Vec<String> = kept.iter().map(|r| r.config.name.clone()).collect();
+            for c in configs.iter().filter(|c| !running.contains(&c.name)) {
                 match build_one(c, &env, year) {
                     Ok((scanner, state)) => {
                         rebuilt.push(c.name.clone());
-                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c), specs: Vec::new() });
+                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c) });
                     }
                     Err(message) => tracing::error!("{message}; the jail is disabled"),
                 }
@@ -443,12 +443,6 @@ impl Jails {
         self.rebuild_specs(kept);
         self.declare(bans.enforcer_mut());
         Ok(format!("{} jail(s) read again: {}", rebuilt.len(), rebuilt.join(", ")))
-    }
-
-    /// The positions the follower reached, so that a new follower resumes there.
-    #[must_use]
-    pub fn live_positions(&self, follower: &Follower) -> HashMap<PathBuf, Position> {
-        follower.positions()
     }
 
     /// The jails that read `path`.
@@ -468,7 +462,7 @@ impl Jails {
 #[must_use]
 pub fn log_position(position: &Position) -> LogPosition {
     LogPosition {
-        first_line_hash: position.first_line_hash.clone(),
+        first_line_hash: position.first_line_hash.to_be_bytes().to_vec(),
         offset: position.offset,
     }
 }

@@ -18,7 +18,6 @@ mod requests;
 pub mod xdp;
 
 use std::{
-    collections::HashMap,
     path::PathBuf,
     time::{Duration, SystemTime},
 };
@@ -62,6 +61,8 @@ pub enum DaemonError {
     Store(#[from] store::StoreError),
     #[error("log sources")]
     Source(#[from] crate::source::SourceError),
+    #[error("`daemon.socket_group`: no group `{0}` in /etc/group")]
+    SocketGroup(String),
     #[error("cannot start the event loop")]
     Runtime(#[source] std::io::Error),
 }
@@ -104,7 +105,8 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         reread,
         xdp_object,
     } = options;
-    let listener = server::bind(&settings.daemon.socket, settings.daemon.socket_group()).await?;
+    let group = socket_group(&settings.daemon.socket_group)?;
+    let listener = server::bind(&settings.daemon.socket, group).await?;
     tracing::info!("control socket: {}", settings.daemon.socket.display());
 
     let store = Store::open(&settings.daemon.database)?;
@@ -123,10 +125,16 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let mapped = bans.active()?;
     let plan = store::reconcile(&stored, &mapped, now);
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
-    bans.restore(&plan.reapply)?;
-    for record in plan.adopt {
-        writer.add_ban(record.clone());
+    // Every ban the store holds goes to the maps in one batch (idempotent for those the
+    // pinned maps kept); the maps' bans the store missed are adopted into it.
+    bans.restore(&stored)?;
+    for ban in &plan.adopt {
+        let record = store.adopted(ban, now)?;
         bans.restore(std::slice::from_ref(&record))?;
+        writer.add_ban(record);
+    }
+    if !plan.adopt.is_empty() {
+        tracing::info!("store: adopted {} ban(s) found only in the pinned maps", plan.adopt.len());
     }
     bans.set_store(writer);
     tracing::info!(
@@ -167,7 +175,10 @@ fn load_enforcer(
     if !settings.xdp.enabled {
         return Err(DaemonError::NothingToRun);
     }
-    let plan = xdp_plan(settings, object)?;
+    let plan = xdp_plan(settings, object).map_err(|e| match e {
+        xdp::PlanError::Interfaces { path, source } => DaemonError::Interfaces { path, source },
+        xdp::PlanError::NoInterface => DaemonError::NoInterface,
+    })?;
     let enforcer = crate::enforce::xdp::XdpEnforcer::load(&plan)?;
     for a in enforcer.attachments() {
         let how = if a.adopted { "took over" } else { "attached" };
@@ -179,6 +190,28 @@ fn load_enforcer(
         tracing::info!("{how} `{}` in {} mode{why}", a.interface, a.mode.as_str());
     }
     Ok(Box::new(enforcer))
+}
+
+/// The gid of `daemon.socket_group` (a name or a number); `None` when empty.
+fn socket_group(name: &str) -> Result<Option<u32>, DaemonError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let group = fields.next()?;
+            let gid = fields.nth(1)?.parse::<u32>().ok()?;
+            (group == name).then_some(gid)
+        })
+        .next()
+        .map(Some)
+        .ok_or_else(|| DaemonError::SocketGroup(name.to_string()))
 }
 
 /// Everything the loop owns.
@@ -204,7 +237,9 @@ impl State {
             tokio::select! {
                 _ = term.recv() => return End::Signal("SIGTERM"),
                 _ = int.recv() => return End::Signal("SIGINT"),
-                _ = hup.recv() => self.reload(None),
+                _ = hup.recv() => {
+                    self.reload(None);
+                }
                 batch = self.follower.next() => self.lines(&batch),
                 Some(call) = calls.recv() => {
                     if let Some(end) = self.call(call).await {

@@ -34,7 +34,7 @@ impl State {
     pub(super) async fn call(&mut self, call: Call) -> Option<End> {
         let Call { request, reply, .. } = call;
         let (answer, end) = match request {
-            Request::Ping => (Reply::Pong, None),
+            Request::Ping {} => (Reply::Pong, None),
             Request::Status { jail } => (self.status(jail.as_deref()), None),
             Request::Ban {
                 target,
@@ -47,7 +47,7 @@ impl State {
             Request::List { jail } => (self.list(jail.as_deref()), None),
             Request::Reload { jail } => (self.reload(jail.as_deref()), None),
             Request::Stop { detach } => (ok("stopping"), Some(End::Stop { detach })),
-            Request::Stats => (self.stats(), None),
+            Request::Stats {} => (self.stats(), None),
             Request::Trace { .. } => (
                 error("trace is not available in this build of the daemon"),
                 None,
@@ -210,22 +210,35 @@ impl State {
         }
     }
 
+    fn restart_follower(&mut self) -> anyhow::Result<()> {
+        if let Some(store) = self.bans.store() {
+            store.sync()?;
+        }
+        let store = crate::store::Store::open(&self.settings.daemon.database)?;
+        let positions = self.jails.positions(&store)?;
+        self.follower = super::Follower::new(self.jails.follow_specs(), positions)?;
+        Ok(())
+    }
+
     /// Reads the configuration again and replaces the jails (all, or `only`), keeping every
     /// active ban of a jail that still exists.
     pub(super) fn reload(&mut self, only: Option<&str>) -> Reply {
         let Some(configs) = (self.reread)() else {
             return error("the configuration cannot be read; nothing changed (see the daemon's log)");
         };
-        match self.jails.reload(configs, only, &mut self.bans) {
-            Ok(summary) => {
-                match super::Follower::new(self.jails.follow_specs(), self.jails.live_positions(&self.follower)) {
-                    Ok(follower) => self.follower = follower,
-                    Err(e) => return error(format!("log sources: {e}")),
-                }
-                tracing::info!("reloaded: {summary}");
-                ok(summary)
+        let specs = self.jails.follow_specs();
+        let summary = match self.jails.reload(configs, only, &mut self.bans) {
+            Ok(summary) => summary,
+            Err(message) => return error(message),
+        };
+        if self.jails.follow_specs() != specs {
+            // New files to follow: a new follower, resuming where the store says every file
+            // was left (written out first).
+            if let Err(e) = self.restart_follower() {
+                return error(format!("log sources: {e:#}"));
             }
-            Err(message) => error(message),
         }
+        tracing::info!("reloaded: {summary}");
+        ok(summary)
     }
 }

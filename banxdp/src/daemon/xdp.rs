@@ -1,29 +1,17 @@
-//! `banxdp run`: wires configuration to the enforcers and keeps them running.
-//!
-//! Today it carries out the XDP plan (attach, adopt pinned state, sweep expired entries) and
-//! stops cleanly on SIGINT/SIGTERM; log sources, jails, the ban store and the control socket
-//! join it here as their issues land. It is the one place that owns the process's lifetime.
+//! The XDP plan from the settings: which interfaces (the configured ones, else every one
+//! that is up but loopback), in which mode, with which map sizes and pins. Reads
+//! `/sys/class/net` and nothing else; loading the plan is `enforce::xdp`'s.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use crate::{
     config::Settings,
-    enforce::{
-        Enforcer as _,
-        xdp::{ObjectSource, XdpEnforcer, XdpError, XdpPlan},
-    },
+    enforce::xdp::{ObjectSource, XdpPlan},
 };
 
-/// Why the daemon stopped with an error.
+/// Why no plan can be made.
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error("xdp")]
-    Xdp(#[from] XdpError),
-    #[error("xdp")]
-    Enforce(#[from] crate::enforce::Error),
+pub enum PlanError {
     #[error("cannot list network interfaces in `{}`", path.display())]
     Interfaces {
         path: PathBuf,
@@ -34,13 +22,11 @@ pub enum DaemonError {
         "no interface to attach to: none is up apart from loopback; name one in `xdp.interfaces`"
     )]
     NoInterface,
-    #[error("`xdp.enabled` is false and no other backend exists yet; nothing would enforce bans")]
-    NothingToRun,
 }
 
 /// The interfaces under `sys_class_net` that are up, loopback excepted, sorted by name.
-pub fn up_interfaces(sys_class_net: &Path) -> Result<Vec<String>, DaemonError> {
-    let error = |source| DaemonError::Interfaces {
+pub fn up_interfaces(sys_class_net: &Path) -> Result<Vec<String>, PlanError> {
+    let error = |source| PlanError::Interfaces {
         path: sys_class_net.to_path_buf(),
         source,
     };
@@ -62,12 +48,12 @@ pub fn up_interfaces(sys_class_net: &Path) -> Result<Vec<String>, DaemonError> {
 }
 
 /// The XDP plan the settings describe.
-pub fn xdp_plan(settings: &Settings, object: Option<PathBuf>) -> Result<XdpPlan, DaemonError> {
+pub fn xdp_plan(settings: &Settings, object: Option<PathBuf>) -> Result<XdpPlan, PlanError> {
     let xdp = &settings.xdp;
     let interfaces = if xdp.interfaces.is_empty() {
         let found = up_interfaces(Path::new("/sys/class/net"))?;
         if found.is_empty() {
-            return Err(DaemonError::NoInterface);
+            return Err(PlanError::NoInterface);
         }
         found
     } else {
@@ -80,51 +66,6 @@ pub fn xdp_plan(settings: &Settings, object: Option<PathBuf>) -> Result<XdpPlan,
         capacities: xdp.capacity,
         pin_dir: Some(xdp.pin_dir.clone()),
     })
-}
-
-/// Runs until `wait` returns true (a stop was asked for); `wait` sleeps at most the given
-/// time and returns false when it timed out.
-pub fn run(
-    settings: &Settings,
-    plan: &XdpPlan,
-    mut wait: impl FnMut(Duration) -> bool,
-) -> Result<(), DaemonError> {
-    if !settings.xdp.enabled {
-        return Err(DaemonError::NothingToRun);
-    }
-    let mut xdp = XdpEnforcer::load(plan)?;
-    for a in xdp.attachments() {
-        let how = if a.adopted { "took over" } else { "attached" };
-        let why = a
-            .fallback
-            .as_ref()
-            .map(|reason| format!(" (native: {reason})"))
-            .unwrap_or_default();
-        tracing::info!("{how} `{}` in {} mode{why}", a.interface, a.mode.as_str());
-    }
-    let active = xdp.active()?.len();
-    tracing::info!(
-        "enforcing {active} ban(s){}",
-        if xdp.adopted_maps() {
-            " taken over from pinned maps"
-        } else {
-            ""
-        }
-    );
-    let interval = Duration::from_secs(settings.xdp.sweep_interval);
-    while !wait(interval) {
-        let removed = xdp.remove_expired()?;
-        if removed > 0 {
-            tracing::info!("removed {removed} expired ban(s)");
-        }
-    }
-    if settings.xdp.detach_on_exit {
-        tracing::info!("stopping: detaching and removing pins");
-        xdp.detach()?;
-    } else {
-        tracing::info!("stopping: pinned XDP state keeps enforcing until the next start");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
