@@ -21,7 +21,7 @@ fn setup(bantime: &str) -> Setup {
     std::fs::write(
         setup.path("jail.conf"),
         format!(
-            "[DEFAULT]\nbanaction = iptables-allports\n\n[web]\nenabled = true\nfilter = web\n\
+            "[web]\nenabled = true\nfilter = web\nport = 7000:7010\nprotocol = udp\n\
              logpath = {}\nmaxretry = 3\nfindtime = 600\nbantime = {bantime}\n",
             setup.path("app.log").display()
         ),
@@ -90,6 +90,11 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
     assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+    assert_eq!(
+        topo.udp_delivered(ATTACKER, 7100, N),
+        N,
+        "the jail's ports only (7000:7010)"
+    );
     let status = text(&setup.client(&["status", "web"]));
     assert!(status.contains("Currently banned:\t1"), "{status}");
     assert!(status.contains(ATTACKER), "{status}");
