@@ -4,11 +4,11 @@
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 
+use clap::{Parser, Subcommand};
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
 };
-use clap::{Parser, Subcommand};
 
 use crate::{config, daemon};
 

@@ -121,7 +121,10 @@ struct MutexWriter(Arc<Mutex<std::fs::File>>);
 
 impl std::io::Write for MutexWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut file = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.write_all(buf)?;
         Ok(buf.len())
     }

@@ -72,7 +72,7 @@ impl Setup {
             format!(
                 "[daemon]\nconfig_dir = \"{root}\"\nsocket = \"{root}/banxdp.sock\"\n\
                  database = \"{root}/banxdp.sqlite3\"\n\
-                 [xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{pins}\"\nsweep_interval = 1\n{extra_toml}",
+                 [xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{pins}\"\n{extra_toml}",
                 root = root.display(),
                 pins = pins.0.display(),
             ),

@@ -36,7 +36,10 @@ fn setup(bantime: &str) -> Setup {
 }
 
 fn now_iso() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     banxdp::filter::report::iso8601(i64::try_from(secs).unwrap())
 }
 
@@ -98,7 +101,10 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     let status = text(&setup.client(&["status", "web"]));
     assert!(status.contains("Currently banned:\t1"), "{status}");
     assert!(status.contains(ATTACKER), "{status}");
-    assert!(status.contains(&setup.path("app.log").display().to_string()), "{status}");
+    assert!(
+        status.contains(&setup.path("app.log").display().to_string()),
+        "{status}"
+    );
 
     // bantime = 4 s: the ban ends, and packets pass again.
     daemon.wait_for_log(&format!("[web] Unban {ATTACKER}"));
@@ -125,16 +131,26 @@ fn bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them() {
     assert_eq!(topo.udp_delivered(BYSTANDER, 7001, N), 0);
 
     daemon.kill_9();
-    assert_eq!(topo.udp_delivered(ATTACKER, 7001, N), 0, "pinned maps keep dropping");
+    assert_eq!(
+        topo.udp_delivered(ATTACKER, 7001, N),
+        0,
+        "pinned maps keep dropping"
+    );
 
     // The next start restores both from the store, reads no old line again, and the
     // CLI lists them and lifts them.
     let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon2.log"));
     daemon.wait_for_log("enforcing 2 ban(s)");
     let list = text(&setup.client(&["list", "--json"]));
-    assert!(list.contains(ATTACKER) && list.contains(BYSTANDER), "{list}");
+    assert!(
+        list.contains(ATTACKER) && list.contains(BYSTANDER),
+        "{list}"
+    );
     let status = text(&setup.client(&["status", "web"]));
-    assert!(status.contains("Total failed:\t0"), "old lines are not read again: {status}");
+    assert!(
+        status.contains("Total failed:\t0"),
+        "old lines are not read again: {status}"
+    );
     let out = setup.client(&["unban", "--all"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(topo.udp_delivered(ATTACKER, 7001, N), N);

@@ -56,7 +56,7 @@ fn pinned_bans_survive_restarts_and_kill_9() {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nconfig_dir = \"{}\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\nsweep_interval = 1\n",
+            "[daemon]\nconfig_dir = \"{0}\"\nsocket = \"{0}/banxdp.sock\"\ndatabase = \"{0}/banxdp.sqlite3\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{1}\"\n",
             work.path().display(),
             pins.0.display()
         ),
@@ -119,7 +119,7 @@ fn a_clean_stop_with_detach_on_exit_removes_enforcement() {
     std::fs::write(
         &config,
         format!(
-            "[daemon]\nconfig_dir = \"{}\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{}\"\ndetach_on_exit = true\n",
+            "[daemon]\nconfig_dir = \"{0}\"\nsocket = \"{0}/banxdp.sock\"\ndatabase = \"{0}/banxdp.sqlite3\"\n[xdp]\ninterfaces = [\"{IFACE}\"]\npin_dir = \"{1}\"\ndetach_on_exit = true\n",
             work.path().display(),
             pins.0.display()
         ),

@@ -89,8 +89,6 @@ pub struct XdpSettings {
     pub mode: AttachMode,
     pub pin_dir: PathBuf,
     pub detach_on_exit: bool,
-    /// Seconds between expiry sweeps.
-    pub sweep_interval: u64,
     pub capacity: Capacities,
 }
 
@@ -102,7 +100,6 @@ impl Default for XdpSettings {
             mode: AttachMode::Auto,
             pin_dir: PathBuf::from(banxdp_common::PIN_DIR),
             detach_on_exit: false,
-            sweep_interval: 30,
             capacity: Capacities::default(),
         }
     }
@@ -187,8 +184,6 @@ pub enum SettingsError {
     },
     #[error("{}: `metrics.listen` `{value}` is not an address:port", path.display())]
     MetricsAddress { path: PathBuf, value: String },
-    #[error("{}: `xdp.sweep_interval` must be at least 1 second", path.display())]
-    SweepInterval { path: PathBuf },
     #[error("{}: `xdp.capacity.{map}` must be at least 1", path.display())]
     Capacity { path: PathBuf, map: &'static str },
 }
@@ -217,11 +212,6 @@ impl Settings {
             return Err(SettingsError::MetricsAddress {
                 path: path.to_path_buf(),
                 value: listen.clone(),
-            });
-        }
-        if settings.xdp.sweep_interval == 0 {
-            return Err(SettingsError::SweepInterval {
-                path: path.to_path_buf(),
             });
         }
         for (map, size) in settings.xdp.capacity.by_map() {
@@ -299,15 +289,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_zero_sizes_and_intervals() {
+    fn rejects_zero_sizes() {
         let error =
             Settings::parse("[xdp.capacity]\nbans_v6 = 0\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(
             error.to_string(),
             "c.toml: `xdp.capacity.bans_v6` must be at least 1"
         );
-        let error =
-            Settings::parse("[xdp]\nsweep_interval = 0\n", Path::new("c.toml")).unwrap_err();
-        assert!(error.to_string().contains("sweep_interval"));
     }
 }

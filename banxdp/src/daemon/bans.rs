@@ -220,7 +220,7 @@ impl Bans {
 
     /// How many bans are held.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.held.values().map(HashMap::len).sum()
     }
 

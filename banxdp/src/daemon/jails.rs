@@ -57,7 +57,9 @@ impl JailRun {
             .config
             .logpaths
             .iter()
-            .filter_map(|l| glob::Pattern::new(&FollowSpec::from_logpath(l, Encoding::Auto, false).pattern).ok())
+            .filter_map(|l| {
+                glob::Pattern::new(&FollowSpec::from_logpath(l, Encoding::Auto, false).pattern).ok()
+            })
             .collect();
         followed
             .iter()
@@ -92,7 +94,10 @@ fn zone(c: &JailConfig) -> Zone {
     let Some(text) = c.logtimezone.as_deref().map(str::trim) else {
         return Zone::Local;
     };
-    let offset = text.strip_prefix("UTC").or_else(|| text.strip_prefix("GMT")).unwrap_or(text);
+    let offset = text
+        .strip_prefix("UTC")
+        .or_else(|| text.strip_prefix("GMT"))
+        .unwrap_or(text);
     if offset.is_empty() {
         return Zone::Offset(0);
     }
@@ -123,11 +128,11 @@ fn local_addresses() -> Vec<IpAddr> {
             if !addr.is_null() {
                 match i32::from((*addr).sa_family) {
                     libc::AF_INET => {
-                        let v4 = &*addr.cast::<libc::sockaddr_in>();
+                        let v4 = addr.cast::<libc::sockaddr_in>().read_unaligned();
                         found.push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
                     }
                     libc::AF_INET6 => {
-                        let v6 = &*addr.cast::<libc::sockaddr_in6>();
+                        let v6 = addr.cast::<libc::sockaddr_in6>().read_unaligned();
                         found.push(IpAddr::from(v6.sin6_addr.s6_addr));
                     }
                     _ => {}
@@ -156,7 +161,10 @@ fn resolve(name: &str) -> Vec<IpAddr> {
 fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail), String> {
     let params = JailParams::from_config(c, env).map_err(|e| e.to_string())?;
     for name in &params.ignore.unresolved {
-        tracing::warn!("jail `{}`: ignoreip `{name}` resolves to no address", c.name);
+        tracing::warn!(
+            "jail `{}`: ignoreip `{name}` resolves to no address",
+            c.name
+        );
     }
     let scanner = Scanner::new(&filter_spec(c), year)
         .map_err(|e| format!("jail `{}`: filter: {:#}", c.name, anyhow::Error::from(e)))?;
@@ -166,7 +174,8 @@ fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail)
 impl Jails {
     /// Builds every jail of `configs` that can run, with the ban history of `store`.
     pub fn build(configs: &[JailConfig], store: &Store) -> Result<Self, DaemonError> {
-        let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
+        let services =
+            Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
         let local = local_addresses();
         let env = Env {
             services: &services,
@@ -176,7 +185,9 @@ impl Jails {
             limits: jail::Limits::default(),
         };
         let now = super::unix_now();
-        let year = crate::filter::report::iso8601(now)[..4].parse().unwrap_or(2026);
+        let year = crate::filter::report::iso8601(now)[..4]
+            .parse()
+            .unwrap_or(2026);
         let mut jails = Self {
             runs: Vec::new(),
             specs: Vec::new(),
@@ -211,17 +222,24 @@ impl Jails {
     fn push(&mut self, config: JailConfig, scanner: Scanner, state: Jail) {
         let index = self.runs.len();
         let polling = config.backend.trim() == "polling";
-        let encoding = Encoding::parse(&config.name, config.logencoding.as_deref().unwrap_or("auto"))
-            .unwrap_or_else(|e| {
-                tracing::error!("{e}; reading it as `auto`");
-                Encoding::Auto
-            });
+        let encoding = Encoding::parse(
+            &config.name,
+            config.logencoding.as_deref().unwrap_or("auto"),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!("{e}; reading it as `auto`");
+            Encoding::Auto
+        });
         for logpath in &config.logpaths {
-            self.specs.push(FollowSpec::from_logpath(logpath, encoding, polling));
+            self.specs
+                .push(FollowSpec::from_logpath(logpath, encoding, polling));
             self.owner.push(index);
         }
         if config.logpaths.is_empty() {
-            tracing::warn!("jail `{}`: no logpath; it bans only through `banxdp ban`", config.name);
+            tracing::warn!(
+                "jail `{}`: no logpath; it bans only through `banxdp ban`",
+                config.name
+            );
         }
         let zone = zone(&config);
         self.runs.push(JailRun {
@@ -243,7 +261,11 @@ impl Jails {
                 shadow: false,
             };
             if let Err(e) = enforcer.add_jail(&scope) {
-                tracing::error!("jail `{}`: {:#}; the jail is disabled", run.config.name, anyhow::Error::from(e));
+                tracing::error!(
+                    "jail `{}`: {:#}; the jail is disabled",
+                    run.config.name,
+                    anyhow::Error::from(e)
+                );
                 refused.push(run.config.name.clone());
             }
         }
@@ -270,7 +292,12 @@ impl Jails {
         self.specs.clear();
         self.owner.clear();
         for run in runs {
-            let JailRun { config, scanner, state, .. } = run;
+            let JailRun {
+                config,
+                scanner,
+                state,
+                ..
+            } = run;
             self.push(config, scanner, state);
         }
     }
@@ -286,11 +313,23 @@ impl Jails {
         let mut found = HashMap::new();
         for (spec, owner) in self.specs.iter().zip(&self.owner) {
             let jail = &self.runs[*owner].config.name;
-            let Ok(paths) = glob::glob(&spec.pattern) else { continue };
+            let Ok(paths) = glob::glob(&spec.pattern) else {
+                continue;
+            };
             for path in paths.flatten() {
                 if let Some(position) = store.log_position(jail, &path)? {
-                    let hash = position.first_line_hash.as_slice().try_into().map_or(0, u64::from_be_bytes);
-                    found.insert(path, Position { offset: position.offset, first_line_hash: hash });
+                    let hash = position
+                        .first_line_hash
+                        .as_slice()
+                        .try_into()
+                        .map_or(0, u64::from_be_bytes);
+                    found.insert(
+                        path,
+                        Position {
+                            offset: position.offset,
+                            first_line_hash: hash,
+                        },
+                    );
                 }
             }
         }
@@ -315,13 +354,20 @@ impl Jails {
     /// Reads a batch of lines through every jail that follows its file; returns the bans
     /// decided, with their jail's name.
     pub fn lines(&mut self, batch: &Batch, now: i64) -> Vec<(String, Decision)> {
-        let mut jails: Vec<usize> = batch.specs.iter().filter_map(|s| self.owner.get(*s).copied()).collect();
+        let mut jails: Vec<usize> = batch
+            .specs
+            .iter()
+            .filter_map(|s| self.owner.get(*s).copied())
+            .collect();
         jails.sort_unstable();
         jails.dedup();
         let mut decided = Vec::new();
         for index in jails {
             let run = &mut self.runs[index];
-            let clock = Clock { now, zone: run.zone };
+            let clock = Clock {
+                now,
+                zone: run.zone,
+            };
             for line in &batch.lines {
                 let scanned = run.scanner.line(line, &clock, false);
                 let time = scanned.time.unwrap_or(now);
@@ -332,7 +378,10 @@ impl Jails {
                     let Some(host) = &failure.host else { continue };
                     let targets = jail::targets(host, run.state.params().usedns, &resolve);
                     if targets.warn {
-                        tracing::warn!("[{}] host name resolved (usedns = warn): {line}", run.config.name);
+                        tracing::warn!(
+                            "[{}] host name resolved (usedns = warn): {line}",
+                            run.config.name
+                        );
                     }
                     for target in targets.nets {
                         if let Some(decision) = run.state.failure(target, time, line, now) {
@@ -347,14 +396,19 @@ impl Jails {
 
     /// Runs the jail's `ignorecommand` on a decided ban; true when it spares the target.
     pub fn spared_by_command(&mut self, name: &str, target: IpNet) -> bool {
-        let Some(run) = self.get_mut(name) else { return false };
+        let Some(run) = self.get_mut(name) else {
+            return false;
+        };
         let Some(command) = run.state.params().ignorecommand.clone() else {
             return false;
         };
         match command.check(target.addr(), IGNORECOMMAND_TIMEOUT) {
             Ok(Verdict::Ignore) => {
                 run.state.spared(target);
-                tracing::info!("[{name}] Ignore {} by command", crate::control::proto::target_text(&target));
+                tracing::info!(
+                    "[{name}] Ignore {} by command",
+                    crate::control::proto::target_text(&target)
+                );
                 true
             }
             Ok(_) => false,
@@ -366,9 +420,21 @@ impl Jails {
     }
 
     /// A manual ban in `name`; `None` when no such jail runs.
-    pub fn manual_ban(&mut self, name: &str, target: IpNet, duration: Option<i64>, now: i64) -> Option<Decision> {
+    pub fn manual_ban(
+        &mut self,
+        name: &str,
+        target: IpNet,
+        duration: Option<i64>,
+        now: i64,
+    ) -> Option<Decision> {
         let run = self.get_mut(name)?;
-        let duration = duration.map(|d| if d < 0 { Bantime::Permanent } else { Bantime::Seconds(d) });
+        let duration = duration.map(|d| {
+            if d < 0 {
+                Bantime::Permanent
+            } else {
+                Bantime::Seconds(d)
+            }
+        });
         Some(run.state.manual_ban(target, duration, now))
     }
 
@@ -381,9 +447,15 @@ impl Jails {
 
     /// Replaces the jails with `configs` (all of them, or only `only`), keeping every active
     /// ban of a jail that remains; bans of jails that are gone are lifted.
-    pub fn reload(&mut self, configs: Vec<JailConfig>, only: Option<&str>, bans: &mut Bans) -> Result<String, String> {
+    pub fn reload(
+        &mut self,
+        configs: &[JailConfig],
+        only: Option<&str>,
+        bans: &mut Bans,
+    ) -> Result<String, String> {
         let now = super::unix_now();
-        let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
+        let services =
+            Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
         let local = local_addresses();
         let env = Env {
             services: &services,
@@ -392,8 +464,12 @@ impl Jails {
             seed: u64::try_from(now).unwrap_or(1),
             limits: jail::Limits::default(),
         };
-        let year = crate::filter::report::iso8601(now)[..4].parse().unwrap_or(2026);
-        if let Some(name) = only && !configs.iter().any(|c| c.name == name) {
+        let year = crate::filter::report::iso8601(now)[..4]
+            .parse()
+            .unwrap_or(2026);
+        if let Some(name) = only
+            && !configs.iter().any(|c| c.name == name)
+        {
             return Err(format!("no jail `{name}` in the configuration"));
         }
         let old: Vec<JailRun> = std::mem::take(&mut self.runs);
@@ -412,7 +488,12 @@ impl Jails {
                             state.restore(target, count, start, true);
                         }
                         rebuilt.push(c.name.clone());
-                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c) });
+                        kept.push(JailRun {
+                            config: c.clone(),
+                            scanner,
+                            state,
+                            zone: zone(c),
+                        });
                     }
                     Err(message) => {
                         tracing::error!("{message}; keeping the running jail as it was");
@@ -424,7 +505,10 @@ impl Jails {
                         let _ = bans.lift(&run.config.name, target, now);
                     }
                     let _ = bans.enforcer_mut().remove_jail(&run.config.name);
-                    tracing::info!("jail `{}` is gone from the configuration: stopped", run.config.name);
+                    tracing::info!(
+                        "jail `{}` is gone from the configuration: stopped",
+                        run.config.name
+                    );
                 }
             }
         }
@@ -434,7 +518,12 @@ impl Jails {
                 match build_one(c, &env, year) {
                     Ok((scanner, state)) => {
                         rebuilt.push(c.name.clone());
-                        kept.push(JailRun { config: c.clone(), scanner, state, zone: zone(c) });
+                        kept.push(JailRun {
+                            config: c.clone(),
+                            scanner,
+                            state,
+                            zone: zone(c),
+                        });
                     }
                     Err(message) => tracing::error!("{message}; the jail is disabled"),
                 }
@@ -442,7 +531,11 @@ impl Jails {
         }
         self.rebuild_specs(kept);
         self.declare(bans.enforcer_mut());
-        Ok(format!("{} jail(s) read again: {}", rebuilt.len(), rebuilt.join(", ")))
+        Ok(format!(
+            "{} jail(s) read again: {}",
+            rebuilt.len(),
+            rebuilt.join(", ")
+        ))
     }
 
     /// The jails that read `path`.

@@ -114,7 +114,10 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let purge_age = parse_seconds(&settings.daemon.dbpurgeage).unwrap_or(86_400);
     let purged = store.purge(now - purge_age)?;
     if purged > 0 {
-        tracing::info!("store: purged {purged} ban(s) older than {}", settings.daemon.dbpurgeage);
+        tracing::info!(
+            "store: purged {purged} ban(s) older than {}",
+            settings.daemon.dbpurgeage
+        );
     }
     let stored = store.active_bans(now)?;
 
@@ -134,12 +137,15 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         writer.add_ban(record);
     }
     if !plan.adopt.is_empty() {
-        tracing::info!("store: adopted {} ban(s) found only in the pinned maps", plan.adopt.len());
+        tracing::info!(
+            "store: adopted {} ban(s) found only in the pinned maps",
+            plan.adopt.len()
+        );
     }
     bans.set_store(writer);
     tracing::info!(
         "enforcing {} ban(s){}",
-        bans.len(),
+        bans.count(),
         if mapped.is_empty() {
             ""
         } else {
@@ -165,7 +171,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let end = state.serve(call_rx).await;
     let _ = stop_server.send(());
     let _ = server.await;
-    state.finish(end)
+    state.finish(&end)
 }
 
 fn load_enforcer(
@@ -203,13 +209,12 @@ fn socket_group(name: &str) -> Result<Option<u32>, DaemonError> {
     }
     let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
     text.lines()
-        .filter_map(|line| {
+        .find_map(|line| {
             let mut fields = line.split(':');
             let group = fields.next()?;
             let gid = fields.nth(1)?.parse::<u32>().ok()?;
             (group == name).then_some(gid)
         })
-        .next()
         .map(Some)
         .ok_or_else(|| DaemonError::SocketGroup(name.to_string()))
 }
@@ -231,9 +236,12 @@ impl State {
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         loop {
-            let sleep = self.bans.next_deadline().map_or(Duration::from_secs(3600), |at| {
-                Duration::from_secs(u64::try_from(at - unix_now()).unwrap_or(0))
-            });
+            let sleep = self
+                .bans
+                .next_deadline()
+                .map_or(Duration::from_secs(3600), |at| {
+                    Duration::from_secs(u64::try_from(at - unix_now()).unwrap_or(0))
+                });
             tokio::select! {
                 _ = term.recv() => return End::Signal("SIGTERM"),
                 _ = int.recv() => return End::Signal("SIGINT"),
@@ -283,13 +291,13 @@ impl State {
         }
     }
 
-    fn finish(self, end: End) -> Result<(), DaemonError> {
+    fn finish(self, end: &End) -> Result<(), DaemonError> {
         let detach = match end {
             End::Signal(name) => {
                 tracing::info!("{name}: stopping");
                 self.settings.xdp.detach_on_exit
             }
-            End::Stop { detach } => detach || self.settings.xdp.detach_on_exit,
+            End::Stop { detach } => *detach || self.settings.xdp.detach_on_exit,
         };
         let (enforcer, writer) = self.bans.into_parts();
         if let Some(writer) = writer {
@@ -304,4 +312,3 @@ impl State {
         Ok(())
     }
 }
-

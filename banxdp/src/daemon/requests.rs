@@ -91,7 +91,9 @@ impl State {
     }
 
     fn manual_ban(&mut self, target: IpNet, jail: Option<&str>, duration: Option<i64>) -> Reply {
-        let Some(name) = jail.map(str::to_string).or_else(|| self.jails.names().first().cloned())
+        let Some(name) = jail
+            .map(str::to_string)
+            .or_else(|| self.jails.names().first().cloned())
         else {
             return error("no jail to ban in: none is running");
         };
@@ -108,9 +110,15 @@ impl State {
                 if let Some(Err(e)) = self.bans.store().map(crate::store::Writer::sync) {
                     return error(format!("banned, but the store did not confirm it: {e}"));
                 }
-                ok(format!("banned {} in {name} {how_long}", target_text(target)))
+                ok(format!(
+                    "banned {} in {name} {how_long}",
+                    target_text(target)
+                ))
             }
-            Ok(false) => ok(format!("{} is already banned in {name}", target_text(target))),
+            Ok(false) => ok(format!(
+                "{} is already banned in {name}",
+                target_text(target)
+            )),
             Err(e) => error(format!("{:#}", anyhow::Error::from(e))),
         }
     }
@@ -145,9 +153,7 @@ impl State {
             .bans
             .all()
             .into_iter()
-            .filter(|(j, t)| {
-                jail.is_none_or(|want| **j == *want) && (all || target == Some(*t))
-            })
+            .filter(|(j, t)| jail.is_none_or(|want| **j == *want) && (all || target == Some(*t)))
             .map(|(j, t)| (j.to_string(), t))
             .collect();
         if !all && target.is_none() {
@@ -224,10 +230,12 @@ impl State {
     /// active ban of a jail that still exists.
     pub(super) fn reload(&mut self, only: Option<&str>) -> Reply {
         let Some(configs) = (self.reread)() else {
-            return error("the configuration cannot be read; nothing changed (see the daemon's log)");
+            return error(
+                "the configuration cannot be read; nothing changed (see the daemon's log)",
+            );
         };
         let specs = self.jails.follow_specs();
-        let summary = match self.jails.reload(configs, only, &mut self.bans) {
+        let summary = match self.jails.reload(&configs, only, &mut self.bans) {
             Ok(summary) => summary,
             Err(message) => return error(message),
         };
