@@ -68,8 +68,9 @@ fn fail2ban_regex(config: &Path, log: &Path, filter: &str) -> Counts {
 /// Whose attempts came from an address, and what the shipped filter must count for them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Who {
-    /// A real account: exactly one failure per attempt, and `extra` more.
-    Known { extra: usize },
+    /// A real account: exactly `expected` failures (one per attempt, unless the service
+    /// writes one line for several).
+    Known { expected: usize },
     /// An unknown account: at least once per attempt, no more often than the stock filter.
     Unknown,
 }
@@ -139,8 +140,8 @@ fn check(
             ));
         }
         match s.who {
-            Who::Known { extra } if ours != s.attempts + extra => problems.push(format!(
-                "{place}: {ours} failures for {} attempts of a real user (and {extra} more)",
+            Who::Known { expected } if ours != expected => problems.push(format!(
+                "{place}: {ours} failures for {} attempts of a real user (expected {expected})",
                 s.attempts
             )),
             Who::Unknown if ours < s.attempts || ours > stock => problems.push(format!(
@@ -237,7 +238,9 @@ impl Plan {
         Source {
             address: self.source,
             who: if self.known {
-                Who::Known { extra }
+                Who::Known {
+                    expected: self.attempts() + extra,
+                }
             } else {
                 Who::Unknown
             },
@@ -346,4 +349,66 @@ fn sshd_with_pam_counts_each_wrong_password_once() {
 #[test]
 fn sshd_without_pam_counts_each_wrong_password_once() {
     live_sshd("sshd_without_pam_counts_each_wrong_password_once", false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Recorded services (fixtures/services/*, each recorded by tests/services/record-*.sh).
+
+/// The recorded fixture files `files`, joined into one log as the journal would hold them.
+fn recorded(files: &[&str]) -> tempfile::TempPath {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/services");
+    let mut text = String::new();
+    for f in files {
+        let path = dir.join(f);
+        text += &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    }
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file.into_temp_path()
+}
+
+/// A real user's address and the failures expected from it.
+fn known(address: &'static str, attempts: usize, expected: usize) -> Source {
+    Source { address, who: Who::Known { expected }, attempts }
+}
+
+/// An unknown user's address.
+fn unknown(address: &'static str, attempts: usize) -> Source {
+    Source { address, who: Who::Unknown, attempts }
+}
+
+/// Counts each of `cases` (fixture files, banxdp's filter, the stock one, the sources) and
+/// fails listing every problem, with the table.
+fn check_recorded(cases: &[(&[&str], &str, &str, Vec<Source>)]) {
+    if !banxdp_tests::fail2ban_present("recorded services", "fail2ban-regex") {
+        return;
+    }
+    let mut table = heading();
+    let mut problems = Vec::new();
+    for (files, filter, stock, sources) in cases {
+        let log = recorded(files);
+        let _ = writeln!(table, "{}:", files.join(" + "));
+        check(&log, (filter, stock), sources, &mut table, &mut problems);
+    }
+    println!("{table}");
+    assert!(problems.is_empty(), "{}\n\n{table}", problems.join("\n"));
+}
+
+#[test]
+fn dovecot_counts_each_failed_connection_once() {
+    // Three connections with one wrong login each from .7 (IMAP), .8 (unknown user, IMAP) and
+    // .9 (POP3); one connection with three from .10, for which Dovecot writes one line.
+    let sources = || {
+        vec![
+            known("203.0.113.7", 3, 3),
+            unknown("203.0.113.8", 3),
+            known("203.0.113.9", 3, 3),
+            known("203.0.113.10", 3, 1),
+        ]
+    };
+    check_recorded(&[
+        (&["dovecot/mail.log"], "dovecot", "dovecot", sources()),
+        (&["dovecot/mail.log", "dovecot/auth.log"], "dovecot", "dovecot", sources()),
+    ]);
 }
