@@ -13,13 +13,17 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FIXTURES=$HERE/../tests/fixtures/services
 SERVER=198.51.100.1
 WORK=$(mktemp -d /tmp/banxdp-record.XXXXXX)
+chmod 0755 "$WORK" # services drop root and must reach their files
 NS=bxrec$$
 PIDS=()
 
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	sleep 0.5
+	local i
+	# The daemons first, the syslog daemon (the first started) last.
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill "${PIDS[i]}" 2>/dev/null || true
+		sleep 0.5
+	done
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -64,7 +68,8 @@ inside() {
 
 # Starts "$@" (a daemon kept in the foreground) inside; remembers it to stop it at the end.
 daemon() {
-	inside "$@" &
+	# nsenter without --fork execs "$@" itself: $! is the daemon's own pid.
+	nsenter --mount="/proc/$SYSLOG_PID/ns/mnt" --net="/run/netns/$NS" -- "$@" &
 	PIDS+=("$!")
 }
 

@@ -3,7 +3,7 @@ record-*.sh scripts. Usage:
 
     mailclient.py PROTOCOL SOURCE SERVER PORT USER PASSWORD TRIES
 
-PROTOCOL is imap, pop3 or smtp (AUTH PLAIN, then AUTH LOGIN...); one connection, TRIES
+PROTOCOL is imap, pop3 or smtp (AUTH PLAIN); one connection, TRIES
 wrong logins in it, then QUIT/LOGOUT. Prints what the server answered to each.
 """
 import imaplib
@@ -61,10 +61,11 @@ def pop3(source, server, port, user, password, tries):
 def smtp(source, server, port, user, password, tries):
     client = smtplib.SMTP(server, port, source_address=(source, 0), timeout=30)
     client.ehlo("client.example")
+    # One mechanism (smtplib's login() would try each the server offers).
+    client.user, client.password = user, password
     for _ in range(tries):
         try:
-            client.login(user, password)
-            print("smtp: logged in?!")
+            print("smtp:", client.auth("PLAIN", client.auth_plain))
         except smtplib.SMTPException as e:
             print("smtp:", e)
     client.quit()

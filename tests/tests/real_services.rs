@@ -370,12 +370,20 @@ fn recorded(files: &[&str]) -> tempfile::TempPath {
 
 /// A real user's address and the failures expected from it.
 fn known(address: &'static str, attempts: usize, expected: usize) -> Source {
-    Source { address, who: Who::Known { expected }, attempts }
+    Source {
+        address,
+        who: Who::Known { expected },
+        attempts,
+    }
 }
 
 /// An unknown user's address.
 fn unknown(address: &'static str, attempts: usize) -> Source {
-    Source { address, who: Who::Unknown, attempts }
+    Source {
+        address,
+        who: Who::Unknown,
+        attempts,
+    }
 }
 
 /// Counts each of `cases` (fixture files, banxdp's filter, the stock one, the sources) and
@@ -409,6 +417,45 @@ fn dovecot_counts_each_failed_connection_once() {
     };
     check_recorded(&[
         (&["dovecot/mail.log"], "dovecot", "dovecot", sources()),
-        (&["dovecot/mail.log", "dovecot/auth.log"], "dovecot", "dovecot", sources()),
+        (
+            &["dovecot/mail.log", "dovecot/auth.log"],
+            "dovecot",
+            "dovecot",
+            sources(),
+        ),
+    ]);
+}
+
+#[test]
+fn postfix_counts_each_failed_sasl_login_once() {
+    // Three connections with one wrong AUTH each from .7 (a real user) and .8 (unknown); one
+    // connection with three from .9. Postfix writes one line per attempt.
+    let sources = || {
+        vec![
+            known("203.0.113.7", 3, 3),
+            unknown("203.0.113.8", 3),
+            known("203.0.113.9", 3, 3),
+        ]
+    };
+    let everything: &[&str] = &["postfix/mail.log", "postfix/auth.log"];
+    check_recorded(&[
+        (
+            &["postfix/mail.log"],
+            "postfix[mode=auth]",
+            "postfix[mode=auth]",
+            sources(),
+        ),
+        (
+            &["postfix/mail.log"],
+            "postfix[mode=aggressive]",
+            "postfix[mode=aggressive]",
+            sources(),
+        ),
+        (
+            everything,
+            "postfix[mode=auth]",
+            "postfix[mode=auth]",
+            sources(),
+        ),
     ]);
 }
