@@ -459,3 +459,26 @@ fn postfix_counts_each_failed_sasl_login_once() {
         ),
     ]);
 }
+
+#[test]
+fn nginx_counts_each_failed_basic_auth_once() {
+    // Three requests with a wrong password from .7, for an unknown user from .8; from .9
+    // three times a request without credentials then one with a wrong password, as a
+    // browser does (nginx 1.22 writes nothing for the first at its default level).
+    let sources = || {
+        vec![
+            known("203.0.113.7", 3, 3),
+            unknown("203.0.113.8", 3),
+            known("203.0.113.9", 3, 3),
+        ]
+    };
+    check_recorded(&[
+        (&["nginx/error.log"], "nginx-http-auth", "nginx-http-auth", sources()),
+        (
+            &["nginx/error.log"],
+            "nginx-http-auth[mode=aggressive]",
+            "nginx-http-auth[mode=aggressive]",
+            sources(),
+        ),
+    ]);
+}
