@@ -84,6 +84,15 @@ wait_port() {
 	return 1
 }
 
+# Waits for the clients started in the background (not the daemons); a client that was
+# refused (as they all should be) exits non-zero, which is no error here.
+wait_clients() {
+	local j
+	for j in $(jobs -p); do
+		[[ " ${PIDS[*]} " == *" $j "* ]] || wait "$j" || true
+	done
+}
+
 # Creates a local user $1 with password $2, removed at the end.
 make_user() {
 	useradd --no-create-home --shell /bin/sh "$1"

@@ -29,7 +29,6 @@ for i in 1 2 3; do
 	client pop3 203.0.113.9 "$SERVER" 110 bxmail1 "wrong-$i" 1 &
 done
 client imap 203.0.113.10 "$SERVER" 143 bxmail1 wrong 3 &
-wait_clients() { local j; for j in $(jobs -p); do [[ " ${PIDS[*]} " == *" $j "* ]] || wait "$j"; done; }
 wait_clients
 sleep 3
 keep "$WORK/log/mail.log" dovecot/mail.log

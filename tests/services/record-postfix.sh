@@ -54,7 +54,7 @@ for i in 1 2 3; do
 	client smtp 203.0.113.8 "$SERVER" 25 nosuchuser "wrong-$i" 1 &
 done
 client smtp 203.0.113.9 "$SERVER" 25 bxmail2 wrong 3 &
-for j in $(jobs -p); do [[ " ${PIDS[*]} " == *" $j "* ]] || wait "$j"; done
+wait_clients
 sleep 3
 inside postfix -c "$conf" stop >/dev/null 2>&1 || true
 sleep 1

@@ -473,11 +473,31 @@ fn nginx_counts_each_failed_basic_auth_once() {
         ]
     };
     check_recorded(&[
-        (&["nginx/error.log"], "nginx-http-auth", "nginx-http-auth", sources()),
+        (
+            &["nginx/error.log"],
+            "nginx-http-auth",
+            "nginx-http-auth",
+            sources(),
+        ),
         (
             &["nginx/error.log"],
             "nginx-http-auth[mode=aggressive]",
             "nginx-http-auth[mode=aggressive]",
+            sources(),
+        ),
+    ]);
+}
+
+#[test]
+fn vsftpd_counts_each_failed_login_once() {
+    // Three connections with one wrong password each, from .7 (a real user) and .8.
+    let sources = || vec![known("203.0.113.7", 3, 3), unknown("203.0.113.8", 3)];
+    check_recorded(&[
+        (&["vsftpd/vsftpd.log"], "vsftpd", "vsftpd", sources()),
+        (
+            &["vsftpd/vsftpd.log", "vsftpd/auth.log"],
+            "vsftpd",
+            "vsftpd",
             sources(),
         ),
     ]);
