@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records tests/tests/fixtures/services/dovecot/: Debian's dovecot (imapd, pop3d; its own
 # /etc/dovecot configuration, passwords checked by PAM as Debian ships it), with plain-text
-# logins allowed (ssl = no), attacked by mailclient.py:
+# logins allowed (ssl = no), attacked by login-client.py:
 #   203.0.113.7   real user, IMAP, 3 connections, one wrong LOGIN each
 #   203.0.113.8   unknown user, IMAP, 3 connections, one wrong LOGIN each
 #   203.0.113.9   real user, POP3, 3 connections, one wrong USER/PASS each
@@ -22,7 +22,7 @@ CONF
 daemon /usr/sbin/dovecot -F -c "$WORK/dovecot.conf"
 wait_port 143
 wait_port 110
-client() { ip netns exec "$NS" python3 "$HERE/mailclient.py" "$@"; }
+client() { ip netns exec "$NS" python3 "$HERE/login-client.py" "$@"; }
 for i in 1 2 3; do
 	client imap 203.0.113.7 "$SERVER" 143 bxmail1 "wrong-$i" 1 &
 	client imap 203.0.113.8 "$SERVER" 143 nosuchuser "wrong-$i" 1 &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records tests/tests/fixtures/services/postfix/: Debian's postfix (smtpd with SASL through
 # Dovecot's auth service, as Debian's documentation sets it up; passwords checked by PAM),
-# no TLS, attacked by mailclient.py with `AUTH PLAIN` and a wrong password:
+# no TLS, attacked by login-client.py with `AUTH PLAIN` and a wrong password:
 #   203.0.113.7   real user, 3 connections, one wrong AUTH each
 #   203.0.113.8   unknown user, 3 connections, one wrong AUTH each
 #   203.0.113.9   real user, 1 connection, 3 wrong AUTHs
@@ -48,7 +48,7 @@ CONF
 daemon /usr/sbin/dovecot -F -c "$WORK/dovecot.conf"
 daemon postfix -c "$conf" start-fg
 wait_port 25
-client() { ip netns exec "$NS" python3 "$HERE/mailclient.py" "$@"; }
+client() { ip netns exec "$NS" python3 "$HERE/login-client.py" "$@"; }
 for i in 1 2 3; do
 	client smtp 203.0.113.7 "$SERVER" 25 bxmail2 "wrong-$i" 1 &
 	client smtp 203.0.113.8 "$SERVER" 25 nosuchuser "wrong-$i" 1 &

@@ -502,3 +502,26 @@ fn vsftpd_counts_each_failed_login_once() {
         ),
     ]);
 }
+
+#[test]
+fn proftpd_counts_each_failed_login_once() {
+    // Three connections with one wrong password each from .7 (a real user) and .8 (unknown);
+    // one connection with three from .9, after which ProFTPD also writes "Maximum login
+    // attempts (3) exceeded".
+    let sources = || {
+        vec![
+            known("203.0.113.7", 3, 3),
+            unknown("203.0.113.8", 3),
+            known("203.0.113.9", 3, 3),
+        ]
+    };
+    check_recorded(&[
+        (&["proftpd/proftpd.log"], "proftpd", "proftpd", sources()),
+        (
+            &["proftpd/proftpd.log", "proftpd/auth.log"],
+            "proftpd",
+            "proftpd",
+            sources(),
+        ),
+    ]);
+}

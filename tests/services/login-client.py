@@ -1,11 +1,12 @@
-"""Wrong logins to IMAP, POP3 and SMTP servers from a chosen source address, for the
+"""Wrong logins to IMAP, POP3, SMTP and FTP servers from a chosen source address, for the
 record-*.sh scripts. Usage:
 
-    mailclient.py PROTOCOL SOURCE SERVER PORT USER PASSWORD TRIES
+    login-client.py PROTOCOL SOURCE SERVER PORT USER PASSWORD TRIES
 
-PROTOCOL is imap, pop3 or smtp (AUTH PLAIN); one connection, TRIES
+PROTOCOL is imap, pop3, smtp (AUTH PLAIN) or ftp (USER, PASS); one connection, TRIES
 wrong logins in it, then QUIT/LOGOUT. Prints what the server answered to each.
 """
+import ftplib
 import imaplib
 import poplib
 import smtplib
@@ -71,8 +72,26 @@ def smtp(source, server, port, user, password, tries):
     client.quit()
 
 
+def ftp(source, server, port, user, password, tries):
+    client = ftplib.FTP(source_address=(source, 0), timeout=30)
+    client.connect(server, port)
+    for _ in range(tries):
+        try:
+            client.login(user, password)
+            print("ftp: logged in?!")
+        except ftplib.error_perm as e:
+            print("ftp:", e)
+        except (EOFError, ConnectionError) as e:
+            print("ftp: closed:", e)
+            return
+    try:
+        client.quit()
+    except (EOFError, ConnectionError, ftplib.Error) as e:
+        print("ftp: quit:", e)
+
+
 if __name__ == "__main__":
     proto, source, server, port, user, password, tries = sys.argv[1:]
-    {"imap": imap, "pop3": pop3, "smtp": smtp}[proto](
+    {"imap": imap, "pop3": pop3, "smtp": smtp, "ftp": ftp}[proto](
         source, server, int(port), user, password, int(tries)
     )
