@@ -525,3 +525,19 @@ fn proftpd_counts_each_failed_login_once() {
         ),
     ]);
 }
+
+#[test]
+fn apache_counts_each_failed_basic_auth_once() {
+    // As nginx: wrong passwords from .7, an unknown user from .8, a browser's pairs from .9.
+    let sources = vec![
+        known("203.0.113.7", 3, 3),
+        unknown("203.0.113.8", 3),
+        known("203.0.113.9", 3, 3),
+    ];
+    check_recorded(&[(
+        &["apache2/error.log"],
+        "apache-auth",
+        "apache-auth",
+        sources,
+    )]);
+}
