@@ -541,3 +541,25 @@ fn apache_counts_each_failed_basic_auth_once() {
         sources,
     )]);
 }
+
+#[test]
+fn pure_ftpd_counts_each_failed_login_once() {
+    // Three connections with one wrong password each from .7 (a real user) and .8 (unknown);
+    // one connection with three from .9.
+    let sources = || {
+        vec![
+            known("203.0.113.7", 3, 3),
+            unknown("203.0.113.8", 3),
+            known("203.0.113.9", 3, 3),
+        ]
+    };
+    check_recorded(&[
+        (&["pure-ftpd/syslog"], "pure-ftpd", "pure-ftpd", sources()),
+        (
+            &["pure-ftpd/syslog", "pure-ftpd/auth.log"],
+            "pure-ftpd",
+            "pure-ftpd",
+            sources(),
+        ),
+    ]);
+}
