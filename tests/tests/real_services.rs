@@ -141,19 +141,21 @@ fn check(
                 "{place}: banxdp and fail2ban-regex disagree on the stock filter"
             ));
         }
-        match s.who {
-            Who::Known { expected } if ours != expected => problems.push(format!(
-                "{place}: {ours} failures for {} attempts of a real user (expected {expected})",
-                s.attempts
-            )),
-            Who::Unknown if ours < s.attempts || ours > stock.max(s.attempts) => {
-                problems.push(format!(
+        let wrong = match s.who {
+            Who::Known { expected } => (ours != expected).then(|| {
+                format!(
+                    "{place}: {ours} failures for {} attempts of a real user (expected {expected})",
+                    s.attempts
+                )
+            }),
+            Who::Unknown => (ours < s.attempts || ours > stock.max(s.attempts)).then(|| {
+                format!(
                     "{place}: {ours} failures for {} attempts of an unknown user (stock: {stock})",
                     s.attempts
-                ))
-            }
-            _ => {}
-        }
+                )
+            }),
+        };
+        problems.extend(wrong);
     }
 }
 
