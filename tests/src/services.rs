@@ -23,6 +23,7 @@
 //! ```
 
 use std::{
+    ffi::OsStr,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -378,10 +379,62 @@ pub struct Attempt {
     pub output: String,
 }
 
+/// The OpenSSH client from `source` (an address of `client`, a network namespace) to
+/// `server` as `user`, running `true`, with `options` and these: no configuration files,
+/// no host key checks, errors only.
+fn ssh_command(
+    client: &Netns,
+    source: &str,
+    server: SocketAddr,
+    user: &str,
+    options: &[&OsStr],
+) -> Command {
+    let (port, host) = (server.port().to_string(), server.ip().to_string());
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &client.name])
+        .args([
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-b",
+            source,
+            "-p",
+            &port,
+            "-l",
+            user,
+        ])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "ConnectTimeout=10"])
+        .args(["-o", "LogLevel=ERROR"])
+        .args(options)
+        .args([&host, "true"])
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` (an OpenSSH client) and tells what it did.
+fn attempt(mut cmd: Command) -> Attempt {
+    let out = cmd.output().expect("run ssh");
+    let output = format!(
+        "{}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Attempt {
+        denied: !out.status.success()
+            && (output.contains("Permission denied")
+                || output.contains("Too many authentication failures")),
+        output,
+    }
+}
+
 /// One connection of the OpenSSH client from `source` (an address of `client`, a network
 /// namespace) to `server` as `user`, answering each of its `prompts` password prompts with
-/// `password` (through `SSH_ASKPASS`, forced): no public keys, no host key checks, no
-/// configuration files. sshd closes the connection itself after `MaxAuthTries` failures.
+/// `password` (through `SSH_ASKPASS`, forced), offering no public key. sshd closes the
+/// connection itself after `MaxAuthTries` failures.
 ///
 /// # Panics
 /// When the client cannot be run.
@@ -402,46 +455,46 @@ pub fn ssh_password(
         .expect("write askpass");
     std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700))
         .expect("chmod askpass");
-    let (port, host) = (server.port().to_string(), server.ip().to_string());
-    let out = Command::new("ip")
-        .args(["netns", "exec", &client.name])
-        .args([
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-b",
-            source,
-            "-p",
-            &port,
-            "-l",
-            user,
-        ])
-        .args(["-o", "PubkeyAuthentication=no"])
-        .args(["-o", "PreferredAuthentications=password"])
-        .arg("-o")
-        .arg(format!("NumberOfPasswordPrompts={prompts}"))
-        .args(["-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args(["-o", "ConnectTimeout=10"])
-        .args(["-o", "LogLevel=ERROR"])
-        .args([&host, "true"])
-        .env("SSH_ASKPASS", &askpass)
+    let prompts = format!("NumberOfPasswordPrompts={prompts}");
+    let options = [
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        &prompts,
+    ]
+    .map(OsStr::new);
+    let mut cmd = ssh_command(client, source, server, user, &options);
+    cmd.env("SSH_ASKPASS", &askpass)
         .env("SSH_ASKPASS_REQUIRE", "force")
-        .env_remove("DISPLAY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh");
-    let output = format!(
-        "{}: {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Attempt {
-        denied: !out.status.success()
-            && (output.contains("Permission denied")
-                || output.contains("Too many authentication failures")),
-        output,
-    }
+        .env_remove("DISPLAY");
+    attempt(cmd)
+}
+
+/// One connection of the OpenSSH client from `source` (an address of `client`) to `server`
+/// as `user`, offering only the private key in the file `key`, which sshd refuses unless
+/// the user authorized it; no password.
+///
+/// # Panics
+/// When the client cannot be run.
+#[must_use]
+pub fn ssh_key(
+    client: &Netns,
+    source: &str,
+    server: SocketAddr,
+    user: &str,
+    key: &Path,
+) -> Attempt {
+    let options = [
+        OsStr::new("-i"),
+        key.as_os_str(),
+        OsStr::new("-o"),
+        OsStr::new("IdentitiesOnly=yes"),
+        OsStr::new("-o"),
+        OsStr::new("PreferredAuthentications=publickey"),
+        OsStr::new("-o"),
+        OsStr::new("BatchMode=yes"),
+    ];
+    attempt(ssh_command(client, source, server, user, &options))
 }

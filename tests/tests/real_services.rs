@@ -179,42 +179,55 @@ fn heading() -> String {
 // Live sshd.
 
 /// What a client does from one address: `connections`, each typing a wrong password at
-/// `prompts` prompts, for a real user or an unknown one.
+/// `prompts` prompts (or, with `key`, offering one key that the user did not authorize), for
+/// a real user or an unknown one.
 struct Plan {
     source: &'static str,
     known: bool,
     connections: usize,
     prompts: u32,
+    key: bool,
 }
 
 /// sshd's default `MaxAuthTries`, which the last plan reaches: after its sixth failure sshd
 /// also writes `maximum authentication attempts exceeded` and disconnects.
 const MAX_AUTH_TRIES: u32 = 6;
 
-const PLANS: [Plan; 4] = [
+const PLANS: [Plan; 5] = [
     Plan {
         source: "203.0.113.7",
         known: true,
         connections: 3,
         prompts: 1,
+        key: false,
     },
     Plan {
         source: "203.0.113.8",
         known: false,
         connections: 3,
         prompts: 1,
+        key: false,
     },
     Plan {
         source: "203.0.113.9",
         known: true,
         connections: 1,
         prompts: MAX_AUTH_TRIES,
+        key: false,
     },
     Plan {
         source: "203.0.113.10",
         known: false,
         connections: 1,
         prompts: MAX_AUTH_TRIES,
+        key: false,
+    },
+    Plan {
+        source: "203.0.113.11",
+        known: true,
+        connections: 2,
+        prompts: 1,
+        key: true,
     },
 ];
 
@@ -233,19 +246,21 @@ impl Plan {
     }
 
     /// What banxdp's filter must count in `mode`. In aggressive mode a connection dropped
-    /// while authenticating counts as well (that is how a refused key counts, the only
-    /// trace it leaves at sshd's default log level), as in the stock filter.
+    /// while authenticating counts as well, as in the stock filter: that is how a refused
+    /// key counts, the only trace it leaves at sshd's default log level (`Failed publickey`
+    /// is written at VERBOSE), so in the other modes it counts nothing, in either filter.
     fn source(&self, mode: &str) -> Source {
-        let extra = if mode == "aggressive" {
+        let dropped = if mode == "aggressive" {
             self.dropped()
         } else {
             0
         };
+        let failed = if self.key { 0 } else { self.attempts() };
         Source {
             address: self.source,
             who: if self.known {
                 Who::Known {
-                    expected: self.attempts() + extra,
+                    expected: failed + dropped,
                 }
             } else {
                 Who::Unknown
@@ -268,23 +283,31 @@ fn record_sshd(use_pam: bool, name: &str) -> tempfile::TempPath {
     let server = SshServer::start(&net.victim, &opts);
     let user = LocalUser::create("the-right-Passw0rd");
     let unknown = banxdp_tests::unique("nobody");
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    banxdp_tests::sh(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        key.to_str().unwrap(),
+    ]);
     std::thread::scope(|scope| {
         let mut clients = Vec::new();
         for plan in &PLANS {
             let login = if plan.known { &user.name } else { &unknown };
             for i in 0..plan.connections {
-                let (net, server) = (&net, &server);
+                let (net, server, key) = (&net, &server, &key);
                 clients.push(scope.spawn(move || {
+                    let (from, to) = (&net.attacker, server.address());
+                    if plan.key {
+                        return services::ssh_key(from, plan.source, to, login, key);
+                    }
                     let password = format!("wrong-{i}");
-                    let (to, prompts) = (server.address(), plan.prompts);
-                    services::ssh_password(
-                        &net.attacker,
-                        plan.source,
-                        to,
-                        login,
-                        &password,
-                        prompts,
-                    )
+                    services::ssh_password(from, plan.source, to, login, &password, plan.prompts)
                 }));
             }
         }
@@ -292,7 +315,7 @@ fn record_sshd(use_pam: bool, name: &str) -> tempfile::TempPath {
             let attempt = client.join().expect("client thread");
             assert!(
                 attempt.denied,
-                "a wrong password was not refused: {}",
+                "a wrong password or key was not refused: {}",
                 attempt.output
             );
         }
@@ -355,6 +378,31 @@ fn sshd_with_pam_counts_each_wrong_password_once() {
 #[test]
 fn sshd_without_pam_counts_each_wrong_password_once() {
     live_sshd("sshd_without_pam_counts_each_wrong_password_once", false);
+}
+
+#[test]
+fn recorded_sshd_logs_count_each_attempt_once() {
+    // The logs the two tests above wrote once (BANXDP_SAVE_LOGS), checked without root.
+    let mut cases = Vec::new();
+    for log in ["sshd/auth-pam.log", "sshd/auth-nopam.log"] {
+        for mode in ["normal", "ddos", "aggressive"] {
+            let filter = format!("sshd[mode={mode}]");
+            let sources: Vec<Source> = PLANS.iter().map(|p| p.source(mode)).collect();
+            cases.push((vec![log], filter, sources));
+        }
+    }
+    let cases: Vec<(&[&str], &str, &str, Vec<Source>)> = cases
+        .iter_mut()
+        .map(|(files, filter, sources)| {
+            (
+                files.as_slice(),
+                filter.as_str(),
+                filter.as_str(),
+                std::mem::take(sources),
+            )
+        })
+        .collect();
+    check_recorded(&cases);
 }
 
 // ---------------------------------------------------------------------------------------
