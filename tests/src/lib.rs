@@ -15,6 +15,7 @@ pub mod authlog;
 pub mod daemon;
 pub mod frame;
 pub mod netns;
+pub mod services;
 pub mod stock;
 
 pub use netns::{Netns, Topology, with_netns};
