@@ -274,3 +274,154 @@ impl Enforcer for CommandEnforcer {
         first
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        path::Path,
+        sync::atomic::{AtomicU64, Ordering},
+        time::{Duration, UNIX_EPOCH},
+    };
+
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::{
+        action::{Action, HostNames, Shell},
+        enforce::{PortScope, parse_target},
+    };
+
+    /// Seconds since the epoch that the test's clock shows.
+    static NOW: AtomicU64 = AtomicU64::new(1000);
+
+    fn clock() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW.load(Ordering::SeqCst))
+    }
+
+    fn enforcer(log: &Path) -> CommandEnforcer {
+        let props: IndexMap<String, String> = [
+            ("actionstart", "echo start >> <log>"),
+            ("actionban", "echo ban <ip> <bantime> <F-USER> >> <log>"),
+            ("actionunban", "echo unban <ip> >> <log>"),
+            ("actionstop", "echo stop >> <log>"),
+            ("norestored", "true"),
+            ("log", &log.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        let ctx = Context {
+            shell: Shell::default(),
+            host: HostNames::default(),
+            clock,
+        };
+        let set = ActionSet::new(
+            "sshd",
+            vec![Action::new("sshd", "rec", props).unwrap()],
+            ctx.clone(),
+        );
+        CommandEnforcer::new(vec![set], ctx)
+    }
+
+    fn scope(name: &str, shadow: bool) -> JailScope {
+        JailScope {
+            name: name.into(),
+            ports: PortScope::All,
+            shadow,
+        }
+    }
+
+    fn ban(target: &str, secs: Option<u64>) -> Ban {
+        Ban {
+            jail: "sshd".into(),
+            target: parse_target(target).unwrap(),
+            expiry: secs.map_or(Expiry::Never, |s| {
+                Expiry::At(UNIX_EPOCH + Duration::from_secs(s))
+            }),
+        }
+    }
+
+    fn lines(log: &Path) -> Vec<String> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn bans_run_once_expire_and_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut e = enforcer(&log);
+        assert!(matches!(
+            e.ban(&ban("192.0.2.7", None)),
+            Err(Error::UnknownJail(_))
+        ));
+        e.add_jail(&scope("sshd", false)).unwrap();
+        e.add_jail(&scope("sshd", false)).unwrap();
+        e.ban_many(&[ban("192.0.2.7", Some(1600)), ban("192.0.2.7", Some(1700))])
+            .unwrap();
+        let mut info = BanInfo::new(parse_target("192.0.2.8").unwrap(), clock());
+        info.fields.insert("user".into(), "x;y".into());
+        e.ban_with(&ban("192.0.2.8", None), info).unwrap();
+        e.restore(&[ban("192.0.2.9", Some(5000))]).unwrap();
+        let active = e.active().unwrap();
+        assert_eq!(active.len(), 3);
+        assert_eq!(
+            active[0].expiry,
+            Expiry::At(UNIX_EPOCH + Duration::from_secs(1700))
+        );
+        NOW.store(1650, Ordering::SeqCst);
+        assert_eq!(e.remove_expired().unwrap(), 0);
+        NOW.store(1700, Ordering::SeqCst);
+        assert_eq!(e.remove_expired().unwrap(), 1);
+        e.unban("sshd", parse_target("192.0.2.77").unwrap())
+            .unwrap();
+        Box::new(e).detach().unwrap();
+        NOW.store(1000, Ordering::SeqCst);
+        assert_eq!(
+            lines(&log),
+            [
+                "start",
+                "ban 192.0.2.7 600",
+                "ban 192.0.2.8 -1 x;y",
+                "unban 192.0.2.7",
+                // The restored ban ran no `actionban` (`norestored`), so no `actionunban`.
+                "unban 192.0.2.8",
+                "stop"
+            ]
+        );
+    }
+
+    #[test]
+    fn allowed_and_shadowed_bans_are_held_without_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut e = enforcer(&log);
+        e.add_jail(&scope("sshd", false)).unwrap();
+        e.set_allowed(&[parse_target("192.0.2.0/28").unwrap()])
+            .unwrap();
+        e.ban(&ban("192.0.2.7", None)).unwrap();
+        e.ban(&ban("198.51.100.7", None)).unwrap();
+        e.set_allowed(&[parse_target("198.51.100.0/24").unwrap()])
+            .unwrap();
+        e.set_allowed(&[]).unwrap();
+        e.add_jail(&scope("other", true)).unwrap();
+        let mut shadowed = ban("192.0.2.1", None);
+        shadowed.jail = "other".into();
+        e.ban(&shadowed).unwrap();
+        assert_eq!(e.active().unwrap().len(), 3);
+        assert_eq!(
+            lines(&log),
+            [
+                "start",
+                "ban 198.51.100.7 -1",
+                "ban 192.0.2.7 -1",
+                "unban 198.51.100.7",
+                "ban 198.51.100.7 -1"
+            ]
+        );
+        assert_eq!(e.describe(), "action.d commands (sshd: rec)");
+    }
+}

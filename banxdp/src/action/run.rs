@@ -56,7 +56,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("still running after {0:?}; its process group was killed")]
-    Timeout(Duration, Finished),
+    Timeout(Duration, Box<Finished>),
     #[error("cannot wait for the command")]
     Wait(#[source] std::io::Error),
 }
@@ -116,7 +116,7 @@ impl Shell {
             stderr: stderr.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
         };
         if timed_out {
-            return Err(RunError::Timeout(timeout, finished));
+            return Err(RunError::Timeout(timeout, Box::new(finished)));
         }
         Ok(finished)
     }

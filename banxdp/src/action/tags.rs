@@ -431,7 +431,10 @@ mod tests {
         for t in &tags {
             vals.insert(t.as_str(), format!("{t};"));
         }
-        let command: String = tags.iter().map(|t| format!("<{t}>")).collect();
+        let command = tags.iter().fold(String::new(), |mut c, t| {
+            let _ = write!(c, "<{t}>");
+            c
+        });
         let script = dynamic_script(&command, &vals, &IndexMap::new(), &host());
         assert!(script.text.starts_with("banxdp_t0=\"${1}\" "));
         assert!(script.text.contains("banxdp_t11=\"${12}\" "));
