@@ -1,0 +1,356 @@
+//! fail2ban action.d files run by banxdp's `action` module for real: Debian's own files and
+//! banxdp's (`config/action.d`), firewall actions inside network namespaces this test made
+//! (real rules, real packets), files in temp dirs, mail programs replaced by recorders on
+//! `PATH` (no mail leaves), and a log line built to break out of the shell, which must reach
+//! the action as inert text.
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use banxdp::{
+    action::{ActionSet, BanInfo, Context, HostNames, Shell},
+    config::fail2ban::{Disk, Jail, jail},
+    enforce::parse_target,
+};
+use banxdp_tests::{Netns, Topology, privileged, with_netns};
+
+const DEBIAN: &str = "/etc/fail2ban/action.d";
+
+fn ours() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d")
+}
+
+/// Reads jail `t` of a configuration made of `action_d` and this jail section body.
+fn read_jail(dir: &Path, action_d: &Path, body: &str) -> Jail {
+    let base = dir.join("conf");
+    std::fs::create_dir_all(&base).unwrap();
+    let link = base.join("action.d");
+    if !link.exists() {
+        std::os::unix::fs::symlink(action_d, &link).unwrap();
+    }
+    std::fs::write(base.join("jail.conf"), format!("[t]\nenabled = true\n{body}\n")).unwrap();
+    let mut reader = jail::Reader {
+        files: &Disk,
+        basedir: base,
+        cache: banxdp::config::fail2ban::store::FileCache::default(),
+        loops: Vec::new(),
+    };
+    let mut jails = jail::read_jails(&mut reader).unwrap();
+    let jail = jails.pop().expect("jail t");
+    assert!(jail.error.is_none(), "{:?}", jail.error);
+    jail
+}
+
+/// A context whose `PATH` starts with `bin` (when given).
+fn context(bin: Option<&Path>) -> Context {
+    let mut shell = Shell::default();
+    if let Some(bin) = bin {
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        shell.env.push(("PATH".into(), path));
+    }
+    Context {
+        shell,
+        host: HostNames {
+            fq: "gw.example.org".into(),
+            short: "gw".into(),
+        },
+        clock: SystemTime::now,
+    }
+}
+
+fn actions(jail: &Jail, ctx: Context) -> ActionSet {
+    ActionSet::for_jail(jail, ctx, |_| true).unwrap().0
+}
+
+fn ban(ip: &str, bantime: i64) -> BanInfo {
+    let mut info = BanInfo::new(parse_target(ip).unwrap(), SystemTime::now());
+    info.bantime = bantime;
+    info.failures = 3;
+    info.matches = vec![format!("Failed password for root from {ip} port 22 ssh2")];
+    info
+}
+
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `sendmail`, `mail` and `whois` that record their arguments and input under `rec/`.
+fn recorders(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&rec).unwrap();
+    for name in ["sendmail", "mail"] {
+        write_script(
+            &bin.join(name),
+            &format!(
+                "#!/bin/sh\nn=$(ls {rec} | wc -l)\nprintf '%s\\n' \"$@\" > {rec}/$n.{name}.argv\ncat > {rec}/$n.{name}.stdin\n",
+                rec = rec.display()
+            ),
+        );
+    }
+    write_script(&bin.join("whois"), "#!/bin/sh\necho \"whois answer for $1\"\necho '~! touch /tmp/pwned-by-whois'\n");
+    (bin, rec)
+}
+
+/// The recorded messages, in order: (program, argv lines, input).
+fn recorded(rec: &Path) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    for n in (0..).step_by(2) {
+        let found = std::fs::read_dir(rec)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|f| f.starts_with(&format!("{n}.")) && f.ends_with(".argv"));
+        let Some(argv) = found else { break };
+        let program = argv.split('.').nth(1).unwrap().to_string();
+        let args = std::fs::read_to_string(rec.join(&argv)).unwrap();
+        let stdin = std::fs::read_to_string(rec.join(argv.replace(".argv", ".stdin"))).unwrap();
+        out.push((program, args.lines().map(str::to_string).collect(), stdin));
+    }
+    out
+}
+
+/// Waits until `cond` holds, at most `limit`.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+// ---- files ------------------------------------------------------------------------------
+
+const DENY: &str = "# /etc/hosts.deny: comments and foreign lines stay\n\
+                    #  ALL: 192.0.2.7 (a comment, not a ban)\n\
+                    sshd: 198.51.100.99\r\n\
+                    \n\
+                    ALL: .example.net EXCEPT trusted.example.net\n";
+
+#[test]
+fn banxdp_hostsdeny_keeps_the_rest_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.deny");
+    std::fs::write(&file, DENY).unwrap();
+    let body = format!(
+        "action = banxdp-hostsdeny[file={}, daemon_list=sshd, lockfile={}]",
+        file.display(),
+        dir.path().join("lock").display()
+    );
+    let jail = read_jail(dir.path(), &ours(), &body);
+    let mut set = actions(&jail, context(None));
+    set.start().unwrap();
+    set.ban(&ban("192.0.2.7", 600)).unwrap();
+    set.ban(&ban("192.0.2.7", 600)).unwrap();
+    set.ban(&ban("2001:db8::7", 600)).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text, format!("{DENY}sshd: 192.0.2.7\nsshd: [2001:db8::7]\n"));
+    set.unban(&ban("192.0.2.7", 600)).unwrap();
+    set.unban(&ban("192.0.2.7", 600)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{DENY}sshd: [2001:db8::7]\n")
+    );
+    set.unban(&ban("2001:db8::7", 600)).unwrap();
+    set.stop().unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), DENY.as_bytes());
+    // No temporary file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn banxdp_hostsdeny_writers_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.deny");
+    let body = format!(
+        "action = banxdp-hostsdeny[file={}, lockfile={}]",
+        file.display(),
+        dir.path().join("lock").display()
+    );
+    let jail = read_jail(dir.path(), &ours(), &body);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let mut set = actions(&jail, context(None));
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    set.ban(&ban(&format!("192.0.2.{}", t * 10 + i), 60)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(lines.len(), 40, "{text}");
+}
+
+#[test]
+fn debian_hostsdeny_and_dummy_on_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.deny");
+    let dummy = dir.path().join("dummy");
+    std::fs::write(&file, DENY).unwrap();
+    let body = format!(
+        "action = hostsdeny[file={}]\n         dummy[target={}]",
+        file.display(),
+        dummy.display()
+    );
+    let jail = read_jail(dir.path(), Path::new(DEBIAN), &body);
+    let mut set = actions(&jail, context(None));
+    assert_eq!(set.names(), ["hostsdeny", "dummy"]);
+    set.start().unwrap();
+    set.ban(&ban("192.0.2.7", 600)).unwrap();
+    set.ban(&ban("2001:db8::7", 600)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{DENY}ALL: 192.0.2.7\nALL: [2001:db8::7]\n")
+    );
+    set.unban(&ban("192.0.2.7", 600)).unwrap();
+    set.unban(&ban("2001:db8::7", 600)).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), DENY);
+    assert_eq!(
+        std::fs::read_to_string(&dummy).unwrap(),
+        "123\n+192.0.2.7\n+2001:db8::7\n-192.0.2.7\n-2001:db8::7\n"
+    );
+    set.flush(&[]).unwrap();
+    set.stop().unwrap();
+    assert!(!dummy.exists(), "dummy's actionstop removes its file");
+}
+
+// ---- mail and the injection ---------------------------------------------------------------
+
+/// A user name built to run `touch` in every way a shell could be tricked into it.
+const EVIL_USER: &str = "`$(touch /tmp/pwned)`\"'; touch /tmp/pwned; echo \"\n$(touch /tmp/pwned) <ip> %s \\n";
+
+fn evil_ban() -> BanInfo {
+    let mut info = ban("192.0.2.66", 600);
+    info.matches = vec![
+        format!("sshd[1]: Invalid user {EVIL_USER} from 192.0.2.66 port 4711"),
+        "sshd[1]: Failed password for invalid user x from 192.0.2.66".into(),
+    ];
+    info.fields.insert("user".into(), EVIL_USER.into());
+    info
+}
+
+#[test]
+fn mail_actions_send_what_they_should_and_run_nothing_from_the_log() {
+    if !privileged("mail_actions_send_what_they_should_and_run_nothing_from_the_log") {
+        return;
+    }
+    let _ = std::fs::remove_file("/tmp/pwned");
+    let _ = std::fs::remove_file("/tmp/pwned-by-whois");
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, rec) = recorders(dir.path());
+    let body = "action = sendmail-whois-lines[dest=admin@example.org]\n         mail-whois[dest=admin@example.org]";
+    let jail = read_jail(dir.path(), &ours(), body);
+    let ns = Netns::new("bxm");
+    let info = evil_ban();
+    with_netns(&ns, || {
+        let mut set = actions(&jail, context(Some(&bin)));
+        set.start().unwrap();
+        set.ban(&info).unwrap();
+        let mut restored = ban("192.0.2.67", 600);
+        restored.restored = true;
+        set.ban(&restored).unwrap();
+        set.stop().unwrap();
+    });
+    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
+    assert!(!Path::new("/tmp/pwned-by-whois").exists(), "whois's answer ran a command");
+    let sent = recorded(&rec);
+    let programs: Vec<&str> = sent.iter().map(|(p, _, _)| p.as_str()).collect();
+    // Started, banned (not the restored ban: norestored), stopped; in the jail's order.
+    assert_eq!(programs, ["sendmail", "mail", "sendmail", "mail", "sendmail", "mail"]);
+    let (_, argv, message) = &sent[2];
+    assert_eq!(argv, &["-i", "-f", "banxdp", "admin@example.org"]);
+    assert!(message.starts_with("Subject: [banxdp] t: banned 192.0.2.66 from gw.example.org\nDate: "), "{message}");
+    assert!(message.contains("\nwhois answer for 192.0.2.66\n"), "{message}");
+    let lines = info.matches.join("\n");
+    assert!(message.contains(&format!("\n\n{lines}\n")), "the lines arrive as written:\n{message}");
+    let (_, argv, body) = &sent[3];
+    assert_eq!(argv, &["-s", "[banxdp] t: banned 192.0.2.66 from gw.example.org", "admin@example.org"]);
+    assert!(body.contains("\n ~! touch /tmp/pwned-by-whois\n"), "tilde lines indented:\n{body}");
+    assert!(sent[0].2.contains("The jail t has started."));
+}
+
+#[test]
+fn debian_mail_actions_with_the_same_log_line() {
+    if !privileged("debian_mail_actions_with_the_same_log_line") {
+        return;
+    }
+    let _ = std::fs::remove_file("/tmp/pwned");
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, rec) = recorders(dir.path());
+    let log = dir.path().join("auth.log");
+    let info = evil_ban();
+    std::fs::write(&log, info.matches.join("\n") + "\n").unwrap();
+    let body = format!(
+        "action = sendmail-whois-matches[dest=root, mailcmd='sendmail -f \"<sender>\" \"<dest>\"']\n         sendmail-whois-lines[dest=root, logpath={}, mailcmd='sendmail -f \"<sender>\" \"<dest>\"']",
+        log.display()
+    );
+    let jail = read_jail(dir.path(), Path::new(DEBIAN), &body);
+    let ns = Netns::new("bxm");
+    with_netns(&ns, || {
+        let mut set = actions(&jail, context(Some(&bin)));
+        set.ban(&info).unwrap();
+    });
+    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
+    let sent = recorded(&rec);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].1, ["-f", "fail2ban", "root"]);
+    for (_, _, message) in &sent {
+        assert!(message.contains("\nwhois answer for 192.0.2.66\n"), "{message}");
+    }
+    // sendmail-whois-matches prints `<matches>` with `printf %b`, which turns the name's `\n`
+    // into a new line: text changed, nothing run.
+    let shown = EVIL_USER.replace("\\n", "\n");
+    assert!(sent[0].2.contains(&format!("Invalid user {shown}")), "{}", sent[0].2);
+    // sendmail-whois-lines greps the log for the address: the second half of the line.
+    let (_, tail) = EVIL_USER.split_once('\n').unwrap();
+    assert!(sent[1].2.contains(&format!("\n{tail} from 192.0.2.66 port 4711\n")), "{}", sent[1].2);
+}
+
+#[test]
+fn field_tags_are_inert_in_every_quoting() {
+    let _ = std::fs::remove_file("/tmp/pwned");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(dir.path().join("action.d")).unwrap();
+    std::fs::write(
+        dir.path().join("action.d/echo.conf"),
+        format!(
+            "[Definition]\nactionban = printf '%%s|' <F-USER> > {o}.bare\n            printf '%%s' \"<F-USER>\" > {o}.double\n            v=`printf '%%s' \"<F-USER>\"`; printf '%%s' \"$v\" > {o}.backticks\n            printf '%%s' \"$(printf '%%s' \"<matches>\")\" > {o}.subst\n            printf '%%s' '<F-USER>' > {o}.single\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    let jail = read_jail(dir.path(), &dir.path().join("action.d"), "action = echo");
+    let mut set = actions(&jail, context(None));
+    let info = evil_ban();
+    set.ban(&info).unwrap();
+    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
+    let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", out.display())).unwrap();
+    assert_eq!(read("double"), EVIL_USER);
+    assert_eq!(read("subst"), info.matches.join("\n"));
+    // Unquoted, the shell splits the value into words (and would glob them), but runs none.
+    let words: Vec<&str> = EVIL_USER.split_whitespace().collect();
+    assert_eq!(read("bare"), words.join("|") + "|");
+    assert_eq!(read("backticks"), EVIL_USER);
+    // Single quotes keep the variable's name: useless, never dangerous.
+    assert_eq!(read("single"), "${banxdp_F_USER}");
+}
