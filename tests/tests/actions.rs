@@ -31,7 +31,11 @@ fn read_jail(dir: &Path, action_d: &Path, body: &str) -> Jail {
     if !link.exists() {
         std::os::unix::fs::symlink(action_d, &link).unwrap();
     }
-    std::fs::write(base.join("jail.conf"), format!("[t]\nenabled = true\n{body}\n")).unwrap();
+    std::fs::write(
+        base.join("jail.conf"),
+        format!("[t]\nenabled = true\n{body}\n"),
+    )
+    .unwrap();
     let mut reader = jail::Reader {
         files: &Disk,
         basedir: base,
@@ -48,7 +52,11 @@ fn read_jail(dir: &Path, action_d: &Path, body: &str) -> Jail {
 fn context(bin: Option<&Path>) -> Context {
     let mut shell = Shell::default();
     if let Some(bin) = bin {
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         shell.env.push(("PATH".into(), path));
     }
     Context {
@@ -93,7 +101,10 @@ fn recorders(dir: &Path) -> (PathBuf, PathBuf) {
             ),
         );
     }
-    write_script(&bin.join("whois"), "#!/bin/sh\necho \"whois answer for $1\"\necho '~! touch /tmp/pwned-by-whois'\n");
+    write_script(
+        &bin.join("whois"),
+        "#!/bin/sh\necho \"whois answer for $1\"\necho '~! touch /tmp/pwned-by-whois'\n",
+    );
     (bin, rec)
 }
 
@@ -101,16 +112,20 @@ fn recorders(dir: &Path) -> (PathBuf, PathBuf) {
 fn recorded(rec: &Path) -> Vec<(String, Vec<String>, String)> {
     let mut out = Vec::new();
     for n in (0..).step_by(2) {
-        let found = std::fs::read_dir(rec)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .find(|f| f.starts_with(&format!("{n}.")) && f.ends_with(".argv"));
-        let Some(argv) = found else { break };
-        let program = argv.split('.').nth(1).unwrap().to_string();
-        let args = std::fs::read_to_string(rec.join(&argv)).unwrap();
-        let stdin = std::fs::read_to_string(rec.join(argv.replace(".argv", ".stdin"))).unwrap();
-        out.push((program, args.lines().map(str::to_string).collect(), stdin));
+        let Some(program) = ["sendmail", "mail"]
+            .into_iter()
+            .find(|p| rec.join(format!("{n}.{p}.argv")).exists())
+        else {
+            break;
+        };
+        let read = |ext: &str| std::fs::read_to_string(rec.join(format!("{n}.{program}.{ext}")));
+        let argv = read("argv").unwrap();
+        let stdin = read("stdin").unwrap();
+        out.push((
+            program.to_string(),
+            argv.lines().map(str::to_string).collect(),
+            stdin,
+        ));
     }
     out
 }
@@ -152,7 +167,10 @@ fn banxdp_hostsdeny_keeps_the_rest_byte_for_byte() {
     set.ban(&ban("192.0.2.7", 600)).unwrap();
     set.ban(&ban("2001:db8::7", 600)).unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(text, format!("{DENY}sshd: 192.0.2.7\nsshd: [2001:db8::7]\n"));
+    assert_eq!(
+        text,
+        format!("{DENY}sshd: 192.0.2.7\nsshd: [2001:db8::7]\n")
+    );
     set.unban(&ban("192.0.2.7", 600)).unwrap();
     set.unban(&ban("192.0.2.7", 600)).unwrap();
     assert_eq!(
@@ -185,7 +203,8 @@ fn banxdp_hostsdeny_writers_take_turns() {
             let mut set = actions(&jail, context(None));
             std::thread::spawn(move || {
                 for i in 0..10 {
-                    set.ban(&ban(&format!("192.0.2.{}", t * 10 + i), 60)).unwrap();
+                    set.ban(&ban(&format!("192.0.2.{}", t * 10 + i), 60))
+                        .unwrap();
                 }
             })
         })
@@ -236,7 +255,8 @@ fn debian_hostsdeny_and_dummy_on_temp_files() {
 // ---- mail and the injection ---------------------------------------------------------------
 
 /// A user name built to run `touch` in every way a shell could be tricked into it.
-const EVIL_USER: &str = "`$(touch /tmp/pwned)`\"'; touch /tmp/pwned; echo \"\n$(touch /tmp/pwned) <ip> %s \\n";
+const EVIL_USER: &str =
+    "`$(touch /tmp/pwned)`\"'; touch /tmp/pwned; echo \"\n$(touch /tmp/pwned) <ip> %s \\n";
 
 fn evil_ban() -> BanInfo {
     let mut info = ban("192.0.2.66", 600);
@@ -270,21 +290,49 @@ fn mail_actions_send_what_they_should_and_run_nothing_from_the_log() {
         set.ban(&restored).unwrap();
         set.stop().unwrap();
     });
-    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
-    assert!(!Path::new("/tmp/pwned-by-whois").exists(), "whois's answer ran a command");
+    assert!(
+        !Path::new("/tmp/pwned").exists(),
+        "a log line ran a command"
+    );
+    assert!(
+        !Path::new("/tmp/pwned-by-whois").exists(),
+        "whois's answer ran a command"
+    );
     let sent = recorded(&rec);
     let programs: Vec<&str> = sent.iter().map(|(p, _, _)| p.as_str()).collect();
     // Started, banned (not the restored ban: norestored), stopped; in the jail's order.
-    assert_eq!(programs, ["sendmail", "mail", "sendmail", "mail", "sendmail", "mail"]);
+    assert_eq!(
+        programs,
+        ["sendmail", "mail", "sendmail", "mail", "sendmail", "mail"]
+    );
     let (_, argv, message) = &sent[2];
     assert_eq!(argv, &["-i", "-f", "banxdp", "admin@example.org"]);
-    assert!(message.starts_with("Subject: [banxdp] t: banned 192.0.2.66 from gw.example.org\nDate: "), "{message}");
-    assert!(message.contains("\nwhois answer for 192.0.2.66\n"), "{message}");
+    assert!(
+        message.starts_with("Subject: [banxdp] t: banned 192.0.2.66 from gw.example.org\nDate: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("\nwhois answer for 192.0.2.66\n"),
+        "{message}"
+    );
     let lines = info.matches.join("\n");
-    assert!(message.contains(&format!("\n\n{lines}\n")), "the lines arrive as written:\n{message}");
+    assert!(
+        message.contains(&format!("\n\n{lines}\n")),
+        "the lines arrive as written:\n{message}"
+    );
     let (_, argv, body) = &sent[3];
-    assert_eq!(argv, &["-s", "[banxdp] t: banned 192.0.2.66 from gw.example.org", "admin@example.org"]);
-    assert!(body.contains("\n ~! touch /tmp/pwned-by-whois\n"), "tilde lines indented:\n{body}");
+    assert_eq!(
+        argv,
+        &[
+            "-s",
+            "[banxdp] t: banned 192.0.2.66 from gw.example.org",
+            "admin@example.org"
+        ]
+    );
+    assert!(
+        body.contains("\n ~! touch /tmp/pwned-by-whois\n"),
+        "tilde lines indented:\n{body}"
+    );
     assert!(sent[0].2.contains("The jail t has started."));
 }
 
@@ -309,20 +357,36 @@ fn debian_mail_actions_with_the_same_log_line() {
         let mut set = actions(&jail, context(Some(&bin)));
         set.ban(&info).unwrap();
     });
-    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
+    assert!(
+        !Path::new("/tmp/pwned").exists(),
+        "a log line ran a command"
+    );
     let sent = recorded(&rec);
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].1, ["-f", "fail2ban", "root"]);
     for (_, _, message) in &sent {
-        assert!(message.contains("\nwhois answer for 192.0.2.66\n"), "{message}");
+        assert!(
+            message.contains("\nwhois answer for 192.0.2.66\n"),
+            "{message}"
+        );
     }
     // sendmail-whois-matches prints `<matches>` with `printf %b`, which turns the name's `\n`
     // into a new line: text changed, nothing run.
     let shown = EVIL_USER.replace("\\n", "\n");
-    assert!(sent[0].2.contains(&format!("Invalid user {shown}")), "{}", sent[0].2);
+    assert!(
+        sent[0].2.contains(&format!("Invalid user {shown}")),
+        "{}",
+        sent[0].2
+    );
     // sendmail-whois-lines greps the log for the address: the second half of the line.
     let (_, tail) = EVIL_USER.split_once('\n').unwrap();
-    assert!(sent[1].2.contains(&format!("\n{tail} from 192.0.2.66 port 4711\n")), "{}", sent[1].2);
+    assert!(
+        sent[1]
+            .2
+            .contains(&format!("\n{tail} from 192.0.2.66 port 4711\n")),
+        "{}",
+        sent[1].2
+    );
 }
 
 #[test]
@@ -343,7 +407,10 @@ fn field_tags_are_inert_in_every_quoting() {
     let mut set = actions(&jail, context(None));
     let info = evil_ban();
     set.ban(&info).unwrap();
-    assert!(!Path::new("/tmp/pwned").exists(), "a log line ran a command");
+    assert!(
+        !Path::new("/tmp/pwned").exists(),
+        "a log line ran a command"
+    );
     let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", out.display())).unwrap();
     assert_eq!(read("double"), EVIL_USER);
     assert_eq!(read("subst"), info.matches.join("\n"));
@@ -353,4 +420,261 @@ fn field_tags_are_inert_in_every_quoting() {
     assert_eq!(read("backticks"), EVIL_USER);
     // Single quotes keep the variable's name: useless, never dangerous.
     assert_eq!(read("single"), "${banxdp_F_USER}");
+}
+
+// ---- firewalls, with real packets ----------------------------------------------------------
+
+const BANNED: &str = "203.0.113.7";
+const OTHER: &str = "203.0.113.8";
+const BANNED6: &str = "2001:db8:2::7";
+
+/// What the victim's firewall holds, without what changes by itself (counters, expiries).
+fn firewall_state(ns: &Netns) -> String {
+    let mut out = String::new();
+    for args in [
+        &["nft", "list", "ruleset"][..],
+        &["ipset", "list", "-t"][..],
+    ] {
+        for line in ns.exec(args).lines() {
+            if !line.contains("expires")
+                && !line.contains("elements")
+                && !line.contains("Size in memory")
+            {
+                // Counters move with the test's own packets.
+                let line = match line.find("counter packets") {
+                    Some(at) => {
+                        let rest = &line[at..];
+                        let end = rest.find(" bytes ").map_or(rest.len(), |b| {
+                            let tail = &rest[b + 7..];
+                            b + 7 + tail.find(' ').unwrap_or(tail.len())
+                        });
+                        format!("{}counter{}", &line[..at], &rest[end..])
+                    }
+                    None => line.to_string(),
+                };
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
+    // Sorted: a chain made again lists in another place; a duplicate still shows.
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// How the daemon restarts between two sets of the same jail.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// As fail2ban does: the old set stops first (fail2ban's files need it).
+    Stopped,
+    /// As after a crash: the new set starts over what the old one left (banxdp's files).
+    Crashed,
+}
+
+/// Runs a firewall action through a ban's life inside a fresh victim namespace: bans drop
+/// (v4 and v6, to the jail's ports only unless `all_ports`), other sources pass, a restart
+/// duplicates nothing, unban lifts, stop leaves no rule and nothing whose name holds `marker`.
+fn firewall_round(action_d: &Path, action: &str, all_ports: bool, marker: &str, restart: Restart) {
+    let dir = tempfile::tempdir().unwrap();
+    let jail = read_jail(dir.path(), action_d, &format!("action = {action}"));
+    let topo = Topology::new(&[BANNED, OTHER], &[BANNED6]);
+    let victim = &topo.victim;
+    let before = firewall_state(victim);
+    let run = |f: &mut dyn FnMut()| with_netns(victim, f);
+    let mut set = actions(&jail, context(None));
+    run(&mut || {
+        set.start().unwrap();
+        set.ban(&ban(BANNED, 600)).unwrap();
+        set.ban(&ban(BANNED6, 600)).unwrap();
+    });
+    assert!(
+        !topo.tcp_connects(BANNED, 8080),
+        "{action}: banned source passed"
+    );
+    assert!(
+        !topo.tcp_connects(BANNED6, 8081),
+        "{action}: banned v6 source passed"
+    );
+    assert!(
+        topo.tcp_connects(OTHER, 8080),
+        "{action}: another source was dropped"
+    );
+    assert_eq!(
+        topo.tcp_connects(BANNED, 9090),
+        !all_ports,
+        "{action}: port scope"
+    );
+    // The daemon restarts: a new set starts again and restores the same bans.
+    let banned = firewall_state(victim);
+    assert!(
+        banned.contains(marker),
+        "{action}: nothing named `{marker}`:\n{banned}"
+    );
+    let mut again = actions(&jail, context(None));
+    run(&mut || {
+        if restart == Restart::Stopped {
+            set.stop().unwrap();
+        }
+        again.start().unwrap();
+        for ip in [BANNED, BANNED6] {
+            let mut info = ban(ip, 600);
+            info.restored = true;
+            again.ban(&info).unwrap();
+        }
+    });
+    assert_eq!(
+        firewall_state(victim),
+        banned,
+        "{action}: the restart changed the rules"
+    );
+    run(&mut || {
+        again.unban(&ban(BANNED, 600)).unwrap();
+        // banxdp's files take an unban of what is not banned (fail2ban's need not).
+        if restart == Restart::Crashed {
+            again.unban(&ban(BANNED, 600)).unwrap();
+        }
+    });
+    assert!(
+        topo.tcp_connects(BANNED, 8080),
+        "{action}: unbanned source dropped"
+    );
+    assert!(
+        !topo.tcp_connects(BANNED6, 8081),
+        "{action}: the other ban went too"
+    );
+    run(&mut || {
+        again.flush(&[ban(BANNED6, 600)]).unwrap();
+        again.stop().unwrap();
+    });
+    assert!(
+        topo.tcp_connects(BANNED6, 8081),
+        "{action}: stopped, still dropping"
+    );
+    let after = firewall_state(victim);
+    // iptables-nft leaves its (empty) built-in tables and chains; no rule may stay.
+    for word in [marker, "saddr", "jump", "drop", "reject", "match-set"] {
+        assert!(
+            !after.contains(word),
+            "{action}: `{word}` left behind:\n{after}"
+        );
+    }
+    assert!(before.is_empty(), "a fresh namespace has rules:\n{before}");
+}
+
+#[test]
+fn debian_iptables_multiport_in_a_namespace() {
+    if privileged("debian_iptables_multiport_in_a_namespace") {
+        firewall_round(
+            Path::new(DEBIAN),
+            "iptables-multiport[name=t, port=\"8080,8081\", protocol=tcp]",
+            false,
+            "f2b-t",
+            Restart::Stopped,
+        );
+    }
+}
+
+#[test]
+fn debian_nftables_multiport_in_a_namespace() {
+    if privileged("debian_nftables_multiport_in_a_namespace") {
+        firewall_round(
+            Path::new(DEBIAN),
+            "nftables-multiport[name=t, port=\"8080,8081\", protocol=tcp]",
+            false,
+            "f2b-table",
+            Restart::Stopped,
+        );
+    }
+}
+
+#[test]
+fn banxdp_nftables_in_a_namespace() {
+    if privileged("banxdp_nftables_in_a_namespace") {
+        firewall_round(
+            &ours(),
+            "banxdp-nftables[name=t, port=\"8080,8081\", protocol=tcp]",
+            false,
+            "banxdp-actions",
+            Restart::Crashed,
+        );
+        firewall_round(
+            &ours(),
+            "banxdp-nftables-allports[name=t]",
+            true,
+            "banxdp-actions",
+            Restart::Crashed,
+        );
+    }
+}
+
+#[test]
+fn banxdp_ipset_in_a_namespace() {
+    if privileged("banxdp_ipset_in_a_namespace") {
+        firewall_round(
+            &ours(),
+            "banxdp-ipset[name=t, port=\"8080,8081\", protocol=tcp]",
+            false,
+            "banxdp-t",
+            Restart::Crashed,
+        );
+        firewall_round(
+            &ours(),
+            "banxdp-ipset-allports[name=t]",
+            true,
+            "banxdp-t",
+            Restart::Crashed,
+        );
+    }
+}
+
+#[test]
+fn banxdp_iptables_in_a_namespace() {
+    if privileged("banxdp_iptables_in_a_namespace") {
+        firewall_round(
+            &ours(),
+            "banxdp-iptables[name=t, port=\"8080,8081\", protocol=tcp]",
+            false,
+            "banxdp-t",
+            Restart::Crashed,
+        );
+        firewall_round(
+            &ours(),
+            "banxdp-iptables-allports[name=t]",
+            true,
+            "banxdp-t",
+            Restart::Crashed,
+        );
+    }
+}
+
+/// The kernel lifts a ban of banxdp's set actions when its time is up, with no command run.
+#[test]
+fn banxdp_set_actions_expire_in_the_kernel() {
+    if !privileged("banxdp_set_actions_expire_in_the_kernel") {
+        return;
+    }
+    for action in [
+        "banxdp-nftables[name=t, port=8080]",
+        "banxdp-ipset[name=t, port=8080]",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let jail = read_jail(dir.path(), &ours(), &format!("action = {action}"));
+        let topo = Topology::new(&[BANNED], &[]);
+        let mut set = actions(&jail, context(None));
+        with_netns(&topo.victim, || {
+            set.start().unwrap();
+            set.ban(&ban(BANNED, 2)).unwrap();
+        });
+        assert!(!topo.tcp_connects(BANNED, 8080), "{action}: not banned");
+        assert!(
+            eventually(Duration::from_secs(10), || topo.tcp_connects(BANNED, 8080)),
+            "{action}: the ban did not expire"
+        );
+        // An unban after the kernel's expiry is not an error.
+        with_netns(&topo.victim, || {
+            set.unban(&ban(BANNED, 2)).unwrap();
+            set.stop().unwrap();
+        });
+    }
 }
