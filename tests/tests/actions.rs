@@ -678,3 +678,94 @@ fn banxdp_set_actions_expire_in_the_kernel() {
         });
     }
 }
+
+// ---- the command backend, through the `Enforcer` trait --------------------------------------
+
+#[test]
+fn command_enforcer_bans_through_banxdp_nftables() {
+    use banxdp::{
+        action::CommandEnforcer,
+        enforce::{Enforcer as _, Expiry},
+    };
+    use banxdp_tests::{all_ports, ban_for, ban_until};
+    if !privileged("command_enforcer_bans_through_banxdp_nftables") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jail = read_jail(
+        dir.path(),
+        &ours(),
+        "action = banxdp-nftables[name=t, port=8080]\n         mail-whois[dest=nobody]",
+    );
+    let (set, skipped) =
+        ActionSet::for_jail(&jail, context(None), |name| name != "mail-whois").unwrap();
+    assert!(skipped.is_empty());
+    assert_eq!(set.names(), ["banxdp-nftables"]);
+    let topo = Topology::new(&[BANNED, OTHER], &[BANNED6]);
+    let victim = &topo.victim;
+    let mut backend = CommandEnforcer::new(vec![set], context(None));
+    with_netns(victim, || {
+        backend.add_jail(&all_ports("t")).unwrap();
+        backend
+            .ban_many(&[ban_for("t", BANNED, 600), ban_for("t", BANNED6, 600)])
+            .unwrap();
+        backend.ban(&ban_for("t", BANNED, 900)).unwrap();
+        backend
+            .ban(&ban_until(
+                "t",
+                OTHER,
+                Expiry::At(SystemTime::now() + Duration::from_secs(1)),
+            ))
+            .unwrap();
+    });
+    assert_eq!(backend.active().unwrap().len(), 3);
+    assert!(!topo.tcp_connects(BANNED, 8080));
+    assert!(!topo.tcp_connects(BANNED6, 8080));
+    assert!(
+        topo.tcp_connects(BANNED, 8081),
+        "port scope from the action's `port`"
+    );
+    // The allow list wins over bans, and lets go again.
+    with_netns(victim, || {
+        backend
+            .set_allowed(&[parse_target(BANNED).unwrap()])
+            .unwrap()
+    });
+    assert!(
+        topo.tcp_connects(BANNED, 8080),
+        "an allowed source was dropped"
+    );
+    with_netns(victim, || backend.set_allowed(&[]).unwrap());
+    assert!(!topo.tcp_connects(BANNED, 8080));
+    // Expiry: the kernel's, and the backend's own index.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(with_netns(victim, || backend.remove_expired().unwrap()), 1);
+    assert!(topo.tcp_connects(OTHER, 8080));
+    with_netns(victim, || {
+        backend.unban("t", parse_target(BANNED).unwrap()).unwrap()
+    });
+    assert!(topo.tcp_connects(BANNED, 8080));
+    assert_eq!(backend.active().unwrap().len(), 1);
+    assert!(
+        backend.describe().contains("t: banxdp-nftables"),
+        "{}",
+        backend.describe()
+    );
+    with_netns(victim, || Box::new(backend).detach().unwrap());
+    assert!(topo.tcp_connects(BANNED6, 8080), "detached, still dropping");
+    let after = firewall_state(victim);
+    assert!(!after.contains("banxdp"), "left behind:\n{after}");
+}
+
+#[test]
+fn python_actions_are_named_and_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let jail = read_jail(
+        dir.path(),
+        Path::new(DEBIAN),
+        "action = smtp.py[dest=root]\n         dummy[target=/dev/null]",
+    );
+    let (set, skipped) = ActionSet::for_jail(&jail, context(None), |_| true).unwrap();
+    assert_eq!(set.names(), ["dummy"]);
+    assert_eq!(skipped, ["smtp"]);
+}

@@ -142,9 +142,11 @@ impl CommandEnforcer {
 fn bantime(expiry: Expiry, start: SystemTime) -> i64 {
     match expiry {
         Expiry::Never => -1,
-        Expiry::At(end) => end
-            .duration_since(start)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        // Rounded up: a ban with half a second left must not read as `0` (no timeout).
+        Expiry::At(end) => end.duration_since(start).map_or(0, |d| {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            i64::try_from(secs).unwrap_or(i64::MAX)
+        }),
     }
 }
 
