@@ -769,3 +769,53 @@ fn python_actions_are_named_and_left_out() {
     assert_eq!(set.names(), ["dummy"]);
     assert_eq!(skipped, ["smtp"]);
 }
+
+/// How long loading bans through each action takes (one `sh -c` per ban, as fail2ban runs
+/// them). Not a pass/fail test: `cargo test -p banxdp-tests --release --test actions --
+/// --ignored --nocapture load_time`, with `BANXDP_LOAD_BANS` bans (2000 by default).
+#[test]
+#[ignore = "a measurement"]
+fn load_time() {
+    if !privileged("load_time") {
+        return;
+    }
+    let count: u32 = std::env::var("BANXDP_LOAD_BANS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let dir = tempfile::tempdir().unwrap();
+    let deny = dir.path().join("hosts.deny");
+    let lock = dir.path().join("lock");
+    let hostsdeny = format!(
+        "banxdp-hostsdeny[file={}, lockfile={}]",
+        deny.display(),
+        lock.display()
+    );
+    for action in [
+        "banxdp-nftables[name=t, port=8080]",
+        "banxdp-ipset[name=t, port=8080]",
+        "banxdp-iptables[name=t, port=8080]",
+        &hostsdeny,
+    ] {
+        let ns = Netns::new("bxl");
+        let jail = read_jail(dir.path(), &ours(), &format!("action = {action}"));
+        let mut set = actions(&jail, context(None));
+        let elapsed = with_netns(&ns, || {
+            set.start().unwrap();
+            let started = Instant::now();
+            for i in 0..count {
+                let [_, _, hi, lo] = i.to_be_bytes();
+                set.ban(&ban(&format!("10.7.{hi}.{lo}"), 600)).unwrap();
+            }
+            let elapsed = started.elapsed();
+            set.flush(&[]).unwrap();
+            set.stop().unwrap();
+            elapsed
+        });
+        let per_ban = elapsed / count;
+        println!(
+            "{action}: {count} bans in {elapsed:.2?} ({per_ban:.2?} per ban, 100,000 in about {:.0?})",
+            per_ban * 100_000
+        );
+    }
+}

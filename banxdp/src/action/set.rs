@@ -27,6 +27,18 @@ use crate::config::fail2ban::{JailAction, readers::as_bool};
 const STARTED: u8 = 1;
 const HOLDS_BANS: u8 = 2;
 
+/// The first `max` bytes of `text` (at a character boundary), marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 /// One action.d action of one jail, with what has run so far.
 #[derive(Debug)]
 pub struct Action {
@@ -199,7 +211,7 @@ impl Action {
             action: action.into(),
             op,
             status: done.describe_status(),
-            stderr: done.stderr.trim_end().to_string(),
+            stderr: clip(done.stderr.trim_end(), 1000),
         })
     }
 
@@ -581,6 +593,13 @@ mod tests {
             ]
         );
         // A command that keeps failing is an error naming the jail, the action and the step.
+        let mut chatty = action(
+            &log,
+            &[("actionban", "printf 'é%.0s' $(seq 600) >&2; exit 1")],
+        );
+        let err = chatty.ban(&ban("192.0.2.7"), &ctx).unwrap_err().to_string();
+        assert!(err.ends_with("é..."), "{err}");
+        assert!(err.len() < 1100, "{}", err.len());
         let mut broken = action(&log, &[("actionban", "echo nope >&2; exit 4")]);
         let err = broken.ban(&ban("192.0.2.7"), &ctx).unwrap_err().to_string();
         assert_eq!(
