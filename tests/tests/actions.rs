@@ -729,7 +729,7 @@ fn command_enforcer_bans_through_banxdp_nftables() {
     with_netns(victim, || {
         backend
             .set_allowed(&[parse_target(BANNED).unwrap()])
-            .unwrap()
+            .unwrap();
     });
     assert!(
         topo.tcp_connects(BANNED, 8080),
@@ -742,7 +742,7 @@ fn command_enforcer_bans_through_banxdp_nftables() {
     assert_eq!(with_netns(victim, || backend.remove_expired().unwrap()), 1);
     assert!(topo.tcp_connects(OTHER, 8080));
     with_netns(victim, || {
-        backend.unban("t", parse_target(BANNED).unwrap()).unwrap()
+        backend.unban("t", parse_target(BANNED).unwrap()).unwrap();
     });
     assert!(topo.tcp_connects(BANNED, 8080));
     assert_eq!(backend.active().unwrap().len(), 1);
