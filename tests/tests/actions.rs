@@ -819,3 +819,65 @@ fn load_time() {
         );
     }
 }
+
+/// banxdp's action files read the same in fail2ban and in banxdp: every operation and
+/// parameter of `fail2ban-client -d` equals banxdp's stream for a jail using each file.
+#[test]
+fn banxdp_action_files_read_as_fail2ban_reads_them() {
+    use serde_json::Value as Json;
+    use std::fmt::Write as _;
+    if !banxdp_tests::fail2ban_present(
+        "banxdp_action_files_read_as_fail2ban_reads_them",
+        "fail2ban-client",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("filter.d")).unwrap();
+    std::fs::write(
+        base.join("filter.d/x.conf"),
+        "[Definition]\nfailregex = ^x <HOST>$\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(ours(), base.join("action.d")).unwrap();
+    let mut jails = String::new();
+    let mut files: Vec<String> = std::fs::read_dir(ours())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|f| f.strip_suffix(".conf").map(str::to_string))
+        .collect();
+    files.sort();
+    for (i, file) in files.iter().enumerate() {
+        let _ = write!(
+            jails,
+            "[j{i}]\nenabled = true\nfilter = x\nlogpath = /dev/null\nport = ssh,2222\naction = {file}[protocol=\"tcp,udp\"]\n\n"
+        );
+    }
+    std::fs::write(base.join("jail.conf"), jails).unwrap();
+    let out = std::process::Command::new("fail2ban-client")
+        .arg("-c")
+        .arg(base)
+        .arg("-d")
+        .output()
+        .unwrap();
+    let to_json = "import ast, json, sys\nfor line in sys.stdin:\n    if line.startswith('['):\n        print(json.dumps(ast.literal_eval(line)))\n";
+    let theirs: Vec<Json> = String::from_utf8(banxdp_tests::python(to_json, out.stdout))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ours = banxdp::config::fail2ban::dump_stream(&Disk, base)
+        .unwrap()
+        .stream;
+    let jail_part = |stream: &[Json]| -> Vec<Json> {
+        let first = stream.iter().position(|c| c[0] == "add").expect("jails");
+        stream[first..].to_vec()
+    };
+    let (theirs, ours) = (jail_part(&theirs), jail_part(&ours));
+    assert_eq!(theirs.len(), files.len() * 6, "{theirs:#?}");
+    for (a, b) in theirs.iter().zip(&ours) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(theirs.len(), ours.len());
+}
