@@ -480,7 +480,7 @@ fn firewall_round(action_d: &Path, action: &str, all_ports: bool, marker: &str, 
     let jail = read_jail(dir.path(), action_d, &format!("action = {action}"));
     let topo = Topology::new(&[BANNED, OTHER], &[BANNED6]);
     let victim = &topo.victim;
-    let before = firewall_state(victim);
+    assert_clean(victim, "a fresh namespace", marker);
     let run = |f: &mut dyn FnMut()| with_netns(victim, f);
     let mut set = actions(&jail, context(None));
     run(&mut || {
@@ -511,18 +511,7 @@ fn firewall_round(action_d: &Path, action: &str, all_ports: bool, marker: &str, 
         banned.contains(marker),
         "{action}: nothing named `{marker}`:\n{banned}"
     );
-    let mut again = actions(&jail, context(None));
-    run(&mut || {
-        if restart == Restart::Stopped {
-            set.stop().unwrap();
-        }
-        again.start().unwrap();
-        for ip in [BANNED, BANNED6] {
-            let mut info = ban(ip, 600);
-            info.restored = true;
-            again.ban(&info).unwrap();
-        }
-    });
+    let mut again = restarted(&jail, victim, &mut set, restart);
     assert_eq!(
         firewall_state(victim),
         banned,
@@ -551,15 +540,37 @@ fn firewall_round(action_d: &Path, action: &str, all_ports: bool, marker: &str, 
         topo.tcp_connects(BANNED6, 8081),
         "{action}: stopped, still dropping"
     );
+    assert_clean(victim, action, marker);
+}
+
+/// A new set for `jail` that starts as the daemon would after `restart` of `old`, and
+/// restores the bans of [`firewall_round`].
+fn restarted(jail: &Jail, victim: &Netns, old: &mut ActionSet, restart: Restart) -> ActionSet {
+    let mut again = actions(jail, context(None));
+    with_netns(victim, || {
+        if restart == Restart::Stopped {
+            old.stop().unwrap();
+        }
+        again.start().unwrap();
+        for ip in [BANNED, BANNED6] {
+            let mut info = ban(ip, 600);
+            info.restored = true;
+            again.ban(&info).unwrap();
+        }
+    });
+    again
+}
+
+/// No rule and nothing named `marker` is left in `victim`'s firewall (iptables-nft leaves its
+/// empty built-in tables and chains).
+fn assert_clean(victim: &Netns, action: &str, marker: &str) {
     let after = firewall_state(victim);
-    // iptables-nft leaves its (empty) built-in tables and chains; no rule may stay.
     for word in [marker, "saddr", "jump", "drop", "reject", "match-set"] {
         assert!(
             !after.contains(word),
             "{action}: `{word}` left behind:\n{after}"
         );
     }
-    assert!(before.is_empty(), "a fresh namespace has rules:\n{before}");
 }
 
 #[test]
