@@ -211,7 +211,10 @@ impl Action {
             action: action.into(),
             op,
             status: done.describe_status(),
-            stderr: clip(done.stderr.trim_end(), 1000),
+            stderr: match done.stderr.trim_end() {
+                "" => "(nothing on stderr)".into(),
+                text => clip(text, 1000),
+            },
         })
     }
 

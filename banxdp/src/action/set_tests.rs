@@ -202,6 +202,9 @@ fn a_failed_ban_checks_restarts_and_retries_once() {
     let err = chatty.ban(&ban("192.0.2.7"), &ctx).unwrap_err().to_string();
     assert!(err.ends_with("é..."), "{err}");
     assert!(err.len() < 1100, "{}", err.len());
+    let mut silent = action(&log, &[("actionban", "exit 1")]);
+    let err = silent.ban(&ban("192.0.2.7"), &ctx).unwrap_err().to_string();
+    assert!(err.ends_with("status 1: (nothing on stderr)"), "{err}");
     let mut broken = action(&log, &[("actionban", "echo nope >&2; exit 4")]);
     let err = broken.ban(&ban("192.0.2.7"), &ctx).unwrap_err().to_string();
     assert_eq!(
