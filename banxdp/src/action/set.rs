@@ -1,6 +1,6 @@
-//! One action.d action as a jail runs it ([`Action`]), and a jail's actions together
-//! ([`ActionSet`]): which operation runs when, for which address family, with which tags,
-//! following fail2ban 1.0.2's `CommandAction`.
+//! One action.d action as a jail runs it ([`Action`]; [`super::ActionSet`] holds a jail's):
+//! which operation runs when, for which address family, with which tags, following fail2ban
+//! 1.0.2's `CommandAction`.
 //!
 //! - `actionstart` runs at start, or, when the action starts on demand (`actionstart_on_demand`,
 //!   implied by `?family=` variants), before the first ban of each family.
