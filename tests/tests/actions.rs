@@ -66,6 +66,7 @@ fn context(bin: Option<&Path>) -> Context {
             short: "gw".into(),
         },
         clock: SystemTime::now,
+        reverse: |_| None,
     }
 }
 

@@ -316,6 +316,7 @@ mod tests {
             shell: Shell::default(),
             host: HostNames::default(),
             clock,
+            reverse: |_| None,
         };
         let set = ActionSet::new(
             "sshd",

@@ -6,17 +6,18 @@
 //! and the jail's `<tag>`s, as `config::fail2ban` reads them (`JailAction::Command`).
 //! [`tags`] fills in the tags and keeps text from log lines out of the shell's grammar (pure);
 //! [`run`] starts `sh -c` with a timeout (the only process spawning here); [`set`] holds the
-//! per-action state machine that fail2ban's `CommandAction` defines; [`ActionSet`] is a jail's
-//! actions together. Depends on `config` (read-only) and `enforce` (for the trait); spawns no
-//! tasks and reads the clock only through [`Context::clock`].
+//! per-action state machine that fail2ban's `CommandAction` defines; [`host`] asks the
+//! resolver for names; [`ActionSet`] is a jail's actions together. Depends on `config`
+//! (read-only) and `enforce` (for the trait); spawns no tasks, and reads the clock and the
+//! resolver only through [`Context`].
 
 pub mod enforcer;
+pub mod host;
 pub mod run;
 pub mod set;
 pub mod tags;
 
 use std::{
-    ffi::CStr,
     fmt::Write as _,
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
@@ -26,6 +27,7 @@ use indexmap::IndexMap;
 use ipnet::IpNet;
 
 pub use enforcer::CommandEnforcer;
+pub use host::reverse_name;
 pub use run::{RunError, Shell};
 pub use set::Action;
 pub use tags::{Family, HostNames};
@@ -174,6 +176,8 @@ pub struct Context {
     pub host: HostNames,
     /// The clock for `<time>` of operations that concern no ban (start, stop, flush).
     pub clock: fn() -> SystemTime,
+    /// The address's name for `<ip-host>` (asked only by commands that use the tag).
+    pub reverse: fn(IpAddr) -> Option<String>,
 }
 
 impl Context {
@@ -184,60 +188,9 @@ impl Context {
             shell: Shell::default(),
             host: HostNames::system(),
             clock: SystemTime::now,
+            reverse: reverse_name,
         }
     }
-}
-
-impl HostNames {
-    /// This machine's names: the kernel's host name, and its canonical name as the resolver
-    /// gives it (the host name when it gives none), as Python's `socket.getfqdn` would.
-    #[must_use]
-    pub fn system() -> Self {
-        let short = host_name().unwrap_or_else(|| "localhost".into());
-        let fq = canonical_name(&short).unwrap_or_else(|| short.clone());
-        Self { fq, short }
-    }
-}
-
-fn host_name() -> Option<String> {
-    let mut buf = [0 as libc::c_char; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr(), buf.len() - 1) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: the last byte was never written and is 0, so the string is terminated.
-    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid "no hints" value, then the flag is set.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C strings and pointers; the result is freed below.
-    let rc = unsafe {
-        libc::getaddrinfo(
-            c_host.as_ptr(),
-            std::ptr::null(),
-            &raw const hints,
-            &raw mut list,
-        )
-    };
-    if rc != 0 || list.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, `list` points to at least one entry, whose canonical
-    // name, when present, is a C string owned by the list.
-    let name = unsafe {
-        let canon = (*list).ai_canonname;
-        let name = (!canon.is_null()).then(|| CStr::from_ptr(canon).to_string_lossy().into_owned());
-        libc::freeaddrinfo(list);
-        name
-    };
-    name.filter(|n| !n.is_empty())
 }
 
 /// A jail's actions run as commands.
@@ -444,15 +397,5 @@ mod tests {
         let net = BanInfo::new("192.0.2.0/24".parse().unwrap(), UNIX_EPOCH);
         assert_eq!(ban_values(&net, Family::Inet4)["ip"], "192.0.2.0/24");
         assert_eq!(epoch_text(UNIX_EPOCH), "0.0");
-    }
-
-    #[test]
-    fn host_names_are_found() {
-        let names = HostNames::system();
-        assert!(!names.short.is_empty());
-        assert!(
-            names.fq.starts_with(names.short.split('.').next().unwrap()),
-            "{names:?}"
-        );
     }
 }

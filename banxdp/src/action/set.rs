@@ -172,11 +172,18 @@ impl Action {
         family: Family,
         values: &IndexMap<&str, String>,
         fields: &IndexMap<String, String>,
+        reverse_of: Option<std::net::IpAddr>,
         ctx: &Context,
     ) -> Result<Script, ActionError> {
         let resolved = self.resolved(family)?;
         let command = tags::static_command(resolved, op, &ctx.host)
             .map_err(|source| self.tags_error(source))?;
+        // `<ip-host>` asks the resolver: only when the command uses it.
+        if let (Some(addr), true) = (reverse_of, command.contains("<ip-host>")) {
+            let mut values = values.clone();
+            values.insert("ip-host", (ctx.reverse)(addr).unwrap_or_default());
+            return Ok(tags::dynamic_script(&command, &values, fields, &ctx.host));
+        }
         Ok(tags::dynamic_script(&command, values, fields, &ctx.host))
     }
 
@@ -231,7 +238,7 @@ impl Action {
         if family != Family::Any {
             values.insert("family", family.as_str().to_string());
         }
-        let script = self.script(op, family, &values, &IndexMap::new(), ctx)?;
+        let script = self.script(op, family, &values, &IndexMap::new(), None, ctx)?;
         if matches!(op, "actioncheck" | "actionrepair") {
             return self.execute(op, &script, ctx);
         }
@@ -362,7 +369,7 @@ impl Action {
     ) -> Result<(), ActionError> {
         let family = Family::of(&info.ip);
         let values = super::ban_values(info, family);
-        let script = self.script(op, family, &values, &info.fields, ctx)?;
+        let script = self.script(op, family, &values, &info.fields, Some(info.ip.addr()), ctx)?;
         let Err(first) = self.execute(op, &script, ctx) else {
             return Ok(());
         };

@@ -13,6 +13,7 @@ fn ctx() -> Context {
             short: "gw".into(),
         },
         clock: || UNIX_EPOCH,
+        reverse: |addr| Some(format!("host-of-{addr}`x`")),
     }
 }
 
@@ -47,8 +48,8 @@ fn start_ban_unban_stop_in_order() {
         &[
             ("actionstart", "echo start <name> >> <log>"),
             ("actionban", "echo ban <ip> <family> <bantime> >> <log>"),
-            ("actionunban", "echo unban <ip> >> <log>"),
-            ("actionstop", "echo stop >> <log>"),
+            ("actionunban", "echo unban <ip> \"<ip-host>\" >> <log>"),
+            ("actionstop", "echo stop '<ip-host>' >> <log>"),
         ],
     );
     let ctx = ctx();
@@ -67,8 +68,10 @@ fn start_ban_unban_stop_in_order() {
             "start sshd",
             "ban 192.0.2.7 inet4 -1",
             "ban 2001:db8::7 inet6 -1",
-            "unban 192.0.2.7",
-            "stop"
+            // The resolver's answer is not the administrator's: it is quoted like a log line.
+            "unban 192.0.2.7 host-of-192.0.2.7`x`",
+            // No ban, no address to name.
+            "stop <ip-host>"
         ]
     );
 }
