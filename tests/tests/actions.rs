@@ -893,3 +893,56 @@ fn banxdp_action_files_read_as_fail2ban_reads_them() {
     }
     assert_eq!(theirs.len(), ours.len());
 }
+
+/// The whole way from a log line: banxdp's sshd filter reads the user name a client chose,
+/// and the action receives it, and the line, as the text they are.
+#[test]
+fn a_user_name_from_a_real_filter_reaches_the_action_as_text() {
+    use banxdp::{
+        config::fail2ban::Value,
+        filter::{Filter, FilterSpec, Outcome},
+    };
+    let _ = std::fs::remove_file("/tmp/pwned");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let repo_filters = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
+    std::os::unix::fs::symlink(repo_filters, conf.join("filter.d")).unwrap();
+    let action_d = dir.path().join("action.d");
+    std::fs::create_dir_all(&action_d).unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(
+        action_d.join("record.conf"),
+        format!(
+            "[Definition]\nactionban = printf '%%s' \"<F-USER>\" > {o}.user\n            printf '%%s' \"<matches>\" > {o}.matches\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    let jail = read_jail(dir.path(), &action_d, "filter = sshd\naction = record");
+    let options = jail.filter.as_ref().unwrap();
+    let filter = Filter::new(&FilterSpec::from_options(|n| {
+        options.get(n).map(Value::text)
+    }))
+    .unwrap();
+    let user = "`$(touch /tmp/pwned)`\"'; touch /tmp/pwned; echo $HOME|&>x";
+    let line = format!("gw sshd[4711]: Invalid user {user} from 192.0.2.66 port 4711");
+    let Outcome::Failure(failure) = filter.check(&line) else {
+        panic!("the sshd filter missed `{line}`");
+    };
+    let mut info = ban("192.0.2.66", 600);
+    info.matches = vec![line.clone()];
+    for (name, value) in &failure.fields {
+        info.fields.insert((*name).to_string(), value.to_string());
+    }
+    assert_eq!(info.fields.get("user").map(String::as_str), Some(user));
+    let mut set = actions(&jail, context(None));
+    set.ban(&info).unwrap();
+    assert!(
+        !Path::new("/tmp/pwned").exists(),
+        "a log line ran a command"
+    );
+    let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", out.display())).unwrap();
+    assert_eq!(read("user"), user);
+    assert_eq!(read("matches"), line);
+}
