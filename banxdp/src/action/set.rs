@@ -227,18 +227,36 @@ impl Action {
 
     /// Runs an operation that concerns no ban (`actionstart`, `actionstop`, `actionflush`,
     /// `actioncheck`, `actionrepair`) for `family`.
+    /// The script `op` runs: for the ban `info` (in its address's family), or, without one,
+    /// as an operation concerning no ban (`actionstart`...) for `family`. For diagnostics
+    /// (`banxdp dump`) and tests; nothing runs.
+    pub fn script_for(
+        &mut self,
+        op: &'static str,
+        family: Family,
+        info: Option<&BanInfo>,
+        ctx: &Context,
+    ) -> Result<Script, ActionError> {
+        if let Some(info) = info {
+            let family = Family::of(&info.ip);
+            let values = super::ban_values(info, family);
+            return self.script(op, family, &values, &info.fields, Some(info.ip.addr()), ctx);
+        }
+        let mut values = IndexMap::new();
+        values.insert("time", super::epoch_text((ctx.clock)()));
+        if family != Family::Any {
+            values.insert("family", family.as_str().to_string());
+        }
+        self.script(op, family, &values, &IndexMap::new(), None, ctx)
+    }
+
     fn operation(
         &mut self,
         op: &'static str,
         family: Family,
         ctx: &Context,
     ) -> Result<(), ActionError> {
-        let mut values = IndexMap::new();
-        values.insert("time", super::epoch_text((ctx.clock)()));
-        if family != Family::Any {
-            values.insert("family", family.as_str().to_string());
-        }
-        let script = self.script(op, family, &values, &IndexMap::new(), None, ctx)?;
+        let script = self.script_for(op, family, None, ctx)?;
         if matches!(op, "actioncheck" | "actionrepair") {
             return self.execute(op, &script, ctx);
         }
@@ -367,9 +385,7 @@ impl Action {
         info: &BanInfo,
         ctx: &Context,
     ) -> Result<(), ActionError> {
-        let family = Family::of(&info.ip);
-        let values = super::ban_values(info, family);
-        let script = self.script(op, family, &values, &info.fields, Some(info.ip.addr()), ctx)?;
+        let script = self.script_for(op, Family::Any, Some(info), ctx)?;
         let Err(first) = self.execute(op, &script, ctx) else {
             return Ok(());
         };
