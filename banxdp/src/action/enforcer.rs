@@ -88,6 +88,11 @@ impl CommandEnforcer {
             .jails
             .get(&ban.jail)
             .ok_or_else(|| Error::UnknownJail(ban.jail.clone()))?;
+        // A ban whose time is up (a restore after a long stop) runs nothing: its commands
+        // would only be undone at the next expiry sweep.
+        if matches!(ban.expiry, Expiry::At(end) if end <= info.time) {
+            return Ok(());
+        }
         let key = (ban.jail.clone(), ban.target);
         if let Some(held) = self.bans.get_mut(&key) {
             // Banned already: only the expiry moves (idempotent, as every backend).
@@ -368,7 +373,8 @@ mod tests {
         let mut info = BanInfo::new(parse_target("192.0.2.8").unwrap(), clock());
         info.fields.insert("user".into(), "x;y".into());
         e.ban_with(&ban("192.0.2.8", None), info).unwrap();
-        e.restore(&[ban("192.0.2.9", Some(5000))]).unwrap();
+        e.restore(&[ban("192.0.2.9", Some(5000)), ban("192.0.2.10", Some(999))])
+            .unwrap();
         let active = e.active().unwrap();
         assert_eq!(active.len(), 3);
         assert_eq!(
