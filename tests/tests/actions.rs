@@ -65,7 +65,7 @@ fn banxdp_hostsdeny_writers_take_turns() {
     let body = format!(
         "action = banxdp-hostsdeny[file={}, lockfile={}]",
         file.display(),
-        dir.path().join("lock").display()
+        dir.path().join("not-yet/lock").display()
     );
     let jail = read_jail(dir.path(), &ours(), &body);
     let threads: Vec<_> = (0..4)
