@@ -4,6 +4,7 @@
 //! the integration tests drive the same code the daemon runs. See `design.md` for the data
 //! flow: log sources → filters → jails → ban manager → store and enforcers.
 
+pub mod action;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -126,6 +126,8 @@ pub enum Error {
     EmptyPortScope { jail: String },
     #[error(transparent)]
     Xdp(#[from] xdp::XdpError),
+    #[error(transparent)]
+    Action(#[from] crate::action::ActionError),
 }
 
 /// Parses a ban target: an address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form
