@@ -253,6 +253,23 @@ fn purge_forgets_what_ended_before_the_age() {
 }
 
 #[test]
+fn purge_goes_in_chunks_to_the_end() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let count = u32::try_from(PURGE_CHUNK * 2 + 7).unwrap();
+    for i in 0..count {
+        let target = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+        w.add_ban(record("sshd", &target, NOW - 100, Some(10), 1));
+    }
+    w.add_ban(record("sshd", "192.0.2.1", NOW - 100, None, 1));
+    w.sync().unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.purge(NOW).unwrap(), PURGE_CHUNK * 2 + 7);
+    assert_eq!(store.totals().unwrap(), vec![("sshd".into(), 1)]);
+    w.close().unwrap();
+}
+
+#[test]
 fn log_positions_are_kept_per_jail_and_file() {
     use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
     let (_dir, path) = temp();
@@ -546,6 +563,8 @@ fn synced_bans_survive_kill_9() {
                 "the child is too slow"
             );
         }
+        // Kill at once, or a little later while the child is mid-batch or mid-commit.
+        std::thread::sleep(Duration::from_millis(3 * round as u64));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let store = Store::open(&path).unwrap();
@@ -565,123 +584,4 @@ fn synced_bans_survive_kill_9() {
             "round {round}: {kept} bans kept, {synced} synced"
         );
     }
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn file_size(path: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .map(|suffix| {
-            std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
-        })
-        .sum()
-}
-
-/// Adds `count` bans of distinct addresses from `first` on through a writer, and reports the
-/// time the callers spent and the time until all was committed.
-fn insert(path: &Path, first: u32, count: u32) {
-    let w = writer(path);
-    let started = Instant::now();
-    for i in first..first + count {
-        let target = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
-        let mut ban = record("sshd", &target, NOW, Some(86_400), 1);
-        ban.failures = 5;
-        w.add_ban(ban);
-    }
-    let sent = started.elapsed();
-    w.sync().unwrap();
-    println!(
-        "insert {count} bans through the writer: callers {:.3} s ({:.2} µs a ban), committed after {:.3} s",
-        sent.as_secs_f64(),
-        sent.as_secs_f64() * 1e6 / f64::from(count),
-        started.elapsed().as_secs_f64()
-    );
-    w.close().unwrap();
-}
-
-/// The numbers the README quotes. Run with
-/// `cargo test -p banxdp --release --lib store::tests::measure -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a test: slow and prints numbers"]
-#[expect(clippy::cast_precision_loss, reason = "sizes printed in MB")]
-fn measure() {
-    let dir =
-        tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or_else(|_| "/var/tmp".into()))
-            .unwrap();
-    let path = dir.path().join("banxdp.sqlite3");
-    insert(&path, 0, 100_000);
-    let store = Store::open(&path).unwrap();
-    let started = Instant::now();
-    let bans = store.active_bans(NOW).unwrap();
-    println!(
-        "active_bans with 100000 rows: {:.3} s ({} bans)",
-        started.elapsed().as_secs_f64(),
-        bans.len()
-    );
-    drop(bans);
-    println!(
-        "file with 100000 bans: {:.1} MB",
-        file_size(&path) as f64 / 1e6
-    );
-    insert(&path, 100_000, 900_000);
-    let before = rss_kib();
-    let started = Instant::now();
-    let bans = store.active_bans(NOW).unwrap();
-    println!(
-        "active_bans with 1000000 rows: {:.3} s ({} bans)",
-        started.elapsed().as_secs_f64(),
-        bans.len()
-    );
-    println!(
-        "RSS of holding 1000000 BanRecords: {:.1} MB",
-        (rss_kib() - before) as f64 / 1024.0
-    );
-    drop(bans);
-    store
-        .conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    println!(
-        "file with 1000000 bans: {:.1} MB",
-        file_size(&path) as f64 / 1e6
-    );
-    let started = Instant::now();
-    for i in 0..10_000u32 {
-        store
-            .ban_count(
-                Some("sshd"),
-                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
-                    0x0a00_0000 + i * 97,
-                ))),
-            )
-            .unwrap();
-    }
-    println!(
-        "ban_count: {:.1} µs a lookup",
-        started.elapsed().as_secs_f64() * 1e6 / 10_000.0
-    );
-    let started = Instant::now();
-    let counts = store.ban_counts(None).unwrap();
-    println!(
-        "ban_counts(None) of 1000000: {:.3} s ({})",
-        started.elapsed().as_secs_f64(),
-        counts.len()
-    );
-    let started = Instant::now();
-    let totals = store.totals().unwrap();
-    println!(
-        "totals of 1000000: {:.3} s ({totals:?})",
-        started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    let purged = store.purge(NOW + 2 * 86_400).unwrap();
-    println!(
-        "purge of 1000000 expired rows: {:.3} s ({purged})",
-        started.elapsed().as_secs_f64()
-    );
 }
