@@ -29,6 +29,10 @@
 //!   a ban implies that ban is committed too: when the daemon sends a line's ban before that
 //!   line's position, the bans lost with the window are found again by re-reading the lines
 //!   past the stored position (if the log file itself survived).
+//! - An unban is the other way round: one still in the queue at a `kill -9` is gone from the
+//!   maps but not from the store, so the next start re-applies the ban. An unban that must
+//!   hold (the CLI's `unban`) is acknowledged after [`Writer::sync`]; bans that simply expire
+//!   need no write at all, their end is in the row.
 
 mod reconcile;
 mod schema;
@@ -38,6 +42,8 @@ mod writer;
 mod measure;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod writer_tests;
 
 use std::{
     collections::HashMap,
