@@ -333,6 +333,23 @@ fn the_file_carries_its_schema_version_and_owner() {
 }
 
 #[test]
+fn the_writer_syncs_each_commit_and_the_reader_need_not() {
+    let (_dir, path) = temp();
+    let level = |role| -> i64 {
+        let conn = schema::open(&path, role).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    // FULL (2): a commit is on disk when it returns; NORMAL (1) for the reader.
+    assert_eq!(level(schema::Role::Writer), 2);
+    assert_eq!(level(schema::Role::Reader), 1);
+}
+
+#[test]
 fn another_programs_database_is_refused() {
     let (dir, _) = temp();
     let path = dir.path().join("fail2ban.sqlite3");
