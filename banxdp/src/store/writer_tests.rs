@@ -62,14 +62,20 @@ async fn async_callers_wait_for_the_commit_and_hear_of_a_failure() {
 #[test]
 fn a_purge_holding_the_lock_delays_the_writer_without_losing_anything() {
     let (_dir, path) = temp();
-    let w = writer(&path);
+    let options = WriterOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..WriterOptions::default()
+    };
+    let w = Writer::spawn(&path, options).unwrap();
     let store = Store::open(&path).unwrap();
     store.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
-    std::thread::sleep(Duration::from_millis(300));
+    // Longer than the writer's busy timeout: it must try again, not give up.
+    std::thread::sleep(Duration::from_millis(600));
     store.conn.execute_batch("COMMIT").unwrap();
     w.sync().unwrap();
     assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
+    assert_eq!(w.stats().failed, 0);
     w.close().unwrap();
 }
 
