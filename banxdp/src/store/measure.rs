@@ -15,7 +15,8 @@ use std::{
 
 use ipnet::IpNet;
 
-use super::{BanRecord, Store, Writer, WriterOptions};
+use super::{BanRecord, Reconciliation, Store, Writer, WriterOptions, reconcile};
+use crate::enforce::ActiveBan;
 
 const NOW: i64 = 1_764_900_000;
 
@@ -118,6 +119,25 @@ fn measure() {
         store.active_bans(NOW).unwrap()
     });
     assert_eq!(bans.len(), 100_000);
+    let mapped: Vec<ActiveBan> = bans
+        .iter()
+        .map(|b| ActiveBan {
+            target: b.target,
+            jails: vec![b.jail.clone()],
+            expiry: b.expiry(),
+            drops: Some(0),
+            shadow_hits: None,
+        })
+        .collect();
+    let plan = timed("reconcile 100000 stored with 100000 mapped", || {
+        reconcile(&bans, &mapped, NOW)
+    });
+    assert_eq!(plan, Reconciliation::default());
+    let plan = timed(
+        "reconcile 100000 stored with empty maps (after a reboot)",
+        || reconcile(&bans, &[], NOW),
+    );
+    assert_eq!(plan.reapply.len(), 100_000);
     drop(bans);
     println!("file with 100000 bans: {:.1} MB", megabytes(&path));
     println!("insert 900000 more:");
