@@ -486,3 +486,11 @@ fn a_ban_found_only_in_the_maps_is_adopted_through_the_writer() {
     );
     w.close().unwrap();
 }
+
+/// The daemon shares the writer between tasks and moves the store into one.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    fn moved<T: Send>() {}
+    shared::<Writer>();
+    moved::<Store>();
+};
