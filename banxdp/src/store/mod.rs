@@ -23,8 +23,10 @@
 //!   queue is in the pinned maps, which keep enforcing, and the next start adopts it into the
 //!   store ([`reconcile`]). The file is never left half-written (`SQLite`'s WAL).
 //! - A power loss or kernel crash loses the maps and what had not been committed: the bans of
-//!   the last group-commit window (at most `interval`, 200 ms by default, plus the time of
-//!   one commit). A ban acknowledged by [`Writer::sync`] (the CLI's `ban`) is never lost. The
+//!   the last group-commit window (`interval`, 200 ms by default, plus the time of one
+//!   commit; longer only under a flood of bans that outruns the disk, while the queue holds
+//!   more than one window). A ban acknowledged by [`Writer::sync`] (the CLI's `ban`) is
+//!   never lost. The
 //!   writer applies operations in the order they were sent, so a log position committed after
 //!   a ban implies that ban is committed too: when the daemon sends a line's ban before that
 //!   line's position, the bans lost with the window are found again by re-reading the lines
