@@ -23,19 +23,29 @@
 //!   queue is in the pinned maps, which keep enforcing, and the next start adopts it into the
 //!   store ([`reconcile`]). The file is never left half-written (`SQLite`'s WAL).
 //! - A power loss or kernel crash loses the maps and what had not been committed: the bans of
-//!   the last group-commit window (at most `interval`, 200 ms by default, plus the time of
-//!   one commit). A ban acknowledged by [`Writer::sync`] (the CLI's `ban`) is never lost. The
+//!   the last group-commit window (`interval`, 200 ms by default, plus the time of one
+//!   commit; longer only under a flood of bans that outruns the disk, while the queue holds
+//!   more than one window). A ban acknowledged by [`Writer::sync`] (the CLI's `ban`) is
+//!   never lost. The
 //!   writer applies operations in the order they were sent, so a log position committed after
 //!   a ban implies that ban is committed too: when the daemon sends a line's ban before that
 //!   line's position, the bans lost with the window are found again by re-reading the lines
 //!   past the stored position (if the log file itself survived).
+//! - An unban is the other way round: one still in the queue at a `kill -9` is gone from the
+//!   maps but not from the store, so the next start re-applies the ban. An unban that must
+//!   hold (the CLI's `unban`) is acknowledged after [`Writer::sync`]; bans that simply expire
+//!   need no write at all, their end is in the row.
 
 mod reconcile;
 mod schema;
 mod writer;
 
 #[cfg(test)]
+mod measure;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod writer_tests;
 
 use std::{
     collections::HashMap,
@@ -255,6 +265,9 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// How many rows [`Store::purge`] deletes in one transaction.
+pub const PURGE_CHUNK: usize = 10_000;
+
 /// The columns [`read_record`] reads, in its order.
 const RECORD_COLUMNS: &str = "jail, target, start, until, ban_count, failures, matches";
 
@@ -347,7 +360,24 @@ impl Store {
     /// How many times `jail` banned `target` (its latest ban's count), or with `None` the sum
     /// over jails (`bantime.overalljails`); 0 if never, or if purged.
     pub fn ban_count(&self, jail: Option<&str>, target: IpNet) -> Result<u32, StoreError> {
-        Ok(self.last_ban(jail, target)?.map_or(0, |b| b.ban_count))
+        // From the index alone: no table row is read.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT ban_count, max(id) FROM bans \
+                 WHERE target = ?1 AND (?2 IS NULL OR jail = ?2) GROUP BY jail",
+            )
+            .map_err(self.err("cannot read ban counts"))?;
+        let counts = stmt
+            .query_map(params![target_text(target), jail], |row| {
+                row.get::<_, u32>(0)
+            })
+            .map_err(self.err("cannot read ban counts"))?;
+        let mut sum = 0u32;
+        for count in counts {
+            sum = sum.saturating_add(count.map_err(self.err("cannot read ban counts"))?);
+        }
+        Ok(sum)
     }
 
     /// [`Store::ban_count`] of every target at once (for start-up), keyed by [`canonical`]
@@ -393,17 +423,28 @@ impl Store {
 
     /// `dbpurgeage`: forgets the bans that ended (lifted or expired) before `older_than`
     /// (unix seconds), with their counts. Permanent bans still in force are kept. Returns
-    /// how many rows went. Takes the write lock for the time of one DELETE; the writer's
-    /// commits wait for it without blocking the ban path.
+    /// how many rows went. Deletes in transactions of [`PURGE_CHUNK`] rows, so that the
+    /// writer's commits (which wait for the write lock, without blocking the ban path) slip
+    /// in between.
     pub fn purge(&self, older_than: i64) -> Result<usize, StoreError> {
-        self.conn
+        let mut stmt = self
+            .conn
             .prepare_cached(
-                "DELETE FROM bans WHERE \
+                "DELETE FROM bans WHERE id IN (SELECT id FROM bans WHERE \
                  (CASE WHEN ended IS NOT NULL AND (until IS NULL OR ended < until) \
-                  THEN ended ELSE until END) < ?1",
+                  THEN ended ELSE until END) < ?1 LIMIT ?2)",
             )
-            .and_then(|mut stmt| stmt.execute([older_than]))
-            .map_err(self.err("cannot purge old bans"))
+            .map_err(self.err("cannot purge old bans"))?;
+        let mut total = 0;
+        loop {
+            let deleted = stmt
+                .execute(params![older_than, PURGE_CHUNK])
+                .map_err(self.err("cannot purge old bans"))?;
+            total += deleted;
+            if deleted < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 
     /// Where `jail` stopped reading `path`, if it read it before.

@@ -35,7 +35,8 @@ const MIGRATIONS: &[&str] = &[
     // 0 -> 1. One row per ban (history is kept until `dbpurgeage` so that `bantime.increment`
     // knows how often a target was banned). `until` is NULL for a permanent ban; `ended` is
     // set when the ban is lifted early (unban) or replaced by a newer ban of the same jail and
-    // target. `matches` is a JSON array of the log lines that led to the ban.
+    // target. `matches` is a JSON array of the log lines that led to the ban. `bans_target`
+    // answers ban counts from the index alone (a row's id is in it too).
     "CREATE TABLE bans(
         id INTEGER PRIMARY KEY,
         jail TEXT NOT NULL,
@@ -47,7 +48,7 @@ const MIGRATIONS: &[&str] = &[
         failures INTEGER NOT NULL,
         matches TEXT NOT NULL DEFAULT '[]'
     );
-    CREATE INDEX bans_target ON bans(target, jail, start);
+    CREATE INDEX bans_target ON bans(target, jail, ban_count);
     CREATE INDEX bans_open ON bans(until) WHERE ended IS NULL;
     CREATE TABLE logs(
         jail TEXT NOT NULL,

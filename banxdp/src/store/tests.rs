@@ -2,28 +2,25 @@
 //! unbans, purge, positions, the schema's guards, permissions, and `kill -9`.
 
 use std::{
-    io::{BufRead, BufReader, Write},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use super::*;
 
-const NOW: i64 = 1_764_900_000;
+pub(super) const NOW: i64 = 1_764_900_000;
 
-fn temp() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state").join("banxdp.sqlite3");
     (dir, path)
 }
 
-fn net(text: &str) -> IpNet {
+pub(super) fn net(text: &str) -> IpNet {
     parse_target(text).unwrap()
 }
 
-fn record(
+pub(super) fn record(
     jail: &str,
     target: &str,
     start: i64,
@@ -41,7 +38,7 @@ fn record(
     }
 }
 
-fn writer(path: &Path) -> Writer {
+pub(super) fn writer(path: &Path) -> Writer {
     Writer::spawn(path, WriterOptions::default()).unwrap()
 }
 
@@ -253,6 +250,23 @@ fn purge_forgets_what_ended_before_the_age() {
 }
 
 #[test]
+fn purge_goes_in_chunks_to_the_end() {
+    let (_dir, path) = temp();
+    let w = writer(&path);
+    let count = u32::try_from(PURGE_CHUNK * 2 + 7).unwrap();
+    for i in 0..count {
+        let target = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+        w.add_ban(record("sshd", &target, NOW - 100, Some(10), 1));
+    }
+    w.add_ban(record("sshd", "192.0.2.1", NOW - 100, None, 1));
+    w.sync().unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.purge(NOW).unwrap(), PURGE_CHUNK * 2 + 7);
+    assert_eq!(store.totals().unwrap(), vec![("sshd".into(), 1)]);
+    w.close().unwrap();
+}
+
+#[test]
 fn log_positions_are_kept_per_jail_and_file() {
     use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
     let (_dir, path) = temp();
@@ -316,6 +330,23 @@ fn the_file_carries_its_schema_version_and_owner() {
         "{error}"
     );
     assert!(error.to_string().contains("schema version 2"), "{error}");
+}
+
+#[test]
+fn the_writer_syncs_each_commit_and_the_reader_need_not() {
+    let (_dir, path) = temp();
+    let level = |role| -> i64 {
+        let conn = schema::open(&path, role).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    // FULL (2): a commit is on disk when it returns; NORMAL (1) for the reader.
+    assert_eq!(level(schema::Role::Writer), 2);
+    assert_eq!(level(schema::Role::Reader), 1);
 }
 
 #[test]
@@ -388,83 +419,6 @@ fn the_directory_and_files_are_private() {
 }
 
 #[test]
-fn a_failed_write_is_reported_by_the_next_sync_only() {
-    let (_dir, path) = temp();
-    let w = writer(&path);
-    let store = Store::open(&path).unwrap();
-    store.conn.execute_batch("DROP TABLE logs").unwrap();
-    w.set_log_position(
-        "sshd",
-        Path::new("/var/log/auth.log"),
-        LogPosition {
-            first_line_hash: vec![1],
-            offset: 1,
-        },
-    );
-    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
-    let error = w.sync().unwrap_err();
-    assert!(
-        matches!(error, StoreError::WriteFailed { failed: 1, .. }),
-        "{error}"
-    );
-    // The ban in the same group went in; the next sync has nothing to report.
-    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
-    w.sync().unwrap();
-    w.close().unwrap();
-}
-
-#[tokio::test]
-async fn async_callers_wait_for_the_commit_and_hear_of_a_failure() {
-    let (_dir, path) = temp();
-    let w = writer(&path);
-    let store = Store::open(&path).unwrap();
-    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
-    w.synced().await.unwrap();
-    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
-    store.conn.execute_batch("DROP TABLE logs").unwrap();
-    let position = LogPosition {
-        first_line_hash: vec![1],
-        offset: 1,
-    };
-    w.set_log_position("sshd", Path::new("/var/log/auth.log"), position);
-    // A failure is told once, to the first sync after it.
-    let (first, second) = tokio::join!(w.synced(), w.synced());
-    assert!(first.is_err() && second.is_ok(), "{first:?} {second:?}");
-    w.close().unwrap();
-}
-
-#[test]
-fn a_purge_holding_the_lock_delays_the_writer_without_losing_anything() {
-    let (_dir, path) = temp();
-    let w = writer(&path);
-    let store = Store::open(&path).unwrap();
-    store.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
-    std::thread::sleep(Duration::from_millis(300));
-    store.conn.execute_batch("COMMIT").unwrap();
-    w.sync().unwrap();
-    assert_eq!(store.active_bans(NOW).unwrap().len(), 1);
-    w.close().unwrap();
-}
-
-#[test]
-fn a_writer_never_closed_left_everything_it_synced() {
-    let (_dir, path) = temp();
-    let w = writer(&path);
-    w.add_ban(record("sshd", "192.0.2.7", NOW, Some(600), 1));
-    w.sync().unwrap();
-    // As if the process died: no close, no drop, the connection never shut.
-    std::mem::forget(w);
-    let again = writer(&path);
-    again.add_ban(record("sshd", "192.0.2.8", NOW, Some(600), 1));
-    again.close().unwrap();
-    assert_eq!(
-        Store::open(&path).unwrap().active_bans(NOW).unwrap().len(),
-        2
-    );
-}
-
-#[test]
 fn adopted_bans_count_on_from_the_history() {
     let (_dir, path) = temp();
     let w = writer(&path);
@@ -488,200 +442,55 @@ fn adopted_bans_count_on_from_the_history() {
     assert_eq!(store.adopted(&forever, NOW).unwrap().duration, None);
 }
 
-/// The child half of [`synced_bans_survive_kill_9`]: bans without end, a sync every 200
-/// bans, announced on stdout, until it is killed.
-const KILL_CHILD: &str = "BANXDP_STORE_KILL_CHILD";
-
-fn kill_child(path: &Path, jail: &str) -> ! {
-    let options = WriterOptions {
-        interval: Duration::from_millis(5),
-        ..WriterOptions::default()
-    };
-    let w = Writer::spawn(path, options).unwrap();
-    let mut out = std::io::stdout().lock();
-    for i in 0u32.. {
-        let target = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
-        w.add_ban(record(jail, &target, NOW, None, 1));
-        if i % 200 == 199 {
-            w.sync().unwrap();
-            writeln!(out, "synced {}", i + 1).unwrap();
-            out.flush().unwrap();
-        }
-    }
-    unreachable!("killed long before")
-}
-
-/// A process that syncs and goes on writing is killed with SIGKILL at various moments;
-/// every ban synced before the kill is in the file, and the file is sound.
 #[test]
-fn synced_bans_survive_kill_9() {
-    if let Ok(spec) = std::env::var(KILL_CHILD) {
-        let (path, jail) = spec.split_once('|').unwrap();
-        kill_child(Path::new(path), jail);
-    }
+fn a_ban_found_only_in_the_maps_is_adopted_through_the_writer() {
     let (_dir, path) = temp();
-    for (round, syncs) in [1, 3, 7, 20, 50].into_iter().enumerate() {
-        let jail = format!("round{round}");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "store::tests::synced_bans_survive_kill_9",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(KILL_CHILD, format!("{}|{jail}", path.display()))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut synced: usize = 0;
-        let started = Instant::now();
-        while synced < syncs * 200 {
-            let line = lines.next().expect("the child stopped early").unwrap();
-            if let Some(n) = line.strip_prefix("synced ") {
-                synced = n.parse().unwrap();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the child is too slow"
-            );
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let store = Store::open(&path).unwrap();
-        let ok: String = store
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ok, "ok");
-        let kept = store
-            .active_bans(NOW)
-            .unwrap()
-            .iter()
-            .filter(|b| b.jail == jail)
-            .count();
-        assert!(
-            kept >= synced,
-            "round {round}: {kept} bans kept, {synced} synced"
-        );
-    }
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn file_size(path: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .map(|suffix| {
-            std::fs::metadata(format!("{}{suffix}", path.display())).map_or(0, |m| m.len())
-        })
-        .sum()
-}
-
-/// Adds `count` bans of distinct addresses from `first` on through a writer, and reports the
-/// time the callers spent and the time until all was committed.
-fn insert(path: &Path, first: u32, count: u32) {
-    let w = writer(path);
-    let started = Instant::now();
-    for i in first..first + count {
-        let target = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
-        let mut ban = record("sshd", &target, NOW, Some(86_400), 1);
-        ban.failures = 5;
-        w.add_ban(ban);
-    }
-    let sent = started.elapsed();
+    let w = writer(&path);
+    let store = Store::open(&path).unwrap();
+    w.add_ban(record("sshd", "192.0.2.1", NOW - 5000, Some(600), 1)); // ended long ago
+    w.add_ban(record("sshd", "192.0.2.2", NOW - 10, Some(600), 1)); // the maps lost it
     w.sync().unwrap();
-    println!(
-        "insert {count} bans through the writer: callers {:.3} s ({:.2} µs a ban), committed after {:.3} s",
-        sent.as_secs_f64(),
-        sent.as_secs_f64() * 1e6 / f64::from(count),
-        started.elapsed().as_secs_f64()
+    let mapped = vec![crate::enforce::ActiveBan {
+        target: net("192.0.2.1/32"),
+        jails: vec!["sshd".into()],
+        expiry: Expiry::At(from_unix(NOW + 1200)),
+        drops: Some(3),
+        shadow_hits: None,
+    }];
+    let plan = reconcile(&store.active_bans(NOW).unwrap(), &mapped, NOW);
+    assert_eq!(
+        plan.reapply,
+        vec![record("sshd", "192.0.2.2", NOW - 10, Some(600), 1).to_ban()]
+    );
+    for ban in &plan.adopt {
+        w.add_ban(store.adopted(ban, NOW).unwrap());
+    }
+    w.sync().unwrap();
+    let adopted = store
+        .active_bans(NOW)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.target == net("192.0.2.1"))
+        .unwrap();
+    assert_eq!((adopted.ban_count, adopted.until()), (2, Some(NOW + 1200)));
+    // Both sides now agree.
+    let mut mapped = mapped;
+    mapped.push(crate::enforce::ActiveBan {
+        target: net("192.0.2.2/32"),
+        expiry: Expiry::At(from_unix(NOW + 590)),
+        ..mapped[0].clone()
+    });
+    assert_eq!(
+        reconcile(&store.active_bans(NOW).unwrap(), &mapped, NOW),
+        Reconciliation::default()
     );
     w.close().unwrap();
 }
 
-/// The numbers the README quotes. Run with
-/// `cargo test -p banxdp --release --lib store::tests::measure -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a test: slow and prints numbers"]
-#[expect(clippy::cast_precision_loss, reason = "sizes printed in MB")]
-fn measure() {
-    let dir =
-        tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or_else(|_| "/var/tmp".into()))
-            .unwrap();
-    let path = dir.path().join("banxdp.sqlite3");
-    insert(&path, 0, 100_000);
-    let store = Store::open(&path).unwrap();
-    let started = Instant::now();
-    let bans = store.active_bans(NOW).unwrap();
-    println!(
-        "active_bans with 100000 rows: {:.3} s ({} bans)",
-        started.elapsed().as_secs_f64(),
-        bans.len()
-    );
-    drop(bans);
-    println!(
-        "file with 100000 bans: {:.1} MB",
-        file_size(&path) as f64 / 1e6
-    );
-    insert(&path, 100_000, 900_000);
-    let before = rss_kib();
-    let started = Instant::now();
-    let bans = store.active_bans(NOW).unwrap();
-    println!(
-        "active_bans with 1000000 rows: {:.3} s ({} bans)",
-        started.elapsed().as_secs_f64(),
-        bans.len()
-    );
-    println!(
-        "RSS of holding 1000000 BanRecords: {:.1} MB",
-        (rss_kib() - before) as f64 / 1024.0
-    );
-    drop(bans);
-    store
-        .conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
-    println!(
-        "file with 1000000 bans: {:.1} MB",
-        file_size(&path) as f64 / 1e6
-    );
-    let started = Instant::now();
-    for i in 0..10_000u32 {
-        store
-            .ban_count(
-                Some("sshd"),
-                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
-                    0x0a00_0000 + i * 97,
-                ))),
-            )
-            .unwrap();
-    }
-    println!(
-        "ban_count: {:.1} µs a lookup",
-        started.elapsed().as_secs_f64() * 1e6 / 10_000.0
-    );
-    let started = Instant::now();
-    let counts = store.ban_counts(None).unwrap();
-    println!(
-        "ban_counts(None) of 1000000: {:.3} s ({})",
-        started.elapsed().as_secs_f64(),
-        counts.len()
-    );
-    let started = Instant::now();
-    let totals = store.totals().unwrap();
-    println!(
-        "totals of 1000000: {:.3} s ({totals:?})",
-        started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    let purged = store.purge(NOW + 2 * 86_400).unwrap();
-    println!(
-        "purge of 1000000 expired rows: {:.3} s ({purged})",
-        started.elapsed().as_secs_f64()
-    );
-}
+/// The daemon shares the writer between tasks and moves the store into one.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    fn moved<T: Send>() {}
+    shared::<Writer>();
+    moved::<Store>();
+};

@@ -17,7 +17,7 @@ use std::{
 };
 
 use ipnet::IpNet;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior, params};
 
 use super::{BanRecord, LogPosition, StoreError, schema, target_text};
 
@@ -31,6 +31,10 @@ pub struct WriterOptions {
     /// Keep at most this many matched lines per ban (the latest ones); fail2ban's
     /// `dbmaxmatches`.
     pub max_matches: usize,
+    /// How long one attempt to take the write lock waits (a purge holds it for a chunk at a
+    /// time). The writer tries again after that, for as long as it takes: it delays a batch,
+    /// it never drops one for a lock.
+    pub busy_timeout: Duration,
 }
 
 impl Default for WriterOptions {
@@ -39,6 +43,7 @@ impl Default for WriterOptions {
             interval: Duration::from_millis(200),
             max_batch: 10_000,
             max_matches: 10,
+            busy_timeout: schema::BUSY_TIMEOUT,
         }
     }
 }
@@ -113,6 +118,9 @@ impl Writer {
     /// writer's thread.
     pub fn spawn(path: &Path, options: WriterOptions) -> Result<Writer, StoreError> {
         let conn = schema::open(path, schema::Role::Writer)?;
+        conn.busy_timeout(options.busy_timeout).map_err(|source| {
+            StoreError::from_sqlite(path, "cannot set the busy timeout", source)
+        })?;
         let (sender, receiver) = mpsc::channel();
         let stats = Arc::new(Counters::default());
         let mut worker = Worker {
@@ -278,22 +286,36 @@ impl Worker {
     }
 
     /// Applies `batch` in one transaction and commits it; returns the syncs to answer.
+    /// The transaction takes the write lock first (waiting while a purge holds it, however
+    /// long), so that a busy file delays the batch rather than losing it.
     fn commit(&mut self, batch: Vec<Op>) -> Vec<Reply> {
         let mut replies = Vec::new();
-        let mut writes = 0;
+        let mut ops = Vec::with_capacity(batch.len());
+        for op in batch {
+            match op {
+                Op::Sync(reply) => replies.push(reply),
+                op => ops.push(op),
+            }
+        }
+        let writes = ops.len() as u64;
         let mut failed = 0;
-        let outcome = self.conn.transaction().and_then(|tx| {
-            for op in batch {
-                match op {
-                    Op::Sync(reply) => replies.push(reply),
-                    op => {
-                        writes += 1;
-                        if let Err(error) = apply(&tx, op, self.options.max_matches) {
-                            tracing::error!(path = %self.path.display(), %error, "ban store: a write failed");
-                            failed += 1;
-                            self.last_error = Some(Arc::new(error));
-                        }
-                    }
+        let tx = loop {
+            match self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+            {
+                Err(error) if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                    tracing::warn!(path = %self.path.display(), "ban store: still locked by another connection; retrying");
+                }
+                other => break other,
+            }
+        };
+        let outcome = tx.and_then(|tx| {
+            for op in ops {
+                if let Err(error) = apply(&tx, op, self.options.max_matches) {
+                    tracing::error!(path = %self.path.display(), %error, "ban store: a write failed");
+                    failed += 1;
+                    self.last_error = Some(Arc::new(error));
                 }
             }
             tx.commit()
