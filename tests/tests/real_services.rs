@@ -193,42 +193,30 @@ struct Plan {
 /// also writes `maximum authentication attempts exceeded` and disconnects.
 const MAX_AUTH_TRIES: u32 = 6;
 
+/// A plan (see [`Plan`]'s fields, in order).
+const fn plan(
+    source: &'static str,
+    known: bool,
+    connections: usize,
+    prompts: u32,
+    key: bool,
+) -> Plan {
+    Plan {
+        source,
+        known,
+        connections,
+        prompts,
+        key,
+    }
+}
+
 const PLANS: [Plan; 5] = [
-    Plan {
-        source: "203.0.113.7",
-        known: true,
-        connections: 3,
-        prompts: 1,
-        key: false,
-    },
-    Plan {
-        source: "203.0.113.8",
-        known: false,
-        connections: 3,
-        prompts: 1,
-        key: false,
-    },
-    Plan {
-        source: "203.0.113.9",
-        known: true,
-        connections: 1,
-        prompts: MAX_AUTH_TRIES,
-        key: false,
-    },
-    Plan {
-        source: "203.0.113.10",
-        known: false,
-        connections: 1,
-        prompts: MAX_AUTH_TRIES,
-        key: false,
-    },
-    Plan {
-        source: "203.0.113.11",
-        known: true,
-        connections: 2,
-        prompts: 1,
-        key: true,
-    },
+    // source, real user?, connections, password prompts each, a refused key instead?
+    plan("203.0.113.7", true, 3, 1, false),
+    plan("203.0.113.8", false, 3, 1, false),
+    plan("203.0.113.9", true, 1, MAX_AUTH_TRIES, false),
+    plan("203.0.113.10", false, 1, MAX_AUTH_TRIES, false),
+    plan("203.0.113.11", true, 2, 1, true),
 ];
 
 impl Plan {
