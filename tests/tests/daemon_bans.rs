@@ -106,6 +106,35 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
         "{status}"
     );
 
+    // banxdp's own log says so in the form a recidive jail reads: banxdp's shipped filter
+    // and fail2ban's stock one both find the attacker there.
+    let recidive = std::process::Command::new(banxdp_tests::daemon::bin())
+        .args(["regex", "--json"])
+        .arg(&daemon.log)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/filter.d/recidive.conf"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        text(&recidive).contains(&format!("\"host\":\"{ATTACKER}\"")),
+        "{}",
+        text(&recidive)
+    );
+    if std::path::Path::new("/etc/fail2ban/filter.d/recidive.conf").exists() {
+        let stock = std::process::Command::new("fail2ban-regex")
+            .arg(&daemon.log)
+            .arg("/etc/fail2ban/filter.d/recidive.conf")
+            .output()
+            .unwrap();
+        assert!(
+            text(&stock).contains("Failregex: 1 total"),
+            "{}",
+            text(&stock)
+        );
+    }
+
     // bantime = 4 s: the ban ends, and packets pass again.
     daemon.wait_for_log(&format!("[web] Unban {ATTACKER}"));
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
