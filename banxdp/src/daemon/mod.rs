@@ -128,10 +128,34 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let mapped = bans.active()?;
     let plan = store::reconcile(&stored, &mapped, now);
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
-    // Every ban the store holds goes to the maps in one batch (idempotent for those the
-    // pinned maps kept); the maps' bans the store missed are adopted into it.
-    bans.restore(&stored)?;
-    for ban in &plan.adopt {
+    // Every ban the store holds for a running jail goes to the maps in one batch
+    // (idempotent for those the pinned maps kept); the maps' bans the store missed are
+    // adopted into it. Bans of jails no longer configured are left to expire in the store.
+    let running = jails.names();
+    let (restorable, orphans): (Vec<_>, Vec<_>) =
+        stored.into_iter().partition(|r| running.contains(&r.jail));
+    let mut gone: Vec<&str> = mapped
+        .iter()
+        .flat_map(|b| b.jails.iter().map(String::as_str))
+        .filter(|j| !running.iter().any(|r| r == j))
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    for jail in gone {
+        tracing::info!("jail `{jail}` is in the pinned maps but not configured: lifting its bans");
+        if let Err(e) = bans.enforcer_mut().remove_jail(jail) {
+            tracing::warn!("jail `{jail}`: {:#}", anyhow::Error::from(e));
+        }
+    }
+    if !orphans.is_empty() {
+        tracing::warn!(
+            "store: {} active ban(s) of jails that are not running are not enforced",
+            orphans.len()
+        );
+    }
+    bans.restore(&restorable)?;
+    drop(restorable);
+    for ban in plan.adopt.iter().filter(|b| running.contains(&b.jail)) {
         let record = store.adopted(ban, now)?;
         bans.restore(std::slice::from_ref(&record))?;
         writer.add_ban(record);
