@@ -46,23 +46,34 @@ pub struct Peer {
     pub gid: u32,
 }
 
-/// One request for the daemon to answer. Send the answer, or several (`trace`), on `reply`,
-/// then drop it; the connection reads its next request only then. A call dropped without
-/// a reply gets an error reply. For `trace`, `reply.closed()` tells when the client hung up.
+/// One request for the daemon to answer, with the way back to its client. The connection
+/// reads its next request only once `reply` is gone; a call dropped without a reply gets an
+/// error reply.
 #[derive(Debug)]
 pub struct Call {
     pub request: Request,
     pub peer: Peer,
-    pub reply: mpsc::Sender<Reply>,
+    pub reply: Responder,
 }
 
-impl Call {
-    /// Sends the one reply and closes the call, without waiting: for the daemon's loop,
-    /// which answers from its own state and must not block on a client. A client that has
-    /// gone is no error.
+/// Where a call's replies go.
+#[derive(Debug)]
+pub struct Responder(mpsc::Sender<Reply>);
+
+impl Responder {
+    /// Sends the one reply, without waiting: for the daemon's loop, which answers from its
+    /// own state and must not block on a client. A client that has gone is no error.
     pub fn answer(self, reply: Reply) {
         // The queue is new and holds `REPLY_QUEUE` replies: the first always fits.
-        let _ = self.reply.try_send(reply);
+        let _ = self.0.try_send(reply);
+    }
+
+    /// The channel itself, for a stream of replies (`trace`): send [`Reply::Ok`], then the
+    /// events; sending fails, and `closed()` completes, once the client has hung up. Drop it
+    /// to end the stream.
+    #[must_use]
+    pub fn stream(self) -> mpsc::Sender<Reply> {
+        self.0
     }
 }
 
@@ -442,7 +453,7 @@ async fn answer(
         .send(Call {
             request,
             peer,
-            reply,
+            reply: Responder(reply),
         })
         .await
         .is_err()

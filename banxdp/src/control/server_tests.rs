@@ -46,7 +46,7 @@ async fn daemon(
             },
             Request::Reload { .. } => continue, // dropped without a reply
             Request::Stop { .. } => {
-                let _ = reply.send(Reply::Ok { message: None }).await;
+                reply.answer(Reply::Ok { message: None });
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(());
                 }
@@ -54,6 +54,7 @@ async fn daemon(
             }
             Request::Trace { .. } => {
                 let traces = traces.clone();
+                let reply = reply.stream();
                 tokio::spawn(async move {
                     let _ = reply.send(Reply::Ok { message: None }).await;
                     let event = TraceEvent {
@@ -71,7 +72,7 @@ async fn daemon(
                 message: "not in this test".into(),
             },
         };
-        let _ = reply.send(answer).await;
+        reply.answer(answer);
     }
 }
 
