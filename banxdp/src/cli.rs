@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
     }
     match cli.command {
         Command::Client(command) => {
-            let socket = cli.socket.unwrap_or_else(default_socket);
+            let socket = crate::control::client::socket_path(cli.socket.as_deref(), None);
             crate::control::client::run(command, &socket)
         }
         Command::Run {
@@ -186,14 +186,6 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
-}
-
-/// The socket clients use: `daemon.socket` of the settings `banxdp run` would read.
-fn default_socket() -> PathBuf {
-    config::load_settings(None).map_or_else(
-        |_| config::Settings::default().daemon.socket,
-        |(settings, _)| settings.daemon.socket,
-    )
 }
 
 /// The jails that can run, each checked; problems were reported by `read_jails`.

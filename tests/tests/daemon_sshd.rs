@@ -5,10 +5,7 @@
 //! attacker's next connection times out, while another address still logs in with the
 //! right password. With `UsePAM yes` (Debian's default) and `UsePAM no`.
 
-use std::{
-    net::{SocketAddr, TcpStream},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use banxdp_tests::{
     Topology,

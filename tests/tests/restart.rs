@@ -63,7 +63,7 @@ fn pinned_bans_survive_restarts_and_kill_9() {
     )
     .unwrap();
     let mut daemon = Daemon::start(&topo.victim, &config, work.path().join("run.log"));
-    daemon.wait_for_log("enforcing 1 ban(s) taken over from pinned maps");
+    daemon.wait_for_log("1 taken over from pinned maps");
     let log = daemon.log();
     assert!(
         log.contains(&format!("took over `{IFACE}` in native mode")),

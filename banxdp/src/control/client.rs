@@ -89,7 +89,9 @@ pub enum ClientCommand {
         json: bool,
     },
     /// Print the XDP program's verdicts as they happen (for sources in ADDR|CIDR, or all),
-    /// until interrupted.
+    /// until interrupted. Hidden until the XDP program streams verdicts (issue 14, item 5):
+    /// the daemon answers it with an error today.
+    #[command(hide = true)]
     Trace {
         /// Only packets from this address or network.
         #[arg(value_parser = parse_target_arg)]

@@ -61,8 +61,6 @@ pub enum DaemonError {
     Store(#[from] store::StoreError),
     #[error("log sources")]
     Source(#[from] crate::source::SourceError),
-    #[error("`daemon.socket_group`: no group `{0}` in /etc/group")]
-    SocketGroup(String),
     #[error("cannot start the event loop")]
     Runtime(#[source] std::io::Error),
 }
@@ -105,7 +103,10 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         reread,
         xdp_object,
     } = options;
-    let group = socket_group(&settings.daemon.socket_group)?;
+    let group = Some(settings.daemon.socket_group.trim())
+        .filter(|g| !g.is_empty())
+        .map(server::group_id)
+        .transpose()?;
     let listener = server::bind(&settings.daemon.socket, group).await?;
     tracing::info!("control socket: {}", settings.daemon.socket.display());
 
@@ -130,26 +131,15 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
     // Every ban the store holds for a running jail goes to the maps in one batch
     // (idempotent for those the pinned maps kept); the maps' bans the store missed are
-    // adopted into it. Bans of jails no longer configured are left to expire in the store.
+    // adopted into it. Bans of jails not running now (removed, or disabled by an error) are
+    // neither restored nor lifted: a broken jail must not open the gate.
     let running = jails.names();
     let (restorable, orphans): (Vec<_>, Vec<_>) =
         stored.into_iter().partition(|r| running.contains(&r.jail));
-    let mut gone: Vec<&str> = mapped
-        .iter()
-        .flat_map(|b| b.jails.iter().map(String::as_str))
-        .filter(|j| !running.iter().any(|r| r == j))
-        .collect();
-    gone.sort_unstable();
-    gone.dedup();
-    for jail in gone {
-        tracing::info!("jail `{jail}` is in the pinned maps but not configured: lifting its bans");
-        if let Err(e) = bans.enforcer_mut().remove_jail(jail) {
-            tracing::warn!("jail `{jail}`: {:#}", anyhow::Error::from(e));
-        }
-    }
     if !orphans.is_empty() {
         tracing::warn!(
-            "store: {} active ban(s) of jails that are not running are not enforced",
+            "store: {} active ban(s) of jails that are not running are not restored (what the \
+             pinned maps hold of them keeps dropping until it expires)",
             orphans.len()
         );
     }
@@ -167,15 +157,12 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         );
     }
     bans.set_store(writer);
-    tracing::info!(
-        "enforcing {} ban(s){}",
-        bans.count(),
-        if mapped.is_empty() {
-            ""
-        } else {
-            " taken over from pinned maps"
-        }
-    );
+    let taken = if mapped.is_empty() {
+        String::new()
+    } else {
+        format!("; {} taken over from pinned maps", mapped.len())
+    };
+    tracing::info!("enforcing {} ban(s){taken}", bans.count());
 
     let positions = jails.positions(&store)?;
     drop(store);
@@ -222,27 +209,6 @@ fn load_enforcer(
     Ok(Box::new(enforcer))
 }
 
-/// The gid of `daemon.socket_group` (a name or a number); `None` when empty.
-fn socket_group(name: &str) -> Result<Option<u32>, DaemonError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Ok(None);
-    }
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(Some(gid));
-    }
-    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    text.lines()
-        .find_map(|line| {
-            let mut fields = line.split(':');
-            let group = fields.next()?;
-            let gid = fields.nth(1)?.parse::<u32>().ok()?;
-            (group == name).then_some(gid)
-        })
-        .map(Some)
-        .ok_or_else(|| DaemonError::SocketGroup(name.to_string()))
-}
-
 /// Everything the loop owns.
 struct State {
     settings: Settings,
@@ -274,7 +240,7 @@ impl State {
                 }
                 batch = self.follower.next() => self.lines(&batch),
                 Some(call) = calls.recv() => {
-                    if let Some(end) = self.call(call).await {
+                    if let Some(end) = self.call(call) {
                         return end;
                     }
                 }

@@ -31,7 +31,7 @@ fn ok(message: impl Into<String>) -> Reply {
 
 impl State {
     /// Answers one call; `Some` when it asks the daemon to stop.
-    pub(super) async fn call(&mut self, call: Call) -> Option<End> {
+    pub(super) fn call(&mut self, call: Call) -> Option<End> {
         let Call { request, reply, .. } = call;
         let (answer, end) = match request {
             Request::Ping {} => (Reply::Pong, None),
@@ -53,7 +53,7 @@ impl State {
                 None,
             ),
         };
-        let _ = reply.send(answer).await;
+        reply.answer(answer);
         end
     }
 
