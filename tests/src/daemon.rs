@@ -134,8 +134,15 @@ impl Daemon {
     /// Starts the binary with `args` inside `ns`.
     #[must_use]
     pub fn start_with(ns: &Netns, args: &[&str], log: PathBuf) -> Self {
+        Self::start_program(&bin(), ns, args, log)
+    }
+
+    /// Starts `program` (a banxdp binary, or another daemon a benchmark compares) with
+    /// `args` inside `ns`, its standard error in `log`.
+    #[must_use]
+    pub fn start_program(program: &Path, ns: &Netns, args: &[&str], log: PathBuf) -> Self {
         let ns_file = File::open(ns.path()).unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -132,7 +132,7 @@ struct Case {
 }
 
 /// The release binary of banxdp, built if needed.
-fn banxdp_binary() -> Result<PathBuf> {
+pub(crate) fn banxdp_binary() -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)

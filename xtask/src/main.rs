@@ -6,6 +6,7 @@
 //! touches the project's sources except to write the object and its record.
 
 mod bench;
+mod bench_daemon;
 mod bench_regex;
 mod ebpf;
 mod setup;
@@ -30,6 +31,9 @@ enum Command {
     /// Packets per second dropped on a veth pair: banxdp's XDP program against nftables,
     /// ipset and iptables, with 10, 10,000 and 1,000,000 banned addresses (needs root).
     BenchDrop(bench::Options),
+    /// `banxdp run` against fail2ban 1.0.2 in the same run: reaction time to failures, CPU
+    /// per million lines and the highest rate kept up with, restore time, memory (needs root).
+    BenchDaemon(bench_daemon::Options),
     /// `banxdp regex` against `fail2ban-regex` on generated logs (sshd on an auth.log of
     /// 1,000,000 lines, apache-badbots on an access log): same failures, lines/s, memory.
     BenchRegex(bench_regex::Options),
@@ -45,5 +49,6 @@ fn main() -> Result<()> {
         Command::CheckEbpf => ebpf::check(),
         Command::BenchDrop(options) => bench::run(&options),
         Command::BenchRegex(options) => bench_regex::run(&options),
+        Command::BenchDaemon(options) => bench_daemon::run(&options),
     }
 }
