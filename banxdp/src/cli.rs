@@ -197,6 +197,31 @@ fn runnable(read: &config::fail2ban::Dump) -> Vec<config::jails::JailConfig> {
         .collect()
 }
 
+/// Each runnable jail's actions that are not firewall actions (the enforcing backend does
+/// those): they run as commands beside it. Python actions cannot run and are named.
+fn notification_actions(read: &config::fail2ban::Dump) -> Vec<crate::action::ActionSet> {
+    use crate::action::{ActionSet, Context, is_firewall_action};
+    let mut sets = Vec::new();
+    for jail in read.jails.iter().filter(|j| j.error.is_none()) {
+        match ActionSet::for_jail(jail, Context::system(), |name| !is_firewall_action(name)) {
+            Ok((set, python)) => {
+                for name in python {
+                    tracing::warn!(
+                        "jail `{}`: action `{name}` is a Python action, which banxdp cannot run",
+                        jail.name
+                    );
+                }
+                sets.push(set);
+            }
+            Err(error) => tracing::error!(
+                "jail `{}`: its actions cannot run: {error}; the jail bans without them",
+                jail.name
+            ),
+        }
+    }
+    sets
+}
+
 fn run(
     config: Option<&Path>,
     config_dir: Option<&Path>,
@@ -237,11 +262,13 @@ fn run(
         let names: Vec<&str> = jails.iter().map(|j| j.name.as_str()).collect();
         tracing::info!("{} jail(s) read: {}", names.len(), names.join(", "));
     }
+    let actions = notification_actions(&read);
     let reread = Box::new(move || read_jails(dir.as_deref()).map(|read| runnable(&read)));
     let options = daemon::Options {
         settings,
         jails,
         reread,
+        actions,
         xdp_object,
     };
     match daemon::main(options) {

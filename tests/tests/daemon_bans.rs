@@ -22,8 +22,20 @@ fn setup(bantime: &str) -> Setup {
         setup.path("jail.conf"),
         format!(
             "[web]\nenabled = true\nfilter = web\nport = 7000:7010\nprotocol = udp\n\
-             logpath = {}\nmaxretry = 3\nfindtime = 600\nbantime = {bantime}\n",
+             logpath = {}\nmaxretry = 3\nfindtime = 600\nbantime = {bantime}\n\
+             action = record\n",
             setup.path("app.log").display()
+        ),
+    )
+    .unwrap();
+    // A notification action (not a firewall action): it runs as a command beside XDP.
+    std::fs::write(
+        setup.path("action.d/record.conf"),
+        format!(
+            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\n\
+             actionban = printf '%%s\\n' \"ban <ip> <failures> <matches>\" >> {0}\n\
+             actionunban = printf '%%s\\n' \"unban <ip>\" >> {0}\n",
+            setup.path("actions.txt").display()
         ),
     )
     .unwrap();
@@ -88,8 +100,17 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     });
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
 
-    // The third: banned, and only the attacker.
-    setup.append("app.log", &failures(ATTACKER, 1));
+    // The third: banned, and only the attacker. Its user name is shell code, which must
+    // reach the action as text.
+    let pwned = std::env::temp_dir().join(format!("bxpwned{}", std::process::id()));
+    setup.append(
+        "app.log",
+        &[format!(
+            "{} login failed for `touch${{IFS}}{}` from {ATTACKER}",
+            now_iso(),
+            pwned.display()
+        )],
+    );
     daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
     assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
@@ -138,6 +159,17 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     // bantime = 4 s: the ban ends, and packets pass again.
     daemon.wait_for_log(&format!("[web] Unban {ATTACKER}"));
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
+    eventually("the action ran for the ban and the unban", || {
+        std::fs::read_to_string(setup.path("actions.txt"))
+            .is_ok_and(|t| t.contains(&format!("unban {ATTACKER}")))
+    });
+    let actions = std::fs::read_to_string(setup.path("actions.txt")).unwrap();
+    assert!(actions.contains(&format!("ban {ATTACKER} 3 ")), "{actions}");
+    assert!(
+        actions.contains(&format!("`touch${{IFS}}{}`", pwned.display())),
+        "the log's text reaches the action as it was written: {actions}"
+    );
+    assert!(!pwned.exists(), "a log line ran a command");
     assert!(daemon.stop(), "{}", daemon.log());
 }
 

@@ -14,6 +14,7 @@
 
 mod bans;
 mod jails;
+mod notify;
 mod requests;
 pub mod xdp;
 
@@ -72,6 +73,9 @@ pub struct Options {
     pub jails: Vec<JailConfig>,
     /// Reads the jails again for `reload` (the configuration directory chosen at start).
     pub reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+    /// Each jail's actions that are not firewall actions (mail, reporting): they run as
+    /// action.d commands beside the backend that enforces the bans.
+    pub actions: Vec<crate::action::ActionSet>,
     pub xdp_object: Option<PathBuf>,
 }
 
@@ -101,6 +105,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         settings,
         jails: configs,
         reread,
+        actions,
         xdp_object,
     } = options;
     let group = Some(settings.daemon.socket_group.trim())
@@ -144,6 +149,10 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         );
     }
     bans.restore(&restorable)?;
+    let notifier = notify::Notifier::spawn(actions);
+    for record in &restorable {
+        notifier.ban(&record.jail, notify::ban_info(record, true));
+    }
     drop(restorable);
     for ban in plan.adopt.iter().filter(|b| running.contains(&b.jail)) {
         let record = store.adopted(ban, now)?;
@@ -178,6 +187,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         bans,
         follower,
         reread,
+        notifier,
     };
     let end = state.serve(call_rx).await;
     let _ = stop_server.send(());
@@ -216,6 +226,7 @@ struct State {
     bans: Bans,
     follower: Follower,
     reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+    notifier: notify::Notifier,
 }
 
 impl State {
@@ -274,6 +285,8 @@ impl State {
             Ok(due) => {
                 for (jail, target) in due {
                     self.jails.unbanned(&jail, target);
+                    let info = crate::action::BanInfo::new(target, SystemTime::now());
+                    self.notifier.unban(&jail, info);
                     tracing::info!(target: crate::logging::ACTIONS, "[{jail}] Unban {}", requests::target_text(target));
                 }
             }
@@ -289,6 +302,7 @@ impl State {
             }
             End::Stop { detach } => *detach || self.settings.xdp.detach_on_exit,
         };
+        self.notifier.stop();
         let (enforcer, writer) = self.bans.into_parts();
         if let Some(writer) = writer {
             writer.close()?;

@@ -140,9 +140,11 @@ impl State {
             matches: decision.matches,
         };
         let target = record.target;
+        let info = super::notify::ban_info(&record, false);
         let placed = self.bans.place(record)?;
         if placed {
             tracing::info!(target: crate::logging::ACTIONS, "[{jail}] Ban {}", target_text(target));
+            self.notifier.ban(jail, info);
         }
         Ok(placed)
     }
@@ -169,6 +171,8 @@ impl State {
             match self.bans.lift(name, *t, now) {
                 Ok(_) => {
                     self.jails.unbanned(name, *t);
+                    let info = crate::action::BanInfo::new(*t, std::time::SystemTime::now());
+                    self.notifier.unban(name, info);
                     tracing::info!(target: crate::logging::ACTIONS, "[{name}] Unban {}", target_text(*t));
                 }
                 Err(e) => return error(format!("{:#}", anyhow::Error::from(e))),
