@@ -28,6 +28,8 @@ pub mod tracker;
 #[cfg(test)]
 mod config_tests;
 #[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
