@@ -283,3 +283,125 @@ fn random_formulas_agree_with_python() {
         mismatches.join("\n")
     );
 }
+
+const FAIL_MANAGER: &str = r"
+import sys, json
+from fail2ban.server.failmanager import FailManager
+from fail2ban.server.ticket import FailTicket
+for line in sys.stdin:
+    case = json.loads(line)
+    fm = FailManager()
+    fm.setMaxRetry(case['maxretry'])
+    fm.setMaxTime(case['findtime'])
+    fm.maxMatches = case['maxmatches']
+    bans = []
+    now = 0
+    for i, (ip, t) in enumerate(case['failures']):
+        # The filter's clock is the newest time seen; it drops lines older than findtime
+        # and cleans the failure list up before each line.
+        now = max(now, t)
+        if t < now - case['findtime']:
+            continue
+        fm.cleanup(now)
+        attempts = fm.addFailure(FailTicket(ip, t, ['line %d' % i]))
+        if attempts >= case['maxretry']:
+            ticket = fm.toBan(ip)
+            bans.append([i, ticket.getAttempt(), ticket.getMatches()])
+    print(json.dumps(bans))
+";
+
+/// Random failures of a few addresses, some lines out of order, counted by fail2ban's own
+/// `FailManager` (cleaned up before each failure: a real filter does it every few seconds)
+/// and by ours: the same bans, at the same
+/// failures, with the same counts and matches.
+#[test]
+fn failure_windows_agree_with_fail2ban() {
+    use super::{
+        Env, Jail, JailParams, Limits, Services,
+        tests::{conf, resolve},
+    };
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        i64::try_from(rng % n).expect("small")
+    };
+    let mut cases = Vec::new();
+    for round in 0..40 {
+        let (maxretry, findtime) = (2 + next(5), 60 * (1 + next(20)));
+        let mut t = 1_765_000_000;
+        let failures: Vec<(String, i64)> = (0..400)
+            .map(|_| {
+                // Mostly forward, sometimes a line a little out of order.
+                t += if next(10) == 0 {
+                    -next(30)
+                } else {
+                    next(u64::try_from(findtime / 2).unwrap())
+                };
+                (format!("192.0.2.{}", next(6 + round % 10)), t)
+            })
+            .collect();
+        cases.push((maxretry, findtime, 1 + next(4), failures));
+    }
+    let mut input = String::new();
+    for (maxretry, findtime, maxmatches, failures) in &cases {
+        let case = serde_json::json!({
+            "maxretry": maxretry, "findtime": findtime, "maxmatches": maxmatches,
+            "failures": failures,
+        });
+        input.push_str(&case.to_string());
+        input.push('\n');
+    }
+    let Some(out) = python("failure_windows_agree_with_fail2ban", FAIL_MANAGER, &input) else {
+        return;
+    };
+    let services = Services::default();
+    let mut total_bans = 0;
+    for ((maxretry, findtime, maxmatches, failures), line) in cases.iter().zip(out.lines()) {
+        let theirs: Vec<(usize, u32, Vec<String>)> = serde_json::from_str(line).unwrap();
+        let mut c = conf();
+        c.ignoreip.clear();
+        c.ignoreself = false;
+        c.port = None;
+        c.maxretry = u32::try_from(*maxretry).unwrap();
+        c.findtime = *findtime;
+        c.maxmatches = Some(u32::try_from(*maxmatches).unwrap());
+        let env = Env {
+            services: &services,
+            local_addrs: &[],
+            resolve: &resolve,
+            seed: 0,
+            limits: Limits::default(),
+        };
+        let mut jail = Jail::new(JailParams::from_config(&c, &env).unwrap());
+        let mut ours = Vec::new();
+        for (i, (ip, t)) in failures.iter().enumerate() {
+            let target = crate::enforce::parse_target(ip).unwrap();
+            // `now` is the newest time seen: out-of-order lines are in the past.
+            let now = failures[..=i].iter().map(|f| f.1).max().unwrap();
+            if let Some(d) = jail.failure(target, *t, &format!("line {i}"), now) {
+                ours.push((i, d.failures, d.matches));
+                // FailManager knows nothing of bans: the address counts afresh.
+                jail.unbanned(target);
+            }
+        }
+        total_bans += ours.len();
+        // The first difference, with the address's failures before it.
+        if let Some(k) = (0..ours.len().min(theirs.len())).find(|&k| ours[k] != theirs[k]) {
+            let at = ours[k].0.min(theirs[k].0);
+            let ip = &failures[at].0;
+            let before: Vec<_> = failures[at.saturating_sub(30)..=at]
+                .iter()
+                .filter(|f| &f.0 == ip)
+                .collect();
+            panic!(
+                "maxretry {maxretry}, findtime {findtime}: ours {:?}, fail2ban's {:?}; {ip} \
+                 failed at {before:?}",
+                ours[k], theirs[k]
+            );
+        }
+        assert_eq!(ours, theirs, "maxretry {maxretry}, findtime {findtime}");
+    }
+    assert!(total_bans > 500, "{total_bans} bans compared");
+}

@@ -119,6 +119,8 @@ impl Jail {
     /// host bits cleared, `::ffff:192.0.2.1` as `192.0.2.1`.
     pub fn failure(&mut self, target: IpNet, time: i64, line: &str, now: i64) -> Option<Decision> {
         let target = canonical_net(target);
+        // A time in the future (a guessed year, a skewed clock) is now, as in fail2ban.
+        let time = time.min(now);
         let findtime = self.params.findtime;
         if time < now - findtime {
             self.stats.too_old += 1;
@@ -147,6 +149,7 @@ impl Jail {
         };
         let failure = Failure {
             time,
+            now,
             line,
             weight,
             findtime,

@@ -92,6 +92,8 @@ pub struct Limits {
 /// One failure to count.
 pub struct Failure<'a> {
     pub time: i64,
+    /// The jail's clock: a window whose last failure is `findtime` older is closed.
+    pub now: i64,
     pub line: &'a str,
     /// What a new window's first failure counts for.
     pub weight: u32,
@@ -299,11 +301,12 @@ impl Tracker {
 }
 
 /// fail2ban's `FailTicket.adjustTime` and `inc`: a failure after the window's span scales the
-/// count to the rate seen over the last `findtime`; one after the whole window has passed
-/// starts a new one.
+/// count to the rate seen over the last `findtime`; a window whose last failure is `findtime`
+/// older than now is closed (fail2ban's `FailManager.cleanup`), and the failure opens a new
+/// one.
 fn count(window: &mut Window, failure: &Failure<'_>) {
     let (time, findtime) = (failure.time, failure.findtime);
-    if window.last <= time - findtime {
+    if window.last <= failure.now - findtime {
         *window = Window {
             first: time,
             last: time,
@@ -316,9 +319,18 @@ fn count(window: &mut Window, failure: &Failure<'_>) {
     }
     if time > window.last {
         if window.first < time - findtime {
+            // fail2ban's `int(round(retry / float(span) * findtime))`, in the same floating
+            // point operations, rounding halves to even as Python 3 does.
             let span = time - window.first;
-            let scaled = (i64::from(window.retry) * findtime + span / 2) / span;
-            window.retry = u32::try_from(scaled).unwrap_or(u32::MAX);
+            let scaled =
+                (f64::from(window.retry) / seconds(span) * seconds(findtime)).round_ties_even();
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "0 ≤ scaled ≤ retry"
+            )]
+            let scaled = scaled as u32;
+            window.retry = scaled;
             window.first = time - findtime;
         }
         window.last = time;
@@ -326,6 +338,13 @@ fn count(window: &mut Window, failure: &Failure<'_>) {
     window.retry = window.retry.saturating_add(1);
     window.failures = window.failures.saturating_add(1);
     push_match(window, failure.line, failure.maxmatches);
+}
+
+/// Seconds as a float, exact below 2^53 (every time a log holds).
+fn seconds(s: i64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "exact below 2^53")]
+    let f = s as f64;
+    f
 }
 
 /// Appends `line`, keeping the last `max` lines.
