@@ -76,6 +76,20 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits as a budget shared by `jails` jails: each gets an equal part (at least
+    /// 1,024 addresses and 1 MiB), so that a flood hitting every jail at once stays within
+    /// the budget. The default is per jail: a flood usually hits one.
+    #[must_use]
+    pub fn shared_by(self, jails: usize) -> Self {
+        let jails = jails.max(1);
+        Self {
+            max_tracked: (self.max_tracked / jails).max(1024),
+            max_match_bytes: (self.max_match_bytes / jails).max(1 << 20),
+        }
+    }
+}
+
 /// A jail that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum JailError {

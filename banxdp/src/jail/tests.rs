@@ -299,8 +299,16 @@ fn repeat_offenders_get_longer_bans_and_fewer_chances() {
         j.unbanned(net(ip));
     }
     assert_eq!(durations, [600, 1200, 2400, 4800, 9600]);
-    // After n bans, the first failure counts 2^n/2 + 1 (at most maxretry = 3).
+    // After n bans, each failure counts 2^n/2 + 1 (at most maxretry = 3).
     assert_eq!(failures_needed, [3, 2, 1, 1, 1]);
+    // With maxretry 5, after one ban: 2 + 2 + 2 ≥ 5, the third failure bans.
+    let mut c = increment_conf();
+    c.maxretry = 5;
+    let mut j = jail(&c);
+    j.restore(net(ip), 1, T0 - 3600, false);
+    let bans = feed(&mut j, &[(ip, 0), (ip, 1), (ip, 2)]);
+    assert_eq!(bans.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2]);
+    assert_eq!(bans[0].1.failures, 3);
 }
 
 #[test]
@@ -524,10 +532,25 @@ fn flood_rss() {
     let after = rss_kib();
     eprintln!(
         "1,000,000 one-failure addresses: RSS {before} KiB -> {after} KiB (+{} MiB), {:?}, \
-         own account {} MiB",
+         own account {} MiB, {} bytes per tracked address",
         (after - before) / 1024,
         j.stats(),
-        j.tracked_heap_bytes() >> 20
+        j.tracked_heap_bytes() >> 20,
+        (after - before) * 1024 / DEFAULT_MAX_TRACKED as u64
     );
     assert!(after < 256 * 1024, "{after} KiB");
+}
+
+#[test]
+fn limits_and_threads() {
+    fn send<T: Send + Sync>() {}
+    send::<Jail>();
+    send::<JailParams>();
+    let shared = Limits::default().shared_by(4);
+    assert_eq!(
+        (shared.max_tracked, shared.max_match_bytes),
+        (114_688, 16 << 20)
+    );
+    assert_eq!(Limits::default().shared_by(0), Limits::default());
+    assert_eq!(Limits::default().shared_by(10_000).max_tracked, 1024);
 }

@@ -95,7 +95,7 @@ pub struct Failure<'a> {
     /// The jail's clock: a window whose last failure is `findtime` older is closed.
     pub now: i64,
     pub line: &'a str,
-    /// What a new window's first failure counts for.
+    /// What the failure counts for against `maxretry` (more than 1 for repeat offenders).
     pub weight: u32,
     pub findtime: i64,
     pub maxmatches: u32,
@@ -335,7 +335,7 @@ fn count(window: &mut Window, failure: &Failure<'_>) {
         }
         window.last = time;
     }
-    window.retry = window.retry.saturating_add(1);
+    window.retry = window.retry.saturating_add(failure.weight.max(1));
     window.failures = window.failures.saturating_add(1);
     push_match(window, failure.line, failure.maxmatches);
 }
