@@ -212,9 +212,9 @@ fn stock_sshd_end_to_end() {
             now,
             zone: Zone::Offset(0),
         };
-        let scanned = scanner.line(line, &clock, false);
-        let time = scanned.time.expect("every line has a date");
-        for failure in &scanned.checked.failures {
+        let read = scanner.line(line, &clock, false);
+        let time = read.time.expect("every line has a date");
+        for failure in &read.checked.failures {
             let Some(host) = &failure.host else { continue };
             for net in targets(host, usedns, &resolve).nets {
                 if let Some(d) = jail.failure(net, time, line, now) {
