@@ -86,6 +86,8 @@ pub struct Jail {
     params: JailParams,
     tracker: Tracker,
     known: HashMap<Key, Known, foldhash::fast::RandomState>,
+    /// How many of `known` are active.
+    active: usize,
     stats: JailStats,
     rng: u64,
 }
@@ -98,6 +100,7 @@ impl Jail {
             params,
             tracker: Tracker::new(),
             known: HashMap::default(),
+            active: 0,
             stats: JailStats::default(),
             rng,
         }
@@ -199,13 +202,13 @@ impl Jail {
         (failures, matches): (u32, Vec<String>),
     ) -> Decision {
         let ban_count = count.saturating_add(1);
-        self.known.insert(
+        self.set_known(
             key,
-            Known {
+            Some(Known {
                 count: ban_count,
                 last_ban: start,
                 active: true,
-            },
+            }),
         );
         self.stats.total_banned += 1;
         Decision {
@@ -215,6 +218,21 @@ impl Jail {
             ban_count,
             failures,
             matches,
+        }
+    }
+
+    /// Sets (or with `None`, forgets) what the jail knows of `key`'s bans, keeping count of
+    /// the active ones.
+    fn set_known(&mut self, key: Key, known: Option<Known>) {
+        let old = match known {
+            Some(k) => self.known.insert(key, k),
+            None => self.known.remove(&key),
+        };
+        if old.is_some_and(|k| k.active) {
+            self.active -= 1;
+        }
+        if known.is_some_and(|k| k.active) {
+            self.active += 1;
         }
     }
 
@@ -239,14 +257,12 @@ impl Jail {
             self.tracker.remove(&key);
         }
         if active || self.params.increment.is_some() {
-            self.known.insert(
-                key,
-                Known {
-                    count,
-                    last_ban,
-                    active,
-                },
-            );
+            let known = Known {
+                count,
+                last_ban,
+                active,
+            };
+            self.set_known(key, Some(known));
         }
     }
 
@@ -254,25 +270,26 @@ impl Jail {
     /// kept when `bantime.increment` needs it.
     pub fn unbanned(&mut self, target: IpNet) {
         let key = Key::of(target);
-        if self.params.increment.is_some() {
-            if let Some(k) = self.known.get_mut(&key) {
-                k.active = false;
-            }
-        } else {
-            self.known.remove(&key);
-        }
+        let kept = self
+            .known
+            .get(&key)
+            .copied()
+            .filter(|_| self.params.increment.is_some());
+        self.set_known(key, kept.map(|k| Known { active: false, ..k }));
     }
 
     /// `ignorecommand` spared `target` after the jail decided its ban: the ban does not
     /// count, and the failure is counted as ignored.
     pub fn spared(&mut self, target: IpNet) {
         let key = Key::of(target);
-        if let Some(k) = self.known.get_mut(&key) {
-            k.active = false;
-            k.count = k.count.saturating_sub(1);
-            if k.count == 0 {
-                self.known.remove(&key);
-            }
+        if let Some(k) = self.known.get(&key).copied() {
+            let count = k.count.saturating_sub(1);
+            let kept = (count > 0).then_some(Known {
+                count,
+                active: false,
+                ..k
+            });
+            self.set_known(key, kept);
         }
         self.stats.total_banned = self.stats.total_banned.saturating_sub(1);
         self.stats.ignored += 1;
@@ -294,7 +311,7 @@ impl Jail {
     pub fn forget(&mut self, target: IpNet) {
         let key = Key::of(target);
         if self.known.get(&key).is_some_and(|k| !k.active) {
-            self.known.remove(&key);
+            self.set_known(key, None);
         }
     }
 
@@ -313,7 +330,7 @@ impl Jail {
         JailStats {
             currently_failed: self.tracker.len(),
             evicted: self.tracker.evicted,
-            currently_banned: self.known.values().filter(|k| k.active).count(),
+            currently_banned: self.active,
             match_bytes: self.tracker.match_bytes(),
             ..self.stats
         }
