@@ -1,7 +1,7 @@
 //! Jails: failures in, ban decisions out, as fail2ban 1.0.2's jails decide them.
 //!
 //! [`JailParams`] is everything a jail needs, typed and checked, from a
-//! [`JailConfig`](crate::config::jails::JailConfig) and injected facts ([`Env`]: the text of
+//! [`JailConfig`] and injected facts ([`Env`]: the text of
 //! /etc/services, the machine's own addresses, a resolver for host names, a random seed).
 //! [`Jail`] is the state machine (`state`): failures within `findtime`, `maxretry`,
 //! `maxmatches`, `bantime` and its increment (`increment`, with fail2ban's formulas read by

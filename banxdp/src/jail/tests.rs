@@ -376,7 +376,11 @@ fn manual_bans() {
     assert_eq!(j.stats().currently_banned, 2);
     j.restore(net("192.0.2.50"), 1, T0 - 5, true);
     j.restore(net("192.0.2.7"), 2, T0 + 10, true);
-    assert_eq!(j.stats().currently_banned, 3, "192.0.2.7 restored over itself");
+    assert_eq!(
+        j.stats().currently_banned,
+        3,
+        "192.0.2.7 restored over itself"
+    );
     j.unbanned(net("192.0.2.50"));
     j.forget(net("192.0.2.50"));
     j.unbanned(net("192.0.2.50"));
