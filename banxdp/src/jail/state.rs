@@ -68,6 +68,8 @@ pub struct JailStats {
     pub currently_banned: usize,
     /// Bytes of matched lines kept.
     pub match_bytes: usize,
+    /// Bans that got the plain `bantime` because `bantime.formula` failed on them.
+    pub formula_errors: u64,
 }
 
 /// What the jail knows of an address it has banned.
@@ -184,9 +186,12 @@ impl Jail {
                 None => base,
                 Some(inc) => {
                     let random = next_random(&mut self.rng);
-                    // A formula that fails on some count falls back to the plain ban time
-                    // (fail2ban logs the error and keeps `bantime`).
-                    inc.ban_time(base, count, random).unwrap_or(base)
+                    // A formula that fails on some count (`1 / (ban.Count - 1)`) falls back
+                    // to the plain ban time, as fail2ban's does; the daemon sees it counted.
+                    inc.ban_time(base, count, random).unwrap_or_else(|_| {
+                        self.stats.formula_errors += 1;
+                        base
+                    })
                 }
             }),
         }

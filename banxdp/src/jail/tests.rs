@@ -534,14 +534,22 @@ fn flood_rss() {
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
+    let lines: Vec<(IpNet, String)> = (0..1_000_000u32)
+        .map(|i| {
+            let ip = IpAddr::from((0x0A00_0000 + i).to_be_bytes());
+            let text = format!("Failed password for invalid user oracle from {ip} port 51234 ssh2");
+            (IpNet::from(ip), text)
+        })
+        .collect();
     let before = rss_kib();
     let mut j = jail(&conf());
-    for i in 0..1_000_000u32 {
-        let ip = IpAddr::from((0x0A00_0000 + i).to_be_bytes());
-        let text = format!("Failed password for invalid user oracle from {ip} port 51234 ssh2");
-        j.failure(IpNet::from(ip), T0, &text, T0);
+    let start = std::time::Instant::now();
+    for (ip, text) in &lines {
+        j.failure(*ip, T0, text, T0);
     }
+    let elapsed = start.elapsed();
     let after = rss_kib();
+    eprintln!("{} ns a failure", elapsed.as_nanos() / 1_000_000);
     eprintln!(
         "1,000,000 one-failure addresses: RSS {before} KiB -> {after} KiB (+{} MiB), {:?}, \
          own account {} MiB, {} bytes per tracked address",
@@ -550,7 +558,8 @@ fn flood_rss() {
         j.tracked_heap_bytes() >> 20,
         (after - before) * 1024 / DEFAULT_MAX_TRACKED as u64
     );
-    assert!(after < 256 * 1024, "{after} KiB");
+    // The lines fed are held outside the jail: the jail is the difference.
+    assert!(after - before < 128 * 1024, "{before} KiB -> {after} KiB");
 }
 
 #[test]
@@ -565,4 +574,17 @@ fn limits_and_threads() {
     );
     assert_eq!(Limits::default().shared_by(0), Limits::default());
     assert_eq!(Limits::default().shared_by(10_000).max_tracked, 1024);
+}
+
+#[test]
+fn a_formula_that_fails_keeps_the_plain_bantime() {
+    let mut c = increment_conf();
+    c.increment.formula = Some("ban.Time * 600 / (ban.Count - 2)".into());
+    let mut j = jail(&c);
+    j.restore(net("192.0.2.1"), 2, T0 - 3600, false);
+    j.restore(net("192.0.2.2"), 3, T0 - 3600, false);
+    let d1 = j.failure(net("192.0.2.1"), T0, "x", T0).unwrap();
+    let d2 = j.failure(net("192.0.2.2"), T0, "x", T0).unwrap();
+    assert_eq!((d1.duration, d2.duration), (Some(600), Some(86_400)));
+    assert_eq!(j.stats().formula_errors, 1);
 }
