@@ -10,6 +10,8 @@
 //!
 //! Pure: no I/O, no clock, no randomness but a generator seeded from the parameters.
 
+use std::time::{Duration, SystemTime};
+
 use hashbrown::HashMap;
 use ipnet::IpNet;
 
@@ -19,7 +21,10 @@ use super::{
     increment::Increment,
     tracker::{Failure, Key, Tracker},
 };
-use crate::config::jails::Bantime;
+use crate::{
+    config::jails::Bantime,
+    enforce::{Ban, Expiry},
+};
 
 /// A ban the jail decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +49,23 @@ impl Decision {
     #[must_use]
     pub fn end(&self) -> Option<i64> {
         self.duration.map(|d| self.start.saturating_add(d))
+    }
+
+    /// The ban as enforcers take it.
+    #[must_use]
+    pub fn to_ban(&self, jail: &str) -> Ban {
+        let expiry = match self.end() {
+            None => Expiry::Never,
+            Some(end) => {
+                let since_epoch = Duration::from_secs(u64::try_from(end).unwrap_or(0));
+                Expiry::At(SystemTime::UNIX_EPOCH + since_epoch)
+            }
+        };
+        Ban {
+            jail: jail.to_string(),
+            target: self.target,
+            expiry,
+        }
     }
 }
 

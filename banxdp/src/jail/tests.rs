@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::*;
-use crate::config::jails::Increment as IncrementConf;
+use crate::{config::jails::Increment as IncrementConf, enforce::Expiry};
 
 const T0: i64 = 1_765_000_000;
 
@@ -173,6 +173,12 @@ fn a_decision_carries_what_the_store_needs() {
     assert_eq!(j.currently_failed(), 0);
     assert_eq!(j.total_failed(), 3);
     assert!(j.is_banned(net("203.0.113.5")));
+    let ban = d.to_ban("sshd");
+    let end = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_660);
+    assert_eq!(
+        (ban.jail.as_str(), ban.target, ban.expiry),
+        ("sshd", d.target, Expiry::At(end))
+    );
 }
 
 #[test]
@@ -397,6 +403,7 @@ fn permanent_bantime_and_networks() {
     let bans = feed(&mut j, &[(subnet, 0), (subnet, 1), (subnet, 2)]);
     assert_eq!(bans[0].1.target, net(subnet));
     assert_eq!(bans[0].1.duration, None);
+    assert_eq!(bans[0].1.to_ban("sshd").expiry, Expiry::Never);
     j.unbanned(net(subnet));
     j.failure(net(subnet), T0 + 9, "x", T0 + 9);
     assert_eq!(
