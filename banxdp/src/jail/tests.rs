@@ -499,6 +499,21 @@ fn matched_text_is_bounded_too() {
         100
     );
     assert!(s.evicted > 80, "{s:?}");
+    // Lines added to addresses already tracked count too.
+    let mut c = conf();
+    c.maxretry = 100;
+    c.maxmatches = Some(100);
+    let mut j = Jail::new(params_with(&c, limits));
+    for n in 0..50 {
+        for i in 0..3u8 {
+            let ip = format!("192.0.2.{i}");
+            j.failure(net(&ip), T0 + n, &line(&ip, 0), T0 + n);
+        }
+    }
+    let s = j.stats();
+    assert!(s.match_bytes <= 1000, "{s:?}");
+    // Three addresses in turn, each evicting the oldest when its lines grow.
+    assert!(s.evicted > 20, "{s:?}");
 }
 
 /// 1,000,000 addresses that fail once each: the jail stays within its limits, and its heap

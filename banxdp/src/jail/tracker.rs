@@ -7,10 +7,10 @@
 //! are chained in the order they last failed, so that the one whose last failure is oldest
 //! is found in O(1).
 //!
-//! Bounds: at most `max_tracked` addresses and `max_match_bytes` bytes of matched text. A
-//! new address that would pass either bound first evicts the addresses whose last failure is
-//! oldest (their failures are forgotten, as if `findtime` had passed; each eviction is
-//! counted). Slots of addresses whose window has passed are freed by [`Tracker::expire`].
+//! Bounds: at most `max_tracked` addresses and `max_match_bytes` bytes of matched text (or
+//! one address's lines, if they alone are more). A failure that would pass either bound
+//! first evicts the addresses whose last failure is oldest (their failures are forgotten, as
+//! if `findtime` had passed; each eviction is counted). Slots of addresses whose window has passed are freed by [`Tracker::expire`].
 
 use hashbrown::HashTable;
 use ipnet::IpNet;
@@ -240,6 +240,12 @@ impl Tracker {
             None => self.insert(key, failure, limits),
         };
         self.push_back(i);
+        // An address's lines grew: others make room (the address itself, now the most
+        // recent, goes last).
+        while self.match_bytes > limits.max_match_bytes && self.head != i {
+            self.remove_slot(self.head);
+            self.evicted += 1;
+        }
         &self.slot(i).window
     }
 
