@@ -65,6 +65,8 @@ pub mod tracker;
 #[cfg(test)]
 mod config_tests;
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod oracle_tests;
 #[cfg(test)]
 mod tests;
