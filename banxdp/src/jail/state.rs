@@ -135,6 +135,13 @@ impl Jail {
         &self.params
     }
 
+    /// New parameters (`banxdp reload`), keeping the failures counted and the bans known:
+    /// the new `maxretry`, `findtime` and limits apply from the next failure, the new
+    /// `ignoreip` to every failure from now on.
+    pub fn reconfigure(&mut self, params: JailParams) {
+        self.params = params;
+    }
+
     #[must_use]
     pub fn name(&self) -> &str {
         &self.params.name

@@ -465,3 +465,20 @@ fn a_formula_that_fails_keeps_the_plain_bantime() {
     assert_eq!((d1.duration, d2.duration), (Some(600), Some(86_400)));
     assert_eq!(j.stats().formula_errors, 1);
 }
+
+#[test]
+fn reload_keeps_counts() {
+    let mut j = jail(&conf());
+    let ip = "192.0.2.7";
+    feed(&mut j, &[(ip, 0), (ip, 1)]);
+    let mut c = conf();
+    c.maxretry = 4;
+    j.reconfigure(params_with(&c, Limits::default()));
+    assert!(feed(&mut j, &[(ip, 2)]).is_empty(), "3 < the new maxretry");
+    assert_eq!(feed(&mut j, &[(ip, 3)]).len(), 1);
+    c.ignoreip = vec!["192.0.2.0/24".into()];
+    j.reconfigure(params_with(&c, Limits::default()));
+    j.unbanned(net(ip));
+    assert!(feed(&mut j, &[(ip, 4), (ip, 5), (ip, 6), (ip, 7)]).is_empty());
+    assert_eq!(j.stats().ignored, 4);
+}
