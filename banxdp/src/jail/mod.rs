@@ -60,7 +60,7 @@ pub mod ignorecommand;
 pub mod increment;
 pub mod ports;
 pub mod state;
-pub mod tracker;
+mod tracker;
 
 #[cfg(test)]
 mod config_tests;

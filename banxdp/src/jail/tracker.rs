@@ -133,11 +133,6 @@ impl Tracker {
     }
 
     #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    #[must_use]
     pub fn match_bytes(&self) -> usize {
         self.match_bytes
     }
