@@ -1,5 +1,8 @@
-//! Parameters from configuration: errors that name the jail and the value, and every stock
-//! jail of the installed fail2ban through [`JailParams::from_config`].
+//! Parameters from configuration: errors that name the jail and the value, every stock jail
+//! of the installed fail2ban through [`JailParams::from_config`], and the stock sshd jail end
+//! to end (real lines, banxdp's filter engine, `usedns`, the jail).
+
+use std::net::IpAddr;
 
 use super::{
     tests::{conf, resolve},
@@ -53,16 +56,15 @@ fn params_errors_name_the_jail_and_the_value() {
     }
 }
 
-/// Every jail of the installed /etc/fail2ban/jail.conf, all enabled, reads into parameters.
-#[test]
-fn every_stock_jail_reads_into_params() {
+/// Every jail section of the installed /etc/fail2ban/jail.conf, all enabled and resolved;
+/// `None` (with a line on stderr) where fail2ban is not installed.
+fn stock_jails(test: &str) -> Option<Vec<JailConfig>> {
     use crate::config::fail2ban::{Disk, dump_stream};
-    use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP};
     use std::fmt::Write as _;
     let stock = std::path::Path::new("/etc/fail2ban");
     if !stock.join("jail.conf").is_file() {
-        eprintln!("every_stock_jail_reads_into_params: skipped, no /etc/fail2ban");
-        return;
+        eprintln!("{test}: skipped, no /etc/fail2ban");
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("cp")
@@ -82,7 +84,27 @@ fn every_stock_jail_reads_into_params() {
     }
     std::fs::write(dir.path().join("jail.local"), local).unwrap();
     let dump = dump_stream(&Disk, dir.path()).unwrap();
-    let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap());
+    Some(
+        dump.jails
+            .iter()
+            .filter(|j| j.error.is_none())
+            .map(|j| JailConfig::resolve(j).unwrap())
+            .collect(),
+    )
+}
+
+fn stock_services() -> Services {
+    Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default())
+}
+
+/// Every jail of the installed /etc/fail2ban/jail.conf, all enabled, reads into parameters.
+#[test]
+fn every_stock_jail_reads_into_params() {
+    use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP};
+    let Some(jails) = stock_jails("every_stock_jail_reads_into_params") else {
+        return;
+    };
+    let services = stock_services();
     let env = Env {
         services: &services,
         local_addrs: &[],
@@ -92,12 +114,8 @@ fn every_stock_jail_reads_into_params() {
     };
     let mut params = Vec::new();
     let mut failures = Vec::new();
-    for jail in &dump.jails {
-        if jail.error.is_some() {
-            continue;
-        }
-        let c = JailConfig::resolve(jail).unwrap();
-        match JailParams::from_config(&c, &env) {
+    for c in &jails {
+        match JailParams::from_config(c, &env) {
             Ok(p) => params.push(p),
             Err(e) => failures.push(e.to_string()),
         }
@@ -129,4 +147,98 @@ fn every_stock_jail_reads_into_params() {
         }
     );
     assert_eq!(scope("counter-strike"), tcp(vec![0..=65535]));
+}
+
+/// Real sshd lines through the stock sshd jail: its filter (banxdp's engine), `usedns`,
+/// then the jail, which bans at the stock `maxretry` (5) and spares the loopback
+/// (`ignoreself`).
+#[test]
+fn stock_sshd_end_to_end() {
+    use crate::filter::{
+        FilterSpec, Scanner,
+        date::{Clock, Zone},
+    };
+    let Some(jails) = stock_jails("stock_sshd_end_to_end") else {
+        return;
+    };
+    let c = jails
+        .iter()
+        .find(|j| j.name == "sshd")
+        .expect("a stock sshd jail");
+    let services = stock_services();
+    let local: Vec<IpAddr> = vec!["192.0.2.254".parse().unwrap()];
+    let env = Env {
+        services: &services,
+        local_addrs: &local,
+        resolve: &resolve,
+        seed: 1,
+        limits: Limits::default(),
+    };
+    let params = JailParams::from_config(c, &env).unwrap();
+    assert_eq!(params.maxretry, 5);
+    let usedns = params.usedns;
+    let mut jail = Jail::new(params);
+    let spec = FilterSpec {
+        prefregex: c.prefregex.clone(),
+        failregex: c.failregex.clone(),
+        ignoreregex: c.ignoreregex.clone(),
+        usedns: c.usedns.clone(),
+        maxlines: c.maxlines as usize,
+        datepattern: c.datepattern.clone(),
+    };
+    let mut scanner = Scanner::new(&spec, 2026).unwrap();
+    // 2026-12-05 10:00:00 UTC, and a minute of lines after it.
+    let start = 1_796_464_800;
+    let log = [
+        "Dec  5 10:00:01 web sshd[811]: Failed password for root from 203.0.113.9 port 50122 ssh2",
+        "Dec  5 10:00:02 web sshd[811]: Failed password for invalid user admin from 127.0.0.1 port 50124 ssh2",
+        "Dec  5 10:00:03 web sshd[812]: Invalid user oracle from 203.0.113.9 port 50130",
+        "Dec  5 10:00:04 web sshd[813]: Accepted publickey for deploy from 198.51.100.20 port 41000 ssh2: ED25519 SHA256:x",
+        "Dec  5 10:00:05 web sshd[814]: Failed password for invalid user oracle from 203.0.113.9 port 50132 ssh2",
+        "Dec  5 10:00:06 web sshd[815]: Failed password for root from 192.0.2.254 port 50140 ssh2",
+        "Dec  5 10:00:07 web sshd[816]: Failed password for root from 2001:db8::66 port 50150 ssh2",
+        "Dec  5 10:00:08 web sshd[817]: Failed password for root from 203.0.113.9 port 50160 ssh2",
+        "Dec  5 10:00:09 web sshd[818]: Failed password for root from 203.0.113.9 port 50170 ssh2",
+        "Dec  5 10:00:10 web sshd[819]: Failed password for root from 203.0.113.9 port 50180 ssh2",
+        "Dec  5 10:00:11 web sshd[819]: Failed password for root from 127.0.0.1 port 50182 ssh2",
+        "Dec  5 10:00:12 web sshd[819]: Failed password for root from 127.0.0.1 port 50184 ssh2",
+        "Dec  5 10:00:13 web sshd[819]: Failed password for root from 127.0.0.1 port 50186 ssh2",
+        "Dec  5 10:00:14 web sshd[819]: Failed password for root from 127.0.0.1 port 50188 ssh2",
+    ];
+    let mut decisions = Vec::new();
+    for (i, line) in log.iter().enumerate() {
+        let now = start + 60;
+        let clock = Clock {
+            now,
+            zone: Zone::Offset(0),
+        };
+        let read = scanner.line(line, &clock, false);
+        let time = read.time.expect("every line has a date");
+        for failure in &read.checked.failures {
+            let Some(host) = &failure.host else { continue };
+            for net in targets(host, usedns, &resolve).nets {
+                if let Some(d) = jail.failure(net, time, line, now) {
+                    decisions.push((i, d));
+                }
+            }
+        }
+    }
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    let (i, d) = &decisions[0];
+    assert_eq!(*i, 8, "the fifth failure of 203.0.113.9");
+    assert_eq!(d.target.to_string(), "203.0.113.9/32");
+    assert_eq!((d.start, d.duration, d.failures), (start + 9, Some(600), 5));
+    assert_eq!(d.matches.len(), 5);
+    assert!(
+        d.matches[1].contains("Invalid user oracle"),
+        "{:?}",
+        d.matches
+    );
+    let s = jail.stats();
+    assert_eq!(
+        s.ignored, 6,
+        "127.0.0.1 five times and 192.0.2.254 once: {s:?}"
+    );
+    assert_eq!(s.already_banned, 1, "203.0.113.9 at 10:00:10: {s:?}");
+    assert_eq!(s.currently_failed, 1, "2001:db8::66: {s:?}");
 }

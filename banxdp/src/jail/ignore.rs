@@ -187,7 +187,9 @@ pub fn targets(host: &Host, usedns: UseDns, resolve: Resolver<'_>) -> Targets {
     match host {
         Host::Ip(addr, None) => one(IpNet::from(*addr)),
         Host::Ip(addr, Some(prefix)) => {
-            IpNet::new(*addr, *prefix).map_or_else(|_| one(IpNet::from(*addr)), one)
+            // The prefix is the address's own: `::ffff:192.0.2.7/24` is 192.0.2.0/24.
+            let addr = canonical(*addr);
+            IpNet::new(addr, *prefix).map_or_else(|_| one(IpNet::from(addr)), one)
         }
         Host::Name(text) | Host::Id(text) => {
             if let Some(net) = parse_net(text.trim()) {
@@ -306,11 +308,17 @@ mod tests {
     fn usedns_modes() {
         let name = Host::Name("gw.example.org".into());
         let v = |s: &str| s.parse::<IpNet>().unwrap();
-        let cases: [(Host, UseDns, Vec<IpNet>, bool); 9] = [
+        let cases: [(Host, UseDns, Vec<IpNet>, bool); 10] = [
             (
                 Host::Ip("192.0.2.7".parse().unwrap(), None),
                 UseDns::No,
                 vec![v("192.0.2.7/32")],
+                false,
+            ),
+            (
+                Host::Ip("::ffff:192.0.2.7".parse().unwrap(), Some(24)),
+                UseDns::No,
+                vec![v("192.0.2.0/24")],
                 false,
             ),
             (

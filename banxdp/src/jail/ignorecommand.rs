@@ -263,4 +263,21 @@ mod tests {
             start.elapsed()
         );
     }
+
+    #[test]
+    fn the_timeout_kills_the_commands_children_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The subshell is a process of its own, which outlives `sh` unless the group dies.
+        let text = format!("sh -c '(sleep 1; touch {}) & wait'", marker.display());
+        let result = IgnoreCommand::new(&text)
+            .unwrap()
+            .check(addr("192.0.2.1"), Duration::from_millis(100));
+        assert!(
+            matches!(result, Err(IgnoreCommandError::Timeout { .. })),
+            "{result:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!marker.exists(), "the sleeping child outlived the timeout");
+    }
 }

@@ -7,8 +7,9 @@
 //!   formula defaulting to `ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor`.
 //!   Then `min(…, maxtime)`, then `+ random × rndtime` (`random` in [0, 1), injected).
 //! - A permanent `bantime` never changes.
-//! - An address banned `n > 0` times before weighs more when it fails again: its first new
-//!   failure counts `min(2^min(n, 20) / 2 + 1, maxretry)` (1 failure → 2, 2 → 3, 3 → 5, 9…).
+//! - An address banned `n > 0` times before weighs more when it fails again: each of its
+//!   failures counts `min(2^min(n, 20) / 2 + 1, maxretry)` (after 1 ban: 2, after 2: 3, after
+//!   3: 5, 9…), as fail2ban's observer adds `retryCount - 1` to each failure the filter found.
 //! - `overalljails` makes the count the sum over every jail's bans; the ban counts come from
 //!   the store, so the daemon sums them (this module only says whether to).
 //!
@@ -143,7 +144,7 @@ impl Increment {
         Ok(to_seconds(seconds))
     }
 
-    /// What the next failure of an address banned `count` times before counts for.
+    /// What each failure of an address banned `count` times before counts for.
     #[must_use]
     pub fn failure_weight(count: u32, maxretry: u32) -> u32 {
         if count == 0 {

@@ -1,12 +1,12 @@
 //! Jails: failures in, ban decisions out, as fail2ban 1.0.2's jails decide them.
 //!
-//! [`JailParams`] is everything a jail needs, typed and checked, from a
-//! [`JailConfig`](crate::config::jails::JailConfig) and injected facts ([`Env`]: the text of
-//! /etc/services, the machine's own addresses, a resolver for host names, a random seed).
-//! [`Jail`] is the state machine (`state`): failures within `findtime`, `maxretry`,
-//! `maxmatches`, `bantime` and its increment (`increment`, with fail2ban's formulas read by
-//! our own evaluator in `formula`), in bounded memory (`tracker`). `ignore` holds
-//! `ignoreip`/`ignoreself` and `usedns`; `ports` the port scope of the jail's bans.
+//! [`JailParams`] is everything a jail needs, typed and checked, from a [`JailConfig`] and
+//! injected facts ([`Env`]: /etc/services, the machine's own addresses, a resolver for host
+//! names, a random seed, the memory limits). [`Jail`] is the state machine (`state`):
+//! failures within `findtime`, `maxretry`, `maxmatches`, `bantime` and its increment
+//! (`increment`, fail2ban's formulas read by our own evaluator in `formula`), in bounded
+//! memory (`tracker`). `ignore` holds `ignoreip`/`ignoreself` and `usedns`; `ports` the port
+//! scope of the jail's bans.
 //!
 //! Pure, time injected, no I/O, except `ignorecommand`, which runs the jail's external
 //! command and is used by the daemon, never by the state machine. May depend on `config`,
@@ -15,7 +15,44 @@
 //!
 //! Memory: a jail tracks at most [`DEFAULT_MAX_TRACKED`] addresses and
 //! [`DEFAULT_MAX_MATCH_BYTES`] bytes of matched lines; at either bound, the addresses whose
-//! last failure is oldest are forgotten first, and [`JailStats::evicted`] counts them.
+//! last failure is oldest are forgotten first, and [`JailStats::evicted`] counts them. A
+//! jail full of one-failure sshd addresses holds 84 MiB (193 bytes an address, measured).
+//!
+//! ```
+//! use banxdp::jail::{Env, Jail, JailParams, Limits, Services, UseDns, targets};
+//! # let config = banxdp::config::jails::JailConfig {
+//! #     name: "sshd".into(), backend: "auto".into(), logpaths: vec![], logencoding: None,
+//! #     logtimezone: None, failregex: vec![], ignoreregex: vec![], prefregex: None,
+//! #     datepattern: None, journalmatch: vec![], maxlines: 1, usedns: "warn".into(),
+//! #     maxretry: 2, maxmatches: None, findtime: 600,
+//! #     bantime: banxdp::config::jails::Bantime::Seconds(3600), increment: Default::default(),
+//! #     ignoreip: vec!["10.0.0.0/8".into()], ignoreself: true, ignorecommand: None,
+//! #     port: Some("ssh".into()), protocol: None, chain: None,
+//! #     actions: vec!["iptables-multiport".into()],
+//! # };
+//! let services = Services::parse("ssh 22/tcp\n");
+//! let env = Env {
+//!     services: &services,
+//!     local_addrs: &[],
+//!     resolve: &|_name| Vec::new(),
+//!     seed: 42,
+//!     limits: Limits::default(),
+//! };
+//! let mut jail = Jail::new(JailParams::from_config(&config, &env)?);
+//! let host = banxdp::filter::Host::Ip("203.0.113.9".parse()?, None);
+//! let line = "Failed password for root from 203.0.113.9 port 50122 ssh2";
+//! let now = 1_796_464_800;
+//! let mut bans = Vec::new();
+//! for t in [now - 20, now - 10] {
+//!     for net in targets(&host, UseDns::Warn, &|_| Vec::new()).nets {
+//!         bans.extend(jail.failure(net, t, line, now));
+//!     }
+//! }
+//! assert_eq!(bans.len(), 1);
+//! assert_eq!(bans[0].end(), Some(now - 10 + 3600));
+//! assert_eq!(jail.params().ignore.allowed_nets()[0].to_string(), "10.0.0.0/8");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod formula;
 pub mod ignore;
@@ -23,10 +60,14 @@ pub mod ignorecommand;
 pub mod increment;
 pub mod ports;
 pub mod state;
-pub mod tracker;
+mod tracker;
 
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
+mod oracle_tests;
 #[cfg(test)]
 mod tests;
 
@@ -70,6 +111,20 @@ impl Default for Limits {
         Self {
             max_tracked: DEFAULT_MAX_TRACKED,
             max_match_bytes: DEFAULT_MAX_MATCH_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits as a budget shared by `jails` jails: each gets an equal part (at least
+    /// 1,024 addresses and 1 MiB), so that a flood hitting every jail at once stays within
+    /// the budget. The default is per jail: a flood usually hits one.
+    #[must_use]
+    pub fn shared_by(self, jails: usize) -> Self {
+        let jails = jails.max(1);
+        Self {
+            max_tracked: (self.max_tracked / jails).max(1024),
+            max_match_bytes: (self.max_match_bytes / jails).max(1 << 20),
         }
     }
 }

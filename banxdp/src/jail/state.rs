@@ -10,6 +10,8 @@
 //!
 //! Pure: no I/O, no clock, no randomness but a generator seeded from the parameters.
 
+use std::time::{Duration, SystemTime};
+
 use hashbrown::HashMap;
 use ipnet::IpNet;
 
@@ -19,7 +21,10 @@ use super::{
     increment::Increment,
     tracker::{Failure, Key, Tracker},
 };
-use crate::config::jails::Bantime;
+use crate::{
+    config::jails::Bantime,
+    enforce::{Ban, Expiry},
+};
 
 /// A ban the jail decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +50,23 @@ impl Decision {
     pub fn end(&self) -> Option<i64> {
         self.duration.map(|d| self.start.saturating_add(d))
     }
+
+    /// The ban as enforcers take it.
+    #[must_use]
+    pub fn to_ban(&self, jail: &str) -> Ban {
+        let expiry = match self.end() {
+            None => Expiry::Never,
+            Some(end) => {
+                let since_epoch = Duration::from_secs(u64::try_from(end).unwrap_or(0));
+                Expiry::At(SystemTime::UNIX_EPOCH + since_epoch)
+            }
+        };
+        Ban {
+            jail: jail.to_string(),
+            target: self.target,
+            expiry,
+        }
+    }
 }
 
 /// What the jail has counted since it started.
@@ -68,6 +90,8 @@ pub struct JailStats {
     pub currently_banned: usize,
     /// Bytes of matched lines kept.
     pub match_bytes: usize,
+    /// Bans that got the plain `bantime` because `bantime.formula` failed on them.
+    pub formula_errors: u64,
 }
 
 /// What the jail knows of an address it has banned.
@@ -86,6 +110,8 @@ pub struct Jail {
     params: JailParams,
     tracker: Tracker,
     known: HashMap<Key, Known, foldhash::fast::RandomState>,
+    /// How many of `known` are active.
+    active: usize,
     stats: JailStats,
     rng: u64,
 }
@@ -98,6 +124,7 @@ impl Jail {
             params,
             tracker: Tracker::new(),
             known: HashMap::default(),
+            active: 0,
             stats: JailStats::default(),
             rng,
         }
@@ -106,6 +133,13 @@ impl Jail {
     #[must_use]
     pub fn params(&self) -> &JailParams {
         &self.params
+    }
+
+    /// New parameters (`banxdp reload`), keeping the failures counted and the bans known:
+    /// the new `maxretry`, `findtime` and limits apply from the next failure, the new
+    /// `ignoreip` to every failure from now on.
+    pub fn reconfigure(&mut self, params: JailParams) {
+        self.params = params;
     }
 
     #[must_use]
@@ -119,6 +153,8 @@ impl Jail {
     /// host bits cleared, `::ffff:192.0.2.1` as `192.0.2.1`.
     pub fn failure(&mut self, target: IpNet, time: i64, line: &str, now: i64) -> Option<Decision> {
         let target = canonical_net(target);
+        // A time in the future (a guessed year, a skewed clock) is now, as in fail2ban.
+        let time = time.min(now);
         let findtime = self.params.findtime;
         if time < now - findtime {
             self.stats.too_old += 1;
@@ -147,6 +183,7 @@ impl Jail {
         };
         let failure = Failure {
             time,
+            now,
             line,
             weight,
             findtime,
@@ -178,9 +215,12 @@ impl Jail {
                 None => base,
                 Some(inc) => {
                     let random = next_random(&mut self.rng);
-                    // A formula that fails on some count falls back to the plain ban time
-                    // (fail2ban logs the error and keeps `bantime`).
-                    inc.ban_time(base, count, random).unwrap_or(base)
+                    // A formula that fails on some count (`1 / (ban.Count - 1)`) falls back
+                    // to the plain ban time, as fail2ban's does; the daemon sees it counted.
+                    inc.ban_time(base, count, random).unwrap_or_else(|_| {
+                        self.stats.formula_errors += 1;
+                        base
+                    })
                 }
             }),
         }
@@ -196,13 +236,13 @@ impl Jail {
         (failures, matches): (u32, Vec<String>),
     ) -> Decision {
         let ban_count = count.saturating_add(1);
-        self.known.insert(
+        self.set_known(
             key,
-            Known {
+            Some(Known {
                 count: ban_count,
                 last_ban: start,
                 active: true,
-            },
+            }),
         );
         self.stats.total_banned += 1;
         Decision {
@@ -212,6 +252,21 @@ impl Jail {
             ban_count,
             failures,
             matches,
+        }
+    }
+
+    /// Sets (or with `None`, forgets) what the jail knows of `key`'s bans, keeping count of
+    /// the active ones.
+    fn set_known(&mut self, key: Key, known: Option<Known>) {
+        let old = match known {
+            Some(k) => self.known.insert(key, k),
+            None => self.known.remove(&key),
+        };
+        if old.is_some_and(|k| k.active) {
+            self.active -= 1;
+        }
+        if known.is_some_and(|k| k.active) {
+            self.active += 1;
         }
     }
 
@@ -236,14 +291,12 @@ impl Jail {
             self.tracker.remove(&key);
         }
         if active || self.params.increment.is_some() {
-            self.known.insert(
-                key,
-                Known {
-                    count,
-                    last_ban,
-                    active,
-                },
-            );
+            let known = Known {
+                count,
+                last_ban,
+                active,
+            };
+            self.set_known(key, Some(known));
         }
     }
 
@@ -251,25 +304,26 @@ impl Jail {
     /// kept when `bantime.increment` needs it.
     pub fn unbanned(&mut self, target: IpNet) {
         let key = Key::of(target);
-        if self.params.increment.is_some() {
-            if let Some(k) = self.known.get_mut(&key) {
-                k.active = false;
-            }
-        } else {
-            self.known.remove(&key);
-        }
+        let kept = self
+            .known
+            .get(&key)
+            .copied()
+            .filter(|_| self.params.increment.is_some());
+        self.set_known(key, kept.map(|k| Known { active: false, ..k }));
     }
 
     /// `ignorecommand` spared `target` after the jail decided its ban: the ban does not
     /// count, and the failure is counted as ignored.
     pub fn spared(&mut self, target: IpNet) {
         let key = Key::of(target);
-        if let Some(k) = self.known.get_mut(&key) {
-            k.active = false;
-            k.count = k.count.saturating_sub(1);
-            if k.count == 0 {
-                self.known.remove(&key);
-            }
+        if let Some(k) = self.known.get(&key).copied() {
+            let count = k.count.saturating_sub(1);
+            let kept = (count > 0).then_some(Known {
+                count,
+                active: false,
+                ..k
+            });
+            self.set_known(key, kept);
         }
         self.stats.total_banned = self.stats.total_banned.saturating_sub(1);
         self.stats.ignored += 1;
@@ -291,7 +345,7 @@ impl Jail {
     pub fn forget(&mut self, target: IpNet) {
         let key = Key::of(target);
         if self.known.get(&key).is_some_and(|k| !k.active) {
-            self.known.remove(&key);
+            self.set_known(key, None);
         }
     }
 
@@ -310,7 +364,7 @@ impl Jail {
         JailStats {
             currently_failed: self.tracker.len(),
             evicted: self.tracker.evicted,
-            currently_banned: self.known.values().filter(|k| k.active).count(),
+            currently_banned: self.active,
             match_bytes: self.tracker.match_bytes(),
             ..self.stats
         }

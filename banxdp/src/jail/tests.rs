@@ -1,23 +1,24 @@
-//! The state machine, table-driven, with real log lines as matches; and every stock jail of
-//! the installed fail2ban through [`JailParams::from_config`].
+//! The state machine, table-driven, with real log lines as matches: windows, bans, ignores,
+//! the increment, manual bans, restores from the store. (Configuration: `config_tests`;
+//! memory: `memory_tests`; fail2ban as the oracle: `oracle_tests`.)
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::*;
-use crate::config::jails::Increment as IncrementConf;
+use crate::{config::jails::Increment as IncrementConf, enforce::Expiry};
 
-const T0: i64 = 1_765_000_000;
+pub(super) const T0: i64 = 1_765_000_000;
 
-fn line(ip: &str, n: usize) -> String {
+pub(super) fn line(ip: &str, n: usize) -> String {
     format!(
         "Failed password for invalid user admin{n} from {ip} port {} ssh2",
         40_000 + n
     )
 }
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     crate::enforce::parse_target(s).unwrap()
 }
 
@@ -61,7 +62,7 @@ pub(super) fn resolve(name: &str) -> Vec<IpAddr> {
     }
 }
 
-fn params_with(c: &JailConfig, limits: Limits) -> JailParams {
+pub(super) fn params_with(c: &JailConfig, limits: Limits) -> JailParams {
     let services = Services::parse("ssh 22/tcp\nhttp 80/tcp www\nhttps 443/tcp\n");
     let local: Vec<IpAddr> = vec!["192.0.2.254".parse().unwrap()];
     let env = Env {
@@ -74,13 +75,13 @@ fn params_with(c: &JailConfig, limits: Limits) -> JailParams {
     JailParams::from_config(c, &env).unwrap()
 }
 
-fn jail(c: &JailConfig) -> Jail {
+pub(super) fn jail(c: &JailConfig) -> Jail {
     Jail::new(params_with(c, Limits::default()))
 }
 
 /// Feeds `(address, seconds after T0)` failures with `now` equal to the failure's time;
 /// returns the indices of the failures that banned, and the decisions.
-fn feed(jail: &mut Jail, failures: &[(&str, i64)]) -> Vec<(usize, Decision)> {
+pub(super) fn feed(jail: &mut Jail, failures: &[(&str, i64)]) -> Vec<(usize, Decision)> {
     failures
         .iter()
         .enumerate()
@@ -173,6 +174,12 @@ fn a_decision_carries_what_the_store_needs() {
     assert_eq!(j.currently_failed(), 0);
     assert_eq!(j.total_failed(), 3);
     assert!(j.is_banned(net("203.0.113.5")));
+    let ban = d.to_ban("sshd");
+    let end = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_660);
+    assert_eq!(
+        (ban.jail.as_str(), ban.target, ban.expiry),
+        ("sshd", d.target, Expiry::At(end))
+    );
 }
 
 #[test]
@@ -299,8 +306,16 @@ fn repeat_offenders_get_longer_bans_and_fewer_chances() {
         j.unbanned(net(ip));
     }
     assert_eq!(durations, [600, 1200, 2400, 4800, 9600]);
-    // After n bans, the first failure counts 2^n/2 + 1 (at most maxretry = 3).
+    // After n bans, each failure counts 2^n/2 + 1 (at most maxretry = 3).
     assert_eq!(failures_needed, [3, 2, 1, 1, 1]);
+    // With maxretry 5, after one ban: 2 + 2 + 2 ≥ 5, the third failure bans.
+    let mut c = increment_conf();
+    c.maxretry = 5;
+    let mut j = jail(&c);
+    j.restore(net(ip), 1, T0 - 3600, false);
+    let bans = feed(&mut j, &[(ip, 0), (ip, 1), (ip, 2)]);
+    assert_eq!(bans.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2]);
+    assert_eq!(bans[0].1.failures, 3);
 }
 
 #[test]
@@ -365,6 +380,18 @@ fn manual_bans() {
     assert_eq!((subnet.duration, subnet.end()), (None, None));
     assert!(j.is_banned(net("198.51.100.0/24")));
     assert!(!j.is_banned(net("198.51.100.1")));
+    assert_eq!(j.stats().currently_banned, 2);
+    j.restore(net("192.0.2.50"), 1, T0 - 5, true);
+    j.restore(net("192.0.2.7"), 2, T0 + 10, true);
+    assert_eq!(
+        j.stats().currently_banned,
+        3,
+        "192.0.2.7 restored over itself"
+    );
+    j.unbanned(net("192.0.2.50"));
+    j.forget(net("192.0.2.50"));
+    j.unbanned(net("192.0.2.50"));
+    assert_eq!((j.stats().currently_banned, j.stats().total_banned), (2, 3));
 }
 
 #[test]
@@ -377,6 +404,7 @@ fn permanent_bantime_and_networks() {
     let bans = feed(&mut j, &[(subnet, 0), (subnet, 1), (subnet, 2)]);
     assert_eq!(bans[0].1.target, net(subnet));
     assert_eq!(bans[0].1.duration, None);
+    assert_eq!(bans[0].1.to_ban("sshd").expiry, Expiry::Never);
     j.unbanned(net(subnet));
     j.failure(net(subnet), T0 + 9, "x", T0 + 9);
     assert_eq!(
@@ -426,108 +454,31 @@ fn expire_frees_closed_windows() {
 }
 
 #[test]
-fn the_oldest_addresses_go_first_at_the_cap() {
-    let limits = Limits {
-        max_tracked: 3,
-        max_match_bytes: 1 << 20,
-    };
-    let mut j = Jail::new(params_with(&conf(), limits));
-    // .1 fails at 0 and 3 (the most recent then), .2 and .3 once; .4 and .5 evict .2 and .3.
-    let none = feed(
-        &mut j,
-        &[
-            ("192.0.2.1", 0),
-            ("192.0.2.2", 1),
-            ("192.0.2.3", 2),
-            ("192.0.2.1", 3),
-            ("192.0.2.4", 4),
-            ("192.0.2.5", 5),
-        ],
-    );
-    assert!(none.is_empty());
-    assert_eq!((j.stats().currently_failed, j.stats().evicted), (3, 2));
-    // .1 kept its two failures: a third bans.
-    assert_eq!(feed(&mut j, &[("192.0.2.1", 6)]).len(), 1);
-    // .2 lost its first: two more do not ban.
-    assert!(feed(&mut j, &[("192.0.2.2", 7), ("192.0.2.2", 8)]).is_empty());
-    let s = j.stats();
-    assert_eq!((s.currently_failed, s.evicted), (3, 2), "{s:?}");
+fn a_formula_that_fails_keeps_the_plain_bantime() {
+    let mut c = increment_conf();
+    c.increment.formula = Some("ban.Time * 600 / (ban.Count - 2)".into());
+    let mut j = jail(&c);
+    j.restore(net("192.0.2.1"), 2, T0 - 3600, false);
+    j.restore(net("192.0.2.2"), 3, T0 - 3600, false);
+    let d1 = j.failure(net("192.0.2.1"), T0, "x", T0).unwrap();
+    let d2 = j.failure(net("192.0.2.2"), T0, "x", T0).unwrap();
+    assert_eq!((d1.duration, d2.duration), (Some(600), Some(86_400)));
+    assert_eq!(j.stats().formula_errors, 1);
 }
 
 #[test]
-fn matched_text_is_bounded_too() {
-    let limits = Limits {
-        max_tracked: 1000,
-        max_match_bytes: 1000,
-    };
-    let mut j = Jail::new(params_with(&conf(), limits));
-    for i in 0..100u8 {
-        let ip = format!("192.0.2.{i}");
-        j.failure(net(&ip), T0, &line(&ip, 0), T0);
-    }
-    let s = j.stats();
-    assert!(s.match_bytes <= 1000, "{s:?}");
-    assert_eq!(
-        s.currently_failed + usize::try_from(s.evicted).unwrap(),
-        100
-    );
-    assert!(s.evicted > 80, "{s:?}");
-}
-
-/// 1,000,000 addresses that fail once each: the jail stays within its limits, and its heap
-/// (by its own account) stays under 128 MiB.
-#[test]
-fn a_flood_of_distinct_addresses_stays_bounded() {
+fn reload_keeps_counts() {
     let mut j = jail(&conf());
-    let mut text = String::new();
-    for i in 0..1_000_000u32 {
-        let ip = IpAddr::from((0x0A00_0000 + i).to_be_bytes());
-        text.clear();
-        text.push_str("Failed password for invalid user oracle from ");
-        text.push_str(&ip.to_string());
-        text.push_str(" port 51234 ssh2");
-        assert_eq!(
-            j.failure(
-                IpNet::from(ip),
-                T0 + i64::from(i / 2000),
-                &text,
-                T0 + i64::from(i / 2000)
-            ),
-            None
-        );
-    }
-    let s = j.stats();
-    assert_eq!(s.currently_failed, DEFAULT_MAX_TRACKED);
-    assert_eq!(s.evicted, 1_000_000 - DEFAULT_MAX_TRACKED as u64);
-    assert_eq!(s.total_failed, 1_000_000);
-    let heap = j.tracked_heap_bytes();
-    assert!(heap < 128 << 20, "{heap} bytes");
-}
-
-/// The resident memory of that flood, measured (run alone:
-/// `cargo test -p banxdp --lib --release jail::tests::flood_rss -- --ignored --nocapture`).
-#[test]
-#[ignore = "measures the process's RSS: run alone"]
-fn flood_rss() {
-    fn rss_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-    let before = rss_kib();
-    let mut j = jail(&conf());
-    for i in 0..1_000_000u32 {
-        let ip = IpAddr::from((0x0A00_0000 + i).to_be_bytes());
-        let text = format!("Failed password for invalid user oracle from {ip} port 51234 ssh2");
-        j.failure(IpNet::from(ip), T0, &text, T0);
-    }
-    let after = rss_kib();
-    eprintln!(
-        "1,000,000 one-failure addresses: RSS {before} KiB -> {after} KiB (+{} MiB), {:?}, \
-         own account {} MiB",
-        (after - before) / 1024,
-        j.stats(),
-        j.tracked_heap_bytes() >> 20
-    );
-    assert!(after < 256 * 1024, "{after} KiB");
+    let ip = "192.0.2.7";
+    feed(&mut j, &[(ip, 0), (ip, 1)]);
+    let mut c = conf();
+    c.maxretry = 4;
+    j.reconfigure(params_with(&c, Limits::default()));
+    assert!(feed(&mut j, &[(ip, 2)]).is_empty(), "3 < the new maxretry");
+    assert_eq!(feed(&mut j, &[(ip, 3)]).len(), 1);
+    c.ignoreip = vec!["192.0.2.0/24".into()];
+    j.reconfigure(params_with(&c, Limits::default()));
+    j.unbanned(net(ip));
+    assert!(feed(&mut j, &[(ip, 4), (ip, 5), (ip, 6), (ip, 7)]).is_empty());
+    assert_eq!(j.stats().ignored, 4);
 }

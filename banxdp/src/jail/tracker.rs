@@ -7,10 +7,10 @@
 //! are chained in the order they last failed, so that the one whose last failure is oldest
 //! is found in O(1).
 //!
-//! Bounds: at most `max_tracked` addresses and `max_match_bytes` bytes of matched text. A
-//! new address that would pass either bound first evicts the addresses whose last failure is
-//! oldest (their failures are forgotten, as if `findtime` had passed; each eviction is
-//! counted). Slots of addresses whose window has passed are freed by [`Tracker::expire`].
+//! Bounds: at most `max_tracked` addresses and `max_match_bytes` bytes of matched text (or
+//! one address's lines, if they alone are more). A failure that would pass either bound
+//! first evicts the addresses whose last failure is oldest (their failures are forgotten, as
+//! if `findtime` had passed; each eviction is counted). Slots of addresses whose window has passed are freed by [`Tracker::expire`].
 
 use hashbrown::HashTable;
 use ipnet::IpNet;
@@ -92,8 +92,10 @@ pub struct Limits {
 /// One failure to count.
 pub struct Failure<'a> {
     pub time: i64,
+    /// The jail's clock: a window whose last failure is `findtime` older is closed.
+    pub now: i64,
     pub line: &'a str,
-    /// What a new window's first failure counts for.
+    /// What the failure counts for against `maxretry` (more than 1 for repeat offenders).
     pub weight: u32,
     pub findtime: i64,
     pub maxmatches: u32,
@@ -128,11 +130,6 @@ impl Tracker {
     #[must_use]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     #[must_use]
@@ -238,6 +235,12 @@ impl Tracker {
             None => self.insert(key, failure, limits),
         };
         self.push_back(i);
+        // An address's lines grew: others make room (the address itself, now the most
+        // recent, goes last).
+        while self.match_bytes > limits.max_match_bytes && self.head != i {
+            self.remove_slot(self.head);
+            self.evicted += 1;
+        }
         &self.slot(i).window
     }
 
@@ -299,11 +302,12 @@ impl Tracker {
 }
 
 /// fail2ban's `FailTicket.adjustTime` and `inc`: a failure after the window's span scales the
-/// count to the rate seen over the last `findtime`; one after the whole window has passed
-/// starts a new one.
+/// count to the rate seen over the last `findtime`; a window whose last failure is `findtime`
+/// older than now is closed (fail2ban's `FailManager.cleanup`), and the failure opens a new
+/// one.
 fn count(window: &mut Window, failure: &Failure<'_>) {
     let (time, findtime) = (failure.time, failure.findtime);
-    if window.last <= time - findtime {
+    if window.last <= failure.now - findtime {
         *window = Window {
             first: time,
             last: time,
@@ -316,16 +320,32 @@ fn count(window: &mut Window, failure: &Failure<'_>) {
     }
     if time > window.last {
         if window.first < time - findtime {
+            // fail2ban's `int(round(retry / float(span) * findtime))`, in the same floating
+            // point operations, rounding halves to even as Python 3 does.
             let span = time - window.first;
-            let scaled = (i64::from(window.retry) * findtime + span / 2) / span;
-            window.retry = u32::try_from(scaled).unwrap_or(u32::MAX);
+            let scaled =
+                (f64::from(window.retry) / seconds(span) * seconds(findtime)).round_ties_even();
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "0 ≤ scaled ≤ retry"
+            )]
+            let scaled = scaled as u32;
+            window.retry = scaled;
             window.first = time - findtime;
         }
         window.last = time;
     }
-    window.retry = window.retry.saturating_add(1);
+    window.retry = window.retry.saturating_add(failure.weight.max(1));
     window.failures = window.failures.saturating_add(1);
     push_match(window, failure.line, failure.maxmatches);
+}
+
+/// Seconds as a float, exact below 2^53 (every time a log holds).
+fn seconds(s: i64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "exact below 2^53")]
+    let f = s as f64;
+    f
 }
 
 /// Appends `line`, keeping the last `max` lines.

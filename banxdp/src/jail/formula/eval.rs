@@ -79,12 +79,17 @@ fn binary(op: Op, a: Num, b: Num) -> Result<Num, String> {
     use Num::Int;
     let cmp = |r: bool| Ok(Int(i64::from(r)));
     match op {
-        Op::Lt => return cmp(a.as_f64() < b.as_f64()),
-        Op::Le => return cmp(a.as_f64() <= b.as_f64()),
-        Op::Gt => return cmp(a.as_f64() > b.as_f64()),
-        Op::Ge => return cmp(a.as_f64() >= b.as_f64()),
-        Op::Eq => return cmp((a.as_f64() - b.as_f64()).abs() < f64::EPSILON),
-        Op::Ne => return cmp((a.as_f64() - b.as_f64()).abs() >= f64::EPSILON),
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+            let order = compare(a, b);
+            return cmp(match op {
+                Op::Lt => order.is_lt(),
+                Op::Le => order.is_le(),
+                Op::Gt => order.is_gt(),
+                Op::Ge => order.is_ge(),
+                Op::Eq => order.is_eq(),
+                _ => order.is_ne(),
+            });
+        }
         Op::Div => {
             if b.as_f64() == 0.0 {
                 return Err("division by zero".into());
@@ -123,6 +128,18 @@ fn binary(op: Op, a: Num, b: Num) -> Result<Num, String> {
         Op::Pow => left.powf(right),
         _ => unreachable!("handled above"),
     })
+}
+
+/// Python's comparison: exact between whole numbers, and between floats (a NaN cannot
+/// arise: every float result is checked to be finite).
+fn compare(a: Num, b: Num) -> std::cmp::Ordering {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => x.cmp(&y),
+        _ => a
+            .as_f64()
+            .partial_cmp(&b.as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal),
+    }
 }
 
 fn bitwise(op: Op, x: i64, y: i64) -> Result<Num, String> {
