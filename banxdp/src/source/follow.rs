@@ -7,7 +7,9 @@
 //! pattern's directory (notify's thread only records which paths changed and wakes
 //! [`Follower::next`]), with a slow safety tick that re-reads everything in case an event was
 //! lost; specs with `backend = polling`, and every spec when inotify cannot be had (out of
-//! watches, no inotify), are read on every poll tick instead. The daemon drives `next` from its
+//! watches, no inotify), are read on every poll tick instead, as are files that were rotated
+//! or removed while they are still read (their writer may not have reopened its log yet:
+//! see [`Intervals::grace`]). The daemon drives `next` from its
 //! own task: this module spawns none. Reads are plain blocking reads of at most
 //! [`BATCH_BYTES`] per file per batch, from the page cache in practice.
 
@@ -132,6 +134,9 @@ pub struct Intervals {
     pub poll: Duration,
     /// Between two reads of every file and globs under inotify, in case an event was lost.
     pub safety: Duration,
+    /// How long a rotated or removed file is still read after its last growth: its writer
+    /// may not have reopened its log yet.
+    pub grace: Duration,
 }
 
 impl Default for Intervals {
@@ -139,6 +144,7 @@ impl Default for Intervals {
         Self {
             poll: Duration::from_secs(1),
             safety: Duration::from_secs(10),
+            grace: Duration::from_secs(60),
         }
     }
 }
@@ -196,6 +202,8 @@ struct Followed {
     tail: FileTail,
     specs: Arc<[usize]>,
     polled: bool,
+    /// Its path no longer exists: read on the poll tick until it is quiet and let go.
+    missing: bool,
     dirty: bool,
     failing: Option<std::io::ErrorKind>,
 }
@@ -308,7 +316,7 @@ impl Follower {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let deadline = if self.polled.iter().any(|&p| p) {
+            let deadline = if self.wants_poll() {
                 self.next_poll.min(self.next_safety)
             } else {
                 self.next_safety
@@ -324,19 +332,19 @@ impl Follower {
     /// also the polled ones; `safety_due`: all of them).
     fn poll_once(&mut self, poll_due: bool, safety_due: bool) {
         let pending = self.events.take();
-        let any_polled = self.polled.iter().any(|&p| p);
-        if pending.rescan || pending.everything || safety_due || (poll_due && any_polled) {
+        if pending.rescan || pending.everything || safety_due || (poll_due && self.wants_poll()) {
             self.rescan(false);
         }
         for (path, followed) in &mut self.files {
             followed.dirty |= pending.everything
                 || safety_due
-                || (poll_due && followed.polled)
+                || (poll_due && followed.wants_poll())
                 || pending.paths.contains(path);
         }
+        let (now, grace) = (std_now(), self.intervals.grace);
         for followed in self.files.values_mut() {
             if followed.dirty {
-                self.ready.extend(read(followed));
+                self.ready.extend(read(followed, now, grace));
             }
         }
     }
@@ -354,18 +362,7 @@ impl Follower {
                 found.entry(path).or_default().push(index);
             }
         }
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| !found.contains_key(*p) && !p.exists())
-            .cloned()
-            .collect();
-        for path in gone {
-            let mut followed = self.files.shift_remove(&path).expect("listed above");
-            while let Some(batch) = read(&mut followed) {
-                self.ready.push_back(batch);
-            }
-        }
+        self.let_go(&found);
         for (path, specs) in found {
             let polled = specs.iter().any(|&i| self.polled[i]);
             if let Some(followed) = self.files.get_mut(&path) {
@@ -387,6 +384,40 @@ impl Follower {
         }
     }
 
+    /// Marks the files whose path is gone, and lets go of those among them that have been
+    /// quiet for the grace period, after handing out what was left in them.
+    fn let_go(&mut self, found: &IndexMap<PathBuf, Vec<usize>>) {
+        let now = std_now();
+        let mut gone = Vec::new();
+        for (path, followed) in &mut self.files {
+            followed.missing = !found.contains_key(path) && !path.exists();
+            if followed.missing && followed.tail.quiet(now, self.intervals.grace) {
+                gone.push(path.clone());
+            }
+        }
+        for path in gone {
+            let mut followed = self.files.shift_remove(&path).expect("listed above");
+            let mut lines = Vec::new();
+            if let Err(e) = followed.tail.finish(&mut lines, now) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the rest of a removed log file");
+            }
+            tracing::info!(path = %path.display(), "no longer following: removed");
+            if !lines.is_empty() {
+                self.ready.push_back(Batch {
+                    path: path.into(),
+                    specs: followed.specs,
+                    lines,
+                    position: Position::default(),
+                });
+            }
+        }
+    }
+
+    /// Whether anything needs the poll tick: a polled spec, a file gone or rotated.
+    fn wants_poll(&self) -> bool {
+        self.polled.iter().any(|&p| p) || self.files.values().any(Followed::wants_poll)
+    }
+
     fn start(
         &self,
         path: PathBuf,
@@ -399,7 +430,7 @@ impl Follower {
             tracing::warn!(path = %path.display(), ?encoding, "jails read this file with different logencodings: all get this one");
         }
         let mut tail = FileTail::new(path, encoding);
-        let failing = match tail.open(start) {
+        let failing = match tail.open(start, std_now()) {
             Ok(false) => return None,
             Ok(true) => None,
             Err(e) => {
@@ -412,6 +443,7 @@ impl Follower {
             tail,
             specs: specs.into(),
             polled,
+            missing: false,
             dirty: true,
             failing,
         })
@@ -442,10 +474,21 @@ impl Follower {
     }
 }
 
+impl Followed {
+    fn wants_poll(&self) -> bool {
+        self.polled || self.missing || self.tail.has_retired()
+    }
+}
+
+/// Now on tokio's clock (which tests may pause), as the file layer takes it.
+fn std_now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 /// Reads one file's next batch; logs a failure once per kind of failure.
-fn read(followed: &mut Followed) -> Option<Batch> {
+fn read(followed: &mut Followed, now: std::time::Instant, grace: Duration) -> Option<Batch> {
     let mut lines = Vec::new();
-    match followed.tail.read(BATCH_BYTES, &mut lines) {
+    match followed.tail.read(BATCH_BYTES, &mut lines, now, grace) {
         Ok(more) => {
             followed.dirty = more;
             followed.failing = None;

@@ -32,6 +32,7 @@ fn fast() -> Intervals {
     Intervals {
         poll: Duration::from_millis(20),
         safety: Duration::from_secs(3600),
+        grace: Duration::from_millis(200),
     }
 }
 
@@ -216,8 +217,8 @@ async fn a_glob_follows_files_that_appear_later_and_in_a_directory_made_later() 
         ],
         HashMap::new(),
         Intervals {
-            poll: Duration::from_millis(20),
             safety: Duration::from_millis(100),
+            ..fast()
         },
     )
     .unwrap();
@@ -309,6 +310,18 @@ async fn encodings_and_a_line_past_the_bound() {
     assert_eq!(lines[2], "after");
 }
 
+/// Drives the follower (dropping its batches) until `done`; panics after [`WAIT`].
+async fn drive_until(follower: &mut Follower, done: impl Fn(&Follower) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(follower) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), follower.next()).await;
+    }
+}
+
 #[tokio::test]
 async fn a_file_removed_for_good_is_let_go_after_its_last_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -316,12 +329,34 @@ async fn a_file_removed_for_good_is_let_go_after_its_last_lines() {
     append(&path, "1\n");
     let mut follower = follower(vec![spec(&dir.path().join("*.log"), false)]);
     take(&mut follower, 1, None).await;
-    append(&path, "2\n");
+    let mut writer = OpenOptions::new().append(true).open(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
+    // Its writer has not noticed yet: what it writes is still read.
+    writer.write_all(b"2\n").unwrap();
     assert_eq!(take(&mut follower, 1, None).await.0, ["2"]);
     append(&dir.path().join("b.log"), "b\n");
     assert_eq!(take(&mut follower, 1, None).await.0, ["b"]);
-    assert_eq!(follower.files(), [dir.path().join("b.log")]);
+    let b = [dir.path().join("b.log")];
+    drive_until(&mut follower, |f| f.files() == b).await;
+}
+
+#[tokio::test]
+async fn a_writer_that_reopens_its_log_late_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "old 1\n");
+    let mut follower = follower(vec![spec(&path, false)]);
+    take(&mut follower, 1, None).await;
+    let mut old = OpenOptions::new().append(true).open(&path).unwrap();
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    append(&path, "new 1\n");
+    assert_eq!(take(&mut follower, 1, None).await.0, ["new 1"]);
+    // logrotate's postrotate has not yet told the writer to reopen: it writes to the old file.
+    old.write_all(b"old 2\n").unwrap();
+    assert_eq!(take(&mut follower, 1, None).await.0, ["old 2"]);
+    append(&path, "new 2\n");
+    assert_eq!(take(&mut follower, 1, None).await.0, ["new 2"]);
+    assert_eq!(follower.files(), [path]);
 }
 
 #[test]
