@@ -204,6 +204,33 @@ fn text(value: &Value, encoding: Encoding) -> Option<String> {
     }
 }
 
+/// Where journald keeps the system journal: persistent, then volatile.
+const SYSTEM_JOURNALS: [&str; 2] = ["/var/log/journal", "/run/log/journal"];
+
+/// Whether any of `dirs` (or their machine-id subdirectories) holds a journal file. On a
+/// machine without journald `journalctl --follow` would wait silently forever.
+fn has_journal(dirs: &[&str]) -> bool {
+    let is_journal = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e == "journal" || e == "journal~")
+    };
+    dirs.iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                let path = entry.path();
+                is_journal(&path)
+                    || std::fs::read_dir(&path)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|inner| is_journal(&inner.path()))
+            })
+    })
+}
+
 /// A running `journalctl` whose entries are read one by one.
 #[derive(Debug)]
 pub struct JournalSource {
@@ -215,14 +242,9 @@ pub struct JournalSource {
 
 impl JournalSource {
     /// Starts `journalctl` for `spec`. A machine without journalctl, or (reading the system
-    /// journal) without a journal directory, is a clear error for this jail alone.
+    /// journal) without journal files, is a clear error for this jail alone.
     pub fn spawn(spec: &JournalSpec) -> Result<Self, SourceError> {
-        if spec.directory.is_none()
-            && spec.files.is_empty()
-            && !["/var/log/journal", "/run/log/journal"]
-                .iter()
-                .any(|d| Path::new(d).is_dir())
-        {
+        if spec.directory.is_none() && spec.files.is_empty() && !has_journal(&SYSTEM_JOURNALS) {
             return Err(SourceError::NoJournal {
                 jail: spec.jail.clone(),
             });
@@ -401,6 +423,34 @@ mod tests {
         assert_eq!(
             err,
             "jail `sshd`: backend = systemd needs `/nonexistent/journalctl`, which cannot be run"
+        );
+    }
+
+    #[test]
+    fn a_machine_without_journal_files_has_no_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        assert!(!has_journal(&[root, "/nonexistent"]));
+        std::fs::create_dir(dir.path().join("0123abcd")).unwrap();
+        assert!(
+            !has_journal(&[root]),
+            "an empty machine-id directory is no journal"
+        );
+        std::fs::write(dir.path().join("0123abcd/system.journal"), b"").unwrap();
+        assert!(has_journal(&["/nonexistent", root]));
+    }
+
+    #[tokio::test]
+    async fn without_a_journal_the_jail_gets_a_clear_error() {
+        if has_journal(&SYSTEM_JOURNALS) {
+            eprintln!("skipped: this machine has a system journal");
+            return;
+        }
+        let spec = JournalSpec::from_jail("sshd", &[], &[], Encoding::Auto).unwrap();
+        let err = JournalSource::spawn(&spec).unwrap_err().to_string();
+        assert!(
+            err.starts_with("jail `sshd`: backend = systemd, but this machine has no journal"),
+            "{err}"
         );
     }
 

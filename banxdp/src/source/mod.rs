@@ -52,7 +52,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     #[error(
-        "jail `{jail}`: backend = systemd, but this machine has no journal (neither /var/log/journal nor /run/log/journal); set journalpath or journalfiles"
+        "jail `{jail}`: backend = systemd, but this machine has no journal (no journal files in /var/log/journal or /run/log/journal); set journalpath or journalfiles, or use another backend"
     )]
     NoJournal { jail: String },
     #[error("jail `{jail}`: `journalctl` failed: {stderr}")]
