@@ -410,3 +410,42 @@ fn backends_and_logpaths_parse_as_fail2ban_writes_them() {
         Follower::new(vec![spec(Path::new("/var/log/[x"), false)], HashMap::new()).unwrap_err();
     assert_eq!(err.to_string(), "invalid logpath pattern `/var/log/[x`");
 }
+
+/// Numbers for the README: `cargo test -p banxdp --lib source::follow_tests::measure --
+/// --ignored --nocapture` (add `--release` for the real figures).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_throughput_and_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.log");
+    let n = 1_000_000;
+    let line = "Dec  5 10:14:03 host sshd[4242]: Failed password for invalid user admin from 192.0.2.77 port 52234 ssh2\n";
+    std::fs::write(&path, line.repeat(n)).unwrap();
+    let started = std::time::Instant::now();
+    let mut follower = follower(vec![spec(&path, false)]);
+    let (mut got, mut batches) = (0, 0);
+    while got < n {
+        got += follower.next().await.lines.len();
+        batches += 1;
+    }
+    let took = started.elapsed();
+    println!(
+        "backlog: {n} lines ({} MB) in {took:?}: {:.0} lines/s, {batches} batches",
+        n * line.len() / 1_000_000,
+        n as f64 / took.as_secs_f64()
+    );
+    let mut writer = OpenOptions::new().append(true).open(&path).unwrap();
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let sent = std::time::Instant::now();
+        writer.write_all(line.as_bytes()).unwrap();
+        let batch = tokio::time::timeout(WAIT, follower.next()).await.unwrap();
+        latencies.push(sent.elapsed());
+        assert_eq!(batch.lines.len(), 1);
+    }
+    latencies.sort();
+    println!(
+        "inotify latency, write to batch: median {:?}, p99 {:?}, max {:?}",
+        latencies[100], latencies[198], latencies[199]
+    );
+}
