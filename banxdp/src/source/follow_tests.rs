@@ -432,7 +432,7 @@ async fn measure_throughput_and_latency() {
     println!(
         "backlog: {n} lines ({} MB) in {took:?}: {:.0} lines/s, {batches} batches",
         n * line.len() / 1_000_000,
-        n as f64 / took.as_secs_f64()
+        f64::from(u32::try_from(n).expect("a million")) / took.as_secs_f64()
     );
     let mut writer = OpenOptions::new().append(true).open(&path).unwrap();
     let mut latencies = Vec::new();

@@ -11,6 +11,7 @@
 //!   (`logencoding`, pure).
 //! - [`journal`] reads the systemd journal through `journalctl` (`backend = systemd`,
 //!   `journalmatch`).
+//! - [`plan`] turns a jail's configuration into what it reads (files or journal).
 
 pub mod bulk;
 pub mod encoding;
@@ -18,6 +19,7 @@ pub mod file;
 pub mod follow;
 pub mod journal;
 pub mod lines;
+pub mod plan;
 
 #[cfg(test)]
 mod follow_tests;
@@ -26,6 +28,7 @@ pub use encoding::Encoding;
 pub use file::{Position, Start};
 pub use follow::{Backend, Batch, FollowSpec, Follower, Intervals};
 pub use journal::{JournalEntry, JournalSource, JournalSpec};
+pub use plan::{JailSource, for_jail};
 
 /// Why a log source cannot be set up or read.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum SourceError {
         "jail `{jail}`: unknown backend `{value}` (expected auto, pyinotify, inotify, polling or systemd)"
     )]
     Backend { jail: String, value: String },
+    #[error("jail `{jail}`: backend `{backend}` reads files, but no logpath is set")]
+    NoLogpath { jail: String, backend: String },
     #[error("invalid logpath pattern `{pattern}`")]
     Pattern {
         pattern: String,
