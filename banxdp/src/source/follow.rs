@@ -5,7 +5,8 @@
 //! a watched directory reports a file created, removed or renamed, so files that appear later
 //! are followed from their first byte. Changes are learnt from notify's inotify watcher on each
 //! pattern's directory (notify's thread only records which paths changed and wakes
-//! [`Follower::next`]), with a slow safety tick that re-reads everything in case an event was
+//! [`Follower::next`]; a directory that does not exist yet is looked for on the poll tick),
+//! with a slow safety tick that re-reads everything in case an event was
 //! lost; specs with `backend = polling`, and every spec when inotify cannot be had (out of
 //! watches, no inotify), are read on every poll tick instead, as are files that were rotated
 //! or removed while they are still read (their writer may not have reopened its log yet:
@@ -216,13 +217,16 @@ pub struct Follower {
     stored: HashMap<PathBuf, Position>,
     events: Arc<Events>,
     watcher: Option<notify::RecommendedWatcher>,
-    watched: HashSet<PathBuf>,
+    /// Directories watched, with their identity (device, inode) when the watch was added.
+    watched: HashMap<PathBuf, (u64, u64)>,
     intervals: Intervals,
     next_poll: Instant,
     next_safety: Instant,
     ready: std::collections::VecDeque<Batch>,
     /// Per spec: read on the poll tick (`backend = polling`, or its directory is not watched).
     polled: Vec<bool>,
+    /// Per spec: its directory does not exist (yet), so nothing watches for its files.
+    waiting: Vec<bool>,
 }
 
 impl Follower {
@@ -260,7 +264,7 @@ impl Follower {
                 }
             }
         };
-        let polled = specs
+        let polled: Vec<bool> = specs
             .iter()
             .map(|s| s.polling || watcher.is_none())
             .collect();
@@ -271,14 +275,20 @@ impl Follower {
             stored: positions,
             events,
             watcher,
-            watched: HashSet::new(),
+            watched: HashMap::new(),
             intervals,
             next_poll: now + intervals.poll,
             next_safety: now + intervals.safety,
             ready: std::collections::VecDeque::new(),
+            waiting: vec![false; polled.len()],
             polled,
         };
         follower.rescan(true);
+        for (index, spec) in follower.specs.iter().enumerate() {
+            if !follower.files.values().any(|f| f.specs.contains(&index)) {
+                tracing::warn!(pattern = %spec.pattern, "logpath matches no file yet: followed once one appears");
+            }
+        }
         Ok(follower)
     }
 
@@ -332,6 +342,7 @@ impl Follower {
     /// also the polled ones; `safety_due`: all of them).
     fn poll_once(&mut self, poll_due: bool, safety_due: bool) {
         let pending = self.events.take();
+        self.forget_watches(&pending);
         if pending.rescan || pending.everything || safety_due || (poll_due && self.wants_poll()) {
             self.rescan(false);
         }
@@ -353,8 +364,9 @@ impl Follower {
     /// go of the files that are gone (after reading what was left in them).
     fn rescan(&mut self, initial: bool) {
         let mut found: IndexMap<PathBuf, Vec<usize>> = IndexMap::new();
+        let mut watched_now = false;
         for index in 0..self.specs.len() {
-            self.watch(index);
+            watched_now |= self.watch(index);
             let Ok(paths) = glob::glob(&self.specs[index].pattern) else {
                 continue;
             };
@@ -363,6 +375,12 @@ impl Follower {
             }
         }
         self.let_go(&found);
+        if watched_now {
+            // Whatever was written while a directory was not watched has sent no event.
+            for followed in self.files.values_mut() {
+                followed.dirty = true;
+            }
+        }
         for (path, specs) in found {
             let polled = specs.iter().any(|&i| self.polled[i]);
             if let Some(followed) = self.files.get_mut(&path) {
@@ -413,9 +431,31 @@ impl Follower {
         }
     }
 
-    /// Whether anything needs the poll tick: a polled spec, a file gone or rotated.
+    /// Drops the watches of directories that had an event and are no longer the directory
+    /// that was watched (removed, or replaced): the next rescan watches whatever is there now.
+    fn forget_watches(&mut self, pending: &Pending) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(dir, id)| {
+                (pending.everything || pending.paths.contains(*dir)) && dir_id(dir) != Some(**id)
+            })
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in stale {
+            let _ = watcher.unwatch(&dir);
+            self.watched.remove(&dir);
+        }
+    }
+
+    /// Whether anything needs the poll tick: a polled spec, a spec whose directory is missing,
+    /// a file gone or rotated.
     fn wants_poll(&self) -> bool {
-        self.polled.iter().any(|&p| p) || self.files.values().any(Followed::wants_poll)
+        self.polled.iter().chain(&self.waiting).any(|&p| p)
+            || self.files.values().any(Followed::wants_poll)
     }
 
     fn start(
@@ -450,28 +490,43 @@ impl Follower {
     }
 
     /// Watches the directory of spec `index` if not yet; a spec whose directory cannot be
-    /// watched is polled.
-    fn watch(&mut self, index: usize) {
+    /// watched is polled, one whose directory is missing waits for it on the poll tick.
+    /// Whether a watch was added.
+    fn watch(&mut self, index: usize) -> bool {
         let Some(watcher) = self.watcher.as_mut() else {
-            return;
+            return false;
         };
         let (dir, mode) = watch_dir(&self.specs[index].pattern);
-        if self.polled[index] || self.watched.contains(&dir) {
-            return;
+        if self.polled[index] || self.watched.contains_key(&dir) {
+            return false;
         }
-        if !dir.is_dir() {
-            return; // found at a later rescan (the safety tick) once it exists
-        }
+        // Not there yet: globbed on every poll tick until it exists.
+        let id = dir_id(&dir);
+        self.waiting[index] = id.is_none();
+        let Some(id) = id else {
+            return false;
+        };
         match watcher.watch(&dir, mode) {
             Ok(()) => {
-                self.watched.insert(dir);
+                self.watched.insert(dir, id);
+                true
             }
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "inotify cannot watch the directory: polling its files");
                 self.polled[index] = true;
+                false
             }
         }
     }
+}
+
+/// A directory's (device, inode), if it is one.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Followed {

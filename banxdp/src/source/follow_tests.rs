@@ -216,10 +216,7 @@ async fn a_glob_follows_files_that_appear_later_and_in_a_directory_made_later() 
             spec(&dir.path().join("sub/*.log"), false),
         ],
         HashMap::new(),
-        Intervals {
-            safety: Duration::from_millis(100),
-            ..fast()
-        },
+        fast(),
     )
     .unwrap();
     assert_eq!(take(&mut follower, 1, None).await.0, ["a1"]);
@@ -229,7 +226,7 @@ async fn a_glob_follows_files_that_appear_later_and_in_a_directory_made_later() 
     assert_eq!(lines, ["b1", "b2"]);
     assert_eq!(&*batches[0].path, dir.path().join("b.log").as_path());
     assert_eq!(&*batches[0].specs, [0]);
-    // The directory does not exist yet: the safety tick finds it, then inotify watches it.
+    // The directory does not exist yet: the poll tick finds it, then inotify watches it.
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     append(&dir.path().join("sub/c.log"), "c1\n");
     assert_eq!(take(&mut follower, 1, None).await.0, ["c1"]);
@@ -249,6 +246,25 @@ async fn a_glob_follows_files_that_appear_later_and_in_a_directory_made_later() 
             Path::new("sub/c.log")
         ]
     );
+}
+
+#[tokio::test]
+async fn a_directory_removed_and_made_again_is_watched_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("nginx");
+    std::fs::create_dir(&dir).unwrap();
+    append(&dir.join("access.log"), "1\n");
+    let mut follower = follower(vec![spec(&dir.join("*.log"), false)]);
+    assert_eq!(take(&mut follower, 1, None).await.0, ["1"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    drive_until(&mut follower, |f| f.files().is_empty()).await;
+    std::fs::create_dir(&dir).unwrap();
+    // No safety tick in these tests: the missing directory is looked for on the poll tick,
+    // then watched again.
+    append(&dir.join("access.log"), "2\n");
+    assert_eq!(take(&mut follower, 1, None).await.0, ["2"]);
+    append(&dir.join("access.log"), "3\n");
+    assert_eq!(take(&mut follower, 1, None).await.0, ["3"]);
 }
 
 #[tokio::test]
