@@ -154,6 +154,8 @@ impl Default for Intervals {
 #[derive(Debug, Default)]
 struct Pending {
     paths: HashSet<PathBuf>,
+    /// Paths removed or renamed away: a watched directory among them lost its watch.
+    removed: HashSet<PathBuf>,
     everything: bool,
     rescan: bool,
 }
@@ -168,8 +170,8 @@ struct Events {
 
 impl Events {
     fn record(&self, event: notify::Result<notify::Event>) {
-        use notify::EventKind::{Access, Modify};
-        use notify::event::ModifyKind::{Data, Metadata};
+        use notify::EventKind::{Access, Modify, Remove};
+        use notify::event::ModifyKind::{Data, Metadata, Name};
         let mut pending = self.pending.lock().expect("pending events lock");
         if let Ok(event) = event {
             if event.need_rescan() {
@@ -178,6 +180,12 @@ impl Events {
             match event.kind {
                 Access(_) => return,
                 Modify(Data(_) | Metadata(_)) => {}
+                Remove(_) | Modify(Name(_)) => {
+                    pending.rescan = true;
+                    if pending.removed.len() < PENDING_PATHS {
+                        pending.removed.extend(event.paths.iter().cloned());
+                    }
+                }
                 _ => pending.rescan = true,
             }
             if pending.paths.len() + event.paths.len() > PENDING_PATHS {
@@ -431,8 +439,9 @@ impl Follower {
         }
     }
 
-    /// Drops the watches of directories that had an event and are no longer the directory
-    /// that was watched (removed, or replaced): the next rescan watches whatever is there now.
+    /// Drops the watches of directories removed or renamed (their inode may be reused at
+    /// once by a new directory of the same name, so identity alone would not tell), and of
+    /// those no longer the directory watched: the next rescan watches whatever is there now.
     fn forget_watches(&mut self, pending: &Pending) {
         let Some(watcher) = self.watcher.as_mut() else {
             return;
@@ -441,7 +450,9 @@ impl Follower {
             .watched
             .iter()
             .filter(|(dir, id)| {
-                (pending.everything || pending.paths.contains(*dir)) && dir_id(dir) != Some(**id)
+                pending.removed.contains(*dir)
+                    || ((pending.everything || pending.paths.contains(*dir))
+                        && dir_id(dir) != Some(**id))
             })
             .map(|(dir, _)| dir.clone())
             .collect();
