@@ -27,94 +27,13 @@ use tokio::{sync::Notify, time::Instant};
 
 use super::{
     SourceError,
-    encoding::Encoding,
     file::{FileTail, Position, Start},
+    plan::FollowSpec,
 };
 
 /// The most bytes read from one file for one batch: a backlog streams in bounded batches and
 /// one busy file cannot starve the others.
 pub const BATCH_BYTES: usize = 1 << 20;
-
-/// How a jail's files are watched, from its `backend`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// `auto`, `pyinotify`, `inotify`, `gamin`: inotify, else polling.
-    Inotify,
-    /// `polling`: a stat of every file on each tick.
-    Polling,
-    /// `systemd[...]`: the journal (see [`super::journal`]); the options in brackets.
-    Systemd(Vec<(String, String)>),
-}
-
-impl Backend {
-    /// Parses a jail's `backend` value; `jail` names the jail in the error.
-    pub fn parse(jail: &str, value: &str) -> Result<Self, SourceError> {
-        let value = value.trim();
-        let (name, options) = match value.split_once('[') {
-            Some((name, rest)) => match rest.strip_suffix(']') {
-                Some(options) => (name.trim(), options),
-                None => return Err(bad_backend(jail, value)),
-            },
-            None => (value, ""),
-        };
-        match name {
-            "auto" | "pyinotify" | "inotify" | "gamin" if options.trim().is_empty() => {
-                Ok(Self::Inotify)
-            }
-            "polling" if options.trim().is_empty() => Ok(Self::Polling),
-            "systemd" => {
-                let mut pairs = Vec::new();
-                for option in options.split(',').filter(|o| !o.trim().is_empty()) {
-                    let (key, value) = option
-                        .split_once('=')
-                        .ok_or_else(|| bad_backend(jail, value))?;
-                    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-                    pairs.push((key.trim().to_owned(), value.to_owned()));
-                }
-                Ok(Self::Systemd(pairs))
-            }
-            _ => Err(bad_backend(jail, value)),
-        }
-    }
-}
-
-fn bad_backend(jail: &str, value: &str) -> SourceError {
-    SourceError::Backend {
-        jail: jail.to_owned(),
-        value: value.to_owned(),
-    }
-}
-
-/// What one jail follows: one `logpath` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FollowSpec {
-    /// A path or glob.
-    pub pattern: String,
-    /// `tail`: files present at the start are read from their end, not their start.
-    pub from_end: bool,
-    pub encoding: Encoding,
-    /// `backend = polling`.
-    pub polling: bool,
-}
-
-impl FollowSpec {
-    /// One `logpath` line as fail2ban writes it: `PATTERN [head|tail]`.
-    #[must_use]
-    pub fn from_logpath(line: &str, encoding: Encoding, polling: bool) -> Self {
-        let line = line.trim();
-        let (pattern, from_end) = match line.rsplit_once(char::is_whitespace) {
-            Some((p, "tail")) => (p.trim_end(), true),
-            Some((p, "head")) => (p.trim_end(), false),
-            _ => (line, false),
-        };
-        Self {
-            pattern: pattern.to_owned(),
-            from_end,
-            encoding,
-            polling,
-        }
-    }
-}
 
 /// Complete lines from one file, in file order.
 #[derive(Clone, Debug, PartialEq, Eq)]

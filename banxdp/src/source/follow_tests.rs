@@ -375,58 +375,6 @@ async fn a_writer_that_reopens_its_log_late_loses_nothing() {
     assert_eq!(follower.files(), [path]);
 }
 
-#[test]
-fn backends_and_logpaths_parse_as_fail2ban_writes_them() {
-    for value in ["auto", "pyinotify", "inotify", " gamin "] {
-        assert_eq!(
-            Backend::parse("sshd", value).unwrap(),
-            Backend::Inotify,
-            "{value}"
-        );
-    }
-    assert_eq!(Backend::parse("sshd", "polling").unwrap(), Backend::Polling);
-    assert_eq!(
-        Backend::parse("sshd", "systemd").unwrap(),
-        Backend::Systemd(vec![])
-    );
-    assert_eq!(
-        Backend::parse(
-            "sshd",
-            "systemd[journalpath=/var/log/remote, journalflags=1]"
-        )
-        .unwrap(),
-        Backend::Systemd(vec![
-            ("journalpath".into(), "/var/log/remote".into()),
-            ("journalflags".into(), "1".into())
-        ])
-    );
-    let err = Backend::parse("sshd", "inotfy").unwrap_err().to_string();
-    assert_eq!(
-        err,
-        "jail `sshd`: unknown backend `inotfy` (expected auto, pyinotify, inotify, polling or systemd)"
-    );
-    assert!(Backend::parse("sshd", "systemd[journalpath").is_err());
-
-    let tail = FollowSpec::from_logpath(" /var/log/auth.log  tail ", Encoding::Auto, false);
-    assert_eq!(
-        (tail.pattern.as_str(), tail.from_end),
-        ("/var/log/auth.log", true)
-    );
-    let head = FollowSpec::from_logpath("/var/log/nginx/*.log head", Encoding::Auto, false);
-    assert_eq!(
-        (head.pattern.as_str(), head.from_end),
-        ("/var/log/nginx/*.log", false)
-    );
-    let bare = FollowSpec::from_logpath("/var/log/tail", Encoding::Auto, false);
-    assert_eq!(
-        (bare.pattern.as_str(), bare.from_end),
-        ("/var/log/tail", false)
-    );
-    let err =
-        Follower::new(vec![spec(Path::new("/var/log/[x"), false)], HashMap::new()).unwrap_err();
-    assert_eq!(err.to_string(), "invalid logpath pattern `/var/log/[x`");
-}
-
 /// Numbers for the README: `cargo test -p banxdp --lib source::follow_tests::measure --
 /// --ignored --nocapture` (add `--release` for the real figures).
 #[tokio::test]

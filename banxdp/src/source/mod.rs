@@ -6,7 +6,7 @@
 //! - `bulk` reads a whole log file on several cores (`banxdp regex`).
 //! - [`follow`] follows the files of every jail's `logpath` (globs, files that appear later,
 //!   rotation, positions that survive restarts), one reader per file whatever the number of
-//!   jails: `backend = auto | pyinotify | inotify | polling`. Built on [`file`] (one file and
+//!   jails: `backend = auto | pyinotify | inotify | polling`. Built on [`mod@file`] (one file and
 //!   its rotation), [`lines`] (bytes to bounded lines, pure) and [`encoding`]
 //!   (`logencoding`, pure).
 //! - [`journal`] reads the systemd journal through `journalctl` (`backend = systemd`,
@@ -26,9 +26,9 @@ mod follow_tests;
 
 pub use encoding::Encoding;
 pub use file::{Position, Start};
-pub use follow::{Backend, Batch, FollowSpec, Follower, Intervals};
+pub use follow::{Batch, Follower, Intervals};
 pub use journal::{JournalEntry, JournalSource, JournalSpec};
-pub use plan::{JailSource, for_jail};
+pub use plan::{Backend, FollowSpec, JailSource, for_jail};
 
 /// Why a log source cannot be set up or read.
 #[derive(Debug, thiserror::Error)]
