@@ -13,6 +13,33 @@
 //! see [`Intervals::grace`]). The daemon drives `next` from its
 //! own task: this module spawns none. Reads are plain blocking reads of at most
 //! [`BATCH_BYTES`] per file per batch, from the page cache in practice.
+//!
+//! ```no_run
+//! # async fn run(jails: Vec<banxdp::config::jails::JailConfig>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::HashMap;
+//! use banxdp::source::{self, Follower, JailSource};
+//!
+//! // Every jail's file specs in one follower; `owner[i]` is the jail of spec `i`.
+//! let (mut specs, mut owner) = (Vec::new(), Vec::new());
+//! for (jail, config) in jails.iter().enumerate() {
+//!     if let JailSource::Files(files) = source::for_jail(config)? {
+//!         owner.extend(std::iter::repeat_n(jail, files.len()));
+//!         specs.extend(files);
+//!     }
+//! }
+//! let stored = HashMap::new(); // path -> Position, from the store
+//! let mut follower = Follower::new(specs, stored)?;
+//! loop {
+//!     let batch = follower.next().await; // cancel-safe: fine inside `select!`
+//!     for line in &batch.lines {
+//!         for &spec in batch.specs.iter() {
+//!             let _jail = &jails[owner[spec]]; // hand `line` to this jail's scanner
+//!         }
+//!     }
+//!     // then store `batch.position` for `batch.path`
+//! }
+//! # }
+//! ```
 
 use std::{
     collections::{HashMap, HashSet},
