@@ -8,7 +8,8 @@
 //! [`Follower::next`]; a directory that does not exist yet is looked for on the poll tick),
 //! with a slow safety tick that re-reads everything in case an event was
 //! lost; specs with `backend = polling`, and every spec when inotify cannot be had (out of
-//! watches, no inotify), are read on every poll tick instead, as are files that were rotated
+//! watches, no inotify), are read on every poll tick instead, as are symbolic links (their
+//! target's directory is not watched) and files that were rotated
 //! or removed while they are still read (their writer may not have reopened its log yet:
 //! see [`Intervals::grace`]). The daemon drives `next` from its
 //! own task: this module spawns none. Reads are plain blocking reads of at most
@@ -336,7 +337,8 @@ impl Follower {
             }
         }
         for (path, specs) in found {
-            let polled = specs.iter().any(|&i| self.polled[i]);
+            // A symbolic link's target may live in a directory nobody watches: polled.
+            let polled = specs.iter().any(|&i| self.polled[i]) || path.is_symlink();
             if let Some(followed) = self.files.get_mut(&path) {
                 followed.polled = polled;
                 if *followed.specs != *specs {

@@ -268,6 +268,21 @@ async fn a_directory_removed_and_made_again_is_watched_again() {
 }
 
 #[tokio::test]
+async fn a_symbolic_link_to_a_file_elsewhere_is_read_as_it_grows() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, logs) = (root.path().join("data"), root.path().join("logs"));
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&logs).unwrap();
+    append(&data.join("app.log"), "1\n");
+    std::os::unix::fs::symlink(data.join("app.log"), logs.join("app.log")).unwrap();
+    let mut follower = follower(vec![spec(&logs.join("app.log"), false)]);
+    assert_eq!(take(&mut follower, 1, None).await.0, ["1"]);
+    // Only `logs` is watched; the writes happen in `data`.
+    append(&data.join("app.log"), "2\n");
+    assert_eq!(take(&mut follower, 1, None).await.0, ["2"]);
+}
+
+#[tokio::test]
 async fn one_reader_per_file_whatever_the_number_of_jails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("auth.log");
