@@ -265,9 +265,19 @@ impl Reader {
         path: &Path,
         now: Instant,
     ) -> io::Result<bool> {
-        let mut buf = vec![0; 64 * 1024];
+        // Sized to what is there (a line or two, usually), at most one chunk.
+        let mut buf = Vec::new();
         let mut done = 0;
         while done < budget {
+            let available = self.file.metadata()?.len().saturating_sub(self.read_to);
+            if available == 0 {
+                return Ok(false);
+            }
+            let want = usize::try_from(available)
+                .unwrap_or(usize::MAX)
+                .min(CHUNK)
+                .min(budget - done);
+            buf.resize(want, 0);
             let n = match self.file.read_at(&mut buf, self.read_to) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -303,6 +313,9 @@ impl Reader {
         Ok(())
     }
 }
+
+/// The most bytes read at once.
+const CHUNK: usize = 64 * 1024;
 
 /// The [`line_hash`] of the file's first line, read from its start; 0 if it has no newline
 /// within [`MAX_LINE`] bytes.
