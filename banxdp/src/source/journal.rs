@@ -625,6 +625,8 @@ mod tests {
             ]
         );
         assert_eq!(all[0].realtime_us, 1_700_000_000_123_456);
+        spec.since = Some(1_700_000_001);
+        assert_eq!(read_all(&spec).await[..], all[1..]);
 
         let matches = ["_SYSTEMD_UNIT=ssh.service".to_owned()];
         let mut sshd = JournalSpec::from_jail("sshd", &options, &matches, Encoding::Auto).unwrap();
