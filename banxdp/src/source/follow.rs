@@ -322,7 +322,12 @@ impl Follower {
         let mut watched_now = false;
         for index in 0..self.specs.len() {
             watched_now |= self.watch(index);
-            let Ok(paths) = glob::glob(&self.specs[index].pattern) else {
+            // As Python's glob, which fail2ban uses: `*` does not match a leading dot.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let Ok(paths) = glob::glob_with(&self.specs[index].pattern, options) else {
                 continue;
             };
             for path in paths.flatten().filter(|p| !p.is_dir()) {

@@ -221,6 +221,7 @@ async fn a_glob_follows_files_that_appear_later_and_in_a_directory_made_later() 
     .unwrap();
     assert_eq!(take(&mut follower, 1, None).await.0, ["a1"]);
     append(&dir.path().join("b.txt"), "not matched\n");
+    append(&dir.path().join(".hidden.log"), "not matched either\n");
     append(&dir.path().join("b.log"), "b1\nb2\n");
     let (lines, batches) = take(&mut follower, 2, None).await;
     assert_eq!(lines, ["b1", "b2"]);
