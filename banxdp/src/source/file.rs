@@ -413,6 +413,12 @@ mod tests {
         let mut again = opened(&path, Start::Resume(stored));
         assert_eq!(read_all(&mut again), ["written while down"]);
 
+        // Truncated while down and refilled with the same first line, but shorter than the
+        // stored offset: from the start.
+        std::fs::write(&path, "first\n").unwrap();
+        let mut shorter = opened(&path, Start::Resume(stored));
+        assert_eq!(read_all(&mut shorter), ["first"]);
+
         // Rotated while down: another first line, so from the start, whatever the offset.
         std::fs::write(&path, "other\nfile is longer than before\n").unwrap();
         let mut rotated = opened(&path, Start::Resume(stored));
