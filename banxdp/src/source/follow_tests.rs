@@ -429,3 +429,17 @@ async fn measure_throughput_and_latency() {
         latencies[100], latencies[198], latencies[199]
     );
 }
+
+/// The daemon drives sources from spawned tasks: they and their futures must be `Send`.
+#[test]
+fn sources_can_move_to_a_task() {
+    fn send<T: Send>(_: &T) {}
+    fn journal_next_is_send(source: &mut JournalSource) -> impl std::future::Future + Send + '_ {
+        source.next()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut follower = follower(vec![spec(&dir.path().join("*.log"), false)]);
+    send(&follower);
+    send(&follower.next());
+    let _ = journal_next_is_send;
+}
