@@ -3,7 +3,9 @@
 //!
 //! A [`FileTail`] keeps the file open and reads what was appended since the last call. Before
 //! reading it checks whether the file was rotated: another file at the path (rename and
-//! create: the rest of the old file is read first, then the new one from its start), or the
+//! create: the rest of the old file is read first, then the new one from its start; the old
+//! one stays open and read until it has been quiet for a grace period, since its writer may
+//! keep writing to it until told to reopen its log), or the
 //! same file shorter than what was read or with a different first line (copytruncate, also
 //! when the writer refilled it past the old position before this call). The first line's hash
 //! is fail2ban's identity check, and it is what a stored [`Position`] carries across restarts.
@@ -13,6 +15,7 @@ use std::{
     io,
     os::unix::fs::{FileExt as _, MetadataExt as _},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use super::{
@@ -57,16 +60,21 @@ pub fn line_hash(line: &[u8]) -> u64 {
 pub struct FileTail {
     path: PathBuf,
     encoding: Encoding,
-    open: Option<Open>,
-    splitter: Splitter,
+    current: Option<Reader>,
+    /// The file that the current one replaced, read until it has been quiet for the grace
+    /// period: a writer keeps writing to it until it reopens its log (logrotate's `postrotate`).
+    retired: Option<Reader>,
 }
 
+/// An open file and how far it was read.
 #[derive(Debug)]
-struct Open {
+struct Reader {
     file: File,
     id: (u64, u64),
     read_to: u64,
     hash: u64,
+    splitter: Splitter,
+    grew_at: Instant,
 }
 
 impl FileTail {
@@ -76,8 +84,8 @@ impl FileTail {
         Self {
             path,
             encoding,
-            open: None,
-            splitter: Splitter::default(),
+            current: None,
+            retired: None,
         }
     }
 
@@ -89,22 +97,37 @@ impl FileTail {
     /// Whether the file is open (it existed and was readable at the last call).
     #[must_use]
     pub fn is_open(&self) -> bool {
-        self.open.is_some()
+        self.current.is_some()
+    }
+
+    /// Whether a replaced file is still being read (then it is worth reading on every tick).
+    #[must_use]
+    pub fn has_retired(&self) -> bool {
+        self.retired.is_some()
+    }
+
+    /// Whether nothing was read for `grace` (since `now`): a file gone for good may be let go.
+    #[must_use]
+    pub fn quiet(&self, now: Instant, grace: Duration) -> bool {
+        [&self.current, &self.retired]
+            .into_iter()
+            .flatten()
+            .all(|r| now.saturating_duration_since(r.grew_at) >= grace)
     }
 
     /// The position to store after the lines handed out so far.
     #[must_use]
     pub fn position(&self) -> Position {
-        self.open
+        self.current
             .as_ref()
-            .map_or_else(Position::default, |o| Position {
-                offset: o.read_to - self.splitter.pending() as u64,
-                first_line_hash: o.hash,
+            .map_or_else(Position::default, |r| Position {
+                offset: r.read_to - r.splitter.pending() as u64,
+                first_line_hash: r.hash,
             })
     }
 
     /// Opens the file and places the reader as `start` says. `Ok(false)`: it does not exist.
-    pub fn open(&mut self, start: Start) -> io::Result<bool> {
+    pub fn open(&mut self, start: Start, now: Instant) -> io::Result<bool> {
         let file = match File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -112,12 +135,12 @@ impl FileTail {
         };
         let meta = file.metadata()?;
         let hash = first_line_hash(&file)?;
-        self.splitter.reset();
+        let mut splitter = Splitter::default();
         let read_to = match start {
             Start::Head => 0,
             Start::Tail => {
                 if meta.len() > 0 && !ends_with_newline(&file, meta.len())? {
-                    self.splitter.skip_to_newline();
+                    splitter.skip_to_newline();
                 }
                 meta.len()
             }
@@ -129,71 +152,133 @@ impl FileTail {
                 0
             }
         };
-        self.open = Some(Open {
+        self.current = Some(Reader {
             id: (meta.dev(), meta.ino()),
             file,
             read_to,
             hash,
+            splitter,
+            grew_at: now,
         });
         Ok(true)
     }
 
     /// Reads what was appended since the last call, up to about `budget` bytes, decoding each
-    /// complete line into `lines`; checks for rotation first. `Ok(true)`: more is waiting.
-    pub fn read(&mut self, budget: usize, lines: &mut Vec<String>) -> io::Result<bool> {
-        if self.open.is_none() && !self.open(Start::Head)? {
+    /// complete line into `lines`; checks for rotation first. Lines of a replaced file come
+    /// before those of its successor. `Ok(true)`: more is waiting.
+    pub fn read(
+        &mut self,
+        budget: usize,
+        lines: &mut Vec<String>,
+        now: Instant,
+        grace: Duration,
+    ) -> io::Result<bool> {
+        if self.current.is_none() && !self.open(Start::Head, now)? {
+            self.read_retired(lines, now, grace)?;
             return Ok(false);
         }
         match std::fs::metadata(&self.path) {
             Ok(meta)
                 if self
-                    .open
+                    .current
                     .as_ref()
-                    .is_some_and(|o| o.id != (meta.dev(), meta.ino())) =>
+                    .is_some_and(|r| r.id != (meta.dev(), meta.ino())) =>
             {
-                // Rename and create: finish the old file, then start the new one.
-                while self.read_open(usize::MAX, lines)? {}
-                self.splitter
-                    .flush(|l, _| lines.push(self.encoding.decode(l).into_owned()));
                 tracing::info!(path = %self.path.display(), "log rotation: a new file replaced it");
-                self.open = None;
-                self.open(Start::Head)?;
+                if let Some(mut older) = self.retired.take() {
+                    older.finish(lines, self.encoding, &self.path, now)?;
+                }
+                self.retired = self.current.take();
+                self.open(Start::Head, now)?;
             }
             Ok(_) => self.check_truncation()?,
             // Renamed away with no successor yet: keep reading the open file.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        self.read_open(budget, lines)
+        self.read_retired(lines, now, grace)?;
+        match self.current.as_mut() {
+            Some(reader) => reader.read(budget, lines, self.encoding, &self.path, now),
+            None => Ok(false),
+        }
+    }
+
+    /// Reads the replaced file; lets it go, its last partial line handed out as complete,
+    /// once it has been quiet for `grace`.
+    fn read_retired(
+        &mut self,
+        lines: &mut Vec<String>,
+        now: Instant,
+        grace: Duration,
+    ) -> io::Result<()> {
+        let Some(retired) = self.retired.as_mut() else {
+            return Ok(());
+        };
+        while retired.read(usize::MAX, lines, self.encoding, &self.path, now)? {}
+        if now.saturating_duration_since(retired.grew_at) >= grace {
+            retired
+                .splitter
+                .flush(|l, _| lines.push(self.encoding.decode(l).into_owned()));
+            self.retired = None;
+        }
+        Ok(())
+    }
+
+    /// Reads and hands out everything left, the replaced file first (the file is let go).
+    pub fn finish(&mut self, lines: &mut Vec<String>, now: Instant) -> io::Result<()> {
+        for mut reader in [self.retired.take(), self.current.take()]
+            .into_iter()
+            .flatten()
+        {
+            reader.finish(lines, self.encoding, &self.path, now)?;
+        }
+        Ok(())
     }
 
     /// Copytruncate: the open file is shorter than what was read, or its first line changed.
     fn check_truncation(&mut self) -> io::Result<()> {
-        let Some(open) = self.open.as_mut() else {
+        let Some(reader) = self.current.as_mut() else {
             return Ok(());
         };
-        let len = open.file.metadata()?.len();
-        if len == open.read_to && open.hash != 0 {
+        let len = reader.file.metadata()?.len();
+        if len == reader.read_to && reader.hash != 0 {
             return Ok(());
         }
-        let hash = first_line_hash(&open.file)?;
-        if len < open.read_to || (open.hash != 0 && hash != open.hash) {
-            tracing::info!(path = %self.path.display(), size = len, read = open.read_to, "log rotation: the file was truncated");
-            open.read_to = 0;
-            self.splitter.reset();
+        let hash = first_line_hash(&reader.file)?;
+        if len < reader.read_to || (reader.hash != 0 && hash != reader.hash) {
+            tracing::info!(path = %self.path.display(), size = len, read = reader.read_to, "log rotation: the file was truncated");
+            reader.read_to = 0;
+            reader.splitter.reset();
         }
-        open.hash = hash;
+        reader.hash = hash;
         Ok(())
     }
+}
 
-    fn read_open(&mut self, budget: usize, lines: &mut Vec<String>) -> io::Result<bool> {
-        let Some(open) = self.open.as_mut() else {
-            return Ok(false);
-        };
-        let mut buf = vec![0; 64 * 1024];
+impl Reader {
+    /// Reads up to about `budget` bytes; `Ok(true)`: more is waiting.
+    fn read(
+        &mut self,
+        budget: usize,
+        lines: &mut Vec<String>,
+        encoding: Encoding,
+        path: &Path,
+        now: Instant,
+    ) -> io::Result<bool> {
+        // Sized to what is there (a line or two, usually), at most one chunk.
+        let mut buf = Vec::new();
         let mut done = 0;
         while done < budget {
-            let n = match open.file.read_at(&mut buf, open.read_to) {
+            let available = self.file.metadata()?.len().saturating_sub(self.read_to);
+            if available == 0 {
+                return Ok(false);
+            }
+            let want = usize::try_from(available)
+                .unwrap_or(usize::MAX)
+                .min(CHUNK)
+                .min(budget - done);
+            buf.resize(want, 0);
+            let n = match self.file.read_at(&mut buf, self.read_to) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -201,9 +286,9 @@ impl FileTail {
             if n == 0 {
                 return Ok(false);
             }
-            open.read_to += n as u64;
+            self.read_to += n as u64;
+            self.grew_at = now;
             done += n;
-            let (path, encoding) = (&self.path, self.encoding);
             self.splitter.feed(&buf[..n], |line, cut| {
                 if cut {
                     tracing::warn!(path = %path.display(), bound = MAX_LINE, "line longer than the bound: cut there, the rest of it skipped");
@@ -213,7 +298,24 @@ impl FileTail {
         }
         Ok(true)
     }
+
+    /// Reads everything left and hands out a last partial line as complete.
+    fn finish(
+        &mut self,
+        lines: &mut Vec<String>,
+        encoding: Encoding,
+        path: &Path,
+        now: Instant,
+    ) -> io::Result<()> {
+        while self.read(usize::MAX, lines, encoding, path, now)? {}
+        self.splitter
+            .flush(|l, _| lines.push(encoding.decode(l).into_owned()));
+        Ok(())
+    }
 }
+
+/// The most bytes read at once.
+const CHUNK: usize = 64 * 1024;
 
 /// The [`line_hash`] of the file's first line, read from its start; 0 if it has no newline
 /// within [`MAX_LINE`] bytes.
@@ -255,10 +357,22 @@ mod tests {
         file.write_all(text.as_bytes()).unwrap();
     }
 
-    fn read_all(tail: &mut FileTail) -> Vec<String> {
+    const GRACE: Duration = Duration::from_secs(60);
+
+    fn read_at(tail: &mut FileTail, now: Instant) -> Vec<String> {
         let mut lines = Vec::new();
-        while tail.read(7, &mut lines).unwrap() {}
+        while tail.read(7, &mut lines, now, GRACE).unwrap() {}
         lines
+    }
+
+    fn read_all(tail: &mut FileTail) -> Vec<String> {
+        read_at(tail, Instant::now())
+    }
+
+    fn opened(path: &Path, start: Start) -> FileTail {
+        let mut tail = FileTail::new(path.to_path_buf(), Encoding::Auto);
+        assert!(tail.open(start, Instant::now()).unwrap());
+        tail
     }
 
     #[test]
@@ -266,8 +380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
         append(&path, "one\ntwo\nthr");
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        assert!(tail.open(Start::Head).unwrap());
+        let mut tail = opened(&path, Start::Head);
         assert_eq!(read_all(&mut tail), ["one", "two"]);
         assert_eq!(tail.position().offset, 8, "the partial line is not settled");
         assert_eq!(tail.position().first_line_hash, line_hash(b"one\n"));
@@ -282,8 +395,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
         append(&path, "old\nhalf of an old li");
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        tail.open(Start::Tail).unwrap();
+        let mut tail = opened(&path, Start::Tail);
         append(&path, "ne\nnew\n");
         assert_eq!(read_all(&mut tail), ["new"]);
     }
@@ -293,20 +405,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
         append(&path, "first\nsecond\n");
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        tail.open(Start::Head).unwrap();
+        let mut tail = opened(&path, Start::Head);
         assert_eq!(read_all(&mut tail), ["first", "second"]);
         let stored = tail.position();
         append(&path, "written while down\n");
 
-        let mut again = FileTail::new(path.clone(), Encoding::Auto);
-        again.open(Start::Resume(stored)).unwrap();
+        let mut again = opened(&path, Start::Resume(stored));
         assert_eq!(read_all(&mut again), ["written while down"]);
+
+        // Truncated while down and refilled with the same first line, but shorter than the
+        // stored offset: from the start.
+        std::fs::write(&path, "first\n").unwrap();
+        let mut shorter = opened(&path, Start::Resume(stored));
+        assert_eq!(read_all(&mut shorter), ["first"]);
 
         // Rotated while down: another first line, so from the start, whatever the offset.
         std::fs::write(&path, "other\nfile is longer than before\n").unwrap();
-        let mut rotated = FileTail::new(path.clone(), Encoding::Auto);
-        rotated.open(Start::Resume(stored)).unwrap();
+        let mut rotated = opened(&path, Start::Resume(stored));
         assert_eq!(
             read_all(&mut rotated),
             ["other", "file is longer than before"]
@@ -318,8 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
         append(&path, "1\n2\n");
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        tail.open(Start::Head).unwrap();
+        let mut tail = opened(&path, Start::Head);
         assert_eq!(read_all(&mut tail), ["1", "2"]);
         // Truncated in place and refilled beyond 4 bytes before the next read.
         std::fs::OpenOptions::new()
@@ -340,24 +454,34 @@ mod tests {
     }
 
     #[test]
-    fn rename_and_create_reads_the_rest_of_the_old_file_first() {
+    fn rename_and_create_reads_the_old_file_first_and_until_it_is_quiet() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.log");
+        let t0 = Instant::now();
         append(&path, "1\n");
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        tail.open(Start::Head).unwrap();
-        assert_eq!(read_all(&mut tail), ["1"]);
+        let mut tail = opened(&path, Start::Head);
+        assert_eq!(read_at(&mut tail, t0), ["1"]);
         append(&path, "2\n");
         let old = dir.path().join("auth.log.1");
         std::fs::rename(&path, &old).unwrap();
         // Renamed away, no successor yet: the open file is still read.
-        assert_eq!(read_all(&mut tail), ["2"]);
-        // The writer finishes with the old file (without a last newline), then the new one
-        // appears: the old file's rest comes first.
-        append(&old, "3\n4 without newline");
+        assert_eq!(read_at(&mut tail, t0), ["2"]);
+        // The writer goes on with the old file, then the new one appears: the old file's
+        // lines come first, and its unfinished last line waits.
+        append(&old, "3\n4 unfin");
         append(&path, "5\n");
-        assert_eq!(read_all(&mut tail), ["3", "4 without newline", "5"]);
-        assert_eq!(tail.position().offset, 2);
+        assert_eq!(read_at(&mut tail, t0), ["3", "5"]);
+        assert_eq!(tail.position().offset, 2, "the new file's position");
+        // Until the writer reopens its log, it writes to the old file: still read.
+        append(&old, "ished\n6\n7 never finished");
+        assert_eq!(read_at(&mut tail, t0 + GRACE / 2), ["4 unfinished", "6"]);
+        assert!(tail.has_retired());
+        assert!(!tail.quiet(t0 + GRACE / 2, GRACE));
+        // Quiet for the grace period: let go, its last partial line handed out.
+        assert_eq!(read_at(&mut tail, t0 + GRACE * 2), ["7 never finished"]);
+        assert!(!tail.has_retired());
+        append(&path, "8\n");
+        assert_eq!(read_at(&mut tail, t0 + GRACE * 2), ["8"]);
     }
 
     #[test]
@@ -365,10 +489,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.log");
         append(&path, &format!("{}\nafter\n", "x".repeat(MAX_LINE * 3)));
-        let mut tail = FileTail::new(path.clone(), Encoding::Auto);
-        tail.open(Start::Head).unwrap();
+        let mut tail = opened(&path, Start::Head);
         let mut lines = Vec::new();
-        while tail.read(usize::MAX, &mut lines).unwrap() {}
+        while tail
+            .read(usize::MAX, &mut lines, Instant::now(), GRACE)
+            .unwrap()
+        {}
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].len(), MAX_LINE);
         assert_eq!(lines[1], "after");

@@ -5,11 +5,42 @@
 //! a watched directory reports a file created, removed or renamed, so files that appear later
 //! are followed from their first byte. Changes are learnt from notify's inotify watcher on each
 //! pattern's directory (notify's thread only records which paths changed and wakes
-//! [`Follower::next`]), with a slow safety tick that re-reads everything in case an event was
+//! [`Follower::next`]; a directory that does not exist yet is looked for on the poll tick),
+//! with a slow safety tick that re-reads everything in case an event was
 //! lost; specs with `backend = polling`, and every spec when inotify cannot be had (out of
-//! watches, no inotify), are read on every poll tick instead. The daemon drives `next` from its
+//! watches, no inotify), are read on every poll tick instead, as are symbolic links (their
+//! target's directory is not watched) and files that were rotated
+//! or removed while they are still read (their writer may not have reopened its log yet:
+//! see [`Intervals::grace`]). The daemon drives `next` from its
 //! own task: this module spawns none. Reads are plain blocking reads of at most
 //! [`BATCH_BYTES`] per file per batch, from the page cache in practice.
+//!
+//! ```no_run
+//! # async fn run(jails: Vec<banxdp::config::jails::JailConfig>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::HashMap;
+//! use banxdp::source::{self, Follower, JailSource};
+//!
+//! // Every jail's file specs in one follower; `owner[i]` is the jail of spec `i`.
+//! let (mut specs, mut owner) = (Vec::new(), Vec::new());
+//! for (jail, config) in jails.iter().enumerate() {
+//!     if let JailSource::Files(files) = source::for_jail(config)? {
+//!         owner.extend(std::iter::repeat_n(jail, files.len()));
+//!         specs.extend(files);
+//!     }
+//! }
+//! let stored = HashMap::new(); // path -> Position, from the store
+//! let mut follower = Follower::new(specs, stored)?;
+//! loop {
+//!     let batch = follower.next().await; // cancel-safe: fine inside `select!`
+//!     for line in &batch.lines {
+//!         for &spec in batch.specs.iter() {
+//!             let _jail = &jails[owner[spec]]; // hand `line` to this jail's scanner
+//!         }
+//!     }
+//!     // then store `batch.position` for `batch.path`
+//! }
+//! # }
+//! ```
 
 use std::{
     collections::{HashMap, HashSet},
@@ -24,94 +55,13 @@ use tokio::{sync::Notify, time::Instant};
 
 use super::{
     SourceError,
-    encoding::Encoding,
     file::{FileTail, Position, Start},
+    plan::FollowSpec,
 };
 
 /// The most bytes read from one file for one batch: a backlog streams in bounded batches and
 /// one busy file cannot starve the others.
 pub const BATCH_BYTES: usize = 1 << 20;
-
-/// How a jail's files are watched, from its `backend`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// `auto`, `pyinotify`, `inotify`, `gamin`: inotify, else polling.
-    Inotify,
-    /// `polling`: a stat of every file on each tick.
-    Polling,
-    /// `systemd[...]`: the journal (see [`super::journal`]); the options in brackets.
-    Systemd(Vec<(String, String)>),
-}
-
-impl Backend {
-    /// Parses a jail's `backend` value; `jail` names the jail in the error.
-    pub fn parse(jail: &str, value: &str) -> Result<Self, SourceError> {
-        let value = value.trim();
-        let (name, options) = match value.split_once('[') {
-            Some((name, rest)) => match rest.strip_suffix(']') {
-                Some(options) => (name.trim(), options),
-                None => return Err(bad_backend(jail, value)),
-            },
-            None => (value, ""),
-        };
-        match name {
-            "auto" | "pyinotify" | "inotify" | "gamin" if options.trim().is_empty() => {
-                Ok(Self::Inotify)
-            }
-            "polling" if options.trim().is_empty() => Ok(Self::Polling),
-            "systemd" => {
-                let mut pairs = Vec::new();
-                for option in options.split(',').filter(|o| !o.trim().is_empty()) {
-                    let (key, value) = option
-                        .split_once('=')
-                        .ok_or_else(|| bad_backend(jail, value))?;
-                    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-                    pairs.push((key.trim().to_owned(), value.to_owned()));
-                }
-                Ok(Self::Systemd(pairs))
-            }
-            _ => Err(bad_backend(jail, value)),
-        }
-    }
-}
-
-fn bad_backend(jail: &str, value: &str) -> SourceError {
-    SourceError::Backend {
-        jail: jail.to_owned(),
-        value: value.to_owned(),
-    }
-}
-
-/// What one jail follows: one `logpath` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FollowSpec {
-    /// A path or glob.
-    pub pattern: String,
-    /// `tail`: files present at the start are read from their end, not their start.
-    pub from_end: bool,
-    pub encoding: Encoding,
-    /// `backend = polling`.
-    pub polling: bool,
-}
-
-impl FollowSpec {
-    /// One `logpath` line as fail2ban writes it: `PATTERN [head|tail]`.
-    #[must_use]
-    pub fn from_logpath(line: &str, encoding: Encoding, polling: bool) -> Self {
-        let line = line.trim();
-        let (pattern, from_end) = match line.rsplit_once(char::is_whitespace) {
-            Some((p, "tail")) => (p.trim_end(), true),
-            Some((p, "head")) => (p.trim_end(), false),
-            _ => (line, false),
-        };
-        Self {
-            pattern: pattern.to_owned(),
-            from_end,
-            encoding,
-            polling,
-        }
-    }
-}
 
 /// Complete lines from one file, in file order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +82,9 @@ pub struct Intervals {
     pub poll: Duration,
     /// Between two reads of every file and globs under inotify, in case an event was lost.
     pub safety: Duration,
+    /// How long a rotated or removed file is still read after its last growth: its writer
+    /// may not have reopened its log yet.
+    pub grace: Duration,
 }
 
 impl Default for Intervals {
@@ -139,6 +92,7 @@ impl Default for Intervals {
         Self {
             poll: Duration::from_secs(1),
             safety: Duration::from_secs(10),
+            grace: Duration::from_secs(60),
         }
     }
 }
@@ -147,6 +101,8 @@ impl Default for Intervals {
 #[derive(Debug, Default)]
 struct Pending {
     paths: HashSet<PathBuf>,
+    /// Paths removed or renamed away: a watched directory among them lost its watch.
+    removed: HashSet<PathBuf>,
     everything: bool,
     rescan: bool,
 }
@@ -161,8 +117,8 @@ struct Events {
 
 impl Events {
     fn record(&self, event: notify::Result<notify::Event>) {
-        use notify::EventKind::{Access, Modify};
-        use notify::event::ModifyKind::{Data, Metadata};
+        use notify::EventKind::{Access, Modify, Remove};
+        use notify::event::ModifyKind::{Data, Metadata, Name};
         let mut pending = self.pending.lock().expect("pending events lock");
         if let Ok(event) = event {
             if event.need_rescan() {
@@ -171,6 +127,12 @@ impl Events {
             match event.kind {
                 Access(_) => return,
                 Modify(Data(_) | Metadata(_)) => {}
+                Remove(_) | Modify(Name(_)) => {
+                    pending.rescan = true;
+                    if pending.removed.len() < PENDING_PATHS {
+                        pending.removed.extend(event.paths.iter().cloned());
+                    }
+                }
                 _ => pending.rescan = true,
             }
             if pending.paths.len() + event.paths.len() > PENDING_PATHS {
@@ -196,6 +158,8 @@ struct Followed {
     tail: FileTail,
     specs: Arc<[usize]>,
     polled: bool,
+    /// Its path no longer exists: read on the poll tick until it is quiet and let go.
+    missing: bool,
     dirty: bool,
     failing: Option<std::io::ErrorKind>,
 }
@@ -208,13 +172,16 @@ pub struct Follower {
     stored: HashMap<PathBuf, Position>,
     events: Arc<Events>,
     watcher: Option<notify::RecommendedWatcher>,
-    watched: HashSet<PathBuf>,
+    /// Directories watched, with their identity (device, inode) when the watch was added.
+    watched: HashMap<PathBuf, (u64, u64)>,
     intervals: Intervals,
     next_poll: Instant,
     next_safety: Instant,
     ready: std::collections::VecDeque<Batch>,
     /// Per spec: read on the poll tick (`backend = polling`, or its directory is not watched).
     polled: Vec<bool>,
+    /// Per spec: its directory does not exist (yet), so nothing watches for its files.
+    waiting: Vec<bool>,
 }
 
 impl Follower {
@@ -252,7 +219,7 @@ impl Follower {
                 }
             }
         };
-        let polled = specs
+        let polled: Vec<bool> = specs
             .iter()
             .map(|s| s.polling || watcher.is_none())
             .collect();
@@ -263,14 +230,20 @@ impl Follower {
             stored: positions,
             events,
             watcher,
-            watched: HashSet::new(),
+            watched: HashMap::new(),
             intervals,
             next_poll: now + intervals.poll,
             next_safety: now + intervals.safety,
             ready: std::collections::VecDeque::new(),
+            waiting: vec![false; polled.len()],
             polled,
         };
         follower.rescan(true);
+        for (index, spec) in follower.specs.iter().enumerate() {
+            if !follower.files.values().any(|f| f.specs.contains(&index)) {
+                tracing::warn!(pattern = %spec.pattern, "logpath matches no file yet: followed once one appears");
+            }
+        }
         Ok(follower)
     }
 
@@ -308,7 +281,7 @@ impl Follower {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let deadline = if self.polled.iter().any(|&p| p) {
+            let deadline = if self.wants_poll() {
                 self.next_poll.min(self.next_safety)
             } else {
                 self.next_safety
@@ -324,19 +297,20 @@ impl Follower {
     /// also the polled ones; `safety_due`: all of them).
     fn poll_once(&mut self, poll_due: bool, safety_due: bool) {
         let pending = self.events.take();
-        let any_polled = self.polled.iter().any(|&p| p);
-        if pending.rescan || pending.everything || safety_due || (poll_due && any_polled) {
+        self.forget_watches(&pending);
+        if pending.rescan || pending.everything || safety_due || (poll_due && self.wants_poll()) {
             self.rescan(false);
         }
         for (path, followed) in &mut self.files {
             followed.dirty |= pending.everything
                 || safety_due
-                || (poll_due && followed.polled)
+                || (poll_due && followed.wants_poll())
                 || pending.paths.contains(path);
         }
+        let (now, grace) = (std_now(), self.intervals.grace);
         for followed in self.files.values_mut() {
             if followed.dirty {
-                self.ready.extend(read(followed));
+                self.ready.extend(read(followed, now, grace));
             }
         }
     }
@@ -345,29 +319,31 @@ impl Follower {
     /// go of the files that are gone (after reading what was left in them).
     fn rescan(&mut self, initial: bool) {
         let mut found: IndexMap<PathBuf, Vec<usize>> = IndexMap::new();
+        let mut watched_now = false;
         for index in 0..self.specs.len() {
-            self.watch(index);
-            let Ok(paths) = glob::glob(&self.specs[index].pattern) else {
+            watched_now |= self.watch(index);
+            // As Python's glob, which fail2ban uses: `*` does not match a leading dot.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let Ok(paths) = glob::glob_with(&self.specs[index].pattern, options) else {
                 continue;
             };
             for path in paths.flatten().filter(|p| !p.is_dir()) {
                 found.entry(path).or_default().push(index);
             }
         }
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| !found.contains_key(*p) && !p.exists())
-            .cloned()
-            .collect();
-        for path in gone {
-            let mut followed = self.files.shift_remove(&path).expect("listed above");
-            while let Some(batch) = read(&mut followed) {
-                self.ready.push_back(batch);
+        self.let_go(&found);
+        if watched_now {
+            // Whatever was written while a directory was not watched has sent no event.
+            for followed in self.files.values_mut() {
+                followed.dirty = true;
             }
         }
         for (path, specs) in found {
-            let polled = specs.iter().any(|&i| self.polled[i]);
+            // A symbolic link's target may live in a directory nobody watches: polled.
+            let polled = specs.iter().any(|&i| self.polled[i]) || path.is_symlink();
             if let Some(followed) = self.files.get_mut(&path) {
                 followed.polled = polled;
                 if *followed.specs != *specs {
@@ -387,6 +363,65 @@ impl Follower {
         }
     }
 
+    /// Marks the files whose path is gone, and lets go of those among them that have been
+    /// quiet for the grace period, after handing out what was left in them.
+    fn let_go(&mut self, found: &IndexMap<PathBuf, Vec<usize>>) {
+        let now = std_now();
+        let mut gone = Vec::new();
+        for (path, followed) in &mut self.files {
+            followed.missing = !found.contains_key(path) && !path.exists();
+            if followed.missing && followed.tail.quiet(now, self.intervals.grace) {
+                gone.push(path.clone());
+            }
+        }
+        for path in gone {
+            let mut followed = self.files.shift_remove(&path).expect("listed above");
+            let mut lines = Vec::new();
+            if let Err(e) = followed.tail.finish(&mut lines, now) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the rest of a removed log file");
+            }
+            tracing::info!(path = %path.display(), "no longer following: removed");
+            if !lines.is_empty() {
+                self.ready.push_back(Batch {
+                    path: path.into(),
+                    specs: followed.specs,
+                    lines,
+                    position: Position::default(),
+                });
+            }
+        }
+    }
+
+    /// Drops the watches of directories removed or renamed (their inode may be reused at
+    /// once by a new directory of the same name, so identity alone would not tell), and of
+    /// those no longer the directory watched: the next rescan watches whatever is there now.
+    fn forget_watches(&mut self, pending: &Pending) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(dir, id)| {
+                pending.removed.contains(*dir)
+                    || ((pending.everything || pending.paths.contains(*dir))
+                        && dir_id(dir) != Some(**id))
+            })
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in stale {
+            let _ = watcher.unwatch(&dir);
+            self.watched.remove(&dir);
+        }
+    }
+
+    /// Whether anything needs the poll tick: a polled spec, a spec whose directory is missing,
+    /// a file gone or rotated.
+    fn wants_poll(&self) -> bool {
+        self.polled.iter().chain(&self.waiting).any(|&p| p)
+            || self.files.values().any(Followed::wants_poll)
+    }
+
     fn start(
         &self,
         path: PathBuf,
@@ -399,7 +434,7 @@ impl Follower {
             tracing::warn!(path = %path.display(), ?encoding, "jails read this file with different logencodings: all get this one");
         }
         let mut tail = FileTail::new(path, encoding);
-        let failing = match tail.open(start) {
+        let failing = match tail.open(start, std_now()) {
             Ok(false) => return None,
             Ok(true) => None,
             Err(e) => {
@@ -412,40 +447,67 @@ impl Follower {
             tail,
             specs: specs.into(),
             polled,
+            missing: false,
             dirty: true,
             failing,
         })
     }
 
     /// Watches the directory of spec `index` if not yet; a spec whose directory cannot be
-    /// watched is polled.
-    fn watch(&mut self, index: usize) {
+    /// watched is polled, one whose directory is missing waits for it on the poll tick.
+    /// Whether a watch was added.
+    fn watch(&mut self, index: usize) -> bool {
         let Some(watcher) = self.watcher.as_mut() else {
-            return;
+            return false;
         };
         let (dir, mode) = watch_dir(&self.specs[index].pattern);
-        if self.polled[index] || self.watched.contains(&dir) {
-            return;
+        if self.polled[index] || self.watched.contains_key(&dir) {
+            return false;
         }
-        if !dir.is_dir() {
-            return; // found at a later rescan (the safety tick) once it exists
-        }
+        // Not there yet: globbed on every poll tick until it exists.
+        let id = dir_id(&dir);
+        self.waiting[index] = id.is_none();
+        let Some(id) = id else {
+            return false;
+        };
         match watcher.watch(&dir, mode) {
             Ok(()) => {
-                self.watched.insert(dir);
+                self.watched.insert(dir, id);
+                true
             }
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "inotify cannot watch the directory: polling its files");
                 self.polled[index] = true;
+                false
             }
         }
     }
 }
 
+/// A directory's (device, inode), if it is one.
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
+}
+
+impl Followed {
+    fn wants_poll(&self) -> bool {
+        self.polled || self.missing || self.tail.has_retired()
+    }
+}
+
+/// Now on tokio's clock (which tests may pause), as the file layer takes it.
+fn std_now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 /// Reads one file's next batch; logs a failure once per kind of failure.
-fn read(followed: &mut Followed) -> Option<Batch> {
+fn read(followed: &mut Followed, now: std::time::Instant, grace: Duration) -> Option<Batch> {
     let mut lines = Vec::new();
-    match followed.tail.read(BATCH_BYTES, &mut lines) {
+    match followed.tail.read(BATCH_BYTES, &mut lines, now, grace) {
         Ok(more) => {
             followed.dirty = more;
             followed.failing = None;

@@ -18,8 +18,8 @@ use std::{
 
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt as _, BufReader, Lines},
-    process::{Child, ChildStdout, Command},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader, Lines},
+    process::{Child, ChildStderr, ChildStdout, Command},
 };
 
 use super::{SourceError, encoding::Encoding};
@@ -204,6 +204,33 @@ fn text(value: &Value, encoding: Encoding) -> Option<String> {
     }
 }
 
+/// Where journald keeps the system journal: persistent, then volatile.
+const SYSTEM_JOURNALS: [&str; 2] = ["/var/log/journal", "/run/log/journal"];
+
+/// Whether any of `dirs` (or their machine-id subdirectories) holds a journal file. On a
+/// machine without journald `journalctl --follow` would wait silently forever.
+fn has_journal(dirs: &[&str]) -> bool {
+    let is_journal = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e == "journal" || e == "journal~")
+    };
+    dirs.iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                let path = entry.path();
+                is_journal(&path)
+                    || std::fs::read_dir(&path)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|inner| is_journal(&inner.path()))
+            })
+    })
+}
+
 /// A running `journalctl` whose entries are read one by one.
 #[derive(Debug)]
 pub struct JournalSource {
@@ -211,18 +238,19 @@ pub struct JournalSource {
     encoding: Encoding,
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
+    /// journalctl's complaints, read as they come so that a full pipe never stops it; the
+    /// last [`STDERR_KEPT`] bytes are kept for the error.
+    stderr: Option<ChildStderr>,
+    complaint: Vec<u8>,
 }
+
+const STDERR_KEPT: usize = 4096;
 
 impl JournalSource {
     /// Starts `journalctl` for `spec`. A machine without journalctl, or (reading the system
-    /// journal) without a journal directory, is a clear error for this jail alone.
+    /// journal) without journal files, is a clear error for this jail alone.
     pub fn spawn(spec: &JournalSpec) -> Result<Self, SourceError> {
-        if spec.directory.is_none()
-            && spec.files.is_empty()
-            && !["/var/log/journal", "/run/log/journal"]
-                .iter()
-                .any(|d| Path::new(d).is_dir())
-        {
+        if spec.directory.is_none() && spec.files.is_empty() && !has_journal(&SYSTEM_JOURNALS) {
             return Err(SourceError::NoJournal {
                 jail: spec.jail.clone(),
             });
@@ -243,16 +271,18 @@ impl JournalSource {
         Ok(Self {
             jail: spec.jail.clone(),
             encoding: spec.encoding,
+            stderr: child.stderr.take(),
             child,
             lines: BufReader::new(stdout).lines(),
+            complaint: Vec::new(),
         })
     }
 
     /// The next entry; `Ok(None)` once journalctl has ended cleanly (only without `follow`).
+    /// Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<JournalEntry>, SourceError> {
         loop {
             let line = self
-                .lines
                 .next_line()
                 .await
                 .map_err(|source| SourceError::JournalRead {
@@ -272,13 +302,35 @@ impl JournalSource {
         }
     }
 
+    /// The next line of journalctl's output, reading its complaints meanwhile.
+    async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut chunk = [0; 1024];
+        loop {
+            let Some(stderr) = self.stderr.as_mut() else {
+                return self.lines.next_line().await;
+            };
+            tokio::select! {
+                line = self.lines.next_line() => return line,
+                read = stderr.read(&mut chunk) => match read {
+                    Ok(0) | Err(_) => self.stderr = None,
+                    Ok(n) => {
+                        self.complaint.extend_from_slice(&chunk[..n]);
+                        let excess = self.complaint.len().saturating_sub(STDERR_KEPT);
+                        self.complaint.drain(..excess);
+                    }
+                },
+            }
+        }
+    }
+
     /// Waits for journalctl to exit; its complaint, if it failed, is the error.
     async fn finish(&mut self) -> Result<(), SourceError> {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.stderr.take() {
-            use tokio::io::AsyncReadExt as _;
-            let _ = pipe.read_to_string(&mut stderr).await;
+        if let Some(mut pipe) = self.stderr.take() {
+            let _ = pipe.read_to_end(&mut self.complaint).await;
         }
+        let excess = self.complaint.len().saturating_sub(STDERR_KEPT);
+        self.complaint.drain(..excess);
+        let stderr = String::from_utf8_lossy(&self.complaint).into_owned();
         let status = self
             .child
             .wait()
@@ -404,6 +456,69 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_machine_without_journal_files_has_no_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        assert!(!has_journal(&[root, "/nonexistent"]));
+        std::fs::create_dir(dir.path().join("0123abcd")).unwrap();
+        assert!(
+            !has_journal(&[root]),
+            "an empty machine-id directory is no journal"
+        );
+        std::fs::write(dir.path().join("0123abcd/system.journal"), b"").unwrap();
+        assert!(has_journal(&["/nonexistent", root]));
+    }
+
+    #[tokio::test]
+    async fn without_a_journal_the_jail_gets_a_clear_error() {
+        if has_journal(&SYSTEM_JOURNALS) {
+            eprintln!("skipped: this machine has a system journal");
+            return;
+        }
+        let spec = JournalSpec::from_jail("sshd", &[], &[], Encoding::Auto).unwrap();
+        let err = JournalSource::spawn(&spec).unwrap_err().to_string();
+        assert!(
+            err.starts_with("jail `sshd`: backend = systemd, but this machine has no journal"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chatty_stderr_never_stops_journalctl_and_a_failure_says_why() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("journalctl");
+        // Stands in for a journalctl that complains a lot (far more than a pipe holds).
+        std::fs::write(
+            &program,
+            "#!/bin/sh\nhead -c 1000000 /dev/zero | tr '\\0' x >&2\n\
+             echo '{\"__REALTIME_TIMESTAMP\":\"1\",\"MESSAGE\":\"after\"}'\n\
+             echo 'Failed to seek to cursor' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = JournalSpec::from_jail("sshd", &[], &[], Encoding::Auto).unwrap();
+        (spec.program, spec.files) = (program, vec!["x.journal".into()]);
+        let mut source = JournalSource::spawn(&spec).unwrap();
+        let wait = Duration::from_secs(30);
+        let entry = tokio::time::timeout(wait, source.next()).await.unwrap();
+        assert_eq!(entry.unwrap().unwrap().line, "after");
+        let err = tokio::time::timeout(wait, source.next())
+            .await
+            .unwrap()
+            .unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.starts_with("jail `sshd`: `journalctl` failed: exit status: 1: x"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("xFailed to seek to cursor") && err.len() < 5000,
+            "{err}"
+        );
+    }
+
     /// One entry in journal export format; values with a newline in the binary form.
     fn export(fields: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -510,6 +625,8 @@ mod tests {
             ]
         );
         assert_eq!(all[0].realtime_us, 1_700_000_000_123_456);
+        spec.since = Some(1_700_000_001);
+        assert_eq!(read_all(&spec).await[..], all[1..]);
 
         let matches = ["_SYSTEMD_UNIT=ssh.service".to_owned()];
         let mut sshd = JournalSpec::from_jail("sshd", &options, &matches, Encoding::Auto).unwrap();

@@ -6,11 +6,12 @@
 //! - `bulk` reads a whole log file on several cores (`banxdp regex`).
 //! - [`follow`] follows the files of every jail's `logpath` (globs, files that appear later,
 //!   rotation, positions that survive restarts), one reader per file whatever the number of
-//!   jails: `backend = auto | pyinotify | inotify | polling`. Built on [`file`] (one file and
+//!   jails: `backend = auto | pyinotify | inotify | polling`. Built on [`mod@file`] (one file and
 //!   its rotation), [`lines`] (bytes to bounded lines, pure) and [`encoding`]
 //!   (`logencoding`, pure).
 //! - [`journal`] reads the systemd journal through `journalctl` (`backend = systemd`,
 //!   `journalmatch`).
+//! - [`plan`] turns a jail's configuration into what it reads (files or journal).
 
 pub mod bulk;
 pub mod encoding;
@@ -18,14 +19,16 @@ pub mod file;
 pub mod follow;
 pub mod journal;
 pub mod lines;
+pub mod plan;
 
 #[cfg(test)]
 mod follow_tests;
 
 pub use encoding::Encoding;
 pub use file::{Position, Start};
-pub use follow::{Backend, Batch, FollowSpec, Follower, Intervals};
+pub use follow::{Batch, Follower, Intervals};
 pub use journal::{JournalEntry, JournalSource, JournalSpec};
+pub use plan::{Backend, FollowSpec, JailSource, for_jail};
 
 /// Why a log source cannot be set up or read.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum SourceError {
         "jail `{jail}`: unknown backend `{value}` (expected auto, pyinotify, inotify, polling or systemd)"
     )]
     Backend { jail: String, value: String },
+    #[error("jail `{jail}`: backend `{backend}` reads files, but no logpath is set")]
+    NoLogpath { jail: String, backend: String },
     #[error("invalid logpath pattern `{pattern}`")]
     Pattern {
         pattern: String,
@@ -52,7 +57,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     #[error(
-        "jail `{jail}`: backend = systemd, but this machine has no journal (neither /var/log/journal nor /run/log/journal); set journalpath or journalfiles"
+        "jail `{jail}`: backend = systemd, but this machine has no journal (no journal files in /var/log/journal or /run/log/journal); set journalpath or journalfiles, or use another backend"
     )]
     NoJournal { jail: String },
     #[error("jail `{jail}`: `journalctl` failed: {stderr}")]
