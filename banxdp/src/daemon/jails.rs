@@ -182,7 +182,8 @@ impl Jails {
             local_addrs: &local,
             resolve: &resolve,
             seed: u64::try_from(super::unix_now()).unwrap_or(1),
-            limits: jail::Limits::default(),
+            // One budget for the whole daemon, whatever the number of jails.
+            limits: jail::Limits::default().shared_by(configs.len()),
         };
         let now = super::unix_now();
         let year = crate::filter::report::iso8601(now)[..4]
@@ -276,11 +277,13 @@ impl Jails {
                 .collect();
             self.rebuild_specs(keep);
         }
-        let mut allowed: Vec<IpNet> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.state.params().ignore.allowed_nets())
-            .collect();
+        // The kernel's allow list is shared by every jail, `ignoreip` is per jail: only what
+        // every jail ignores goes there (each jail still drops its own ignored failures).
+        let mut lists = self.runs.iter().map(|r| r.state.params().ignore.allowed_nets());
+        let mut allowed: Vec<IpNet> = lists.next().unwrap_or_default();
+        for list in lists {
+            allowed.retain(|net| list.contains(net));
+        }
         allowed.sort();
         allowed.dedup();
         if let Err(e) = enforcer.set_allowed(&allowed) {
@@ -438,6 +441,13 @@ impl Jails {
         Some(run.state.manual_ban(target, duration, now))
     }
 
+    /// Frees the failure windows that `findtime` has closed.
+    pub fn expire_failures(&mut self, now: i64) {
+        for run in &mut self.runs {
+            run.state.expire(now);
+        }
+    }
+
     /// `name`'s ban of `target` ended.
     pub fn unbanned(&mut self, name: &str, target: IpNet) {
         if let Some(run) = self.get_mut(name) {
@@ -462,7 +472,7 @@ impl Jails {
             local_addrs: &local,
             resolve: &resolve,
             seed: u64::try_from(now).unwrap_or(1),
-            limits: jail::Limits::default(),
+            limits: jail::Limits::default().shared_by(configs.len()),
         };
         let year = crate::filter::report::iso8601(now)[..4]
             .parse()
@@ -481,12 +491,10 @@ impl Jails {
             match (replaced, new) {
                 (false, _) => kept.push(run),
                 (true, Some(c)) => match build_one(c, &env, year) {
-                    Ok((scanner, mut state)) => {
-                        for target in bans.of_jail(&c.name) {
-                            let start = bans.held(&c.name, target).map_or(now, |h| h.start);
-                            let count = bans.held(&c.name, target).map_or(1, |h| h.ban_count);
-                            state.restore(target, count, start, true);
-                        }
+                    Ok((scanner, fresh)) => {
+                        // The failures counted so far and the ban history stay.
+                        let mut state = run.state;
+                        state.reconfigure(fresh.params().clone());
                         rebuilt.push(c.name.clone());
                         kept.push(JailRun {
                             config: c.clone(),

@@ -236,6 +236,8 @@ impl State {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        // Closed failure windows are freed now and then; bans end at their own deadlines.
+        let mut tidy = tokio::time::interval(Duration::from_secs(60));
         loop {
             let sleep = self
                 .bans
@@ -256,6 +258,7 @@ impl State {
                     }
                 }
                 () = tokio::time::sleep(sleep) => self.expire(),
+                _ = tidy.tick() => self.jails.expire_failures(unix_now()),
             }
         }
     }
