@@ -3,7 +3,10 @@
 //! ends after `bantime`; the CLI drives the running daemon; bans survive `kill -9` and a
 //! restart. Each test has its own namespaces, temp configuration and pins.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    fmt::Write as _,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use banxdp_tests::{
     Topology,
@@ -227,4 +230,75 @@ fn without_a_daemon_a_client_command_says_so_and_exits_1() {
     let said = text(&out);
     assert_eq!(said.lines().count(), 1, "{said}");
     assert!(said.contains("no daemon"), "{said}");
+}
+
+/// A journal file written by Debian's `systemd-journal-remote` from export text: sshd's
+/// `Failed password` entries for `source`, stamped now.
+fn journal_with_failures(dir: &std::path::Path, source: &str, count: usize) -> std::path::PathBuf {
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let mut text = String::new();
+    for i in 0..count {
+        let _ = write!(
+            text,
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
+             _HOSTNAME=web1\nSYSLOG_IDENTIFIER=sshd\n_PID=4242\n_SYSTEMD_UNIT=ssh.service\n\
+             MESSAGE=Failed password for root from {source} port {} ssh2\n\n",
+            now_us + i as u128,
+            5_000_000 + i,
+            40_000 + i
+        );
+    }
+    let input = dir.join("in.export");
+    std::fs::write(&input, text).unwrap();
+    let output = dir.join("remote.journal");
+    let status = std::process::Command::new("/lib/systemd/systemd-journal-remote")
+        .arg(format!("--output={}", output.display()))
+        .arg(&input)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "systemd-journal-remote: {status}");
+    output
+}
+
+#[test]
+fn a_journal_jail_bans_from_the_systemd_journal() {
+    if !privileged("a_journal_jail_bans_from_the_systemd_journal") {
+        return;
+    }
+    if !std::path::Path::new("/lib/systemd/systemd-journal-remote").exists() {
+        assert!(
+            std::env::var_os("BANXDP_REQUIRE_PRIVILEGED").is_none(),
+            "CI installs systemd-journal-remote"
+        );
+        eprintln!("skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)");
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = Setup::new("", "");
+    let journal = journal_with_failures(setup.dir.path(), ATTACKER, 3);
+    std::fs::write(
+        setup.path("jail.conf"),
+        format!(
+            "[sshd]\nenabled = true\nfilter = sshd[mode=normal]\n\
+             backend = systemd[journalfiles={}]\njournalmatch = _SYSTEMD_UNIT=ssh.service\n\
+             maxretry = 3\nfindtime = 600\nbantime = 600\nport = 7000\nprotocol = udp\n",
+            journal.display()
+        ),
+    )
+    .unwrap();
+    setup.filter("sshd", include_str!("../../config/filter.d/sshd.conf"));
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("jail `sshd`: reading the journal");
+    daemon.wait_for_log(&format!("[sshd] Ban {ATTACKER}"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+    assert!(daemon.stop(), "{}", daemon.log());
 }

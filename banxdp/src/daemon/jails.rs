@@ -24,7 +24,7 @@ use crate::{
         date::{Clock, Zone},
     },
     jail::{self, Decision, Env, Jail, JailParams, Services, Verdict},
-    source::{Batch, Encoding, FollowSpec, Position},
+    source::{Batch, Encoding, FollowSpec, JailSource, JournalSpec, Position},
     store::{LogPosition, Store},
 };
 
@@ -34,12 +34,44 @@ const IGNORECOMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// One jail at work.
 pub struct JailRun {
     pub config: JailConfig,
+    /// `backend = systemd`: what the jail reads from the journal.
+    pub journal: Option<JournalSpec>,
     scanner: Scanner,
     pub state: Jail,
     zone: Zone,
 }
 
 impl JailRun {
+    /// The failures of one scanned line through the jail's state machine: the bans it
+    /// decides go to `decided`.
+    fn decide(
+        &mut self,
+        scanned: &crate::filter::Scanned,
+        line: &str,
+        now: i64,
+        decided: &mut Vec<(String, Decision)>,
+    ) {
+        let time = scanned.time.unwrap_or(now);
+        for failure in &scanned.checked.failures {
+            if failure.nofail {
+                continue;
+            }
+            let Some(host) = &failure.host else { continue };
+            let targets = jail::targets(host, self.state.params().usedns, &resolve);
+            if targets.warn {
+                tracing::warn!(
+                    "[{}] host name resolved (usedns = warn): {line}",
+                    self.config.name
+                );
+            }
+            for target in targets.nets {
+                if let Some(decision) = self.state.failure(target, time, line, now) {
+                    decided.push((self.config.name.clone(), decision));
+                }
+            }
+        }
+    }
+
     #[must_use]
     pub fn currently_failed(&self) -> u64 {
         self.state.currently_failed() as u64
@@ -195,14 +227,6 @@ impl Jails {
             owner: Vec::new(),
         };
         for c in configs {
-            if c.backend.trim().starts_with("systemd") {
-                tracing::error!(
-                    "jail `{}`: backend `{}` (the journal) is not supported by this build yet; the jail is disabled",
-                    c.name,
-                    c.backend
-                );
-                continue;
-            }
             match build_one(c, &env, year) {
                 Ok((scanner, mut state)) => {
                     for (target, count) in store.ban_counts(Some(&c.name))? {
@@ -222,29 +246,27 @@ impl Jails {
 
     fn push(&mut self, config: JailConfig, scanner: Scanner, state: Jail) {
         let index = self.runs.len();
-        let polling = config.backend.trim() == "polling";
-        let encoding = Encoding::parse(
-            &config.name,
-            config.logencoding.as_deref().unwrap_or("auto"),
-        )
-        .unwrap_or_else(|e| {
-            tracing::error!("{e}; reading it as `auto`");
-            Encoding::Auto
-        });
-        for logpath in &config.logpaths {
-            self.specs
-                .push(FollowSpec::from_logpath(logpath, encoding, polling));
-            self.owner.push(index);
-        }
-        if config.logpaths.is_empty() {
-            tracing::warn!(
-                "jail `{}`: no logpath; it bans only through `banxdp ban`",
-                config.name
-            );
+        let mut journal = None;
+        match crate::source::for_jail(&config) {
+            Ok(JailSource::Files(specs)) => {
+                for spec in specs {
+                    self.specs.push(spec);
+                    self.owner.push(index);
+                }
+            }
+            Ok(JailSource::Journal(mut spec)) => {
+                // As fail2ban seeks: the failures of the last findtime count.
+                spec.since = spec.since.or(Some(super::unix_now() - config.findtime));
+                journal = Some(spec);
+            }
+            Err(error) => {
+                tracing::warn!("{error}; it bans only through `banxdp ban`");
+            }
         }
         let zone = zone(&config);
         self.runs.push(JailRun {
             config,
+            journal,
             scanner,
             state,
             zone,
@@ -279,7 +301,10 @@ impl Jails {
         }
         // The kernel's allow list is shared by every jail, `ignoreip` is per jail: only what
         // every jail ignores goes there (each jail still drops its own ignored failures).
-        let mut lists = self.runs.iter().map(|r| r.state.params().ignore.allowed_nets());
+        let mut lists = self
+            .runs
+            .iter()
+            .map(|r| r.state.params().ignore.allowed_nets());
         let mut allowed: Vec<IpNet> = lists.next().unwrap_or_default();
         for list in lists {
             allowed.retain(|net| list.contains(net));
@@ -373,28 +398,33 @@ impl Jails {
             };
             for line in &batch.lines {
                 let scanned = run.scanner.line(line, &clock, false);
-                let time = scanned.time.unwrap_or(now);
-                for failure in &scanned.checked.failures {
-                    if failure.nofail {
-                        continue;
-                    }
-                    let Some(host) = &failure.host else { continue };
-                    let targets = jail::targets(host, run.state.params().usedns, &resolve);
-                    if targets.warn {
-                        tracing::warn!(
-                            "[{}] host name resolved (usedns = warn): {line}",
-                            run.config.name
-                        );
-                    }
-                    for target in targets.nets {
-                        if let Some(decision) = run.state.failure(target, time, line, now) {
-                            decided.push((run.config.name.clone(), decision));
-                        }
-                    }
-                }
+                run.decide(&scanned, line, now, &mut decided);
             }
         }
         decided
+    }
+
+    /// One journal entry of jail `name`, whose time (Unix microseconds) the journal gives.
+    pub fn journal_line(
+        &mut self,
+        name: &str,
+        line: &str,
+        realtime_us: u64,
+        now: i64,
+    ) -> Vec<(String, Decision)> {
+        let mut decided = Vec::new();
+        if let Some(run) = self.get_mut(name) {
+            let time = i64::try_from(realtime_us / 1_000_000).unwrap_or(now);
+            let scanned = run.scanner.timed_line(line, time, false);
+            run.decide(&scanned, line, now, &mut decided);
+        }
+        decided
+    }
+
+    /// The journals the jails read, by jail.
+    #[must_use]
+    pub fn journals(&self) -> Vec<JournalSpec> {
+        self.runs.iter().filter_map(|r| r.journal.clone()).collect()
     }
 
     /// Runs the jail's `ignorecommand` on a decided ban; true when it spares the target.
@@ -498,6 +528,7 @@ impl Jails {
                         rebuilt.push(c.name.clone());
                         kept.push(JailRun {
                             config: c.clone(),
+                            journal: None,
                             scanner,
                             state,
                             zone: zone(c),
@@ -528,6 +559,7 @@ impl Jails {
                         rebuilt.push(c.name.clone());
                         kept.push(JailRun {
                             config: c.clone(),
+                            journal: None,
                             scanner,
                             state,
                             zone: zone(c),

@@ -29,7 +29,7 @@ use crate::{
     config::{Settings, duration::parse_seconds, jails::JailConfig},
     control::server::{self, Call},
     enforce::Enforcer,
-    source::follow::{Batch, Follower},
+    source::{Batch, Follower, JournalEntry, JournalSource},
     store::{self, Store, Writer, WriterOptions},
 };
 
@@ -176,6 +176,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let positions = jails.positions(&store)?;
     drop(store);
     let follower = Follower::new(jails.follow_specs(), positions)?;
+    let journal_rx = spawn_journals(&jails);
     let (calls, call_rx) = mpsc::channel(64);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, calls, async move {
@@ -189,10 +190,50 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         reread,
         notifier,
     };
-    let end = state.serve(call_rx).await;
+    let end = state.serve(call_rx, journal_rx).await;
     let _ = stop_server.send(());
     let _ = server.await;
     state.finish(&end)
+}
+
+/// One task per journal jail, each forwarding its entries; a jail whose journal cannot be
+/// read is reported, and the others run.
+fn spawn_journals(jails: &Jails) -> mpsc::Receiver<(String, JournalEntry)> {
+    let (entries, receiver) = mpsc::channel(1024);
+    for spec in jails.journals() {
+        let jail = spec.jail.clone();
+        let mut source = match JournalSource::spawn(&spec) {
+            Ok(source) => source,
+            Err(error) => {
+                tracing::error!("{error}; the jail reads nothing");
+                continue;
+            }
+        };
+        tracing::info!("jail `{jail}`: reading the journal");
+        let entries = entries.clone();
+        tokio::spawn(async move {
+            loop {
+                match source.next().await {
+                    Ok(Some(entry)) => {
+                        if entries.send((jail.clone(), entry)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::warn!(
+                            "jail `{jail}`: journalctl ended; the jail reads nothing more"
+                        );
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!("{error}; the jail reads nothing more");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    receiver
 }
 
 fn load_enforcer(
@@ -231,7 +272,11 @@ struct State {
 
 impl State {
     /// The event loop: lines, calls, expiries and signals, one at a time.
-    async fn serve(&mut self, mut calls: mpsc::Receiver<Call>) -> End {
+    async fn serve(
+        &mut self,
+        mut calls: mpsc::Receiver<Call>,
+        mut journal: mpsc::Receiver<(String, JournalEntry)>,
+    ) -> End {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -252,6 +297,11 @@ impl State {
                     self.reload(None);
                 }
                 batch = self.follower.next() => self.lines(&batch),
+                Some((jail, entry)) = journal.recv() => {
+                    let now = unix_now();
+                    let decided = self.jails.journal_line(&jail, &entry.line, entry.realtime_us, now);
+                    self.enforce(decided);
+                }
                 Some(call) = calls.recv() => {
                     if let Some(end) = self.call(call) {
                         return end;
@@ -266,19 +316,24 @@ impl State {
     /// A batch of lines from one file: through its jails, then the bans they decided, then
     /// the file's new position to the store.
     fn lines(&mut self, batch: &Batch) {
-        let now = unix_now();
-        for (jail, decision) in self.jails.lines(batch, now) {
+        let decided = self.jails.lines(batch, unix_now());
+        self.enforce(decided);
+        if let Some(store) = self.bans.store() {
+            let position = jails::log_position(&batch.position);
+            for jail in self.jails.readers(&batch.specs) {
+                store.set_log_position(jail, &batch.path, position.clone());
+            }
+        }
+    }
+
+    /// Enforces the bans the jails decided, unless `ignorecommand` spares them.
+    fn enforce(&mut self, decided: Vec<(String, crate::jail::Decision)>) {
+        for (jail, decision) in decided {
             if self.jails.spared_by_command(&jail, decision.target) {
                 continue;
             }
             if let Err(error) = self.place(&jail, decision) {
                 tracing::error!("[{jail}] cannot ban: {:#}", anyhow::Error::from(error));
-            }
-        }
-        if let Some(store) = self.bans.store() {
-            let position = jails::log_position(&batch.position);
-            for jail in self.jails.readers(&batch.specs) {
-                store.set_log_position(jail, &batch.path, position.clone());
             }
         }
     }
