@@ -172,8 +172,8 @@ fn port_match(scope: &PortScope) -> String {
     )
 }
 
-/// The input chain, rewritten whole: the allow list first, then each jail's rules (drop, or
-/// count only for a jail in shadow mode).
+/// The input chain, rewritten whole: the allow list first, then each jail's rules (count and drop,
+/// or count only for a jail in shadow mode).
 #[must_use]
 pub fn chain_script<'a>(table: &str, jails: impl IntoIterator<Item = &'a JailScope>) -> String {
     let mut s = format!(
@@ -183,7 +183,11 @@ pub fn chain_script<'a>(table: &str, jails: impl IntoIterator<Item = &'a JailSco
     );
     for jail in jails {
         let ports = port_match(&jail.ports);
-        let verdict = if jail.shadow { "counter" } else { "drop" };
+        let verdict = if jail.shadow {
+            "counter"
+        } else {
+            "counter drop"
+        };
         for kind in SetKind::ALL {
             let family = if kind.is_v4() { "ip" } else { "ip6" };
             let set = set_name(&jail.name, kind);
@@ -471,7 +475,7 @@ mod tests {
         );
         assert_eq!(
             lines[3],
-            "add rule inet banxdp input ip saddr @j_sshd_h4 meta l4proto { tcp } th dport { 22, 2200-2299 } drop"
+            "add rule inet banxdp input ip saddr @j_sshd_h4 meta l4proto { tcp } th dport { 22, 2200-2299 } counter drop"
         );
         assert!(lines[7].starts_with("add rule inet banxdp input ip saddr @j_web_x_"));
         assert!(lines[7].ends_with("h4 counter"), "{}", lines[7]);
