@@ -37,7 +37,7 @@ use banxdp_tests::{
     netns::{ATTACKER_MAC, IFACE, VICTIM_MAC, VICTIM_V4},
     with_netns,
 };
-use install::{Installed, dropped, install, passed};
+use install::{Installed, Load, dropped, install, passed};
 
 const XDP_TX: u32 = 3;
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 66);
@@ -152,7 +152,7 @@ struct Row {
     size: usize,
     backend: Backend,
     path: Path,
-    load: Duration,
+    load: Load,
     frames: u32,
     wall: Duration,
     softirq_ns: f64,
@@ -194,7 +194,7 @@ pub fn run(options: &Options) -> Result<()> {
                 eprintln!(
                     "  {}: load {:.3} s; median run: {:.2} Mpps, {:.0} ns softirq/frame, {} of {}",
                     row.path.label(),
-                    row.load.as_secs_f64(),
+                    row.load.wall.as_secs_f64(),
                     row.mpps(),
                     row.softirq_ns,
                     row.counted,
@@ -229,15 +229,19 @@ fn banned(size: usize) -> Vec<Ipv4Addr> {
 fn load_table(options: &Options) -> Result<String> {
     let size = options.load_size;
     let addresses = banned(size);
-    let mut out = format!("\n| backend | time to load {size} bans |\n| --- | ---: |\n");
+    let mut out = format!(
+        "\n| backend | time to load {size} bans | CPU time (user + system, tools included) |\n\
+         | --- | ---: | ---: |\n"
+    );
     for &backend in &options.backends {
         eprintln!("{}: loading {size} bans ...", backend.label());
         let topo = Topology::new(&[], &[]);
         let (installed, load) = install(backend, &topo, &addresses)
             .with_context(|| format!("{} loading {size} bans", backend.label()))?;
         drop(installed);
-        eprintln!("  {:.3} s", load.as_secs_f64());
-        let _ = writeln!(out, "| {} | {:.3} s |", backend.label(), load.as_secs_f64());
+        let (wall, cpu) = (load.wall.as_secs_f64(), load.cpu.as_secs_f64());
+        eprintln!("  {wall:.3} s, {cpu:.3} s of CPU");
+        let _ = writeln!(out, "| {} | {wall:.3} s | {cpu:.3} s |", backend.label());
     }
     Ok(out)
 }
@@ -400,7 +404,7 @@ fn render(rows: &[Row], options: &Options) -> String {
             r.size,
             r.backend.label(),
             r.path.label(),
-            r.load.as_secs_f64(),
+            r.load.wall.as_secs_f64(),
             r.mpps(),
             r.softirq_ns,
             r.frames,
