@@ -47,6 +47,12 @@ fn web() -> JailScope {
 fn declare(e: &mut dyn Enforcer) {
     e.add_jail(&web()).unwrap();
     e.add_jail(&all_ports("any")).unwrap();
+    e.add_jail(&JailScope {
+        name: "watch".into(),
+        ports: PortScope::All,
+        shadow: true,
+    })
+    .unwrap();
 }
 
 fn passes(t: &Topology, source: &str, port: u16) -> bool {
@@ -89,6 +95,7 @@ fn scenario(test: &str, case: &Case) {
         ban_for("web", BANNED, 600),
         ban_for("any", BANNED6, 600),
         ban_for("any", SHORT, 4),
+        ban_for("watch", BYSTANDER, 600),
     ])
     .unwrap();
     assert!(
@@ -103,11 +110,14 @@ fn scenario(test: &str, case: &Case) {
     );
     assert!(!t.tcp_connects(BANNED, WEB), "{test}: tcp too");
     assert!(passes(&t, BANNED, OTHER), "{test}: other ports pass");
-    assert!(passes(&t, BYSTANDER, WEB), "{test}: bystander passes");
+    assert!(
+        passes(&t, BYSTANDER, WEB),
+        "{test}: a shadow jail's ban passes"
+    );
     assert!(t.tcp_connects(BYSTANDER, WEB), "{test}: bystander connects");
     assert!(dropped(&t, BANNED6, OTHER), "{test}: IPv6, all ports");
     assert!(passes(&t, BYSTANDER6, OTHER), "{test}: IPv6 bystander");
-    assert_eq!(e.active().unwrap().len(), 3);
+    assert_eq!(e.active().unwrap().len(), 4);
 
     // Expiry: the short ban ends by itself (the kernel's timeout or the sweep).
     assert!(
@@ -120,7 +130,8 @@ fn scenario(test: &str, case: &Case) {
         ),
         "{test}: the 4-second ban ended"
     );
-    assert_eq!(e.active().unwrap().len(), 2);
+    assert_eq!(e.active().unwrap().len(), 3);
+    e.unban("watch", parse_target(BYSTANDER).unwrap()).unwrap();
 
     // The allow list wins over every ban.
     e.set_allowed(&[parse_target(BANNED).unwrap()]).unwrap();

@@ -158,21 +158,7 @@ pub fn install(
         }
         Backend::OwnNftables | Backend::OwnIpset | Backend::OwnIptables => {
             let link = pass_program(topo)?;
-            let exec = Executor::in_netns(&topo.victim.name);
-            let mut fallback: Box<dyn Enforcer> = match backend {
-                Backend::OwnNftables => Box::new(NftEnforcer::new(NftOptions {
-                    exec,
-                    ..NftOptions::default()
-                })?),
-                Backend::OwnIpset => Box::new(IpsetEnforcer::new(IpsetOptions {
-                    exec,
-                    ..IpsetOptions::default()
-                })?),
-                _ => Box::new(IptablesEnforcer::new(IptablesOptions {
-                    exec,
-                    ..IptablesOptions::default()
-                })?),
-            };
+            let mut fallback = own_fallback(backend, Executor::in_netns(&topo.victim.name))?;
             fallback.add_jail(&jail)?;
             let bans = bans();
             let watch = Stopwatch::start();
@@ -185,6 +171,24 @@ pub fn install(
             Ok((installed, load))
         }
     }
+}
+
+/// One of banxdp's own fallback backends, running its tools through `exec`.
+fn own_fallback(backend: Backend, exec: Executor) -> Result<Box<dyn Enforcer>> {
+    Ok(match backend {
+        Backend::OwnNftables => Box::new(NftEnforcer::new(NftOptions {
+            exec,
+            ..NftOptions::default()
+        })?),
+        Backend::OwnIpset => Box::new(IpsetEnforcer::new(IpsetOptions {
+            exec,
+            ..IpsetOptions::default()
+        })?),
+        _ => Box::new(IptablesEnforcer::new(IptablesOptions {
+            exec,
+            ..IptablesOptions::default()
+        })?),
+    })
 }
 
 /// An `XDP_PASS` program on the victim's veth, so that frames arrive as from a NIC driver and
