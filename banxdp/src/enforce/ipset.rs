@@ -103,6 +103,18 @@ impl IpsetOptions {
         format!("{}_allow_{}", self.prefix, family_digit(family))
     }
 
+    /// The sets of an `ipset list -n` listing that are ours by their names.
+    #[must_use]
+    pub fn ours<'a>(&self, listing: &'a str) -> Vec<&'a str> {
+        let jail = format!("{}-", self.prefix);
+        let allow = format!("{}_allow_", self.prefix);
+        listing
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(&jail) || n.starts_with(&allow))
+            .collect()
+    }
+
     /// `create` lines for a set (idempotent under `-exist`); allow sets have no timeout.
     #[must_use]
     pub fn create_line(&self, set: &str, family: Family, timeout: bool) -> String {
@@ -294,12 +306,14 @@ impl Enforcer for IpsetEnforcer {
         for family in Family::BOTH {
             unhook(&self.options.exec, family, &self.options.chain, &[])?;
         }
+        // Sets of this process and of earlier ones (jails since removed).
+        let listing = self
+            .options
+            .exec
+            .run(&Command::new(["ipset", "list", "-n"]))?;
         let mut script = String::new();
-        for family in Family::BOTH {
-            let _ = writeln!(script, "destroy {}", self.options.allow_set(family));
-            for jail in self.jails.keys() {
-                let _ = writeln!(script, "destroy {}", self.options.set_name(jail, family));
-            }
+        for set in self.options.ours(&listing.stdout) {
+            let _ = writeln!(script, "destroy {set}");
         }
         self.ipset(script)
     }
@@ -319,6 +333,16 @@ mod tests {
         assert_eq!(
             o.create_line("bx-sshd-6", Family::V6, true),
             "create bx-sshd-6 hash:net family inet6 timeout 0 maxelem 2097152\n"
+        );
+    }
+
+    #[test]
+    fn our_sets_are_found_by_name() {
+        let o = IpsetOptions::default();
+        let listing = "bx-sshd-4\nf2b-sshd\nbx_allow_6\nbxother\nbx-old_0011aabb-6\n";
+        assert_eq!(
+            o.ours(listing),
+            ["bx-sshd-4", "bx_allow_6", "bx-old_0011aabb-6"]
         );
     }
 

@@ -156,6 +156,17 @@ pub fn unhook(
     Ok(())
 }
 
+/// The chains of an `iptables -S` listing whose names start with `prefix`.
+#[must_use]
+pub fn chains_with_prefix(listing: &str, prefix: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
 /// How the rule-per-address backend is set up.
 #[derive(Clone, Debug)]
 pub struct IptablesOptions {
@@ -387,8 +398,13 @@ impl Enforcer for IptablesEnforcer {
     }
 
     fn detach(self: Box<Self>) -> Result<(), Error> {
-        let chains: Vec<String> = self.jails.keys().map(|j| self.jail_chain(j)).collect();
         for family in Family::BOTH {
+            // Jail chains of this process and of earlier ones (jails since removed).
+            let listing = self
+                .options
+                .exec
+                .run(&Command::new([family.tool(), "-w", "-S"]))?;
+            let chains = chains_with_prefix(&listing.stdout, &self.options.jail_prefix);
             unhook(&self.options.exec, family, &self.options.chain, &chains)?;
         }
         Ok(())
@@ -448,5 +464,15 @@ mod tests {
             "bx-sshd -s 192.0.2.7/32 -j DROP"
         );
         assert!(e.jail_chain(&"j".repeat(60)).len() <= CHAIN_MAX);
+    }
+
+    #[test]
+    fn leftover_chains_are_found_by_prefix() {
+        let listing = "-P INPUT ACCEPT\n-N banxdp\n-N bx-sshd\n-N f2b-sshd\n-N bx-old_1a2b3c4d\n\
+                       -A INPUT -j banxdp\n";
+        assert_eq!(
+            chains_with_prefix(listing, "bx-"),
+            ["bx-sshd", "bx-old_1a2b3c4d"]
+        );
     }
 }
