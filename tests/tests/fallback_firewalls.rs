@@ -358,3 +358,60 @@ fn cpu_time() -> Duration {
     };
     of(libc::RUSAGE_THREAD) + of(libc::RUSAGE_CHILDREN)
 }
+
+#[test]
+fn a_longer_ban_replaces_the_first_ones_expiry() {
+    if !privileged("a_longer_ban_replaces_the_first_ones_expiry") {
+        return;
+    }
+    let t = Topology::new(&[BANNED, BYSTANDER], &[]);
+    let exec = Executor::in_netns(&t.victim.name);
+    let mut backends: Vec<(&str, Box<dyn Enforcer>)> = vec![
+        (
+            "nftables",
+            Box::new(
+                NftEnforcer::new(NftOptions {
+                    exec: exec.clone(),
+                    ..NftOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+        (
+            "ipset",
+            Box::new(
+                IpsetEnforcer::new(IpsetOptions {
+                    exec: exec.clone(),
+                    ..IpsetOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+        (
+            "iptables",
+            Box::new(
+                IptablesEnforcer::new(IptablesOptions {
+                    exec,
+                    ..IptablesOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+    ];
+    // Each backend in turn; the others hold no ban meanwhile.
+    for (name, e) in &mut backends {
+        e.add_jail(&all_ports("sshd")).unwrap();
+        e.ban(&ban_for("sshd", BANNED, 2)).unwrap();
+        // bantime.increment: the same jail bans again, for longer.
+        e.ban(&ban_for("sshd", BANNED, 600)).unwrap();
+        std::thread::sleep(Duration::from_millis(3000));
+        e.remove_expired().unwrap();
+        assert!(dropped(&t, BANNED, OTHER), "{name}: the longer ban holds");
+        assert_eq!(e.active().unwrap().len(), 1, "{name}");
+        e.unban("sshd", parse_target(BANNED).unwrap()).unwrap();
+        assert!(passes(&t, BANNED, OTHER), "{name}: unbanned");
+    }
+    for (_, e) in backends {
+        e.detach().unwrap();
+    }
+}
