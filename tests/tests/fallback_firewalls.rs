@@ -404,7 +404,7 @@ fn a_longer_ban_replaces_the_first_ones_expiry() {
         e.ban(&ban_for("sshd", BANNED, 2)).unwrap();
         // bantime.increment: the same jail bans again, for longer.
         e.ban(&ban_for("sshd", BANNED, 600)).unwrap();
-        std::thread::sleep(Duration::from_millis(3000));
+        std::thread::sleep(Duration::from_secs(3));
         e.remove_expired().unwrap();
         assert!(dropped(&t, BANNED, OTHER), "{name}: the longer ban holds");
         assert_eq!(e.active().unwrap().len(), 1, "{name}");
