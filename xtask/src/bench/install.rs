@@ -305,17 +305,19 @@ pub fn dropped(backend: Backend, topo: &Topology, installed: &Installed) -> Resu
     match (backend, installed) {
         (_, Installed::Xdp(xdp)) => Ok(xdp.counters()?[0].packets[counter::DROP_V4]),
         (_, Installed::Minimal { minimal, .. }) => minimal.drops(ATTACKER),
+        // `-t`: without the set's elements, which nft would otherwise fetch and print.
         (Backend::Nftables, _) => nft_drops(&run(&[
             "nft",
+            "-t",
             "list",
             "chain",
             "ip",
             "banxdp_bench",
             "input",
         ])?),
-        (Backend::OwnNftables, _) => {
-            nft_drops(&run(&["nft", "list", "chain", "inet", "banxdp", "input"])?)
-        }
+        (Backend::OwnNftables, _) => nft_drops(&run(&[
+            "nft", "-t", "list", "chain", "inet", "banxdp", "input",
+        ])?),
         (backend, _) => {
             let chain = match backend {
                 Backend::Ipset => "INPUT",
