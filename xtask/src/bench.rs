@@ -192,7 +192,7 @@ pub fn run(options: &Options) -> Result<()> {
                 .with_context(|| format!("{} with {size} bans", backend.label()))?;
             for row in measured {
                 eprintln!(
-                    "  {}: load {:.3} s; median run: {:.2} Mpps, {:.0} ns softirq/frame, {} of {}",
+                    "  {}: load {:.3} s; median run: {:.3} Mpps, {:.0} ns softirq/frame, {} of {}",
                     row.path.label(),
                     row.load.wall.as_secs_f64(),
                     row.mpps(),
@@ -400,7 +400,7 @@ fn render(rows: &[Row], options: &Options) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.3} s | {:.2} Mpps | {:.0} ns | {} | {} |",
+            "| {} | {} | {} | {:.3} s | {:.3} Mpps | {:.0} ns | {} | {} |",
             r.size,
             r.backend.label(),
             r.path.label(),
