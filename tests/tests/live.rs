@@ -20,6 +20,22 @@ use banxdp_tests::{
 
 const N: usize = 50;
 
+/// Waits up to ten seconds for `condition`, checking every 20 ms; whether it came true. Frames
+/// sent raw reach the victim's program in its softirq, after `sendto` has returned, and an
+/// expiry is a moment on the kernel's clock: tests wait for the condition, not a fixed time.
+fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn attach(topo: &Topology, mode: AttachMode) -> XdpEnforcer {
     let plan = XdpPlan {
         interfaces: vec![IFACE.into()],
@@ -70,8 +86,14 @@ fn banned_sources_are_dropped_and_others_delivered() {
     assert_eq!(topo.udp_delivered("2001:db8:1::66", 5000, N), 0);
     assert_eq!(topo.udp_delivered("2001:db8:1::67", 5000, N), N);
 
-    // The counters equal what was sent: every banned datagram counted as a drop, once.
-    let after = xdp.counters_of(ifindex).unwrap();
+    // The counters equal what was sent: every banned datagram counted as a drop, once (waited
+    // for, as a drop is counted in the victim's softirq).
+    let mut after = before;
+    eventually(|| {
+        after = xdp.counters_of(ifindex).unwrap();
+        after[counter::DROP_V4] - before[counter::DROP_V4] >= N as u64
+            && after[counter::DROP_V6] - before[counter::DROP_V6] >= N as u64
+    });
     let moved = |i: usize| after[i] - before[i];
     assert_eq!(moved(counter::DROP_V4), N as u64);
     assert_eq!(moved(counter::DROP_V6), N as u64);
@@ -159,9 +181,11 @@ fn a_two_second_ban_ends_in_the_kernel_without_user_space() {
     jail(&mut xdp, "sshd", PortScope::All);
     xdp.ban(&ban_for("sshd", "198.51.100.66", 2)).unwrap();
     assert_eq!(topo.udp_delivered("198.51.100.66", 5003, N), 0);
-    std::thread::sleep(Duration::from_millis(2300));
     // No sweep, no unban: the program compares the expiry itself.
-    assert_eq!(topo.udp_delivered("198.51.100.66", 5003, N), N);
+    assert!(
+        eventually(|| topo.udp_delivered("198.51.100.66", 5003, N) == N),
+        "the ban did not end"
+    );
     assert_eq!(
         xdp.active().unwrap().len(),
         1,
@@ -240,7 +264,13 @@ fn vlan_tagged_frames_are_judged_by_the_inner_address() {
     let ifindex = xdp.attachments()[0].ifindex;
     let before = xdp.counters_of(ifindex).unwrap();
     topo.send_frames(&frames);
-    let after = xdp.counters_of(ifindex).unwrap();
+    // Wait until every frame was judged (the passed ones are the last to arrive or not).
+    let mut after = before;
+    eventually(|| {
+        after = xdp.counters_of(ifindex).unwrap();
+        after[counter::DROP_V4] - before[counter::DROP_V4] >= 2 * N as u64
+            && after[counter::PASS_CLEAN] - before[counter::PASS_CLEAN] >= 2 * N as u64
+    });
     assert_eq!(
         after[counter::DROP_V4] - before[counter::DROP_V4],
         2 * N as u64

@@ -7,6 +7,12 @@
 //! error. Only the XDP backend owns aya handles; nothing here spawns tasks or reads config
 //! files.
 
+pub mod book;
+pub mod exec;
+pub mod hostsdeny;
+pub mod ipset;
+pub mod iptables;
+pub mod nftables;
 pub mod xdp;
 
 use std::{ops::RangeInclusive, time::SystemTime};
@@ -128,6 +134,10 @@ pub enum Error {
     Xdp(#[from] xdp::XdpError),
     #[error(transparent)]
     Action(#[from] crate::action::ActionError),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    HostsDeny(#[from] hostsdeny::HostsDenyError),
 }
 
 /// Parses a ban target: an address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form

@@ -1,0 +1,542 @@
+//! The nftables backend: banxdp's own table (`inet banxdp`), sets whose elements carry their
+//! own timeout (expiry is the kernel's), per-jail rules with the jail's port scope, the allow
+//! list first, and every change as one `nft -f -` transaction.
+//!
+//! Layout, per jail and family: a hash set of addresses (`<jail>_h4`, `flags timeout`) and an
+//! interval set of networks (`<jail>_n4`, `flags interval, timeout`). Two sets rather than one
+//! because an interval set refuses an address inside a network it holds, and because a
+//! ban's timeout is replaced by `add; delete; add` of the element in one transaction, which the
+//! kernel accepts for a hash set whether or not the element is there. The chain `input` is
+//! rewritten whole (flushed and refilled in the same transaction) whenever jails or the allow
+//! list change, so that restarting never duplicates a rule. Sets outlive the process: a
+//! restart keeps enforcing, and `detach` deletes the table.
+//!
+//! The script text is built by pure functions from parsed values only (`IpNet`, port numbers,
+//! names made safe by [`safe_name`]): nothing from a log line reaches nft as text.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    time::{Duration, SystemTime},
+};
+
+use ipnet::IpNet;
+
+use super::{
+    ActiveBan, Ban, Enforcer, Error, JailScope, PortScope,
+    book::{Book, is_host, normalize, remaining, safe_name},
+    exec::{Command, Executor},
+};
+
+/// Elements per `add element` statement; a transaction holds any number of statements.
+const CHUNK: usize = 4096;
+
+/// How the nftables backend is set up.
+#[derive(Clone, Debug)]
+pub struct NftOptions {
+    /// The table, in the `inet` family (`banxdp`).
+    pub table: String,
+    /// The input chain's priority (`-10`: before the usual `filter` chains).
+    pub priority: i32,
+    /// How `nft` runs.
+    pub exec: Executor,
+}
+
+impl Default for NftOptions {
+    fn default() -> Self {
+        Self {
+            table: "banxdp".into(),
+            priority: -10,
+            exec: Executor::default(),
+        }
+    }
+}
+
+/// The four sets of a jail: addresses and networks, per family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SetKind {
+    Host4,
+    Net4,
+    Host6,
+    Net6,
+}
+
+impl SetKind {
+    const ALL: [Self; 4] = [Self::Host4, Self::Net4, Self::Host6, Self::Net6];
+
+    fn of(target: IpNet) -> Self {
+        match (target, is_host(target)) {
+            (IpNet::V4(_), true) => Self::Host4,
+            (IpNet::V4(_), false) => Self::Net4,
+            (IpNet::V6(_), true) => Self::Host6,
+            (IpNet::V6(_), false) => Self::Net6,
+        }
+    }
+
+    const fn suffix(self) -> &'static str {
+        match self {
+            Self::Host4 => "h4",
+            Self::Net4 => "n4",
+            Self::Host6 => "h6",
+            Self::Net6 => "n6",
+        }
+    }
+
+    const fn is_v4(self) -> bool {
+        matches!(self, Self::Host4 | Self::Net4)
+    }
+
+    /// The set's declaration body.
+    const fn spec(self) -> &'static str {
+        match self {
+            Self::Host4 => "type ipv4_addr; flags timeout;",
+            Self::Net4 => "type ipv4_addr; flags interval, timeout;",
+            Self::Host6 => "type ipv6_addr; flags timeout;",
+            Self::Net6 => "type ipv6_addr; flags interval, timeout;",
+        }
+    }
+}
+
+/// The name of `jail`'s set of `kind`.
+fn set_name(jail: &str, kind: SetKind) -> String {
+    format!("j_{}_{}", safe_name(jail, 200), kind.suffix())
+}
+
+/// `nft` text for an element: the address alone for a host, CIDR for a network.
+fn element(target: IpNet) -> String {
+    if is_host(target) {
+        target.addr().to_string()
+    } else {
+        target.to_string()
+    }
+}
+
+/// The table, its input chain and the allow-list sets (idempotent: `add` of what exists is
+/// no change).
+#[must_use]
+pub fn base_script(options: &NftOptions) -> String {
+    let t = &options.table;
+    format!(
+        "add table inet {t}\n\
+         add chain inet {t} input {{ type filter hook input priority {}; policy accept; }}\n\
+         add set inet {t} allow4 {{ type ipv4_addr; flags interval; auto-merge; }}\n\
+         add set inet {t} allow6 {{ type ipv6_addr; flags interval; auto-merge; }}\n",
+        options.priority
+    )
+}
+
+/// The sets of `jail`.
+fn jail_sets_script(table: &str, jail: &str) -> String {
+    let mut s = String::new();
+    for kind in SetKind::ALL {
+        let _ = writeln!(
+            s,
+            "add set inet {table} {} {{ {} }}",
+            set_name(jail, kind),
+            kind.spec()
+        );
+    }
+    s
+}
+
+fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        33 => "dccp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The match of a port scope (`meta l4proto { tcp } th dport { 22, 80-90 }`), empty for all.
+fn port_match(scope: &PortScope) -> String {
+    let PortScope::Ports { protocols, ranges } = scope else {
+        return String::new();
+    };
+    let protocols: Vec<String> = protocols.iter().map(|p| protocol_name(*p)).collect();
+    let ports: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            if r.start() == r.end() {
+                r.start().to_string()
+            } else {
+                format!("{}-{}", r.start(), r.end())
+            }
+        })
+        .collect();
+    format!(
+        " meta l4proto {{ {} }} th dport {{ {} }}",
+        protocols.join(", "),
+        ports.join(", ")
+    )
+}
+
+/// The input chain, rewritten whole: the allow list first, then each jail's rules (count and drop,
+/// or count only for a jail in shadow mode).
+#[must_use]
+pub fn chain_script<'a>(table: &str, jails: impl IntoIterator<Item = &'a JailScope>) -> String {
+    let mut s = format!(
+        "flush chain inet {table} input\n\
+         add rule inet {table} input ip saddr @allow4 accept\n\
+         add rule inet {table} input ip6 saddr @allow6 accept\n"
+    );
+    for jail in jails {
+        let ports = port_match(&jail.ports);
+        let verdict = if jail.shadow {
+            "counter"
+        } else {
+            "counter drop"
+        };
+        for kind in SetKind::ALL {
+            let family = if kind.is_v4() { "ip" } else { "ip6" };
+            let set = set_name(&jail.name, kind);
+            let _ = writeln!(
+                s,
+                "add rule inet {table} input {family} saddr @{set}{ports} {verdict}"
+            );
+        }
+    }
+    s
+}
+
+/// One element to write: its set, the target, its remaining time (`None`: permanent) and
+/// whether the set may already hold it (then its timeout is replaced by delete and add).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    set: String,
+    target: IpNet,
+    timeout: Option<Duration>,
+    replace: bool,
+}
+
+/// `add element` statements for `puts`, `CHUNK` elements each, grouped by set.
+#[must_use]
+pub fn elements_script(table: &str, puts: &[Put]) -> String {
+    let mut by_set: BTreeMap<&str, Vec<&Put>> = BTreeMap::new();
+    for put in puts {
+        by_set.entry(&put.set).or_default().push(put);
+    }
+    let mut s = String::new();
+    for (set, puts) in by_set {
+        let replaced: Vec<&&Put> = puts.iter().filter(|p| p.replace).collect();
+        for chunk in replaced.chunks(CHUNK) {
+            let list: Vec<String> = chunk.iter().map(|p| element(p.target)).collect();
+            let list = list.join(", ");
+            let _ = writeln!(s, "add element inet {table} {set} {{ {list} }}");
+            let _ = writeln!(s, "delete element inet {table} {set} {{ {list} }}");
+        }
+        for chunk in puts.chunks(CHUNK) {
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|p| match p.timeout {
+                    None => element(p.target),
+                    Some(t) => format!("{} timeout {}ms", element(p.target), t.as_millis().max(1)),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "add element inet {table} {set} {{ {} }}",
+                list.join(", ")
+            );
+        }
+    }
+    s
+}
+
+/// Statements that remove `target` from `set` whether or not it is there.
+fn remove_script(table: &str, set: &str, target: IpNet) -> String {
+    let e = element(target);
+    format!(
+        "add element inet {table} {set} {{ {e} }}\ndelete element inet {table} {set} {{ {e} }}\n"
+    )
+}
+
+/// The allow-list sets, replaced.
+#[must_use]
+pub fn allow_script(table: &str, nets: &[IpNet]) -> String {
+    let mut s = format!("flush set inet {table} allow4\nflush set inet {table} allow6\n");
+    for (set, v4) in [("allow4", true), ("allow6", false)] {
+        let list: Vec<String> = nets
+            .iter()
+            .map(|n| normalize(*n))
+            .filter(|n| matches!(n, IpNet::V4(_)) == v4)
+            .map(element)
+            .collect();
+        for chunk in list.chunks(CHUNK) {
+            let _ = writeln!(
+                s,
+                "add element inet {table} {set} {{ {} }}",
+                chunk.join(", ")
+            );
+        }
+    }
+    s
+}
+
+/// The nftables enforcer.
+pub struct NftEnforcer {
+    options: NftOptions,
+    jails: BTreeMap<String, JailScope>,
+    book: Book,
+    /// The table was there before this process: its sets may hold elements the book lacks.
+    adopted: bool,
+}
+
+impl NftEnforcer {
+    /// Creates (or adopts) the table, its chain and the allow-list sets.
+    pub fn new(options: NftOptions) -> Result<Self, Error> {
+        let probe = Command::new(["nft", "list", "table", "inet", options.table.as_str()]);
+        let adopted = options
+            .exec
+            .run_status(&probe)
+            .is_ok_and(|(status, _)| status.success());
+        let enforcer = Self {
+            adopted,
+            options,
+            jails: BTreeMap::new(),
+            book: Book::default(),
+        };
+        enforcer.apply(base_script(&enforcer.options))?;
+        Ok(enforcer)
+    }
+
+    /// Runs one transaction.
+    fn apply(&self, script: String) -> Result<(), Error> {
+        if script.is_empty() {
+            return Ok(());
+        }
+        let command = Command::new(["nft", "-f", "-"]).with_stdin(script);
+        self.options.exec.run(&command)?;
+        Ok(())
+    }
+
+    fn rules(&self) -> String {
+        chain_script(&self.options.table, self.jails.values())
+    }
+
+    /// The puts of `bans` at `now`, recorded in the book; ended bans are skipped.
+    fn puts(&mut self, bans: &[Ban], now: SystemTime) -> Result<Vec<Put>, Error> {
+        let mut puts = Vec::with_capacity(bans.len());
+        for ban in bans {
+            if !self.jails.contains_key(&ban.jail) {
+                return Err(Error::UnknownJail(ban.jail.clone()));
+            }
+            let target = normalize(ban.target);
+            let Some(timeout) = remaining(ban.expiry, now) else {
+                continue;
+            };
+            let kind = SetKind::of(target);
+            let held = self.book.ban(&ban.jail, target, ban.expiry);
+            // A network set refuses `add; delete; add` of an element it lacks: replace only
+            // one that is known to be there still.
+            let replace = match kind {
+                SetKind::Host4 | SetKind::Host6 => held.is_some() || self.adopted,
+                SetKind::Net4 | SetKind::Net6 => held
+                    .and_then(|e| remaining(e, now + Duration::from_secs(1)))
+                    .is_some(),
+            };
+            puts.push(Put {
+                set: set_name(&ban.jail, kind),
+                target,
+                timeout,
+                replace,
+            });
+        }
+        Ok(puts)
+    }
+}
+
+impl Enforcer for NftEnforcer {
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+
+    fn describe(&self) -> String {
+        format!("nftables: table inet {}", self.options.table)
+    }
+
+    fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
+        if let PortScope::Ports { protocols, ranges } = &jail.ports {
+            if protocols.is_empty() || ranges.is_empty() {
+                return Err(Error::EmptyPortScope {
+                    jail: jail.name.clone(),
+                });
+            }
+        }
+        let previous = self.jails.insert(jail.name.clone(), jail.clone());
+        let script = jail_sets_script(&self.options.table, &jail.name) + &self.rules();
+        if let Err(err) = self.apply(script) {
+            match previous {
+                Some(old) => self.jails.insert(old.name.clone(), old),
+                None => self.jails.remove(&jail.name),
+            };
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn remove_jail(&mut self, name: &str) -> Result<(), Error> {
+        let Some(old) = self.jails.remove(name) else {
+            return Err(Error::UnknownJail(name.to_string()));
+        };
+        let mut script = self.rules();
+        for kind in SetKind::ALL {
+            let set = set_name(name, kind);
+            let _ = writeln!(script, "delete set inet {} {set}", self.options.table);
+        }
+        if let Err(err) = self.apply(script) {
+            self.jails.insert(name.to_string(), old);
+            return Err(err);
+        }
+        self.book.remove_jail(name);
+        Ok(())
+    }
+
+    fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error> {
+        let puts = self.puts(bans, SystemTime::now())?;
+        let result = self.apply(elements_script(&self.options.table, &puts));
+        if result.is_err() {
+            // The transaction changed nothing: neither may the book.
+            for ban in bans {
+                self.book.unban(&ban.jail, normalize(ban.target));
+            }
+        }
+        result
+    }
+
+    fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error> {
+        if !self.jails.contains_key(jail) {
+            return Err(Error::UnknownJail(jail.to_string()));
+        }
+        let target = normalize(target);
+        let set = set_name(jail, SetKind::of(target));
+        self.apply(remove_script(&self.options.table, &set, target))?;
+        self.book.unban(jail, target);
+        Ok(())
+    }
+
+    fn set_allowed(&mut self, nets: &[IpNet]) -> Result<(), Error> {
+        self.apply(allow_script(&self.options.table, nets))
+    }
+
+    fn active(&self) -> Result<Vec<ActiveBan>, Error> {
+        let now = SystemTime::now();
+        Ok(self
+            .book
+            .active()
+            .into_iter()
+            .filter(|b| remaining(b.expiry, now).is_some())
+            .collect())
+    }
+
+    fn remove_expired(&mut self) -> Result<usize, Error> {
+        // The kernel has dropped the elements already; only the book is behind.
+        Ok(self.book.remove_expired(SystemTime::now()).len())
+    }
+
+    fn detach(self: Box<Self>) -> Result<(), Error> {
+        let t = &self.options.table;
+        self.apply(format!("add table inet {t}\ndelete table inet {t}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        crate::enforce::parse_target(s).unwrap()
+    }
+
+    #[test]
+    fn chain_puts_the_allow_list_first_and_scopes_ports() {
+        let sshd = JailScope {
+            name: "sshd".into(),
+            ports: PortScope::Ports {
+                protocols: vec![6],
+                ranges: vec![22..=22, 2200..=2299],
+            },
+            shadow: false,
+        };
+        let web = JailScope {
+            name: "web-x".into(),
+            ports: PortScope::All,
+            shadow: true,
+        };
+        let s = chain_script("banxdp", [&sshd, &web]);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "flush chain inet banxdp input");
+        assert_eq!(
+            lines[1],
+            "add rule inet banxdp input ip saddr @allow4 accept"
+        );
+        assert_eq!(
+            lines[3],
+            "add rule inet banxdp input ip saddr @j_sshd_h4 meta l4proto { tcp } th dport { 22, 2200-2299 } counter drop"
+        );
+        assert!(lines[7].starts_with("add rule inet banxdp input ip saddr @j_web_x_"));
+        assert!(lines[7].ends_with("h4 counter"), "{}", lines[7]);
+        assert_eq!(lines.len(), 3 + 8);
+    }
+
+    #[test]
+    fn elements_carry_timeouts_and_replacements_delete_first() {
+        let puts = [
+            Put {
+                set: "j_sshd_h4".into(),
+                target: net("192.0.2.7"),
+                timeout: Some(Duration::from_millis(1500)),
+                replace: true,
+            },
+            Put {
+                set: "j_sshd_n4".into(),
+                target: net("198.51.100.0/24"),
+                timeout: None,
+                replace: false,
+            },
+        ];
+        assert_eq!(
+            elements_script("t", &puts),
+            "add element inet t j_sshd_h4 { 192.0.2.7 }\n\
+             delete element inet t j_sshd_h4 { 192.0.2.7 }\n\
+             add element inet t j_sshd_h4 { 192.0.2.7 timeout 1500ms }\n\
+             add element inet t j_sshd_n4 { 198.51.100.0/24 }\n"
+        );
+    }
+
+    #[test]
+    fn large_batches_are_chunked_into_one_script() {
+        let puts: Vec<Put> = (0..10_000u32)
+            .map(|i| Put {
+                set: "s".into(),
+                target: IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))),
+                timeout: None,
+                replace: false,
+            })
+            .collect();
+        let s = elements_script("t", &puts);
+        assert_eq!(s.lines().count(), 10_000usize.div_ceil(CHUNK));
+        assert!(s.contains("10.0.39.15"));
+    }
+
+    #[test]
+    fn allow_list_splits_families_and_normalizes() {
+        let s = allow_script("t", &[net("::ffff:192.0.2.9"), net("2001:db8::1/64")]);
+        assert!(s.contains("add element inet t allow4 { 192.0.2.9 }"), "{s}");
+        assert!(
+            s.contains("add element inet t allow6 { 2001:db8::/64 }"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn removal_never_fails_on_a_missing_element() {
+        assert_eq!(
+            remove_script("t", "s", net("2001:db8::7")),
+            "add element inet t s { 2001:db8::7 }\ndelete element inet t s { 2001:db8::7 }\n"
+        );
+    }
+}
