@@ -199,11 +199,14 @@ fn runnable(read: &config::fail2ban::Dump) -> Vec<config::jails::JailConfig> {
 
 /// Each runnable jail's actions that are not firewall actions (the enforcing backend does
 /// those): they run as commands beside it. Python actions cannot run and are named.
-fn notification_actions(read: &config::fail2ban::Dump) -> Vec<crate::action::ActionSet> {
+/// With `all` (`enforce.backend = actions`) every action: they are the backend.
+fn jail_actions(read: &config::fail2ban::Dump, all: bool) -> Vec<crate::action::ActionSet> {
     use crate::action::{ActionSet, Context, is_firewall_action};
     let mut sets = Vec::new();
     for jail in read.jails.iter().filter(|j| j.error.is_none()) {
-        match ActionSet::for_jail(jail, Context::system(), |name| !is_firewall_action(name)) {
+        match ActionSet::for_jail(jail, Context::system(), |name| {
+            all || !is_firewall_action(name)
+        }) {
             Ok((set, python)) => {
                 for name in python {
                     tracing::warn!(
@@ -262,7 +265,8 @@ fn run(
         let names: Vec<&str> = jails.iter().map(|j| j.name.as_str()).collect();
         tracing::info!("{} jail(s) read: {}", names.len(), names.join(", "));
     }
-    let actions = notification_actions(&read);
+    let all = settings.enforce.backend == config::settings::Backend::Actions;
+    let actions = jail_actions(&read, all);
     let reread = Box::new(move || read_jails(dir.as_deref()).map(|read| runnable(&read)));
     let options = daemon::Options {
         settings,

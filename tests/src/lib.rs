@@ -15,6 +15,7 @@ pub mod authlog;
 pub mod daemon;
 pub mod frame;
 pub mod netns;
+pub mod seccomp;
 pub mod services;
 pub mod stock;
 

@@ -302,3 +302,37 @@ fn a_journal_jail_bans_from_the_systemd_journal() {
     assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
     assert!(daemon.stop(), "{}", daemon.log());
 }
+
+#[test]
+fn where_bpf_fails_the_daemon_bans_through_nftables_and_says_why() {
+    if !privileged("where_bpf_fails_the_daemon_bans_through_nftables_and_says_why") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("600");
+    // The daemon starts from a thread on which bpf() answers ENOSYS, as on a kernel
+    // without BPF; it inherits the filter.
+    let mut daemon = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                banxdp_tests::seccomp::deny_bpf_on_this_thread();
+                Daemon::start(
+                    &topo.victim,
+                    &setup.path("banxdp.toml"),
+                    setup.path("daemon.log"),
+                )
+            })
+            .join()
+            .unwrap()
+    });
+    daemon.wait_for_log("enforcing through nftables instead");
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.append("app.log", &failures(ATTACKER, 3));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+    let status = text(&setup.client(&["status"]));
+    assert!(status.contains("nftables"), "{status}");
+    assert!(status.contains("not XDP"), "{status}");
+    assert!(daemon.stop(), "{}", daemon.log());
+}

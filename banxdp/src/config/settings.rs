@@ -64,11 +64,55 @@ pub enum Backend {
     Actions,
 }
 
+impl Backend {
+    /// The name as `banxdp.toml` spells it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::Nftables => "nftables",
+            Self::Ipset => "ipset",
+            Self::Iptables => "iptables",
+            Self::Hostsdeny => "hostsdeny",
+            Self::Actions => "actions",
+        }
+    }
+}
+
+/// Where bans go when XDP cannot serve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    #[default]
+    Nftables,
+    Ipset,
+    Iptables,
+    Hostsdeny,
+    /// No fallback: the daemon refuses to start without XDP.
+    None,
+}
+
+impl Fallback {
+    /// The backend it names; `None` for `none`.
+    #[must_use]
+    pub const fn backend(self) -> Option<Backend> {
+        match self {
+            Self::Nftables => Some(Backend::Nftables),
+            Self::Ipset => Some(Backend::Ipset),
+            Self::Iptables => Some(Backend::Iptables),
+            Self::Hostsdeny => Some(Backend::Hostsdeny),
+            Self::None => None,
+        }
+    }
+}
+
 /// `[enforce]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnforceSettings {
     pub backend: Backend,
+    /// With `backend = "xdp"`: where bans go when XDP cannot load or attach.
+    pub fallback: Fallback,
 }
 
 /// `[metrics]`.

@@ -14,11 +14,17 @@ pub fn status(reply: &StatusReply, jail: Option<&str>) -> String {
         return jail_status(one);
     }
     let names: Vec<&str> = reply.jails.iter().map(|j| j.name.as_str()).collect();
-    format!(
+    let mut out = format!(
         "Status\n|- Number of jail:\t{}\n`- Jail list:\t{}\n",
         names.len(),
         names.join(", ")
-    )
+    );
+    // banxdp's own line, after fail2ban's layout (so that what reads that layout still
+    // does): which backend enforces, where, and why not XDP when it is not.
+    if !reply.backend_detail.is_empty() {
+        let _ = writeln!(out, "Enforced by:\t{}", reply.backend_detail);
+    }
+    out
 }
 
 fn jail_status(jail: &JailStatus) -> String {
@@ -277,7 +283,8 @@ mod tests {
         };
         assert_eq!(
             status(&reply, None),
-            "Status\n|- Number of jail:\t2\n`- Jail list:\tsshd, nginx-http-auth\n"
+            "Status\n|- Number of jail:\t2\n`- Jail list:\tsshd, nginx-http-auth\n\
+             Enforced by:\tnative on eth0\n"
         );
         assert_eq!(
             status(&StatusReply::default(), None),

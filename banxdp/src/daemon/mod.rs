@@ -12,6 +12,7 @@
 //! program loaded or taken over, the store and the pinned maps reconciled both ways, and only
 //! then are logs read.
 
+mod backend;
 mod bans;
 mod jails;
 mod notify;
@@ -26,9 +27,8 @@ use std::{
 use tokio::sync::mpsc;
 
 use crate::{
-    config::{Settings, duration::parse_seconds, jails::JailConfig},
+    config::{Settings, duration::parse_seconds, jails::JailConfig, settings::Backend},
     control::server::{self, Call},
-    enforce::Enforcer,
     source::{Batch, Follower, JournalEntry, JournalSource},
     store::{self, Store, Writer, WriterOptions},
 };
@@ -54,8 +54,8 @@ pub enum DaemonError {
         "no interface to attach to: none is up apart from loopback; name one in `xdp.interfaces`"
     )]
     NoInterface,
-    #[error("`xdp.enabled` is false and no other backend exists yet; nothing would enforce bans")]
-    NothingToRun,
+    #[error("XDP cannot enforce bans ({0}) and `enforce.fallback` is `none`")]
+    NoBackend(String),
     #[error("control socket")]
     Control(#[from] server::ServerError),
     #[error("ban store")]
@@ -128,8 +128,15 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let stored = store.active_bans(now)?;
 
     let mut jails = Jails::build(&configs, &store)?;
-    let enforcer = load_enforcer(&settings, xdp_object)?;
-    let mut bans = Bans::new(enforcer, None);
+    // With `backend = actions` the jails' actions are the backend; otherwise only those
+    // that are not firewall actions run, beside it.
+    let (backend_actions, notifications) = if settings.enforce.backend == Backend::Actions {
+        (actions, Vec::new())
+    } else {
+        (Vec::new(), actions)
+    };
+    let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
+    let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
     let mapped = bans.active()?;
     let plan = store::reconcile(&stored, &mapped, now);
@@ -149,7 +156,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         );
     }
     bans.restore(&restorable)?;
-    let notifier = notify::Notifier::spawn(actions);
+    let notifier = notify::Notifier::spawn(notifications);
     for record in &restorable {
         notifier.ban(&record.jail, notify::ban_info(record, true));
     }
@@ -189,6 +196,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         follower,
         reread,
         notifier,
+        why_not_xdp: chosen.why_not_xdp,
     };
     let end = state.serve(call_rx, journal_rx).await;
     let _ = stop_server.send(());
@@ -236,30 +244,6 @@ fn spawn_journals(jails: &Jails) -> mpsc::Receiver<(String, JournalEntry)> {
     receiver
 }
 
-fn load_enforcer(
-    settings: &Settings,
-    object: Option<PathBuf>,
-) -> Result<Box<dyn Enforcer + Send>, DaemonError> {
-    if !settings.xdp.enabled {
-        return Err(DaemonError::NothingToRun);
-    }
-    let plan = xdp_plan(settings, object).map_err(|e| match e {
-        xdp::PlanError::Interfaces { path, source } => DaemonError::Interfaces { path, source },
-        xdp::PlanError::NoInterface => DaemonError::NoInterface,
-    })?;
-    let enforcer = crate::enforce::xdp::XdpEnforcer::load(&plan)?;
-    for a in enforcer.attachments() {
-        let how = if a.adopted { "took over" } else { "attached" };
-        let why = a
-            .fallback
-            .as_ref()
-            .map(|reason| format!(" (native: {reason})"))
-            .unwrap_or_default();
-        tracing::info!("{how} `{}` in {} mode{why}", a.interface, a.mode.as_str());
-    }
-    Ok(Box::new(enforcer))
-}
-
 /// Everything the loop owns.
 struct State {
     settings: Settings,
@@ -268,6 +252,8 @@ struct State {
     follower: Follower,
     reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
     notifier: notify::Notifier,
+    /// Why bans do not go through XDP, when they do not (`status` says it).
+    why_not_xdp: Option<String>,
 }
 
 impl State {

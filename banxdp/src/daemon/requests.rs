@@ -86,7 +86,10 @@ impl State {
         Reply::Status(StatusReply {
             jails,
             backend: self.bans.enforcer().name().to_string(),
-            backend_detail: self.bans.enforcer().describe(),
+            backend_detail: match &self.why_not_xdp {
+                Some(why) => format!("{} (not XDP: {why})", self.bans.enforcer().describe()),
+                None => self.bans.enforcer().describe(),
+            },
         })
     }
 
