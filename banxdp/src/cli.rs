@@ -181,11 +181,93 @@ fn dump(dir: Option<&Path>, fail2ban_stream: bool) -> ExitCode {
         }
     } else {
         print!("{}", config::fail2ban::jail::describe(&jails));
+        print!("{}", enforcement(&jails));
     }
     if !jails.is_empty() && jails.iter().all(|j| j.error.is_some()) {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
+}
+
+/// For `dump`: per jail, what enforces its bans (the backend banxdp.toml chooses, with the
+/// jail's port scope) and which of its actions run as commands beside it.
+fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
+    use std::fmt::Write as _;
+
+    use crate::{
+        action::{ActionSet, Context, is_firewall_action},
+        config::settings::Backend,
+        enforce::PortScope,
+        jail::{Services, port_scope},
+    };
+    let settings =
+        config::load_settings(None).map_or_else(|_| config::Settings::default(), |s| s.0);
+    let backend = settings.enforce.backend;
+    let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
+    let by = match backend {
+        Backend::Xdp => format!(
+            "xdp (where XDP cannot run: {})",
+            settings
+                .enforce
+                .fallback
+                .backend()
+                .map_or("nothing", Backend::as_str)
+        ),
+        other => other.as_str().to_string(),
+    };
+    let mut out = format!("\n# enforcement (enforce.backend = {})\n", backend.as_str());
+    for jail in jails.iter().filter(|j| j.error.is_none()) {
+        let Ok(c) = config::jails::JailConfig::resolve(jail) else {
+            continue;
+        };
+        let scope = match port_scope(
+            c.port.as_deref(),
+            c.protocol.as_deref(),
+            &c.actions,
+            &services,
+        ) {
+            Ok(PortScope::All) => "all ports".to_string(),
+            Ok(PortScope::Ports { protocols, ranges }) => {
+                let ranges: Vec<String> = ranges
+                    .iter()
+                    .map(|r| {
+                        if r.start() == r.end() {
+                            r.start().to_string()
+                        } else {
+                            format!("{}:{}", r.start(), r.end())
+                        }
+                    })
+                    .collect();
+                let protocols: Vec<&str> = protocols
+                    .iter()
+                    .map(|p| if *p == 6 { "tcp" } else { "udp" })
+                    .collect();
+                format!("{} {}", protocols.join(","), ranges.join(","))
+            }
+            Err(e) => format!("invalid ports: {e}"),
+        };
+        let all = backend == Backend::Actions;
+        let commands =
+            ActionSet::for_jail(jail, Context::system(), |n| all || !is_firewall_action(n))
+                .map(|(set, _)| set.names().join(", "))
+                .unwrap_or_else(|e| format!("(cannot run: {e})"));
+        let enforced = if all {
+            "its actions".to_string()
+        } else {
+            by.clone()
+        };
+        let _ = writeln!(
+            out,
+            "[{}] enforced by {enforced}, {scope}; actions run as commands: {}",
+            jail.name,
+            if commands.is_empty() {
+                "none"
+            } else {
+                &commands
+            }
+        );
+    }
+    out
 }
 
 /// The jails that can run, each checked; problems were reported by `read_jails`.
