@@ -249,8 +249,10 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
         let all = backend == Backend::Actions;
         let commands =
             ActionSet::for_jail(jail, Context::system(), |n| all || !is_firewall_action(n))
-                .map(|(set, _)| set.names().join(", "))
-                .unwrap_or_else(|e| format!("(cannot run: {e})"));
+                .map_or_else(
+                    |e| format!("(cannot run: {e})"),
+                    |(set, _)| set.names().join(", "),
+                );
         let enforced = if all {
             "its actions".to_string()
         } else {
