@@ -157,7 +157,7 @@ fn status_prints_fail2bans_layout_or_json() {
     let reply = Reply::Status(status_reply());
     assert_eq!(
         out("status", &reply).unwrap(),
-        "Status\n|- Number of jail:\t1\n`- Jail list:\tsshd\n"
+        "Status\n|- Number of jail:\t1\n`- Jail list:\tsshd\nEnforced by:\tgeneric on lo\n"
     );
     assert_eq!(
         out("status sshd", &reply).unwrap(),
