@@ -7,10 +7,8 @@
 use std::net::IpAddr;
 
 use super::{
-    hand::ByHand,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    prefix,
     tracker::Tracked,
 };
 
@@ -77,6 +75,18 @@ pub enum Host {
     Name(String),
     /// A failure id (`<F-ID>`) that is not an address.
     Id(String),
+}
+
+impl std::fmt::Display for Host {
+    /// An address as `std::net` writes it (with `/cidr` when a pattern gave one); a name or
+    /// an id as it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Ip(addr, None) => addr.fmt(f),
+            Host::Ip(addr, Some(cidr)) => write!(f, "{addr}/{cidr}"),
+            Host::Name(text) | Host::Id(text) => f.write_str(text),
+        }
+    }
 }
 
 /// A matched failure.
@@ -165,14 +175,8 @@ pub struct Filter {
     /// Which failregexes may match a text; built when first needed, since a filter whose
     /// failregexes are all [`Anchored`] reads single lines without it.
     failregex_literals: std::sync::OnceLock<Prefilter>,
-    /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
-    /// `<F-MLFID>` group.
-    pub(super) sshd_prefix: Option<Name>,
-    /// For each failregex, the reader that reads it by hand, if it is one of the stock sshd
-    /// failregexes that have one.
-    pub(super) by_hand: Vec<Option<ByHand>>,
-    /// Where every failregex starts with known strings, a one-line filter has no prefregex
-    /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
+    /// Where every failregex starts with known strings and a one-line filter has no
+    /// prefregex: the candidates by the text's first bytes (see `tracker`).
     pub(super) anchored: Option<Anchored>,
     /// For each failregex, whether it or the prefregex has `alt_` groups, which
     /// [`merge_alternates`] merges.
@@ -236,17 +240,9 @@ impl Filter {
             .iter()
             .map(|f| in_prefregex || has_alternates(f))
             .collect();
-        let sshd_prefix =
-            (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX)).then(|| intern("mlfid"));
-        let anchored = (spec.maxlines <= 1 && (prefregex.is_none() || sshd_prefix.is_some()))
+        let anchored = (spec.maxlines <= 1 && prefregex.is_none())
             .then(|| Anchored::new(failregex.iter().map(Compiled::as_str)))
             .flatten();
-        let by_hand = spec
-            .failregex
-            .iter()
-            .zip(&failregex)
-            .map(|(text, compiled)| ByHand::of(text, compiled.names()))
-            .collect();
         Ok(Self {
             alternates,
             anchored,
@@ -258,8 +254,6 @@ impl Filter {
             failregex,
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
-            sshd_prefix,
-            by_hand,
         })
     }
 
@@ -374,7 +368,7 @@ pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> 
     let cidr = cidr.and_then(|c| c.parse::<u8>().ok());
     let address = ip4.or(ip6);
     let raw = address.or(dns).or(fid)?;
-    let host = match parse_ip(raw) {
+    let host = match raw.parse::<IpAddr>() {
         Ok(addr) => Host::Ip(addr, cidr),
         Err(_) if address.is_some() => Host::Id(raw.to_string()),
         Err(_) if dns.is_some() => Host::Name(raw.to_string()),
@@ -383,203 +377,9 @@ pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> 
     Some((host, raw.into()))
 }
 
-/// `text` as an address, as `IpAddr`'s `FromStr` reads it, the dotted quad read here: it is
-/// the host of most failures, and the standard parser's generality costs.
-fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
-    let bytes = text.as_bytes();
-    if let Some(addr) = read_ip4(bytes) {
-        return Ok(IpAddr::V4(addr));
-    }
-    read_ip6(bytes).map_or_else(|| text.parse(), |addr| Ok(IpAddr::V6(addr)))
-}
-
-/// An IPv6 address in hexadecimal groups, as the standard parser reads it: up to eight groups
-/// of one to four digits, at most one `::` standing for one group of zeros or more; `None`
-/// for anything else (an IPv4 part, say), which the standard parser then reads or refuses.
-fn read_ip6(text: &[u8]) -> Option<std::net::Ipv6Addr> {
-    let mut groups = [[0u16; 8]; 2];
-    // Groups before the `::` (or all of them), and after it.
-    let mut counts = [0usize; 2];
-    let mut side = 0;
-    let mut at = 0;
-    if text.starts_with(b"::") {
-        side = 1;
-        at = 2;
-    }
-    while at < text.len() {
-        let start = at;
-        let mut group: u16 = 0;
-        while at < text.len() && at - start < 4 {
-            let Some(digit) = char::from(text[at]).to_digit(16) else {
-                break;
-            };
-            group = group * 16 + u16::try_from(digit).expect("a hex digit");
-            at += 1;
-        }
-        if at == start || counts[side] == 8 {
-            return None;
-        }
-        groups[side][counts[side]] = group;
-        counts[side] += 1;
-        if at == text.len() {
-            break;
-        }
-        if text[at] != b':' {
-            return None;
-        }
-        at += 1;
-        if text.get(at) == Some(&b':') {
-            if side == 1 {
-                return None;
-            }
-            side = 1;
-            at += 1;
-        } else if at == text.len() {
-            return None;
-        }
-    }
-    let [head, tail] = counts;
-    let mut segments = [0u16; 8];
-    if side == 0 {
-        if head != 8 {
-            return None;
-        }
-        segments = groups[0];
-    } else {
-        // The `::` stands for one group at least.
-        if head + tail > 7 {
-            return None;
-        }
-        segments[..head].copy_from_slice(&groups[0][..head]);
-        segments[8 - tail..].copy_from_slice(&groups[1][..tail]);
-    }
-    Some(segments.into())
-}
-
-/// A dotted quad as the standard parser reads it: four parts of one to three digits, each at
-/// most 255, none with a leading zero; `None` for anything else, which the standard parser
-/// then reads (or refuses).
-fn read_ip4(text: &[u8]) -> Option<std::net::Ipv4Addr> {
-    if !(7..=15).contains(&text.len()) {
-        return None;
-    }
-    let mut octets = [0u8; 4];
-    let (mut part, mut value, mut digits) = (0, 0u16, 0);
-    for &byte in text {
-        if byte == b'.' {
-            if digits == 0 || part == 3 {
-                return None;
-            }
-            octets[part] = u8::try_from(value).ok()?;
-            (part, value, digits) = (part + 1, 0, 0);
-            continue;
-        }
-        let digit = byte.wrapping_sub(b'0');
-        // A digit, and no leading zero; past 255 (or three digits) the text is no quad.
-        if digit > 9 || (digits == 1 && value == 0) {
-            return None;
-        }
-        value = value * 10 + u16::from(digit);
-        digits += 1;
-        if value > 255 {
-            return None;
-        }
-    }
-    if part != 3 || digits == 0 {
-        return None;
-    }
-    octets[3] = u8::try_from(value).ok()?;
-    Some(octets.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_addresses_are_read_as_the_standard_parser_reads_them() {
-        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
-        let groups = [
-            "0",
-            "00",
-            "0000",
-            "1",
-            "db8",
-            "2001",
-            "ffff",
-            "FFFF",
-            "aBc",
-            "12345",
-            "g",
-            "",
-            "1.2.3.4",
-            "ffff:1.2.3.4",
-        ];
-        let mut read = 0;
-        for _ in 0..300_000 {
-            let count = 1 + next() % 10;
-            let mut text = String::new();
-            for n in 0..count {
-                if n > 0 {
-                    text.push_str(if next().is_multiple_of(6) { "::" } else { ":" });
-                }
-                text.push_str(crate::filter::generated::pick(&mut next, &groups));
-            }
-            match next() % 8 {
-                0 => text.insert_str(0, "::"),
-                1 => text.push_str("::"),
-                2 => text.push(':'),
-                _ => {}
-            }
-            let fast = read_ip6(text.as_bytes());
-            let standard = text.parse::<std::net::Ipv6Addr>().ok();
-            if fast.is_some() {
-                assert_eq!(fast, standard, "{text:?}");
-                read += 1;
-            } else if !text.contains('.') {
-                // Without an IPv4 part it declines only what the standard parser refuses.
-                assert_eq!(standard, None, "{text:?}");
-            }
-            assert_eq!(
-                parse_ip(&text).ok(),
-                text.parse::<IpAddr>().ok(),
-                "{text:?}"
-            );
-        }
-        assert!(read > 10_000, "{read} addresses read");
-    }
-
-    #[test]
-    fn dotted_quads_are_read_as_the_standard_parser_reads_them() {
-        let mut next = crate::filter::generated::xorshift(0x9e37_79b9_7f4a_7c15);
-        let pieces = [
-            "0", "1", "9", "10", "01", "00", "255", "256", "199", "300", "999", "1000", "", "a",
-            "+1", " 1", ":", "::1",
-        ];
-        let mut read = 0;
-        for _ in 0..200_000 {
-            let parts = if next().is_multiple_of(2) {
-                4
-            } else {
-                1 + next() % 6
-            };
-            let text = (0..parts)
-                .map(|_| crate::filter::generated::pick(&mut next, &pieces))
-                .collect::<Vec<_>>()
-                .join(".");
-            let fast = read_ip4(text.as_bytes());
-            let standard = text.parse::<std::net::Ipv4Addr>().ok();
-            // Where it answers it agrees; where the standard parser reads a quad, so does it.
-            assert_eq!(fast, standard, "{text:?}");
-            assert_eq!(
-                parse_ip(&text).ok(),
-                text.parse::<IpAddr>().ok(),
-                "{text:?}"
-            );
-            read += usize::from(fast.is_some());
-        }
-        assert!(read > 1000, "{read} quads read");
-    }
 
     fn filter(pref: Option<&str>, fail: &[&str], ignore: &[&str]) -> Filter {
         Filter::new(&FilterSpec {

@@ -8,26 +8,17 @@
 //! `prefix` and `failed` read three stock patterns by hand where their answer is plain
 //! (with `ascii`'s helpers). `crate::source::bulk` reads a whole log on several cores.
 
-pub mod accepted;
 pub mod ascii;
-pub mod attempts;
-pub mod closed;
 mod connections;
 pub mod date;
-pub mod failed;
 #[cfg(test)]
 pub(crate) mod generated;
-pub mod hand;
-pub mod jit;
 pub mod literals;
 pub mod matcher;
 pub mod pattern;
-pub mod prefix;
-pub mod received;
 pub mod report;
 pub mod scan;
 pub mod syslog;
-pub mod too_many;
 pub mod tracker;
 
 pub use matcher::{Failure, Filter, FilterSpec, Host, Outcome};

@@ -6,7 +6,6 @@
 use super::{
     Filter, FilterSpec,
     date::{Clock, DateDetector, DateError, DateMatch},
-    jit::Jit,
     matcher::FilterError,
     pattern::Span,
     tracker::{Checked, Found, Searched, Tracker},
@@ -112,21 +111,9 @@ impl Scanner {
     /// Reads one line. With `check_all` every failregex that matches counts, as fail2ban's
     /// tests run filters; otherwise the first decides, as in the daemon.
     pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
-        self.line_plain(line, Jit::serves(line), clock, check_all)
-    }
-
-    /// [`Scanner::line`], told whether [`Jit::serves`] the line (see
-    /// [`Scanner::prepare_plain`]).
-    pub fn line_plain(
-        &mut self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-        check_all: bool,
-    ) -> Scanned {
         let mut found = std::mem::take(&mut self.found);
         found.clear();
-        let prepared = self.prepare_plain(line, plain, clock, check_all, &mut found);
+        let prepared = self.prepare(line, clock, check_all, &mut found);
         let scanned = self.finish(&prepared, &mut found, clock, check_all);
         self.found = found;
         scanned
@@ -144,24 +131,7 @@ impl Scanner {
         check_all: bool,
         found: &mut Found,
     ) -> Prepared {
-        // Whether the JIT serves the line, and so every part of it, found once for both.
-        self.prepare_plain(line, Jit::serves(line), clock, check_all, found)
-    }
-
-    /// [`Scanner::prepare`], told whether [`Jit::serves`] the line (a caller that read a
-    /// stretch of lines all in ASCII knows it of each; `false` is always safe).
-    pub fn prepare_plain(
-        &mut self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-        check_all: bool,
-        found: &mut Found,
-    ) -> Prepared {
-        debug_assert!(!plain || Jit::serves(line));
-        let date = self
-            .dates
-            .find_after_in(line, plain, clock, self.last_template);
+        let date = self.dates.find_after(line, clock, self.last_template);
         // The line without its date: a part of it when the date starts it.
         let mut joined = std::mem::take(&mut self.text);
         joined.clear();
@@ -178,10 +148,7 @@ impl Scanner {
             self.last_template = Some(*index);
         }
         let stage = if self.filter.maxlines() <= 1 {
-            Stage::Searched(
-                self.tracker
-                    .search(&self.filter, text, plain, check_all, found),
-            )
+            Stage::Searched(self.tracker.search(&self.filter, text, check_all, found))
         } else {
             Stage::Buffered(found.push_text(text))
         };

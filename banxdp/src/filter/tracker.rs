@@ -13,11 +13,9 @@
 use super::{
     Filter, Host,
     connections::{Cache, Slot},
-    jit::Jit,
     literals,
     matcher::{host_of, merge_alternates},
     pattern::{self, Hit, Name, Span, Value},
-    prefix,
 };
 
 /// Named groups in the order they were first set, as a Python dict keeps them: a handful of
@@ -313,7 +311,7 @@ impl Tracker {
         if filter.maxlines <= 1 {
             let mut found = std::mem::take(&mut self.found);
             found.clear();
-            let searched = self.search(filter, line, Jit::serves(line), check_all, &mut found);
+            let searched = self.search(filter, line, check_all, &mut found);
             let checked = self.apply(&searched, &mut found, check_all);
             self.found = found;
             return checked;
@@ -335,18 +333,14 @@ impl Tracker {
     /// so that lines may be searched out of order (on other threads) and applied in order.
     /// Only the room kept for groups is taken from `self`; what the search finds goes to
     /// `found`, to be read by [`Tracker::apply`].
-    ///
-    /// `plain` says whether [`Jit::serves`] `line` (`false` is always safe).
     pub fn search(
         &mut self,
         filter: &Filter,
         line: &str,
-        plain: bool,
         check_all: bool,
         found: &mut Found,
     ) -> Searched {
         debug_assert!(filter.maxlines <= 1);
-        debug_assert!(!plain || Jit::serves(line));
         let mut out = Searched {
             ignored: false,
             hits: found.hits.len()..found.hits.len(),
@@ -354,7 +348,7 @@ impl Tracker {
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut groups = std::mem::take(&mut self.spans);
         let mut strings = std::mem::take(&mut self.strings);
-        match open(filter, line, plain, &mut pre, &mut strings) {
+        match open(filter, line, &mut pre, &mut strings) {
             Gate::Ignored => out.ignored = true,
             Gate::Closed => {}
             Gate::Open(content, candidates) => {
@@ -362,16 +356,7 @@ impl Tracker {
                 let text = &line[span.0..span.1];
                 for regex in literals::members(candidates, filter.failregex.len()) {
                     let re = &filter.failregex[regex];
-                    // Some of sshd's failregexes are read by hand where they can be; the
-                    // engines read what the readers cannot tell.
-                    let by_hand = filter.by_hand[regex]
-                        .as_ref()
-                        .filter(|_| plain)
-                        .and_then(|hand| hand.read(text.as_bytes(), &mut groups));
-                    let matched = by_hand.unwrap_or_else(|| {
-                        matches!(re.search_spans_in(text, plain, &mut groups), Ok(Some(_)))
-                    });
-                    if !matched {
+                    if !matches!(re.search_spans(text, &mut groups), Ok(Some(_))) {
                         continue;
                     }
                     let fields = found.push_fields(&pre, line, &groups, text);
@@ -443,7 +428,7 @@ impl Tracker {
         let line = text;
         let mut pre = std::mem::take(&mut self.pre_spans);
         let mut found = std::mem::take(&mut self.spans);
-        let gate = open(filter, line, false, &mut pre, &mut Vec::new());
+        let gate = open(filter, line, &mut pre, &mut Vec::new());
         let Gate::Open(content, _) = gate else {
             out.ignored = matches!(gate, Gate::Ignored);
             self.pre_spans = pre;
@@ -463,8 +448,7 @@ impl Tracker {
             if !literals::has(candidates, regex) {
                 continue;
             }
-            // A joined buffer has line breaks: the JIT does not serve it.
-            let Ok(Some(span)) = re.search_spans_in(&text, false, &mut found) else {
+            let Ok(Some(span)) = re.search_spans(&text, &mut found) else {
                 continue;
             };
             let mut kept = Found::default();
@@ -697,7 +681,6 @@ enum Gate {
 fn open(
     filter: &Filter,
     text: &str,
-    plain: bool,
     pre: &mut Vec<(Name, Span)>,
     strings: &mut Vec<(usize, usize, usize)>,
 ) -> Gate {
@@ -709,10 +692,10 @@ fn open(
     {
         return Gate::Ignored;
     }
-    // Failregexes that all start with known strings, after no prefregex or one read by hand:
-    // the content's first bytes say which may match, without scanning the line.
+    // Failregexes that all start with known strings, after no prefregex: the text's first
+    // bytes say which may match, without scanning the line.
     if let Some(anchored) = &filter.anchored {
-        let Some(content) = prefregex_content(filter, text, plain, pre) else {
+        let Some(content) = prefregex_content(filter, text, pre) else {
             return Gate::Closed;
         };
         let (start, end) = content.unwrap_or((0, text.len()));
@@ -726,7 +709,7 @@ fn open(
     if !filter.may_match_keeping(text, strings) {
         return Gate::Closed;
     }
-    let Some(content) = prefregex_content(filter, text, plain, pre) else {
+    let Some(content) = prefregex_content(filter, text, pre) else {
         return Gate::Closed;
     };
     let span = content.unwrap_or((0, text.len()));
@@ -742,20 +725,12 @@ fn open(
 fn prefregex_content(
     filter: &Filter,
     text: &str,
-    plain: bool,
     pre: &mut Vec<(Name, Span)>,
 ) -> Option<Option<Span>> {
     let Some(pref) = &filter.prefregex else {
         return Some(None);
     };
-    // The stock sshd prefregex, read by hand where it can be (its content is never empty).
-    if let Some(mlfid) = filter.sshd_prefix.filter(|_| plain) {
-        if let Some(read) = prefix::read(text.as_bytes()) {
-            pre.push((mlfid, read.mlfid));
-            return Some(Some(read.content));
-        }
-    }
-    if !matches!(pref.search_spans_in(text, plain, pre), Ok(Some(_))) {
+    if !matches!(pref.search_spans(text, pre), Ok(Some(_))) {
         return None;
     }
     let content = pre.iter().position(|(name, _)| *name == "content");

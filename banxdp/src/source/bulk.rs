@@ -23,7 +23,7 @@ use std::{
     sync::{Condvar, Mutex, PoisonError, mpsc},
 };
 
-use crate::filter::{Scanned, Scanner, date::Clock, jit::Jit, scan::Prepared, tracker::Found};
+use crate::filter::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
 
 /// How a log is read.
 #[derive(Clone, Copy, Debug)]
@@ -87,10 +87,9 @@ pub fn scan(
         let mut chunk = Chunk::default();
         while chunks.next(&mut chunk)? {
             let data = chunk.bytes();
-            for (range, text, plain) in texts(data) {
+            for (range, text) in texts(data) {
                 let bytes = trimmed(&data[range]);
-                let read = (!skip(&text))
-                    .then(|| scanner.line_plain(&text, plain, clock, options.check_all));
+                let read = (!skip(&text)).then(|| scanner.line(&text, clock, options.check_all));
                 each(Line {
                     index: base,
                     bytes,
@@ -382,9 +381,8 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
-    for (range, text, plain) in texts(data.bytes()) {
-        let prepared =
-            (!skip(&text)).then(|| scanner.prepare_plain(&text, plain, clock, check_all, found));
+    for (range, text) in texts(data.bytes()) {
+        let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, check_all, found));
         out.push((range, prepared));
     }
 }
@@ -446,11 +444,9 @@ fn lines(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
-/// The lines of a chunk with their text (see [`text_of`]), and whether [`Jit::serves`] each:
-/// the chunk's UTF-8 is checked once, and each line's only where the chunk has invalid bytes;
-/// in a chunk all in ASCII every line is plain (it has no line break either), else each is
-/// checked.
-fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>, bool)> + '_ {
+/// The lines of a chunk with their text (see [`text_of`]): the chunk's UTF-8 is checked
+/// once, and each line's only where the chunk has invalid bytes.
+fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>)> + '_ {
     let ascii = is_ascii(data);
     let whole = if ascii {
         // SAFETY: ASCII, as `is_ascii` just found this very slice to be, is valid UTF-8.
@@ -465,8 +461,7 @@ fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>, bool)
             Some(all) => Cow::Borrowed(all[range.clone()].trim_end_matches('\r')),
             None => text_of(trimmed(&data[range.clone()])),
         };
-        let plain = ascii || Jit::serves(&text);
-        (range, text, plain)
+        (range, text)
     })
 }
 
