@@ -119,8 +119,9 @@ pub fn main() -> ExitCode {
 /// (after saying why) when the configuration cannot be read at all.
 fn read_jails(dir: Option<&Path>) -> Option<config::fail2ban::Dump> {
     use config::{
+        dump_stream,
         embedded::{self, ConfigDir, Embedded},
-        fail2ban::{Disk, dump_stream},
+        fail2ban::Disk,
     };
     let chosen = embedded::choose(dir, &["/etc/banxdp", "/etc/fail2ban"], Path::is_dir);
     let read = match &chosen {

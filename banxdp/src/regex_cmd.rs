@@ -4,16 +4,12 @@ use std::path::{Path, PathBuf};
 
 use std::io::Write as _;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::{
     config::{
         embedded::{self, ConfigDir, Embedded},
-        fail2ban::{
-            Disk, Files,
-            readers::{DefinitionReader, FILTER_OPTS, extract_options},
-            store::{FileCache, Store, Vars},
-        },
+        fail2ban::{Disk, load_filter, readers::extract_options},
     },
     filter::{
         FilterSpec, Scanner,
@@ -22,30 +18,6 @@ use crate::{
     },
     source::bulk,
 };
-
-/// The filter's options read from `name` under `basedir` (`filter.d/sshd`), with `params`.
-fn read_filter(
-    files: &dyn Files,
-    basedir: &Path,
-    name: &str,
-    params: indexmap::IndexMap<String, String>,
-) -> Result<Option<FilterSpec>> {
-    let Some((store, _)) = Store::read(files, basedir, name, &mut FileCache::default())? else {
-        return Ok(None);
-    };
-    let mut def = DefinitionReader::new(store, "regex", params);
-    def.init
-        .entry("logtype".into())
-        .or_insert_with(|| "file".into());
-    let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
-    def.read_options(&Vars::new(), &names, true)?;
-    let (options, bad) = def.combined(&[], &FILTER_OPTS)?;
-    if let Some((option, value)) = bad.first() {
-        bail!("filter `{name}`: invalid {option} `{value}`");
-    }
-    let text = |n: &str| options.get(n).map(crate::config::fail2ban::Value::text);
-    Ok(Some(FilterSpec::from_options(text)))
-}
 
 /// What `banxdp regex` was asked.
 pub struct Args<'a> {
@@ -78,13 +50,13 @@ fn filter_spec(
             .context("a filter file name")?
             .to_string_lossy()
             .into_owned();
-        read_filter(&Disk, &dir, &stem, params)?
+        load_filter(&Disk, &dir, &stem, params)?
     } else {
         let in_filter_d = format!("filter.d/{name}");
         match embedded::choose(config_dir, &["/etc/banxdp", "/etc/fail2ban"], Path::is_dir) {
-            ConfigDir::Disk(dir) => read_filter(&Disk, &dir, &in_filter_d, params)?,
+            ConfigDir::Disk(dir) => load_filter(&Disk, &dir, &in_filter_d, params)?,
             ConfigDir::BuiltIn => {
-                read_filter(&Embedded, Path::new(embedded::ROOT), &in_filter_d, params)?
+                load_filter(&Embedded, Path::new(embedded::ROOT), &in_filter_d, params)?
             }
         }
     }
@@ -162,13 +134,13 @@ pub fn run(args: &Args<'_>) -> Result<()> {
             }
         }
     };
+    scanner.set_check_all(mode == report::Mode::AllRegex);
     let mut report = report::Report::default();
     if Path::new(log).is_file() {
         let mut file = std::fs::File::open(log).with_context(|| format!("reading `{log}`"))?;
         let defaults = bulk::Options::default();
         let options = bulk::Options {
             threads: threads.unwrap_or(defaults.threads),
-            check_all: mode == report::Mode::AllRegex,
             ..defaults
         };
         let mut count = |line: bulk::Line<'_>| {
@@ -200,7 +172,6 @@ pub fn run(args: &Args<'_>) -> Result<()> {
             &mut scanner,
             &clock,
             resolve,
-            mode,
             &mut sink,
         );
     }

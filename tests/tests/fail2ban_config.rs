@@ -187,7 +187,7 @@ fn local_overrides_read_as_fail2ban_reads_them() {
 #[test]
 fn every_stock_filter_pattern_compiles() {
     use banxdp::{
-        config::fail2ban::{Disk, dump_stream},
+        config::{dump_stream, fail2ban::Disk},
         filter::pattern::{Compiled, Engine},
     };
     if !fail2ban_present("every_stock_filter_pattern_compiles") {

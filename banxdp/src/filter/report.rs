@@ -11,7 +11,7 @@ use super::{
     Host, Scanned, Scanner,
     date::Clock,
     pattern::{Name, Value},
-    tracker::Checked,
+    tracker::Failure,
 };
 
 /// One failure found.
@@ -68,6 +68,7 @@ pub fn run<'a>(
     resolve: Resolver<'_>,
     mode: Mode,
 ) -> Report {
+    scanner.set_check_all(mode == Mode::AllRegex);
     let mut report = Report::default();
     let mut found = Vec::new();
     for (index, line) in lines.enumerate() {
@@ -78,7 +79,6 @@ pub fn run<'a>(
             scanner,
             clock,
             resolve,
-            mode,
             &mut |f: &Found| found.push(f.clone()),
         );
     }
@@ -87,11 +87,8 @@ pub fn run<'a>(
 }
 
 /// Reads one line (0-based `index`) into the counts, handing its failures to `sink` as they
-/// are found: one step of [`run`], for callers that stream a log of any size.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one step of `run`, with its state"
-)]
+/// are found: one step of [`run`], for callers that stream a log of any size (the scanner
+/// set to the [`Mode`] wanted).
 pub fn count_line(
     report: &mut Report,
     index: usize,
@@ -99,13 +96,12 @@ pub fn count_line(
     scanner: &mut Scanner,
     clock: &Clock,
     resolve: Resolver<'_>,
-    mode: Mode,
     sink: &mut dyn FnMut(&Found),
 ) {
     if skipped(line) {
         return;
     }
-    let read = scanner.line(line, clock, mode == Mode::AllRegex);
+    let read = scanner.line(line, clock);
     count_scanned(report, index, read, scanner, resolve, sink);
 }
 
@@ -115,13 +111,12 @@ pub fn skipped(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Counts what `scanner` found in the line at `index` (see [`count_line`]), and gives the
-/// line's room back to it.
+/// Counts what `scanner` found in the line at `index` (see [`count_line`]).
 pub fn count_scanned(
     report: &mut Report,
     index: usize,
-    read: Scanned,
-    scanner: &mut Scanner,
+    mut read: Scanned,
+    scanner: &Scanner,
     resolve: Resolver<'_>,
     sink: &mut dyn FnMut(&Found),
 ) {
@@ -136,15 +131,20 @@ pub fn count_scanned(
         }
         *hits += 1;
     }
-    let mut checked = read.checked;
     // Earlier lines that turn out part of this line's match were counted as missed.
-    let released = checked.released.min(report.missed);
+    let released = read.released.min(report.missed);
     report.missed -= released;
     report.matched += released;
-    let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
-    // Most lines have nothing to list, and lent no room.
-    let failed = !checked.failures.is_empty()
-        && list_failures(report, index, read.time, &mut checked, resolve, sink);
+    let ignored = read.ignored
+        || read.failures.iter().any(|f| f.nofail)
+        || read.pending.iter().any(|(_, nofail)| *nofail);
+    // A pending failure counts as a match, as in fail2ban-regex.
+    let mut failed = false;
+    for &(regex, nofail) in &read.pending {
+        count_hit(report, regex);
+        failed |= !nofail;
+    }
+    failed |= list_failures(report, index, read.time, &mut read.failures, resolve, sink);
     if ignored {
         report.ignored += 1;
     } else if failed {
@@ -152,47 +152,45 @@ pub fn count_scanned(
     } else {
         report.missed += 1;
     }
-    if checked.failures.capacity() > 0 {
-        scanner.give_back(checked);
+}
+
+/// One more hit of the failregex `regex`.
+fn count_hit(report: &mut Report, regex: usize) {
+    if report.regex_hits.len() <= regex {
+        report.regex_hits.resize(regex + 1, 0);
     }
+    report.regex_hits[regex] += 1;
 }
 
 /// Counts each of a line's failures, and hands those with an address to `sink`; whether
-/// any is a failure (pending, or with an address).
-#[inline(never)]
+/// any is a failure.
 fn list_failures(
     report: &mut Report,
     index: usize,
     time: Option<i64>,
-    checked: &mut Checked,
+    failures: &mut [Failure],
     resolve: Resolver<'_>,
     sink: &mut dyn FnMut(&Found),
 ) -> bool {
     let mut failed = false;
-    for failure in &mut checked.failures {
-        if report.regex_hits.len() <= failure.regex {
-            report.regex_hits.resize(failure.regex + 1, 0);
-        }
-        report.regex_hits[failure.regex] += 1;
+    for failure in failures {
+        count_hit(report, failure.regex);
         if failure.nofail {
             continue;
         }
         let resolved: Vec<Host>;
         let hosts = match (&failure.host, resolve) {
-            (Some(Host::Name(name)), Some(resolve)) => {
+            (Host::Name(name), Some(resolve)) => {
                 resolved = resolve(name)
                     .into_iter()
                     .map(|a| Host::Ip(a, None))
                     .collect();
                 &resolved[..]
             }
-            (Some(host), _) => std::slice::from_ref(host),
-            // Pending: the connection has no address yet.
-            (None, _) => &[],
+            (host, _) => std::slice::from_ref(host),
         };
-        // A pending failure still counts as a match, as in fail2ban-regex; a name that
-        // resolves to nothing does not.
-        failed |= failure.host.is_none() || !hosts.is_empty();
+        // A name that resolves to nothing is no failure.
+        failed |= !hosts.is_empty();
         let Some((first, more)) = hosts.split_first() else {
             continue;
         };
@@ -201,7 +199,7 @@ fn list_failures(
             line: index + 1,
             time,
             host: first.clone(),
-            written: failure.raw.clone().unwrap_or_default(),
+            written: failure.raw.clone(),
             regex: failure.regex,
             fields: std::mem::take(&mut failure.fields),
         };

@@ -361,7 +361,7 @@ pub struct Hit {
 
 impl Hit {
     /// The match at `span` in `text`, its groups copied out.
-    pub(super) fn new(text: &str, (start, end): Span, groups: &[(Name, Span)]) -> Self {
+    pub(in crate::filter) fn new(text: &str, (start, end): Span, groups: &[(Name, Span)]) -> Self {
         Self {
             start,
             end,

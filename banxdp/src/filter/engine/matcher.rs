@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use super::{
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    tracker::Tracked,
 };
+use crate::filter::tracker::Failure;
 
 /// What a filter is made of (the options of a jail's filter after reading).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,20 +89,6 @@ impl std::fmt::Display for Host {
     }
 }
 
-/// A matched failure.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// Index of the `failregex` that matched.
-    pub regex: usize,
-    pub host: Host,
-    /// The host as it stood in the line (`::ffff:` prefixes aside).
-    pub raw: Value,
-    /// Every named group that matched (prefregex's, then failregex's).
-    pub fields: Vec<(Name, Value)>,
-    /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
-    pub nofail: bool,
-}
-
 /// What became of a line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -115,7 +101,7 @@ pub enum Outcome {
 
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
-pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
+pub(in crate::filter) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
     if !fields.iter().any(|(name, _)| name.starts_with("alt_")) {
         return;
     }
@@ -166,10 +152,10 @@ fn alternate_of(name: Name) -> Option<Name> {
 /// A compiled filter.
 #[derive(Clone, Debug)]
 pub struct Filter {
-    pub(super) prefregex: Option<Compiled>,
-    pub(super) failregex: Vec<Compiled>,
-    pub(super) ignoreregex: Vec<Compiled>,
-    pub(super) maxlines: usize,
+    pub(in crate::filter) prefregex: Option<Compiled>,
+    pub(in crate::filter) failregex: Vec<Compiled>,
+    pub(in crate::filter) ignoreregex: Vec<Compiled>,
+    pub(in crate::filter) maxlines: usize,
     /// Turns away texts the prefregex cannot match.
     prefregex_literals: Option<Prefilter>,
     /// Which failregexes may match a text; built when first needed, since a filter whose
@@ -177,10 +163,10 @@ pub struct Filter {
     failregex_literals: std::sync::OnceLock<Prefilter>,
     /// Where every failregex starts with known strings and a one-line filter has no
     /// prefregex: the candidates by the text's first bytes (see `tracker`).
-    pub(super) anchored: Option<Anchored>,
+    pub(in crate::filter) anchored: Option<Anchored>,
     /// For each failregex, whether it or the prefregex has `alt_` groups, which
     /// [`merge_alternates`] merges.
-    pub(super) alternates: Vec<bool>,
+    pub(in crate::filter) alternates: Vec<bool>,
 }
 
 /// A filter with a pattern that does not compile.
@@ -278,7 +264,7 @@ impl Filter {
 
     /// As [`Filter::may_match`], keeping where the failregexes' strings are in `text` for
     /// [`Filter::candidates_within`].
-    pub(super) fn may_match_keeping(
+    pub(in crate::filter) fn may_match_keeping(
         &self,
         text: &str,
         hits: &mut Vec<(usize, usize, usize)>,
@@ -289,13 +275,17 @@ impl Filter {
 
     /// The failregexes that may match the part `span` of a text whose strings
     /// [`Filter::may_match_keeping`] kept.
-    pub(super) fn candidates_within(&self, hits: &[(usize, usize, usize)], span: Span) -> u128 {
+    pub(in crate::filter) fn candidates_within(
+        &self,
+        hits: &[(usize, usize, usize)],
+        span: Span,
+    ) -> u128 {
         self.failregex_literals().candidates_within(hits, span)
     }
 
     /// Whether an ignoreregex matches `text`.
     #[inline]
-    pub(super) fn ignored(&self, text: &str) -> bool {
+    pub(in crate::filter) fn ignored(&self, text: &str) -> bool {
         // Most filters have none: asked for every match, that is answered in place.
         !self.ignoreregex.is_empty() && self.any_ignoreregex(text)
     }
@@ -325,22 +315,9 @@ impl Filter {
     /// (backtracking limit) counts as not matching.
     #[must_use]
     pub fn check(&self, line: &str) -> Outcome {
-        let checked = super::tracker::Tracker::default().check(self, line, false);
+        let checked = crate::filter::tracker::Tracker::default().check(self, line, false);
         match checked.failures.into_iter().next() {
-            Some(Tracked {
-                regex,
-                host: Some(host),
-                raw: Some(raw),
-                fields,
-                nofail,
-                ..
-            }) => Outcome::Failure(Failure {
-                regex,
-                host,
-                raw,
-                fields,
-                nofail,
-            }),
+            Some(failure) => Outcome::Failure(failure),
             _ if checked.ignored => Outcome::Ignored,
             _ => Outcome::Missed,
         }
@@ -350,7 +327,7 @@ impl Filter {
 /// The host of a match: the address, else the name, else the failure id, with the text as
 /// it stood. Text shaped like an address that is none (`192.030.0.6`) stays an id: reported,
 /// but nothing XDP can ban.
-pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> {
+pub(in crate::filter) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> {
     // The first of each, read in one pass over the fields.
     let known = super::pattern::known();
     let [mut cidr, mut ip4, mut ip6, mut dns, mut fid] = [None::<&'a str>; 5];
@@ -473,6 +450,8 @@ mod tests {
                 host: Host::Id("session-42".into()),
                 raw: "session-42".into(),
                 fields: vec![("fid", "session-42".into())],
+                attempts: 1,
+                users: Vec::new(),
                 nofail: false,
             })
         );

@@ -10,11 +10,13 @@
 //! Simplification against fail2ban: without a `datepattern`, the first template that matches
 //! wins; fail2ban also reorders templates by how often and where they matched before.
 
+pub mod syslog;
+
 use std::fmt::Write as _;
 
-use super::{ascii::same_bytes, syslog};
+use crate::filter::engine::ascii::same_bytes;
 
-use super::pattern::translate;
+use crate::filter::pattern::translate;
 
 /// Weekday and month names, as the C locale spells them.
 const DAYS: [&str; 7] = [
@@ -172,11 +174,11 @@ impl Exact {
     /// Compiles `full` (the pattern with its look-aheads) and `core` (without).
     fn new(full: &str, core: &str) -> Result<Self, String> {
         let regex = fancy_regex::RegexBuilder::new(full)
-            .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
+            .backtrack_limit(crate::filter::pattern::BACKTRACK_LIMIT)
             .build()
             .map_err(|e| e.to_string())?;
         let fast = match translate(core) {
-            (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
+            (linear, crate::filter::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
             _ => None,
         };
         Ok(Self {
@@ -1182,7 +1184,7 @@ mod tests {
         ];
         let clock = utc();
         let mut counts = (0, 0);
-        for line in super::super::generated::lines(&pieces, 0x2545_f491_4f6c_dd1d).take(100_000) {
+        for line in crate::filter::generated::lines(&pieces, 0x2545_f491_4f6c_dd1d).take(100_000) {
             let read = pattern.find_syslog(&line, &clock);
             count_and_check(&pattern, &line, &read, &mut counts);
         }
@@ -1219,7 +1221,7 @@ mod tests {
         // A pattern that has read nothing, copied for each line (compiling one per line
         // would take most of the test's time).
         let unused = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
-        for line in super::super::generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(20_000) {
+        for line in crate::filter::generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(20_000) {
             let last = format!("{}:00 host", &line[..line.len().min(12)]);
             let fresh = unused.clone();
             let _ = pattern.find_syslog(&last, &clock);
@@ -1348,13 +1350,17 @@ mod tests {
         // 12 straddles the edge (Nov 22 12:00:00 is this year, a second later last year),
         // the others do not. Minutes and seconds in random order, as a log's need not be.
         let detector = DateDetector::default_templates(2026);
-        let mut next = super::super::generated::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
         let mut straddling = 0;
+        // Every template compiled (a line without a date tries them all) and nothing read,
+        // copied for each line: compiling per line would take most of the test's time.
+        let unused = DateDetector::default_templates(2026);
+        assert!(unused.find("x", &utc()).is_none());
         for _ in 0..5_000 {
             let hour = [10, 11, 12, 12, 13][usize::try_from(next() % 5).unwrap()];
             let (minute, second) = (next() % 60, next() % 60);
             let line = format!("Nov 22 {hour:02}:{minute:02}:{second:02} host x");
-            let fresh = DateDetector::default_templates(2026);
+            let fresh = unused.clone();
             let want = fresh.find(&line, &utc()).and_then(|(m, _)| m.time);
             assert_eq!(
                 detector.find(&line, &utc()).and_then(|(m, _)| m.time),
