@@ -80,10 +80,10 @@ fn a_warmed_up_scanner_allocates_nothing_for_a_line_it_turns_away() {
     let (mut quiet, mut made) = (0, 0);
     for line in measured {
         let before = allocations();
-        let scanned = scanner.line(line, &clock);
+        let read = scanner.line(line, &clock);
         let after = allocations();
         if !line.contains(" sshd[") {
-            assert!(scanned.failures.is_empty(), "{line}");
+            assert!(read.failures.is_empty(), "{line}");
             quiet += 1;
             made += after - before;
         }

@@ -311,31 +311,40 @@ fn run_file(filter: &str, file: &str, tally: &mut Tally) {
                     engine,
                 });
             }
-            for variant in &mut variants {
-                if let Some(constraint) = expected.get("constraint").and_then(Json::as_str) {
-                    match condition(constraint, filter, &variant.opts) {
-                        Some(true) => {}
-                        Some(false) => continue,
-                        None => {
-                            tally.skipped += 1;
-                            continue;
-                        }
-                    }
+            let place = format!("{}:{}", files[i - 1], number + 2);
+            check_variants(filter, &mut variants, log_line, &expected, &place, tally);
+        }
+    }
+}
+
+/// Checks one annotated line (at `place`) against every variant of the filter.
+fn check_variants(
+    filter: &str,
+    variants: &mut [Variant],
+    log_line: &str,
+    expected: &Map<String, Json>,
+    place: &str,
+    tally: &mut Tally,
+) {
+    for variant in variants {
+        if let Some(constraint) = expected.get("constraint").and_then(Json::as_str) {
+            match condition(constraint, filter, &variant.opts) {
+                Some(true) => {}
+                Some(false) => continue,
+                None => {
+                    tally.skipped += 1;
+                    continue;
                 }
-                match check_line(variant, log_line, &expected) {
-                    Ok(()) => tally.passed += 1,
-                    Err(why) => {
-                        tally
-                            .misses
-                            .entry(variant.name.clone())
-                            .or_default()
-                            .push(format!(
-                                "{}:{}: {why}: {log_line}",
-                                files[i - 1],
-                                number + 2
-                            ));
-                    }
-                }
+            }
+        }
+        match check_line(variant, log_line, expected) {
+            Ok(()) => tally.passed += 1,
+            Err(why) => {
+                tally
+                    .misses
+                    .entry(variant.name.clone())
+                    .or_default()
+                    .push(format!("{place}: {why}: {log_line}"));
             }
         }
     }

@@ -191,26 +191,12 @@ fn write_logs(options: &Options, auth: &Path, access: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn run(options: &Options) -> Result<()> {
-    ensure!(
-        Command::new("fail2ban-regex")
-            .arg("--help")
-            .output()
-            .is_ok(),
-        "fail2ban-regex is missing (apt-get install fail2ban)"
-    );
-    let banxdp = banxdp_binary()?;
-    let temp = tempfile::tempdir()?;
-    let dir = options
-        .keep
-        .clone()
-        .unwrap_or_else(|| temp.path().to_path_buf());
-    std::fs::create_dir_all(&dir)?;
-    let (auth, access) = (dir.join("auth.log"), dir.join("access.log"));
-    write_logs(options, &auth, &access)?;
+/// The three cases: the auth.log with the stock sshd filter and with banxdp's, the access
+/// log with the stock apache-badbots.
+fn cases(options: &Options, auth: PathBuf, access: PathBuf) -> [Case; 3] {
     let stock = Path::new("/etc/fail2ban/filter.d");
     let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf");
-    let cases = [
+    [
         Case {
             name: "sshd (stock)",
             filter: stock.join("sshd.conf"),
@@ -229,7 +215,27 @@ pub fn run(options: &Options) -> Result<()> {
             log: access,
             lines: options.badbots_lines,
         },
-    ];
+    ]
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    ensure!(
+        Command::new("fail2ban-regex")
+            .arg("--help")
+            .output()
+            .is_ok(),
+        "fail2ban-regex is missing (apt-get install fail2ban)"
+    );
+    let banxdp = banxdp_binary()?;
+    let temp = tempfile::tempdir()?;
+    let dir = options
+        .keep
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let (auth, access) = (dir.join("auth.log"), dir.join("access.log"));
+    write_logs(options, &auth, &access)?;
+    let cases = cases(options, auth, access);
     let load_before = load();
     let mut measured = Vec::new();
     for (n, case) in cases.iter().enumerate() {

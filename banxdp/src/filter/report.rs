@@ -225,9 +225,12 @@ struct Iso8601(i64);
 impl std::fmt::Display for Iso8601 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (days, secs) = (self.0.div_euclid(86_400), self.0.rem_euclid(86_400));
-        let (y, m, d) = super::date::civil_from_days(days);
-        let (h, min, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}Z")
+        let (year, month, day) = super::date::civil_from_days(days);
+        let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
+        )
     }
 }
 

@@ -23,7 +23,7 @@ pub enum FilterFileError {
     Store {
         name: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("filter `{name}`")]
     Tags {
@@ -50,7 +50,7 @@ pub fn load_filter(
 ) -> Result<Option<FilterSpec>, FilterFileError> {
     let store_error = |source| FilterFileError::Store {
         name: name.to_string(),
-        source,
+        source: Box::new(source),
     };
     let Some((store, _)) =
         Store::read(files, basedir, name, &mut FileCache::default()).map_err(store_error)?
