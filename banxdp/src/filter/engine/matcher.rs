@@ -123,30 +123,14 @@ pub(in crate::filter) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
 }
 
 /// The name an `alt_` group stands in for (`alt_user` and `alt_user_2` for `user`), interned;
-/// `None` for a name that is no alternate. Known answers are kept (per thread), since a
-/// filter with alternates asks on every match.
+/// `None` for a name that is no alternate.
 fn alternate_of(name: Name) -> Option<Name> {
-    thread_local! {
-        static BASES: std::cell::RefCell<Vec<(Name, Name)>> = const {
-            std::cell::RefCell::new(Vec::new())
-        };
-    }
     let rest = name.strip_prefix("alt_")?;
-    BASES.with_borrow_mut(|bases| {
-        if let Some((_, base)) = bases.iter().find(|(alt, _)| std::ptr::eq(*alt, name)) {
-            return Some(*base);
-        }
-        let base = match rest.rsplit_once('_') {
-            Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
-            _ => rest,
-        };
-        let base = intern(base);
-        // (A filter has a handful of alternates; the bound is for names never seen again.)
-        if bases.len() < 64 {
-            bases.push((name, base));
-        }
-        Some(base)
-    })
+    let base = match rest.rsplit_once('_') {
+        Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
+        _ => rest,
+    };
+    Some(intern(base))
 }
 
 /// A compiled filter.
