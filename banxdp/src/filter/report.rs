@@ -500,6 +500,26 @@ mod tests {
     }
 
     #[test]
+    fn raw_hosts_are_written_as_the_line_wrote_them() {
+        let spec = FilterSpec {
+            failregex: vec![r"^ from <HOST>$".into()],
+            usedns: "no".into(),
+            ..FilterSpec::default()
+        };
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let log = "2026-11-21 10:00:00 from 2001:DB8::0001";
+        let report = run(log.lines(), &mut scanner, &utc(), None, Mode::Daemon);
+        let host = |raw: bool| {
+            let mut out = Vec::new();
+            write_json(&report.found[0], raw, &mut out);
+            let json: Json = serde_json::from_slice(&out).unwrap();
+            json["host"].as_str().unwrap().to_string()
+        };
+        assert_eq!(host(false), "2001:db8::1");
+        assert_eq!(host(true), "2001:DB8::0001");
+    }
+
+    #[test]
     fn iso8601_is_utc() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_262_400), "2026-11-21T12:00:00Z");
