@@ -4,12 +4,8 @@
 use std::path::Path;
 
 use banxdp::{
-    config::fail2ban::{
-        Disk, Value,
-        readers::{DefinitionReader, FILTER_OPTS},
-        store::{FileCache, Store, Vars},
-    },
-    filter::{FilterSpec, Scanner},
+    config::fail2ban::{Disk, load_filter},
+    filter::Scanner,
 };
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
@@ -46,23 +42,16 @@ pub fn scanner(filter: &str, opts: &Map<String, Json>) -> Result<Scanner, String
             )
         })
         .collect();
-    let store = Store::read(
+    let spec = load_filter(
         &Disk,
         Path::new(CONFIG),
         &format!("filter.d/{filter}"),
-        &mut FileCache::default(),
+        params,
     )
     .map_err(|e| e.to_string())?
-    .ok_or("no filter file")?
-    .0;
-    let mut def = DefinitionReader::new(store, "jail", params);
-    let names: Vec<&str> = FILTER_OPTS.iter().map(|(n, _)| *n).collect();
-    def.read_options(&Vars::new(), &names, false)
-        .map_err(|e| e.to_string())?;
-    let (options, _) = def.combined(&[], &FILTER_OPTS).map_err(|e| e.to_string())?;
-    let text = |n: &str| options.get(n).map(Value::text);
+    .ok_or("no filter file")?;
     // `%ExY` accepts years around the real present, whatever "now" the test sets.
-    Scanner::new(&FilterSpec::from_options(text), current_year()).map_err(|e| e.to_string())
+    Scanner::new(&spec, current_year()).map_err(|e| e.to_string())
 }
 
 /// The sample logs that have a filter of the same name, sorted; empty without fail2ban.

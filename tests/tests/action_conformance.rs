@@ -60,9 +60,7 @@ fn banxdp_action_files_read_as_fail2ban_reads_them() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let ours = banxdp::config::fail2ban::dump_stream(&Disk, base)
-        .unwrap()
-        .stream;
+    let ours = banxdp::config::dump_stream(&Disk, base).unwrap().stream;
     let jail_part = |stream: &[Json]| -> Vec<Json> {
         let first = stream.iter().position(|c| c[0] == "add").expect("jails");
         stream[first..].to_vec()

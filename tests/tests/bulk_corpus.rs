@@ -38,7 +38,7 @@ fn line_by_line(mut scanner: Scanner, log: &[u8]) -> Vec<(usize, Option<Scanned>
         .map(|(index, line)| {
             let end = line.iter().rposition(|b| *b != b'\r').map_or(0, |p| p + 1);
             let text = String::from_utf8_lossy(&line[..end]);
-            let read = (!report::skipped(&text)).then(|| scanner.line(&text, &clock(), false));
+            let read = (!report::skipped(&text)).then(|| scanner.line(&text, &clock()));
             (index, read)
         })
         .collect()
@@ -66,11 +66,7 @@ fn every_sample_log_reads_alike_in_bulk() {
         for (threads, chunk) in [(2, 97), (3, 1000), (4, 1 << 20)] {
             let mut scanner = scanner.clone();
             let mut got = Vec::new();
-            let options = bulk::Options {
-                threads,
-                chunk,
-                check_all: false,
-            };
+            let options = bulk::Options { threads, chunk };
             bulk::scan(
                 &mut &log[..],
                 &mut scanner,

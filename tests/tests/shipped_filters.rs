@@ -154,7 +154,10 @@ fn check_with(filter: &str, fixture_text: &str, engine: Engine) {
 /// ready to read lines.
 fn banxdp_scanner(filter: &str, mode: &str) -> banxdp::filter::Scanner {
     use banxdp::{
-        config::fail2ban::{Disk, Value, dump_stream},
+        config::{
+            dump_stream,
+            fail2ban::{Disk, Value},
+        },
         filter::{FilterSpec, Scanner},
     };
     let dir = filter_dir(filter);
@@ -191,29 +194,28 @@ fn banxdp_failures(filter: &str, mode: &str, lines: &[String]) -> BTreeMap<usize
     let mut found = BTreeMap::new();
     for (i, text) in lines.iter().enumerate() {
         let line = render(i, text);
-        let read = scanner.line(&line, &clock, false);
+        let read = scanner.line(&line, &clock);
         assert_eq!(
             read.template.map(|_| read.time.unwrap() - stamps_start),
             Some(i64::try_from(i).unwrap()),
             "time of `{line}`"
         );
-        if let Some(f) = read.checked.failures.into_iter().next() {
+        if let Some(f) = read.failures.into_iter().next() {
             if f.nofail {
                 continue;
             }
             let hosts = match f.host {
-                Some(Host::Ip(a, _)) => vec![a.to_string()],
+                Host::Ip(a, _) => vec![a.to_string()],
                 // A name counts as what it resolves to (usedns = warn), as in fail2ban; a name
                 // that resolves to nothing bans nothing.
-                Some(Host::Name(n)) => {
+                Host::Name(n) => {
                     use std::net::ToSocketAddrs as _;
                     (n.as_str(), 0)
                         .to_socket_addrs()
                         .map(|addrs| addrs.map(|a| a.ip().to_string()).collect())
                         .unwrap_or_default()
                 }
-                Some(Host::Id(n)) => vec![n],
-                None => Vec::new(),
+                Host::Id(n) => vec![n],
             };
             if !hosts.is_empty() {
                 found.insert(i, hosts);

@@ -1,12 +1,15 @@
 //! `cargo xtask bench-regex`: `banxdp regex --json` against `fail2ban-regex -o row`, side by
-//! side in one run, on the same generated logs with the installed fail2ban's stock filters:
-//! sshd on an auth.log (a quarter sshd failures from thousands of IPv4 and IPv6 addresses,
-//! the rest ordinary sshd, cron, sudo, systemd and kernel lines), and apache-badbots (one
-//! pattern with hundreds of alternatives) on an access log.
+//! side in one run, on the same generated logs: an auth.log (a quarter sshd failures from
+//! thousands of IPv4 and IPv6 addresses, the rest ordinary sshd, cron, sudo, systemd and
+//! kernel lines) read with the installed fail2ban's stock sshd filter and with banxdp's own
+//! (`config/filter.d/sshd.conf`), and an access log read with the stock apache-badbots (one
+//! pattern with hundreds of alternatives).
 //!
 //! Both tools must report the same multiset of (time, address) failures, or the benchmark
-//! fails. Reported per tool: wall time, lines per second and peak resident memory (from
-//! `wait4`), each tool run on its own with its output written to a file.
+//! fails. Every tool is run the same number of times (`--runs`), one after the other, and
+//! reported by the same statistic: the median run's wall time, CPU time and peak resident
+//! memory (from `wait4`), each with its output written to a file. The load average before
+//! and after says how busy the machine was.
 
 use std::{
     collections::BTreeMap,
@@ -31,7 +34,7 @@ pub struct Options {
     /// Distinct attacker addresses.
     #[arg(long, default_value_t = 5_000)]
     addresses: usize,
-    /// Runs of banxdp per case; the fastest counts (fail2ban runs once: it takes minutes).
+    /// Runs of every tool per case; the median run counts.
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Keep the logs and outputs in this directory instead of a temporary one.
@@ -126,9 +129,35 @@ fn differences(ours: &Failures, theirs: &Failures) -> Vec<String> {
 }
 
 struct Case {
-    filter: &'static str,
+    /// What the table calls the filter.
+    name: &'static str,
+    /// The filter as both tools are given it: a file.
+    filter: PathBuf,
     log: PathBuf,
     lines: usize,
+}
+
+/// The median of `runs` (by wall time).
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
+/// `runs` runs of `command` (made afresh each time), output to `out`; the median.
+fn median_of(runs: usize, out: &Path, command: impl Fn() -> Command) -> Result<Run> {
+    let runs = (0..runs.max(1))
+        .map(|_| measure(command(), out))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(median(runs))
+}
+
+/// The load average over the last minute, from /proc/loadavg.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The release binary of banxdp, built if needed.
@@ -162,6 +191,33 @@ fn write_logs(options: &Options, auth: &Path, access: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The three cases: the auth.log with the stock sshd filter and with banxdp's, the access
+/// log with the stock apache-badbots.
+fn cases(options: &Options, auth: PathBuf, access: PathBuf) -> [Case; 3] {
+    let stock = Path::new("/etc/fail2ban/filter.d");
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf");
+    [
+        Case {
+            name: "sshd (stock)",
+            filter: stock.join("sshd.conf"),
+            log: auth.clone(),
+            lines: options.lines,
+        },
+        Case {
+            name: "sshd (banxdp's)",
+            filter: ours,
+            log: auth,
+            lines: options.lines,
+        },
+        Case {
+            name: "apache-badbots (stock)",
+            filter: stock.join("apache-badbots.conf"),
+            log: access,
+            lines: options.badbots_lines,
+        },
+    ]
+}
+
 pub fn run(options: &Options) -> Result<()> {
     ensure!(
         Command::new("fail2ban-regex")
@@ -179,57 +235,43 @@ pub fn run(options: &Options) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let (auth, access) = (dir.join("auth.log"), dir.join("access.log"));
     write_logs(options, &auth, &access)?;
-    let cases = [
-        Case {
-            filter: "sshd",
-            log: auth,
-            lines: options.lines,
-        },
-        Case {
-            filter: "apache-badbots",
-            log: access,
-            lines: options.badbots_lines,
-        },
-    ];
+    let cases = cases(options, auth, access);
+    let load_before = load();
     let mut measured = Vec::new();
-    for case in &cases {
-        eprintln!("{}: fail2ban-regex on {} lines...", case.filter, case.lines);
-        let theirs_out = dir.join(format!("{}.fail2ban", case.filter));
-        let mut command = Command::new("fail2ban-regex");
-        command
-            .args(["-o", "row"])
-            .arg(&case.log)
-            .arg(format!("/etc/fail2ban/filter.d/{}.conf", case.filter));
-        let theirs = measure(command, &theirs_out)?;
+    for (n, case) in cases.iter().enumerate() {
+        let runs = options.runs;
+        eprintln!(
+            "{}: fail2ban-regex on {} lines, {runs} runs...",
+            case.name, case.lines
+        );
+        let theirs_out = dir.join(format!("{n}.fail2ban"));
+        let theirs = median_of(runs, &theirs_out, || {
+            let mut command = Command::new("fail2ban-regex");
+            command.args(["-o", "row"]).arg(&case.log).arg(&case.filter);
+            command
+        })?;
         let mut rows = vec![("fail2ban-regex".to_string(), theirs, theirs_out)];
         // banxdp on every core (its default), and on one.
         for (label, threads) in [
             ("banxdp regex", None),
             ("banxdp regex --threads 1", Some(1)),
         ] {
-            eprintln!("{}: {label}, {} runs...", case.filter, options.runs);
-            let out = dir.join(format!(
-                "{}.banxdp{}",
-                case.filter,
-                threads.map_or("", |_| "1")
-            ));
-            let mut best: Option<Run> = None;
-            for _ in 0..options.runs.max(1) {
+            eprintln!("{}: {label}, {runs} runs...", case.name);
+            let out = dir.join(format!("{n}.banxdp{}", threads.map_or("", |_| "1")));
+            let run = median_of(runs, &out, || {
                 let mut command = Command::new(&banxdp);
-                command.args(["regex", "--json", "--config-dir", "/etc/fail2ban"]);
+                command.args(["regex", "--json"]);
                 if let Some(threads) = threads {
                     command.arg(format!("--threads={threads}"));
                 }
-                command.arg(&case.log).arg(case.filter);
-                let run = measure(command, &out)?;
-                if best.as_ref().is_none_or(|b| run.seconds < b.seconds) {
-                    best = Some(run);
-                }
-            }
-            rows.push((label.to_string(), best.expect("at least one run"), out));
+                command.arg(&case.log).arg(&case.filter);
+                command
+            })?;
+            rows.push((label.to_string(), run, out));
         }
         measured.push((case, rows));
     }
+    let load_after = load();
     // Outputs are read only now, after every run, for the same reason.
     println!(
         "| filter | lines | failures | tool | seconds | CPU seconds | lines/s | peak RSS | speed-up |"
@@ -242,7 +284,7 @@ pub fn run(options: &Options) -> Result<()> {
             if !diff.is_empty() {
                 bail!(
                     "{} ({label}): the failures differ in {} places, first:\n{}",
-                    case.filter,
+                    case.name,
                     diff.len(),
                     diff[..diff.len().min(20)].join("\n")
                 );
@@ -252,7 +294,10 @@ pub fn run(options: &Options) -> Result<()> {
         print_rows(case, rows, failures);
     }
     println!(
-        "\nAll tools reported the same (time, address) failures in every case. Cores: {}.",
+        "\nAll tools reported the same (time, address) failures in every case. Each row is the \
+         median of {} runs. Cores: {}. Load average (1 min): {load_before} before, \
+         {load_after} after.",
+        options.runs.max(1),
         std::thread::available_parallelism().map_or(1, usize::from)
     );
     Ok(())
@@ -266,7 +311,7 @@ fn print_rows(case: &Case, rows: &[(String, Run, PathBuf)], failures: usize) {
     for (n, (tool, run, _)) in rows.iter().enumerate() {
         println!(
             "| {} | {} | {failures} | {tool} | {:.3} | {:.3} | {:.0} | {:.1} MiB | {} |",
-            case.filter,
+            case.name,
             case.lines,
             run.seconds,
             run.cpu,

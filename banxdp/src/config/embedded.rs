@@ -128,7 +128,7 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::fail2ban::dump_stream;
+    use crate::config::dump_stream;
 
     #[test]
     fn directories_are_chosen_in_order_then_the_built_in_files() {

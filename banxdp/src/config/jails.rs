@@ -72,6 +72,20 @@ fn lines(value: Option<&Value>) -> Vec<String> {
 }
 
 impl JailConfig {
+    /// The jail's filter as the filter engine takes it: `Scanner::new(&jail.filter_spec(),
+    /// year)` is how the daemon reads the jail's logs.
+    #[must_use]
+    pub fn filter_spec(&self) -> crate::filter::FilterSpec {
+        crate::filter::FilterSpec {
+            prefregex: self.prefregex.clone().filter(|p| !p.is_empty()),
+            failregex: self.failregex.clone(),
+            ignoreregex: self.ignoreregex.clone(),
+            usedns: self.usedns.clone(),
+            maxlines: usize::try_from(self.maxlines).unwrap_or(1).max(1),
+            datepattern: self.datepattern.clone().filter(|p| !p.trim().is_empty()),
+        }
+    }
+
     /// Checks and types what `jail` read. The jail's own filter options win over its
     /// filter's, as in fail2ban.
     pub fn resolve(jail: &Jail) -> Result<Self, JailError> {

@@ -1,6 +1,8 @@
 //! Configuration: text in, values out, no syscalls beyond reading the files named.
 //!
-//! `settings` is `banxdp.toml`; `fail2ban` is fail2ban's jail/filter/action language.
+//! `settings` is `banxdp.toml`; `fail2ban` is fail2ban's jail/filter/action language, read
+//! as fail2ban reads it; `jails` types and checks what banxdp uses of a jail (and depends on
+//! `fail2ban`, never the other way: [`dump_stream`] joins the two).
 
 pub mod duration;
 pub mod embedded;
@@ -11,6 +13,18 @@ pub mod settings;
 use std::path::{Path, PathBuf};
 
 pub use settings::{Settings, SettingsError};
+
+/// Reads `basedir` as `fail2ban-client -d` does, and checks each enabled jail as banxdp
+/// runs it ([`jails::JailConfig::resolve`]): a jail banxdp could not run carries its error,
+/// reported now rather than at its first ban, and is not started.
+pub fn dump_stream(
+    files: &dyn fail2ban::Files,
+    basedir: &Path,
+) -> Result<fail2ban::Dump, fail2ban::store::StoreError> {
+    fail2ban::read_stream(files, basedir, |jail| {
+        jails::JailConfig::resolve(jail).map(drop)
+    })
+}
 
 /// Where the settings came from, for logs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use crate::{
     config::jails::{Bantime, JailConfig},
     enforce::{Enforcer, JailScope},
     filter::{
-        FilterSpec, Scanner,
+        Scanner,
         date::{Clock, Zone},
     },
     jail::{self, Decision, Env, Jail, JailParams, Services, Verdict},
@@ -52,12 +52,11 @@ impl JailRun {
         decided: &mut Vec<(String, Decision)>,
     ) {
         let time = scanned.time.unwrap_or(now);
-        for failure in &scanned.checked.failures {
+        for failure in &scanned.failures {
             if failure.nofail {
                 continue;
             }
-            let Some(host) = &failure.host else { continue };
-            let targets = jail::targets(host, self.state.params().usedns, &resolve);
+            let targets = jail::targets(&failure.host, self.state.params().usedns, &resolve);
             if targets.warn {
                 tracing::warn!(
                     "[{}] host name resolved (usedns = warn): {line}",
@@ -107,18 +106,6 @@ pub struct Jails {
     specs: Vec<FollowSpec>,
     /// Follow spec index → jail index.
     owner: Vec<usize>,
-}
-
-/// The filter a jail's configuration describes.
-fn filter_spec(c: &JailConfig) -> FilterSpec {
-    FilterSpec {
-        prefregex: c.prefregex.clone().filter(|p| !p.is_empty()),
-        failregex: c.failregex.clone(),
-        ignoreregex: c.ignoreregex.clone(),
-        usedns: c.usedns.clone(),
-        maxlines: usize::try_from(c.maxlines).unwrap_or(1).max(1),
-        datepattern: c.datepattern.clone().filter(|p| !p.trim().is_empty()),
-    }
 }
 
 /// `logtimezone`: `UTC`, `UTC+0200`, `-0130`; anything else (or none) is local time.
@@ -198,7 +185,7 @@ fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail)
             c.name
         );
     }
-    let scanner = Scanner::new(&filter_spec(c), year)
+    let scanner = Scanner::new(&c.filter_spec(), year)
         .map_err(|e| format!("jail `{}`: filter: {:#}", c.name, anyhow::Error::from(e)))?;
     Ok((scanner, Jail::new(params)))
 }
@@ -397,7 +384,7 @@ impl Jails {
                 zone: run.zone,
             };
             for line in &batch.lines {
-                let scanned = run.scanner.line(line, &clock, false);
+                let scanned = run.scanner.line(line, &clock);
                 run.decide(&scanned, line, now, &mut decided);
             }
         }
@@ -415,7 +402,7 @@ impl Jails {
         let mut decided = Vec::new();
         if let Some(run) = self.get_mut(name) {
             let time = i64::try_from(realtime_us / 1_000_000).unwrap_or(now);
-            let scanned = run.scanner.timed_line(line, time, false);
+            let scanned = run.scanner.timed_line(line, time);
             run.decide(&scanned, line, now, &mut decided);
         }
         decided

@@ -3,13 +3,15 @@
 //! template) and each failure listed with its line number, time, host and fields. Pure:
 //! lines, filter and clock in, report out.
 
-use std::{collections::BTreeMap, fmt::Write as _, io::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde::ser::SerializeMap as _;
 
 use super::{
     Host, Scanned, Scanner,
     date::Clock,
     pattern::{Name, Value},
-    tracker::Checked,
+    tracker::Failure,
 };
 
 /// One failure found.
@@ -20,6 +22,8 @@ pub struct Found {
     /// Seconds since the epoch, when the line had a date.
     pub time: Option<i64>,
     pub host: Host,
+    /// The host as the line wrote it (for `--raw`).
+    pub written: Value,
     pub regex: usize,
     pub fields: Vec<(Name, Value)>,
 }
@@ -64,6 +68,7 @@ pub fn run<'a>(
     resolve: Resolver<'_>,
     mode: Mode,
 ) -> Report {
+    scanner.set_check_all(mode == Mode::AllRegex);
     let mut report = Report::default();
     let mut found = Vec::new();
     for (index, line) in lines.enumerate() {
@@ -74,7 +79,6 @@ pub fn run<'a>(
             scanner,
             clock,
             resolve,
-            mode,
             &mut |f: &Found| found.push(f.clone()),
         );
     }
@@ -83,11 +87,8 @@ pub fn run<'a>(
 }
 
 /// Reads one line (0-based `index`) into the counts, handing its failures to `sink` as they
-/// are found: one step of [`run`], for callers that stream a log of any size.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one step of `run`, with its state"
-)]
+/// are found: one step of [`run`], for callers that stream a log of any size (the scanner
+/// set to the [`Mode`] wanted).
 pub fn count_line(
     report: &mut Report,
     index: usize,
@@ -95,13 +96,12 @@ pub fn count_line(
     scanner: &mut Scanner,
     clock: &Clock,
     resolve: Resolver<'_>,
-    mode: Mode,
     sink: &mut dyn FnMut(&Found),
 ) {
     if skipped(line) {
         return;
     }
-    let read = scanner.line(line, clock, mode == Mode::AllRegex);
+    let read = scanner.line(line, clock);
     count_scanned(report, index, read, scanner, resolve, sink);
 }
 
@@ -111,13 +111,12 @@ pub fn skipped(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Counts what `scanner` found in the line at `index` (see [`count_line`]), and gives the
-/// line's room back to it.
+/// Counts what `scanner` found in the line at `index` (see [`count_line`]).
 pub fn count_scanned(
     report: &mut Report,
     index: usize,
-    read: Scanned,
-    scanner: &mut Scanner,
+    mut read: Scanned,
+    scanner: &Scanner,
     resolve: Resolver<'_>,
     sink: &mut dyn FnMut(&Found),
 ) {
@@ -132,15 +131,20 @@ pub fn count_scanned(
         }
         *hits += 1;
     }
-    let mut checked = read.checked;
     // Earlier lines that turn out part of this line's match were counted as missed.
-    let released = checked.released.min(report.missed);
+    let released = read.released.min(report.missed);
     report.missed -= released;
     report.matched += released;
-    let ignored = checked.ignored || checked.failures.iter().any(|f| f.nofail);
-    // Most lines have nothing to list, and lent no room.
-    let failed = !checked.failures.is_empty()
-        && list_failures(report, index, read.time, &mut checked, resolve, sink);
+    let ignored = read.ignored
+        || read.failures.iter().any(|f| f.nofail)
+        || read.pending.iter().any(|(_, nofail)| *nofail);
+    // A pending failure counts as a match, as in fail2ban-regex.
+    let mut failed = false;
+    for &(regex, nofail) in &read.pending {
+        count_hit(report, regex);
+        failed |= !nofail;
+    }
+    failed |= list_failures(report, index, read.time, &mut read.failures, resolve, sink);
     if ignored {
         report.ignored += 1;
     } else if failed {
@@ -148,47 +152,45 @@ pub fn count_scanned(
     } else {
         report.missed += 1;
     }
-    if checked.failures.capacity() > 0 {
-        scanner.give_back(checked);
+}
+
+/// One more hit of the failregex `regex`.
+fn count_hit(report: &mut Report, regex: usize) {
+    if report.regex_hits.len() <= regex {
+        report.regex_hits.resize(regex + 1, 0);
     }
+    report.regex_hits[regex] += 1;
 }
 
 /// Counts each of a line's failures, and hands those with an address to `sink`; whether
-/// any is a failure (pending, or with an address).
-#[inline(never)]
+/// any is a failure.
 fn list_failures(
     report: &mut Report,
     index: usize,
     time: Option<i64>,
-    checked: &mut Checked,
+    failures: &mut [Failure],
     resolve: Resolver<'_>,
     sink: &mut dyn FnMut(&Found),
 ) -> bool {
     let mut failed = false;
-    for failure in &mut checked.failures {
-        if report.regex_hits.len() <= failure.regex {
-            report.regex_hits.resize(failure.regex + 1, 0);
-        }
-        report.regex_hits[failure.regex] += 1;
+    for failure in failures {
+        count_hit(report, failure.regex);
         if failure.nofail {
             continue;
         }
         let resolved: Vec<Host>;
         let hosts = match (&failure.host, resolve) {
-            (Some(Host::Name(name)), Some(resolve)) => {
+            (Host::Name(name), Some(resolve)) => {
                 resolved = resolve(name)
                     .into_iter()
                     .map(|a| Host::Ip(a, None))
                     .collect();
                 &resolved[..]
             }
-            (Some(host), _) => std::slice::from_ref(host),
-            // Pending: the connection has no address yet.
-            (None, _) => &[],
+            (host, _) => std::slice::from_ref(host),
         };
-        // A pending failure still counts as a match, as in fail2ban-regex; a name that
-        // resolves to nothing does not.
-        failed |= failure.host.is_none() || !hosts.is_empty();
+        // A name that resolves to nothing is no failure.
+        failed |= !hosts.is_empty();
         let Some((first, more)) = hosts.split_first() else {
             continue;
         };
@@ -197,6 +199,7 @@ fn list_failures(
             line: index + 1,
             time,
             host: first.clone(),
+            written: failure.raw.clone(),
             regex: failure.regex,
             fields: std::mem::take(&mut failure.fields),
         };
@@ -213,64 +216,22 @@ fn list_failures(
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn iso8601(time: i64) -> String {
-    let mut out = Vec::with_capacity(20);
-    write_iso8601(time, &mut out);
-    String::from_utf8(out).expect("digits and separators")
+    Iso8601(time).to_string()
 }
 
-/// Appends `n` in decimal.
-fn push_number(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
+/// A time written as [`iso8601`] writes it.
+struct Iso8601(i64);
 
-/// Appends `n` (below 100) in two digits.
-fn push_two(out: &mut Vec<u8>, n: u64) {
-    debug_assert!(n < 100);
-    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
-}
-
-/// Appends [`iso8601`]'s text to `out`: the date and the minute are written once per
-/// minute (failures come minute after minute), the seconds each time.
-fn write_iso8601(time: i64, out: &mut Vec<u8>) {
-    thread_local! {
-        static MINUTE: std::cell::RefCell<(i64, Vec<u8>)> =
-            const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (days, secs) = (self.0.div_euclid(86_400), self.0.rem_euclid(86_400));
+        let (year, month, day) = super::date::civil_from_days(days);
+        let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
+        )
     }
-    let minute = time.div_euclid(60);
-    MINUTE.with_borrow_mut(|(cached, text)| {
-        if *cached != minute {
-            text.clear();
-            write_minute(minute * 60, text);
-            *cached = minute;
-        }
-        out.extend_from_slice(text);
-    });
-    push_two(out, time.rem_euclid(60).unsigned_abs());
-    out.push(b'Z');
-}
-
-/// `YYYY-MM-DDTHH:MM:` of `time`.
-fn write_minute(time: i64, out: &mut Vec<u8>) {
-    let days = time.div_euclid(86_400);
-    let secs = time.rem_euclid(86_400).unsigned_abs();
-    let (y, m, d) = super::date::civil_from_days(days);
-    if y < 0 {
-        out.push(b'-');
-    }
-    let mut digits = itoa::Buffer::new();
-    let year = digits.format(y.unsigned_abs()).as_bytes();
-    out.extend(std::iter::repeat_n(b'0', 4usize.saturating_sub(year.len())));
-    out.extend_from_slice(year);
-    for (separator, n) in [
-        (b'-', u64::from(m)),
-        (b'-', u64::from(d)),
-        (b'T', secs / 3600),
-        (b':', secs % 3600 / 60),
-    ] {
-        out.push(separator);
-        push_two(out, n);
-    }
-    out.push(b':');
 }
 
 /// The seconds since the epoch of a time [`iso8601`] wrote (`YYYY-MM-DDTHH:MM:SSZ`).
@@ -284,182 +245,53 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     Some(days * 86_400 + i64::from(n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?))
 }
 
-/// The host as a JSON string, appended to `out`.
-fn write_host(host: &Host, out: &mut Vec<u8>) {
-    match host {
-        Host::Ip(std::net::IpAddr::V4(addr), None) => {
-            out.push(b'"');
-            write_ip4(*addr, out);
-            out.push(b'"');
-        }
-        Host::Ip(addr, Some(cidr)) => {
-            let _ = write!(out, "\"{addr}/{cidr}\"");
-        }
-        Host::Ip(std::net::IpAddr::V6(addr), None) => {
-            out.push(b'"');
-            write_ip6(addr, out);
-            out.push(b'"');
-        }
-        Host::Name(n) | Host::Id(n) => write_json_string(n, out),
-    }
+/// Whether a field named `name` is written out: not an internal group (`_conn_`,
+/// `skiplines0`), nor one named as a key the object has already.
+fn listed(name: &str) -> bool {
+    !name.starts_with('_')
+        && !name.starts_with("skiplines")
+        && !matches!(name, "line" | "time" | "host" | "regex")
 }
 
-/// A dotted quad, as `Display` writes it.
-fn write_ip4(addr: std::net::Ipv4Addr, out: &mut Vec<u8>) {
-    // Each octet's three bytes are put, and the place moved on by its length.
-    let mut text = [0u8; 16];
-    let mut at = 0;
-    for octet in addr.octets() {
-        let (digits, len) = OCTETS[usize::from(octet)];
-        text[at..at + 3].copy_from_slice(&digits);
-        at += len;
-        text[at] = b'.';
-        at += 1;
-    }
-    out.extend_from_slice(&text[..at - 1]);
+/// A failure as `banxdp regex --json` writes it (see [`json_line`]).
+struct Json<'f> {
+    found: &'f Found,
+    /// The host as written, not as read (`--raw`).
+    raw: bool,
 }
 
-/// Each byte in decimal: its digits (then zeros), and how many there are.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "digits of a number below 256"
-)]
-const OCTETS: [([u8; 3], usize); 256] = {
-    let mut table = [([0u8; 3], 0); 256];
-    let mut n = 0;
-    while n < 256 {
-        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
-        table[n] = if n >= 100 {
-            ([b'0' + hundreds, b'0' + tens, b'0' + ones], 3)
-        } else if n >= 10 {
-            ([b'0' + tens, b'0' + ones, 0], 2)
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let f = self.found;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("line", &f.line)?;
+        match f.time {
+            Some(time) => map.serialize_entry("time", &Shown(&Iso8601(time)))?,
+            None => map.serialize_entry("time", &())?,
+        }
+        if self.raw {
+            map.serialize_entry("host", f.written.as_str())?;
         } else {
-            ([b'0' + ones, 0, 0], 1)
-        };
-        n += 1;
-    }
-    table
-};
-
-/// `addr` as its `Display` writes it (RFC 5952: the longest run of two zero groups or more,
-/// the first of equal runs, as `::`; groups in lowercase without leading zeros; a mapped
-/// IPv4 address as `::ffff:` and its dotted quad), without the formatting machinery.
-fn write_ip6(addr: &std::net::Ipv6Addr, out: &mut Vec<u8>) {
-    if let Some(v4) = addr.to_ipv4_mapped() {
-        out.extend_from_slice(b"::ffff:");
-        write_ip4(v4, out);
-        return;
-    }
-    let segments = addr.segments();
-    // The longest run of zeros: (start, length).
-    let (mut longest, mut current) = ((0, 0), (0, 0));
-    for (at, &segment) in segments.iter().enumerate() {
-        if segment == 0 {
-            if current.1 == 0 {
-                current.0 = at;
-            }
-            current.1 += 1;
-            if current.1 > longest.1 {
-                longest = current;
-            }
-        } else {
-            current = (0, 0);
+            map.serialize_entry("host", &Shown(&f.host))?;
         }
-    }
-    let groups = |out: &mut Vec<u8>, part: &[u16]| {
-        for (n, &segment) in part.iter().enumerate() {
-            if n > 0 {
-                out.push(b':');
+        map.serialize_entry("regex", &f.regex)?;
+        // A field named as a key above, or as an earlier field, is left out.
+        for (at, (name, value)) in f.fields.iter().enumerate() {
+            if listed(name) && !f.fields[..at].iter().any(|(n, _)| n == name) {
+                map.serialize_entry(name, value.as_str())?;
             }
-            let digits = [
-                segment >> 12,
-                segment >> 8 & 0xf,
-                segment >> 4 & 0xf,
-                segment & 0xf,
-            ];
-            let first = digits.iter().position(|&d| d != 0).unwrap_or(3);
-            out.extend(
-                digits[first..]
-                    .iter()
-                    .map(|&d| b"0123456789abcdef"[usize::from(d)]),
-            );
         }
-    };
-    if longest.1 > 1 {
-        groups(out, &segments[..longest.0]);
-        out.extend_from_slice(b"::");
-        groups(out, &segments[longest.0 + longest.1..]);
-    } else {
-        groups(out, &segments);
+        map.end()
     }
 }
 
-/// The bytes a JSON string escapes: `"`, `\` and the control characters.
-const ESCAPED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 32 {
-        table[byte] = true;
-        byte += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+/// A value serialised by its `Display`.
+struct Shown<'a, T>(&'a T);
 
-/// Whether `text` has a byte JSON escapes, read eight bytes at a time: most values have none,
-/// and are copied whole.
-fn needs_escape(text: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte that is zero in `x` (exact for the question "any?").
-    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let word_needs = |x: u64| {
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        control | zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\'))) != 0
-    };
-    let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("eight bytes"));
-    if text.len() < 8 {
-        return text.iter().any(|&b| ESCAPED[usize::from(b)]);
+impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
     }
-    // Every whole word, then the last eight bytes (which may overlap the last word read).
-    let mut at = 0;
-    while at + 8 <= text.len() {
-        if word_needs(word(at)) {
-            return true;
-        }
-        at += 8;
-    }
-    at < text.len() && word_needs(word(text.len() - 8))
-}
-
-/// `text` as a JSON string, appended to `out`.
-fn write_json_string(text: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    if !needs_escape(text.as_bytes()) {
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-        return;
-    }
-    let mut rest = text.as_bytes();
-    while let Some(at) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
-        out.extend_from_slice(&rest[..at]);
-        match rest[at] {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            c => {
-                let _ = write!(out, "\\u{c:04x}");
-            }
-        }
-        rest = &rest[at + 1..];
-    }
-    out.extend_from_slice(rest);
-    out.push(b'"');
 }
 
 /// One failure as a JSON object: `line`, `time` (ISO 8601, UTC), `host`, `regex` (0-based
@@ -467,54 +299,13 @@ fn write_json_string(text: &str, out: &mut Vec<u8>) {
 #[must_use]
 pub fn json_line(f: &Found) -> String {
     let mut out = Vec::new();
-    write_json(f, &mut out);
+    write_json(f, false, &mut out);
     String::from_utf8(out).expect("JSON of UTF-8 texts")
 }
 
-/// Whether a field named `name` is written out: not an internal group (`_conn_`,
-/// `skiplines0`), nor one named as a key [`write_json`] writes itself.
-fn listed(name: &str) -> bool {
-    match name.as_bytes().first() {
-        Some(b'_') => false,
-        Some(b's') => !name.starts_with("skiplines"),
-        Some(b'l' | b't' | b'h' | b'r') => !matches!(name, "line" | "time" | "host" | "regex"),
-        _ => true,
-    }
-}
-
-/// Appends [`json_line`]'s text to `out`: written by hand, since it is written for every
-/// failure of a log.
-pub fn write_json(f: &Found, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"line\":");
-    push_number(out, f.line as u64);
-    out.extend_from_slice(b",\"time\":");
-    match f.time {
-        Some(time) => {
-            out.push(b'"');
-            write_iso8601(time, out);
-            out.push(b'"');
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"host\":");
-    write_host(&f.host, out);
-    out.extend_from_slice(b",\"regex\":");
-    push_number(out, f.regex as u64);
-    // Internal groups (`_conn_`, `skiplines0`) are the patterns' business; a field named as
-    // one of the keys above, or as an earlier field, is left out.
-    for (at, (name, value)) in f.fields.iter().enumerate() {
-        if !listed(name) || f.fields[..at].iter().any(|(n, _)| n == name) {
-            continue;
-        }
-        // A group's name is made of word characters (and `.`, `[`, `]` in the `regex`
-        // crate's syntax): nothing JSON escapes.
-        debug_assert!(!name.contains(['"', '\\']) && !name.contains(char::is_control));
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        write_json_string(value, out);
-    }
-    out.push(b'}');
+/// Appends [`json_line`]'s text to `out`; with `raw` the host is as the line wrote it.
+pub fn write_json(found: &Found, raw: bool, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, &Json { found, raw }).expect("JSON of texts and numbers");
 }
 
 impl Report {
@@ -642,74 +433,12 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_addresses_are_written_as_display_writes_them() {
-        let mut next = crate::filter::generated::xorshift(0x9e37_79b9_7f4a_7c15);
-        let values = [0, 0, 0, 1, 0xf, 0x10, 0xdb8, 0x2001, 0xffff];
-        for n in 0..100_000 {
-            let mut segments =
-                [0u16; 8].map(|_| crate::filter::generated::pick(&mut next, &values));
-            if n % 10 == 0 {
-                // Mapped and compatible IPv4 addresses.
-                segments[..5].fill(0);
-                segments[5] = if n % 20 == 0 { 0xffff } else { 0 };
-            }
-            let addr = std::net::Ipv6Addr::from(segments);
-            let mut out = Vec::new();
-            write_ip6(&addr, &mut out);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                addr.to_string(),
-                "{segments:x?}"
-            );
-        }
-    }
-
-    #[test]
-    fn ipv4_addresses_are_written_as_display_writes_them() {
-        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
-        // Every octet in every place, the others at random.
-        for place in 0..4 {
-            for octet in 0..=255u8 {
-                let mut octets = [0u8; 4].map(|_| next().to_le_bytes()[0]);
-                octets[place] = octet;
-                let addr = std::net::Ipv4Addr::from(octets);
-                let mut out = Vec::new();
-                write_ip4(addr, &mut out);
-                assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
-            }
-        }
-    }
-
-    #[test]
-    fn escapes_are_found_in_every_place_of_a_word() {
-        for len in 0..20 {
-            let plain = "a".repeat(len);
-            assert!(!needs_escape(plain.as_bytes()));
-            assert!(!needs_escape(format!("{plain}\u{e9}\u{7f} ~").as_bytes()));
-            for at in 0..len {
-                for byte in (0..0x20).chain([b'"', b'\\']) {
-                    let mut text = plain.clone().into_bytes();
-                    text[at] = byte;
-                    assert!(needs_escape(&text), "{text:?}");
-                }
-            }
-        }
-        // Every byte, alone: only those JSON escapes.
-        for byte in 0..=255u8 {
-            assert_eq!(needs_escape(&[byte]), ESCAPED[usize::from(byte)], "{byte}");
-            assert_eq!(
-                needs_escape(&[b'x'; 9].map(|_| byte)),
-                ESCAPED[usize::from(byte)]
-            );
-        }
-    }
-
-    #[test]
     fn json_reads_back_as_written() {
         let found = Found {
             line: 7,
             time: Some(1_795_262_400),
             host: Host::Id("a\"b\\c".into()),
+            written: "a\"b\\c".into(),
             regex: 2,
             fields: vec![
                 ("user", "q\"u\\o\te\n\u{1}\u{7f}\u{e9}".into()),
@@ -762,20 +491,32 @@ mod tests {
             Mode::Daemon,
         );
         assert_eq!((report.matched, report.missed), (1, 1));
-        let hosts: Vec<String> = report
-            .found
-            .iter()
-            .map(|f| {
-                let mut text = Vec::new();
-                write_host(&f.host, &mut text);
-                serde_json::from_slice(&text).unwrap()
-            })
-            .collect();
+        let hosts: Vec<String> = report.found.iter().map(|f| f.host.to_string()).collect();
         assert_eq!(hosts, ["192.0.2.1", "2001:db8::1"]);
         // Without a resolver (usedns = raw) the name stays.
         let mut scanner = Scanner::new(&spec, 2026).unwrap();
         let raw = run(log.lines(), &mut scanner, &clock, None, Mode::Daemon);
         assert_eq!(raw.matched, 2);
+    }
+
+    #[test]
+    fn raw_hosts_are_written_as_the_line_wrote_them() {
+        let spec = FilterSpec {
+            failregex: vec![r"^ from <HOST>$".into()],
+            usedns: "no".into(),
+            ..FilterSpec::default()
+        };
+        let mut scanner = Scanner::new(&spec, 2026).unwrap();
+        let log = "2026-11-21 10:00:00 from 2001:DB8::0001";
+        let report = run(log.lines(), &mut scanner, &utc(), None, Mode::Daemon);
+        let host = |raw: bool| {
+            let mut out = Vec::new();
+            write_json(&report.found[0], raw, &mut out);
+            let json: Json = serde_json::from_slice(&out).unwrap();
+            json["host"].as_str().unwrap().to_string()
+        };
+        assert_eq!(host(false), "2001:db8::1");
+        assert_eq!(host(true), "2001:DB8::0001");
     }
 
     #[test]

@@ -2,14 +2,35 @@
 //! date found and cut out of each line, the rest given to the filter with what earlier lines
 //! left (failure ids, a multi-line buffer). A line without a date of its own takes the last
 //! date seen, when that is less than a minute old. Pure: lines and a clock in, failures out.
+//!
+//! The daemon's entry point, one scanner per jail:
+//!
+//! ```
+//! use banxdp::filter::{FilterSpec, Host, Scanner, date::{Clock, Zone}};
+//!
+//! let spec = FilterSpec {
+//!     failregex: vec![r"^ denied <F-USER>\w+</F-USER> from <HOST>$".into()],
+//!     ..FilterSpec::default()
+//! };
+//! let mut scanner = Scanner::new(&spec, 2026).unwrap();
+//! let clock = Clock { now: 1_795_262_400, zone: Zone::Offset(0) };
+//! let scanned = scanner.line("2026-11-21 11:59:00 denied bob from 192.0.2.7", &clock);
+//! assert_eq!(scanned.time, Some(1_795_262_340));
+//! let failure = &scanned.failures[0];
+//! assert_eq!(failure.host, Host::Ip("192.0.2.7".parse().unwrap(), None));
+//! assert_eq!(failure.field("user"), Some("bob"));
+//! assert!(!failure.nofail);
+//! ```
+//!
+//! `banxdp regex` reads the same way, with every failregex tried ([`Scanner::set_check_all`]),
+//! and on several threads through `prepare`/`finish` (see `crate::source::bulk`).
 
 use super::{
     Filter, FilterSpec,
     date::{Clock, DateDetector, DateError, DateMatch},
-    jit::Jit,
     matcher::FilterError,
     pattern::Span,
-    tracker::{Checked, Found, Searched, Tracker},
+    tracker::{Checked, Failure, Found, Searched, Tracker},
 };
 
 /// A filter whose patterns or date patterns do not compile.
@@ -28,7 +49,35 @@ pub struct Scanned {
     pub time: Option<i64>,
     /// Index of the date pattern that found the line's date.
     pub template: Option<usize>,
-    pub checked: Checked,
+    /// The failures the line completes, each with its host (an `<F-NOFAIL>` match is one
+    /// with `nofail` set: known, but no failure to count).
+    pub failures: Vec<Failure>,
+    /// Matches still without an address (with every failregex tried only): their
+    /// failregex and whether each was `<F-NOFAIL>`.
+    pub pending: Vec<(usize, bool)>,
+    /// An ignoreregex cancelled a match.
+    pub ignored: bool,
+    /// Earlier lines of a multi-line buffer that this line's match took in.
+    pub released: usize,
+}
+
+impl Scanned {
+    fn new(time: Option<i64>, template: Option<usize>, checked: Checked) -> Self {
+        let Checked {
+            failures,
+            pending,
+            ignored,
+            released,
+        } = checked;
+        Self {
+            time,
+            template,
+            failures,
+            pending,
+            ignored,
+            released,
+        }
+    }
 }
 
 /// A line read as far as it can be by itself (see [`Scanner::prepare`]).
@@ -70,6 +119,9 @@ pub struct Scanner {
     text: String,
     /// Room for what [`Scanner::line`] finds.
     found: Found,
+    /// Every failregex is tried, as fail2ban-regex's summary counts them; otherwise the
+    /// first that matches decides, as in the daemon.
+    check_all: bool,
 }
 
 /// How old the last date may be for a line without one to take it, in seconds.
@@ -96,7 +148,14 @@ impl Scanner {
             last_template: None,
             text: String::new(),
             found: Found::default(),
+            check_all: false,
         }
+    }
+
+    /// Tries every failregex on each line, as fail2ban-regex's summary counts them (and
+    /// fail2ban's tests run filters), instead of the first that matches.
+    pub fn set_check_all(&mut self, check_all: bool) {
+        self.check_all = check_all;
     }
 
     #[must_use]
@@ -109,25 +168,13 @@ impl Scanner {
         &self.dates
     }
 
-    /// Reads one line. With `check_all` every failregex that matches counts, as fail2ban's
-    /// tests run filters; otherwise the first decides, as in the daemon.
-    pub fn line(&mut self, line: &str, clock: &Clock, check_all: bool) -> Scanned {
-        self.line_plain(line, Jit::serves(line), clock, check_all)
-    }
-
-    /// [`Scanner::line`], told whether [`Jit::serves`] the line (see
-    /// [`Scanner::prepare_plain`]).
-    pub fn line_plain(
-        &mut self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-        check_all: bool,
-    ) -> Scanned {
+    /// Reads one line of a log, `clock` giving the present (which dates without a year and
+    /// the age of remembered connections are read by).
+    pub fn line(&mut self, line: &str, clock: &Clock) -> Scanned {
         let mut found = std::mem::take(&mut self.found);
         found.clear();
-        let prepared = self.prepare_plain(line, plain, clock, check_all, &mut found);
-        let scanned = self.finish(&prepared, &mut found, clock, check_all);
+        let prepared = self.prepare(line, clock, &mut found);
+        let scanned = self.finish(&prepared, &mut found, clock);
         self.found = found;
         scanned
     }
@@ -137,31 +184,9 @@ impl Scanner {
     /// [`Scanner::date_order`]) and cut out, and a one-line filter's patterns searched. Lines
     /// prepared by copies of this scanner, each from its own point of the log, are finished
     /// by one, in order. What it finds goes to `found`, which [`Scanner::finish`] reads.
-    pub fn prepare(
-        &mut self,
-        line: &str,
-        clock: &Clock,
-        check_all: bool,
-        found: &mut Found,
-    ) -> Prepared {
-        // Whether the JIT serves the line, and so every part of it, found once for both.
-        self.prepare_plain(line, Jit::serves(line), clock, check_all, found)
-    }
-
-    /// [`Scanner::prepare`], told whether [`Jit::serves`] the line (a caller that read a
-    /// stretch of lines all in ASCII knows it of each; `false` is always safe).
-    pub fn prepare_plain(
-        &mut self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-        check_all: bool,
-        found: &mut Found,
-    ) -> Prepared {
-        debug_assert!(!plain || Jit::serves(line));
-        let date = self
-            .dates
-            .find_after_in(line, plain, clock, self.last_template);
+    pub fn prepare(&mut self, line: &str, clock: &Clock, found: &mut Found) -> Prepared {
+        let check_all = self.check_all;
+        let date = self.dates.find_after(line, clock, self.last_template);
         // The line without its date: a part of it when the date starts it.
         let mut joined = std::mem::take(&mut self.text);
         joined.clear();
@@ -178,10 +203,7 @@ impl Scanner {
             self.last_template = Some(*index);
         }
         let stage = if self.filter.maxlines() <= 1 {
-            Stage::Searched(
-                self.tracker
-                    .search(&self.filter, text, plain, check_all, found),
-            )
+            Stage::Searched(self.tracker.search(&self.filter, text, check_all, found))
         } else {
             Stage::Buffered(found.push_text(text))
         };
@@ -192,13 +214,8 @@ impl Scanner {
     /// The second half of [`Scanner::line`]: a prepared line, merged with what earlier lines
     /// left (the last date, connections, the multi-line buffer). Each prepared line is
     /// finished once: its fields are taken out of `found`.
-    pub fn finish(
-        &mut self,
-        prepared: &Prepared,
-        found: &mut Found,
-        clock: &Clock,
-        check_all: bool,
-    ) -> Scanned {
+    pub fn finish(&mut self, prepared: &Prepared, found: &mut Found, clock: &Clock) -> Scanned {
+        let check_all = self.check_all;
         let recent = self.last_date.filter(|d| *d > clock.now - LAST_DATE_AGE);
         let (time, template) = match prepared.date {
             Some((m, index)) => {
@@ -220,18 +237,7 @@ impl Scanner {
                 .tracker
                 .check(&self.filter, found.text(*text), check_all),
         };
-        Scanned {
-            time,
-            template,
-            checked,
-        }
-    }
-
-    /// Takes back the room of a line's failures once they are read, for the lines to come
-    /// (see [`Scanner::finish`]): a caller that gives back every line's allocates nothing
-    /// for them.
-    pub fn give_back(&mut self, checked: Checked) {
-        self.tracker.give_back(checked);
+        Scanned::new(time, template, checked)
     }
 
     /// The date pattern that found the last date, which is tried first on the next line:
@@ -249,15 +255,11 @@ impl Scanner {
     /// Reads one line whose time is known apart from its text (the journal's).
     /// Connections age by these times, which for a journal read as it is written are the
     /// present.
-    pub fn timed_line(&mut self, line: &str, time: i64, check_all: bool) -> Scanned {
+    pub fn timed_line(&mut self, line: &str, time: i64) -> Scanned {
         self.last_date = Some(time);
         self.tracker.set_now(time);
-        let checked = self.tracker.check(&self.filter, line, check_all);
-        Scanned {
-            time: Some(time),
-            template: None,
-            checked,
-        }
+        let checked = self.tracker.check(&self.filter, line, self.check_all);
+        Scanned::new(Some(time), None, checked)
     }
 }
 
@@ -271,11 +273,10 @@ mod tests {
 
     fn hosts(scanned: &Scanned) -> Vec<String> {
         scanned
-            .checked
             .failures
             .iter()
             .filter_map(|f| match &f.host {
-                Some(Host::Ip(a, _)) => Some(a.to_string()),
+                Host::Ip(a, _) => Some(a.to_string()),
                 _ => None,
             })
             .collect()
@@ -303,7 +304,7 @@ mod tests {
         let found: Vec<(Vec<String>, Option<i64>)> = log
             .iter()
             .map(|l| {
-                let s = scanner.line(l, &clock(), false);
+                let s = scanner.line(l, &clock());
                 (hosts(&s), s.time)
             })
             .collect();
@@ -320,10 +321,10 @@ mod tests {
         let mut scanner = Scanner::new(&spec, 2026).unwrap();
         let last = log[..4]
             .iter()
-            .map(|l| scanner.line(l, &clock(), false))
+            .map(|l| scanner.line(l, &clock()))
             .last()
             .unwrap();
-        assert_eq!(last.checked.failures[0].attempts, 2);
+        assert_eq!(last.failures[0].attempts, 2);
     }
 
     #[test]
@@ -335,15 +336,15 @@ mod tests {
             ..FilterSpec::default()
         };
         let mut scanner = Scanner::new(&spec, 2026).unwrap();
-        scanner.line("2026-11-21 11:59:30 starting", &clock(), false);
-        let recent = scanner.line("WARNING: denied 192.0.2.7", &clock(), false);
+        scanner.line("2026-11-21 11:59:30 starting", &clock());
+        let recent = scanner.line("WARNING: denied 192.0.2.7", &clock());
         assert_eq!(
             (hosts(&recent), recent.time),
             (vec!["192.0.2.7".into()], Some(NOW - 30))
         );
         // A date older than a minute is not carried: the line happens now.
-        scanner.line("2026-11-21 11:58:00 starting", &clock(), false);
-        let late = scanner.line("WARNING: denied 192.0.2.7", &clock(), false);
+        scanner.line("2026-11-21 11:58:00 starting", &clock());
+        let late = scanner.line("WARNING: denied 192.0.2.7", &clock());
         assert_eq!(late.time, Some(NOW));
     }
 }

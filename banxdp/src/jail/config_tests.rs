@@ -59,7 +59,7 @@ fn params_errors_name_the_jail_and_the_value() {
 /// Every jail section of the installed /etc/fail2ban/jail.conf, all enabled and resolved;
 /// `None` (with a line on stderr) where fail2ban is not installed.
 fn stock_jails(test: &str) -> Option<Vec<JailConfig>> {
-    use crate::config::fail2ban::{Disk, dump_stream};
+    use crate::config::{dump_stream, fail2ban::Disk};
     use std::fmt::Write as _;
     let stock = std::path::Path::new("/etc/fail2ban");
     if !stock.join("jail.conf").is_file() {
@@ -212,11 +212,10 @@ fn stock_sshd_end_to_end() {
             now,
             zone: Zone::Offset(0),
         };
-        let read = scanner.line(line, &clock, false);
+        let read = scanner.line(line, &clock);
         let time = read.time.expect("every line has a date");
-        for failure in &read.checked.failures {
-            let Some(host) = &failure.host else { continue };
-            for net in targets(host, usedns, &resolve).nets {
+        for failure in &read.failures {
+            for net in targets(&failure.host, usedns, &resolve).nets {
                 if let Some(d) = jail.failure(net, time, line, now) {
                     decisions.push((i, d));
                 }

@@ -23,7 +23,7 @@ use std::{
     sync::{Condvar, Mutex, PoisonError, mpsc},
 };
 
-use crate::filter::{Scanned, Scanner, date::Clock, jit::Jit, scan::Prepared, tracker::Found};
+use crate::filter::{Scanned, Scanner, date::Clock, scan::Prepared, tracker::Found};
 
 /// How a log is read.
 #[derive(Clone, Copy, Debug)]
@@ -33,8 +33,6 @@ pub struct Options {
     pub threads: usize,
     /// Bytes per chunk (a chunk holds whole lines, so it may be longer).
     pub chunk: usize,
-    /// Every failregex counts (see [`Scanner::line`]).
-    pub check_all: bool,
 }
 
 impl Default for Options {
@@ -44,7 +42,6 @@ impl Default for Options {
             // each thread keeps about 4 MiB of chunks in flight.
             threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).min(8)),
             chunk: 256 << 10,
-            check_all: false,
         }
     }
 }
@@ -57,8 +54,7 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// What the scanner found; `None` for a line the caller's `skip` left out.
     pub scanned: Option<Scanned>,
-    /// The scanner that finished the line (for the names of its date patterns, and to
-    /// take back the line's room: see [`Scanner::give_back`]).
+    /// The scanner that finished the line (for the names of its date patterns).
     pub scanner: &'a mut Scanner,
 }
 
@@ -87,10 +83,9 @@ pub fn scan(
         let mut chunk = Chunk::default();
         while chunks.next(&mut chunk)? {
             let data = chunk.bytes();
-            for (range, text, plain) in texts(data) {
+            for (range, text) in texts(data) {
                 let bytes = trimmed(&data[range]);
-                let read = (!skip(&text))
-                    .then(|| scanner.line_plain(&text, plain, clock, options.check_all));
+                let read = (!skip(&text)).then(|| scanner.line(&text, clock));
                 each(Line {
                     index: base,
                     bytes,
@@ -132,7 +127,7 @@ pub fn scan(
                             break;
                         }
                     }
-                    prepare(&mut own, &mut prepped, clock, options.check_all, skip);
+                    prepare(&mut own, &mut prepped, clock, skip);
                     if send.send(Ok(prepped)).is_err() {
                         break;
                     }
@@ -150,7 +145,7 @@ pub fn scan(
             next: 0,
             base: 0,
         };
-        let outcome = merge.run(scanner, clock, options, skip, each);
+        let outcome = merge.run(scanner, clock, skip, each);
         // Whatever happened, the workers stop at their next chunk.
         shared.stop();
         drop(receive);
@@ -178,21 +173,13 @@ impl Merge<'_, '_> {
         &mut self,
         scanner: &mut Scanner,
         clock: &Clock,
-        options: Options,
         skip: fn(&str) -> bool,
         each: &mut dyn FnMut(Line<'_>),
     ) -> io::Result<()> {
         let (mut reading, mut workers_done) = (true, false);
         loop {
             while let Some(mut prepped) = self.waiting.remove(&self.next) {
-                self.base += finish(
-                    scanner,
-                    &mut prepped,
-                    self.base,
-                    clock,
-                    options.check_all,
-                    each,
-                );
+                self.base += finish(scanner, &mut prepped, self.base, clock, each);
                 self.next += 1;
                 self.shared.finished(self.next);
                 self.shared.recycle(prepped);
@@ -212,13 +199,7 @@ impl Merge<'_, '_> {
                 match self.shared.try_take(&mut prepped.data)? {
                     Take::Chunk(seq) => {
                         prepped.seq = seq;
-                        prepare(
-                            &mut self.helper,
-                            &mut prepped,
-                            clock,
-                            options.check_all,
-                            skip,
-                        );
+                        prepare(&mut self.helper, &mut prepped, clock, skip);
                         self.keep(prepped);
                         continue;
                     }
@@ -366,13 +347,7 @@ impl Drop for StopOnPanic<'_, '_> {
 }
 
 /// A worker's part: the chunk's lines prepared from a fresh date order.
-fn prepare(
-    scanner: &mut Scanner,
-    prepped: &mut Prepped,
-    clock: &Clock,
-    check_all: bool,
-    skip: fn(&str) -> bool,
-) {
+fn prepare(scanner: &mut Scanner, prepped: &mut Prepped, clock: &Clock, skip: fn(&str) -> bool) {
     scanner.set_date_order(None);
     let Prepped {
         data,
@@ -382,9 +357,8 @@ fn prepare(
     } = prepped;
     out.clear();
     found.clear();
-    for (range, text, plain) in texts(data.bytes()) {
-        let prepared =
-            (!skip(&text)).then(|| scanner.prepare_plain(&text, plain, clock, check_all, found));
+    for (range, text) in texts(data.bytes()) {
+        let prepared = (!skip(&text)).then(|| scanner.prepare(&text, clock, found));
         out.push((range, prepared));
     }
 }
@@ -396,7 +370,6 @@ fn finish(
     prepped: &mut Prepped,
     base: usize,
     clock: &Clock,
-    check_all: bool,
     each: &mut dyn FnMut(Line<'_>),
 ) -> usize {
     let count = prepped.lines.len();
@@ -414,12 +387,12 @@ fn finish(
         let read = prepared.as_ref().map(|prepared| {
             agree = agree || scanner.date_order() == worker;
             if agree {
-                return scanner.finish(prepared, found, clock, check_all);
+                return scanner.finish(prepared, found, clock);
             }
             worker = prepared.template().or(worker);
             own.clear();
-            let again = scanner.prepare(&text_of(bytes), clock, check_all, &mut own);
-            scanner.finish(&again, &mut own, clock, check_all)
+            let again = scanner.prepare(&text_of(bytes), clock, &mut own);
+            scanner.finish(&again, &mut own, clock)
         });
         each(Line {
             index: base + n,
@@ -446,11 +419,9 @@ fn lines(data: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
-/// The lines of a chunk with their text (see [`text_of`]), and whether [`Jit::serves`] each:
-/// the chunk's UTF-8 is checked once, and each line's only where the chunk has invalid bytes;
-/// in a chunk all in ASCII every line is plain (it has no line break either), else each is
-/// checked.
-fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>, bool)> + '_ {
+/// The lines of a chunk with their text (see [`text_of`]): the chunk's UTF-8 is checked
+/// once, and each line's only where the chunk has invalid bytes.
+fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>)> + '_ {
     let ascii = is_ascii(data);
     let whole = if ascii {
         // SAFETY: ASCII, as `is_ascii` just found this very slice to be, is valid UTF-8.
@@ -465,8 +436,7 @@ fn texts(data: &[u8]) -> impl Iterator<Item = (Range<usize>, Cow<'_, str>, bool)
             Some(all) => Cow::Borrowed(all[range.clone()].trim_end_matches('\r')),
             None => text_of(trimmed(&data[range.clone()])),
         };
-        let plain = ascii || Jit::serves(&text);
-        (range, text, plain)
+        (range, text)
     })
 }
 
@@ -601,7 +571,7 @@ mod tests {
             .enumerate()
             .map(|(index, line)| {
                 let line = line.trim_end_matches('\r');
-                let read = (!skipped(line)).then(|| scanner.line(line, &utc(), false));
+                let read = (!skipped(line)).then(|| scanner.line(line, &utc()));
                 (index, line.to_string(), read)
             })
             .collect()
@@ -629,11 +599,7 @@ mod tests {
     ) -> Vec<(usize, String, Option<Scanned>)> {
         let mut scanner = Scanner::new(spec, 2026).unwrap();
         let mut out = Vec::new();
-        let options = Options {
-            threads,
-            chunk,
-            check_all: false,
-        };
+        let options = Options { threads, chunk };
         scan(
             &mut &log[..],
             &mut scanner,
@@ -759,11 +725,7 @@ mod tests {
         for (threads, chunk) in [(1, 1), (1, 64), (2, 7), (2, 1000), (3, 333)] {
             let mut scanner = Scanner::new(&spec, 2026).unwrap();
             let mut got = Vec::new();
-            let options = Options {
-                threads,
-                chunk,
-                check_all: false,
-            };
+            let options = Options { threads, chunk };
             let mut input = Trickle {
                 data: &log,
                 calls: 0,
@@ -792,7 +754,7 @@ mod tests {
         assert!(
             want.iter()
                 .filter_map(|(_, _, s)| s.as_ref())
-                .any(|s| !s.checked.failures.is_empty()),
+                .any(|s| !s.failures.is_empty()),
             "the log has failures"
         );
         // The `%Z` template's lines change the order, so chunks starting after them differ
@@ -823,9 +785,9 @@ mod tests {
         // template than after a `%Z` line.
         let mut scanner = Scanner::new(&sshd_like(1), 2026).unwrap();
         let plain = "Nov 21 11:00:00 h sshd[1]: Accepted password for bob";
-        let fresh = scanner.line(plain, &utc(), false).template;
-        scanner.line("UTC Nov 21 11:00:00 h sshd[1]: x", &utc(), false);
-        let after = scanner.line(plain, &utc(), false).template;
+        let fresh = scanner.line(plain, &utc()).template;
+        scanner.line("UTC Nov 21 11:00:00 h sshd[1]: x", &utc());
+        let after = scanner.line(plain, &utc()).template;
         assert_ne!(fresh, after);
     }
 
@@ -862,7 +824,7 @@ mod tests {
         assert!(
             want.iter()
                 .filter_map(|(_, _, s)| s.as_ref())
-                .any(|s| !s.checked.failures.is_empty()),
+                .any(|s| !s.failures.is_empty()),
             "the log has multi-line failures"
         );
         for (threads, chunk) in [(2, 50), (3, 1000)] {

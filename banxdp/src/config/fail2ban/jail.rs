@@ -814,8 +814,14 @@ pub struct Dump {
     pub loops: Vec<(PathBuf, PathBuf)>,
 }
 
-/// Reads `basedir` and builds the stream `fail2ban-client -d` prints for it.
-pub fn dump_stream(files: &dyn Files, basedir: &Path) -> Result<Dump, StoreError> {
+/// Reads `basedir` and builds the stream `fail2ban-client -d` prints for it. `check` is
+/// what banxdp checks of a jail beyond what fail2ban's client does (`crate::config::
+/// dump_stream` passes `JailConfig::resolve`): a jail it refuses is not started.
+pub fn read_stream(
+    files: &dyn Files,
+    basedir: &Path,
+    check: impl Fn(&Jail) -> Result<(), JailError>,
+) -> Result<Dump, StoreError> {
     let mut reader = Reader {
         files,
         basedir: basedir.to_path_buf(),
@@ -828,7 +834,7 @@ pub fn dump_stream(files: &dyn Files, basedir: &Path) -> Result<Dump, StoreError
     // run is reported here, not at its first ban.
     for jail in &mut jails {
         if jail.error.is_none() {
-            if let Err(error) = crate::config::jails::JailConfig::resolve(jail) {
+            if let Err(error) = check(jail) {
                 jail.error = Some(error);
             }
         }

@@ -7,10 +7,12 @@
 //! Pure apart from reading the files it is pointed at (through `store::Files`) and globbing
 //! `logpath` for the stream.
 
+pub mod filter;
 pub mod ini;
 pub mod jail;
 pub mod readers;
 pub mod store;
 
-pub use jail::{Dump, Jail, JailAction, JailError, dump_stream};
+pub use filter::{FilterFileError, load_filter};
+pub use jail::{Dump, Jail, JailAction, JailError, read_stream};
 pub use store::{Disk, Files, Value};

@@ -1,11 +1,5 @@
-//! What the hand readers (`syslog`, `prefix`, `failed`) need to read bytes as the regular
-//! expressions they stand in for read an ASCII line.
-
-/// `\s`, as PCRE2 and the `regex` crate read it on ASCII.
-#[must_use]
-pub fn is_space(byte: u8) -> bool {
-    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
-}
+//! Byte tests shared by the literal prefilter and the syslog date reader, which read an
+//! ASCII text as the regular expressions they stand in for would.
 
 /// `\w`, on ASCII.
 #[must_use]
@@ -30,15 +24,6 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         4.. => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
         _ => a.iter().zip(b).all(|(x, y)| x == y),
     }
-}
-
-/// The end of the run of bytes from `at` for which `keep` holds.
-#[must_use]
-pub fn run(text: &[u8], at: usize, keep: impl Fn(u8) -> bool) -> usize {
-    text[at.min(text.len())..]
-        .iter()
-        .position(|&b| !keep(b))
-        .map_or(text.len(), |n| at + n)
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use super::jit::Jit;
-
 /// Back-tracking steps a `fancy-regex` match may take before it gives up (and the line counts
 /// as not matched, with an error logged by the caller).
 pub const BACKTRACK_LIMIT: usize = 200_000;
@@ -249,23 +247,20 @@ fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
     start
 }
 
-/// A compiled pattern: the exact engine, and PCRE2's JIT where it gives the same answers
-/// faster (see [`super::jit`]).
+/// A compiled pattern.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    /// The pattern as compiled (Rust syntax), and which engine it needs.
+    /// The pattern as compiled (Rust syntax).
     translated: String,
-    engine: Engine,
-    /// The exact engine. Where the JIT serves the pattern it is compiled when a text first
-    /// needs it (one outside ASCII, or past the JIT's match limit): compiling it is most of
-    /// the time a filter takes to load, and on most logs no line needs it.
-    exact: std::cell::OnceCell<Result<Exact, String>>,
-    jit: Option<Jit>,
-    /// The name of each group by number (the same in every engine).
+    exact: Exact,
+    /// The name of each group by number.
     names: Vec<Option<Name>>,
+    /// Room for a linear search's groups, kept from search to search (so that a search
+    /// allocates nothing); a scanner is used by one thread at a time.
+    locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
 }
 
-/// The engine whose answer is the definition of a pattern's.
+/// The engine that runs a pattern: linear time where it can.
 #[derive(Clone, Debug)]
 enum Exact {
     Linear(regex::Regex),
@@ -366,7 +361,7 @@ pub struct Hit {
 
 impl Hit {
     /// The match at `span` in `text`, its groups copied out.
-    pub(super) fn new(text: &str, (start, end): Span, groups: &[(Name, Span)]) -> Self {
+    pub(in crate::filter) fn new(text: &str, (start, end): Span, groups: &[(Name, Span)]) -> Self {
         Self {
             start,
             end,
@@ -395,39 +390,18 @@ impl Compiled {
             pattern: pattern.to_string(),
             reason,
         };
-        let jit = Jit::new(&translated);
-        let exact = std::cell::OnceCell::new();
-        // Where the JIT serves the pattern, the exact engine waits for a text that needs it.
-        // The pattern has been read (the JIT's checks parse it, and PCRE2 compiled it), so a
-        // bad one is an error now all the same. Should the exact engine then refuse what
-        // PCRE2 took (none of the patterns tried does), the texts that need it match
-        // nothing, as past its backtracking limit.
-        let names = if let Some(jit) = &jit {
-            jit.names()
-                .iter()
-                .map(|n| n.as_deref().map(intern))
-                .collect()
-        } else {
-            let compiled = Exact::new(&translated, engine).map_err(error)?;
-            let names = compiled.names();
-            let _ = exact.set(Ok(compiled));
-            names
+        let exact = Exact::new(&translated, engine).map_err(error)?;
+        let names = exact.names();
+        let locations = match &exact {
+            Exact::Linear(re) => Some(re.capture_locations()),
+            Exact::Backtracking(_) => None,
         };
         Ok(Self {
             translated,
-            engine,
             exact,
-            jit,
             names,
+            locations: std::cell::RefCell::new(locations),
         })
-    }
-
-    /// The exact engine, compiled now if it was not yet.
-    fn exact(&self) -> Result<&Exact, String> {
-        self.exact
-            .get_or_init(|| Exact::new(&self.translated, self.engine))
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// The first match in `text` (leftmost-first, as Python's `search`), `Err` when the
@@ -438,52 +412,9 @@ impl Compiled {
         Ok(found.map(|span| Hit::new(text, span, &groups)))
     }
 
-    /// As [`Compiled::search`], by the exact engine alone.
-    pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
-        let mut groups = Vec::new();
-        let found = self.search_spans_exact(text, &mut groups)?;
-        Ok(found.map(|span| Hit::new(text, span, &groups)))
-    }
-
     /// As [`Compiled::search`], without copying: the match's span, and in `groups` (emptied
     /// first) the span of each named group that took part.
     pub fn search_spans(
-        &self,
-        text: &str,
-        groups: &mut Vec<(Name, Span)>,
-    ) -> Result<Option<Span>, String> {
-        self.search_spans_in(text, Jit::serves(text), groups)
-    }
-
-    /// As [`Compiled::search_spans`], told whether the JIT may run on `text` (the caller
-    /// checked the whole line once, for all its searches; `false` is always safe).
-    pub(super) fn search_spans_in(
-        &self,
-        text: &str,
-        jit_serves: bool,
-        groups: &mut Vec<(Name, Span)>,
-    ) -> Result<Option<Span>, String> {
-        debug_assert!(!jit_serves || Jit::serves(text));
-        if let Some(jit) = self.jit.as_ref().filter(|_| jit_serves) {
-            groups.clear();
-            let found = jit.search(text, |locations| {
-                for (index, name) in self.names.iter().enumerate() {
-                    if let (Some(name), Some(span)) = (name, locations.get(index)) {
-                        groups.push((*name, span));
-                    }
-                }
-                locations.get(0).expect("group 0 takes part")
-            });
-            // Past its match limit the exact engine decides.
-            if let Ok(found) = found {
-                return Ok(found);
-            }
-        }
-        self.search_spans_exact(text, groups)
-    }
-
-    /// As [`Compiled::search_spans`], by the exact engine alone.
-    pub fn search_spans_exact(
         &self,
         text: &str,
         groups: &mut Vec<(Name, Span)>,
@@ -497,10 +428,14 @@ impl Compiled {
             }
             get(0).expect("group 0 takes part")
         };
-        match self.exact()? {
-            Exact::Linear(re) => Ok(re
-                .captures(text)
-                .map(|caps| read(&|i| caps.get(i).map(|m| (m.start(), m.end()))))),
+        match &self.exact {
+            Exact::Linear(re) => {
+                let mut locations = self.locations.borrow_mut();
+                let locations = locations.get_or_insert_with(|| re.capture_locations());
+                Ok(re
+                    .captures_read(locations, text)
+                    .map(|_| read(&|i| locations.get(i))))
+            }
             Exact::Backtracking(re) => re
                 .captures(text)
                 .map(|found| found.map(|caps| read(&|i| caps.get(i).map(|m| (m.start(), m.end())))))
@@ -514,12 +449,6 @@ impl Compiled {
         &self.names
     }
 
-    /// Whether PCRE2's JIT serves this pattern (on the texts [`Jit::serves`]).
-    #[must_use]
-    pub fn has_jit(&self) -> bool {
-        self.jit.is_some()
-    }
-
     /// The named groups of the first match in `text`; see [`Compiled::search`].
     pub fn captures(&self, text: &str) -> Result<Option<Vec<(Name, String)>>, String> {
         self.search(text).map(|hit| hit.map(|h| h.groups))
@@ -531,12 +460,13 @@ impl Compiled {
         &self.translated
     }
 
-    /// Which engine runs it (compiling it, if it was not yet).
-    pub fn engine(&self) -> Result<Engine, String> {
-        Ok(match self.exact()? {
+    /// Which engine runs it.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        match self.exact {
             Exact::Linear(_) => Engine::Linear,
             Exact::Backtracking(_) => Engine::Backtracking,
-        })
+        }
     }
 }
 
@@ -656,66 +586,11 @@ mod tests {
     }
 
     #[test]
-    fn the_jit_and_the_exact_engines_agree_on_random_lines() {
-        // Patterns with what tells engines apart: greedy and lazy repetition, alternation
-        // order, optional and nested groups, empty matches, anchors, case, classes,
-        // back-references, look-around and conditionals.
-        let patterns = [
-            r"^(?P<a>\w+?)(?P<b>\d*)(?P<c>.*)$",
-            r"(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)",
-            r"(?i)(?P<u>user|us) (?P<h>\S+?)(?: port (?P<p>\d+))?\s*$",
-            r"^(?:(?P<o>x)|(?P<t>xy))+?(?P<r>[^ ]*)",
-            r"(?P<e>a*)*(?P<f>b?)",
-            r"\b(?P<w>[A-Z][a-z]*)\b(?P<rest>.{0,3})",
-            r"^(?P<k>[a-c])(?P=k)+(?P<tail>.*)",
-            r"(?P<n>\d+)(?=\s|$)(?P<s>\s*)",
-            r"(?<![0-9])(?P<v>\d{2,3})(?![0-9])",
-            r"^(?P<inv>invalid )?(?P<who>(?(inv)\S+|[^ ]+ ?))(?P<end>from)?",
-            r"(?P<q>\[[^\]]*\])|(?P<r2>\([^)]*\))",
-            r"^<HOST> (?P<msg>.+)$",
-            r"(?:(?P<g1>a)|b)+(?P<g2>\w?)",
-            r"(?:a(?P<g3>b)?)+(?P<g4>[^a]*)",
-            r"(?P<g5>a|ab)*?c(?P<g6>.*)",
-        ];
-        let alphabet: Vec<char> = "aAbBcxyz019 []()-.:_Ufrom".chars().collect();
-        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
-        let compiled: Vec<Compiled> = patterns
-            .iter()
-            .map(|p| Compiled::new(p, "yes").unwrap())
-            .collect();
-        let jit = compiled.iter().filter(|c| c.has_jit()).count();
-        assert_eq!(jit, patterns.len() - 1, "all but `(a*)*` take the JIT");
-        for re in &compiled {
-            // The JIT's names stand for the exact engine's until it is compiled.
-            assert_eq!(re.names(), re.exact().unwrap().names(), "{}", re.as_str());
-        }
-        let mut compared = 0;
-        for _ in 0..3000 {
-            let len = usize::try_from(next() % 24).unwrap();
-            let mut text: String = (0..len)
-                .map(|_| alphabet[usize::try_from(next()).unwrap() % alphabet.len()])
-                .collect();
-            if next().is_multiple_of(4) {
-                text.push_str(" from 192.0.2.7");
-            }
-            for re in &compiled {
-                let (fast, exact) = (re.search(&text), re.search_exact(&text));
-                assert_eq!(fast, exact, "{} on {text:?}", re.as_str());
-                compared += 1;
-            }
-        }
-        assert_eq!(compared, 3000 * patterns.len());
-    }
-
-    #[test]
-    fn the_exact_engine_is_compiled_when_a_text_first_needs_it() {
+    fn unicode_words_are_read_as_python_reads_them() {
         let re = Compiled::new(r"^(?P<a>\w+) from <HOST>$", "yes").unwrap();
-        assert!(re.has_jit());
         assert!(re.captures("bob from 192.0.2.1").unwrap().is_some());
-        assert!(re.exact.get().is_none(), "the JIT served an ASCII line");
         let found = re.captures("bøb from 192.0.2.1").unwrap().unwrap();
         assert_eq!(get(&found, "a"), Some("bøb"));
-        assert!(re.exact.get().is_some(), "a line outside ASCII needed it");
     }
 
     #[test]
@@ -723,12 +598,11 @@ mod tests {
         // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
         // the loop over: 2^40 paths before failing on the `X`.
         let re = Compiled::new(r"^(?:(?=a)a|a)+$", "yes").unwrap();
-        assert_eq!(re.engine(), Ok(Engine::Backtracking));
+        assert_eq!(re.engine(), Engine::Backtracking);
         let text = format!("{}X", "a".repeat(40));
-        assert!(re.has_jit());
         assert!(
             re.captures(&text).is_err(),
-            "the match limit, then the backtracking limit, stops it"
+            "the backtracking limit stops it"
         );
     }
 }

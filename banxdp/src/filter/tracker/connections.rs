@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashTable;
 
-use super::pattern::Value;
+use crate::filter::pattern::Value;
 
 /// Where a remembered connection is, until it is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl<T> Cache<T> {
         self.len += 1;
         // Stale arrivals are dropped now and then, so that the queue stays a few times the
         // size of the cache.
-        if self.arrivals.len() > 4 * super::tracker::CONNECTIONS {
+        if self.arrivals.len() > 4 * super::CONNECTIONS {
             let slots = &self.slots;
             self.arrivals.retain(|&(order, slot)| {
                 slots[slot as usize]

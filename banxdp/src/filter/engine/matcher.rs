@@ -7,12 +7,10 @@
 use std::net::IpAddr;
 
 use super::{
-    hand::ByHand,
     literals::{Anchored, Prefilter},
     pattern::{Compiled, Name, PatternError, Span, Value, intern, same},
-    prefix,
-    tracker::Tracked,
 };
+use crate::filter::tracker::Failure;
 
 /// What a filter is made of (the options of a jail's filter after reading).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,18 +77,16 @@ pub enum Host {
     Id(String),
 }
 
-/// A matched failure.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// Index of the `failregex` that matched.
-    pub regex: usize,
-    pub host: Host,
-    /// The host as it stood in the line (`::ffff:` prefixes aside).
-    pub raw: Value,
-    /// Every named group that matched (prefregex's, then failregex's).
-    pub fields: Vec<(Name, Value)>,
-    /// `<F-NOFAIL>` matched: the line is known but does not count as a failure.
-    pub nofail: bool,
+impl std::fmt::Display for Host {
+    /// An address as `std::net` writes it (with `/cidr` when a pattern gave one); a name or
+    /// an id as it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Ip(addr, None) => addr.fmt(f),
+            Host::Ip(addr, Some(cidr)) => write!(f, "{addr}/{cidr}"),
+            Host::Name(text) | Host::Id(text) => f.write_str(text),
+        }
+    }
 }
 
 /// What became of a line.
@@ -105,7 +101,7 @@ pub enum Outcome {
 
 /// `alt_user`, `alt_user_2`... fill `user` when it is absent or empty (fail2ban's
 /// alternate names), in name order.
-pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
+pub(in crate::filter) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
     if !fields.iter().any(|(name, _)| name.starts_with("alt_")) {
         return;
     }
@@ -127,56 +123,34 @@ pub(super) fn merge_alternates(fields: &mut Vec<(Name, Value)>) {
 }
 
 /// The name an `alt_` group stands in for (`alt_user` and `alt_user_2` for `user`), interned;
-/// `None` for a name that is no alternate. Known answers are kept (per thread), since a
-/// filter with alternates asks on every match.
+/// `None` for a name that is no alternate.
 fn alternate_of(name: Name) -> Option<Name> {
-    thread_local! {
-        static BASES: std::cell::RefCell<Vec<(Name, Name)>> = const {
-            std::cell::RefCell::new(Vec::new())
-        };
-    }
     let rest = name.strip_prefix("alt_")?;
-    BASES.with_borrow_mut(|bases| {
-        if let Some((_, base)) = bases.iter().find(|(alt, _)| std::ptr::eq(*alt, name)) {
-            return Some(*base);
-        }
-        let base = match rest.rsplit_once('_') {
-            Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
-            _ => rest,
-        };
-        let base = intern(base);
-        // (A filter has a handful of alternates; the bound is for names never seen again.)
-        if bases.len() < 64 {
-            bases.push((name, base));
-        }
-        Some(base)
-    })
+    let base = match rest.rsplit_once('_') {
+        Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b,
+        _ => rest,
+    };
+    Some(intern(base))
 }
 
 /// A compiled filter.
 #[derive(Clone, Debug)]
 pub struct Filter {
-    pub(super) prefregex: Option<Compiled>,
-    pub(super) failregex: Vec<Compiled>,
-    pub(super) ignoreregex: Vec<Compiled>,
-    pub(super) maxlines: usize,
+    pub(in crate::filter) prefregex: Option<Compiled>,
+    pub(in crate::filter) failregex: Vec<Compiled>,
+    pub(in crate::filter) ignoreregex: Vec<Compiled>,
+    pub(in crate::filter) maxlines: usize,
     /// Turns away texts the prefregex cannot match.
     prefregex_literals: Option<Prefilter>,
     /// Which failregexes may match a text; built when first needed, since a filter whose
     /// failregexes are all [`Anchored`] reads single lines without it.
     failregex_literals: std::sync::OnceLock<Prefilter>,
-    /// For the stock sshd prefregex, which [`prefix::read`] reads: the name of its
-    /// `<F-MLFID>` group.
-    pub(super) sshd_prefix: Option<Name>,
-    /// For each failregex, the reader that reads it by hand, if it is one of the stock sshd
-    /// failregexes that have one.
-    pub(super) by_hand: Vec<Option<ByHand>>,
-    /// Where every failregex starts with known strings, a one-line filter has no prefregex
-    /// or one read by hand: the candidates by the content's first bytes (see `tracker`).
-    pub(super) anchored: Option<Anchored>,
+    /// Where every failregex starts with known strings and a one-line filter has no
+    /// prefregex: the candidates by the text's first bytes (see `tracker`).
+    pub(in crate::filter) anchored: Option<Anchored>,
     /// For each failregex, whether it or the prefregex has `alt_` groups, which
     /// [`merge_alternates`] merges.
-    pub(super) alternates: Vec<bool>,
+    pub(in crate::filter) alternates: Vec<bool>,
 }
 
 /// A filter with a pattern that does not compile.
@@ -236,17 +210,9 @@ impl Filter {
             .iter()
             .map(|f| in_prefregex || has_alternates(f))
             .collect();
-        let sshd_prefix =
-            (spec.prefregex.as_deref() == Some(prefix::SSHD_PREFREGEX)).then(|| intern("mlfid"));
-        let anchored = (spec.maxlines <= 1 && (prefregex.is_none() || sshd_prefix.is_some()))
+        let anchored = (spec.maxlines <= 1 && prefregex.is_none())
             .then(|| Anchored::new(failregex.iter().map(Compiled::as_str)))
             .flatten();
-        let by_hand = spec
-            .failregex
-            .iter()
-            .zip(&failregex)
-            .map(|(text, compiled)| ByHand::of(text, compiled.names()))
-            .collect();
         Ok(Self {
             alternates,
             anchored,
@@ -258,8 +224,6 @@ impl Filter {
             failregex,
             ignoreregex: compile_all(&spec.ignoreregex, usedns, multiline, "ignoreregex")?,
             maxlines: spec.maxlines.max(1),
-            sshd_prefix,
-            by_hand,
         })
     }
 
@@ -284,7 +248,7 @@ impl Filter {
 
     /// As [`Filter::may_match`], keeping where the failregexes' strings are in `text` for
     /// [`Filter::candidates_within`].
-    pub(super) fn may_match_keeping(
+    pub(in crate::filter) fn may_match_keeping(
         &self,
         text: &str,
         hits: &mut Vec<(usize, usize, usize)>,
@@ -295,13 +259,17 @@ impl Filter {
 
     /// The failregexes that may match the part `span` of a text whose strings
     /// [`Filter::may_match_keeping`] kept.
-    pub(super) fn candidates_within(&self, hits: &[(usize, usize, usize)], span: Span) -> u128 {
+    pub(in crate::filter) fn candidates_within(
+        &self,
+        hits: &[(usize, usize, usize)],
+        span: Span,
+    ) -> u128 {
         self.failregex_literals().candidates_within(hits, span)
     }
 
     /// Whether an ignoreregex matches `text`.
     #[inline]
-    pub(super) fn ignored(&self, text: &str) -> bool {
+    pub(in crate::filter) fn ignored(&self, text: &str) -> bool {
         // Most filters have none: asked for every match, that is answered in place.
         !self.ignoreregex.is_empty() && self.any_ignoreregex(text)
     }
@@ -331,22 +299,9 @@ impl Filter {
     /// (backtracking limit) counts as not matching.
     #[must_use]
     pub fn check(&self, line: &str) -> Outcome {
-        let checked = super::tracker::Tracker::default().check(self, line, false);
+        let checked = crate::filter::tracker::Tracker::default().check(self, line, false);
         match checked.failures.into_iter().next() {
-            Some(Tracked {
-                regex,
-                host: Some(host),
-                raw: Some(raw),
-                fields,
-                nofail,
-                ..
-            }) => Outcome::Failure(Failure {
-                regex,
-                host,
-                raw,
-                fields,
-                nofail,
-            }),
+            Some(failure) => Outcome::Failure(failure),
             _ if checked.ignored => Outcome::Ignored,
             _ => Outcome::Missed,
         }
@@ -356,7 +311,7 @@ impl Filter {
 /// The host of a match: the address, else the name, else the failure id, with the text as
 /// it stood. Text shaped like an address that is none (`192.030.0.6`) stays an id: reported,
 /// but nothing XDP can ban.
-pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> {
+pub(in crate::filter) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> {
     // The first of each, read in one pass over the fields.
     let known = super::pattern::known();
     let [mut cidr, mut ip4, mut ip6, mut dns, mut fid] = [None::<&'a str>; 5];
@@ -374,7 +329,7 @@ pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> 
     let cidr = cidr.and_then(|c| c.parse::<u8>().ok());
     let address = ip4.or(ip6);
     let raw = address.or(dns).or(fid)?;
-    let host = match parse_ip(raw) {
+    let host = match raw.parse::<IpAddr>() {
         Ok(addr) => Host::Ip(addr, cidr),
         Err(_) if address.is_some() => Host::Id(raw.to_string()),
         Err(_) if dns.is_some() => Host::Name(raw.to_string()),
@@ -383,203 +338,9 @@ pub(super) fn host_of<'a>(fields: &'a [(Name, Value)]) -> Option<(Host, Value)> 
     Some((host, raw.into()))
 }
 
-/// `text` as an address, as `IpAddr`'s `FromStr` reads it, the dotted quad read here: it is
-/// the host of most failures, and the standard parser's generality costs.
-fn parse_ip(text: &str) -> Result<IpAddr, std::net::AddrParseError> {
-    let bytes = text.as_bytes();
-    if let Some(addr) = read_ip4(bytes) {
-        return Ok(IpAddr::V4(addr));
-    }
-    read_ip6(bytes).map_or_else(|| text.parse(), |addr| Ok(IpAddr::V6(addr)))
-}
-
-/// An IPv6 address in hexadecimal groups, as the standard parser reads it: up to eight groups
-/// of one to four digits, at most one `::` standing for one group of zeros or more; `None`
-/// for anything else (an IPv4 part, say), which the standard parser then reads or refuses.
-fn read_ip6(text: &[u8]) -> Option<std::net::Ipv6Addr> {
-    let mut groups = [[0u16; 8]; 2];
-    // Groups before the `::` (or all of them), and after it.
-    let mut counts = [0usize; 2];
-    let mut side = 0;
-    let mut at = 0;
-    if text.starts_with(b"::") {
-        side = 1;
-        at = 2;
-    }
-    while at < text.len() {
-        let start = at;
-        let mut group: u16 = 0;
-        while at < text.len() && at - start < 4 {
-            let Some(digit) = char::from(text[at]).to_digit(16) else {
-                break;
-            };
-            group = group * 16 + u16::try_from(digit).expect("a hex digit");
-            at += 1;
-        }
-        if at == start || counts[side] == 8 {
-            return None;
-        }
-        groups[side][counts[side]] = group;
-        counts[side] += 1;
-        if at == text.len() {
-            break;
-        }
-        if text[at] != b':' {
-            return None;
-        }
-        at += 1;
-        if text.get(at) == Some(&b':') {
-            if side == 1 {
-                return None;
-            }
-            side = 1;
-            at += 1;
-        } else if at == text.len() {
-            return None;
-        }
-    }
-    let [head, tail] = counts;
-    let mut segments = [0u16; 8];
-    if side == 0 {
-        if head != 8 {
-            return None;
-        }
-        segments = groups[0];
-    } else {
-        // The `::` stands for one group at least.
-        if head + tail > 7 {
-            return None;
-        }
-        segments[..head].copy_from_slice(&groups[0][..head]);
-        segments[8 - tail..].copy_from_slice(&groups[1][..tail]);
-    }
-    Some(segments.into())
-}
-
-/// A dotted quad as the standard parser reads it: four parts of one to three digits, each at
-/// most 255, none with a leading zero; `None` for anything else, which the standard parser
-/// then reads (or refuses).
-fn read_ip4(text: &[u8]) -> Option<std::net::Ipv4Addr> {
-    if !(7..=15).contains(&text.len()) {
-        return None;
-    }
-    let mut octets = [0u8; 4];
-    let (mut part, mut value, mut digits) = (0, 0u16, 0);
-    for &byte in text {
-        if byte == b'.' {
-            if digits == 0 || part == 3 {
-                return None;
-            }
-            octets[part] = u8::try_from(value).ok()?;
-            (part, value, digits) = (part + 1, 0, 0);
-            continue;
-        }
-        let digit = byte.wrapping_sub(b'0');
-        // A digit, and no leading zero; past 255 (or three digits) the text is no quad.
-        if digit > 9 || (digits == 1 && value == 0) {
-            return None;
-        }
-        value = value * 10 + u16::from(digit);
-        digits += 1;
-        if value > 255 {
-            return None;
-        }
-    }
-    if part != 3 || digits == 0 {
-        return None;
-    }
-    octets[3] = u8::try_from(value).ok()?;
-    Some(octets.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_addresses_are_read_as_the_standard_parser_reads_them() {
-        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
-        let groups = [
-            "0",
-            "00",
-            "0000",
-            "1",
-            "db8",
-            "2001",
-            "ffff",
-            "FFFF",
-            "aBc",
-            "12345",
-            "g",
-            "",
-            "1.2.3.4",
-            "ffff:1.2.3.4",
-        ];
-        let mut read = 0;
-        for _ in 0..300_000 {
-            let count = 1 + next() % 10;
-            let mut text = String::new();
-            for n in 0..count {
-                if n > 0 {
-                    text.push_str(if next().is_multiple_of(6) { "::" } else { ":" });
-                }
-                text.push_str(crate::filter::generated::pick(&mut next, &groups));
-            }
-            match next() % 8 {
-                0 => text.insert_str(0, "::"),
-                1 => text.push_str("::"),
-                2 => text.push(':'),
-                _ => {}
-            }
-            let fast = read_ip6(text.as_bytes());
-            let standard = text.parse::<std::net::Ipv6Addr>().ok();
-            if fast.is_some() {
-                assert_eq!(fast, standard, "{text:?}");
-                read += 1;
-            } else if !text.contains('.') {
-                // Without an IPv4 part it declines only what the standard parser refuses.
-                assert_eq!(standard, None, "{text:?}");
-            }
-            assert_eq!(
-                parse_ip(&text).ok(),
-                text.parse::<IpAddr>().ok(),
-                "{text:?}"
-            );
-        }
-        assert!(read > 10_000, "{read} addresses read");
-    }
-
-    #[test]
-    fn dotted_quads_are_read_as_the_standard_parser_reads_them() {
-        let mut next = crate::filter::generated::xorshift(0x9e37_79b9_7f4a_7c15);
-        let pieces = [
-            "0", "1", "9", "10", "01", "00", "255", "256", "199", "300", "999", "1000", "", "a",
-            "+1", " 1", ":", "::1",
-        ];
-        let mut read = 0;
-        for _ in 0..200_000 {
-            let parts = if next().is_multiple_of(2) {
-                4
-            } else {
-                1 + next() % 6
-            };
-            let text = (0..parts)
-                .map(|_| crate::filter::generated::pick(&mut next, &pieces))
-                .collect::<Vec<_>>()
-                .join(".");
-            let fast = read_ip4(text.as_bytes());
-            let standard = text.parse::<std::net::Ipv4Addr>().ok();
-            // Where it answers it agrees; where the standard parser reads a quad, so does it.
-            assert_eq!(fast, standard, "{text:?}");
-            assert_eq!(
-                parse_ip(&text).ok(),
-                text.parse::<IpAddr>().ok(),
-                "{text:?}"
-            );
-            read += usize::from(fast.is_some());
-        }
-        assert!(read > 1000, "{read} quads read");
-    }
 
     fn filter(pref: Option<&str>, fail: &[&str], ignore: &[&str]) -> Filter {
         Filter::new(&FilterSpec {
@@ -673,6 +434,8 @@ mod tests {
                 host: Host::Id("session-42".into()),
                 raw: "session-42".into(),
                 fields: vec![("fid", "session-42".into())],
+                attempts: 1,
+                users: Vec::new(),
                 nofail: false,
             })
         );

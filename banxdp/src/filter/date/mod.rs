@@ -10,11 +10,13 @@
 //! Simplification against fail2ban: without a `datepattern`, the first template that matches
 //! wins; fail2ban also reorders templates by how often and where they matched before.
 
+pub mod syslog;
+
 use std::fmt::Write as _;
 
-use super::{ascii::same_bytes, jit::Jit, syslog};
+use crate::filter::engine::ascii::same_bytes;
 
-use super::pattern::translate;
+use crate::filter::pattern::translate;
 
 /// Weekday and month names, as the C locale spells them.
 const DAYS: [&str; 7] = [
@@ -172,11 +174,11 @@ impl Exact {
     /// Compiles `full` (the pattern with its look-aheads) and `core` (without).
     fn new(full: &str, core: &str) -> Result<Self, String> {
         let regex = fancy_regex::RegexBuilder::new(full)
-            .backtrack_limit(super::pattern::BACKTRACK_LIMIT)
+            .backtrack_limit(crate::filter::pattern::BACKTRACK_LIMIT)
             .build()
             .map_err(|e| e.to_string())?;
         let fast = match translate(core) {
-            (linear, super::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
+            (linear, crate::filter::pattern::Engine::Linear) => regex::Regex::new(&linear).ok(),
             _ => None,
         };
         Ok(Self {
@@ -194,13 +196,8 @@ impl Exact {
 #[derive(Clone, Debug)]
 pub struct DatePattern {
     pub name: String,
-    /// The pattern as the exact engines take it, with and without its look-aheads.
-    source: (String, String),
-    /// The exact engines, compiled when a line first needs them: lines that are all ASCII
-    /// never do where the JIT takes the pattern.
-    exact: std::cell::OnceCell<Option<Exact>>,
-    /// The exact pattern on PCRE2's JIT, for ASCII lines, and its group index for each field.
-    jit: Option<(Jit, Vec<(usize, usize)>)>,
+    /// The engines.
+    exact: Exact,
     /// The last minute this pattern read.
     memo: std::cell::RefCell<Memo>,
     bound_begin: bool,
@@ -407,23 +404,10 @@ impl DatePattern {
             if bound_end { r"(?=\b|\W|$)" } else { "" }
         );
         let (translated, _) = translate(&full);
-        let jit = Jit::new(&translated).map(|jit| {
-            let slots = slots_of(jit.names().iter().map(Option::as_deref));
-            (jit, slots)
-        });
-        // With the JIT the exact engines wait for a line that needs them; the pattern is
-        // still read now, so that a bad one is an error now.
-        let exact = std::cell::OnceCell::new();
-        if jit.is_some() {
-            fancy_regex::Expr::parse_tree(&translated).map_err(|e| error(e.to_string()))?;
-        } else {
-            let _ = exact.set(Some(Exact::new(&translated, &core).map_err(error)?));
-        }
+        let exact = Exact::new(&translated, &core).map_err(error)?;
         Ok(Self {
             name: display_name(pattern),
-            source: (translated, core),
             exact,
-            jit,
             memo: std::cell::RefCell::default(),
             bound_begin,
             bound_end,
@@ -438,26 +422,15 @@ impl DatePattern {
     /// that is no valid date, such as February 30).
     #[must_use]
     pub fn find(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
-        self.find_in(line, Jit::serves(line), clock)
-    }
-
-    /// As [`DatePattern::find`], told whether [`Jit::serves`] `line` (`false` is always
-    /// safe).
-    fn find_in(&self, line: &str, plain: bool, clock: &Clock) -> Option<DateMatch> {
-        debug_assert!(!plain || Jit::serves(line));
-        self.find_syslog(line, plain, clock)
-            .unwrap_or_else(|Declined| self.find_by_engines(line, plain, clock))
+        self.find_syslog(line, clock)
+            .unwrap_or_else(|Declined| self.find_by_engines(line, clock))
     }
 
     /// [`DatePattern::find`] by [`syslog::read`], where it can tell.
-    fn find_syslog(
-        &self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-    ) -> Result<Option<DateMatch>, Declined> {
+    fn find_syslog(&self, line: &str, clock: &Clock) -> Result<Option<DateMatch>, Declined> {
         let memo = self.syslog.as_ref().ok_or(Declined)?;
-        if !plain {
+        // The reader knows ASCII words only: the engines read Unicode's.
+        if !line.is_ascii() {
             return Err(Declined);
         }
         // Most lines begin as the last one did, up to its minute: only the second is read.
@@ -517,24 +490,9 @@ impl DatePattern {
         Ok(found)
     }
 
-    /// [`DatePattern::find`] by the JIT, else the exact engines.
-    fn find_by_engines(&self, line: &str, plain: bool, clock: &Clock) -> Option<DateMatch> {
-        if let Some((jit, slots)) = self.jit.as_ref().filter(|_| plain) {
-            let found = jit.search(line, |locations| {
-                let fields = fields_at(line, slots, |i| locations.get(i));
-                let span = locations.get(1).or_else(|| locations.get(0))?;
-                self.interpret(span, &fields, clock)
-            });
-            // Past its match limit the other engines decide.
-            if let Ok(found) = found {
-                return found.flatten();
-            }
-        }
-        // (A pattern the JIT reads and the exact engines then refuse finds no dates.)
-        let exact = self
-            .exact
-            .get_or_init(|| Exact::new(&self.source.0, &self.source.1).ok())
-            .as_ref()?;
+    /// [`DatePattern::find`] by the engines.
+    fn find_by_engines(&self, line: &str, clock: &Clock) -> Option<DateMatch> {
+        let exact = &self.exact;
         if let (Some(fast), Some(locations)) = (&exact.fast, &mut *exact.locations.borrow_mut()) {
             // Without the look-aheads no match means none with them; a match whose ends
             // meet the boundaries is the one the exact pattern finds.
@@ -1131,17 +1089,6 @@ impl DateDetector {
         clock: &Clock,
         last: Option<usize>,
     ) -> Option<(DateMatch, usize)> {
-        self.find_after_in(line, Jit::serves(line), clock, last)
-    }
-
-    /// As [`DateDetector::find_after`], told whether [`Jit::serves`] `line`.
-    pub(super) fn find_after_in(
-        &self,
-        line: &str,
-        plain: bool,
-        clock: &Clock,
-        last: Option<usize>,
-    ) -> Option<(DateMatch, usize)> {
         if let Some(index) = last {
             if let Some(pattern) = self
                 .patterns
@@ -1149,7 +1096,7 @@ impl DateDetector {
                 .map(Template::get)
                 .filter(|p| p.line_anchored)
             {
-                if let Some(found) = pattern.find_in(line, plain, clock) {
+                if let Some(found) = pattern.find(line, clock) {
                     return Some((found, index));
                 }
             }
@@ -1157,7 +1104,7 @@ impl DateDetector {
         self.patterns
             .iter()
             .enumerate()
-            .find_map(|(index, p)| p.get().find_in(line, plain, clock).map(|m| (m, index)))
+            .find_map(|(index, p)| p.get().find(line, clock).map(|m| (m, index)))
     }
 
     /// The name of the pattern at `index`.
@@ -1199,7 +1146,7 @@ mod tests {
         match read {
             Ok(found) => {
                 counts.0 += 1;
-                let engines = pattern.find_by_engines(line, Jit::serves(line), &utc());
+                let engines = pattern.find_by_engines(line, &utc());
                 assert_eq!(*found, engines, "{line:?}");
             }
             Err(Declined) => counts.1 += 1,
@@ -1237,8 +1184,8 @@ mod tests {
         ];
         let clock = utc();
         let mut counts = (0, 0);
-        for line in super::super::generated::lines(&pieces, 0x2545_f491_4f6c_dd1d).take(100_000) {
-            let read = pattern.find_syslog(&line, Jit::serves(&line), &clock);
+        for line in crate::filter::generated::lines(&pieces, 0x2545_f491_4f6c_dd1d).take(100_000) {
+            let read = pattern.find_syslog(&line, &clock);
             count_and_check(&pattern, &line, &read, &mut counts);
         }
         let (answered, declined) = counts;
@@ -1271,15 +1218,17 @@ mod tests {
         ];
         let clock = utc();
         let mut counts = (0, 0);
-        for line in super::super::generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(20_000) {
+        // A pattern that has read nothing, copied for each line (compiling one per line
+        // would take most of the test's time).
+        let unused = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
+        for line in crate::filter::generated::lines(&pieces, 0x9e37_79b9_7f4a_7c15).take(20_000) {
             let last = format!("{}:00 host", &line[..line.len().min(12)]);
-            let fresh = DatePattern::new(&format!("{{^LN-BEG}}{SYSLOG}"), 2026).unwrap();
-            let plain = Jit::serves(&line);
-            let _ = pattern.find_syslog(&last, Jit::serves(&last), &clock);
-            let again = pattern.find_syslog(&line, plain, &clock);
+            let fresh = unused.clone();
+            let _ = pattern.find_syslog(&last, &clock);
+            let again = pattern.find_syslog(&line, &clock);
             assert_eq!(
                 again.as_ref().ok(),
-                fresh.find_syslog(&line, plain, &clock).as_ref().ok(),
+                fresh.find_syslog(&line, &clock).as_ref().ok(),
                 "{line:?} after {last:?}"
             );
             count_and_check(&pattern, &line, &again, &mut counts);
@@ -1304,13 +1253,6 @@ mod tests {
         for template in &detector.patterns {
             let pattern = template.get();
             assert_eq!(pattern.name, template.name);
-            // A line outside ASCII needs the exact engines, which compile then.
-            let _ = pattern.find("\u{e9}", &utc());
-            assert!(
-                matches!(pattern.exact.get(), Some(Some(_))),
-                "{}",
-                pattern.name
-            );
         }
     }
 
@@ -1348,8 +1290,8 @@ mod tests {
     }
 
     #[test]
-    fn the_jit_and_the_exact_patterns_read_dates_alike() {
-        // A character outside ASCII sends a line past the JIT to the exact engines.
+    fn dates_are_read_alike_on_lines_outside_ascii() {
+        // A character outside ASCII sends a syslog line past the syslog reader.
         for line in [
             "Nov 21 07:00:01 host sshd[1]: x",
             "Sat Nov 21 07:00:01.123 2026 host x",
@@ -1408,13 +1350,17 @@ mod tests {
         // 12 straddles the edge (Nov 22 12:00:00 is this year, a second later last year),
         // the others do not. Minutes and seconds in random order, as a log's need not be.
         let detector = DateDetector::default_templates(2026);
-        let mut next = super::super::generated::xorshift(0x2545_f491_4f6c_dd1d);
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
         let mut straddling = 0;
+        // Every template compiled (a line without a date tries them all) and nothing read,
+        // copied for each line: compiling per line would take most of the test's time.
+        let unused = DateDetector::default_templates(2026);
+        assert!(unused.find("x", &utc()).is_none());
         for _ in 0..5_000 {
             let hour = [10, 11, 12, 12, 13][usize::try_from(next() % 5).unwrap()];
             let (minute, second) = (next() % 60, next() % 60);
             let line = format!("Nov 22 {hour:02}:{minute:02}:{second:02} host x");
-            let fresh = DateDetector::default_templates(2026);
+            let fresh = unused.clone();
             let want = fresh.find(&line, &utc()).and_then(|(m, _)| m.time);
             assert_eq!(
                 detector.find(&line, &utc()).and_then(|(m, _)| m.time),

@@ -16,7 +16,7 @@
 //! no match, it declines (`None`), and the date pattern's engines read the line. The tests
 //! compare it with them on generated lines.
 
-use super::ascii::is_word;
+use crate::filter::engine::ascii::is_word;
 
 /// Where a syslog date's parts are in a line; the date itself is `0..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
