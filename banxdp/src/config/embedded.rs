@@ -72,6 +72,42 @@ const FILES: &[(&str, &str)] = &[
         "filter.d/vsftpd.conf",
         include_str!("../../../config/filter.d/vsftpd.conf"),
     ),
+    (
+        "action.d/banxdp-hostsdeny.conf",
+        include_str!("../../../config/action.d/banxdp-hostsdeny.conf"),
+    ),
+    (
+        "action.d/banxdp-ipset-allports.conf",
+        include_str!("../../../config/action.d/banxdp-ipset-allports.conf"),
+    ),
+    (
+        "action.d/banxdp-ipset.conf",
+        include_str!("../../../config/action.d/banxdp-ipset.conf"),
+    ),
+    (
+        "action.d/banxdp-iptables-allports.conf",
+        include_str!("../../../config/action.d/banxdp-iptables-allports.conf"),
+    ),
+    (
+        "action.d/banxdp-iptables.conf",
+        include_str!("../../../config/action.d/banxdp-iptables.conf"),
+    ),
+    (
+        "action.d/banxdp-nftables-allports.conf",
+        include_str!("../../../config/action.d/banxdp-nftables-allports.conf"),
+    ),
+    (
+        "action.d/banxdp-nftables.conf",
+        include_str!("../../../config/action.d/banxdp-nftables.conf"),
+    ),
+    (
+        "action.d/mail-whois.conf",
+        include_str!("../../../config/action.d/mail-whois.conf"),
+    ),
+    (
+        "action.d/sendmail-whois-lines.conf",
+        include_str!("../../../config/action.d/sendmail-whois-lines.conf"),
+    ),
 ];
 
 /// The built-in files.
