@@ -40,10 +40,7 @@ fn firewall(backend: Backend) -> Result<Box<dyn Enforcer + Send>, crate::enforce
 }
 
 fn load_xdp(settings: &Settings, object: Option<PathBuf>) -> Result<XdpEnforcer, DaemonError> {
-    let plan = xdp::xdp_plan(settings, object).map_err(|e| match e {
-        xdp::PlanError::Interfaces { path, source } => DaemonError::Interfaces { path, source },
-        xdp::PlanError::NoInterface => DaemonError::NoInterface,
-    })?;
+    let plan = xdp::xdp_plan(settings, object)?;
     let enforcer = XdpEnforcer::load(&plan)?;
     for a in enforcer.attachments() {
         let how = if a.adopted { "took over" } else { "attached" };

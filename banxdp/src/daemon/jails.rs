@@ -190,20 +190,40 @@ fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail)
     Ok((scanner, Jail::new(params)))
 }
 
+/// What the jails' parameters need from the machine, read at start and at each reload.
+struct Machine {
+    services: Services,
+    local: Vec<IpAddr>,
+}
+
+impl Machine {
+    fn read() -> Self {
+        Self {
+            services: Services::parse(
+                &std::fs::read_to_string("/etc/services").unwrap_or_default(),
+            ),
+            local: local_addresses(),
+        }
+    }
+
+    /// The facts for `jails` jails, seeded with `now`; one tracking budget for the whole
+    /// daemon, whatever the number of jails.
+    fn env(&self, jails: usize, now: i64) -> Env<'_> {
+        Env {
+            services: &self.services,
+            local_addrs: &self.local,
+            resolve: &resolve,
+            seed: u64::try_from(now).unwrap_or(1),
+            limits: jail::Limits::default().shared_by(jails),
+        }
+    }
+}
+
 impl Jails {
     /// Builds every jail of `configs` that can run, with the ban history of `store`.
     pub fn build(configs: &[JailConfig], store: &Store) -> Result<Self, DaemonError> {
-        let services =
-            Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
-        let local = local_addresses();
-        let env = Env {
-            services: &services,
-            local_addrs: &local,
-            resolve: &resolve,
-            seed: u64::try_from(super::unix_now()).unwrap_or(1),
-            // One budget for the whole daemon, whatever the number of jails.
-            limits: jail::Limits::default().shared_by(configs.len()),
-        };
+        let machine = Machine::read();
+        let env = machine.env(configs.len(), super::unix_now());
         let now = super::unix_now();
         let year = crate::filter::report::iso8601(now)[..4]
             .parse()
@@ -481,16 +501,8 @@ impl Jails {
         bans: &mut Bans,
     ) -> Result<String, String> {
         let now = super::unix_now();
-        let services =
-            Services::parse(&std::fs::read_to_string("/etc/services").unwrap_or_default());
-        let local = local_addresses();
-        let env = Env {
-            services: &services,
-            local_addrs: &local,
-            resolve: &resolve,
-            seed: u64::try_from(now).unwrap_or(1),
-            limits: jail::Limits::default().shared_by(configs.len()),
-        };
+        let machine = Machine::read();
+        let env = machine.env(configs.len(), now);
         let year = crate::filter::report::iso8601(now)[..4]
             .parse()
             .unwrap_or(2026);

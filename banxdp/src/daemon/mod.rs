@@ -44,16 +44,8 @@ pub enum DaemonError {
     Xdp(#[from] crate::enforce::xdp::XdpError),
     #[error("enforcing")]
     Enforce(#[from] crate::enforce::Error),
-    #[error("cannot list network interfaces in `{}`", path.display())]
-    Interfaces {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "no interface to attach to: none is up apart from loopback; name one in `xdp.interfaces`"
-    )]
-    NoInterface,
+    #[error(transparent)]
+    Plan(#[from] xdp::PlanError),
     #[error("XDP cannot enforce bans ({0}) and `enforce.fallback` is `none`")]
     NoBackend(String),
     #[error("control socket")]
