@@ -336,3 +336,67 @@ fn where_bpf_fails_the_daemon_bans_through_nftables_and_says_why() {
     assert!(status.contains("not XDP"), "{status}");
     assert!(daemon.stop(), "{}", daemon.log());
 }
+
+#[test]
+fn the_operator_drives_the_daemon_and_a_broken_jail_stays_apart() {
+    if !privileged("the_operator_drives_the_daemon_and_a_broken_jail_stays_apart") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("1h");
+    // A second jail whose filter does not compile: reported, disabled; `web` runs.
+    let mut jails = std::fs::read_to_string(setup.path("jail.conf")).unwrap();
+    jails.push_str(&format!(
+        "\n[broken]\nenabled = true\nfilter = broken\nlogpath = {}\n",
+        setup.path("app.log").display()
+    ));
+    std::fs::write(setup.path("jail.conf"), &jails).unwrap();
+    setup.filter("broken", "[Definition]\nfailregex = ^(unclosed <HOST>$\n");
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    assert!(daemon.log().contains("jail `broken`"), "{}", daemon.log());
+    let ping = setup.client(&["ping"]);
+    assert!(ping.status.success(), "{}", text(&ping));
+
+    // Two failures, then the log is rotated (renamed, a new one created), then one more:
+    // the count goes on across the rotation.
+    setup.append("app.log", &failures(ATTACKER, 2));
+    eventually("two failures counted", || {
+        text(&setup.client(&["status", "web"])).contains("Total failed:\t2")
+    });
+    std::fs::rename(setup.path("app.log"), setup.path("app.log.1")).unwrap();
+    setup.append("app.log", &failures(ATTACKER, 1));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+
+    // stats: the XDP program's counters, with the drops just made.
+    let stats = text(&setup.client(&["stats", "--json"]));
+    assert!(stats.contains("eth0"), "{stats}");
+
+    // reload keeps the active ban, and picks up a new jail.
+    jails.push_str(&format!(
+        "\n[web2]\nenabled = true\nfilter = web\nlogpath = {}\n",
+        setup.path("other.log").display()
+    ));
+    std::fs::write(setup.path("jail.conf"), &jails).unwrap();
+    let reload = setup.client(&["reload"]);
+    assert!(reload.status.success(), "{}", text(&reload));
+    let status = text(&setup.client(&["status"]));
+    assert!(status.contains("web2"), "{status}");
+    assert_eq!(
+        topo.udp_delivered(ATTACKER, 7000, N),
+        0,
+        "reload keeps bans"
+    );
+
+    // stop --detach: the daemon exits, the program and every pin are gone.
+    let stop = setup.client(&["stop", "--detach"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert!(daemon.child.wait().unwrap().success(), "{}", daemon.log());
+    assert!(!setup.pins.0.exists(), "pins removed");
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
+}
