@@ -258,6 +258,9 @@ pub struct Compiled {
     /// Room for a linear search's groups, kept from search to search (so that a search
     /// allocates nothing); a scanner is used by one thread at a time.
     locations: std::cell::RefCell<Option<regex::CaptureLocations>>,
+    /// For a linear pattern that ends in the rest of the text (`(?P<content>.+)$`), its
+    /// head, searched instead (see [`super::rest`]).
+    rest: Option<super::rest::Rest>,
 }
 
 /// The engine that runs a pattern: linear time where it can.
@@ -392,15 +395,19 @@ impl Compiled {
         };
         let exact = Exact::new(&translated, engine).map_err(error)?;
         let names = exact.names();
-        let locations = match &exact {
-            Exact::Linear(re) => Some(re.capture_locations()),
-            Exact::Backtracking(_) => None,
+        let (locations, rest) = match &exact {
+            Exact::Linear(re) => (
+                Some(re.capture_locations()),
+                super::rest::Rest::of(&translated, re.captures_len()),
+            ),
+            Exact::Backtracking(_) => (None, None),
         };
         Ok(Self {
             translated,
             exact,
             names,
             locations: std::cell::RefCell::new(locations),
+            rest,
         })
     }
 
@@ -420,6 +427,13 @@ impl Compiled {
         groups: &mut Vec<(Name, Span)>,
     ) -> Result<Option<Span>, String> {
         groups.clear();
+        if let Some(found) = self
+            .rest
+            .as_ref()
+            .and_then(|rest| rest.search(text, &self.names, groups))
+        {
+            return Ok(found);
+        }
         let mut read = |get: &dyn Fn(usize) -> Option<Span>| {
             for (index, name) in self.names.iter().enumerate() {
                 if let (Some(name), Some(span)) = (name, get(index)) {
