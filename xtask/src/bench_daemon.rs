@@ -61,6 +61,9 @@ pub struct Options {
     /// Only banxdp (no fail2ban).
     #[arg(long)]
     no_fail2ban: bool,
+    /// Which parts to run.
+    #[arg(long, value_delimiter = ',', default_value = "reaction,load,restore")]
+    parts: Vec<String>,
 }
 
 /// The failregex both tools use in the reaction test.
@@ -625,8 +628,15 @@ pub fn run(options: &Options) -> Result<()> {
     }
     let banxdp = super::bench_regex::banxdp_binary()?;
     let mut out = String::new();
-    reaction(&banxdp, options, &mut out)?;
-    load(&banxdp, options, &mut out)?;
-    restore_and_memory(&banxdp, options, &mut out)?;
+    let part = |name: &str| options.parts.iter().any(|p| p == name);
+    if part("reaction") {
+        reaction(&banxdp, options, &mut out)?;
+    }
+    if part("load") {
+        load(&banxdp, options, &mut out)?;
+    }
+    if part("restore") {
+        restore_and_memory(&banxdp, options, &mut out)?;
+    }
     Ok(())
 }
