@@ -346,10 +346,11 @@ fn the_operator_drives_the_daemon_and_a_broken_jail_stays_apart() {
     let setup = setup("1h");
     // A second jail whose filter does not compile: reported, disabled; `web` runs.
     let mut jails = std::fs::read_to_string(setup.path("jail.conf")).unwrap();
-    jails.push_str(&format!(
+    let _ = write!(
+        jails,
         "\n[broken]\nenabled = true\nfilter = broken\nlogpath = {}\n",
         setup.path("app.log").display()
-    ));
+    );
     std::fs::write(setup.path("jail.conf"), &jails).unwrap();
     setup.filter("broken", "[Definition]\nfailregex = ^(unclosed <HOST>$\n");
     let mut daemon = Daemon::start(
@@ -374,14 +375,15 @@ fn the_operator_drives_the_daemon_and_a_broken_jail_stays_apart() {
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
 
     // stats: the XDP program's counters, with the drops just made.
-    let stats = text(&setup.client(&["stats", "--json"]));
-    assert!(stats.contains("eth0"), "{stats}");
+    let counters = text(&setup.client(&["stats", "--json"]));
+    assert!(counters.contains("eth0"), "{counters}");
 
     // reload keeps the active ban, and picks up a new jail.
-    jails.push_str(&format!(
+    let _ = write!(
+        jails,
         "\n[web2]\nenabled = true\nfilter = web\nlogpath = {}\n",
         setup.path("other.log").display()
-    ));
+    );
     std::fs::write(setup.path("jail.conf"), &jails).unwrap();
     let reload = setup.client(&["reload"]);
     assert!(reload.status.success(), "{}", text(&reload));
