@@ -3,7 +3,7 @@
 //! the `regex` crate (linear time) when it can take it, or to `fancy-regex` (back-references,
 //! look-around, conditionals) with a backtracking limit, so that no pattern can hang the
 //! daemon. Those are the exact engines, whose answer defines a pattern's; where the pattern
-//! allows, PCRE2's JIT answers for them on ASCII lines (see [`super::jit`]). Pure: patterns
+//! allows, PCRE2's JIT answers for them on ASCII lines (see `engine::jit`). Pure: patterns
 //! in, compiled patterns out.
 
 use std::{collections::HashMap, fmt::Write as _};
@@ -510,7 +510,7 @@ impl Compiled {
         &self.names
     }
 
-    /// Whether PCRE2's JIT serves this pattern (on the texts [`Jit::serves`]).
+    /// Whether PCRE2's JIT serves this pattern (on the texts `Jit::serves` takes).
     #[must_use]
     pub fn has_jit(&self) -> bool {
         self.jit.is_some()
