@@ -9,6 +9,10 @@
 //! output), on a file it cannot read (`# addFILE` included) or an annotation it cannot
 //! parse, and when the number of assertions is not [`TOTAL`], so that a miss cannot hide
 //! behind an assertion gained elsewhere.
+//!
+//! Every line is also searched by every pattern of every filter variant through the engine
+//! as it runs (PCRE2's JIT where it serves) and through the exact engine alone: the two must
+//! give the same match and the same groups.
 
 use std::{
     collections::BTreeMap,
@@ -204,6 +208,55 @@ struct Tally {
     /// Files that could not be read, annotations that could not be parsed.
     broken: Vec<String>,
     misses: BTreeMap<String, Vec<String>>,
+    /// Searches run through both the engine as it runs and the exact engine alone.
+    engines_compared: usize,
+    /// Searches the JIT answered among them.
+    jit_served: usize,
+    /// Where they differed: pattern, text, and the two answers.
+    engines_differ: Vec<String>,
+}
+
+/// Runs every pattern of every variant's filter on `line`, on `line` without its date, and
+/// on the prefregex's `content` of either (what the failregexes see), through the engine
+/// and through the exact engine alone: the two must give the same match and groups.
+fn compare_engines(variants: &[Variant], line: &str, tally: &mut Tally) {
+    let clock = Clock {
+        now: TEST_NOW,
+        zone: Zone::Local,
+    };
+    for scanner in variants.iter().filter_map(|v| v.engine.as_ref().ok()) {
+        let mut texts = vec![line.to_string()];
+        if let Some((date, _)) = scanner.dates().find(line, &clock) {
+            texts.push(date.strip(line));
+        }
+        for pattern in scanner.filter().patterns() {
+            let mut contents = Vec::new();
+            for text in &texts {
+                let fast = pattern.search(text);
+                let exact = pattern.search_exact(text);
+                tally.engines_compared += 1;
+                if pattern.has_jit() && text.is_ascii() && !text.contains('\n') {
+                    tally.jit_served += 1;
+                }
+                // Past a bound each engine gives up in its own way; only answers count.
+                if fast.is_ok() && exact.is_ok() && fast != exact {
+                    tally.engines_differ.push(format!(
+                        "{}\n    on {text:?}\n    engine {fast:?}\n    exact {exact:?}",
+                        pattern.as_str()
+                    ));
+                }
+                let groups = exact.ok().flatten().map(|hit| hit.groups);
+                contents.extend(
+                    groups
+                        .into_iter()
+                        .flatten()
+                        .filter(|(name, _)| *name == "content")
+                        .map(|(_, value)| value),
+                );
+            }
+            texts.extend(contents);
+        }
+    }
 }
 
 /// The filter variants a `# filterOptions` line asks for (one per option set), and whether
@@ -326,6 +379,7 @@ fn check_variants(
     place: &str,
     tally: &mut Tally,
 ) {
+    compare_engines(variants, log_line, tally);
     for variant in variants {
         if let Some(constraint) = expected.get("constraint").and_then(Json::as_str) {
             match condition(constraint, filter, &variant.opts) {
@@ -388,7 +442,24 @@ fn fail2ban_corpus_through_banxdps_engine() {
     for broken in &tally.broken {
         eprintln!("  unreadable: {broken}");
     }
+    eprintln!(
+        "engines: {} searches compared, {} of them by the JIT, {} differ",
+        tally.engines_compared,
+        tally.jit_served,
+        tally.engines_differ.len()
+    );
+    for differ in tally.engines_differ.iter().take(10) {
+        eprintln!("  {differ}");
+    }
     assert!(tally.broken.is_empty(), "{} unreadable", tally.broken.len());
+    assert!(
+        tally.engines_differ.is_empty(),
+        "the JIT and the exact engine agree"
+    );
+    assert!(
+        tally.jit_served * 2 > tally.engines_compared,
+        "the JIT answers most searches"
+    );
     assert_eq!(missed, 0, "every assertion passes");
     assert_eq!(
         (tally.passed + missed, tally.skipped),

@@ -2,9 +2,13 @@
 //! tags (`<HOST>`, `<ADDR>`, `<F-USER>...</F-USER>`, ...) expanded, and each pattern given to
 //! the `regex` crate (linear time) when it can take it, or to `fancy-regex` (back-references,
 //! look-around, conditionals) with a backtracking limit, so that no pattern can hang the
-//! daemon. Pure: patterns in, compiled patterns out.
+//! daemon. Those are the exact engines, whose answer defines a pattern's; where the pattern
+//! allows, PCRE2's JIT answers for them on ASCII lines (see `engine::jit`). Pure: patterns
+//! in, compiled patterns out.
 
 use std::{collections::HashMap, fmt::Write as _};
+
+use super::jit::Jit;
 
 /// Back-tracking steps a `fancy-regex` match may take before it gives up (and the line counts
 /// as not matched, with an error logged by the caller).
@@ -247,12 +251,15 @@ fn conditional(pattern: &str, at: usize, out: &mut String) -> usize {
     start
 }
 
-/// A compiled pattern.
+/// A compiled pattern: the exact engine, and the strategies that give its answers faster
+/// where they can.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     /// The pattern as compiled (Rust syntax).
     translated: String,
     exact: Exact,
+    /// PCRE2's JIT, where it reads the pattern as the exact engine does (for ASCII texts).
+    jit: Option<Jit>,
     /// The name of each group by number.
     names: Vec<Option<Name>>,
     /// Room for a linear search's groups, kept from search to search (so that a search
@@ -395,6 +402,13 @@ impl Compiled {
         };
         let exact = Exact::new(&translated, engine).map_err(error)?;
         let names = exact.names();
+        // PCRE2 numbers and names groups as the exact engines do; checked all the same.
+        let jit = Jit::new(&translated).filter(|jit| {
+            jit.names()
+                .iter()
+                .map(|n| n.as_deref().map(intern))
+                .eq(names.iter().copied())
+        });
         let (locations, rest) = match &exact {
             Exact::Linear(re) => (
                 Some(re.capture_locations()),
@@ -405,6 +419,7 @@ impl Compiled {
         Ok(Self {
             translated,
             exact,
+            jit,
             names,
             locations: std::cell::RefCell::new(locations),
             rest,
@@ -427,6 +442,21 @@ impl Compiled {
         groups: &mut Vec<(Name, Span)>,
     ) -> Result<Option<Span>, String> {
         groups.clear();
+        if let Some(jit) = self.jit.as_ref().filter(|_| Jit::serves(text)) {
+            let found = jit.search(text, |locations| {
+                for (index, name) in self.names.iter().enumerate() {
+                    if let (Some(name), Some(span)) = (name, locations.get(index)) {
+                        groups.push((*name, span));
+                    }
+                }
+                locations.get(0).expect("group 0 takes part")
+            });
+            // Past its match limit the exact engine decides.
+            if let Ok(found) = found {
+                return Ok(found);
+            }
+            groups.clear();
+        }
         if let Some(found) = self
             .rest
             .as_ref()
@@ -434,6 +464,23 @@ impl Compiled {
         {
             return Ok(found);
         }
+        self.search_spans_exact(text, groups)
+    }
+
+    /// As [`Compiled::search`], by the exact engine alone (what the faster strategies are
+    /// checked against).
+    pub fn search_exact(&self, text: &str) -> Result<Option<Hit>, String> {
+        let mut groups = Vec::new();
+        let found = self.search_spans_exact(text, &mut groups)?;
+        Ok(found.map(|span| Hit::new(text, span, &groups)))
+    }
+
+    /// The exact engine's search; `groups` is empty.
+    fn search_spans_exact(
+        &self,
+        text: &str,
+        groups: &mut Vec<(Name, Span)>,
+    ) -> Result<Option<Span>, String> {
         let mut read = |get: &dyn Fn(usize) -> Option<Span>| {
             for (index, name) in self.names.iter().enumerate() {
                 if let (Some(name), Some(span)) = (name, get(index)) {
@@ -461,6 +508,12 @@ impl Compiled {
     #[must_use]
     pub fn names(&self) -> &[Option<Name>] {
         &self.names
+    }
+
+    /// Whether PCRE2's JIT serves this pattern (on the texts `Jit::serves` takes).
+    #[must_use]
+    pub fn has_jit(&self) -> bool {
+        self.jit.is_some()
     }
 
     /// The named groups of the first match in `text`; see [`Compiled::search`].
@@ -608,15 +661,75 @@ mod tests {
     }
 
     #[test]
+    fn the_jit_and_the_exact_engines_agree_on_random_lines() {
+        // Patterns with what tells engines apart: greedy and lazy repetition, alternation
+        // order, optional and nested groups, empty matches, anchors, case, classes,
+        // back-references, look-around, conditionals, and a last group taking the rest.
+        let patterns = [
+            r"^(?P<a>\w+?)(?P<b>\d*)(?P<c>.*)$",
+            r"(?P<x>a|ab)(?P<y>c|bcd)(?P<z>d*)",
+            r"(?i)(?P<u>user|us) (?P<h>\S+?)(?: port (?P<p>\d+))?\s*$",
+            r"^(?:(?P<o>x)|(?P<t>xy))+?(?P<r>[^ ]*)",
+            r"(?P<e>a*)*(?P<f>b?)",
+            r"\b(?P<w>[A-Z][a-z]*)\b(?P<rest>.{0,3})",
+            r"^(?P<k>[a-c])(?P=k)+(?P<tail>.*)",
+            r"(?P<n>\d+)(?=\s|$)(?P<s>\s*)",
+            r"(?<![0-9])(?P<v>\d{2,3})(?![0-9])",
+            r"^(?P<inv>invalid )?(?P<who>(?(inv)\S+|[^ ]+ ?))(?P<end>from)?",
+            r"(?P<q>\[[^\]]*\])|(?P<r2>\([^)]*\))",
+            r"^<HOST> (?P<msg>.+)$",
+            r"(?:(?P<g1>a)|b)+(?P<g2>\w?)",
+            r"(?:a(?P<g3>b)?)+(?P<g4>[^a]*)",
+            r"(?P<g5>a|ab)*?c(?P<g6>.*)",
+        ];
+        let alphabet: Vec<char> = "aAbBcxyz019 []()-.:_Ufrom".chars().collect();
+        let mut next = crate::filter::generated::xorshift(0x2545_f491_4f6c_dd1d);
+        let compiled: Vec<Compiled> = patterns
+            .iter()
+            .map(|p| Compiled::new(p, "yes").unwrap())
+            .collect();
+        let jit = compiled.iter().filter(|c| c.has_jit()).count();
+        assert_eq!(jit, patterns.len() - 1, "all but `(a*)*` take the JIT");
+        let mut compared = 0;
+        for _ in 0..3000 {
+            let len = usize::try_from(next() % 24).unwrap();
+            let mut text: String = (0..len)
+                .map(|_| alphabet[usize::try_from(next()).unwrap() % alphabet.len()])
+                .collect();
+            if next().is_multiple_of(4) {
+                text.push_str(" from 192.0.2.7");
+            }
+            for re in &compiled {
+                let (fast, exact) = (re.search(&text), re.search_exact(&text));
+                assert_eq!(fast, exact, "{} on {text:?}", re.as_str());
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 3000 * patterns.len());
+    }
+
+    #[test]
+    fn lines_outside_ascii_go_to_the_exact_engine() {
+        let re = Compiled::new(r"^(?P<a>\w+) from <HOST>$", "yes").unwrap();
+        assert!(re.has_jit());
+        let found = re.captures("bob from 192.0.2.1").unwrap().unwrap();
+        assert_eq!(get(&found, "a"), Some("bob"));
+        // PCRE2 without Unicode would not take `ø` for a word character.
+        let found = re.captures("bøb from 192.0.2.1").unwrap().unwrap();
+        assert_eq!(get(&found, "a"), Some("bøb"));
+    }
+
+    #[test]
     fn a_catastrophic_pattern_gives_up_instead_of_hanging() {
         // Two ways to match each `a`, with a look-ahead so that the linear engine cannot take
         // the loop over: 2^40 paths before failing on the `X`.
         let re = Compiled::new(r"^(?:(?=a)a|a)+$", "yes").unwrap();
         assert_eq!(re.engine(), Engine::Backtracking);
         let text = format!("{}X", "a".repeat(40));
+        assert!(re.has_jit());
         assert!(
             re.captures(&text).is_err(),
-            "the backtracking limit stops it"
+            "the match limit, then the backtracking limit, stops it"
         );
     }
 }
