@@ -55,7 +55,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::enforce::{Ban, Expiry, parse_target};
@@ -151,18 +151,8 @@ pub fn from_unix(seconds: i64) -> SystemTime {
 }
 
 /// The form in which a target is stored and compared: host bits cleared, and an IPv4-mapped
-/// IPv6 network (`::ffff:192.0.2.7`) as the IPv4 one, as the XDP maps hold it.
-#[must_use]
-pub fn canonical(target: IpNet) -> IpNet {
-    let target = target.trunc();
-    if let IpNet::V6(v6) = target {
-        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
-            let net = Ipv4Net::new(v4, v6.prefix_len() - 96).expect("prefix at most 32");
-            return IpNet::V4(net.trunc());
-        }
-    }
-    target
-}
+/// IPv6 network (`::ffff:192.0.2.7`) as the IPv4 one, as every backend holds it.
+pub use crate::enforce::book::normalize as canonical;
 
 /// The text of a target in the file: an address alone for a host, CIDR for a network.
 fn target_text(target: IpNet) -> String {

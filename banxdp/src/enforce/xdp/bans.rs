@@ -35,21 +35,8 @@ enum Place {
     CidrV6(u32, [u8; 16]),
 }
 
-/// Normalises a target: host bits cleared, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as IPv4, since
-/// that is how such a peer's packets arrive.
-#[must_use]
-pub fn normalize(net: IpNet) -> IpNet {
-    let net = net.trunc();
-    if let IpNet::V6(v6) = net {
-        if let Some(v4) = v6.addr().to_ipv4_mapped() {
-            if v6.prefix_len() >= 96 {
-                let prefix = v6.prefix_len() - 96;
-                return IpNet::V4(Ipv4Net::new(v4, prefix).expect("prefix <= 32").trunc());
-            }
-        }
-    }
-    net
-}
+/// How every backend normalises a target (host bits cleared, IPv4-mapped IPv6 as IPv4).
+pub use crate::enforce::book::normalize;
 
 fn place(net: IpNet) -> Place {
     match normalize(net) {
