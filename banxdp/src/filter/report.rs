@@ -216,21 +216,39 @@ fn list_failures(
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 #[must_use]
 pub fn iso8601(time: i64) -> String {
-    Iso8601(time).to_string()
+    Iso8601::of(time).as_str().to_string()
 }
 
-/// A time written as [`iso8601`] writes it.
-struct Iso8601(i64);
+/// A time as [`iso8601`] writes it, in place: a failure's time is written for every line
+/// of `--json`, where `write!`'s padded numbers cost more than the rest of the object.
+struct Iso8601([u8; 20]);
 
-impl std::fmt::Display for Iso8601 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (days, secs) = (self.0.div_euclid(86_400), self.0.rem_euclid(86_400));
+impl Iso8601 {
+    fn of(time: i64) -> Self {
+        let (days, secs) = (time.div_euclid(86_400), time.rem_euclid(86_400));
         let (year, month, day) = super::date::civil_from_days(days);
-        let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"
-        )
+        let mut text = *b"0000-00-00T00:00:00Z";
+        // Years outside 0..=9999 are clamped: ISO 8601 needs an agreement for them, and no
+        // log line has one.
+        let year = u32::try_from(year.clamp(0, 9999)).unwrap_or(0);
+        let secs = u32::try_from(secs).unwrap_or(0);
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for place in (at..at + width).rev() {
+                text[place] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, secs / 3600);
+        put(14, 2, secs % 3600 / 60);
+        put(17, 2, secs % 60);
+        Self(text)
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("digits and separators")
     }
 }
 
@@ -266,11 +284,17 @@ impl serde::Serialize for Json<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("line", &f.line)?;
         match f.time {
-            Some(time) => map.serialize_entry("time", &Shown(&Iso8601(time)))?,
+            Some(time) => map.serialize_entry("time", Iso8601::of(time).as_str())?,
             None => map.serialize_entry("time", &())?,
         }
         if self.raw {
             map.serialize_entry("host", f.written.as_str())?;
+        } else if let Host::Ip(..) = f.host {
+            // std::net writes the address, once, beside the object rather than through
+            // serde_json's escaping writer a piece at a time.
+            let mut written = Address::default();
+            write!(written, "{}", f.host).expect("an address fits");
+            map.serialize_entry("host", written.as_str())?;
         } else {
             map.serialize_entry("host", &Shown(&f.host))?;
         }
@@ -282,6 +306,40 @@ impl serde::Serialize for Json<'_> {
             }
         }
         map.end()
+    }
+}
+
+/// Room for an address as `std::net` writes it, with its prefix length: at most 45 bytes
+/// for an IPv6 address with an IPv4 tail, and `/128`.
+struct Address {
+    text: [u8; 49],
+    len: usize,
+}
+
+impl Default for Address {
+    fn default() -> Self {
+        Self {
+            text: [0; 49],
+            len: 0,
+        }
+    }
+}
+
+impl Address {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).expect("written as a str")
+    }
+}
+
+impl std::fmt::Write for Address {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.text
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -517,6 +575,40 @@ mod tests {
         };
         assert_eq!(host(false), "2001:db8::1");
         assert_eq!(host(true), "2001:DB8::0001");
+    }
+
+    #[test]
+    fn hosts_are_written_as_std_net_writes_them() {
+        for (host, text) in [
+            (
+                Host::Ip(
+                    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+                    Some(128),
+                ),
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+            ),
+            (
+                Host::Ip("::ffff:192.0.2.7".parse().unwrap(), None),
+                "::ffff:192.0.2.7",
+            ),
+            (
+                Host::Ip("192.0.2.255".parse().unwrap(), Some(24)),
+                "192.0.2.255/24",
+            ),
+        ] {
+            assert_eq!(host.to_string(), text);
+            let found = Found {
+                line: 1,
+                time: Some(-1),
+                host,
+                written: "as written".into(),
+                regex: 0,
+                fields: Vec::new(),
+            };
+            let parsed: Json = serde_json::from_str(&json_line(&found)).unwrap();
+            assert_eq!(parsed["host"], Json::from(text));
+            assert_eq!(parsed["time"], Json::from("1969-12-31T23:59:59Z"));
+        }
     }
 
     #[test]

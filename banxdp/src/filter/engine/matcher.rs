@@ -145,8 +145,8 @@ pub struct Filter {
     /// Which failregexes may match a text; built when first needed, since a filter whose
     /// failregexes are all [`Anchored`] reads single lines without it.
     failregex_literals: std::sync::OnceLock<Prefilter>,
-    /// Where every failregex starts with known strings and a one-line filter has no
-    /// prefregex: the candidates by the text's first bytes (see `tracker`).
+    /// Where every failregex of a one-line filter starts with known strings: the candidates
+    /// by the first bytes of the text they search (see `tracker`).
     pub(in crate::filter) anchored: Option<Anchored>,
     /// For each failregex, whether it or the prefregex has `alt_` groups, which
     /// [`merge_alternates`] merges.
@@ -210,7 +210,7 @@ impl Filter {
             .iter()
             .map(|f| in_prefregex || has_alternates(f))
             .collect();
-        let anchored = (spec.maxlines <= 1 && prefregex.is_none())
+        let anchored = (spec.maxlines <= 1)
             .then(|| Anchored::new(failregex.iter().map(Compiled::as_str)))
             .flatten();
         Ok(Self {

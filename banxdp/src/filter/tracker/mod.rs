@@ -615,9 +615,13 @@ fn open(
     {
         return Gate::Ignored;
     }
-    // Failregexes that all start with known strings, after no prefregex: the text's first
-    // bytes say which may match, without scanning the line.
+    // Failregexes that all start with known strings: the first bytes of the text they
+    // search say which may match. Before a prefregex, one scan for any of their strings
+    // (which stops at the first) turns most lines away.
     if let Some(anchored) = &filter.anchored {
+        if filter.prefregex.is_some() && !filter.may_match(text) {
+            return Gate::Closed;
+        }
         let Some(content) = prefregex_content(filter, text, pre) else {
             return Gate::Closed;
         };
