@@ -34,9 +34,9 @@ const STEADY: u64 = CONTROL_RATE / 10;
 const DARK_LIMIT_MS: f64 = 100.0;
 
 /// A jail `web` reading `app.log` in the test's temp dir, banning for an hour on UDP ports
-/// 7000 to 7010 after 3 failures.
-fn setup() -> Setup {
-    let setup = Setup::new("", "");
+/// 7000 to 7010 after 3 failures; `xdp` is appended to banxdp.toml's `[xdp]` section.
+fn setup(xdp: &str) -> Setup {
+    let setup = Setup::new("", xdp);
     std::fs::write(
         setup.path("jail.conf"),
         format!(
@@ -315,7 +315,7 @@ fn a_ban_from_the_log_holds_through_kill_9_sigterm_and_reload_under_flood() {
         return;
     }
     let topo = Topology::new(&[ATTACKER, CONTROL], &[]);
-    let setup = setup();
+    let setup = setup("");
     let daemon = start(&topo, &setup, 1);
     assert_eq!(
         topo.udp_delivered(ATTACKER, PORT, 20),
@@ -350,7 +350,7 @@ fn bans_from_the_cli_hold_through_kill_9_sigterm_and_reload_under_flood() {
         return;
     }
     let topo = Topology::new(&[ATTACKER_V4, CONTROL], &[ATTACKER_V6]);
-    let setup = setup();
+    let setup = setup("");
     let daemon = start(&topo, &setup, 1);
     for (target, source) in [(ATTACKER_NET, ATTACKER_V4), (ATTACKER_V6, ATTACKER_V6)] {
         assert_eq!(
@@ -375,6 +375,56 @@ fn bans_from_the_cli_hold_through_kill_9_sigterm_and_reload_under_flood() {
         &tally,
         &[(ATTACKER_V4, ATTACKER_NET), (ATTACKER_V6, ATTACKER_V6)],
         &counted,
+    );
+    assert!(daemon.stop(), "{}", daemon.log());
+}
+
+/// The flood can see a gap: where a stop detaches the program (`detach_on_exit = true`, not
+/// the default), the attacker's datagrams sent between the stop and the next start arrive,
+/// and the listener counts them; once the next daemon has restored the ban from its store,
+/// none arrives.
+#[test]
+fn the_flood_counts_the_gap_of_a_daemon_that_detaches_on_exit() {
+    const NAME: &str = "the_flood_counts_the_gap_of_a_daemon_that_detaches_on_exit";
+    const ATTACKER: &str = "198.51.100.66";
+    if !privileged(NAME) {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, CONTROL], &[]);
+    let setup = setup("detach_on_exit = true\n");
+    let mut daemon = start(&topo, &setup, 1);
+    let out = setup.client(&["ban", ATTACKER, "--jail", "web", "--for", "1h"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let sources = [
+        Source::new(ATTACKER, ATTACK_RATE),
+        Source::new(CONTROL, CONTROL_RATE),
+    ];
+    let flood = Flood::start(&topo, PORT, &sources);
+    steady(&flood, "the start");
+    let mut daemon = flood.window("SIGTERM (detaching) + start", || {
+        assert!(daemon.stop(), "{}", daemon.log());
+        start(&topo, &setup, 2)
+    });
+    steady(&flood, "the restart");
+    let tally = flood.finish();
+    let counted = Counted::read(&topo, &setup, 0);
+    eprintln!("{}", report(NAME, &tally, &[(ATTACKER, ATTACKER)], &counted));
+
+    let attacker = tally.of(ATTACKER);
+    let window = &tally.windows[0];
+    assert!(
+        attacker.received() > 0,
+        "the detached interval let nothing through: the flood would miss a gap"
+    );
+    let outside: Vec<_> = attacker
+        .arrivals
+        .iter()
+        .filter(|a| a.sent_ns < window.from_ns || a.sent_ns > window.to_ns)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "attacker datagrams sent outside the restart arrived: {outside:?}"
     );
     assert!(daemon.stop(), "{}", daemon.log());
 }
