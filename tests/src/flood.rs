@@ -531,3 +531,75 @@ fn receive(socket: &UdpSocket) -> Option<(SocketAddr, Vec<u8>, u64)> {
         received_ns.unwrap_or_else(now_ns),
     ))
 }
+
+/// Replaces the map pinned at `path` with an empty hash map of another layout (4-byte keys,
+/// 8-byte values), as an older build of banxdp would have left it: what an upgrade that
+/// changes a map's layout finds. A program that holds the old map keeps using it.
+///
+/// # Panics
+/// When the kernel refuses.
+pub fn pin_incompatible_map(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt as _;
+    /// `union bpf_attr` for `BPF_MAP_CREATE` (the first fields, zero-padded).
+    #[repr(C)]
+    struct Create {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        rest: [u32; 28],
+    }
+    /// `union bpf_attr` for `BPF_OBJ_PIN`.
+    #[repr(C)]
+    struct Pin {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+        rest: [u32; 28],
+    }
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_MAP_TYPE_HASH: u32 = 1;
+    let mut create = Create {
+        map_type: BPF_MAP_TYPE_HASH,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 16,
+        rest: [0; 28],
+    };
+    // SAFETY: a zero-padded attr of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            &raw mut create,
+            std::mem::size_of::<Create>(),
+        )
+    };
+    assert!(
+        fd >= 0,
+        "BPF_MAP_CREATE: {}",
+        std::io::Error::last_os_error()
+    );
+    let _ = std::fs::remove_file(path);
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut pin = Pin {
+        pathname: name.as_ptr() as u64,
+        bpf_fd: u32::try_from(fd).unwrap(),
+        file_flags: 0,
+        rest: [0; 28],
+    };
+    // SAFETY: as above; `name` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            &raw mut pin,
+            std::mem::size_of::<Pin>(),
+        )
+    };
+    let error = std::io::Error::last_os_error();
+    // SAFETY: the map's fd, ours; the pin keeps the map.
+    unsafe { libc::close(i32::try_from(fd).unwrap()) };
+    assert_eq!(ret, 0, "BPF_OBJ_PIN `{}`: {error}", path.display());
+}
