@@ -9,7 +9,10 @@
 //! in nanoseconds, the clock of `SO_TIMESTAMPNS`), so arrivals and sends compare on one clock.
 //! Senders pace themselves against their start (a burst of at most [`MAX_BURST`] per
 //! millisecond to catch up after a stall), so the rate holds on average on a loaded machine
-//! without bursts that overflow the veth's ring.
+//! without bursts that overflow the veth's ring. They run at real-time priority (`SCHED_FIFO`
+//! 1, where the kernel allows it; each sleeps every millisecond, so it cannot starve the
+//! machine): a sender that a busy machine leaves unscheduled through a whole restart would
+//! prove nothing about it.
 
 use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket},
@@ -412,6 +415,7 @@ fn listener_options(socket: &UdpSocket) {
 /// Sends numbered datagrams at `rate` per second until `stop`; the send time of each one
 /// the socket took, and the count of refused sends.
 fn send(socket: &UdpSocket, rate: u64, stop: &AtomicBool) -> (Vec<u64>, u64) {
+    realtime();
     let start = Instant::now();
     let mut sends = Vec::with_capacity(usize::try_from(rate * 30).unwrap_or(0));
     let mut seq = 0u64;
@@ -435,6 +439,14 @@ fn send(socket: &UdpSocket, rate: u64, stop: &AtomicBool) -> (Vec<u64>, u64) {
         std::thread::sleep(Duration::from_millis(1));
     }
     (sends, errors)
+}
+
+/// Puts the calling thread in `SCHED_FIFO` at the lowest real-time priority; whether the
+/// kernel allowed it (without it, the thread keeps its ordinary share).
+fn realtime() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: 0 names the calling thread; `param` is valid.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &raw const param) == 0 }
 }
 
 /// Receives until `stop`, then until 300 ms pass with nothing more; every source's arrivals

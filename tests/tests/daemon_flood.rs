@@ -310,11 +310,16 @@ fn judge(
         sent,
         "every attacker datagram is dropped by XDP, or before by the veth pair\n{report}"
     );
+    // The drops counted on the bans themselves: all of them where the ban maps lived through
+    // every restart, short only of those the program counted while a restart's restore
+    // rewrote a ban's value (a read, merge and write from user space, which can lose the
+    // kernel's increments made in between; the drop itself still happened).
+    let accounted: u64 = attackers.iter().map(|(_, ban)| counted.drops_of(ban)).sum();
+    assert!(accounted <= counted.xdp_drops, "{report}");
     if bans_kept {
-        let accounted: u64 = attackers.iter().map(|(_, ban)| counted.drops_of(ban)).sum();
-        assert_eq!(
-            accounted, counted.xdp_drops,
-            "every drop is counted on its ban\n{report}"
+        assert!(
+            accounted * 100 >= counted.xdp_drops * 99,
+            "the bans' own drop counts miss more than 1% of the drops\n{report}"
         );
     }
 }
