@@ -115,11 +115,29 @@ fn restarts_under_flood(
         start(topo, setup, 3)
     });
     steady(&flood, "SIGTERM");
+    // The reload reads a changed configuration: `web`'s ports widen, a jail is added (new
+    // port bits, a new slot, a new allow list, a new log to follow).
+    let jails = std::fs::read_to_string(setup.path("jail.conf")).unwrap();
+    let jails = jails.replace("port = 7000:7010", "port = 7000:7020");
+    std::fs::write(
+        setup.path("jail.conf"),
+        format!(
+            "{jails}\n[web2]\nenabled = true\nfilter = web\nport = 7000,8000\nprotocol = tcp\n\
+             logpath = {}\nignoreip = 192.0.2.0/24\n",
+            setup.path("other.log").display()
+        ),
+    )
+    .unwrap();
     flood.window("reload", || {
         let out = setup.client(&["reload"]);
         assert!(out.status.success(), "{}", text(&out));
     });
     steady(&flood, "reload");
+    let status = text(&setup.client(&["status"]));
+    assert!(
+        status.contains("web2"),
+        "the reload read the new jail: {status}"
+    );
     (flood.finish(), daemon)
 }
 
