@@ -321,6 +321,12 @@ fn judge(
             path.longest_loss_ms,
             window.label
         );
+        assert!(
+            path.worst_latency_ms < DARK_LIMIT_MS,
+            "a control datagram took {:.1} ms to arrive during {}\n{report}",
+            path.worst_latency_ms,
+            window.label
+        );
     }
     let sent: u64 = attackers.iter().map(|(a, _)| tally.of(a).sent()).sum();
     assert_eq!(
@@ -468,43 +474,81 @@ fn the_flood_counts_the_gap_of_a_daemon_that_detaches_on_exit() {
     assert!(daemon.stop(), "{}", daemon.log());
 }
 
+/// One restart under flood, with `change` made between the old daemon's end and the new
+/// one's start (`stop` ends the old one: kill -9 or SIGTERM); the new daemon's log must say
+/// `expect`. The attacker is banned (exactly and in a network) through the CLI.
+fn restart_with_a_change(
+    name: &str,
+    stop: fn(&mut Daemon),
+    change: impl FnOnce(&Setup),
+    expect: &str,
+) {
+    const ATTACKER: &str = "198.51.100.66";
+    const ATTACKER_NET: &str = "203.0.113.0/24";
+    const ATTACKER_IN_NET: &str = "203.0.113.9";
+    let topo = Topology::new(&[ATTACKER, ATTACKER_IN_NET, CONTROL], &[]);
+    let setup = setup("");
+    let daemon = start(&topo, &setup, 1);
+    for target in [ATTACKER, ATTACKER_NET] {
+        let out = setup.client(&["ban", target, "--jail", "web", "--for", "1h"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let veth_before = veth_drops(&topo);
+    let sources = [
+        Source::new(ATTACKER, ATTACK_RATE),
+        Source::new(ATTACKER_IN_NET, ATTACK_RATE),
+        Source::new(CONTROL, CONTROL_RATE),
+    ];
+    let flood = Flood::start(&topo, PORT, &sources);
+    steady(&flood, "the start");
+    let mut daemon = flood.window(&format!("stop + {expect} + start"), || {
+        let mut daemon = daemon;
+        stop(&mut daemon);
+        change(&setup);
+        start(&topo, &setup, 2)
+    });
+    steady(&flood, "the restart");
+    let tally = flood.finish();
+    assert!(daemon.log().contains(expect), "{}", daemon.log());
+    let counted = Counted::read(&topo, &setup, veth_before);
+    let attackers = [(ATTACKER, ATTACKER), (ATTACKER_IN_NET, ATTACKER_NET)];
+    judge(name, &tally, &attackers, &counted, false);
+    assert!(daemon.stop(), "{}", daemon.log());
+}
+
 /// An upgrade that changes the ban map's layout: the new daemon cannot reuse the pinned map
 /// and starts a new, empty one. The old program, still attached through the pinned link,
 /// must keep dropping from its own map until the new one holds every ban of the store.
 #[test]
 fn an_upgrade_that_changes_the_ban_map_layout_lets_nothing_through() {
     const NAME: &str = "an_upgrade_that_changes_the_ban_map_layout_lets_nothing_through";
-    const ATTACKER: &str = "198.51.100.66";
     if !privileged(NAME) {
         return;
     }
-    let topo = Topology::new(&[ATTACKER, CONTROL], &[]);
-    let setup = setup("");
-    let daemon = start(&topo, &setup, 1);
-    let out = setup.client(&["ban", ATTACKER, "--jail", "web", "--for", "1h"]);
-    assert!(out.status.success(), "{}", text(&out));
-
-    let veth_before = veth_drops(&topo);
-    let sources = [
-        Source::new(ATTACKER, ATTACK_RATE),
-        Source::new(CONTROL, CONTROL_RATE),
-    ];
-    let flood = Flood::start(&topo, PORT, &sources);
-    steady(&flood, "the start");
-    let mut daemon = flood.window("kill -9 + upgrade + start", || {
-        let mut daemon = daemon;
-        daemon.kill_9();
-        pin_incompatible_map(&setup.pins.0.join(banxdp_common::MAP_BANS_V4));
-        start(&topo, &setup, 2)
-    });
-    steady(&flood, "the upgrade");
-    let tally = flood.finish();
-    assert!(
-        daemon.log().contains("incompatible build"),
-        "{}",
-        daemon.log()
+    restart_with_a_change(
+        NAME,
+        Daemon::kill_9,
+        |setup| pin_incompatible_map(&setup.pins.0.join(banxdp_common::MAP_BANS_V4)),
+        "incompatible build",
     );
-    let counted = Counted::read(&topo, &setup, veth_before);
-    judge(NAME, &tally, &[(ATTACKER, ATTACKER)], &counted, false);
-    assert!(daemon.stop(), "{}", daemon.log());
+}
+
+/// New map capacities at a restart (SIGTERM, then a start with other `[xdp.capacity]`): the
+/// new maps are filled from the old ones and the store before the program switches.
+#[test]
+fn a_restart_with_new_map_capacities_lets_nothing_through() {
+    const NAME: &str = "a_restart_with_new_map_capacities_lets_nothing_through";
+    if !privileged(NAME) {
+        return;
+    }
+    restart_with_a_change(
+        NAME,
+        |daemon| assert!(daemon.stop(), "{}", daemon.log()),
+        |setup| {
+            let mut toml = std::fs::read_to_string(setup.path("banxdp.toml")).unwrap();
+            toml.push_str("[xdp.capacity]\nbans_v4 = 4096\ncidr_v4 = 1024\n");
+            std::fs::write(setup.path("banxdp.toml"), toml).unwrap();
+        },
+        "changes capacity",
+    );
 }
