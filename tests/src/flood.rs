@@ -13,6 +13,9 @@
 //! 1, where the kernel allows it; each sleeps every millisecond, so it cannot starve the
 //! machine): a sender that a busy machine leaves unscheduled through a whole restart would
 //! prove nothing about it.
+//!
+//! [`pin_incompatible_map`] leaves at a pin path what an older build's map of another layout
+//! would be, for tests of an upgrade.
 
 use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket},
