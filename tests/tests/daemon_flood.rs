@@ -8,7 +8,10 @@
 //!
 //! One test bans through the log (failure lines reaching `maxretry`, as a user would), the
 //! other through `banxdp ban` (a network, whose trie the program consults only while a
-//! settings flag says it is not empty, and an IPv6 address).
+//! settings flag says it is not empty, and an IPv6 address). Two more restart once across a
+//! change the new daemon must absorb without a gap: an upgrade whose ban map changed layout,
+//! and new map capacities. And one shows that the flood sees a gap where there is one: a
+//! daemon set to detach on exit lets the attacker through until the next start.
 
 use std::{
     fmt::Write as _,
