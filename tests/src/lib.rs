@@ -13,6 +13,7 @@
 
 pub mod authlog;
 pub mod daemon;
+pub mod flood;
 pub mod frame;
 pub mod netns;
 pub mod seccomp;

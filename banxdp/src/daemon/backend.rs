@@ -41,7 +41,9 @@ fn firewall(backend: Backend) -> Result<Box<dyn Enforcer + Send>, crate::enforce
 
 fn load_xdp(settings: &Settings, object: Option<PathBuf>) -> Result<XdpEnforcer, DaemonError> {
     let plan = xdp::xdp_plan(settings, object)?;
-    let enforcer = XdpEnforcer::load(&plan)?;
+    // Pinned links keep the earlier program until the daemon has restored every ban
+    // (`Enforcer::take_over`): a map this build could not adopt starts empty.
+    let enforcer = XdpEnforcer::load_staged(&plan)?;
     for a in enforcer.attachments() {
         let how = if a.adopted { "took over" } else { "attached" };
         let why = a

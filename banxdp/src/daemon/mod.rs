@@ -9,8 +9,8 @@
 //!
 //! Start-up order matters: the control socket is bound first (so a second daemon refuses to
 //! start before it touches anything), then the store is opened, the jails built, the XDP
-//! program loaded or taken over, the store and the pinned maps reconciled both ways, and only
-//! then are logs read.
+//! program loaded, the store and the pinned maps reconciled both ways, the links a previous
+//! process pinned taken over by the new program, and only then are logs read.
 
 mod backend;
 mod bans;
@@ -165,6 +165,10 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         );
     }
     bans.set_store(writer);
+    // Only now, with every ban in the maps, does the new program replace the one a previous
+    // process left running: a map started empty (an upgrade that changed its layout) would
+    // otherwise let banned sources through until the restore.
+    bans.enforcer_mut().take_over()?;
     let taken = if mapped.is_empty() {
         String::new()
     } else {

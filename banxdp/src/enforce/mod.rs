@@ -102,6 +102,13 @@ pub trait Enforcer {
     /// Removes bans whose expiry has passed; returns how many entries went.
     fn remove_expired(&mut self) -> Result<usize, Error>;
 
+    /// Takes over from what an earlier process left enforcing, once this backend holds the
+    /// start-up restore (XDP: the pinned links switch to the new program only now, so that a
+    /// map started empty is never consulted). Nothing to do for most backends.
+    fn take_over(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Where and how the backend enforces, for `status` (`native on eth0`).
     fn describe(&self) -> String {
         self.name().to_string()

@@ -341,6 +341,10 @@ impl Enforcer for XdpEnforcer {
         Ok(XdpEnforcer::detach(*self)?)
     }
 
+    fn take_over(&mut self) -> Result<(), Error> {
+        Ok(XdpEnforcer::take_over(self)?)
+    }
+
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
         if jail.name.len() > JAIL_NAME_LEN {
             return Err(Error::JailNameTooLong {

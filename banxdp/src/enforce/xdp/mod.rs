@@ -4,8 +4,12 @@
 //! maps a previous process pinned (so bans hold across restarts with no gap and nothing
 //! duplicated), loads the program, and attaches it to each interface, natively where the
 //! driver can and generically otherwise, replacing the program of a pinned link atomically
-//! when there is one. The ban logic (what goes into which map) is in `bans.rs`; the raw
-//! kernel calls aya lacks are in `sys.rs`. This is the only module that holds aya handles.
+//! when there is one. [`XdpEnforcer::load_staged`] leaves the pinned links on the earlier
+//! program until [`XdpEnforcer::take_over`]: a map that could not be adopted (an upgrade that
+//! changed its layout) starts empty, and the daemon fills it from its store before the new
+//! program sees a packet, so a restart never lets a banned source through. The ban logic
+//! (what goes into which map) is in `bans.rs`; the raw kernel calls aya lacks are in
+//! `sys.rs`. This is the only module that holds aya handles.
 //!
 //! With a pin directory, enforcement outlives the process on purpose: dropping the enforcer
 //! closes its handles and the pinned links keep filtering; [`XdpEnforcer::detach`] removes
@@ -72,8 +76,10 @@ pub struct Attachment {
     pub mode: AttachedMode,
     /// Why native mode was not used, when `mode` is generic under `AttachMode::Auto`.
     pub fallback: Option<String>,
-    /// Whether a pinned link from an earlier process was taken over.
+    /// Whether a pinned link from an earlier process was taken over (or is staged to be).
     pub adopted: bool,
+    /// The mode asked for, should a staged link turn out unusable and need attaching anew.
+    requested: AttachMode,
     link: LinkHold,
 }
 
@@ -81,6 +87,9 @@ pub struct Attachment {
 enum LinkHold {
     /// Pinned at `path`: stays attached after this process ends.
     Pinned { path: PathBuf, _link: FdLink },
+    /// Pinned at `path` by an earlier process and still running that process's program, until
+    /// [`XdpEnforcer::take_over`] points it at this one.
+    Staged { path: PathBuf, link: XdpLink },
     /// Owned by the program: detached when the enforcer is dropped.
     Owned,
 }
@@ -225,8 +234,19 @@ pub struct XdpEnforcer {
 }
 
 impl XdpEnforcer {
-    /// Loads the program and its maps and attaches to the plan's interfaces.
+    /// Loads the program and its maps and attaches to the plan's interfaces, taking over
+    /// the links an earlier process pinned at once.
     pub fn load(plan: &XdpPlan) -> Result<Self, XdpError> {
+        let mut enforcer = Self::load_staged(plan)?;
+        enforcer.take_over()?;
+        Ok(enforcer)
+    }
+
+    /// Loads the program and its maps and attaches to the plan's interfaces where nothing
+    /// runs yet; a link an earlier process pinned is opened and checked but keeps running
+    /// that process's program (and its maps) until [`XdpEnforcer::take_over`]. Between the
+    /// two, fill the maps: those not adopted from the pins start empty.
+    pub fn load_staged(plan: &XdpPlan) -> Result<Self, XdpError> {
         let object: Cow<'_, [u8]> = match &plan.object {
             ObjectSource::Embedded => Cow::Borrowed(EMBEDDED),
             ObjectSource::File(path) => {
@@ -307,7 +327,7 @@ impl XdpEnforcer {
             adopted_maps,
         };
         for interface in &plan.interfaces {
-            enforcer.attach(interface, plan.mode)?;
+            enforcer.stage(interface, plan.mode)?;
         }
         Ok(enforcer)
     }
@@ -339,11 +359,71 @@ impl XdpEnforcer {
 
     /// Attaches to `interface`, taking over a link pinned there by an earlier process.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<(), XdpError> {
+        self.stage(interface, mode)?;
+        self.take_over()
+    }
+
+    /// Attaches to `interface` unless a usable link is pinned there, which is staged.
+    fn stage(&mut self, interface: &str, mode: AttachMode) -> Result<(), XdpError> {
         let ifindex = ifindex(interface)?;
-        if self.take_over_pinned_link(interface, ifindex)? {
+        if self.stage_pinned_link(interface, ifindex, mode)? {
             return Ok(());
         }
+        let attachment = self.attach_anew(interface, ifindex, mode)?;
+        self.attachments.push(attachment);
+        Ok(())
+    }
 
+    /// Points every staged link at this process's program, each in one atomic
+    /// `bpf_link_update`; a link that refuses is removed and the interface attached anew.
+    pub fn take_over(&mut self) -> Result<(), XdpError> {
+        for index in 0..self.attachments.len() {
+            let attachment = &mut self.attachments[index];
+            if !matches!(attachment.link, LinkHold::Staged { .. }) {
+                continue;
+            }
+            let LinkHold::Staged { path, link } =
+                std::mem::replace(&mut attachment.link, LinkHold::Owned)
+            else {
+                unreachable!("matched above")
+            };
+            let (interface, ifindex, mode, requested) = (
+                attachment.interface.clone(),
+                attachment.ifindex,
+                attachment.mode,
+                attachment.requested,
+            );
+            match self.update_link(&path, link) {
+                Ok(link) => {
+                    tracing::info!(
+                        "xdp: `{interface}`: took over the pinned {} link",
+                        mode.as_str()
+                    );
+                    self.attachments[index].link = LinkHold::Pinned { path, _link: link };
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        "xdp: `{interface}`: pinned link `{}` refused the program ({}); \
+                         attaching anew",
+                        path.display(),
+                        chain(&error)
+                    );
+                    remove_pin(&path)?;
+                    self.attachments[index] = self.attach_anew(&interface, ifindex, requested)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches the program to `interface` with a new link (pinned when there is a pin
+    /// directory).
+    fn attach_anew(
+        &mut self,
+        interface: &str,
+        ifindex: u32,
+        mode: AttachMode,
+    ) -> Result<Attachment, XdpError> {
         let attempt = |program: &mut Xdp, m: AttachedMode| {
             let flags = match m {
                 AttachedMode::Native => XdpMode::Driver,
@@ -406,20 +486,26 @@ impl XdpEnforcer {
             "xdp: attached to `{interface}` (ifindex {ifindex}) in {} mode",
             attached.as_str()
         );
-        self.attachments.push(Attachment {
+        Ok(Attachment {
             interface: interface.to_string(),
             ifindex,
             mode: attached,
             fallback,
             adopted: false,
+            requested: mode,
             link,
-        });
-        Ok(())
+        })
     }
 
-    /// Takes over a link pinned for `interface` by an earlier process, if there is a usable
-    /// one; an unusable pin (its interface gone) is removed.
-    fn take_over_pinned_link(&mut self, interface: &str, ifindex: u32) -> Result<bool, XdpError> {
+    /// Stages a link pinned for `interface` by an earlier process, if there is a usable
+    /// one; an unusable pin (not an XDP link) is removed. A link whose interface went away
+    /// opens but refuses the update, and is replaced in [`XdpEnforcer::take_over`].
+    fn stage_pinned_link(
+        &mut self,
+        interface: &str,
+        ifindex: u32,
+        requested: AttachMode,
+    ) -> Result<bool, XdpError> {
         for candidate in [AttachedMode::Native, AttachedMode::Generic] {
             let Some(path) = self.link_path(interface, candidate) else {
                 break;
@@ -427,19 +513,16 @@ impl XdpEnforcer {
             if !path.exists() {
                 continue;
             }
-            match self.adopt_link(&path) {
+            match open_link(&path) {
                 Ok(link) => {
-                    tracing::info!(
-                        "xdp: `{interface}`: took over the pinned {} link",
-                        candidate.as_str()
-                    );
                     self.attachments.push(Attachment {
                         interface: interface.to_string(),
                         ifindex,
                         mode: candidate,
                         fallback: None,
                         adopted: true,
-                        link: LinkHold::Pinned { path, _link: link },
+                        requested,
+                        link: LinkHold::Staged { path, link },
                     });
                     return Ok(true);
                 }
@@ -457,23 +540,18 @@ impl XdpEnforcer {
     }
 
     /// Points a pinned link at this process's program (one atomic `bpf_link_update`).
-    fn adopt_link(&mut self, path: &Path) -> Result<FdLink, XdpError> {
-        let pin_err = |e: &dyn std::fmt::Display| XdpError::Pin {
-            path: path.to_path_buf(),
-            source: io::Error::other(e.to_string()),
-        };
-        let pinned = PinnedLink::from_pin(path).map_err(|e| pin_err(&e))?;
-        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_err(&e))?;
+    fn update_link(&mut self, path: &Path, link: XdpLink) -> Result<FdLink, XdpError> {
         let program = self.program();
         let id = program.attach_to_link(link).map_err(XdpError::Program)?;
         let link = program.take_link(id).map_err(XdpError::Program)?;
-        FdLink::try_from(link).map_err(|e| pin_err(&e))
+        FdLink::try_from(link).map_err(|e| pin_error(path, &e))
     }
 
     /// Detaches from every interface and removes every pin: enforcement stops.
     pub fn detach(mut self) -> Result<(), XdpError> {
         for attachment in self.attachments.drain(..) {
-            if let LinkHold::Pinned { path, .. } = &attachment.link {
+            if let LinkHold::Pinned { path, .. } | LinkHold::Staged { path, .. } = &attachment.link
+            {
                 remove_pin(path)?;
             }
         }
@@ -532,6 +610,19 @@ impl XdpEnforcer {
             })
             .collect()
     }
+}
+
+fn pin_error(path: &Path, error: &dyn std::fmt::Display) -> XdpError {
+    XdpError::Pin {
+        path: path.to_path_buf(),
+        source: io::Error::other(error.to_string()),
+    }
+}
+
+/// The XDP link pinned at `path`.
+fn open_link(path: &Path) -> Result<XdpLink, XdpError> {
+    let pinned = PinnedLink::from_pin(path).map_err(|e| pin_error(path, &e))?;
+    XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_error(path, &e))
 }
 
 /// What lies at a map's pin path.
