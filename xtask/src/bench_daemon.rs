@@ -35,6 +35,8 @@ use banxdp_tests::{
     netns::IFACE,
 };
 
+mod fail2ban;
+
 /// What to measure.
 #[derive(clap::Args)]
 pub struct Options {
@@ -55,6 +57,10 @@ pub struct Options {
     /// Bans in the store for the restore test (banxdp).
     #[arg(long, default_value_t = 100_000)]
     restore: usize,
+    /// Bans restored by both tools for the restore row beside fail2ban (which takes seconds
+    /// per thousand).
+    #[arg(long, default_value_t = 2_000)]
+    fail2ban_restore: usize,
     /// Active bans, and distinct failing addresses, of the memory test.
     #[arg(long, default_value_t = 1_000_000)]
     memory: usize,
@@ -211,90 +217,6 @@ fn in_map(map: &Path, address: &str) -> bool {
     table.get(&addr.octets(), 0).is_ok()
 }
 
-/// fail2ban 1.0.2 with one jail whose only action records the time of each ban.
-fn start_fail2ban(
-    topo: &Topology,
-    jail_conf: &str,
-    filters: &[(&str, &str)],
-    stock_filters: bool,
-) -> Result<Tool> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().to_path_buf();
-    if stock_filters {
-        let status = std::process::Command::new("cp")
-            .args(["-r", "/etc/fail2ban/filter.d"])
-            .arg(root.join("filter.d"))
-            .status()?;
-        ensure!(status.success(), "copying /etc/fail2ban/filter.d");
-    } else {
-        std::fs::create_dir_all(root.join("filter.d"))?;
-    }
-    std::fs::create_dir_all(root.join("action.d"))?;
-    for (name, text) in filters {
-        std::fs::write(root.join(format!("filter.d/{name}.conf")), text)?;
-    }
-    let bans = root.join("bans.txt");
-    std::fs::write(&bans, "")?;
-    std::fs::write(
-        root.join("action.d/record.conf"),
-        format!(
-            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionunban =\n\
-             actionban = printf '%%s <ip>\\n' \"$(date +%%s.%%N)\" >> {}\n",
-            bans.display()
-        ),
-    )?;
-    std::fs::write(
-        root.join("fail2ban.conf"),
-        format!(
-            "[Definition]\nloglevel = INFO\nlogtarget = {r}/fail2ban.log\nsocket = {r}/f2b.sock\n\
-             pidfile = {r}/f2b.pid\ndbfile = {r}/f2b.sqlite3\ndbpurgeage = 1d\n",
-            r = root.display()
-        ),
-    )?;
-    let log = root.join("app.log");
-    std::fs::write(&log, "")?;
-    std::fs::write(
-        root.join("jail.conf"),
-        jail_conf.replace("LOGPATH", &log.display().to_string()) + "action = record\n",
-    )?;
-    let args = ["-c", &root.display().to_string(), "-f", "-x", "start"];
-    let mut daemon = Daemon::start_program(
-        Path::new("/usr/bin/fail2ban-client"),
-        &topo.victim,
-        &args,
-        root.join("stderr.log"),
-    );
-    let started = Instant::now();
-    while !std::fs::read_to_string(root.join("fail2ban.log"))
-        .unwrap_or_default()
-        .contains("started")
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "fail2ban did not start: {}",
-            daemon.log()
-        );
-        if let Some(status) = daemon.child.try_wait()? {
-            bail!("fail2ban exited ({status}): {}", daemon.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let recorded = bans.clone();
-    let banned = Box::new(move |address: &str| {
-        std::fs::read_to_string(&recorded)
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.ends_with(&format!(" {address}")))
-    });
-    Ok(Tool {
-        daemon,
-        dir,
-        log,
-        banned,
-        pins: None,
-    })
-}
-
 /// The reaction test's jail: both tools read it.
 fn reaction_jail(backend: &str) -> String {
     format!(
@@ -340,11 +262,10 @@ fn trial(tool: &Tool, address: &str, rate: u32) -> Result<(usize, f64)> {
             if done.load(Ordering::SeqCst) {
                 break;
             }
-            append(
-                &tool.log,
-                &format!("{} login failed for user{i} from {address}\n", iso_now()),
-            )?;
+            // The time a write starts: a ban seen before the write returns still follows it.
+            let line = format!("{} login failed for user{i} from {address}\n", iso_now());
             writes.push(unix_now());
+            append(&tool.log, &line)?;
         }
         let at = poller.join().expect("poller");
         Ok::<_, anyhow::Error>((writes, at))
@@ -376,7 +297,59 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Starts one tool in a topology of its own.
 type Starter<'a> = Box<dyn Fn() -> Result<(Topology, Tool)> + 'a>;
 
-fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
+/// One measured row of the reaction table.
+struct ReactionRow {
+    tool: &'static str,
+    rate: u32,
+    /// Lines written before the ban: median and max over the trials.
+    lines: (usize, usize),
+    /// Seconds from the third line to the ban: median and p99.
+    latency: (f64, f64),
+}
+
+/// `rate` trials of one tool.
+fn reaction_rows(
+    tool: &Tool,
+    name: &'static str,
+    options: &Options,
+    rows: &mut Vec<ReactionRow>,
+) -> Result<()> {
+    for (r, rate) in options.rates.iter().enumerate() {
+        let mut counts = Vec::new();
+        let mut latencies = Vec::new();
+        for t in 0..options.trials {
+            let address = format!("198.18.{}.{}", 10 + r, t + 1);
+            let (before, latency) = trial(tool, &address, *rate)
+                .with_context(|| format!("{name} at {rate}/s, {address}"))?;
+            counts.push(before);
+            latencies.push(latency);
+        }
+        counts.sort_unstable();
+        latencies.sort_by(f64::total_cmp);
+        let row = ReactionRow {
+            tool: name,
+            rate: *rate,
+            lines: (
+                counts[counts.len() / 2],
+                counts.last().copied().unwrap_or(0),
+            ),
+            latency: (percentile(&latencies, 0.5), percentile(&latencies, 0.99)),
+        };
+        eprintln!(
+            "reaction: {name} at {rate}/s: {} ({}) lines, {:.2} ms, p99 {:.2} ms",
+            row.lines.0,
+            row.lines.1,
+            row.latency.0 * 1e3,
+            row.latency.1 * 1e3
+        );
+        rows.push(row);
+    }
+    Ok(())
+}
+
+/// The reaction table, rate by rate: each tool's row, then fail2ban's ÷ banxdp's.
+#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+fn reaction_table(rows: &[ReactionRow], rates: &[u32], out: &mut String) -> Result<()> {
     writeln!(
         out,
         "\nreaction (maxretry 3; lines written before the ban, latency from the 3rd line)\n"
@@ -385,6 +358,34 @@ fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
         out,
         "| tool | lines/s | lines before ban: median (max) | latency median | latency p99 |\n|---|---:|---:|---:|---:|"
     )?;
+    for rate in rates {
+        let at: Vec<&ReactionRow> = rows.iter().filter(|r| r.rate == *rate).collect();
+        for row in &at {
+            writeln!(
+                out,
+                "| {} | {rate} | {} ({}) | {:.2} ms | {:.2} ms |",
+                row.tool,
+                row.lines.0,
+                row.lines.1,
+                row.latency.0 * 1e3,
+                row.latency.1 * 1e3
+            )?;
+        }
+        if let [ours, theirs] = at[..] {
+            writeln!(
+                out,
+                "| fail2ban ÷ banxdp | {rate} | {:.1}× ({:.1}×) | {:.0}× | {:.0}× |",
+                theirs.lines.0 as f64 / ours.lines.0 as f64,
+                theirs.lines.1 as f64 / ours.lines.1 as f64,
+                theirs.latency.0 / ours.latency.0,
+                theirs.latency.1 / ours.latency.1
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     let filter = reaction_filter();
     let filters = [("bench", filter.as_str())];
     let mut tools: Vec<(&str, Starter<'_>)> = vec![(
@@ -400,38 +401,19 @@ fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
             "fail2ban 1.0.2",
             Box::new(|| {
                 let topo = Topology::new(&[], &[]);
-                let tool = start_fail2ban(&topo, &reaction_jail("pyinotify"), &filters, false)?;
+                let tool = fail2ban::start(&topo, &reaction_jail("pyinotify"), &filters, false)?;
                 Ok((topo, tool))
             }),
         ));
     }
+    let mut rows = Vec::new();
     for (name, start) in &tools {
         let (_topo, tool) = start()?;
-        for (r, rate) in options.rates.iter().enumerate() {
-            let mut counts = Vec::new();
-            let mut latencies = Vec::new();
-            for t in 0..options.trials {
-                let address = format!("198.18.{}.{}", 10 + r, t + 1);
-                let (before, latency) = trial(&tool, &address, *rate)
-                    .with_context(|| format!("{name} at {rate}/s, {address}"))?;
-                counts.push(before);
-                latencies.push(latency);
-            }
-            counts.sort_unstable();
-            latencies.sort_by(f64::total_cmp);
-            writeln!(
-                out,
-                "| {name} | {rate} | {} ({}) | {:.2} ms | {:.2} ms |",
-                counts[counts.len() / 2],
-                counts.last().copied().unwrap_or(0),
-                percentile(&latencies, 0.5) * 1e3,
-                percentile(&latencies, 0.99) * 1e3
-            )?;
-            print!("{out}");
-            out.clear();
-        }
-        drop(tool);
+        reaction_rows(&tool, name, options, &mut rows)?;
     }
+    reaction_table(&rows, &options.rates, out)?;
+    print!("{out}");
+    out.clear();
     Ok(())
 }
 
@@ -475,23 +457,16 @@ fn auth_lines(count: usize) -> Vec<String> {
         .collect()
 }
 
-#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
 fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
-    writeln!(
-        out,
-        "\nload (stock sshd filter; the generated auth.log of bench-regex, 25% failures)\n"
-    )?;
-    writeln!(
-        out,
-        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read |\n|---|---:|---:|---:|---:|---:|"
-    )?;
     let steady = auth_lines(options.load_lines);
     let burst = auth_lines(options.burst_lines);
-    let mut rows = vec![("banxdp", true)];
+    let mut tools = vec![("banxdp", true)];
     if !options.no_fail2ban {
-        rows.push(("fail2ban 1.0.2", false));
+        tools.push(("fail2ban 1.0.2", false));
     }
-    for (name, ours) in rows {
+    // (tool, lines, rate, CPU s, wall s)
+    let mut rows = Vec::new();
+    for (name, ours) in tools {
         let topo = Topology::new(&[], &[]);
         let tool = if ours {
             let sshd = std::fs::read_to_string("/etc/fail2ban/filter.d/sshd.conf")?;
@@ -504,20 +479,63 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
                 |_| Ok(()),
             )?
         } else {
-            start_fail2ban(&topo, &sshd_jail("pyinotify"), &[], true)?
+            fail2ban::start(&topo, &sshd_jail("pyinotify"), &[], true)?
         };
         for (lines, rate) in [(&steady, Some(options.load_rate)), (&burst, None)] {
             let (cpu, wall) = load_run(&tool, lines, rate)?;
-            let written = rate.map_or_else(|| "at once".to_string(), |r| format!("{r}/s"));
+            eprintln!(
+                "load: {name}, {} lines at {rate:?}/s: {cpu:.2} CPU s in {wall:.2} s",
+                lines.len()
+            );
+            rows.push((name, lines.len(), rate, cpu, wall));
+        }
+    }
+    load_table(&rows, out)?;
+    print!("{out}");
+    out.clear();
+    Ok(())
+}
+
+/// The load table, run by run: each tool's row, then fail2ban's ÷ banxdp's.
+#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+fn load_table(rows: &[(&str, usize, Option<usize>, f64, f64)], out: &mut String) -> Result<()> {
+    writeln!(
+        out,
+        "\nload (stock sshd filter; the generated auth.log of bench-regex, 25% failures)\n"
+    )?;
+    writeln!(
+        out,
+        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read |\n|---|---:|---:|---:|---:|---:|"
+    )?;
+    let mut runs: Vec<(usize, Option<usize>)> = Vec::new();
+    for (_, lines, rate, ..) in rows {
+        if !runs.contains(&(*lines, *rate)) {
+            runs.push((*lines, *rate));
+        }
+    }
+    for (lines, rate) in runs {
+        let written = rate.map_or_else(|| "at once".to_string(), |r| format!("{r}/s"));
+        let at: Vec<_> = rows
+            .iter()
+            .filter(|r| r.1 == lines && r.2 == rate)
+            .collect();
+        let per_million = |cpu: f64| cpu / lines as f64 * 1e6;
+        for (name, _, _, cpu, wall) in &at {
             writeln!(
                 out,
-                "| {name} | {} | {written} | {cpu:.2} | {:.2} | {:.0} |",
-                lines.len(),
-                cpu / lines.len() as f64 * 1e6,
-                lines.len() as f64 / wall
+                "| {name} | {lines} | {written} | {cpu:.2} | {:.2} | {:.0} |",
+                per_million(*cpu),
+                lines as f64 / wall
             )?;
-            print!("{out}");
-            out.clear();
+        }
+        if let [ours, theirs] = at[..] {
+            writeln!(
+                out,
+                "| fail2ban ÷ banxdp | | {written} | {:.0}× | {:.0}× | {:.3}× |",
+                theirs.3 / ours.3,
+                theirs.3 / ours.3,
+                ours.4 / theirs.4
+            )?;
         }
     }
     Ok(())
@@ -637,6 +655,9 @@ pub fn run(options: &Options) -> Result<()> {
     }
     if part("restore") {
         restore_and_memory(&banxdp, options, &mut out)?;
+        if !options.no_fail2ban {
+            fail2ban::restore(&banxdp, options, &mut out)?;
+        }
     }
     Ok(())
 }

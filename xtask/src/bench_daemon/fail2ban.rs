@@ -1,0 +1,293 @@
+//! fail2ban 1.0.2 beside banxdp in `cargo xtask bench-daemon`: its configuration (one jail,
+//! an action that only records the time of each ban), its start inside the victim's
+//! namespace, and its restore row (bans from its own sqlite database after a restart).
+//!
+//! **Why it once counted nothing.** fail2ban's jails have `ignoreself = true`: before it
+//! counts the first failure of a jail it resolves its own host names (`localhost`, the
+//! hostname, the FQDN) into addresses. /etc/hosts names them for IPv4 only, so glibc asks
+//! the resolv.conf name server for the IPv6 records. The victim's namespace routes
+//! everything out of its veth to the attacker's namespace, where nothing answers: every
+//! query waits for its timeout, and the filter thread sat for about 12 s on the first line
+//! (longer than a trial). By hand, in a namespace without a default route, the same query
+//! fails at once, which is why the same configuration banned. On a real server the name
+//! server answers within milliseconds; to give fail2ban that, its namespace gets an
+//! `unreachable` route to each name server, so the lookups fail at once as they would
+//! without a route (see [`quiet_resolver`]).
+
+use std::{
+    fmt::Write as _,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use banxdp_tests::{Netns, Topology, daemon::Daemon};
+
+use super::{Options, Tool, fill_store, reaction_filter, reaction_jail, restore_time, rss_mib};
+
+/// The client (and, with `-f`, the server in the same process).
+const CLIENT: &str = "/usr/bin/fail2ban-client";
+
+/// Routes each name server of /etc/resolv.conf to `unreachable` inside `ns`, so that
+/// fail2ban's own-name lookups (`ignoreself`) fail at once instead of waiting for answers
+/// that never come through the veth pair.
+fn quiet_resolver(ns: &Netns) {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for server in conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+    {
+        let Ok(address) = server.trim().parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        let (family, prefix) = if address.is_ipv4() {
+            ("-4", 32)
+        } else {
+            ("-6", 128)
+        };
+        if !address.is_loopback() {
+            ns.ip(&[
+                family,
+                "route",
+                "replace",
+                "unreachable",
+                &format!("{address}/{prefix}"),
+            ]);
+        }
+    }
+}
+
+/// Writes fail2ban's configuration into a fresh temp dir: `fail2ban.conf` (its log, socket,
+/// pid file and database in the dir), `jail.conf` (`jail_conf` with LOGPATH replaced and
+/// `action = record`), the filters, and `action.d/record.conf`, which appends
+/// `UNIX-TIME ADDRESS` to `bans.txt` for each ban.
+fn configure(
+    jail_conf: &str,
+    filters: &[(&str, &str)],
+    stock_filters: bool,
+) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    if stock_filters {
+        let status = Command::new("cp")
+            .args(["-r", "/etc/fail2ban/filter.d"])
+            .arg(root.join("filter.d"))
+            .status()?;
+        ensure!(status.success(), "copying /etc/fail2ban/filter.d");
+    } else {
+        std::fs::create_dir_all(root.join("filter.d"))?;
+    }
+    std::fs::create_dir_all(root.join("action.d"))?;
+    for (name, text) in filters {
+        std::fs::write(root.join(format!("filter.d/{name}.conf")), text)?;
+    }
+    std::fs::write(root.join("bans.txt"), "")?;
+    // `%%` is fail2ban's escape of `%`; `<ip>` its tag.
+    std::fs::write(
+        root.join("action.d/record.conf"),
+        format!(
+            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionunban =\n\
+             actionban = printf '%%s <ip>\\n' \"$(date +%%s.%%N)\" >> {}\n",
+            root.join("bans.txt").display()
+        ),
+    )?;
+    std::fs::write(
+        root.join("fail2ban.conf"),
+        format!(
+            "[Definition]\nloglevel = INFO\nlogtarget = {r}/fail2ban.log\nsocket = {r}/f2b.sock\n\
+             pidfile = {r}/f2b.pid\ndbfile = {r}/f2b.sqlite3\ndbpurgeage = 1d\n",
+            r = root.display()
+        ),
+    )?;
+    let log = root.join("app.log");
+    std::fs::write(&log, "")?;
+    std::fs::write(
+        root.join("jail.conf"),
+        jail_conf.replace("LOGPATH", &log.display().to_string()) + "action = record\n",
+    )?;
+    Ok(dir)
+}
+
+/// The bans recorded so far: (time, address) per line of `bans.txt`.
+fn recorded(bans: &Path) -> Vec<(f64, String)> {
+    std::fs::read_to_string(bans)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (time, address) = l.split_once(' ')?;
+            Some((time.parse().ok()?, address.to_string()))
+        })
+        .collect()
+}
+
+/// Starts fail2ban (`fail2ban-client -c DIR -f -x start`: the server in the foreground, in
+/// the client's process) on the configuration in `dir` inside the victim's namespace, and
+/// waits for its jails to start. Its previous log, if any, is removed first.
+fn launch(topo: &Topology, dir: tempfile::TempDir) -> Result<Tool> {
+    let root = dir.path().to_path_buf();
+    quiet_resolver(&topo.victim);
+    let log_file = root.join("fail2ban.log");
+    let _ = std::fs::remove_file(&log_file);
+    let args = ["-c", &root.display().to_string(), "-f", "-x", "start"];
+    let mut daemon = Daemon::start_program(
+        Path::new(CLIENT),
+        &topo.victim,
+        &args,
+        root.join("stderr.log"),
+    );
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log_file)
+        .unwrap_or_default()
+        .contains("' started")
+    {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "fail2ban did not start: {}",
+            daemon.log()
+        );
+        if let Some(status) = daemon.child.try_wait()? {
+            bail!("fail2ban exited ({status}): {}", daemon.log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bans = root.join("bans.txt");
+    let banned = Box::new(move |address: &str| recorded(&bans).iter().any(|(_, a)| a == address));
+    Ok(Tool {
+        daemon,
+        log: root.join("app.log"),
+        dir,
+        banned,
+        pins: None,
+    })
+}
+
+/// fail2ban 1.0.2 with one jail (`jail_conf`) whose only action records the time of each
+/// ban; `stock_filters` copies /etc/fail2ban/filter.d first.
+pub(super) fn start(
+    topo: &Topology,
+    jail_conf: &str,
+    filters: &[(&str, &str)],
+    stock_filters: bool,
+) -> Result<Tool> {
+    launch(topo, configure(jail_conf, filters, stock_filters)?)
+}
+
+/// Runs `fail2ban-client -c DIR ARGS...` against the running server (its socket is a path,
+/// reachable from any namespace).
+fn client(dir: &Path, args: &[&str]) -> Result<String> {
+    let output = Command::new(CLIENT)
+        .arg("-c")
+        .arg(dir)
+        .args(args)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "fail2ban-client {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits until `bans` records `count` bans; returns them.
+fn wait_recorded(bans: &Path, count: usize, limit: Duration) -> Result<Vec<(f64, String)>> {
+    let start = Instant::now();
+    loop {
+        let now = recorded(bans);
+        if now.len() >= count {
+            return Ok(now);
+        }
+        ensure!(
+            start.elapsed() < limit,
+            "{} of {count} bans recorded after {limit:?}",
+            now.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The addresses of the restore test, in 10.0.0.0/8 like banxdp's.
+fn addresses(count: usize) -> Result<Vec<String>> {
+    (0..count)
+        .map(|i| Ok(std::net::Ipv4Addr::from(0x0a00_0000 | u32::try_from(i)?).to_string()))
+        .collect()
+}
+
+/// fail2ban's restore: `count` bans placed through its client (so that its own code writes
+/// them to its database), a clean stop, then a start on the same database; returns the
+/// seconds from the process's start to the last restored ban recorded by the action, and
+/// its RSS then.
+fn fail2ban_restore(count: usize) -> Result<(f64, f64)> {
+    let topo = Topology::new(&[], &[]);
+    let mut tool = start(
+        &topo,
+        &reaction_jail("pyinotify"),
+        &[("bench", &reaction_filter())],
+        false,
+    )?;
+    let root = tool.dir.path().to_path_buf();
+    let bans = root.join("bans.txt");
+    let mut args = vec!["set".to_string(), "bench".into(), "banip".into()];
+    args.extend(addresses(count)?);
+    client(&root, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    wait_recorded(&bans, count, Duration::from_secs(600)).context("placing the bans")?;
+    client(&root, &["stop"])?;
+    let status = tool.daemon.child.wait()?;
+    ensure!(status.success(), "fail2ban stopped with {status}");
+    let Tool { dir, .. } = tool;
+    std::fs::write(&bans, "")?;
+    let spawned = super::unix_now();
+    let tool = launch(&topo, dir)?;
+    let restored = wait_recorded(&bans, count, Duration::from_secs(600)).context("restoring")?;
+    let last = restored.iter().map(|(t, _)| *t).fold(f64::NAN, f64::max);
+    Ok((last - spawned, rss_mib(tool.pid())?))
+}
+
+/// banxdp's restore of the same `count` bans, with the shared helpers of the restore part.
+fn banxdp_restore(banxdp: &Path, count: usize) -> Result<(f64, f64)> {
+    let topo = Topology::new(&[], &[]);
+    let filter = reaction_filter();
+    let tool = super::start_banxdp(
+        banxdp,
+        &topo,
+        &reaction_jail("auto"),
+        &[("bench", &filter)],
+        |db| fill_store(db, count),
+    )?;
+    let mut daemon = tool.daemon;
+    daemon.wait_for_log(&format!("enforcing {count} ban(s)"));
+    let time = restore_time(&daemon.log()).unwrap_or(f64::NAN);
+    let rss = rss_mib(daemon.child.id())?;
+    drop((daemon, tool.dir, tool.pins));
+    Ok((time, rss))
+}
+
+/// The restore table beside fail2ban: both tools restore `--fail2ban-restore` bans (2,000
+/// by default: fail2ban takes seconds per thousand), and the ratio.
+pub(super) fn restore(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
+    let count = options.fail2ban_restore;
+    writeln!(
+        out,
+        "\nrestore beside fail2ban ({count} active bans in each tool's own database; time from \
+         the process's start until every ban is enforced, fail2ban's by an action that only \
+         records)\n"
+    )?;
+    writeln!(out, "| tool | bans | time | RSS |\n|---|---:|---:|---:|")?;
+    let ours = banxdp_restore(banxdp, count)?;
+    eprintln!("restore: banxdp {count} bans in {:.3} s", ours.0);
+    let theirs = fail2ban_restore(count)?;
+    eprintln!("restore: fail2ban {count} bans in {:.3} s", theirs.0);
+    for (name, (time, rss)) in [("banxdp", ours), ("fail2ban 1.0.2", theirs)] {
+        writeln!(out, "| {name} | {count} | {time:.3} s | {rss:.1} MiB |")?;
+    }
+    writeln!(
+        out,
+        "| fail2ban ÷ banxdp | | {:.0}× | {:.1}× |",
+        theirs.0 / ours.0,
+        theirs.1 / ours.1
+    )?;
+    print!("{out}");
+    out.clear();
+    Ok(())
+}
