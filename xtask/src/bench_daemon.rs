@@ -64,6 +64,11 @@ pub struct Options {
     /// Active bans, and distinct failing addresses, of the memory test.
     #[arg(long, default_value_t = 1_000_000)]
     memory: usize,
+    /// fail2ban's recording action in the reaction and load tests: `python` runs inside
+    /// fail2ban (what fail2ban itself costs), `command` through a shell per ban as its
+    /// iptables and nftables actions do. The restore table shows both.
+    #[arg(long, value_enum, default_value = "python")]
+    fail2ban_action: fail2ban::Recorder,
     /// Only banxdp (no fail2ban).
     #[arg(long)]
     no_fail2ban: bool,
@@ -388,7 +393,7 @@ fn reaction_table(rows: &[ReactionRow], rates: &[u32], out: &mut String) -> Resu
 fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     let filter = reaction_filter();
     let filters = [("bench", filter.as_str())];
-    let mut tools: Vec<(&str, Starter<'_>)> = vec![(
+    let mut tools: Vec<(&'static str, Starter<'_>)> = vec![(
         "banxdp",
         Box::new(|| {
             let topo = Topology::new(&[], &[]);
@@ -397,11 +402,13 @@ fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
         }),
     )];
     if !options.no_fail2ban {
+        let recorder = options.fail2ban_action;
         tools.push((
-            "fail2ban 1.0.2",
-            Box::new(|| {
+            recorder.name(),
+            Box::new(move || {
                 let topo = Topology::new(&[], &[]);
-                let tool = fail2ban::start(&topo, &reaction_jail("pyinotify"), &filters, false)?;
+                let jail = reaction_jail("pyinotify");
+                let tool = fail2ban::start(&topo, &jail, &filters, false, recorder)?;
                 Ok((topo, tool))
             }),
         ));
@@ -462,7 +469,7 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     let burst = auth_lines(options.burst_lines);
     let mut tools = vec![("banxdp", true)];
     if !options.no_fail2ban {
-        tools.push(("fail2ban 1.0.2", false));
+        tools.push((options.fail2ban_action.name(), false));
     }
     // (tool, lines, rate, CPU s, wall s)
     let mut rows = Vec::new();
@@ -479,7 +486,13 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
                 |_| Ok(()),
             )?
         } else {
-            fail2ban::start(&topo, &sshd_jail("pyinotify"), &[], true)?
+            fail2ban::start(
+                &topo,
+                &sshd_jail("pyinotify"),
+                &[],
+                true,
+                options.fail2ban_action,
+            )?
         };
         for (lines, rate) in [(&steady, Some(options.load_rate)), (&burst, None)] {
             let (cpu, wall) = load_run(&tool, lines, rate)?;

@@ -58,14 +58,87 @@ fn quiet_resolver(ns: &Netns) {
     }
 }
 
+/// How fail2ban's one action records a ban: the time and the address, appended to `bans.txt`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Recorder {
+    /// A Python action (`action.d/record.py`), run inside fail2ban's process: what fail2ban
+    /// itself costs, with no process per ban.
+    Python,
+    /// A command action (`action.d/record.conf`), run through a shell as iptables' and
+    /// nftables' actions are: one shell per ban, plus one for the time.
+    Command,
+}
+
+impl Recorder {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Python => "fail2ban 1.0.2",
+            Self::Command => "fail2ban 1.0.2, command action",
+        }
+    }
+}
+
+/// The Python action: the ban's time and address, nothing else.
+const RECORD_PY: &str = r#""""banxdp's benchmark: records when each ban happens, and does nothing else."""
+import time
+
+from fail2ban.server.action import ActionBase
+
+
+class Record(ActionBase):
+    def __init__(self, jail, name, path):
+        super().__init__(jail, name)
+        self.path = path
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def ban(self, info):
+        with open(self.path, "a") as out:
+            out.write("%.6f %s\n" % (time.time(), info["ip"]))
+
+    def reban(self, info):
+        self.ban(info)
+
+    def unban(self, info):
+        pass
+
+
+Action = Record
+"#;
+
+/// Writes both recording actions into `action.d` and returns the jail's `action` line for
+/// `recorder`.
+fn write_actions(root: &Path, recorder: Recorder) -> Result<String> {
+    let bans = root.join("bans.txt");
+    std::fs::write(&bans, "")?;
+    std::fs::write(root.join("action.d/record.py"), RECORD_PY)?;
+    // `%%` is fail2ban's escape of `%`; `<ip>` its tag.
+    std::fs::write(
+        root.join("action.d/record.conf"),
+        format!(
+            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionunban =\n\
+             actionban = printf '%%s <ip>\\n' \"$(date +%%s.%%N)\" >> {}\n",
+            bans.display()
+        ),
+    )?;
+    Ok(match recorder {
+        Recorder::Python => format!("action = record.py[path=\"{}\"]\n", bans.display()),
+        Recorder::Command => "action = record\n".to_string(),
+    })
+}
+
 /// Writes fail2ban's configuration into a fresh temp dir: `fail2ban.conf` (its log, socket,
 /// pid file and database in the dir), `jail.conf` (`jail_conf` with LOGPATH replaced and
-/// `action = record`), the filters, and `action.d/record.conf`, which appends
-/// `UNIX-TIME ADDRESS` to `bans.txt` for each ban.
+/// the `recorder`'s action), and the filters.
 fn configure(
     jail_conf: &str,
     filters: &[(&str, &str)],
     stock_filters: bool,
+    recorder: Recorder,
 ) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
@@ -82,16 +155,7 @@ fn configure(
     for (name, text) in filters {
         std::fs::write(root.join(format!("filter.d/{name}.conf")), text)?;
     }
-    std::fs::write(root.join("bans.txt"), "")?;
-    // `%%` is fail2ban's escape of `%`; `<ip>` its tag.
-    std::fs::write(
-        root.join("action.d/record.conf"),
-        format!(
-            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionunban =\n\
-             actionban = printf '%%s <ip>\\n' \"$(date +%%s.%%N)\" >> {}\n",
-            root.join("bans.txt").display()
-        ),
-    )?;
+    let action = write_actions(root, recorder)?;
     std::fs::write(
         root.join("fail2ban.conf"),
         format!(
@@ -104,7 +168,7 @@ fn configure(
     std::fs::write(&log, "")?;
     std::fs::write(
         root.join("jail.conf"),
-        jail_conf.replace("LOGPATH", &log.display().to_string()) + "action = record\n",
+        jail_conf.replace("LOGPATH", &log.display().to_string()) + &action,
     )?;
     Ok(dir)
 }
@@ -162,15 +226,19 @@ fn launch(topo: &Topology, dir: tempfile::TempDir) -> Result<Tool> {
     })
 }
 
-/// fail2ban 1.0.2 with one jail (`jail_conf`) whose only action records the time of each
-/// ban; `stock_filters` copies /etc/fail2ban/filter.d first.
+/// fail2ban 1.0.2 with one jail (`jail_conf`) whose only action (`recorder`) records the
+/// time of each ban; `stock_filters` copies /etc/fail2ban/filter.d first.
 pub(super) fn start(
     topo: &Topology,
     jail_conf: &str,
     filters: &[(&str, &str)],
     stock_filters: bool,
+    recorder: Recorder,
 ) -> Result<Tool> {
-    launch(topo, configure(jail_conf, filters, stock_filters)?)
+    launch(
+        topo,
+        configure(jail_conf, filters, stock_filters, recorder)?,
+    )
 }
 
 /// Runs `fail2ban-client -c DIR ARGS...` against the running server (its socket is a path,
@@ -214,24 +282,31 @@ fn addresses(count: usize) -> Result<Vec<String>> {
         .collect()
 }
 
+/// What a restore measured: seconds from the process's start until every ban was
+/// enforced, the RSS then in MiB, and (fail2ban) the seconds its client took to place them.
+struct Restored {
+    time: f64,
+    rss: f64,
+    placed: Option<f64>,
+}
+
 /// fail2ban's restore: `count` bans placed through its client (so that its own code writes
-/// them to its database), a clean stop, then a start on the same database; returns the
-/// seconds from the process's start to the last restored ban recorded by the action, and
-/// its RSS then.
-fn fail2ban_restore(count: usize) -> Result<(f64, f64)> {
+/// them to its database), a clean stop, then a start on the same database, timed from the
+/// process's start to the last restored ban its action recorded.
+fn fail2ban_restore(count: usize, recorder: Recorder) -> Result<Restored> {
     let topo = Topology::new(&[], &[]);
-    let mut tool = start(
-        &topo,
-        &reaction_jail("pyinotify"),
-        &[("bench", &reaction_filter())],
-        false,
-    )?;
+    let filter = reaction_filter();
+    let jail = reaction_jail("pyinotify");
+    let mut tool = start(&topo, &jail, &[("bench", &filter)], false, recorder)?;
     let root = tool.dir.path().to_path_buf();
     let bans = root.join("bans.txt");
     let mut args = vec!["set".to_string(), "bench".into(), "banip".into()];
     args.extend(addresses(count)?);
+    let placing = super::unix_now();
     client(&root, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    wait_recorded(&bans, count, Duration::from_secs(600)).context("placing the bans")?;
+    let placed =
+        wait_recorded(&bans, count, Duration::from_secs(600)).context("placing the bans")?;
+    let placed = last_time(&placed) - placing;
     client(&root, &["stop"])?;
     let status = tool.daemon.child.wait()?;
     ensure!(status.success(), "fail2ban stopped with {status}");
@@ -240,12 +315,19 @@ fn fail2ban_restore(count: usize) -> Result<(f64, f64)> {
     let spawned = super::unix_now();
     let tool = launch(&topo, dir)?;
     let restored = wait_recorded(&bans, count, Duration::from_secs(600)).context("restoring")?;
-    let last = restored.iter().map(|(t, _)| *t).fold(f64::NAN, f64::max);
-    Ok((last - spawned, rss_mib(tool.pid())?))
+    Ok(Restored {
+        time: last_time(&restored) - spawned,
+        rss: rss_mib(tool.pid())?,
+        placed: Some(placed),
+    })
+}
+
+fn last_time(recorded: &[(f64, String)]) -> f64 {
+    recorded.iter().map(|(t, _)| *t).fold(f64::NAN, f64::max)
 }
 
 /// banxdp's restore of the same `count` bans, with the shared helpers of the restore part.
-fn banxdp_restore(banxdp: &Path, count: usize) -> Result<(f64, f64)> {
+fn banxdp_restore(banxdp: &Path, count: usize) -> Result<Restored> {
     let topo = Topology::new(&[], &[]);
     let filter = reaction_filter();
     let tool = super::start_banxdp(
@@ -260,33 +342,57 @@ fn banxdp_restore(banxdp: &Path, count: usize) -> Result<(f64, f64)> {
     let time = restore_time(&daemon.log()).unwrap_or(f64::NAN);
     let rss = rss_mib(daemon.child.id())?;
     drop((daemon, tool.dir, tool.pins));
-    Ok((time, rss))
+    Ok(Restored {
+        time,
+        rss,
+        placed: None,
+    })
 }
 
-/// The restore table beside fail2ban: both tools restore `--fail2ban-restore` bans (2,000
-/// by default: fail2ban takes seconds per thousand), and the ratio.
+/// The restore table beside fail2ban: banxdp and fail2ban (with each recording action)
+/// restore `--fail2ban-restore` bans (2,000 by default: fail2ban takes seconds per
+/// thousand), and the ratios.
 pub(super) fn restore(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     let count = options.fail2ban_restore;
-    writeln!(
-        out,
-        "\nrestore beside fail2ban ({count} active bans in each tool's own database; time from \
-         the process's start until every ban is enforced, fail2ban's by an action that only \
-         records)\n"
-    )?;
-    writeln!(out, "| tool | bans | time | RSS |\n|---|---:|---:|---:|")?;
     let ours = banxdp_restore(banxdp, count)?;
-    eprintln!("restore: banxdp {count} bans in {:.3} s", ours.0);
-    let theirs = fail2ban_restore(count)?;
-    eprintln!("restore: fail2ban {count} bans in {:.3} s", theirs.0);
-    for (name, (time, rss)) in [("banxdp", ours), ("fail2ban 1.0.2", theirs)] {
-        writeln!(out, "| {name} | {count} | {time:.3} s | {rss:.1} MiB |")?;
+    eprintln!("restore: banxdp, {count} bans in {:.3} s", ours.time);
+    let mut rows = vec![("banxdp", ours)];
+    for recorder in [Recorder::Python, Recorder::Command] {
+        let theirs = fail2ban_restore(count, recorder)?;
+        eprintln!(
+            "restore: {}, {count} bans in {:.3} s",
+            recorder.name(),
+            theirs.time
+        );
+        rows.push((recorder.name(), theirs));
     }
     writeln!(
         out,
-        "| fail2ban ÷ banxdp | | {:.0}× | {:.1}× |",
-        theirs.0 / ours.0,
-        theirs.1 / ours.1
+        "\nrestore beside fail2ban ({count} active bans in each tool's own database; time from \
+         the process's start until every ban is enforced; fail2ban's placed through \
+         `fail2ban-client set JAIL banip`, then a restart)\n"
     )?;
+    writeln!(
+        out,
+        "| tool | bans | time | RSS | placing them through the client |\n|---|---:|---:|---:|---:|"
+    )?;
+    let ours = &rows[0].1;
+    for (name, row) in &rows {
+        let placed = row.placed.map_or_else(String::new, |p| format!("{p:.3} s"));
+        writeln!(
+            out,
+            "| {name} | {count} | {:.3} s | {:.1} MiB | {placed} |",
+            row.time, row.rss
+        )?;
+        if row.placed.is_some() {
+            writeln!(
+                out,
+                "| ÷ banxdp | | {:.0}× | {:.1}× | |",
+                row.time / ours.time,
+                row.rss / ours.rss
+            )?;
+        }
+    }
     print!("{out}");
     out.clear();
     Ok(())
