@@ -457,10 +457,33 @@ fn load_run(tool: &Tool, text: &[String], rate: Option<usize>) -> Result<(f64, f
     Ok((cpu_seconds(pid)? - cpu0, (last - start).as_secs_f64()))
 }
 
+/// A syslog time stamp of the local time now: `Mmm dd hh:mm:ss`.
+fn syslog_now() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: time and localtime_r write only into the values we pass.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&raw const now, &raw mut tm);
+        tm
+    };
+    let month = usize::try_from(tm.tm_mon).unwrap_or(0).min(11);
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[month], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// The generated auth.log's lines, stamped with the time now: a line older than
+/// `findtime` is dropped by banxdp, and taken as now by fail2ban 1.0.2 in operation, so
+/// the generator's October dates had the two tools doing different work.
 fn auth_lines(count: usize) -> Vec<String> {
+    let now = syslog_now();
     banxdp_tests::authlog::auth_log(count, 5_000, 7)
         .lines()
-        .map(|l| format!("{l}\n"))
+        .map(|l| format!("{now}{}\n", l.get(now.len()..).unwrap_or_default()))
         .collect()
 }
 
@@ -471,7 +494,6 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     if !options.no_fail2ban {
         tools.push((options.fail2ban_action.name(), false));
     }
-    // (tool, lines, rate, CPU s, wall s)
     let mut rows = Vec::new();
     for (name, ours) in tools {
         let topo = Topology::new(&[], &[]);
@@ -495,12 +517,23 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
             )?
         };
         for (lines, rate) in [(&steady, Some(options.load_rate)), (&burst, None)] {
+            let bans = bans_so_far(&tool);
             let (cpu, wall) = load_run(&tool, lines, rate)?;
+            let row = LoadRow {
+                tool: name,
+                lines: lines.len(),
+                rate,
+                cpu,
+                wall,
+                bans: bans_so_far(&tool) - bans,
+            };
             eprintln!(
-                "load: {name}, {} lines at {rate:?}/s: {cpu:.2} CPU s in {wall:.2} s",
-                lines.len()
+                "load: {name}, {} lines at {}: {cpu:.2} CPU s in {wall:.2} s, {} bans",
+                row.lines,
+                row.written(),
+                row.bans
             );
-            rows.push((name, lines.len(), rate, cpu, wall));
+            rows.push(row);
         }
     }
     load_table(&rows, out)?;
@@ -509,45 +542,85 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     Ok(())
 }
 
+/// Bans the tool made so far: banxdp's `[JAIL] Ban ADDRESS` log lines, the addresses
+/// fail2ban's action recorded.
+fn bans_so_far(tool: &Tool) -> usize {
+    if tool.pins.is_some() {
+        tool.daemon.log().matches("] Ban ").count()
+    } else {
+        fail2ban::recorded(&tool.dir.path().join("bans.txt")).len()
+    }
+}
+
+/// One measured row of the load table.
+struct LoadRow {
+    tool: &'static str,
+    lines: usize,
+    /// Lines per second written (`None`: all at once).
+    rate: Option<usize>,
+    cpu: f64,
+    /// Seconds from the first write until the tool's CPU went idle.
+    wall: f64,
+    bans: usize,
+}
+
+impl LoadRow {
+    fn written(&self) -> String {
+        self.rate
+            .map_or_else(|| "at once".to_string(), |r| format!("{r}/s"))
+    }
+
+    #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+    fn per_million(&self) -> f64 {
+        self.cpu / self.lines as f64 * 1e6
+    }
+
+    #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
+    fn lines_per_second(&self) -> f64 {
+        self.lines as f64 / self.wall
+    }
+}
+
 /// The load table, run by run: each tool's row, then fail2ban's ÷ banxdp's.
-#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
-fn load_table(rows: &[(&str, usize, Option<usize>, f64, f64)], out: &mut String) -> Result<()> {
+fn load_table(rows: &[LoadRow], out: &mut String) -> Result<()> {
     writeln!(
         out,
         "\nload (stock sshd filter; the generated auth.log of bench-regex, 25% failures)\n"
     )?;
     writeln!(
         out,
-        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read |\n|---|---:|---:|---:|---:|---:|"
+        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read | bans |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
     )?;
     let mut runs: Vec<(usize, Option<usize>)> = Vec::new();
-    for (_, lines, rate, ..) in rows {
-        if !runs.contains(&(*lines, *rate)) {
-            runs.push((*lines, *rate));
+    for row in rows {
+        if !runs.contains(&(row.lines, row.rate)) {
+            runs.push((row.lines, row.rate));
         }
     }
-    for (lines, rate) in runs {
-        let written = rate.map_or_else(|| "at once".to_string(), |r| format!("{r}/s"));
-        let at: Vec<_> = rows
-            .iter()
-            .filter(|r| r.1 == lines && r.2 == rate)
-            .collect();
-        let per_million = |cpu: f64| cpu / lines as f64 * 1e6;
-        for (name, _, _, cpu, wall) in &at {
+    for run in runs {
+        let at: Vec<&LoadRow> = rows.iter().filter(|r| (r.lines, r.rate) == run).collect();
+        for row in &at {
             writeln!(
                 out,
-                "| {name} | {lines} | {written} | {cpu:.2} | {:.2} | {:.0} |",
-                per_million(*cpu),
-                lines as f64 / wall
+                "| {} | {} | {} | {:.2} | {:.2} | {:.0} | {} |",
+                row.tool,
+                row.lines,
+                row.written(),
+                row.cpu,
+                row.per_million(),
+                row.lines_per_second(),
+                row.bans
             )?;
         }
         if let [ours, theirs] = at[..] {
             writeln!(
                 out,
-                "| fail2ban ÷ banxdp | | {written} | {:.0}× | {:.0}× | {:.3}× |",
-                theirs.3 / ours.3,
-                theirs.3 / ours.3,
-                ours.4 / theirs.4
+                "| fail2ban ÷ banxdp | | {} | {:.0}× | {:.0}× | {:.3}× | |",
+                ours.written(),
+                theirs.cpu / ours.cpu,
+                theirs.per_million() / ours.per_million(),
+                theirs.lines_per_second() / ours.lines_per_second()
             )?;
         }
     }

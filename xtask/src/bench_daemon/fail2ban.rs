@@ -174,7 +174,7 @@ fn configure(
 }
 
 /// The bans recorded so far: (time, address) per line of `bans.txt`.
-fn recorded(bans: &Path) -> Vec<(f64, String)> {
+pub(super) fn recorded(bans: &Path) -> Vec<(f64, String)> {
     std::fs::read_to_string(bans)
         .unwrap_or_default()
         .lines()
