@@ -36,6 +36,9 @@ use banxdp_tests::{
 };
 
 mod fail2ban;
+mod tables;
+
+use tables::{LoadRow, ReactionRow};
 
 /// What to measure.
 #[derive(clap::Args)]
@@ -302,16 +305,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Starts one tool in a topology of its own.
 type Starter<'a> = Box<dyn Fn() -> Result<(Topology, Tool)> + 'a>;
 
-/// One measured row of the reaction table.
-struct ReactionRow {
-    tool: &'static str,
-    rate: u32,
-    /// Lines written before the ban: median and max over the trials.
-    lines: (usize, usize),
-    /// Seconds from the third line to the ban: median and p99.
-    latency: (f64, f64),
-}
-
 /// `rate` trials of one tool.
 fn reaction_rows(
     tool: &Tool,
@@ -352,44 +345,6 @@ fn reaction_rows(
     Ok(())
 }
 
-/// The reaction table, rate by rate: each tool's row, then fail2ban's ÷ banxdp's.
-#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
-fn reaction_table(rows: &[ReactionRow], rates: &[u32], out: &mut String) -> Result<()> {
-    writeln!(
-        out,
-        "\nreaction (maxretry 3; lines written before the ban, latency from the 3rd line)\n"
-    )?;
-    writeln!(
-        out,
-        "| tool | lines/s | lines before ban: median (max) | latency median | latency p99 |\n|---|---:|---:|---:|---:|"
-    )?;
-    for rate in rates {
-        let at: Vec<&ReactionRow> = rows.iter().filter(|r| r.rate == *rate).collect();
-        for row in &at {
-            writeln!(
-                out,
-                "| {} | {rate} | {} ({}) | {:.2} ms | {:.2} ms |",
-                row.tool,
-                row.lines.0,
-                row.lines.1,
-                row.latency.0 * 1e3,
-                row.latency.1 * 1e3
-            )?;
-        }
-        if let [ours, theirs] = at[..] {
-            writeln!(
-                out,
-                "| fail2ban ÷ banxdp | {rate} | {:.1}× ({:.1}×) | {:.0}× | {:.0}× |",
-                theirs.lines.0 as f64 / ours.lines.0 as f64,
-                theirs.lines.1 as f64 / ours.lines.1 as f64,
-                theirs.latency.0 / ours.latency.0,
-                theirs.latency.1 / ours.latency.1
-            )?;
-        }
-    }
-    Ok(())
-}
-
 fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
     let filter = reaction_filter();
     let filters = [("bench", filter.as_str())];
@@ -418,7 +373,7 @@ fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
         let (_topo, tool) = start()?;
         reaction_rows(&tool, name, options, &mut rows)?;
     }
-    reaction_table(&rows, &options.rates, out)?;
+    tables::reaction_table(&rows, &options.rates, out)?;
     print!("{out}");
     out.clear();
     Ok(())
@@ -536,7 +491,7 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
             rows.push(row);
         }
     }
-    load_table(&rows, out)?;
+    tables::load_table(&rows, out)?;
     print!("{out}");
     out.clear();
     Ok(())
@@ -550,81 +505,6 @@ fn bans_so_far(tool: &Tool) -> usize {
     } else {
         fail2ban::recorded(&tool.dir.path().join("bans.txt")).len()
     }
-}
-
-/// One measured row of the load table.
-struct LoadRow {
-    tool: &'static str,
-    lines: usize,
-    /// Lines per second written (`None`: all at once).
-    rate: Option<usize>,
-    cpu: f64,
-    /// Seconds from the first write until the tool's CPU went idle.
-    wall: f64,
-    bans: usize,
-}
-
-impl LoadRow {
-    fn written(&self) -> String {
-        self.rate
-            .map_or_else(|| "at once".to_string(), |r| format!("{r}/s"))
-    }
-
-    #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
-    fn per_million(&self) -> f64 {
-        self.cpu / self.lines as f64 * 1e6
-    }
-
-    #[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
-    fn lines_per_second(&self) -> f64 {
-        self.lines as f64 / self.wall
-    }
-}
-
-/// The load table, run by run: each tool's row, then fail2ban's ÷ banxdp's.
-fn load_table(rows: &[LoadRow], out: &mut String) -> Result<()> {
-    writeln!(
-        out,
-        "\nload (stock sshd filter; the generated auth.log of bench-regex, 25% failures)\n"
-    )?;
-    writeln!(
-        out,
-        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read | bans |\n\
-         |---|---:|---:|---:|---:|---:|---:|"
-    )?;
-    let mut runs: Vec<(usize, Option<usize>)> = Vec::new();
-    for row in rows {
-        if !runs.contains(&(row.lines, row.rate)) {
-            runs.push((row.lines, row.rate));
-        }
-    }
-    for run in runs {
-        let at: Vec<&LoadRow> = rows.iter().filter(|r| (r.lines, r.rate) == run).collect();
-        for row in &at {
-            writeln!(
-                out,
-                "| {} | {} | {} | {:.2} | {:.2} | {:.0} | {} |",
-                row.tool,
-                row.lines,
-                row.written(),
-                row.cpu,
-                row.per_million(),
-                row.lines_per_second(),
-                row.bans
-            )?;
-        }
-        if let [ours, theirs] = at[..] {
-            writeln!(
-                out,
-                "| fail2ban ÷ banxdp | | {} | {:.0}× | {:.0}× | {:.3}× | |",
-                ours.written(),
-                theirs.cpu / ours.cpu,
-                theirs.per_million() / ours.per_million(),
-                theirs.lines_per_second() / ours.lines_per_second()
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes `count` active bans of jail `bench` into the store at `db`.
@@ -740,10 +620,11 @@ pub fn run(options: &Options) -> Result<()> {
         load(&banxdp, options, &mut out)?;
     }
     if part("restore") {
-        restore_and_memory(&banxdp, options, &mut out)?;
+        // fail2ban's row first: it stands whatever banxdp's larger counts do.
         if !options.no_fail2ban {
             fail2ban::restore(&banxdp, options, &mut out)?;
         }
+        restore_and_memory(&banxdp, options, &mut out)?;
     }
     Ok(())
 }

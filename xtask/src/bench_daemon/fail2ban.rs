@@ -397,3 +397,63 @@ pub(super) fn restore(banxdp: &Path, options: &Options, out: &mut String) -> Res
     out.clear();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_bans_are_time_and_address_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bans = dir.path().join("bans.txt");
+        std::fs::write(
+            &bans,
+            "1796475161.215151 198.18.10.1\n1796475162.5 2001:db8::7\nbad\n",
+        )
+        .unwrap();
+        assert_eq!(
+            recorded(&bans),
+            [
+                (1_796_475_161.215_151, "198.18.10.1".to_string()),
+                (1_796_475_162.5, "2001:db8::7".to_string())
+            ]
+        );
+        assert!(recorded(&dir.path().join("missing")).is_empty());
+    }
+
+    /// The cause of the bench's zero count, kept away: in a namespace that routes
+    /// everything out of a veth where nothing answers, fail2ban (with `ignoreself`, as
+    /// shipped) bans at `maxretry`, with either recording action, within seconds.
+    #[test]
+    fn fail2ban_bans_inside_the_victims_namespace() {
+        let name = "fail2ban_bans_inside_the_victims_namespace";
+        if !banxdp_tests::privileged(name) || !banxdp_tests::fail2ban_present(name, CLIENT) {
+            return;
+        }
+        for recorder in [Recorder::Python, Recorder::Command] {
+            let topo = Topology::new(&[], &[]);
+            let filter = reaction_filter();
+            let jail = reaction_jail("pyinotify");
+            let tool = start(&topo, &jail, &[("bench", &filter)], false, recorder).unwrap();
+            let started = Instant::now();
+            for i in 0..3 {
+                let line = format!(
+                    "{} login failed for u{i} from 198.18.1.1\n",
+                    super::super::iso_now()
+                );
+                super::super::append(&tool.log, &line).unwrap();
+            }
+            while !(tool.banned)("198.18.1.1") {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "{}: no ban after 5 s:\n{}",
+                    recorder.name(),
+                    std::fs::read_to_string(tool.dir.path().join("fail2ban.log"))
+                        .unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(!(tool.banned)("198.18.1.2"));
+        }
+    }
+}
