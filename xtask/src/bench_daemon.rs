@@ -4,14 +4,22 @@
 //! - **reaction**: one address's failure lines appended at 20, 200 and 2,000 lines/s with
 //!   `maxretry = 3`: how many lines were written before the ban took effect (for banxdp: the
 //!   address appeared in the pinned XDP map, polled every 100 µs; for fail2ban, with the
-//!   pyinotify backend: an action that only records the time ran), and the latency from the
-//!   write of the third line, median and p99 over the trials.
-//! - **load**: the stock sshd jail following an auth.log that grows at a fixed rate, then as
-//!   fast as it can be written: CPU seconds per million lines, and the rate each tool kept up
-//!   with (lines / time until its CPU went idle).
+//!   pyinotify backend: its only action recorded the ban), and the latency from the write
+//!   of the third line, median and p99 over the trials.
+//! - **load**: the stock sshd jail following an auth.log (stamped with the time of the run)
+//!   that grows at a fixed rate, then as fast as it can be written: CPU seconds per million
+//!   lines, the rate each tool kept up with (lines / time until its CPU went idle), and the
+//!   bans each made.
 //! - **restore**: bans in the store enforced after a start: time from the process's start to
-//!   its log saying so.
+//!   its log saying so; beside fail2ban, both tools restore the same smaller number of bans
+//!   from their own databases (fail2ban: until its action recorded the last).
 //! - **memory**: RSS with many active bans, and with many addresses that failed once.
+//!
+//! fail2ban's action is a Python one by default (in its process: what fail2ban itself
+//! costs), or a command run through a shell as iptables' and nftables' are
+//! (`--fail2ban-action command`); see `fail2ban.rs`, which also says why fail2ban's
+//! namespace needs its name servers unreachable. Every table prints fail2ban's row under
+//! banxdp's and their ratio.
 //!
 //! Every daemon runs in a network namespace of its own with a veth pair (banxdp attaches
 //! there); the addresses in the logs are text, never a network target.

@@ -1,18 +1,20 @@
 //! fail2ban 1.0.2 beside banxdp in `cargo xtask bench-daemon`: its configuration (one jail,
-//! an action that only records the time of each ban), its start inside the victim's
-//! namespace, and its restore row (bans from its own sqlite database after a restart).
+//! an action that only records the time of each ban: [`Recorder`]), its start inside the
+//! victim's namespace, and its restore row (bans from its own sqlite database after a
+//! restart).
 //!
 //! **Why it once counted nothing.** fail2ban's jails have `ignoreself = true`: before it
-//! counts the first failure of a jail it resolves its own host names (`localhost`, the
-//! hostname, the FQDN) into addresses. /etc/hosts names them for IPv4 only, so glibc asks
-//! the resolv.conf name server for the IPv6 records. The victim's namespace routes
-//! everything out of its veth to the attacker's namespace, where nothing answers: every
-//! query waits for its timeout, and the filter thread sat for about 12 s on the first line
-//! (longer than a trial). By hand, in a namespace without a default route, the same query
-//! fails at once, which is why the same configuration banned. On a real server the name
-//! server answers within milliseconds; to give fail2ban that, its namespace gets an
-//! `unreachable` route to each name server, so the lookups fail at once as they would
-//! without a route (see [`quiet_resolver`]).
+//! counts a jail's first failure it resolves its own names (`localhost`, the hostname) into
+//! addresses, IPv4 and then IPv6 (`getaddrinfo` with `AF_INET6`). /etc/hosts gives them no
+//! IPv6 address, so glibc asks the resolv.conf name server for `AAAA` records. The victim's
+//! namespace routes everything `dev eth0`, without a gateway: the kernel looks for the name
+//! server's link address on the veth, where nothing answers, and each query fails after
+//! about 3 s, twice per name: the filter thread sat 12 s on the first line, longer than a
+//! trial's 10 s, and the bench counted nothing. By hand, in a namespace without a default
+//! route, the queries fail at once, which is why the same configuration banned. On a real
+//! server the name server answers within milliseconds; to give fail2ban that, its namespace
+//! gets an `unreachable` route to each name server, so the lookups fail at once (see
+//! [`quiet_resolver`]). `ignoreself` stays on, as shipped and as banxdp has it.
 
 use std::{
     fmt::Write as _,
