@@ -4,14 +4,22 @@
 //! - **reaction**: one address's failure lines appended at 20, 200 and 2,000 lines/s with
 //!   `maxretry = 3`: how many lines were written before the ban took effect (for banxdp: the
 //!   address appeared in the pinned XDP map, polled every 100 µs; for fail2ban, with the
-//!   pyinotify backend: an action that only records the time ran), and the latency from the
-//!   write of the third line, median and p99 over the trials.
-//! - **load**: the stock sshd jail following an auth.log that grows at a fixed rate, then as
-//!   fast as it can be written: CPU seconds per million lines, and the rate each tool kept up
-//!   with (lines / time until its CPU went idle).
+//!   pyinotify backend: its only action recorded the ban), and the latency from the write
+//!   of the third line, median and p99 over the trials.
+//! - **load**: the stock sshd jail following an auth.log (stamped with the time of the run)
+//!   that grows at a fixed rate, then as fast as it can be written: CPU seconds per million
+//!   lines, the rate each tool kept up with (lines / time until its CPU went idle), and the
+//!   bans each made.
 //! - **restore**: bans in the store enforced after a start: time from the process's start to
-//!   its log saying so.
+//!   its log saying so; beside fail2ban, both tools restore the same smaller number of bans
+//!   from their own databases (fail2ban: until its action recorded the last).
 //! - **memory**: RSS with many active bans, and with many addresses that failed once.
+//!
+//! fail2ban's action is a Python one by default (in its process: what fail2ban itself
+//! costs), or a command run through a shell as iptables' and nftables' are
+//! (`--fail2ban-action command`); see `fail2ban.rs`, which also says why fail2ban's
+//! namespace needs its name servers unreachable. Every table prints fail2ban's row under
+//! banxdp's and their ratio.
 //!
 //! Every daemon runs in a network namespace of its own with a veth pair (banxdp attaches
 //! there); the addresses in the logs are text, never a network target.
@@ -35,6 +43,11 @@ use banxdp_tests::{
     netns::IFACE,
 };
 
+mod fail2ban;
+mod tables;
+
+use tables::{LoadRow, ReactionRow};
+
 /// What to measure.
 #[derive(clap::Args)]
 pub struct Options {
@@ -55,9 +68,18 @@ pub struct Options {
     /// Bans in the store for the restore test (banxdp).
     #[arg(long, default_value_t = 100_000)]
     restore: usize,
+    /// Bans restored by both tools for the restore row beside fail2ban (which takes seconds
+    /// per thousand).
+    #[arg(long, default_value_t = 2_000)]
+    fail2ban_restore: usize,
     /// Active bans, and distinct failing addresses, of the memory test.
     #[arg(long, default_value_t = 1_000_000)]
     memory: usize,
+    /// fail2ban's recording action in the reaction and load tests: `python` runs inside
+    /// fail2ban (what fail2ban itself costs), `command` through a shell per ban as its
+    /// iptables and nftables actions do. The restore table shows both.
+    #[arg(long, value_enum, default_value = "python")]
+    fail2ban_action: fail2ban::Recorder,
     /// Only banxdp (no fail2ban).
     #[arg(long)]
     no_fail2ban: bool,
@@ -211,90 +233,6 @@ fn in_map(map: &Path, address: &str) -> bool {
     table.get(&addr.octets(), 0).is_ok()
 }
 
-/// fail2ban 1.0.2 with one jail whose only action records the time of each ban.
-fn start_fail2ban(
-    topo: &Topology,
-    jail_conf: &str,
-    filters: &[(&str, &str)],
-    stock_filters: bool,
-) -> Result<Tool> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().to_path_buf();
-    if stock_filters {
-        let status = std::process::Command::new("cp")
-            .args(["-r", "/etc/fail2ban/filter.d"])
-            .arg(root.join("filter.d"))
-            .status()?;
-        ensure!(status.success(), "copying /etc/fail2ban/filter.d");
-    } else {
-        std::fs::create_dir_all(root.join("filter.d"))?;
-    }
-    std::fs::create_dir_all(root.join("action.d"))?;
-    for (name, text) in filters {
-        std::fs::write(root.join(format!("filter.d/{name}.conf")), text)?;
-    }
-    let bans = root.join("bans.txt");
-    std::fs::write(&bans, "")?;
-    std::fs::write(
-        root.join("action.d/record.conf"),
-        format!(
-            "[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionunban =\n\
-             actionban = printf '%%s <ip>\\n' \"$(date +%%s.%%N)\" >> {}\n",
-            bans.display()
-        ),
-    )?;
-    std::fs::write(
-        root.join("fail2ban.conf"),
-        format!(
-            "[Definition]\nloglevel = INFO\nlogtarget = {r}/fail2ban.log\nsocket = {r}/f2b.sock\n\
-             pidfile = {r}/f2b.pid\ndbfile = {r}/f2b.sqlite3\ndbpurgeage = 1d\n",
-            r = root.display()
-        ),
-    )?;
-    let log = root.join("app.log");
-    std::fs::write(&log, "")?;
-    std::fs::write(
-        root.join("jail.conf"),
-        jail_conf.replace("LOGPATH", &log.display().to_string()) + "action = record\n",
-    )?;
-    let args = ["-c", &root.display().to_string(), "-f", "-x", "start"];
-    let mut daemon = Daemon::start_program(
-        Path::new("/usr/bin/fail2ban-client"),
-        &topo.victim,
-        &args,
-        root.join("stderr.log"),
-    );
-    let started = Instant::now();
-    while !std::fs::read_to_string(root.join("fail2ban.log"))
-        .unwrap_or_default()
-        .contains("started")
-    {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "fail2ban did not start: {}",
-            daemon.log()
-        );
-        if let Some(status) = daemon.child.try_wait()? {
-            bail!("fail2ban exited ({status}): {}", daemon.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let recorded = bans.clone();
-    let banned = Box::new(move |address: &str| {
-        std::fs::read_to_string(&recorded)
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.ends_with(&format!(" {address}")))
-    });
-    Ok(Tool {
-        daemon,
-        dir,
-        log,
-        banned,
-        pins: None,
-    })
-}
-
 /// The reaction test's jail: both tools read it.
 fn reaction_jail(backend: &str) -> String {
     format!(
@@ -340,11 +278,10 @@ fn trial(tool: &Tool, address: &str, rate: u32) -> Result<(usize, f64)> {
             if done.load(Ordering::SeqCst) {
                 break;
             }
-            append(
-                &tool.log,
-                &format!("{} login failed for user{i} from {address}\n", iso_now()),
-            )?;
+            // The time a write starts: a ban seen before the write returns still follows it.
+            let line = format!("{} login failed for user{i} from {address}\n", iso_now());
             writes.push(unix_now());
+            append(&tool.log, &line)?;
         }
         let at = poller.join().expect("poller");
         Ok::<_, anyhow::Error>((writes, at))
@@ -376,18 +313,50 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Starts one tool in a topology of its own.
 type Starter<'a> = Box<dyn Fn() -> Result<(Topology, Tool)> + 'a>;
 
+/// `rate` trials of one tool.
+fn reaction_rows(
+    tool: &Tool,
+    name: &'static str,
+    options: &Options,
+    rows: &mut Vec<ReactionRow>,
+) -> Result<()> {
+    for (r, rate) in options.rates.iter().enumerate() {
+        let mut counts = Vec::new();
+        let mut latencies = Vec::new();
+        for t in 0..options.trials {
+            let address = format!("198.18.{}.{}", 10 + r, t + 1);
+            let (before, latency) = trial(tool, &address, *rate)
+                .with_context(|| format!("{name} at {rate}/s, {address}"))?;
+            counts.push(before);
+            latencies.push(latency);
+        }
+        counts.sort_unstable();
+        latencies.sort_by(f64::total_cmp);
+        let row = ReactionRow {
+            tool: name,
+            rate: *rate,
+            lines: (
+                counts[counts.len() / 2],
+                counts.last().copied().unwrap_or(0),
+            ),
+            latency: (percentile(&latencies, 0.5), percentile(&latencies, 0.99)),
+        };
+        eprintln!(
+            "reaction: {name} at {rate}/s: {} ({}) lines, {:.2} ms, p99 {:.2} ms",
+            row.lines.0,
+            row.lines.1,
+            row.latency.0 * 1e3,
+            row.latency.1 * 1e3
+        );
+        rows.push(row);
+    }
+    Ok(())
+}
+
 fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
-    writeln!(
-        out,
-        "\nreaction (maxretry 3; lines written before the ban, latency from the 3rd line)\n"
-    )?;
-    writeln!(
-        out,
-        "| tool | lines/s | lines before ban: median (max) | latency median | latency p99 |\n|---|---:|---:|---:|---:|"
-    )?;
     let filter = reaction_filter();
     let filters = [("bench", filter.as_str())];
-    let mut tools: Vec<(&str, Starter<'_>)> = vec![(
+    let mut tools: Vec<(&'static str, Starter<'_>)> = vec![(
         "banxdp",
         Box::new(|| {
             let topo = Topology::new(&[], &[]);
@@ -396,42 +365,25 @@ fn reaction(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
         }),
     )];
     if !options.no_fail2ban {
+        let recorder = options.fail2ban_action;
         tools.push((
-            "fail2ban 1.0.2",
-            Box::new(|| {
+            recorder.name(),
+            Box::new(move || {
                 let topo = Topology::new(&[], &[]);
-                let tool = start_fail2ban(&topo, &reaction_jail("pyinotify"), &filters, false)?;
+                let jail = reaction_jail("pyinotify");
+                let tool = fail2ban::start(&topo, &jail, &filters, false, recorder)?;
                 Ok((topo, tool))
             }),
         ));
     }
+    let mut rows = Vec::new();
     for (name, start) in &tools {
         let (_topo, tool) = start()?;
-        for (r, rate) in options.rates.iter().enumerate() {
-            let mut counts = Vec::new();
-            let mut latencies = Vec::new();
-            for t in 0..options.trials {
-                let address = format!("198.18.{}.{}", 10 + r, t + 1);
-                let (before, latency) = trial(&tool, &address, *rate)
-                    .with_context(|| format!("{name} at {rate}/s, {address}"))?;
-                counts.push(before);
-                latencies.push(latency);
-            }
-            counts.sort_unstable();
-            latencies.sort_by(f64::total_cmp);
-            writeln!(
-                out,
-                "| {name} | {rate} | {} ({}) | {:.2} ms | {:.2} ms |",
-                counts[counts.len() / 2],
-                counts.last().copied().unwrap_or(0),
-                percentile(&latencies, 0.5) * 1e3,
-                percentile(&latencies, 0.99) * 1e3
-            )?;
-            print!("{out}");
-            out.clear();
-        }
-        drop(tool);
+        reaction_rows(&tool, name, options, &mut rows)?;
     }
+    tables::reaction_table(&rows, &options.rates, out)?;
+    print!("{out}");
+    out.clear();
     Ok(())
 }
 
@@ -468,30 +420,45 @@ fn load_run(tool: &Tool, text: &[String], rate: Option<usize>) -> Result<(f64, f
     Ok((cpu_seconds(pid)? - cpu0, (last - start).as_secs_f64()))
 }
 
+/// A syslog time stamp of the local time now: `Mmm dd hh:mm:ss`.
+fn syslog_now() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: time and localtime_r write only into the values we pass.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&raw const now, &raw mut tm);
+        tm
+    };
+    let month = usize::try_from(tm.tm_mon).unwrap_or(0).min(11);
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[month], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
+    )
+}
+
+/// The generated auth.log's lines, stamped with the time now: a line older than
+/// `findtime` is dropped by banxdp, and taken as now by fail2ban 1.0.2 in operation, so
+/// the generator's October dates had the two tools doing different work.
 fn auth_lines(count: usize) -> Vec<String> {
+    let now = syslog_now();
     banxdp_tests::authlog::auth_log(count, 5_000, 7)
         .lines()
-        .map(|l| format!("{l}\n"))
+        .map(|l| format!("{now}{}\n", l.get(now.len()..).unwrap_or_default()))
         .collect()
 }
 
-#[expect(clippy::cast_precision_loss, reason = "line counts fit a double")]
 fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
-    writeln!(
-        out,
-        "\nload (stock sshd filter; the generated auth.log of bench-regex, 25% failures)\n"
-    )?;
-    writeln!(
-        out,
-        "| tool | lines | written at | CPU s | CPU s per million lines | lines/s read |\n|---|---:|---:|---:|---:|---:|"
-    )?;
     let steady = auth_lines(options.load_lines);
     let burst = auth_lines(options.burst_lines);
-    let mut rows = vec![("banxdp", true)];
+    let mut tools = vec![("banxdp", true)];
     if !options.no_fail2ban {
-        rows.push(("fail2ban 1.0.2", false));
+        tools.push((options.fail2ban_action.name(), false));
     }
-    for (name, ours) in rows {
+    let mut rows = Vec::new();
+    for (name, ours) in tools {
         let topo = Topology::new(&[], &[]);
         let tool = if ours {
             let sshd = std::fs::read_to_string("/etc/fail2ban/filter.d/sshd.conf")?;
@@ -504,23 +471,48 @@ fn load(banxdp: &Path, options: &Options, out: &mut String) -> Result<()> {
                 |_| Ok(()),
             )?
         } else {
-            start_fail2ban(&topo, &sshd_jail("pyinotify"), &[], true)?
+            fail2ban::start(
+                &topo,
+                &sshd_jail("pyinotify"),
+                &[],
+                true,
+                options.fail2ban_action,
+            )?
         };
         for (lines, rate) in [(&steady, Some(options.load_rate)), (&burst, None)] {
+            let bans = bans_so_far(&tool);
             let (cpu, wall) = load_run(&tool, lines, rate)?;
-            let written = rate.map_or_else(|| "at once".to_string(), |r| format!("{r}/s"));
-            writeln!(
-                out,
-                "| {name} | {} | {written} | {cpu:.2} | {:.2} | {:.0} |",
-                lines.len(),
-                cpu / lines.len() as f64 * 1e6,
-                lines.len() as f64 / wall
-            )?;
-            print!("{out}");
-            out.clear();
+            let row = LoadRow {
+                tool: name,
+                lines: lines.len(),
+                rate,
+                cpu,
+                wall,
+                bans: bans_so_far(&tool) - bans,
+            };
+            eprintln!(
+                "load: {name}, {} lines at {}: {cpu:.2} CPU s in {wall:.2} s, {} bans",
+                row.lines,
+                row.written(),
+                row.bans
+            );
+            rows.push(row);
         }
     }
+    tables::load_table(&rows, out)?;
+    print!("{out}");
+    out.clear();
     Ok(())
+}
+
+/// Bans the tool made so far: banxdp's `[JAIL] Ban ADDRESS` log lines, the addresses
+/// fail2ban's action recorded.
+fn bans_so_far(tool: &Tool) -> usize {
+    if tool.pins.is_some() {
+        tool.daemon.log().matches("] Ban ").count()
+    } else {
+        fail2ban::recorded(&tool.dir.path().join("bans.txt")).len()
+    }
 }
 
 /// Writes `count` active bans of jail `bench` into the store at `db`.
@@ -636,6 +628,10 @@ pub fn run(options: &Options) -> Result<()> {
         load(&banxdp, options, &mut out)?;
     }
     if part("restore") {
+        // fail2ban's row first: it stands whatever banxdp's larger counts do.
+        if !options.no_fail2ban {
+            fail2ban::restore(&banxdp, options, &mut out)?;
+        }
         restore_and_memory(&banxdp, options, &mut out)?;
     }
     Ok(())
