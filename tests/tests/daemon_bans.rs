@@ -222,6 +222,47 @@ fn bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them() {
     assert!(daemon.stop(), "{}", daemon.log());
 }
 
+/// fail2ban's operation mode: a line dated far from the present that was written while the
+/// log was followed happened now (its log's time zone or clock is wrong), where the same
+/// line found on the way to the log's end at start is old, and does not count.
+#[test]
+fn a_new_line_with_an_odd_date_counts_now_and_an_old_one_at_start_does_not() {
+    if !privileged("a_new_line_with_an_odd_date_counts_now_and_an_old_one_at_start_does_not") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("600");
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let two_hours_ago = banxdp::filter::report::iso8601(i64::try_from(secs).unwrap() - 7200);
+    let odd = |source: &str| -> Vec<String> {
+        (0..3)
+            .map(|i| format!("{two_hours_ago} login failed for user{i} from {source}"))
+            .collect()
+    };
+    setup.append("app.log", &odd(BYSTANDER));
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.append("app.log", &odd(ATTACKER));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    assert!(
+        daemon.log().contains("taken as happening now"),
+        "the odd date is reported: {}",
+        daemon.log()
+    );
+    let listed = text(&setup.client(&["list"]));
+    assert!(listed.contains(ATTACKER), "{listed}");
+    assert!(
+        !listed.contains(BYSTANDER),
+        "old lines read at start do not count: {listed}"
+    );
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+}
+
 #[test]
 fn without_a_daemon_a_client_command_says_so_and_exits_1() {
     let setup = Setup::new("", "");

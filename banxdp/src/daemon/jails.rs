@@ -39,7 +39,12 @@ pub struct JailRun {
     scanner: Scanner,
     pub state: Jail,
     zone: Zone,
+    /// When the jail last warned of a line dated far from the present.
+    odd_date_warned: i64,
 }
+
+/// How far from the present (seconds) a new line's date may be before it is taken as wrong.
+const ODD_DATE: i64 = 60;
 
 impl JailRun {
     /// The failures of one scanned line through the jail's state machine: the bans it
@@ -69,6 +74,30 @@ impl JailRun {
                 }
             }
         }
+    }
+
+    /// A line written while its file was followed, dated more than [`ODD_DATE`] away from
+    /// the present, happened now: its date is wrong (a log in another time zone than the
+    /// jail's `logtimezone`, a clock off), as fail2ban reads such lines, saying so once a day.
+    fn in_operation(&mut self, scanned: &mut crate::filter::Scanned, line: &str, now: i64) {
+        let Some(time) = scanned.time.filter(|t| (t - now).abs() > ODD_DATE) else {
+            return;
+        };
+        scanned.time = Some(now);
+        if scanned.failures.is_empty() || self.odd_date_warned > now - 86_400 {
+            return;
+        }
+        self.odd_date_warned = now;
+        let (off, side) = if time < now {
+            (now - time, "before")
+        } else {
+            (time - now, "after")
+        };
+        tracing::warn!(
+            "[{}] a new line is dated {off} s {side} the present: taken as happening now, as \
+             fail2ban does (check the jail's logtimezone and the clocks; said once a day): {line}",
+            self.config.name
+        );
     }
 
     #[must_use]
@@ -277,6 +306,7 @@ impl Jails {
             scanner,
             state,
             zone,
+            odd_date_warned: i64::MIN,
         });
     }
 
@@ -404,7 +434,10 @@ impl Jails {
                 zone: run.zone,
             };
             for line in &batch.lines {
-                let scanned = run.scanner.line(line, &clock);
+                let mut scanned = run.scanner.line(line, &clock);
+                if batch.in_operation {
+                    run.in_operation(&mut scanned, line, now);
+                }
                 run.decide(&scanned, line, now, &mut decided);
             }
         }
@@ -531,6 +564,7 @@ impl Jails {
                             scanner,
                             state,
                             zone: zone(c),
+                            odd_date_warned: i64::MIN,
                         });
                     }
                     Err(message) => {
@@ -562,6 +596,7 @@ impl Jails {
                             scanner,
                             state,
                             zone: zone(c),
+                            odd_date_warned: i64::MIN,
                         });
                     }
                     Err(message) => tracing::error!("{message}; the jail is disabled"),

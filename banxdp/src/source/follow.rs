@@ -73,6 +73,11 @@ pub struct Batch {
     pub lines: Vec<String>,
     /// The position after these lines, for the store.
     pub position: Position,
+    /// The lines were written while the file was followed: its end had been reached once
+    /// before them. Lines read on the way to the end (what was written while the daemon was
+    /// down) are not: fail2ban's "operation mode", where a line dated far from the present
+    /// is taken to have happened now.
+    pub in_operation: bool,
 }
 
 /// Intervals of the follower's clock (tokio's, so tests can pause it).
@@ -154,6 +159,10 @@ impl Events {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "four independent facts about one file, each read on its own"
+)]
 struct Followed {
     tail: FileTail,
     specs: Arc<[usize]>,
@@ -162,6 +171,8 @@ struct Followed {
     missing: bool,
     dirty: bool,
     failing: Option<std::io::ErrorKind>,
+    /// Its end has been reached once (see [`Batch::in_operation`]).
+    in_operation: bool,
 }
 
 /// Follows the files of every jail; see the module documentation.
@@ -387,6 +398,7 @@ impl Follower {
                     specs: followed.specs,
                     lines,
                     position: Position::default(),
+                    in_operation: followed.in_operation,
                 });
             }
         }
@@ -450,6 +462,7 @@ impl Follower {
             missing: false,
             dirty: true,
             failing,
+            in_operation: false,
         })
     }
 
@@ -507,10 +520,12 @@ fn std_now() -> std::time::Instant {
 /// Reads one file's next batch; logs a failure once per kind of failure.
 fn read(followed: &mut Followed, now: std::time::Instant, grace: Duration) -> Option<Batch> {
     let mut lines = Vec::new();
+    let in_operation = followed.in_operation;
     match followed.tail.read(BATCH_BYTES, &mut lines, now, grace) {
         Ok(more) => {
             followed.dirty = more;
             followed.failing = None;
+            followed.in_operation |= !more;
         }
         Err(e) => {
             if followed.failing != Some(e.kind()) {
@@ -525,6 +540,7 @@ fn read(followed: &mut Followed, now: std::time::Instant, grace: Duration) -> Op
         specs: Arc::clone(&followed.specs),
         lines,
         position: followed.tail.position(),
+        in_operation,
     })
 }
 
