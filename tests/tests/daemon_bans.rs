@@ -263,6 +263,61 @@ fn a_new_line_with_an_odd_date_counts_now_and_an_old_one_at_start_does_not() {
     assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
 }
 
+/// `ignorecommand` runs off the event loop: while it takes its time over one decided ban,
+/// the daemon answers its socket; its exit status 0 spares the address, 1 lets the ban be.
+#[test]
+fn ignorecommand_decides_without_stalling_the_daemon() {
+    if !privileged("ignorecommand_decides_without_stalling_the_daemon") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("600");
+    let check = setup.path("check.sh");
+    std::fs::write(
+        &check,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\nsleep 3\n[ \"$1\" = {BYSTANDER} ]\n",
+            setup.path("asked.txt").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &check,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let jail = std::fs::read_to_string(setup.path("jail.conf")).unwrap();
+    std::fs::write(
+        setup.path("jail.conf"),
+        format!("{jail}ignorecommand = {} <ip>\n", check.display()),
+    )
+    .unwrap();
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.append("app.log", &failures(BYSTANDER, 3));
+    setup.append("app.log", &failures(ATTACKER, 3));
+    eventually("the command asked for both", || {
+        std::fs::read_to_string(setup.path("asked.txt"))
+            .is_ok_and(|asked| asked.contains(ATTACKER) && asked.contains(BYSTANDER))
+    });
+    // Both commands are sleeping now: the daemon still answers at once.
+    let asked = Instant::now();
+    let pong = setup.client(&["ping"]);
+    assert!(pong.status.success(), "{}", text(&pong));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "ping took {:?} while ignorecommand ran",
+        asked.elapsed()
+    );
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    daemon.wait_for_log(&format!("[web] Ignore {BYSTANDER} by command"));
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+    let listed = text(&setup.client(&["list"]));
+    assert!(!listed.contains(BYSTANDER), "{listed}");
+}
+
 #[test]
 fn without_a_daemon_a_client_command_says_so_and_exits_1() {
     let setup = Setup::new("", "");

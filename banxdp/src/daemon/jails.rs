@@ -23,13 +23,24 @@ use crate::{
         Scanner,
         date::{Clock, Zone},
     },
-    jail::{self, Decision, Env, Jail, JailParams, Services, Verdict},
+    jail::{
+        self, Decision, Env, IgnoreCommand, IgnoreCommandError, Jail, JailParams, Services, Verdict,
+    },
     source::{Batch, Encoding, FollowSpec, JailSource, JournalSpec, Position},
     store::{LogPosition, Store},
 };
 
 /// How long `ignorecommand` may run before the failure counts anyway.
 const IGNORECOMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `command` on a decided ban's address, bounded by [`IGNORECOMMAND_TIMEOUT`]: blocking,
+/// so the daemon calls it on a thread of tokio's blocking pool.
+pub fn ask_ignorecommand(
+    command: &IgnoreCommand,
+    target: IpNet,
+) -> Result<Verdict, IgnoreCommandError> {
+    command.check(target.addr(), IGNORECOMMAND_TIMEOUT)
+}
 
 /// One jail at work.
 pub struct JailRun {
@@ -467,17 +478,25 @@ impl Jails {
         self.runs.iter().filter_map(|r| r.journal.clone()).collect()
     }
 
-    /// Runs the jail's `ignorecommand` on a decided ban; true when it spares the target.
-    pub fn spared_by_command(&mut self, name: &str, target: IpNet) -> bool {
-        let Some(run) = self.get_mut(name) else {
-            return false;
-        };
-        let Some(command) = run.state.params().ignorecommand.clone() else {
-            return false;
-        };
-        match command.check(target.addr(), IGNORECOMMAND_TIMEOUT) {
+    /// The jail's `ignorecommand`, which a decided ban waits for (off the event loop).
+    #[must_use]
+    pub fn ignorecommand(&self, name: &str) -> Option<IgnoreCommand> {
+        self.get(name)?.state.params().ignorecommand.clone()
+    }
+
+    /// What a jail's `ignorecommand` said of a decided ban (see [`ask_ignorecommand`]); true
+    /// when it spares the target, which the jail then forgets as banned.
+    pub fn command_said(
+        &mut self,
+        name: &str,
+        target: IpNet,
+        said: &Result<Verdict, IgnoreCommandError>,
+    ) -> bool {
+        match said {
             Ok(Verdict::Ignore) => {
-                run.state.spared(target);
+                if let Some(run) = self.get_mut(name) {
+                    run.state.spared(target);
+                }
                 tracing::info!(
                     "[{name}] Ignore {} by command",
                     crate::control::proto::target_text(&target)

@@ -185,6 +185,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let server = tokio::spawn(server::run(listener, calls, async move {
         let _ = server_stopped.await;
     }));
+    let (asked, answers) = mpsc::unbounded_channel();
     let mut state = State {
         settings,
         jails,
@@ -193,8 +194,9 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         reread,
         notifier,
         why_not_xdp: chosen.why_not_xdp,
+        asked,
     };
-    let end = state.serve(call_rx, journal_rx).await;
+    let end = state.serve(call_rx, journal_rx, answers).await;
     let _ = stop_server.send(());
     let _ = server.await;
     state.finish(&end)
@@ -250,7 +252,16 @@ struct State {
     notifier: notify::Notifier,
     /// Why bans do not go through XDP, when they do not (`status` says it).
     why_not_xdp: Option<String>,
+    /// Where a jail's `ignorecommand`, run off the loop, answers for a decided ban.
+    asked: mpsc::UnboundedSender<Asked>,
 }
+
+/// A decided ban with its jail's `ignorecommand`'s answer.
+type Asked = (
+    String,
+    crate::jail::Decision,
+    Result<crate::jail::Verdict, crate::jail::IgnoreCommandError>,
+);
 
 impl State {
     /// The event loop: lines, calls, expiries and signals, one at a time.
@@ -258,6 +269,7 @@ impl State {
         &mut self,
         mut calls: mpsc::Receiver<Call>,
         mut journal: mpsc::Receiver<(String, JournalEntry)>,
+        mut answers: mpsc::UnboundedReceiver<Asked>,
     ) -> End {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -289,6 +301,11 @@ impl State {
                         return end;
                     }
                 }
+                Some((jail, decision, said)) = answers.recv() => {
+                    if !self.jails.command_said(&jail, decision.target, &said) {
+                        self.place_decided(&jail, decision);
+                    }
+                }
                 () = tokio::time::sleep(sleep) => self.expire(),
                 _ = tidy.tick() => self.jails.expire_failures(unix_now()),
             }
@@ -308,15 +325,27 @@ impl State {
         }
     }
 
-    /// Enforces the bans the jails decided, unless `ignorecommand` spares them.
+    /// Enforces the bans the jails decided. A jail with an `ignorecommand` asks it first, on
+    /// a thread of its own: the loop goes on with other lines, calls and expiries meanwhile,
+    /// and places the ban when the answer comes (see `serve`).
     fn enforce(&mut self, decided: Vec<(String, crate::jail::Decision)>) {
         for (jail, decision) in decided {
-            if self.jails.spared_by_command(&jail, decision.target) {
-                continue;
+            match self.jails.ignorecommand(&jail) {
+                Some(command) => {
+                    let asked = self.asked.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let said = jails::ask_ignorecommand(&command, decision.target);
+                        let _ = asked.send((jail, decision, said));
+                    });
+                }
+                None => self.place_decided(&jail, decision),
             }
-            if let Err(error) = self.place(&jail, decision) {
-                tracing::error!("[{jail}] cannot ban: {:#}", anyhow::Error::from(error));
-            }
+        }
+    }
+
+    fn place_decided(&mut self, jail: &str, decision: crate::jail::Decision) {
+        if let Err(error) = self.place(jail, decision) {
+            tracing::error!("[{jail}] cannot ban: {:#}", anyhow::Error::from(error));
         }
     }
 
