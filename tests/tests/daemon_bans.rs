@@ -399,6 +399,70 @@ fn a_journal_jail_bans_from_the_systemd_journal() {
     assert!(daemon.stop(), "{}", daemon.log());
 }
 
+/// A reload starts the journal reader of a jail it adds, and keeps the reader of a journal
+/// jail it leaves as it was: no entry is read twice (two failures stay two, under maxretry 3).
+#[test]
+fn a_reload_starts_a_new_journal_jail_and_reads_no_entry_twice() {
+    if !privileged("a_reload_starts_a_new_journal_jail_and_reads_no_entry_twice") {
+        return;
+    }
+    if !std::path::Path::new("/lib/systemd/systemd-journal-remote").exists() {
+        assert!(
+            std::env::var_os("BANXDP_REQUIRE_PRIVILEGED").is_none(),
+            "CI installs systemd-journal-remote"
+        );
+        eprintln!("skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)");
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = Setup::new("", "");
+    let early = journal_with_failures(setup.dir.path(), BYSTANDER, 2);
+    let later_dir = setup.path("later");
+    std::fs::create_dir(&later_dir).unwrap();
+    let later = journal_with_failures(&later_dir, ATTACKER, 3);
+    let jail = |name: &str, journal: &std::path::Path| {
+        format!(
+            "[{name}]\nenabled = true\nfilter = sshd[mode=normal]\n\
+             backend = systemd[journalfiles={}]\njournalmatch = _SYSTEMD_UNIT=ssh.service\n\
+             maxretry = 3\nfindtime = 600\nbantime = 600\nport = 7000\nprotocol = udp\n",
+            journal.display()
+        )
+    };
+    std::fs::write(setup.path("jail.conf"), jail("early", &early)).unwrap();
+    setup.filter("sshd", include_str!("../../config/filter.d/sshd.conf"));
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("jail `early`: reading the journal");
+    eventually("two failures counted", || {
+        text(&setup.client(&["status", "early"])).contains("Total failed:\t2")
+    });
+    std::fs::write(
+        setup.path("jail.conf"),
+        format!("{}{}", jail("early", &early), jail("late", &later)),
+    )
+    .unwrap();
+    let reloaded = setup.client(&["reload"]);
+    assert!(reloaded.status.success(), "{}", text(&reloaded));
+    daemon.wait_for_log("jail `late`: reading the journal");
+    daemon.wait_for_log(&format!("[late] Ban {ATTACKER}"));
+    let status = text(&setup.client(&["status", "early"]));
+    assert!(status.contains("Total failed:\t2"), "read twice: {status}");
+    assert_eq!(
+        daemon
+            .log()
+            .matches("jail `early`: reading the journal")
+            .count(),
+        1,
+        "the unchanged reader was kept: {}",
+        daemon.log()
+    );
+    assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), 0);
+    assert_eq!(topo.udp_delivered(BYSTANDER, 7000, N), N);
+}
+
 #[test]
 fn where_bpf_fails_the_daemon_bans_through_nftables_and_says_why() {
     if !privileged("where_bpf_fails_the_daemon_bans_through_nftables_and_says_why") {

@@ -15,6 +15,7 @@
 mod backend;
 mod bans;
 mod jails;
+mod journals;
 mod notify;
 mod requests;
 pub mod xdp;
@@ -26,10 +27,12 @@ use std::{
 
 use tokio::sync::mpsc;
 
+use journals::Journals;
+
 use crate::{
     config::{Settings, duration::parse_seconds, jails::JailConfig, settings::Backend},
     control::server::{self, Call},
-    source::{Batch, Follower, JournalEntry, JournalSource},
+    source::{Batch, Follower},
     store::{self, Store, Writer, WriterOptions},
 };
 
@@ -179,7 +182,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let positions = jails.positions(&store)?;
     drop(store);
     let follower = Follower::new(jails.follow_specs(), positions)?;
-    let journal_rx = spawn_journals(&jails);
+    let (journals, journal_rx) = Journals::start(jails.journals());
     let (calls, call_rx) = mpsc::channel(64);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(listener, calls, async move {
@@ -195,51 +198,12 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         notifier,
         why_not_xdp: chosen.why_not_xdp,
         asked,
+        journals,
     };
     let end = state.serve(call_rx, journal_rx, answers).await;
     let _ = stop_server.send(());
     let _ = server.await;
     state.finish(&end)
-}
-
-/// One task per journal jail, each forwarding its entries; a jail whose journal cannot be
-/// read is reported, and the others run.
-fn spawn_journals(jails: &Jails) -> mpsc::Receiver<(String, JournalEntry)> {
-    let (entries, receiver) = mpsc::channel(1024);
-    for spec in jails.journals() {
-        let jail = spec.jail.clone();
-        let mut source = match JournalSource::spawn(&spec) {
-            Ok(source) => source,
-            Err(error) => {
-                tracing::error!("{error}; the jail reads nothing");
-                continue;
-            }
-        };
-        tracing::info!("jail `{jail}`: reading the journal");
-        let entries = entries.clone();
-        tokio::spawn(async move {
-            loop {
-                match source.next().await {
-                    Ok(Some(entry)) => {
-                        if entries.send((jail.clone(), entry)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => {
-                        tracing::warn!(
-                            "jail `{jail}`: journalctl ended; the jail reads nothing more"
-                        );
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::error!("{error}; the jail reads nothing more");
-                        return;
-                    }
-                }
-            }
-        });
-    }
-    receiver
 }
 
 /// Everything the loop owns.
@@ -254,6 +218,8 @@ struct State {
     why_not_xdp: Option<String>,
     /// Where a jail's `ignorecommand`, run off the loop, answers for a decided ban.
     asked: mpsc::UnboundedSender<Asked>,
+    /// The journal jails' readers.
+    journals: Journals,
 }
 
 /// A decided ban with its jail's `ignorecommand`'s answer.
@@ -268,7 +234,7 @@ impl State {
     async fn serve(
         &mut self,
         mut calls: mpsc::Receiver<Call>,
-        mut journal: mpsc::Receiver<(String, JournalEntry)>,
+        mut journal: mpsc::Receiver<journals::Tagged>,
         mut answers: mpsc::UnboundedReceiver<Asked>,
     ) -> End {
         use tokio::signal::unix::{SignalKind, signal};
@@ -291,7 +257,10 @@ impl State {
                     self.reload(None);
                 }
                 batch = self.follower.next() => self.lines(&batch),
-                Some((jail, entry)) = journal.recv() => {
+                Some((jail, generation, entry)) = journal.recv() => {
+                    if !self.journals.accept(&jail, generation, &entry) {
+                        continue;
+                    }
                     let now = unix_now();
                     let decided = self.jails.journal_line(&jail, &entry.line, entry.realtime_us, now);
                     self.enforce(decided);

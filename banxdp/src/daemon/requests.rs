@@ -246,6 +246,7 @@ impl State {
             Ok(summary) => summary,
             Err(message) => return error(message),
         };
+        self.journals.reconcile(self.jails.journals());
         if self.jails.follow_specs() != specs {
             // New files to follow: a new follower, resuming where the store says every file
             // was left (written out first).
