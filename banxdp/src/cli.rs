@@ -357,7 +357,9 @@ fn run(
     }
     let all = settings.enforce.backend == config::settings::Backend::Actions;
     let actions = jail_actions(&read, all);
-    let reread = Box::new(move || read_jails(dir.as_deref()).map(|read| runnable(&read)));
+    let reread = Box::new(move || {
+        read_jails(dir.as_deref()).map(|read| (runnable(&read), jail_actions(&read, all)))
+    });
     let options = daemon::Options {
         settings,
         jails,

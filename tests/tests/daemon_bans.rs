@@ -318,6 +318,55 @@ fn ignorecommand_decides_without_stalling_the_daemon() {
     assert!(!listed.contains(BYSTANDER), "{listed}");
 }
 
+/// A reload replaces a jail's notification actions whose definition changed (the old set's
+/// `actionstop` runs, then the new set's `actionstart`, and new bans go to it), and leaves
+/// running a set configured as before.
+#[test]
+fn a_reload_replaces_changed_actions_and_keeps_the_others() {
+    if !privileged("a_reload_replaces_changed_actions_and_keeps_the_others") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("600");
+    let record = |file: &str| {
+        format!(
+            "[Definition]\nactionstart = echo start >> {0}\nactionstop = echo stop >> {0}\n\
+             actioncheck =\nactionban = echo \"ban <ip>\" >> {0}\nactionunban =\n",
+            setup.path(file).display()
+        )
+    };
+    std::fs::write(setup.path("action.d/record.conf"), record("first.txt")).unwrap();
+    let read = |file: &str| std::fs::read_to_string(setup.path(file)).unwrap_or_default();
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    eventually("the first set started", || read("first.txt") == "start\n");
+
+    std::fs::write(setup.path("action.d/record.conf"), record("second.txt")).unwrap();
+    let reloaded = setup.client(&["reload"]);
+    assert!(reloaded.status.success(), "{}", text(&reloaded));
+    eventually("the old set stopped and the new one started", || {
+        read("first.txt") == "start\nstop\n" && read("second.txt") == "start\n"
+    });
+    setup.append("app.log", &failures(ATTACKER, 3));
+    eventually("the new set bans", || {
+        read("second.txt") == format!("start\nban {ATTACKER}\n")
+    });
+
+    let again = setup.client(&["reload"]);
+    assert!(again.status.success(), "{}", text(&again));
+    setup.append("app.log", &failures(BYSTANDER, 3));
+    eventually("the kept set bans", || {
+        read("second.txt") == format!("start\nban {ATTACKER}\nban {BYSTANDER}\n")
+    });
+    assert_eq!(read("first.txt"), "start\nstop\n");
+    assert!(daemon.stop(), "{}", daemon.log());
+    assert_eq!(
+        read("second.txt"),
+        format!("start\nban {ATTACKER}\nban {BYSTANDER}\nstop\n")
+    );
+}
+
 #[test]
 fn without_a_daemon_a_client_command_says_so_and_exits_1() {
     let setup = Setup::new("", "");

@@ -243,6 +243,13 @@ impl ActionSet {
         &self.jail
     }
 
+    /// What the set was configured as (see `Action::definition`): a reload keeps a set
+    /// whose definition is unchanged running, without stopping and starting its actions.
+    #[must_use]
+    pub fn definition(&self) -> Vec<String> {
+        self.actions.iter().map(Action::definition).collect()
+    }
+
     /// The actions' names, in the jail's order.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {

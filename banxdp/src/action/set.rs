@@ -127,6 +127,21 @@ impl Action {
         &self.name
     }
 
+    /// What the action was configured as (its name, properties and options), apart from
+    /// what has run: equal for two reads of an unchanged configuration.
+    #[must_use]
+    pub fn definition(&self) -> String {
+        format!(
+            "{}|{:?}|{:?}|{}|{}|{}",
+            self.name,
+            self.props,
+            self.timeout,
+            self.on_demand,
+            self.norestored,
+            self.repair_on_unban
+        )
+    }
+
     /// Whether a restored ban skips this action.
     #[must_use]
     pub fn norestored(&self) -> bool {

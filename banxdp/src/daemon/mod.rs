@@ -67,7 +67,7 @@ pub struct Options {
     /// The jails read from the configuration, each checked (`JailConfig::resolve`).
     pub jails: Vec<JailConfig>,
     /// Reads the jails again for `reload` (the configuration directory chosen at start).
-    pub reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+    pub reread: Box<dyn Fn() -> Option<Reread> + Send>,
     /// Each jail's actions that are not firewall actions (mail, reporting): they run as
     /// action.d commands beside the backend that enforces the bans.
     pub actions: Vec<crate::action::ActionSet>,
@@ -206,13 +206,17 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     state.finish(&end)
 }
 
+/// The configuration read again for a reload: the jails to run, and each jail's actions
+/// that run as commands.
+pub type Reread = (Vec<JailConfig>, Vec<crate::action::ActionSet>);
+
 /// Everything the loop owns.
 struct State {
     settings: Settings,
     jails: Jails,
     bans: Bans,
     follower: Follower,
-    reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
+    reread: Box<dyn Fn() -> Option<Reread> + Send>,
     notifier: notify::Notifier,
     /// Why bans do not go through XDP, when they do not (`status` says it).
     why_not_xdp: Option<String>,

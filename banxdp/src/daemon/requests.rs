@@ -236,7 +236,7 @@ impl State {
     /// Reads the configuration again and replaces the jails (all, or `only`), keeping every
     /// active ban of a jail that still exists.
     pub(super) fn reload(&mut self, only: Option<&str>) -> Reply {
-        let Some(configs) = (self.reread)() else {
+        let Some((configs, actions)) = (self.reread)() else {
             return error(
                 "the configuration cannot be read; nothing changed (see the daemon's log)",
             );
@@ -247,6 +247,10 @@ impl State {
             Err(message) => return error(message),
         };
         self.journals.reconcile(self.jails.journals());
+        // With `backend = actions` the actions are the backend, built once at start.
+        if self.settings.enforce.backend != crate::config::settings::Backend::Actions {
+            self.notifier.replace(actions, only);
+        }
         if self.jails.follow_specs() != specs {
             // New files to follow: a new follower, resuming where the store says every file
             // was left (written out first).
