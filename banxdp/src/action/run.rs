@@ -1,27 +1,22 @@
-//! Running one action command: `sh -c SCRIPT banxdp-action ARGS...` in its own process
-//! group, with its output captured, killed (the whole group) when it outlives its timeout.
+//! Running one action command: `sh -c SCRIPT banxdp-action ARGS...`, through the one process
+//! runner (`enforce::exec::run_process`): in its own process group, with its output captured,
+//! killed (the whole group) when it outlives its timeout.
 //!
-//! The only place in `action` that starts processes. Blocking by design: fail2ban runs an
-//! action's commands one after the other, and the daemon calls enforcers from a blocking
-//! context. Nothing here looks at what the command means.
+//! Blocking by design: fail2ban runs an action's commands one after the other, and the daemon
+//! calls enforcers from a blocking context. Nothing here looks at what the command means.
 
 use std::{
-    io::Read,
-    os::unix::process::{CommandExt as _, ExitStatusExt as _},
+    os::unix::process::ExitStatusExt as _,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
-    thread,
-    time::{Duration, Instant},
+    process::{Command, ExitStatus},
+    time::Duration,
 };
 
 use super::tags::Script;
+use crate::enforce::exec::{Ran, run_process};
 
 /// How long a command may take when the action does not say (fail2ban's `timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// After the timeout, how long the group has between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_millis(500);
 
 /// Output kept from a command, per stream, for logs and errors.
 const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -57,8 +52,6 @@ pub enum RunError {
     },
     #[error("still running after {0:?}; its process group was killed")]
     Timeout(Duration, Box<Finished>),
-    #[error("cannot wait for the command")]
-    Wait(#[source] std::io::Error),
 }
 
 /// Starts shell scripts.
@@ -88,32 +81,22 @@ impl Shell {
             .arg(&script.text)
             .arg("banxdp-action")
             .args(&script.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that a timeout ends what the script started too.
-            .process_group(0);
-        let mut child = command.spawn().map_err(|source| RunError::Spawn {
-            shell: self.path.clone(),
-            source,
-        })?;
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let waited = wait_until(&mut child, Instant::now() + timeout);
-        let timed_out = matches!(waited, Ok(None));
-        let status = match waited {
-            Ok(Some(status)) => status,
-            Ok(None) => kill_group(&mut child)?,
-            Err(e) => {
-                let _ = kill_group(&mut child);
-                return Err(RunError::Wait(e));
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let Ran {
+            status,
+            stdout,
+            stderr,
+            timed_out,
+        } = run_process(command, None, timeout, OUTPUT_LIMIT).map_err(|source| {
+            RunError::Spawn {
+                shell: self.path.clone(),
+                source,
             }
-        };
+        })?;
         let finished = Finished {
             status,
-            stdout: stdout.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
-            stderr: stderr.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
+            stdout,
+            stderr,
         };
         if timed_out {
             return Err(RunError::Timeout(timeout, Box::new(finished)));
@@ -122,67 +105,10 @@ impl Shell {
     }
 }
 
-/// How long to wait for the rest of the output once the command has exited (a process it
-/// left in the background may hold the pipes open).
-const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-
-/// Reads a pipe to its end on a thread (both pipes at once, or a chatty command blocks).
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let Some(mut pipe) = pipe else {
-            let _ = tx.send(String::new());
-            return;
-        };
-        let mut kept = Vec::new();
-        let mut buf = [0_u8; 8192];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
-        }
-        let _ = tx.send(String::from_utf8_lossy(&kept).into_owned());
-    });
-    rx
-}
-
-/// Polls the child until it exits or `deadline` passes (`Ok(None)`), sleeping a little
-/// longer each time: most commands end within milliseconds.
-fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
-    let mut pause = Duration::from_micros(200);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// Ends the child's process group: SIGTERM, then SIGKILL after a grace period.
-fn kill_group(child: &mut Child) -> Result<ExitStatus, RunError> {
-    let group = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    // SAFETY: `kill` with a negative pid signals the group the child leads (it was started
-    // with `process_group(0)`); no memory is involved.
-    unsafe { libc::kill(-group, libc::SIGTERM) };
-    if let Some(status) = wait_until(child, Instant::now() + KILL_GRACE).map_err(RunError::Wait)? {
-        // SAFETY: as above; what the script left behind in the group goes too.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
-        return Ok(status);
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-group, libc::SIGKILL) };
-    child.wait().map_err(RunError::Wait)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::{thread, time::Instant};
+
     use super::*;
 
     fn script(text: &str, args: &[&str]) -> Script {

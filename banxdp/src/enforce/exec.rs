@@ -6,11 +6,17 @@
 //! involved: arguments reach the program as they are. The executor may prefix every argv (for
 //! example `ip netns exec NAME`, which tests and benchmarks use to act on a namespace of their
 //! own); it reads no configuration and keeps no state.
+//!
+//! Under both, [`run_process`] is where every process banxdp starts for a backend or an
+//! action runs: its own process group, which a timeout ends whole, its input fed and its
+//! output read on threads of their own. `action::run` starts action.d shell scripts with it.
 
 use std::{
     fmt,
     io::{self, Write as _},
+    os::unix::process::CommandExt as _,
     process::{Child, ExitStatus, Stdio},
+    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -138,59 +144,121 @@ impl Executor {
         let Some((program, rest)) = argv.split_first() else {
             return Err(ExecError::Empty { command: name() });
         };
-        let mut child = std::process::Command::new(program)
-            .args(rest)
-            .stdin(if command.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| ExecError::Spawn {
+        let mut process = std::process::Command::new(program);
+        process.args(rest);
+        let ran = run_process(process, command.stdin.clone(), self.timeout, usize::MAX).map_err(
+            |source| ExecError::Spawn {
                 command: name(),
                 source,
-            })?;
-        let feeder = command.stdin.clone().and_then(|input| {
-            let mut pipe = child.stdin.take()?;
-            // A closed pipe (the program exited early) shows in its status, not here.
-            Some(thread::spawn(move || drop(pipe.write_all(&input))))
-        });
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let status = wait(&mut child, self.timeout).map_err(|source| ExecError::Spawn {
-            command: name(),
-            source,
-        })?;
-        if let Some(feeder) = feeder {
-            let _ = feeder.join();
+            },
+        )?;
+        if ran.timed_out {
+            return Err(ExecError::Timeout {
+                command: name(),
+                timeout: self.timeout,
+            });
         }
-        let output = Output {
-            stdout: stdout.join().unwrap_or_default(),
-            stderr: stderr.join().unwrap_or_default(),
-        };
-        status.map(|s| (s, output)).ok_or(ExecError::Timeout {
-            command: name(),
-            timeout: self.timeout,
-        })
+        let Ran {
+            status,
+            stdout,
+            stderr,
+            ..
+        } = ran;
+        Ok((status, Output { stdout, stderr }))
     }
 }
 
-/// Reads a pipe to its end on a thread of its own, so that neither pipe can fill and block.
-fn drain(pipe: Option<impl io::Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+/// A process run by [`run_process`], to its end or to its timeout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// It outlived its timeout, and its process group was ended.
+    pub timed_out: bool,
+}
+
+/// After a timeout, how long the group has between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// How long to wait for the rest of the output once the process has exited (a process it
+/// left in the background may hold the pipes open).
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// Runs `process` (its standard streams are set here) in a process group of its own, feeding
+/// it `stdin` and keeping up to `limit` bytes of each output. Past `timeout` the whole group is
+/// ended (SIGTERM, then SIGKILL after a grace period), so what a script started goes too.
+/// `Err` only when it cannot be started or waited for.
+pub fn run_process(
+    mut process: std::process::Command,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+    limit: usize,
+) -> io::Result<Ran> {
+    process
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = process.spawn()?;
+    let feeder = stdin.and_then(|input| {
+        let mut pipe = child.stdin.take()?;
+        // A closed pipe (the program exited early) shows in its status, not here.
+        Some(thread::spawn(move || drop(pipe.write_all(&input))))
+    });
+    let stdout = drain(child.stdout.take(), limit);
+    let stderr = drain(child.stderr.take(), limit);
+    let waited = match wait_until(&mut child, Instant::now() + timeout) {
+        Ok(waited) => waited,
+        Err(e) => {
+            let _ = end_group(&mut child);
+            return Err(e);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let timed_out = waited.is_none();
+    let status = match waited {
+        Some(status) => status,
+        None => end_group(&mut child)?,
+    };
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Ok(Ran {
+        status,
+        stdout: stdout.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
+        stderr: stderr.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
+        timed_out,
     })
 }
 
-/// Waits for `child` up to `timeout`; kills it and returns `None` when it runs longer.
-fn wait(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
+/// Reads a pipe to its end on a thread of its own (both pipes at once, or a chatty process
+/// blocks), keeping its first `limit` bytes.
+fn drain(pipe: Option<impl io::Read + Send + 'static>, limit: usize) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let mut buf = [0_u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&kept).into_owned());
+    });
+    rx
+}
+
+/// Polls the child until it exits or `deadline` passes (`Ok(None)`), sleeping a little
+/// longer each time: most commands end within milliseconds.
+fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitStatus>> {
     let mut pause = Duration::from_micros(200);
     loop {
         if let Some(status) = child.try_wait()? {
@@ -198,12 +266,25 @@ fn wait(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> 
         }
         let now = Instant::now();
         if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             return Ok(None);
         }
         thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Ends the child's process group: SIGTERM, then SIGKILL after a grace period.
+fn end_group(child: &mut Child) -> io::Result<ExitStatus> {
+    let group = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    // SAFETY: `kill` with a negative pid signals the group the child leads (it was started
+    // with `process_group(0)`); no memory is involved.
+    unsafe { libc::kill(-group, libc::SIGTERM) };
+    let ended = wait_until(child, Instant::now() + KILL_GRACE)?;
+    // SAFETY: as above; what the process left behind in the group goes too.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    match ended {
+        Some(status) => Ok(status),
+        None => child.wait(),
     }
 }
 
