@@ -415,3 +415,71 @@ fn a_longer_ban_replaces_the_first_ones_expiry() {
         e.detach().unwrap();
     }
 }
+
+/// Nested network bans of one jail, each with its own end, in one batch (as a restore sends
+/// them): every backend takes both, and when the wider one ends, the narrower still drops.
+/// (An nftables interval set refuses overlapping elements: each prefix length has its set.)
+#[test]
+fn nested_networks_each_hold_until_their_own_end() {
+    if !privileged("nested_networks_each_hold_until_their_own_end") {
+        return;
+    }
+    let t = Topology::new(&[BANNED, BYSTANDER], &[]);
+    let exec = Executor::in_netns(&t.victim.name);
+    let mut backends: Vec<(&str, Box<dyn Enforcer>)> = vec![
+        (
+            "nftables",
+            Box::new(
+                NftEnforcer::new(NftOptions {
+                    exec: exec.clone(),
+                    ..NftOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+        (
+            "ipset",
+            Box::new(
+                IpsetEnforcer::new(IpsetOptions {
+                    exec: exec.clone(),
+                    ..IpsetOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+        (
+            "iptables",
+            Box::new(
+                IptablesEnforcer::new(IptablesOptions {
+                    exec,
+                    ..IptablesOptions::default()
+                })
+                .unwrap(),
+            ),
+        ),
+    ];
+    for (name, e) in &mut backends {
+        e.add_jail(&all_ports("sshd")).unwrap();
+        // 203.0.113.0/29 holds BANNED (.7) for 2 s; 203.0.113.4/30 holds it for 600 s.
+        e.ban_many(&[
+            ban_for("sshd", "203.0.113.0/29", 2),
+            ban_for("sshd", "203.0.113.4/30", 600),
+        ])
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(dropped(&t, BANNED, OTHER), "{name}: banned");
+        assert!(passes(&t, BYSTANDER, OTHER), "{name}: .8 is in neither");
+        std::thread::sleep(Duration::from_secs(3));
+        e.remove_expired().unwrap();
+        assert!(
+            dropped(&t, BANNED, OTHER),
+            "{name}: the /30 outlives the /29"
+        );
+        assert_eq!(e.active().unwrap().len(), 1, "{name}");
+        e.unban("sshd", parse_target("203.0.113.4/30").unwrap())
+            .unwrap();
+        assert!(passes(&t, BANNED, OTHER), "{name}: unbanned");
+    }
+    for (_, e) in backends {
+        e.detach().unwrap();
+    }
+}

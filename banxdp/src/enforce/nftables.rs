@@ -2,11 +2,14 @@
 //! own timeout (expiry is the kernel's), per-jail rules with the jail's port scope, the allow
 //! list first, and every change as one `nft -f -` transaction.
 //!
-//! Layout, per jail and family: a hash set of addresses (`<jail>_h4`, `flags timeout`) and an
-//! interval set of networks (`<jail>_n4`, `flags interval, timeout`). Two sets rather than one
-//! because an interval set refuses an address inside a network it holds, and because a
-//! ban's timeout is replaced by `add; delete; add` of the element in one transaction, which the
-//! kernel accepts for a hash set whether or not the element is there. The chain `input` is
+//! Layout, per jail and family: a hash set of addresses (`<jail>_h4`, `flags timeout`), and an
+//! interval set of networks per prefix length in use (`<jail>_n4_24`, `flags interval,
+//! timeout`), made when its first network is banned. An interval set refuses an element that
+//! overlaps one it holds (`auto-merge` would take it, but merged into the other's timeout), and
+//! two networks of one length are equal or apart: so nested bans (`/16` and a `/24` in it,
+//! each with its own end) each hold. Addresses have sets of their own because a ban's timeout
+//! is replaced by `add; delete; add` of the element in one transaction, which the kernel
+//! accepts for a hash set whether or not the element is there. The chain `input` is
 //! rewritten whole (flushed and refilled in the same transaction) whenever jails or the allow
 //! list change, so that restarting never duplicates a rule. Sets outlive the process: a
 //! restart keeps enforcing, and `detach` deletes the table.
@@ -15,7 +18,7 @@
 //! names made safe by [`safe_name`]): nothing from a log line reaches nft as text.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
     time::{Duration, SystemTime},
 };
@@ -52,47 +55,64 @@ impl Default for NftOptions {
     }
 }
 
-/// The four sets of a jail: addresses and networks, per family.
+/// A jail's sets: addresses per family, and networks per family and prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum SetKind {
     Host4,
-    Net4,
     Host6,
-    Net6,
+    Net4(u8),
+    Net6(u8),
 }
 
 impl SetKind {
-    const ALL: [Self; 4] = [Self::Host4, Self::Net4, Self::Host6, Self::Net6];
+    /// The sets every jail has from the start.
+    const HOSTS: [Self; 2] = [Self::Host4, Self::Host6];
 
     fn of(target: IpNet) -> Self {
         match (target, is_host(target)) {
             (IpNet::V4(_), true) => Self::Host4,
-            (IpNet::V4(_), false) => Self::Net4,
             (IpNet::V6(_), true) => Self::Host6,
-            (IpNet::V6(_), false) => Self::Net6,
+            (IpNet::V4(_), false) => Self::Net4(target.prefix_len()),
+            (IpNet::V6(_), false) => Self::Net6(target.prefix_len()),
         }
     }
 
-    const fn suffix(self) -> &'static str {
+    fn suffix(self) -> String {
         match self {
-            Self::Host4 => "h4",
-            Self::Net4 => "n4",
-            Self::Host6 => "h6",
-            Self::Net6 => "n6",
+            Self::Host4 => "h4".into(),
+            Self::Host6 => "h6".into(),
+            Self::Net4(len) => format!("n4_{len}"),
+            Self::Net6(len) => format!("n6_{len}"),
+        }
+    }
+
+    /// The kind a set's name ends in (after `j_<jail>_`), if it is one of ours.
+    fn from_suffix(suffix: &str) -> Option<Self> {
+        match suffix {
+            "h4" => return Some(Self::Host4),
+            "h6" => return Some(Self::Host6),
+            _ => {}
+        }
+        let (family, len) = suffix.split_once('_')?;
+        let len: u8 = len.parse().ok().filter(|l: &u8| l.to_string() == len)?;
+        match family {
+            "n4" if len <= 32 => Some(Self::Net4(len)),
+            "n6" if len <= 128 => Some(Self::Net6(len)),
+            _ => None,
         }
     }
 
     const fn is_v4(self) -> bool {
-        matches!(self, Self::Host4 | Self::Net4)
+        matches!(self, Self::Host4 | Self::Net4(_))
     }
 
     /// The set's declaration body.
     const fn spec(self) -> &'static str {
         match self {
             Self::Host4 => "type ipv4_addr; flags timeout;",
-            Self::Net4 => "type ipv4_addr; flags interval, timeout;",
+            Self::Net4(_) => "type ipv4_addr; flags interval, timeout;",
             Self::Host6 => "type ipv6_addr; flags timeout;",
-            Self::Net6 => "type ipv6_addr; flags interval, timeout;",
+            Self::Net6(_) => "type ipv6_addr; flags interval, timeout;",
         }
     }
 }
@@ -100,6 +120,20 @@ impl SetKind {
 /// The name of `jail`'s set of `kind`.
 fn set_name(jail: &str, kind: SetKind) -> String {
     format!("j_{}_{}", safe_name(jail, 200), kind.suffix())
+}
+
+/// The kind of `jail`'s set named `name`, if it is one.
+fn kind_in(jail: &str, name: &str) -> Option<SetKind> {
+    name.strip_prefix(&format!("j_{}_", safe_name(jail, 200)))
+        .and_then(SetKind::from_suffix)
+}
+
+/// The sets an `nft list table` text declares.
+fn listed_sets(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("set ")?.strip_suffix(" {"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// `nft` text for an element: the address alone for a host, CIDR for a network.
@@ -125,10 +159,10 @@ pub fn base_script(options: &NftOptions) -> String {
     )
 }
 
-/// The sets of `jail`.
-fn jail_sets_script(table: &str, jail: &str) -> String {
+/// Declarations of `jail`'s sets of `kinds`.
+fn sets_script(table: &str, jail: &str, kinds: impl IntoIterator<Item = SetKind>) -> String {
     let mut s = String::new();
-    for kind in SetKind::ALL {
+    for kind in kinds {
         let _ = writeln!(
             s,
             "add set inet {table} {} {{ {} }}",
@@ -175,20 +209,23 @@ fn port_match(scope: &PortScope) -> String {
 /// The input chain, rewritten whole: the allow list first, then each jail's rules (count and drop,
 /// or count only for a jail in shadow mode).
 #[must_use]
-pub fn chain_script<'a>(table: &str, jails: impl IntoIterator<Item = &'a JailScope>) -> String {
+fn chain_script<'a>(
+    table: &str,
+    jails: impl IntoIterator<Item = (&'a JailScope, Vec<SetKind>)>,
+) -> String {
     let mut s = format!(
         "flush chain inet {table} input\n\
          add rule inet {table} input ip saddr @allow4 accept\n\
          add rule inet {table} input ip6 saddr @allow6 accept\n"
     );
-    for jail in jails {
+    for (jail, kinds) in jails {
         let ports = port_match(&jail.ports);
         let verdict = if jail.shadow {
             "counter"
         } else {
             "counter drop"
         };
-        for kind in SetKind::ALL {
+        for kind in kinds {
             let family = if kind.is_v4() { "ip" } else { "ip6" };
             let set = set_name(&jail.name, kind);
             let _ = writeln!(
@@ -205,6 +242,8 @@ pub fn chain_script<'a>(table: &str, jails: impl IntoIterator<Item = &'a JailSco
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Put {
     set: String,
+    jail: String,
+    kind: SetKind,
     target: IpNet,
     timeout: Option<Duration>,
     replace: bool,
@@ -281,18 +320,30 @@ pub struct NftEnforcer {
     book: Book,
     /// The table was there before this process: its sets may hold elements the book lacks.
     adopted: bool,
+    /// The sets of networks that exist, by name (made as the first network of their length
+    /// is banned, or found in an adopted table).
+    net_sets: BTreeSet<String>,
 }
 
 impl NftEnforcer {
     /// Creates (or adopts) the table, its chain and the allow-list sets.
     pub fn new(options: NftOptions) -> Result<Self, Error> {
         let probe = Command::new(["nft", "list", "table", "inet", options.table.as_str()]);
-        let adopted = options
+        let listed = options
             .exec
             .run_status(&probe)
-            .is_ok_and(|(status, _)| status.success());
+            .ok()
+            .filter(|(status, _)| status.success())
+            .map(|(_, output)| output.stdout);
         let enforcer = Self {
-            adopted,
+            adopted: listed.is_some(),
+            // Their rules come back as the jails are declared: a restart keeps enforcing.
+            net_sets: listed
+                .as_deref()
+                .map(listed_sets)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             options,
             jails: BTreeMap::new(),
             book: Book::default(),
@@ -312,7 +363,40 @@ impl NftEnforcer {
     }
 
     fn rules(&self) -> String {
-        chain_script(&self.options.table, self.jails.values())
+        chain_script(
+            &self.options.table,
+            self.jails
+                .values()
+                .map(|jail| (jail, self.kinds(&jail.name))),
+        )
+    }
+
+    /// The sets `jail` has: its addresses', and its networks' by prefix length.
+    fn kinds(&self, jail: &str) -> Vec<SetKind> {
+        let nets = self.net_sets.iter().filter_map(|name| kind_in(jail, name));
+        SetKind::HOSTS
+            .into_iter()
+            .chain(nets.filter(|k| !SetKind::HOSTS.contains(k)))
+            .collect()
+    }
+
+    /// Declarations of the network sets `puts` need that do not exist yet, and the chain
+    /// with their rules; those sets are noted as existing (see [`NftEnforcer::ban_many`]).
+    fn new_sets_script(&mut self, puts: &[Put]) -> (String, Vec<String>) {
+        let mut script = String::new();
+        let mut made = Vec::new();
+        for put in puts {
+            if let kind @ (SetKind::Net4(_) | SetKind::Net6(_)) = put.kind {
+                if self.net_sets.insert(put.set.clone()) {
+                    script += &sets_script(&self.options.table, &put.jail, [kind]);
+                    made.push(put.set.clone());
+                }
+            }
+        }
+        if !made.is_empty() {
+            script += &self.rules();
+        }
+        (script, made)
     }
 
     /// The puts of `bans` at `now`, recorded in the book; ended bans are skipped.
@@ -332,12 +416,14 @@ impl NftEnforcer {
             // one that is known to be there still.
             let replace = match kind {
                 SetKind::Host4 | SetKind::Host6 => held.is_some() || self.adopted,
-                SetKind::Net4 | SetKind::Net6 => held
+                SetKind::Net4(_) | SetKind::Net6(_) => held
                     .and_then(|e| remaining(e, now + Duration::from_secs(1)))
                     .is_some(),
             };
             puts.push(Put {
                 set: set_name(&ban.jail, kind),
+                jail: ban.jail.clone(),
+                kind,
                 target,
                 timeout,
                 replace,
@@ -365,7 +451,7 @@ impl Enforcer for NftEnforcer {
             }
         }
         let previous = self.jails.insert(jail.name.clone(), jail.clone());
-        let script = jail_sets_script(&self.options.table, &jail.name) + &self.rules();
+        let script = sets_script(&self.options.table, &jail.name, SetKind::HOSTS) + &self.rules();
         if let Err(err) = self.apply(script) {
             match previous {
                 Some(old) => self.jails.insert(old.name.clone(), old),
@@ -381,13 +467,17 @@ impl Enforcer for NftEnforcer {
             return Err(Error::UnknownJail(name.to_string()));
         };
         let mut script = self.rules();
-        for kind in SetKind::ALL {
-            let set = set_name(name, kind);
+        let kinds = self.kinds(name);
+        for kind in &kinds {
+            let set = set_name(name, *kind);
             let _ = writeln!(script, "delete set inet {} {set}", self.options.table);
         }
         if let Err(err) = self.apply(script) {
             self.jails.insert(name.to_string(), old);
             return Err(err);
+        }
+        for kind in kinds {
+            self.net_sets.remove(&set_name(name, kind));
         }
         self.book.remove_jail(name);
         Ok(())
@@ -395,11 +485,16 @@ impl Enforcer for NftEnforcer {
 
     fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error> {
         let puts = self.puts(bans, SystemTime::now())?;
-        let result = self.apply(elements_script(&self.options.table, &puts));
+        let (mut script, made) = self.new_sets_script(&puts);
+        script += &elements_script(&self.options.table, &puts);
+        let result = self.apply(script);
         if result.is_err() {
-            // The transaction changed nothing: neither may the book.
+            // The transaction changed nothing: neither may the book, nor the sets known.
             for ban in bans {
                 self.book.unban(&ban.jail, normalize(ban.target));
+            }
+            for set in made {
+                self.net_sets.remove(&set);
             }
         }
         result
@@ -410,8 +505,12 @@ impl Enforcer for NftEnforcer {
             return Err(Error::UnknownJail(jail.to_string()));
         }
         let target = normalize(target);
-        let set = set_name(jail, SetKind::of(target));
-        self.apply(remove_script(&self.options.table, &set, target))?;
+        let kind = SetKind::of(target);
+        let set = set_name(jail, kind);
+        // No set of its length: no such network was ever banned here.
+        if SetKind::HOSTS.contains(&kind) || self.net_sets.contains(&set) {
+            self.apply(remove_script(&self.options.table, &set, target))?;
+        }
         self.book.unban(jail, target);
         Ok(())
     }
@@ -466,7 +565,11 @@ mod tests {
             ports: PortScope::All,
             shadow: true,
         };
-        let s = chain_script("banxdp", [&sshd, &web]);
+        let kinds = vec![SetKind::Host4, SetKind::Host6, SetKind::Net4(24)];
+        let s = chain_script(
+            "banxdp",
+            [(&sshd, kinds.clone()), (&web, kinds[..2].to_vec())],
+        );
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[0], "flush chain inet banxdp input");
         assert_eq!(
@@ -477,9 +580,28 @@ mod tests {
             lines[3],
             "add rule inet banxdp input ip saddr @j_sshd_h4 meta l4proto { tcp } th dport { 22, 2200-2299 } counter drop"
         );
-        assert!(lines[7].starts_with("add rule inet banxdp input ip saddr @j_web_x_"));
-        assert!(lines[7].ends_with("h4 counter"), "{}", lines[7]);
-        assert_eq!(lines.len(), 3 + 8);
+        assert_eq!(
+            lines[5],
+            "add rule inet banxdp input ip saddr @j_sshd_n4_24 meta l4proto { tcp } th dport { 22, 2200-2299 } counter drop"
+        );
+        assert!(lines[6].starts_with("add rule inet banxdp input ip saddr @j_web_x_"));
+        assert!(lines[6].ends_with("h4 counter"), "{}", lines[6]);
+        assert_eq!(lines.len(), 3 + 5);
+    }
+
+    #[test]
+    fn set_names_tell_their_jail_and_prefix_length() {
+        assert_eq!(set_name("sshd", SetKind::Net6(64)), "j_sshd_n6_64");
+        assert_eq!(kind_in("sshd", "j_sshd_n6_64"), Some(SetKind::Net6(64)));
+        assert_eq!(kind_in("sshd", "j_sshd_h4"), Some(SetKind::Host4));
+        // Another jail's, a former layout's, or no length a family has.
+        assert_eq!(kind_in("a", "j_a_n4_h4"), None);
+        assert_eq!(kind_in("a_n4", "j_a_n4_24"), None);
+        assert_eq!(kind_in("sshd", "j_sshd_n4"), None);
+        assert_eq!(kind_in("sshd", "j_sshd_n4_33"), None);
+        assert_eq!(kind_in("sshd", "j_sshd_n4_024"), None);
+        let listed = "table inet banxdp {\n\tset allow4 {\n\t\ttype ipv4_addr\n\t}\n\tset j_sshd_n4_16 {\n\t}\n}\n";
+        assert_eq!(listed_sets(listed), ["allow4", "j_sshd_n4_16"]);
     }
 
     #[test]
@@ -487,12 +609,16 @@ mod tests {
         let puts = [
             Put {
                 set: "j_sshd_h4".into(),
+                jail: "sshd".into(),
+                kind: SetKind::Host4,
                 target: net("192.0.2.7"),
                 timeout: Some(Duration::from_millis(1500)),
                 replace: true,
             },
             Put {
-                set: "j_sshd_n4".into(),
+                set: "j_sshd_n4_24".into(),
+                jail: "sshd".into(),
+                kind: SetKind::Net4(24),
                 target: net("198.51.100.0/24"),
                 timeout: None,
                 replace: false,
@@ -503,7 +629,7 @@ mod tests {
             "add element inet t j_sshd_h4 { 192.0.2.7 }\n\
              delete element inet t j_sshd_h4 { 192.0.2.7 }\n\
              add element inet t j_sshd_h4 { 192.0.2.7 timeout 1500ms }\n\
-             add element inet t j_sshd_n4 { 198.51.100.0/24 }\n"
+             add element inet t j_sshd_n4_24 { 198.51.100.0/24 }\n"
         );
     }
 
@@ -512,6 +638,8 @@ mod tests {
         let puts: Vec<Put> = (0..10_000u32)
             .map(|i| Put {
                 set: "s".into(),
+                jail: "s".into(),
+                kind: SetKind::Host4,
                 target: IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))),
                 timeout: None,
                 replace: false,
