@@ -409,17 +409,26 @@ fn journal_with_failures(dir: &std::path::Path, source: &str, count: usize) -> s
     output
 }
 
+/// Whether Debian's `systemd-journal-remote` is there to write journal files (CI installs it);
+/// says so when it is not.
+fn journal_remote_present() -> bool {
+    if std::path::Path::new("/lib/systemd/systemd-journal-remote").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BANXDP_REQUIRE_PRIVILEGED").is_none(),
+        "CI installs systemd-journal-remote"
+    );
+    eprintln!("skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)");
+    false
+}
+
 #[test]
 fn a_journal_jail_bans_from_the_systemd_journal() {
     if !privileged("a_journal_jail_bans_from_the_systemd_journal") {
         return;
     }
-    if !std::path::Path::new("/lib/systemd/systemd-journal-remote").exists() {
-        assert!(
-            std::env::var_os("BANXDP_REQUIRE_PRIVILEGED").is_none(),
-            "CI installs systemd-journal-remote"
-        );
-        eprintln!("skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)");
+    if !journal_remote_present() {
         return;
     }
     let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
@@ -455,12 +464,7 @@ fn a_reload_starts_a_new_journal_jail_and_reads_no_entry_twice() {
     if !privileged("a_reload_starts_a_new_journal_jail_and_reads_no_entry_twice") {
         return;
     }
-    if !std::path::Path::new("/lib/systemd/systemd-journal-remote").exists() {
-        assert!(
-            std::env::var_os("BANXDP_REQUIRE_PRIVILEGED").is_none(),
-            "CI installs systemd-journal-remote"
-        );
-        eprintln!("skipped: no systemd-journal-remote (apt-get install systemd-journal-remote)");
+    if !journal_remote_present() {
         return;
     }
     let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);

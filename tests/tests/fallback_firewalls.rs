@@ -359,14 +359,9 @@ fn cpu_time() -> Duration {
     of(libc::RUSAGE_THREAD) + of(libc::RUSAGE_CHILDREN)
 }
 
-#[test]
-fn a_longer_ban_replaces_the_first_ones_expiry() {
-    if !privileged("a_longer_ban_replaces_the_first_ones_expiry") {
-        return;
-    }
-    let t = Topology::new(&[BANNED, BYSTANDER], &[]);
-    let exec = Executor::in_netns(&t.victim.name);
-    let mut backends: Vec<(&str, Box<dyn Enforcer>)> = vec![
+/// The three backends, each acting in the namespace `exec` names.
+fn all_backends(exec: &Executor) -> Vec<(&'static str, Box<dyn Enforcer>)> {
+    vec![
         (
             "nftables",
             Box::new(
@@ -391,13 +386,23 @@ fn a_longer_ban_replaces_the_first_ones_expiry() {
             "iptables",
             Box::new(
                 IptablesEnforcer::new(IptablesOptions {
-                    exec,
+                    exec: exec.clone(),
                     ..IptablesOptions::default()
                 })
                 .unwrap(),
             ),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn a_longer_ban_replaces_the_first_ones_expiry() {
+    if !privileged("a_longer_ban_replaces_the_first_ones_expiry") {
+        return;
+    }
+    let t = Topology::new(&[BANNED, BYSTANDER], &[]);
+    let exec = Executor::in_netns(&t.victim.name);
+    let mut backends = all_backends(&exec);
     // Each backend in turn; the others hold no ban meanwhile.
     for (name, e) in &mut backends {
         e.add_jail(&all_ports("sshd")).unwrap();
@@ -426,38 +431,7 @@ fn nested_networks_each_hold_until_their_own_end() {
     }
     let t = Topology::new(&[BANNED, BYSTANDER], &[]);
     let exec = Executor::in_netns(&t.victim.name);
-    let mut backends: Vec<(&str, Box<dyn Enforcer>)> = vec![
-        (
-            "nftables",
-            Box::new(
-                NftEnforcer::new(NftOptions {
-                    exec: exec.clone(),
-                    ..NftOptions::default()
-                })
-                .unwrap(),
-            ),
-        ),
-        (
-            "ipset",
-            Box::new(
-                IpsetEnforcer::new(IpsetOptions {
-                    exec: exec.clone(),
-                    ..IpsetOptions::default()
-                })
-                .unwrap(),
-            ),
-        ),
-        (
-            "iptables",
-            Box::new(
-                IptablesEnforcer::new(IptablesOptions {
-                    exec,
-                    ..IptablesOptions::default()
-                })
-                .unwrap(),
-            ),
-        ),
-    ];
+    let mut backends = all_backends(&exec);
     for (name, e) in &mut backends {
         e.add_jail(&all_ports("sshd")).unwrap();
         // 203.0.113.0/29 holds BANNED (.7) for 2 s; 203.0.113.4/30 holds it for 600 s.
