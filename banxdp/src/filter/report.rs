@@ -287,7 +287,7 @@ impl serde::Serialize for Json<'_> {
             Some(time) => map.serialize_entry("time", Iso8601::of(time).as_str())?,
             None => map.serialize_entry("time", &())?,
         }
-        if self.raw {
+        if self.raw || as_std_net_writes(f) {
             map.serialize_entry("host", f.written.as_str())?;
         } else if let Host::Ip(..) = f.host {
             // std::net writes the address, once, beside the object rather than through
@@ -306,6 +306,20 @@ impl serde::Serialize for Json<'_> {
             }
         }
         map.end()
+    }
+}
+
+/// Whether the host as the line wrote it is, to the byte, what `std::net` writes for it: an
+/// IPv4 address that std::net reads back as the failure's address. Its parser takes only
+/// the form its `Display` writes (four decimal numbers, no leading zeros), so the written
+/// text can stand in for writing the address again, which costs more than the rest of the
+/// object (`hosts_are_written_as_std_net_writes_them` checks both ways).
+fn as_std_net_writes(f: &Found) -> bool {
+    match f.host {
+        Host::Ip(std::net::IpAddr::V4(addr), None) => {
+            f.written.parse::<std::net::Ipv4Addr>() == Ok(addr)
+        }
+        _ => false,
     }
 }
 
@@ -575,6 +589,43 @@ mod tests {
         };
         assert_eq!(host(false), "2001:db8::1");
         assert_eq!(host(true), "2001:DB8::0001");
+    }
+
+    #[test]
+    fn an_ipv4_address_std_net_reads_is_written_as_std_net_writes_it() {
+        for text in [
+            "0.0.0.0",
+            "192.0.2.7",
+            "255.255.255.255",
+            "10.0.10.100",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "0x1.2.3.4",
+            " 1.2.3.4",
+            "1.2.3.256",
+            "+1.2.3.4",
+        ] {
+            if let Ok(addr) = text.parse::<std::net::Ipv4Addr>() {
+                assert_eq!(addr.to_string(), text);
+            }
+        }
+        for octets in [[0, 0, 0, 0], [1, 20, 255, 9], [100, 0, 1, 10]] {
+            let addr = std::net::Ipv4Addr::from(octets);
+            assert_eq!(addr.to_string().parse(), Ok(addr));
+        }
+        // A name resolved to an address: written as its name, so the address is written.
+        let resolved = Found {
+            line: 1,
+            time: None,
+            host: Host::Ip("192.0.2.9".parse().unwrap(), None),
+            written: "mail.example.org".into(),
+            regex: 0,
+            fields: Vec::new(),
+        };
+        let parsed: Json = serde_json::from_str(&json_line(&resolved)).unwrap();
+        assert_eq!(parsed["host"], Json::from("192.0.2.9"));
     }
 
     #[test]
