@@ -310,7 +310,7 @@ impl serde::Serialize for Json<'_> {
 }
 
 /// Whether the host as the line wrote it is, to the byte, what `std::net` writes for it: an
-/// IPv4 address that std::net reads back as the failure's address. Its parser takes only
+/// IPv4 address that `std::net` reads back as the failure's address. Its parser takes only
 /// the form its `Display` writes (four decimal numbers, no leading zeros), so the written
 /// text can stand in for writing the address again, which costs more than the rest of the
 /// object (`hosts_are_written_as_std_net_writes_them` checks both ways).
