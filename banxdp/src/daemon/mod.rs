@@ -17,6 +17,7 @@ mod bans;
 mod jails;
 mod notify;
 mod requests;
+mod restore;
 pub mod xdp;
 
 use std::{
@@ -117,8 +118,6 @@ async fn run(options: Options) -> Result<(), DaemonError> {
             settings.daemon.dbpurgeage
         );
     }
-    let stored = store.active_bans(now)?;
-
     let mut jails = Jails::build(&configs, &store)?;
     // With `backend = actions` the jails' actions are the backend; otherwise only those
     // that are not firewall actions run, beside it.
@@ -130,45 +129,21 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
-    let mapped = bans.active()?;
-    let plan = store::reconcile(&stored, &mapped, now);
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
-    // Every ban the store holds for a running jail goes to the maps in one batch
-    // (idempotent for those the pinned maps kept); the maps' bans the store missed are
-    // adopted into it. Bans of jails not running now (removed, or disabled by an error) are
-    // neither restored nor lifted: a broken jail must not open the gate.
-    let running = jails.names();
-    let (restorable, orphans): (Vec<_>, Vec<_>) =
-        stored.into_iter().partition(|r| running.contains(&r.jail));
-    if !orphans.is_empty() {
-        tracing::warn!(
-            "store: {} active ban(s) of jails that are not running are not restored (what the \
-             pinned maps hold of them keeps dropping until it expires)",
-            orphans.len()
-        );
-    }
-    bans.restore(&restorable)?;
     let notifier = notify::Notifier::spawn(notifications);
-    for record in &restorable {
-        notifier.ban(&record.jail, notify::ban_info(record, true));
-    }
-    drop(restorable);
-    for ban in plan.adopt.iter().filter(|b| running.contains(&b.jail)) {
-        let record = store.adopted(ban, now)?;
-        bans.restore(std::slice::from_ref(&record))?;
-        writer.add_ban(record);
-    }
-    if !plan.adopt.is_empty() {
-        tracing::info!(
-            "store: adopted {} ban(s) found only in the pinned maps",
-            plan.adopt.len()
-        );
-    }
+    let restoring = restore::Restore {
+        store: &store,
+        writer: &writer,
+        notifier: &notifier,
+        running: &jails.names(),
+        chunk: store::RESTORE_CHUNK,
+    };
+    let restored = restoring.run(&mut bans, now)?;
+    restore::Restore::report(&restored);
     bans.set_store(writer);
-    let taken = if mapped.is_empty() {
-        String::new()
-    } else {
-        format!("; {} taken over from pinned maps", mapped.len())
+    let taken = match restored.taken_over {
+        0 => String::new(),
+        n => format!("; {n} taken over from pinned maps"),
     };
     tracing::info!("enforcing {} ban(s){taken}", bans.count());
 

@@ -94,6 +94,12 @@ impl Notifier {
         }
     }
 
+    /// Whether any jail has notification actions (otherwise every call is a no-op).
+    #[must_use]
+    pub fn runs(&self) -> bool {
+        self.jobs.is_some()
+    }
+
     /// Queues the actions of `jail`'s new (or restored) ban.
     pub fn ban(&self, jail: &str, info: BanInfo) {
         if let Some(jobs) = &self.jobs {

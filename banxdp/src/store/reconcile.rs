@@ -56,34 +56,110 @@ fn outlasts(a: End, b: End) -> bool {
 /// with that end; a jail whose stored end is later than the map's is re-applied; and when the
 /// map's end outlasts every stored end of its jails, the map saw a later ban the store missed,
 /// adopted for the jail whose stored end is latest.
+///
+/// This is [`Reconciler`] over a slice; the daemon streams the store through one instead.
 #[must_use]
 pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconciliation {
-    let mut by_target: HashMap<IpNet, Vec<(&str, End)>> = HashMap::new();
-    for record in stored.iter().filter(|r| r.is_active(now)) {
-        by_target
-            .entry(canonical(record.target))
-            .or_default()
-            .push((&record.jail, record.until()));
-    }
-    let mut out = Reconciliation::default();
-    for entry in mapped {
-        let map_end = end_of(entry.expiry);
-        if map_end.is_some_and(|end| end <= now) {
-            continue;
-        }
-        let target = canonical(entry.target);
-        let known = by_target.remove(&target).unwrap_or_default();
-        compare(target, entry, map_end, &known, &mut out);
-    }
-    for (target, known) in by_target {
-        for (jail, end) in known {
-            out.reapply.push(ban(jail, target, end));
+    let mut reconciler = Reconciler::new(mapped, now);
+    let mut reapply = Vec::new();
+    for record in stored {
+        if !reconciler.stored(record) && record.is_active(now) {
+            reapply.push(ban(&record.jail, canonical(record.target), record.until()));
         }
     }
+    let mut out = reconciler.finish();
+    out.reapply.extend(reapply);
     for list in [&mut out.adopt, &mut out.reapply] {
         list.sort_by(|a, b| (&a.jail, a.target).cmp(&(&b.jail, b.target)));
     }
     out
+}
+
+/// [`reconcile`] one stored ban at a time, holding only the maps' side: the store's bans
+/// whose target the maps do not hold are the caller's to re-apply at once
+/// ([`Reconciler::stored`] says which); those the maps hold are remembered (a jail id and an
+/// end each) and compared at [`Reconciler::finish`].
+pub struct Reconciler<'m> {
+    mapped: &'m [ActiveBan],
+    now: i64,
+    /// Unexpired map entries by canonical target: their index in `mapped`.
+    index: HashMap<IpNet, u32>,
+    /// Stored bans of targets in the maps: (map index, jail id, end).
+    seen: Vec<(u32, u16, End)>,
+    /// The jail names of `seen`, by id.
+    jails: Vec<String>,
+}
+
+impl<'m> Reconciler<'m> {
+    /// Starts from what the maps hold (`Enforcer::active`).
+    #[must_use]
+    pub fn new(mapped: &'m [ActiveBan], now: i64) -> Self {
+        let mut index = HashMap::with_capacity(mapped.len());
+        for (i, entry) in mapped.iter().enumerate() {
+            if end_of(entry.expiry).is_some_and(|end| end <= now) {
+                continue;
+            }
+            let i = u32::try_from(i).expect("a map holds fewer than 2^32 entries");
+            index.entry(canonical(entry.target)).or_insert(i);
+        }
+        Self {
+            mapped,
+            now,
+            index,
+            seen: Vec::new(),
+            jails: Vec::new(),
+        }
+    }
+
+    /// One ban of the store: `true` when the maps hold its target (it is compared at
+    /// [`Reconciler::finish`]), `false` when they do not (if it holds at `now`, the caller
+    /// re-applies it). A ban that no longer holds is ignored.
+    pub fn stored(&mut self, record: &BanRecord) -> bool {
+        if !record.is_active(self.now) {
+            return false;
+        }
+        let Some(&i) = self.index.get(&canonical(record.target)) else {
+            return false;
+        };
+        let jail = match self.jails.iter().position(|j| *j == record.jail) {
+            Some(id) => id,
+            None => {
+                self.jails.push(record.jail.clone());
+                self.jails.len() - 1
+            }
+        };
+        let jail = u16::try_from(jail).expect("fewer than 65536 jails");
+        self.seen.push((i, jail, record.until()));
+        true
+    }
+
+    /// What to adopt and re-apply for the targets the maps hold (unsorted).
+    #[must_use]
+    pub fn finish(mut self) -> Reconciliation {
+        self.seen.sort_by_key(|(i, _, _)| *i);
+        let mut out = Reconciliation::default();
+        let mut seen = self.seen.as_slice();
+        let mut known: Vec<(&str, End)> = Vec::new();
+        for (i, entry) in self.mapped.iter().enumerate() {
+            let map_end = end_of(entry.expiry);
+            if map_end.is_some_and(|end| end <= self.now) {
+                continue;
+            }
+            let target = canonical(entry.target);
+            let i = u32::try_from(i).expect("checked in new");
+            // Only an entry's first occurrence is in the index, so only it has stored bans.
+            let mine = seen.iter().take_while(|(j, _, _)| *j == i).count();
+            known.clear();
+            known.extend(
+                seen[..mine]
+                    .iter()
+                    .map(|&(_, jail, end)| (self.jails[usize::from(jail)].as_str(), end)),
+            );
+            seen = &seen[mine..];
+            compare(target, entry, map_end, &known, &mut out);
+        }
+        out
+    }
 }
 
 /// One target present in the maps (unexpired) and in `known` stored bans (maybe none).

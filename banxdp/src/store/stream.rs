@@ -1,0 +1,164 @@
+//! Reading the store at start without holding it whole: the active bans in chunks, in the
+//! order they were written ([`ActiveChunks`]), and each jail's ban history as a callback
+//! ([`Store::each_history`]), so that a million bans cost one chunk of records in memory
+//! rather than a million.
+//!
+//! Chunks are read by rowid ranges (`id > last LIMIT n`), each one query, so no statement
+//! stays open between them and the caller may do anything (enforce, write through the
+//! [`super::Writer`]) in between.
+
+use ipnet::IpNet;
+use rusqlite::params;
+
+use super::{BanRecord, Store, StoreError, read_record};
+use crate::enforce::parse_target;
+
+/// How many active bans [`Store::active_chunks`] reads at once by default: large enough that
+/// the enforcer's batch update is worth it, small enough that a chunk of records costs a few
+/// megabytes.
+pub const RESTORE_CHUNK: usize = 20_000;
+
+/// The active bans of a store, a chunk at a time (see [`Store::active_chunks`]).
+pub struct ActiveChunks<'s> {
+    store: &'s Store,
+    now: i64,
+    chunk: usize,
+    matches: bool,
+    /// The rowid of the last row read.
+    after: i64,
+    done: bool,
+}
+
+impl ActiveChunks<'_> {
+    /// Reads each ban's matched lines too (notification actions of restored bans need them);
+    /// without this, `matches` is empty, which spares parsing them.
+    #[must_use]
+    pub fn with_matches(mut self, matches: bool) -> Self {
+        self.matches = matches;
+        self
+    }
+
+    fn next_chunk(&mut self) -> Result<Vec<BanRecord>, StoreError> {
+        let matches = if self.matches { "matches" } else { "'[]'" };
+        let sql = format!(
+            "SELECT jail, target, start, until, ban_count, failures, {matches}, id FROM bans \
+             WHERE id > ?1 AND ended IS NULL AND (until IS NULL OR until > ?2) \
+             ORDER BY id LIMIT ?3"
+        );
+        let store = self.store;
+        let err = |source| StoreError::from_sqlite(&store.path, "cannot read active bans", source);
+        let mut stmt = store.conn.prepare_cached(&sql).map_err(err)?;
+        let limit = i64::try_from(self.chunk).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query(params![self.after, self.now, limit])
+            .map_err(err)?;
+        let mut records = Vec::with_capacity(self.chunk.min(RESTORE_CHUNK));
+        let mut read = 0;
+        while let Some(row) = rows.next().map_err(err)? {
+            read += 1;
+            self.after = row.get(7).map_err(err)?;
+            if let Some(record) = read_record(row).map_err(err)? {
+                records.push(record);
+            }
+        }
+        self.done = read < self.chunk;
+        Ok(records)
+    }
+}
+
+impl Iterator for ActiveChunks<'_> {
+    type Item = Result<Vec<BanRecord>, StoreError>;
+
+    /// The next chunk: at most `chunk` bans (fewer where rows were skipped), never empty.
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.next_chunk() {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => return Some(Ok(records)),
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What the store knows of one target banned by one jail, for the jail's state at start
+/// (`bantime.increment`, and whether a ban still holds): its latest ban.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct History {
+    pub target: IpNet,
+    /// The latest ban's count (how many times the jail banned the target).
+    pub ban_count: u32,
+    /// When the latest ban began (unix seconds).
+    pub start: i64,
+    /// Whether the latest ban holds at the `now` given: neither lifted nor past its end.
+    pub active: bool,
+}
+
+impl Store {
+    /// The bans that hold at `now` (neither lifted nor past their end), in chunks of at most
+    /// `chunk` records, in the order they were written. Rows that cannot be read (a target
+    /// or matches that do not parse) are skipped with a warning.
+    #[must_use]
+    pub fn active_chunks(&self, now: i64, chunk: usize) -> ActiveChunks<'_> {
+        ActiveChunks {
+            store: self,
+            now,
+            chunk: chunk.max(1),
+            matches: false,
+            after: i64::MIN,
+            done: false,
+        }
+    }
+
+    /// Every ban that holds at `now`, with its matched lines, all at once (for tests and
+    /// small stores; the daemon's start-up reads [`Store::active_chunks`]).
+    pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
+        let mut bans = Vec::new();
+        for chunk in self.active_chunks(now, RESTORE_CHUNK).with_matches(true) {
+            bans.extend(chunk?);
+        }
+        Ok(bans)
+    }
+
+    /// Calls `each(jail, history)` once for every (jail, target) the store remembers (since
+    /// the last purge), with its latest ban, in one pass over the file: the start-up seeding
+    /// of every jail's ban counts. Targets that do not parse are skipped with a warning.
+    pub fn each_history(
+        &self,
+        now: i64,
+        mut each: impl FnMut(&str, History),
+    ) -> Result<(), StoreError> {
+        // SQLite takes a bare column from the row of `max(id)`: the latest ban of each pair.
+        let err = |source| StoreError::from_sqlite(&self.path, "cannot read ban counts", source);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT jail, target, ban_count, start, until, ended, max(id) FROM bans \
+                 GROUP BY target, jail",
+            )
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let jail = row.get_ref(0).map_err(err)?.as_str().map_err(|e| err(e.into()))?;
+            let text = row.get_ref(1).map_err(err)?.as_str().map_err(|e| err(e.into()))?;
+            let Ok(target) = parse_target(text) else {
+                tracing::warn!(path = %self.path.display(), target = text, "skipping a row whose target does not parse");
+                continue;
+            };
+            let until: Option<i64> = row.get(4).map_err(err)?;
+            let ended: Option<i64> = row.get(5).map_err(err)?;
+            let history = History {
+                target,
+                ban_count: row.get(2).map_err(err)?,
+                start: row.get(3).map_err(err)?,
+                active: ended.is_none() && until.is_none_or(|until| until > now),
+            };
+            each(jail, history);
+        }
+        Ok(())
+    }
+}
