@@ -16,6 +16,7 @@ mod backend;
 mod bans;
 mod jails;
 mod notify;
+mod purge;
 mod requests;
 mod restore;
 pub mod xdp;
@@ -148,7 +149,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     tracing::info!("enforcing {} ban(s){taken}", bans.count());
 
     let positions = jails.positions(&store)?;
-    drop(store);
+    let purger = purge::Purger::spawn(store, purge_age, purge::PURGE_EVERY, now);
     let follower = Follower::new(jails.follow_specs(), positions)?;
     let journal_rx = spawn_journals(&jails);
     let (calls, call_rx) = mpsc::channel(64);
@@ -163,6 +164,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         follower,
         reread,
         notifier,
+        purger,
         why_not_xdp: chosen.why_not_xdp,
     };
     let end = state.serve(call_rx, journal_rx).await;
@@ -219,6 +221,8 @@ struct State {
     follower: Follower,
     reread: Box<dyn Fn() -> Option<Vec<JailConfig>> + Send>,
     notifier: notify::Notifier,
+    /// `dbpurgeage`, hourly.
+    purger: purge::Purger,
     /// Why bans do not go through XDP, when they do not (`status` says it).
     why_not_xdp: Option<String>,
 }
@@ -261,7 +265,10 @@ impl State {
                     }
                 }
                 () = tokio::time::sleep(sleep) => self.expire(),
-                _ = tidy.tick() => self.jails.expire_failures(unix_now()),
+                _ = tidy.tick() => {
+                    self.jails.expire_failures(unix_now());
+                    self.purger.tick(unix_now());
+                }
             }
         }
     }
@@ -314,6 +321,7 @@ impl State {
             End::Stop { detach } => *detach || self.settings.xdp.detach_on_exit,
         };
         self.notifier.stop();
+        self.purger.stop();
         let (enforcer, writer) = self.bans.into_parts();
         if let Some(writer) = writer {
             writer.close()?;
