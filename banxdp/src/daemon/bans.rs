@@ -308,3 +308,114 @@ impl Bans {
         (self.enforcer, self.store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::{
+        daemon::restore::tests::{Log, Recording},
+        enforce::parse_target,
+    };
+
+    const NOW: i64 = 1_764_900_000;
+
+    fn net(text: &str) -> IpNet {
+        parse_target(text).unwrap()
+    }
+
+    fn bans() -> (Bans, Arc<Mutex<Log>>) {
+        let log = Arc::new(Mutex::new(Log::default()));
+        (Bans::new(Box::new(Recording(Arc::clone(&log))), None), log)
+    }
+
+    fn record(jail: &str, target: &str, duration: Option<i64>) -> BanRecord {
+        BanRecord {
+            jail: jail.into(),
+            target: net(target),
+            start: NOW,
+            duration,
+            ban_count: 1,
+            failures: 1,
+            matches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn packed_targets_come_back_as_they_went() {
+        for text in [
+            "192.0.2.7",
+            "192.0.2.0/24",
+            "0.0.0.0/0",
+            "2001:db8::7",
+            "2001:db8::/32",
+            "::/0",
+            "::1",
+            "::",
+        ] {
+            assert_eq!(Packed::of(net(text)).net(), net(text), "{text}");
+        }
+        // Canonical: host bits cleared, IPv4-mapped IPv6 as IPv4.
+        assert_eq!(Packed::of(net("192.0.2.77/24")).net(), net("192.0.2.0/24"));
+        assert_eq!(Packed::of(net("::ffff:192.0.2.7")).net(), net("192.0.2.7"));
+        assert_ne!(Packed::of(net("192.0.2.7")), Packed::of(net("::c000:207")));
+    }
+
+    #[test]
+    fn ends_fit_in_32_bits() {
+        assert_eq!(unpack_end(pack_end(None)), None);
+        assert_eq!(unpack_end(pack_end(Some(NOW))), Some(NOW));
+        assert_eq!(unpack_end(pack_end(Some(-5))), Some(0), "long past");
+        let far = unpack_end(pack_end(Some(i64::MAX))).unwrap();
+        assert_eq!(far, i64::from(u32::MAX - 1), "kept as 2106, never as permanent");
+    }
+
+    #[test]
+    fn lifted_and_replaced_bans_leave_stale_deadlines_that_expire_skips() {
+        let (mut bans, log) = bans();
+        assert!(bans.place(record("sshd", "192.0.2.1", Some(10))).unwrap());
+        assert!(bans.place(record("sshd", "192.0.2.2", Some(20))).unwrap());
+        assert!(bans.place(record("web", "192.0.2.1", Some(30))).unwrap());
+        assert!(bans.place(record("web", "192.0.2.9", None)).unwrap());
+        assert!(!bans.place(record("sshd", "192.0.2.1", Some(99))).unwrap(), "held");
+        assert_eq!((bans.count(), bans.total("sshd"), bans.total("web")), (4, 2, 2));
+        assert!(bans.lift("sshd", net("192.0.2.1"), NOW).unwrap());
+        assert!(!bans.lift("sshd", net("192.0.2.1"), NOW).unwrap());
+        // The lifted ban's deadline is still on the heap, and passes by without effect.
+        assert_eq!(bans.next_deadline(), Some(NOW + 10));
+        assert!(bans.expire(NOW + 15).unwrap().is_empty());
+        assert_eq!(bans.next_deadline(), Some(NOW + 20));
+        // A restored ban replacing one held: the earlier end is stale.
+        bans.restore(&[record("sshd", "192.0.2.2", Some(50))]).unwrap();
+        assert!(bans.expire(NOW + 25).unwrap().is_empty());
+        let due = bans.expire(NOW + 50).unwrap();
+        let due: Vec<(String, IpNet)> = due.into_iter().map(|(j, t)| (j.to_string(), t)).collect();
+        assert_eq!(
+            due,
+            [
+                ("web".to_string(), net("192.0.2.1")),
+                ("sshd".to_string(), net("192.0.2.2"))
+            ]
+        );
+        assert_eq!(bans.next_deadline(), None, "the permanent ban has none");
+        assert_eq!(bans.of_jail("web"), [net("192.0.2.9")]);
+        assert_eq!(bans.held("web", net("192.0.2.9")), Some(Held { end: None }));
+        assert_eq!(log.lock().unwrap().book.len(), 1);
+    }
+
+    #[test]
+    fn many_lifts_do_not_let_stale_deadlines_pile_up() {
+        let (mut bans, _log) = bans();
+        for round in 0..5 {
+            for i in 0..1000u32 {
+                let target = std::net::Ipv4Addr::from(0x0a00_0000 | i).to_string();
+                bans.place(record("sshd", &target, Some(3600 + i64::from(round))))
+                    .unwrap();
+                bans.lift("sshd", net(&target), NOW).unwrap();
+            }
+        }
+        assert_eq!(bans.count(), 0);
+        assert!(bans.deadlines.len() <= 1024 + 1, "{}", bans.deadlines.len());
+    }
+}

@@ -95,3 +95,244 @@ impl Restore<'_> {
         }
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::{
+        path::Path,
+        sync::{Arc, Mutex},
+    };
+
+    use ipnet::IpNet;
+
+    use super::*;
+    use crate::{
+        enforce::{
+            self, ActiveBan, Ban, Enforcer, Expiry, JailScope, book::Book, parse_target,
+        },
+        store::{BanRecord, WriterOptions, from_unix},
+    };
+
+    const NOW: i64 = 1_764_900_000;
+
+    /// What the backend was asked: its bans (the shared bookkeeping the real backends use)
+    /// and the size of each `ban_many`.
+    #[derive(Default)]
+    pub(in crate::daemon) struct Log {
+        pub book: Book,
+        pub batches: Vec<usize>,
+    }
+
+    /// A backend that records, for tests above the kernel.
+    pub(in crate::daemon) struct Recording(pub Arc<Mutex<Log>>);
+
+    impl Enforcer for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn add_jail(&mut self, _: &JailScope) -> Result<(), enforce::Error> {
+            Ok(())
+        }
+        fn remove_jail(&mut self, name: &str) -> Result<(), enforce::Error> {
+            self.0.lock().unwrap().book.remove_jail(name);
+            Ok(())
+        }
+        fn ban_many(&mut self, bans: &[Ban]) -> Result<(), enforce::Error> {
+            let mut log = self.0.lock().unwrap();
+            for ban in bans {
+                log.book.ban(&ban.jail, ban.target, ban.expiry);
+            }
+            log.batches.push(bans.len());
+            Ok(())
+        }
+        fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), enforce::Error> {
+            self.0.lock().unwrap().book.unban(jail, target);
+            Ok(())
+        }
+        fn set_allowed(&mut self, _: &[IpNet]) -> Result<(), enforce::Error> {
+            Ok(())
+        }
+        fn active(&self) -> Result<Vec<ActiveBan>, enforce::Error> {
+            Ok(self.0.lock().unwrap().book.active())
+        }
+        fn remove_expired(&mut self) -> Result<usize, enforce::Error> {
+            Ok(0)
+        }
+    }
+
+    fn net(text: &str) -> IpNet {
+        parse_target(text).unwrap()
+    }
+
+    fn record(jail: &str, target: &str, start: i64, duration: i64) -> BanRecord {
+        BanRecord {
+            jail: jail.into(),
+            target: net(target),
+            start,
+            duration: Some(duration),
+            ban_count: 1,
+            failures: 3,
+            matches: vec![format!("failed from {target}")],
+        }
+    }
+
+    fn at(unix: i64) -> Expiry {
+        Expiry::At(from_unix(unix))
+    }
+
+    /// 25 bans of `sshd` (each ending a second later than the one before), 10 of `web`
+    /// and one of `web` on a target `sshd` bans too (far from it in the file), 3 of a jail
+    /// that is not running, and rows that do not hold (expired, lifted) between them.
+    fn fill(path: &Path) -> Vec<(String, IpNet, Expiry)> {
+        let w = Writer::spawn(path, WriterOptions::default()).unwrap();
+        let mut want = Vec::new();
+        for i in 0..25 {
+            let target = format!("10.0.0.{i}");
+            w.add_ban(record("sshd", &target, NOW - 10 + i, 600));
+            want.push(("sshd".to_string(), net(&target), at(NOW + 590 + i)));
+            w.add_ban(record("sshd", &format!("10.0.9.{i}"), NOW - 900, 600));
+            if i % 5 == 0 {
+                w.add_ban(record("gone", &format!("10.0.7.{i}"), NOW, 600));
+                w.add_ban(record("web", &format!("10.0.8.{i}"), NOW, 600));
+                w.remove_ban("web", net(&format!("10.0.8.{i}")), NOW - 1);
+            }
+        }
+        for i in 0..10 {
+            let target = format!("2001:db8::{i}");
+            w.add_ban(record("web", &target, NOW, 3600));
+            want.push(("web".to_string(), net(&target), at(NOW + 3600)));
+        }
+        w.add_ban(record("web", "10.0.0.3", NOW, 7200));
+        want.push(("web".to_string(), net("10.0.0.3"), at(NOW + 7200)));
+        w.close().unwrap();
+        want.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        want
+    }
+
+    fn booked(log: &Log) -> Vec<(String, IpNet, Expiry)> {
+        let mut all: Vec<_> = ["gone", "sshd", "web"]
+            .iter()
+            .flat_map(|jail| {
+                log.book
+                    .of_jail(jail)
+                    .into_iter()
+                    .map(|(t, e)| ((*jail).to_string(), t, e))
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
+    }
+
+    /// Restores the store at `path` into a recording backend that holds `mapped` already.
+    fn restore(path: &Path, chunk: usize, mapped: &[Ban]) -> (Bans, Arc<Mutex<Log>>, Restored) {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut bans = Bans::new(Box::new(Recording(Arc::clone(&log))), None);
+        bans.enforcer_mut().ban_many(mapped).unwrap();
+        log.lock().unwrap().batches.clear();
+        let store = Store::open(path).unwrap();
+        let writer = Writer::spawn(path, WriterOptions::default()).unwrap();
+        let notifier = notify::Notifier::spawn(Vec::new());
+        let running = ["sshd".to_string(), "web".to_string()];
+        let done = Restore {
+            store: &store,
+            writer: &writer,
+            notifier: &notifier,
+            running: &running,
+            chunk,
+        }
+        .run(&mut bans, NOW)
+        .unwrap();
+        writer.close().unwrap();
+        (bans, log, done)
+    }
+
+    #[test]
+    fn a_store_larger_than_a_chunk_is_restored_whatever_the_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banxdp.sqlite3");
+        let want = fill(&path);
+        assert_eq!(want.len(), 36);
+        for chunk in [1, 2, 7, 35, 36, 37, 40, 1000] {
+            let (bans, log, done) = restore(&path, chunk, &[]);
+            let log = log.lock().unwrap();
+            assert_eq!(booked(&log), want, "chunk {chunk}");
+            assert!(
+                log.batches.iter().all(|&n| n <= chunk),
+                "chunk {chunk}: batches {:?}",
+                log.batches
+            );
+            assert_eq!(log.batches.iter().sum::<usize>(), 36, "chunk {chunk}");
+            let expect = Restored {
+                restored: 36,
+                orphans: 5,
+                adopted: 0,
+                taken_over: 0,
+            };
+            assert_eq!(done, expect, "chunk {chunk}");
+            assert_eq!(bans.count(), 36);
+            assert_eq!(bans.next_deadline(), Some(NOW + 590));
+            assert_eq!(bans.of_jail("web").len(), 11);
+            assert_eq!(
+                bans.held("web", net("10.0.0.3")).map(|h| h.end),
+                Some(Some(NOW + 7200))
+            );
+            assert_eq!(
+                bans.held("sshd", net("10.0.0.3")).map(|h| h.end),
+                Some(Some(NOW + 593))
+            );
+        }
+    }
+
+    #[test]
+    fn the_maps_and_the_store_are_reconciled_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banxdp.sqlite3");
+        let want = fill(&path);
+        let ban = |jail: &str, target: &str, end: i64| Ban {
+            jail: jail.into(),
+            target: net(target),
+            expiry: at(end),
+        };
+        let mapped = [
+            // Only in the maps: adopted.
+            ban("sshd", "10.9.9.9", NOW + 5000),
+            // Longer in the maps than in the store: the longer end adopted.
+            ban("sshd", "10.0.0.1", NOW + 9000),
+            // Shorter in the maps: the store's end re-applied.
+            ban("sshd", "10.0.0.2", NOW + 100),
+            // Of a jail not running: left as it is, not adopted.
+            ban("gone", "10.8.8.8", NOW + 5000),
+        ];
+        let (bans, log, done) = restore(&path, 7, &mapped);
+        assert_eq!((done.adopted, done.taken_over, done.restored), (2, 4, 36));
+        let mut expect = want;
+        expect.push(("sshd".into(), net("10.9.9.9"), at(NOW + 5000)));
+        expect.push(("gone".into(), net("10.8.8.8"), at(NOW + 5000)));
+        for entry in &mut expect {
+            if entry.0 == "sshd" && entry.1 == net("10.0.0.1") {
+                entry.2 = at(NOW + 9000);
+            }
+        }
+        expect.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        assert_eq!(booked(&log.lock().unwrap()), expect);
+        assert_eq!(bans.count(), 37, "the other jail's entry is not held");
+        assert_eq!(
+            bans.held("sshd", net("10.0.0.1")).map(|h| h.end),
+            Some(Some(NOW + 9000))
+        );
+        // The adopted bans are in the store now: a second start finds both sides agreeing
+        // (for the running jails; the other one is left as it was).
+        let store = Store::open(&path).unwrap();
+        let stored = store.active_bans(NOW).unwrap();
+        let adopted = stored
+            .iter()
+            .find(|r| r.target == net("10.9.9.9"))
+            .expect("adopted into the store");
+        assert_eq!((adopted.start, adopted.until()), (NOW, Some(NOW + 5000)));
+        let mapped = log.lock().unwrap().book.active();
+        let plan = crate::store::reconcile(&stored, &mapped, NOW);
+        let running = |b: &&Ban| b.jail != "gone";
+        assert_eq!(plan.adopt.iter().filter(running).count(), 0, "{plan:?}");
+        assert_eq!(plan.reapply.iter().filter(running).count(), 0, "{plan:?}");
+    }
+}
