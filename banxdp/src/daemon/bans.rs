@@ -185,6 +185,24 @@ impl Bans {
         Ok(())
     }
 
+    /// [`Bans::restore`] for bans whose targets neither the backend nor any jail here holds
+    /// (the start-up restore knows which): the backend need not look them up.
+    pub fn restore_new(&mut self, records: &[BanRecord]) -> Result<(), enforce::Error> {
+        let bans: Vec<Ban> = records.iter().map(BanRecord::to_ban).collect();
+        self.enforcer.ban_many_new(&bans)?;
+        for record in records {
+            self.index(record);
+        }
+        Ok(())
+    }
+
+    /// Whether any jail holds a ban of `target`.
+    #[must_use]
+    pub fn holds_any(&self, target: IpNet) -> bool {
+        let packed = Packed::of(target);
+        self.held.iter().any(|targets| targets.contains_key(&packed))
+    }
+
     /// Lifts `jail`'s ban of `target`; `false` when it held none.
     pub fn lift(&mut self, jail: &str, target: IpNet, now: i64) -> Result<bool, enforce::Error> {
         let Some(id) = self.id(jail) else {

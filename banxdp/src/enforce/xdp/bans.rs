@@ -286,17 +286,19 @@ impl XdpEnforcer {
 
     /// Writes the bans of one exact-address map: merged values, in one batch. The current
     /// value of each key is looked up so that other jails' bans and the counters survive,
-    /// except while the map is empty (the start-up restore), when there is none to find.
+    /// except when the caller knows the keys are absent (`absent`, the start-up restore) or
+    /// the map is empty, when there is none to find.
     fn ban_exact<K: Copy + Eq + std::hash::Hash + aya::Pod>(
         &mut self,
         pending: &[(K, IpNet, u8, u64)],
         select: fn(&mut Maps) -> &mut HashMap<MapData, K, BanValue>,
         name: &'static str,
+        absent: bool,
     ) -> Result<(), XdpError> {
         if pending.is_empty() {
             return Ok(());
         }
-        let empty = select(&mut self.maps).keys().next().is_none();
+        let empty = absent || select(&mut self.maps).keys().next().is_none();
         let mut merged: StdHashMap<K, BanValue> = StdHashMap::with_capacity(pending.len());
         let mut order = Vec::with_capacity(pending.len());
         for &(key, target, slot, ns) in pending {
@@ -316,6 +318,41 @@ impl XdpEnforcer {
             call: "BPF_MAP_UPDATE_BATCH",
             source: stop.source,
         })
+    }
+
+    /// `ban_many` (`absent`: `ban_many_new`, whose exact targets are not looked up).
+    fn ban_batch(&mut self, bans: &[Ban], absent: bool) -> Result<(), Error> {
+        let clocks = Clocks::now();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for ban in bans {
+            let slot = self.slot_of(&ban.jail)?;
+            let target = normalize(ban.target);
+            let ns = expiry_ns(ban.expiry, &clocks);
+            match place(target) {
+                Place::V4(k) => v4.push((k, target, slot, ns)),
+                Place::V6(k) => v6.push((k, target, slot, ns)),
+                cidr @ (Place::CidrV4(..) | Place::CidrV6(..)) => {
+                    // Networks are few; one update each, flag first.
+                    if matches!(cidr, Place::CidrV4(..)) {
+                        self.set_flag(HAS_CIDR_V4, true)?;
+                    } else {
+                        self.set_flag(HAS_CIDR_V6, true)?;
+                    }
+                    let old =
+                        with_table!(self.maps, cidr, |table, key, name| table
+                            .lookup(&key)
+                            .map_err(map_err(name))?);
+                    let value = self.merge(target, old, slot, ns);
+                    with_table!(self.maps, cidr, |table, key, name| table
+                        .put(&key, &value)
+                        .map_err(map_err(name))?);
+                }
+            }
+        }
+        self.ban_exact(&v4, |m| &mut m.bans_v4, MAP_BANS_V4, absent)?;
+        self.ban_exact(&v6, |m| &mut m.bans_v6, MAP_BANS_V6, absent)?;
+        Ok(())
     }
 }
 
@@ -419,37 +456,11 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error> {
-        let clocks = Clocks::now();
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for ban in bans {
-            let slot = self.slot_of(&ban.jail)?;
-            let target = normalize(ban.target);
-            let ns = expiry_ns(ban.expiry, &clocks);
-            match place(target) {
-                Place::V4(k) => v4.push((k, target, slot, ns)),
-                Place::V6(k) => v6.push((k, target, slot, ns)),
-                cidr @ (Place::CidrV4(..) | Place::CidrV6(..)) => {
-                    // Networks are few; one update each, flag first.
-                    if matches!(cidr, Place::CidrV4(..)) {
-                        self.set_flag(HAS_CIDR_V4, true)?;
-                    } else {
-                        self.set_flag(HAS_CIDR_V6, true)?;
-                    }
-                    let old =
-                        with_table!(self.maps, cidr, |table, key, name| table
-                            .lookup(&key)
-                            .map_err(map_err(name))?);
-                    let value = self.merge(target, old, slot, ns);
-                    with_table!(self.maps, cidr, |table, key, name| table
-                        .put(&key, &value)
-                        .map_err(map_err(name))?);
-                }
-            }
-        }
-        self.ban_exact(&v4, |m| &mut m.bans_v4, MAP_BANS_V4)?;
-        self.ban_exact(&v6, |m| &mut m.bans_v6, MAP_BANS_V6)?;
-        Ok(())
+        self.ban_batch(bans, false)
+    }
+
+    fn ban_many_new(&mut self, bans: &[Ban]) -> Result<(), Error> {
+        self.ban_batch(bans, true)
     }
 
     fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error> {
