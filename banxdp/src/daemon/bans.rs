@@ -200,7 +200,9 @@ impl Bans {
     #[must_use]
     pub fn holds_any(&self, target: IpNet) -> bool {
         let packed = Packed::of(target);
-        self.held.iter().any(|targets| targets.contains_key(&packed))
+        self.held
+            .iter()
+            .any(|targets| targets.contains_key(&packed))
     }
 
     /// Lifts `jail`'s ban of `target`; `false` when it held none.
@@ -248,7 +250,9 @@ impl Bans {
     /// The earliest expiry still ahead (or a stale one, which [`Bans::expire`] drops).
     #[must_use]
     pub fn next_deadline(&self) -> Option<i64> {
-        self.deadlines.peek().map(|Reverse((at, _, _))| i64::from(*at))
+        self.deadlines
+            .peek()
+            .map(|Reverse((at, _, _))| i64::from(*at))
     }
 
     /// Lifts every ban whose expiry is `now` or earlier; returns them.
@@ -386,7 +390,11 @@ mod tests {
         assert_eq!(unpack_end(pack_end(Some(NOW))), Some(NOW));
         assert_eq!(unpack_end(pack_end(Some(-5))), Some(0), "long past");
         let far = unpack_end(pack_end(Some(i64::MAX))).unwrap();
-        assert_eq!(far, i64::from(u32::MAX - 1), "kept as 2106, never as permanent");
+        assert_eq!(
+            far,
+            i64::from(u32::MAX - 1),
+            "kept as 2106, never as permanent"
+        );
     }
 
     #[test]
@@ -396,8 +404,14 @@ mod tests {
         assert!(bans.place(record("sshd", "192.0.2.2", Some(20))).unwrap());
         assert!(bans.place(record("web", "192.0.2.1", Some(30))).unwrap());
         assert!(bans.place(record("web", "192.0.2.9", None)).unwrap());
-        assert!(!bans.place(record("sshd", "192.0.2.1", Some(99))).unwrap(), "held");
-        assert_eq!((bans.count(), bans.total("sshd"), bans.total("web")), (4, 2, 2));
+        assert!(
+            !bans.place(record("sshd", "192.0.2.1", Some(99))).unwrap(),
+            "held"
+        );
+        assert_eq!(
+            (bans.count(), bans.total("sshd"), bans.total("web")),
+            (4, 2, 2)
+        );
         assert!(bans.lift("sshd", net("192.0.2.1"), NOW).unwrap());
         assert!(!bans.lift("sshd", net("192.0.2.1"), NOW).unwrap());
         // The lifted ban's deadline is still on the heap, and passes by without effect.
@@ -405,7 +419,8 @@ mod tests {
         assert!(bans.expire(NOW + 15).unwrap().is_empty());
         assert_eq!(bans.next_deadline(), Some(NOW + 20));
         // A restored ban replacing one held: the earlier end is stale.
-        bans.restore(&[record("sshd", "192.0.2.2", Some(50))]).unwrap();
+        bans.restore(&[record("sshd", "192.0.2.2", Some(50))])
+            .unwrap();
         assert!(bans.expire(NOW + 25).unwrap().is_empty());
         let due = bans.expire(NOW + 50).unwrap();
         let due: Vec<(String, IpNet)> = due.into_iter().map(|(j, t)| (j.to_string(), t)).collect();

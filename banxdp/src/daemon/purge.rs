@@ -7,10 +7,7 @@
 //! group-commit writer takes the lock, so bans keep being committed while it runs. The event
 //! loop only says when ([`Purger::tick`] on its tidy tick): time is given, never read here.
 
-use std::{
-    sync::mpsc,
-    thread::JoinHandle,
-};
+use std::{sync::mpsc, thread::JoinHandle};
 
 use crate::store::Store;
 
@@ -115,7 +112,10 @@ mod tests {
         let count = |store: &Store| store.totals().unwrap().first().map_or(0, |t| t.1);
         let check = Store::open(&path).unwrap();
         let mut purger = Purger::spawn(Store::open(&path).unwrap(), 86_400, PURGE_EVERY, NOW);
-        assert!(!purger.tick(NOW + 60), "not due a minute after the start's purge");
+        assert!(
+            !purger.tick(NOW + 60),
+            "not due a minute after the start's purge"
+        );
         assert!(!purger.tick(NOW + PURGE_EVERY - 1));
         assert!(purger.tick(NOW + PURGE_EVERY), "due after an hour");
         assert!(!purger.tick(NOW + PURGE_EVERY + 60));

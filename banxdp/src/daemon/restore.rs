@@ -41,10 +41,11 @@ impl Restore<'_> {
     /// Restores into `bans` (whose enforcer knows the running jails already) what the store
     /// holds at `now`, then adopts what only the maps hold.
     pub fn run(&self, bans: &mut Bans, now: i64) -> Result<Restored, DaemonError> {
-        let mapped = bans.active()?;
-        let mut reconciler = Reconciler::new(&mapped, now);
+        let mut reconciler = Reconciler::new(now);
+        bans.enforcer()
+            .each_active(&mut |entry| reconciler.mapped(&entry))?;
         let mut done = Restored {
-            taken_over: mapped.len(),
+            taken_over: reconciler.mapped_count(),
             ..Restored::default()
         };
         let chunks = self
@@ -118,9 +119,7 @@ pub(super) mod tests {
 
     use super::*;
     use crate::{
-        enforce::{
-            self, ActiveBan, Ban, Enforcer, Expiry, JailScope, book::Book, parse_target,
-        },
+        enforce::{self, ActiveBan, Ban, Enforcer, Expiry, JailScope, book::Book, parse_target},
         store::{BanRecord, WriterOptions, from_unix},
     };
 

@@ -106,6 +106,15 @@ pub trait Enforcer {
     /// Every ban the backend holds now.
     fn active(&self) -> Result<Vec<ActiveBan>, Error>;
 
+    /// [`Enforcer::active`] one ban at a time, for callers that keep less than an
+    /// `ActiveBan` of each (the start-up reconciliation of a million pinned bans).
+    fn each_active(&self, each: &mut dyn FnMut(ActiveBan)) -> Result<(), Error> {
+        for ban in self.active()? {
+            each(ban);
+        }
+        Ok(())
+    }
+
     /// Removes bans whose expiry has passed; returns how many entries went.
     fn remove_expired(&mut self) -> Result<usize, Error>;
 

@@ -57,10 +57,13 @@ fn outlasts(a: End, b: End) -> bool {
 /// map's end outlasts every stored end of its jails, the map saw a later ban the store missed,
 /// adopted for the jail whose stored end is latest.
 ///
-/// This is [`Reconciler`] over a slice; the daemon streams the store through one instead.
+/// This is [`Reconciler`] over two slices; the daemon streams both sides through one.
 #[must_use]
 pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconciliation {
-    let mut reconciler = Reconciler::new(mapped, now);
+    let mut reconciler = Reconciler::new(now);
+    for entry in mapped {
+        reconciler.mapped(entry);
+    }
     let mut reapply = Vec::new();
     for record in stored {
         if !reconciler.stored(record) && record.is_active(now) {
@@ -75,123 +78,178 @@ pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconc
     out
 }
 
-/// [`reconcile`] one stored ban at a time, holding only the maps' side: the store's bans
-/// whose target the maps do not hold are the caller's to re-apply at once
-/// ([`Reconciler::stored`] says which); those the maps hold are remembered (a jail id and an
-/// end each) and compared at [`Reconciler::finish`].
-pub struct Reconciler<'m> {
-    mapped: &'m [ActiveBan],
+/// [`reconcile`] one ban at a time, the maps' side first: it keeps about 70 bytes per map
+/// entry (none per stored ban), so neither side is ever held whole as records. A stored ban
+/// whose target the maps do not hold is the caller's to re-apply at once
+/// ([`Reconciler::stored`] says which); for the others, what to re-apply is decided as they
+/// pass and what to adopt at [`Reconciler::finish`].
+#[derive(Default)]
+pub struct Reconciler {
     now: i64,
-    /// Unexpired map entries by canonical target: their index in `mapped`.
+    /// Unexpired map entries by canonical target: their index in `entries`.
     index: HashMap<IpNet, u32>,
-    /// Stored bans of targets in the maps: (map index, jail id, end).
-    seen: Vec<(u32, u16, End)>,
-    /// The jail names of `seen`, by id.
+    entries: Vec<MapSide>,
+    /// The jails of entries banned by more than one, with what the store says of each.
+    shared: Vec<Vec<(u16, i64)>>,
+    /// Jail names by id.
     jails: Vec<String>,
+    /// Entries given, expired ones included.
+    seen: usize,
+    reapply: Vec<Ban>,
 }
 
-impl<'m> Reconciler<'m> {
-    /// Starts from what the maps hold (`Enforcer::active`).
+/// An end packed in an `i64`: [`NEVER`] for a permanent ban, [`UNSEEN`] for a jail of a
+/// map entry whose stored ban has not (yet) come.
+const NEVER: i64 = i64::MAX;
+const UNSEEN: i64 = i64::MIN;
+
+fn pack(end: End) -> i64 {
+    end.map_or(NEVER, |e| e.min(NEVER - 1))
+}
+
+fn unpack(end: i64) -> End {
+    (end != NEVER).then_some(end)
+}
+
+/// One unexpired map entry: its first jail inline (most have one), others in `shared`.
+struct MapSide {
+    target: IpNet,
+    end: i64,
+    jail: u16,
+    /// The store's end of `jail`'s ban, or [`UNSEEN`].
+    stored: i64,
+    /// 1 + the index of the other jails in `shared`; 0 when there are none.
+    more: u32,
+}
+
+impl Reconciler {
     #[must_use]
-    pub fn new(mapped: &'m [ActiveBan], now: i64) -> Self {
-        let mut index = HashMap::with_capacity(mapped.len());
-        for (i, entry) in mapped.iter().enumerate() {
-            if end_of(entry.expiry).is_some_and(|end| end <= now) {
-                continue;
-            }
-            let i = u32::try_from(i).expect("a map holds fewer than 2^32 entries");
-            index.entry(canonical(entry.target)).or_insert(i);
-        }
+    pub fn new(now: i64) -> Self {
         Self {
-            mapped,
             now,
-            index,
-            seen: Vec::new(),
-            jails: Vec::new(),
+            ..Self::default()
         }
     }
 
-    /// One ban of the store: `true` when the maps hold its target (it is compared at
-    /// [`Reconciler::finish`]), `false` when they do not (if it holds at `now`, the caller
-    /// re-applies it). A ban that no longer holds is ignored.
+    fn intern(&mut self, jail: &str) -> u16 {
+        let id = match self.jails.iter().position(|j| j == jail) {
+            Some(id) => id,
+            None => {
+                self.jails.push(jail.to_string());
+                self.jails.len() - 1
+            }
+        };
+        u16::try_from(id).expect("fewer than 65536 jails")
+    }
+
+    /// One entry of the maps (as `Enforcer::active` or `each_active` gives them). An entry
+    /// already expired is ignored.
+    pub fn mapped(&mut self, entry: &ActiveBan) {
+        self.seen += 1;
+        let end = end_of(entry.expiry);
+        let Some(first) = entry.jails.first() else {
+            return;
+        };
+        if end.is_some_and(|end| end <= self.now) {
+            return;
+        }
+        let target = canonical(entry.target);
+        let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 map entries");
+        // A target listed twice (no backend does) is found by the store the first time
+        // only: the second entry's jails are adopted.
+        self.index.entry(target).or_insert(i);
+        let jail = self.intern(first);
+        let mut more = 0;
+        if entry.jails.len() > 1 {
+            let others = entry.jails[1..]
+                .iter()
+                .map(|j| (self.intern(j), UNSEEN))
+                .collect();
+            self.shared.push(others);
+            more = u32::try_from(self.shared.len()).expect("fewer than 2^32 map entries");
+        }
+        self.entries.push(MapSide {
+            target,
+            end: pack(end),
+            jail,
+            stored: UNSEEN,
+            more,
+        });
+    }
+
+    /// How many map entries were given, expired ones included.
+    #[must_use]
+    pub fn mapped_count(&self) -> usize {
+        self.seen
+    }
+
+    /// One ban of the store: `true` when the maps hold its target (what to do is decided
+    /// here and at [`Reconciler::finish`]), `false` when they do not (if it holds at `now`,
+    /// the caller re-applies it). A ban that no longer holds is ignored.
     pub fn stored(&mut self, record: &BanRecord) -> bool {
         if !record.is_active(self.now) {
             return false;
         }
-        let Some(&i) = self.index.get(&canonical(record.target)) else {
+        let target = canonical(record.target);
+        let Some(&i) = self.index.get(&target) else {
             return false;
         };
-        let jail = match self.jails.iter().position(|j| *j == record.jail) {
-            Some(id) => id,
-            None => {
-                self.jails.push(record.jail.clone());
-                self.jails.len() - 1
-            }
+        let jail = self.intern(&record.jail);
+        let end = record.until();
+        let entry = &mut self.entries[i as usize];
+        let slot = if entry.jail == jail {
+            Some(&mut entry.stored)
+        } else if entry.more > 0 {
+            self.shared[entry.more as usize - 1]
+                .iter_mut()
+                .find(|(j, _)| *j == jail)
+                .map(|(_, stored)| stored)
+        } else {
+            None
         };
-        let jail = u16::try_from(jail).expect("fewer than 65536 jails");
-        self.seen.push((i, jail, record.until()));
+        let in_entry = slot.is_some();
+        if let Some(slot) = slot.filter(|s| **s == UNSEEN) {
+            *slot = pack(end);
+        }
+        if !in_entry || outlasts(end, unpack(entry.end)) {
+            self.reapply.push(ban(&record.jail, target, end));
+        }
         true
     }
 
     /// What to adopt and re-apply for the targets the maps hold (unsorted).
     #[must_use]
-    pub fn finish(mut self) -> Reconciliation {
-        self.seen.sort_by_key(|(i, _, _)| *i);
-        let mut out = Reconciliation::default();
-        let mut seen = self.seen.as_slice();
-        let mut known: Vec<(&str, End)> = Vec::new();
-        for (i, entry) in self.mapped.iter().enumerate() {
-            let map_end = end_of(entry.expiry);
-            if map_end.is_some_and(|end| end <= self.now) {
-                continue;
+    pub fn finish(self) -> Reconciliation {
+        let mut out = Reconciliation {
+            adopt: Vec::new(),
+            reapply: self.reapply,
+        };
+        let mut jails = Vec::new();
+        for entry in &self.entries {
+            jails.clear();
+            jails.push((entry.jail, entry.stored));
+            if entry.more > 0 {
+                jails.extend_from_slice(&self.shared[entry.more as usize - 1]);
             }
-            let target = canonical(entry.target);
-            let i = u32::try_from(i).expect("checked in new");
-            // Only an entry's first occurrence is in the index, so only it has stored bans.
-            let mine = seen.iter().take_while(|(j, _, _)| *j == i).count();
-            known.clear();
-            known.extend(
-                seen[..mine]
-                    .iter()
-                    .map(|&(_, jail, end)| (self.jails[usize::from(jail)].as_str(), end)),
-            );
-            seen = &seen[mine..];
-            compare(target, entry, map_end, &known, &mut out);
-        }
-        out
-    }
-}
-
-/// One target present in the maps (unexpired) and in `known` stored bans (maybe none).
-fn compare(
-    target: IpNet,
-    entry: &ActiveBan,
-    map_end: End,
-    known: &[(&str, End)],
-    out: &mut Reconciliation,
-) {
-    let stored_end = |jail: &str| known.iter().find(|(j, _)| *j == jail).map(|(_, e)| *e);
-    let mut latest: Option<(&str, End)> = None;
-    for jail in &entry.jails {
-        match stored_end(jail) {
-            None => out.adopt.push(ban(jail, target, map_end)),
-            Some(end) => {
-                if latest.is_none_or(|(_, best)| outlasts(end, best)) {
-                    latest = Some((jail, end));
+            let map_end = unpack(entry.end);
+            let mut latest: Option<(u16, End)> = None;
+            for &(jail, stored) in &jails {
+                if stored == UNSEEN {
+                    out.adopt
+                        .push(ban(&self.jails[usize::from(jail)], entry.target, map_end));
+                } else if latest.is_none_or(|(_, best)| outlasts(unpack(stored), best)) {
+                    latest = Some((jail, unpack(stored)));
+                }
+            }
+            let all_known = jails.iter().all(|(_, stored)| *stored != UNSEEN);
+            if let (true, Some((jail, end))) = (all_known, latest) {
+                if outlasts(map_end, end) {
+                    out.adopt
+                        .push(ban(&self.jails[usize::from(jail)], entry.target, map_end));
                 }
             }
         }
-    }
-    for &(jail, end) in known {
-        if !entry.jails.iter().any(|j| j == jail) || outlasts(end, map_end) {
-            out.reapply.push(ban(jail, target, end));
-        }
-    }
-    let all_known = entry.jails.iter().all(|j| stored_end(j).is_some());
-    if let (true, Some((jail, end))) = (all_known, latest) {
-        if outlasts(map_end, end) {
-            out.adopt.push(ban(jail, target, map_end));
-        }
+        out
     }
 }
 

@@ -154,7 +154,15 @@ impl Store {
                 tracing::warn!(path = %self.path.display(), target = pair.1, "skipping a row whose target does not parse");
                 return;
             };
-            each(&pair.0, History { target, ban_count, start, active });
+            each(
+                &pair.0,
+                History {
+                    target,
+                    ban_count,
+                    start,
+                    active,
+                },
+            );
         };
         while let Some(row) = rows.next().map_err(err)? {
             let text = |i| -> Result<&str, StoreError> {
@@ -175,7 +183,12 @@ impl Store {
                 let until: Option<i64> = row.get(4).map_err(err)?;
                 let ended: Option<i64> = row.get(5).map_err(err)?;
                 let active = ended.is_none() && until.is_none_or(|until| until > now);
-                latest = Some((id, row.get(2).map_err(err)?, row.get(3).map_err(err)?, active));
+                latest = Some((
+                    id,
+                    row.get(2).map_err(err)?,
+                    row.get(3).map_err(err)?,
+                    active,
+                ));
             }
         }
         emit(&pair, latest);

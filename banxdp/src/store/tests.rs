@@ -505,8 +505,20 @@ fn mixed_store(path: &Path) -> Vec<IpNet> {
         w.add_ban(record("sshd", &target, NOW, Some(600), 1));
         active.push(net(&target));
         // Expired, and lifted early: neither holds.
-        w.add_ban(record("sshd", &format!("198.51.100.{i}"), NOW - 900, Some(600), 1));
-        w.add_ban(record("web", &format!("203.0.113.{i}"), NOW - 10, Some(600), 1));
+        w.add_ban(record(
+            "sshd",
+            &format!("198.51.100.{i}"),
+            NOW - 900,
+            Some(600),
+            1,
+        ));
+        w.add_ban(record(
+            "web",
+            &format!("203.0.113.{i}"),
+            NOW - 10,
+            Some(600),
+            1,
+        ));
         w.remove_ban("web", net(&format!("203.0.113.{i}")), NOW - 5);
     }
     w.close().unwrap();
@@ -538,7 +550,10 @@ fn active_chunks_split_anywhere_and_skip_what_does_not_hold() {
             chunks.iter().map(Vec::len).collect::<Vec<_>>()
         );
         let got: Vec<IpNet> = chunks.iter().flatten().map(|r| r.target).collect();
-        assert_eq!(got, active, "chunk {chunk}: every active ban once, in written order");
+        assert_eq!(
+            got, active,
+            "chunk {chunk}: every active ban once, in written order"
+        );
         assert!(
             chunks.iter().flatten().all(|r| r.matches.is_empty()),
             "matches are read only on request"

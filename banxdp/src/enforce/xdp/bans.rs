@@ -226,12 +226,60 @@ impl XdpEnforcer {
         Ok(out)
     }
 
+    /// Every entry of an exact-address map, read in batches.
+    fn exact_entries<K: aya::Pod + Copy + Default>(
+        table: &HashMap<MapData, K, BanValue>,
+        target: impl Fn(K) -> IpNet,
+        each: &mut dyn FnMut(IpNet, BanValue),
+    ) -> Result<(), XdpError> {
+        sys::lookup_batch::<K, BanValue>(table.fd(), 4096, |keys, values| {
+            for (key, value) in keys.iter().zip(values) {
+                each(target(*key), *value);
+            }
+        })
+        .map_err(|source| XdpError::Syscall {
+            call: "BPF_MAP_LOOKUP_BATCH",
+            source,
+        })
+    }
+
+    /// Every entry of the ban maps, handed to `each` as read (exact maps in batches).
+    fn each_entry(&self, each: &mut dyn FnMut(IpNet, BanValue)) -> Result<(), XdpError> {
+        let m = &self.maps;
+        Self::exact_entries(&m.bans_v4, |k: [u8; 4]| net_of(k.into(), 32), each)?;
+        Self::exact_entries(&m.bans_v6, |k: [u8; 16]| net_of(k.into(), 128), each)?;
+        let mut tries = Self::entries(&m.cidr_v4, MAP_CIDR_V4, |k| {
+            net_of(k.data().into(), k.prefix_len())
+        })?;
+        tries.extend(Self::entries(&m.cidr_v6, MAP_CIDR_V6, |k| {
+            net_of(k.data().into(), k.prefix_len())
+        })?);
+        for (target, value) in tries {
+            each(target, value);
+        }
+        Ok(())
+    }
+
+    /// A map value as an [`ActiveBan`].
+    fn active_ban(&self, target: IpNet, value: BanValue, clocks: &Clocks) -> ActiveBan {
+        ActiveBan {
+            target,
+            jails: self.jail_names(value.jails),
+            expiry: match value.expires_ns {
+                0 => Expiry::Never,
+                ns => Expiry::At(clocks.wall_time(ns)),
+            },
+            drops: Some(value.drops),
+            shadow_hits: Some(value.shadow_hits),
+        }
+    }
+
     fn all_entries(&self) -> Result<Vec<(IpNet, BanValue)>, XdpError> {
         let m = &self.maps;
-        let mut all = Self::entries(&m.bans_v4, MAP_BANS_V4, |k| net_of((*k).into(), 32))?;
-        all.extend(Self::entries(&m.bans_v6, MAP_BANS_V6, |k| {
-            net_of((*k).into(), 128)
-        })?);
+        let mut all = Vec::new();
+        let mut push = |target, value| all.push((target, value));
+        Self::exact_entries(&m.bans_v4, |k: [u8; 4]| net_of(k.into(), 32), &mut push)?;
+        Self::exact_entries(&m.bans_v6, |k: [u8; 16]| net_of(k.into(), 128), &mut push)?;
         all.extend(Self::entries(&m.cidr_v4, MAP_CIDR_V4, |k| {
             net_of(k.data().into(), k.prefix_len())
         })?);
@@ -499,17 +547,15 @@ impl Enforcer for XdpEnforcer {
         Ok(self
             .all_entries()?
             .into_iter()
-            .map(|(target, value)| ActiveBan {
-                target,
-                jails: self.jail_names(value.jails),
-                expiry: match value.expires_ns {
-                    0 => Expiry::Never,
-                    ns => Expiry::At(clocks.wall_time(ns)),
-                },
-                drops: Some(value.drops),
-                shadow_hits: Some(value.shadow_hits),
-            })
+            .map(|(target, value)| self.active_ban(target, value, &clocks))
             .collect())
+    }
+
+    fn each_active(&self, each: &mut dyn FnMut(ActiveBan)) -> Result<(), Error> {
+        let clocks = Clocks::now();
+        Ok(self.each_entry(&mut |target, value| {
+            each(self.active_ban(target, value, &clocks));
+        })?)
     }
 
     fn remove_expired(&mut self) -> Result<usize, Error> {
