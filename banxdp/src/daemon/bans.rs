@@ -174,22 +174,36 @@ impl Bans {
         Ok(true)
     }
 
-    /// Restores bans read from the store (or adopted from the backend) in one batch; they are
-    /// not written to the store again.
-    pub fn restore(&mut self, records: &[BanRecord]) -> Result<(), enforce::Error> {
+    /// [`Bans::restore`] for bans whose targets neither the backend nor any jail here holds
+    /// (the start-up restore knows which): the backend need not look them up.
+    pub fn restore_new(&mut self, records: &[BanRecord]) -> Result<(), enforce::Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let bans: Vec<Ban> = records.iter().map(BanRecord::to_ban).collect();
-        self.enforcer.ban_many(&bans)?;
+        self.enforcer.ban_many_new(&bans)?;
         for record in records {
             self.index(record);
         }
         Ok(())
     }
 
-    /// [`Bans::restore`] for bans whose targets neither the backend nor any jail here holds
-    /// (the start-up restore knows which): the backend need not look them up.
-    pub fn restore_new(&mut self, records: &[BanRecord]) -> Result<(), enforce::Error> {
+    /// Keeps track of bans the backend holds as they are (found in its pinned maps at
+    /// start): they are indexed, not written again.
+    pub fn track(&mut self, records: &[BanRecord]) {
+        for record in records {
+            self.index(record);
+        }
+    }
+
+    /// Restores bans read from the store (or adopted from the backend) in one batch; they are
+    /// not written to the store again.
+    pub fn restore(&mut self, records: &[BanRecord]) -> Result<(), enforce::Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let bans: Vec<Ban> = records.iter().map(BanRecord::to_ban).collect();
-        self.enforcer.ban_many_new(&bans)?;
+        self.enforcer.ban_many(&bans)?;
         for record in records {
             self.index(record);
         }

@@ -9,7 +9,7 @@
 //! (removed, or disabled by an error) are neither restored nor lifted, since a broken jail
 //! must not open the gate.
 
-use crate::store::{Reconciler, Store, Writer};
+use crate::store::{Reconciler, Store, Stored, Writer};
 
 use super::{Bans, DaemonError, notify};
 
@@ -54,27 +54,28 @@ impl Restore<'_> {
             .with_matches(self.notifier.runs());
         for chunk in chunks {
             // Targets that neither the maps nor an earlier chunk hold go in without the
-            // backend looking them up; the others are merged with what it holds.
-            let (mut new, mut held) = (Vec::new(), Vec::new());
+            // backend looking them up; bans the maps hold as they are need no write; the
+            // others are merged with what the maps hold.
+            let (mut new, mut same, mut merged) = (Vec::new(), Vec::new(), Vec::new());
             for record in chunk? {
                 let mapped = reconciler.stored(&record);
                 if !self.running.contains(&record.jail) {
                     done.orphans += 1;
-                } else if mapped || bans.holds_any(record.target) {
-                    held.push(record);
-                } else {
-                    new.push(record);
+                    continue;
                 }
+                let list = match mapped {
+                    Stored::Same => &mut same,
+                    Stored::Absent if !bans.holds_any(record.target) => &mut new,
+                    Stored::Absent | Stored::Other => &mut merged,
+                };
+                list.push(record);
             }
-            if !new.is_empty() {
-                bans.restore_new(&new)?;
-            }
-            if !held.is_empty() {
-                bans.restore(&held)?;
-            }
-            done.restored += new.len() + held.len();
+            bans.restore_new(&new)?;
+            bans.track(&same);
+            bans.restore(&merged)?;
+            done.restored += new.len() + same.len() + merged.len();
             if self.notifier.runs() {
-                for record in new.iter().chain(&held) {
+                for record in new.iter().chain(&same).chain(&merged) {
                     self.notifier
                         .ban(&record.jail, notify::ban_info(record, true));
                 }
@@ -310,6 +311,32 @@ pub(super) mod tests {
                 Some(Some(NOW + 593))
             );
         }
+    }
+
+    #[test]
+    fn a_restart_whose_maps_agree_with_the_store_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banxdp.sqlite3");
+        let want = fill(&path);
+        // What a first run left pinned (the jail not running had its bans pinned too).
+        let (_, first, _) = restore(&path, 7, &[]);
+        let pinned: Vec<Ban> = booked(&first.lock().unwrap())
+            .into_iter()
+            .map(|(jail, target, expiry)| Ban {
+                jail,
+                target,
+                expiry,
+            })
+            .collect();
+        let (bans, log, done) = restore(&path, 7, &pinned);
+        let log = log.lock().unwrap();
+        assert_eq!((done.restored, done.adopted, done.taken_over), (36, 0, 35));
+        // Only the target two jails share is written again (merged, once for each jail, in
+        // two chunks); the rest stays as pinned.
+        assert_eq!(log.batches, [1, 1], "{:?}", log.batches);
+        assert_eq!(booked(&log), want);
+        assert_eq!(bans.count(), 36);
+        assert_eq!(bans.next_deadline(), Some(NOW + 590));
     }
 
     #[test]

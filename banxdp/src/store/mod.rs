@@ -61,7 +61,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::enforce::{Ban, Expiry, parse_target};
 
-pub use reconcile::{EXPIRY_TOLERANCE, Reconciler, Reconciliation, reconcile};
+pub use reconcile::{EXPIRY_TOLERANCE, Reconciler, Reconciliation, Stored, reconcile};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use stream::{ActiveChunks, History, RESTORE_CHUNK};
 pub use writer::{Writer, WriterOptions, WriterStats};

@@ -66,7 +66,7 @@ pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconc
     }
     let mut reapply = Vec::new();
     for record in stored {
-        if !reconciler.stored(record) && record.is_active(now) {
+        if reconciler.stored(record) == Stored::Absent && record.is_active(now) {
             reapply.push(ban(&record.jail, canonical(record.target), record.until()));
         }
     }
@@ -96,6 +96,19 @@ pub struct Reconciler {
     /// Entries given, expired ones included.
     seen: usize,
     reapply: Vec<Ban>,
+}
+
+/// Where the maps stand on a stored ban's target ([`Reconciler::stored`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The maps do not hold it: if the ban holds, the caller applies it.
+    Absent,
+    /// The maps hold exactly this ban: this jail alone, with the same end (within
+    /// [`EXPIRY_TOLERANCE`]); nothing to write.
+    Same,
+    /// The maps hold the target otherwise (other jails too, or another end): the caller
+    /// applies the ban, merged with what the maps hold.
+    Other,
 }
 
 /// An end packed in an `i64`: [`NEVER`] for a permanent ban, [`UNSEEN`] for a jail of a
@@ -183,16 +196,16 @@ impl Reconciler {
         self.seen
     }
 
-    /// One ban of the store: `true` when the maps hold its target (what to do is decided
-    /// here and at [`Reconciler::finish`]), `false` when they do not (if it holds at `now`,
-    /// the caller re-applies it). A ban that no longer holds is ignored.
-    pub fn stored(&mut self, record: &BanRecord) -> bool {
+    /// One ban of the store, and where the maps stand on its target (what to do about the
+    /// ones they hold is decided here and at [`Reconciler::finish`]). A ban that no longer
+    /// holds is ignored ([`Stored::Absent`], with nothing to re-apply).
+    pub fn stored(&mut self, record: &BanRecord) -> Stored {
         if !record.is_active(self.now) {
-            return false;
+            return Stored::Absent;
         }
         let target = canonical(record.target);
         let Some(&i) = self.index.get(&target) else {
-            return false;
+            return Stored::Absent;
         };
         let jail = self.intern(&record.jail);
         let end = record.until();
@@ -211,10 +224,15 @@ impl Reconciler {
         if let Some(slot) = slot.filter(|s| **s == UNSEEN) {
             *slot = pack(end);
         }
-        if !in_entry || outlasts(end, unpack(entry.end)) {
+        let map_end = unpack(entry.end);
+        let later = outlasts(end, map_end);
+        if !in_entry || later {
             self.reapply.push(ban(&record.jail, target, end));
         }
-        true
+        if entry.jail == jail && entry.more == 0 && !later && !outlasts(map_end, end) {
+            return Stored::Same;
+        }
+        Stored::Other
     }
 
     /// What to adopt and re-apply for the targets the maps hold (unsorted).
@@ -434,6 +452,32 @@ mod tests {
                 vec![],
             ),
         ]);
+    }
+
+    #[test]
+    fn stored_bans_say_where_the_maps_stand() {
+        let mut r = Reconciler::new(NOW);
+        for entry in [
+            map("192.0.2.1/32", &["sshd"], Some(600)),
+            map("192.0.2.2/32", &["sshd"], Some(60)),
+            map("192.0.2.3/32", &["sshd", "web"], Some(600)),
+            map("192.0.2.4/32", &["sshd"], Some(-1)),
+        ] {
+            r.mapped(&entry);
+        }
+        assert_eq!(r.mapped_count(), 4);
+        let cases = [
+            (rec("sshd", "192.0.2.1", Some(601)), Stored::Same),
+            (rec("web", "192.0.2.1", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.2", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.3", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.4", Some(600)), Stored::Absent),
+            (rec("sshd", "192.0.2.5", Some(600)), Stored::Absent),
+            (rec("sshd", "192.0.2.1", Some(-1)), Stored::Absent),
+        ];
+        for (record, want) in cases {
+            assert_eq!(r.stored(&record), want, "{record:?}");
+        }
     }
 
     /// A case: name, the store's bans, the maps' entries, what to adopt, what to re-apply.
