@@ -65,6 +65,9 @@ impl Packed {
 /// An end as the index keeps it: unix seconds in 32 bits, [`NEVER`] for a permanent ban.
 type End = u32;
 
+/// An [`End`] as a map value: bytes, so that a (target, end) slot takes 21 bytes, unpadded.
+type EndBytes = [u8; 4];
+
 const NEVER: End = End::MAX;
 
 fn pack_end(end: Option<i64>) -> End {
@@ -89,7 +92,7 @@ pub struct Bans {
     /// Jail names by id.
     names: Vec<Arc<str>>,
     /// By jail id, the targets it bans and when each ban ends.
-    held: Vec<HashMap<Packed, End>>,
+    held: Vec<HashMap<Packed, EndBytes>>,
     /// The ends still ahead (stale ones included, until they reach the top).
     deadlines: BinaryHeap<Reverse<(End, JailId, Packed)>>,
     /// Bans placed since the start, by jail id (`status`'s "Total banned").
@@ -151,7 +154,7 @@ impl Bans {
         let jail = self.intern(&record.jail);
         let target = Packed::of(record.target);
         let end = pack_end(record.until());
-        self.held[usize::from(jail)].insert(target, end);
+        self.held[usize::from(jail)].insert(target, end.to_ne_bytes());
         if end != NEVER {
             // An earlier end of the same ban, if any, is stale from now on.
             self.deadlines.push(Reverse((end, jail, target)));
@@ -249,8 +252,9 @@ impl Bans {
                 let id = JailId::try_from(id).expect("fewer than 65536 jails");
                 targets
                     .iter()
-                    .filter(|(_, end)| **end != NEVER)
-                    .map(move |(target, end)| Reverse((*end, id, *target)))
+                    .map(|(target, end)| (*target, End::from_ne_bytes(*end)))
+                    .filter(|(_, end)| *end != NEVER)
+                    .map(move |(target, end)| Reverse((end, id, target)))
             })
             .collect();
         self.deadlines = BinaryHeap::from(live);
@@ -258,7 +262,7 @@ impl Bans {
 
     /// Whether a deadline is still the end of a ban held.
     fn is_live(&self, (end, jail, target): &(End, JailId, Packed)) -> bool {
-        self.held[usize::from(*jail)].get(target) == Some(end)
+        self.held[usize::from(*jail)].get(target) == Some(&end.to_ne_bytes())
     }
 
     /// The earliest expiry still ahead (or a stale one, which [`Bans::expire`] drops).
@@ -317,7 +321,7 @@ impl Bans {
         let id = self.id(jail)?;
         let end = self.held[usize::from(id)].get(&Packed::of(target))?;
         Some(Held {
-            end: unpack_end(*end),
+            end: unpack_end(End::from_ne_bytes(*end)),
         })
     }
 

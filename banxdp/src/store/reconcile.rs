@@ -78,7 +78,7 @@ pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconc
     out
 }
 
-/// [`reconcile`] one ban at a time, the maps' side first: it keeps about 70 bytes per map
+/// [`reconcile`] one ban at a time, the maps' side first: it keeps about 50 bytes per map
 /// entry (none per stored ban), so neither side is ever held whole as records. A stored ban
 /// whose target the maps do not hold is the caller's to re-apply at once
 /// ([`Reconciler::stored`] says which); for the others, what to re-apply is decided as they
@@ -89,6 +89,8 @@ pub struct Reconciler {
     /// Unexpired map entries by canonical target: their index in `entries`.
     index: HashMap<IpNet, u32>,
     entries: Vec<MapSide>,
+    /// Entries of a target listed twice (no backend does), which the store cannot reach.
+    twice: Vec<(IpNet, u32)>,
     /// The jails of entries banned by more than one, with what the store says of each.
     shared: Vec<Vec<(u16, i64)>>,
     /// Jail names by id.
@@ -124,9 +126,9 @@ fn unpack(end: i64) -> End {
     (end != NEVER).then_some(end)
 }
 
-/// One unexpired map entry: its first jail inline (most have one), others in `shared`.
+/// One unexpired map entry (its target is its key in the index): its first jail inline
+/// (most have one), others in `shared`. 24 bytes.
 struct MapSide {
-    target: IpNet,
     end: i64,
     jail: u16,
     /// The store's end of `jail`'s ban, or [`UNSEEN`].
@@ -170,7 +172,9 @@ impl Reconciler {
         let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 map entries");
         // A target listed twice (no backend does) is found by the store the first time
         // only: the second entry's jails are adopted.
-        self.index.entry(target).or_insert(i);
+        if *self.index.entry(target).or_insert(i) != i {
+            self.twice.push((target, i));
+        }
         let jail = self.intern(first);
         let mut more = 0;
         if entry.jails.len() > 1 {
@@ -182,7 +186,6 @@ impl Reconciler {
             more = u32::try_from(self.shared.len()).expect("fewer than 2^32 map entries");
         }
         self.entries.push(MapSide {
-            target,
             end: pack(end),
             jail,
             stored: UNSEEN,
@@ -243,7 +246,8 @@ impl Reconciler {
             reapply: self.reapply,
         };
         let mut jails = Vec::new();
-        for entry in &self.entries {
+        for (target, i) in self.index.iter().map(|(t, i)| (*t, *i)).chain(self.twice) {
+            let entry = &self.entries[i as usize];
             jails.clear();
             jails.push((entry.jail, entry.stored));
             if entry.more > 0 {
@@ -254,7 +258,7 @@ impl Reconciler {
             for &(jail, stored) in &jails {
                 if stored == UNSEEN {
                     out.adopt
-                        .push(ban(&self.jails[usize::from(jail)], entry.target, map_end));
+                        .push(ban(&self.jails[usize::from(jail)], target, map_end));
                 } else if latest.is_none_or(|(_, best)| outlasts(unpack(stored), best)) {
                     latest = Some((jail, unpack(stored)));
                 }
@@ -263,7 +267,7 @@ impl Reconciler {
             if let (true, Some((jail, end))) = (all_known, latest) {
                 if outlasts(map_end, end) {
                     out.adopt
-                        .push(ban(&self.jails[usize::from(jail)], entry.target, map_end));
+                        .push(ban(&self.jails[usize::from(jail)], target, map_end));
                 }
             }
         }
