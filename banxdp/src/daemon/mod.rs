@@ -149,7 +149,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     tracing::info!("enforcing {} ban(s){taken}", bans.count());
 
     let positions = jails.positions(&store)?;
-    let purger = purge::Purger::spawn(store, purge_age, purge::PURGE_EVERY, now);
+    let hourly = purge::Purger::spawn(store, purge_age, purge::PURGE_EVERY, now);
     let follower = Follower::new(jails.follow_specs(), positions)?;
     let journal_rx = spawn_journals(&jails);
     let (calls, call_rx) = mpsc::channel(64);
@@ -164,7 +164,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         follower,
         reread,
         notifier,
-        purger,
+        purger: hourly,
         why_not_xdp: chosen.why_not_xdp,
     };
     let end = state.serve(call_rx, journal_rx).await;

@@ -147,12 +147,11 @@ impl Reconciler {
     }
 
     fn intern(&mut self, jail: &str) -> u16 {
-        let id = match self.jails.iter().position(|j| j == jail) {
-            Some(id) => id,
-            None => {
-                self.jails.push(jail.to_string());
-                self.jails.len() - 1
-            }
+        let id = if let Some(id) = self.jails.iter().position(|j| j == jail) {
+            id
+        } else {
+            self.jails.push(jail.to_string());
+            self.jails.len() - 1
         };
         u16::try_from(id).expect("fewer than 65536 jails")
     }
