@@ -676,7 +676,7 @@ fn new_bans_load_without_lookups_and_every_entry_reads_back() {
     let mut jails = find("10.1.0.9/32").jails.clone();
     jails.sort();
     assert_eq!(jails, ["sshd", "web"]);
-    assert_eq!(find("2001:db8:1::bb8/128").jails, ["web"]);
+    assert_eq!(find("2001:db8:1::bb7/128").jails, ["web"]);
     expect(
         &mut xdp,
         &udp4(Ipv4Addr::new(10, 1, 35, 39), VICTIM, 1),
