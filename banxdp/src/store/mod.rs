@@ -7,7 +7,8 @@
 //! log positions, `dbpurgeage`), and [`Writer`] owns a thread that takes bans, unbans and
 //! positions without making its callers wait, and commits what arrived in one transaction
 //! (group commit). [`reconcile`] is the pure comparison of the store with the pinned XDP maps
-//! at start. This module may depend on `enforce`'s types; it never touches a backend, spawns
+//! at start. The start-up reads stream ([`Store::active_chunks`], [`Store::each_history`],
+//! [`Reconciler`]), so a million bans are never held whole as records. This module may depend on `enforce`'s types; it never touches a backend, spawns
 //! no task (one OS thread, the writer's) and reads no clock: every "now" is an argument, in
 //! unix seconds.
 //!

@@ -195,3 +195,120 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ipnet::IpNet;
+
+    use super::super::tests::{NOW, net, record, temp, writer};
+    use super::*;
+
+    /// A store of 10 active bans interleaved with rows that do not hold (ended, expired, a
+    /// target that does not parse), in id order: the active ones' targets.
+    fn mixed_store(path: &Path) -> Vec<IpNet> {
+        let w = writer(path);
+        let mut active = Vec::new();
+        for i in 0..10u8 {
+            let target = format!("192.0.2.{i}");
+            w.add_ban(record("sshd", &target, NOW, Some(600), 1));
+            active.push(net(&target));
+            // Expired, and lifted early: neither holds.
+            w.add_ban(record(
+                "sshd",
+                &format!("198.51.100.{i}"),
+                NOW - 900,
+                Some(600),
+                1,
+            ));
+            w.add_ban(record(
+                "web",
+                &format!("203.0.113.{i}"),
+                NOW - 10,
+                Some(600),
+                1,
+            ));
+            w.remove_ban("web", net(&format!("203.0.113.{i}")), NOW - 5);
+        }
+        w.close().unwrap();
+        let store = Store::open(path).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO bans(jail, target, start, until, ban_count, failures) \
+                 VALUES ('sshd', 'not-an-address', ?1, NULL, 1, 1)",
+                [NOW],
+            )
+            .unwrap();
+        active
+    }
+
+    #[test]
+    fn active_chunks_split_anywhere_and_skip_what_does_not_hold() {
+        let (_dir, path) = temp();
+        let active = mixed_store(&path);
+        let store = Store::open(&path).unwrap();
+        for chunk in [1, 2, 3, 9, 10, 11, 1000] {
+            let chunks: Vec<Vec<BanRecord>> = store
+                .active_chunks(NOW, chunk)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                chunks.iter().all(|c| !c.is_empty() && c.len() <= chunk),
+                "chunk {chunk}: sizes {:?}",
+                chunks.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+            let got: Vec<IpNet> = chunks.iter().flatten().map(|r| r.target).collect();
+            assert_eq!(
+                got, active,
+                "chunk {chunk}: every active ban once, in written order"
+            );
+            assert!(
+                chunks.iter().flatten().all(|r| r.matches.is_empty()),
+                "matches are read only on request"
+            );
+        }
+        let with: Vec<BanRecord> = store
+            .active_chunks(NOW, 4)
+            .with_matches(true)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .concat();
+        assert_eq!(with, store.active_bans(NOW).unwrap());
+        assert_eq!(with[0].matches, ["Failed password for root from 192.0.2.0"]);
+        // Later, everything has expired: no chunk at all.
+        assert_eq!(store.active_chunks(NOW + 600, 3).count(), 0);
+    }
+
+    #[test]
+    fn each_history_gives_every_pairs_latest_ban() {
+        let (_dir, path) = temp();
+        let w = writer(&path);
+        w.add_ban(record("sshd", "192.0.2.7", NOW - 9000, Some(600), 1));
+        w.add_ban(record("sshd", "192.0.2.7", NOW - 10, Some(600), 2));
+        w.add_ban(record("web", "192.0.2.7", NOW - 10, None, 5));
+        w.add_ban(record("web", "192.0.2.8", NOW - 10, Some(600), 1));
+        w.remove_ban("web", net("192.0.2.8"), NOW - 5);
+        w.add_ban(record("sshd", "2001:db8::/32", NOW - 9000, Some(600), 3));
+        w.close().unwrap();
+        let store = Store::open(&path).unwrap();
+        let mut seen = Vec::new();
+        store
+            .each_history(NOW, |jail, h| {
+                seen.push((jail.to_string(), h.target, h.ban_count, h.start, h.active));
+            })
+            .unwrap();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                ("sshd".into(), net("192.0.2.7"), 2, NOW - 10, true),
+                ("sshd".into(), net("2001:db8::/32"), 3, NOW - 9000, false),
+                ("web".into(), net("192.0.2.7"), 5, NOW - 10, true),
+                // Lifted by an unban: no longer in force, its count kept.
+                ("web".into(), net("192.0.2.8"), 1, NOW - 10, false),
+            ]
+        );
+    }
+}
