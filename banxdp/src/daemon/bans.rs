@@ -3,8 +3,8 @@
 //!
 //! A ban is enforced first (the XDP map update takes microseconds), then handed to the store's
 //! group-commit writer, which never makes the ban path wait for the disk. Expiry is known
-//! here, in a sorted set of deadlines (mini-redis's shape): the daemon sleeps until the next
-//! one and lifts what is due, so nothing ever walks the backend's maps to find what expired
+//! here, in a heap of deadlines (mini-redis's shape, lifted bans dropped lazily): the daemon
+//! sleeps until the next one and lifts what is due, so nothing ever walks the backend's maps to find what expired
 //! (the XDP program also compares expiries itself, so a ban ends on time while the daemon is
 //! down). Time is given by the caller in Unix seconds.
 
