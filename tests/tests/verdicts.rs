@@ -644,3 +644,43 @@ fn many_bans_load_in_batches() {
         counter::PASS_CLEAN,
     );
 }
+
+#[test]
+fn new_bans_load_without_lookups_and_every_entry_reads_back() {
+    if !privileged("new_bans_load_without_lookups_and_every_entry_reads_back") {
+        return;
+    }
+    let mut xdp = private_program();
+    xdp.add_jail(&all_ports("sshd")).unwrap();
+    xdp.add_jail(&all_ports("web")).unwrap();
+    // What the restore promises: no target here is in the maps yet. One comes twice (two
+    // jails) in the batch, and merges.
+    let mut bans: Vec<Ban> = (0..9_000u32)
+        .map(|i| {
+            let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + i);
+            ban("sshd", &addr.to_string())
+        })
+        .collect();
+    bans.extend((0..3_000u16).map(|i| ban("web", &format!("2001:db8:1::{i:x}"))));
+    bans.push(ban("web", "10.1.0.9"));
+    xdp.ban_many_new(&bans).unwrap();
+    // Read back in batches of the kernel's (more than one batch per map).
+    let active = xdp.active().unwrap();
+    assert_eq!(active.len(), 12_000);
+    let find = |target: &str| {
+        active
+            .iter()
+            .find(|b| b.target.to_string() == target)
+            .unwrap()
+    };
+    let mut jails = find("10.1.0.9/32").jails.clone();
+    jails.sort();
+    assert_eq!(jails, ["sshd", "web"]);
+    assert_eq!(find("2001:db8:1::bb7/128").jails, ["web"]);
+    expect(
+        &mut xdp,
+        &udp4(Ipv4Addr::new(10, 1, 35, 39), VICTIM, 1),
+        XDP_DROP,
+        counter::DROP_V4,
+    );
+}

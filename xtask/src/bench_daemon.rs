@@ -11,8 +11,10 @@
 //!   lines, the rate each tool kept up with (lines / time until its CPU went idle), and the
 //!   bans each made.
 //! - **restore**: bans in the store enforced after a start: time from the process's start to
-//!   its log saying so; beside fail2ban, both tools restore the same smaller number of bans
-//!   from their own databases (fail2ban: until its action recorded the last).
+//!   its log saying so, with empty maps (as after a reboot) and again with the maps pinned by
+//!   the first run (a restart, which reconciles both sides); beside fail2ban, both tools
+//!   restore the same smaller number of bans from their own databases (fail2ban: until its
+//!   action recorded the last).
 //! - **memory**: RSS with many active bans, and with many addresses that failed once.
 //!
 //! fail2ban's action is a Python one by default (in its process: what fail2ban itself
@@ -551,16 +553,38 @@ fn restore_and_memory(banxdp: &Path, options: &Options, out: &mut String) -> Res
     let filters = [("bench", filter.as_str())];
     for count in [options.restore, options.memory] {
         let topo = Topology::new(&[], &[]);
+        // The process starts right after the store is filled.
+        let spawned = std::cell::Cell::new(SystemTime::now());
         let tool = start_banxdp(banxdp, &topo, &reaction_jail("auto"), &filters, |db| {
-            fill_store(db, count)
+            fill_store(db, count)?;
+            spawned.set(SystemTime::now());
+            Ok(())
         })?;
         let mut daemon = tool.daemon;
         daemon.wait_for_log(&format!("enforcing {count} ban(s)"));
-        let log = daemon.log();
-        let enforced = restore_time(&log).unwrap_or(f64::NAN);
+        let enforced = restore_time(&daemon.log(), spawned.get()).unwrap_or(f64::NAN);
         writeln!(
             out,
-            "| restore | banxdp | {count} | {enforced:.3} s | {:.1} MiB |",
+            "| restore, empty maps (a reboot) | banxdp | {count} | {enforced:.3} s | {:.1} MiB |",
+            rss_mib(daemon.child.id())?
+        )?;
+        // A restart: the pinned maps hold every ban, and are reconciled with the store. (The
+        // daemon takes SIGTERM from its event loop on, a moment after its `enforcing` line.)
+        std::thread::sleep(Duration::from_millis(500));
+        ensure!(daemon.stop(), "banxdp run did not stop cleanly");
+        let config = tool.dir.path().join("banxdp.toml").display().to_string();
+        let started = SystemTime::now();
+        let mut daemon = Daemon::start_program(
+            banxdp,
+            &topo.victim,
+            &["run", "--config", &config],
+            tool.dir.path().join("daemon2.log"),
+        );
+        daemon.wait_for_log(&format!("enforcing {count} ban(s)"));
+        let enforced = restore_time(&daemon.log(), started).unwrap_or(f64::NAN);
+        writeln!(
+            out,
+            "| restore, pinned maps (a restart) | banxdp | {count} | {enforced:.3} s | {:.1} MiB |",
             rss_mib(daemon.child.id())?
         )?;
         print!("{out}");
@@ -595,18 +619,26 @@ fn restore_and_memory(banxdp: &Path, options: &Options, out: &mut String) -> Res
     Ok(())
 }
 
-/// Seconds between the daemon's first log line and its `enforcing` line.
-fn restore_time(log: &str) -> Option<f64> {
-    let time = |line: &str| -> Option<f64> {
-        let clock = line.get(11..23)?;
-        let (hms, ms) = clock.split_once(',')?;
-        let mut parts = hms.split(':').map(|p| p.parse::<f64>().ok());
-        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
-        Some(h * 3600.0 + m * 60.0 + s + ms.parse::<f64>().ok()? / 1000.0)
-    };
-    let first = time(log.lines().next()?)?;
-    let enforcing = time(log.lines().find(|l| l.contains("enforcing"))?)?;
-    Some(enforcing - first)
+/// Seconds from `spawned` (just before the process started) to the daemon's `enforcing`
+/// line, whose time the log gives to the millisecond in local time.
+fn restore_time(log: &str, spawned: SystemTime) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains("enforcing"))?;
+    let clock = line.get(11..23)?;
+    let (hms, ms) = clock.split_once(',')?;
+    let mut parts = hms.split(':').map(|p| p.parse::<f64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let enforced = h * 3600.0 + m * 60.0 + s + ms.parse::<f64>().ok()? / 1000.0;
+    let since = spawned.duration_since(UNIX_EPOCH).ok()?;
+    let secs = libc::time_t::try_from(since.as_secs()).ok()?;
+    // SAFETY: localtime_r writes into the zeroed `tm` we own; `secs` outlives the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&raw const secs, &raw mut tm) }.is_null() {
+        return None;
+    }
+    let start = f64::from(tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)
+        + f64::from(since.subsec_micros()) / 1e6;
+    // Across midnight the log's clock starts again from zero.
+    Some((enforced - start).rem_euclid(86_400.0))
 }
 
 pub fn run(options: &Options) -> Result<()> {

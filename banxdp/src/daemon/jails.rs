@@ -275,19 +275,22 @@ impl Jails {
         };
         for c in configs {
             match build_one(c, &env, year) {
-                Ok((scanner, mut state)) => {
-                    for (target, count) in store.ban_counts(Some(&c.name))? {
-                        let last = store.last_ban(Some(&c.name), target)?;
-                        let (start, active) = last.map_or((0, false), |l| {
-                            (l.start, l.until.is_none_or(|until| until > now))
-                        });
-                        state.restore(target, count, start, active);
-                    }
-                    jails.push(c.clone(), scanner, state);
-                }
+                Ok((scanner, state)) => jails.push(c.clone(), scanner, state),
                 Err(message) => tracing::error!("{message}; the jail is disabled"),
             }
         }
+        // Every jail's ban history in one pass over the store.
+        store.each_history(now, |name, history| {
+            if let Some(run) = jails.runs.iter_mut().find(|r| r.config.name == name) {
+                let crate::store::History {
+                    target,
+                    ban_count,
+                    start,
+                    active,
+                } = history;
+                run.state.restore(target, ban_count, start, active);
+            }
+        })?;
         Ok(jails)
     }
 

@@ -17,7 +17,9 @@ mod bans;
 mod jails;
 mod journals;
 mod notify;
+mod purge;
 mod requests;
+mod restore;
 pub mod xdp;
 
 use std::{
@@ -120,8 +122,6 @@ async fn run(options: Options) -> Result<(), DaemonError> {
             settings.daemon.dbpurgeage
         );
     }
-    let stored = store.active_bans(now)?;
-
     let mut jails = Jails::build(&configs, &store)?;
     // With `backend = actions` the jails' actions are the backend; otherwise only those
     // that are not firewall actions run, beside it.
@@ -133,54 +133,30 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
-    let mapped = bans.active()?;
-    let plan = store::reconcile(&stored, &mapped, now);
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
-    // Every ban the store holds for a running jail goes to the maps in one batch
-    // (idempotent for those the pinned maps kept); the maps' bans the store missed are
-    // adopted into it. Bans of jails not running now (removed, or disabled by an error) are
-    // neither restored nor lifted: a broken jail must not open the gate.
-    let running = jails.names();
-    let (restorable, orphans): (Vec<_>, Vec<_>) =
-        stored.into_iter().partition(|r| running.contains(&r.jail));
-    if !orphans.is_empty() {
-        tracing::warn!(
-            "store: {} active ban(s) of jails that are not running are not restored (what the \
-             pinned maps hold of them keeps dropping until it expires)",
-            orphans.len()
-        );
-    }
-    bans.restore(&restorable)?;
     let notifier = notify::Notifier::spawn(notifications);
-    for record in &restorable {
-        notifier.ban(&record.jail, notify::ban_info(record, true));
-    }
-    drop(restorable);
-    for ban in plan.adopt.iter().filter(|b| running.contains(&b.jail)) {
-        let record = store.adopted(ban, now)?;
-        bans.restore(std::slice::from_ref(&record))?;
-        writer.add_ban(record);
-    }
-    if !plan.adopt.is_empty() {
-        tracing::info!(
-            "store: adopted {} ban(s) found only in the pinned maps",
-            plan.adopt.len()
-        );
-    }
+    let restoring = restore::Restore {
+        store: &store,
+        writer: &writer,
+        notifier: &notifier,
+        running: &jails.names(),
+        chunk: store::RESTORE_CHUNK,
+    };
+    let restored = restoring.run(&mut bans, now)?;
+    restore::Restore::report(&restored);
     bans.set_store(writer);
     // Only now, with every ban in the maps, does the new program replace the one a previous
     // process left running: a map started empty (an upgrade that changed its layout) would
     // otherwise let banned sources through until the restore.
     bans.enforcer_mut().take_over()?;
-    let taken = if mapped.is_empty() {
-        String::new()
-    } else {
-        format!("; {} taken over from pinned maps", mapped.len())
+    let taken = match restored.taken_over {
+        0 => String::new(),
+        n => format!("; {n} taken over from pinned maps"),
     };
     tracing::info!("enforcing {} ban(s){taken}", bans.count());
 
     let positions = jails.positions(&store)?;
-    drop(store);
+    let hourly = purge::Purger::spawn(store, purge_age, purge::PURGE_EVERY, now);
     let follower = Follower::new(jails.follow_specs(), positions)?;
     let (journals, journal_rx) = Journals::start(jails.journals());
     let (calls, call_rx) = mpsc::channel(64);
@@ -196,6 +172,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         follower,
         reread,
         notifier,
+        purger: hourly,
         why_not_xdp: chosen.why_not_xdp,
         asked,
         journals,
@@ -218,6 +195,8 @@ struct State {
     follower: Follower,
     reread: Box<dyn Fn() -> Option<Reread> + Send>,
     notifier: notify::Notifier,
+    /// `dbpurgeage`, hourly.
+    purger: purge::Purger,
     /// Why bans do not go through XDP, when they do not (`status` says it).
     why_not_xdp: Option<String>,
     /// Where a jail's `ignorecommand`, run off the loop, answers for a decided ban.
@@ -280,7 +259,10 @@ impl State {
                     }
                 }
                 () = tokio::time::sleep(sleep) => self.expire(),
-                _ = tidy.tick() => self.jails.expire_failures(unix_now()),
+                _ = tidy.tick() => {
+                    self.jails.expire_failures(unix_now());
+                    self.purger.tick(unix_now());
+                }
             }
         }
     }
@@ -345,6 +327,7 @@ impl State {
             End::Stop { detach } => *detach || self.settings.xdp.detach_on_exit,
         };
         self.notifier.stop();
+        self.purger.stop();
         let (enforcer, writer) = self.bans.into_parts();
         if let Some(writer) = writer {
             writer.close()?;

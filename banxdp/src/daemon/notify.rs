@@ -145,6 +145,12 @@ impl Notifier {
         }
     }
 
+    /// Whether any jail has notification actions (otherwise every call is a no-op, and no thread runs).
+    #[must_use]
+    pub fn runs(&self) -> bool {
+        !self.workers.is_empty()
+    }
+
     /// Queues the actions of `jail`'s new (or restored) ban.
     pub fn ban(&self, jail: &str, info: BanInfo) {
         if let Some(worker) = self.workers.get(jail) {

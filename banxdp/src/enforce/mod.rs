@@ -85,6 +85,13 @@ pub trait Enforcer {
     /// Applies many bans at once (the start-up restore uses this).
     fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error>;
 
+    /// [`Enforcer::ban_many`] for bans whose targets the backend holds for no jail now (the
+    /// start-up restore knows which): a backend may skip reading what it holds. A target may
+    /// come more than once in `bans`.
+    fn ban_many_new(&mut self, bans: &[Ban]) -> Result<(), Error> {
+        self.ban_many(bans)
+    }
+
     /// Applies one ban.
     fn ban(&mut self, ban: &Ban) -> Result<(), Error> {
         self.ban_many(std::slice::from_ref(ban))
@@ -98,6 +105,15 @@ pub trait Enforcer {
 
     /// Every ban the backend holds now.
     fn active(&self) -> Result<Vec<ActiveBan>, Error>;
+
+    /// [`Enforcer::active`] one ban at a time, for callers that keep less than an
+    /// `ActiveBan` of each (the start-up reconciliation of a million pinned bans).
+    fn each_active(&self, each: &mut dyn FnMut(ActiveBan)) -> Result<(), Error> {
+        for ban in self.active()? {
+            each(ban);
+        }
+        Ok(())
+    }
 
     /// Removes bans whose expiry has passed; returns how many entries went.
     fn remove_expired(&mut self) -> Result<usize, Error>;

@@ -94,8 +94,10 @@ pub struct JailStats {
     pub formula_errors: u64,
 }
 
-/// What the jail knows of an address it has banned.
+/// What the jail knows of an address it has banned. Packed (13 bytes where 16 pad out): a
+/// daemon restoring a million bans keeps one of these for each.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, packed)]
 struct Known {
     /// Bans so far.
     count: u32,

@@ -7,7 +7,8 @@
 //! log positions, `dbpurgeage`), and [`Writer`] owns a thread that takes bans, unbans and
 //! positions without making its callers wait, and commits what arrived in one transaction
 //! (group commit). [`reconcile`] is the pure comparison of the store with the pinned XDP maps
-//! at start. This module may depend on `enforce`'s types; it never touches a backend, spawns
+//! at start. The start-up reads stream ([`Store::active_chunks`], [`Store::each_history`],
+//! [`Reconciler`]), so a million bans are never held whole as records. This module may depend on `enforce`'s types; it never touches a backend, spawns
 //! no task (one OS thread, the writer's) and reads no clock: every "now" is an argument, in
 //! unix seconds.
 //!
@@ -38,6 +39,7 @@
 
 mod reconcile;
 mod schema;
+mod stream;
 mod writer;
 
 #[cfg(test)]
@@ -60,8 +62,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::enforce::{Ban, Expiry, parse_target};
 
-pub use reconcile::{EXPIRY_TOLERANCE, Reconciliation, reconcile};
+pub use reconcile::{EXPIRY_TOLERANCE, Reconciler, Reconciliation, Stored, reconcile};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use stream::{ActiveChunks, History, RESTORE_CHUNK};
 pub use writer::{Writer, WriterOptions, WriterStats};
 
 /// One ban as the store remembers it.
@@ -258,9 +261,6 @@ pub struct Store {
 /// How many rows [`Store::purge`] deletes in one transaction.
 pub const PURGE_CHUNK: usize = 10_000;
 
-/// The columns [`read_record`] reads, in its order.
-const RECORD_COLUMNS: &str = "jail, target, start, until, ban_count, failures, matches";
-
 impl Store {
     /// Opens the store at `path`, creating the directory (0700), the file (0600) and the
     /// schema as needed. A file that is not a banxdp store is an error, never overwritten.
@@ -279,30 +279,6 @@ impl Store {
 
     fn err(&self, what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::from_sqlite(&self.path, what, source)
-    }
-
-    /// Every ban that holds at `now`: neither lifted nor past its end. Rows that cannot be
-    /// read (a target or matches that do not parse) are skipped with a warning.
-    pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
-        // Two ranges of the partial index `bans_open` (SQLite would scan for an OR).
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM bans WHERE ended IS NULL AND until > ?1 \
-             UNION ALL SELECT {RECORD_COLUMNS} FROM bans WHERE ended IS NULL AND until IS NULL"
-        );
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(self.err("cannot read active bans"))?;
-        let mut rows = stmt
-            .query([now])
-            .map_err(self.err("cannot read active bans"))?;
-        let mut bans = Vec::new();
-        while let Some(row) = rows.next().map_err(self.err("cannot read active bans"))? {
-            if let Some(record) = read_record(row).map_err(self.err("cannot read active bans"))? {
-                bans.push(record);
-            }
-        }
-        Ok(bans)
     }
 
     /// The latest ban of `target` by `jail` (or, with `None`, each jail's latest), as
@@ -485,7 +461,7 @@ pub struct LastBan {
     pub until: Option<i64>,
 }
 
-/// Reads a row of [`RECORD_COLUMNS`]; `None` (with a warning) if its target or matches do
+/// Reads a row of `jail, target, start, until, ban_count, failures, matches`; `None` (with a warning) if its target or matches do
 /// not parse.
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BanRecord>> {
     let jail: String = row.get(0)?;

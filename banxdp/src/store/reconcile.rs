@@ -56,66 +56,221 @@ fn outlasts(a: End, b: End) -> bool {
 /// with that end; a jail whose stored end is later than the map's is re-applied; and when the
 /// map's end outlasts every stored end of its jails, the map saw a later ban the store missed,
 /// adopted for the jail whose stored end is latest.
+///
+/// This is [`Reconciler`] over two slices; the daemon streams both sides through one.
 #[must_use]
 pub fn reconcile(stored: &[BanRecord], mapped: &[ActiveBan], now: i64) -> Reconciliation {
-    let mut by_target: HashMap<IpNet, Vec<(&str, End)>> = HashMap::new();
-    for record in stored.iter().filter(|r| r.is_active(now)) {
-        by_target
-            .entry(canonical(record.target))
-            .or_default()
-            .push((&record.jail, record.until()));
-    }
-    let mut out = Reconciliation::default();
+    let mut reconciler = Reconciler::new(now);
     for entry in mapped {
-        let map_end = end_of(entry.expiry);
-        if map_end.is_some_and(|end| end <= now) {
-            continue;
-        }
-        let target = canonical(entry.target);
-        let known = by_target.remove(&target).unwrap_or_default();
-        compare(target, entry, map_end, &known, &mut out);
+        reconciler.mapped(entry);
     }
-    for (target, known) in by_target {
-        for (jail, end) in known {
-            out.reapply.push(ban(jail, target, end));
+    let mut reapply = Vec::new();
+    for record in stored {
+        if reconciler.stored(record) == Stored::Absent && record.is_active(now) {
+            reapply.push(ban(&record.jail, canonical(record.target), record.until()));
         }
     }
+    let mut out = reconciler.finish();
+    out.reapply.extend(reapply);
     for list in [&mut out.adopt, &mut out.reapply] {
         list.sort_by(|a, b| (&a.jail, a.target).cmp(&(&b.jail, b.target)));
     }
     out
 }
 
-/// One target present in the maps (unexpired) and in `known` stored bans (maybe none).
-fn compare(
-    target: IpNet,
-    entry: &ActiveBan,
-    map_end: End,
-    known: &[(&str, End)],
-    out: &mut Reconciliation,
-) {
-    let stored_end = |jail: &str| known.iter().find(|(j, _)| *j == jail).map(|(_, e)| *e);
-    let mut latest: Option<(&str, End)> = None;
-    for jail in &entry.jails {
-        match stored_end(jail) {
-            None => out.adopt.push(ban(jail, target, map_end)),
-            Some(end) => {
-                if latest.is_none_or(|(_, best)| outlasts(end, best)) {
-                    latest = Some((jail, end));
+/// [`reconcile`] one ban at a time, the maps' side first: it keeps about 50 bytes per map
+/// entry (none per stored ban), so neither side is ever held whole as records. A stored ban
+/// whose target the maps do not hold is the caller's to re-apply at once
+/// ([`Reconciler::stored`] says which); for the others, what to re-apply is decided as they
+/// pass and what to adopt at [`Reconciler::finish`].
+#[derive(Default)]
+pub struct Reconciler {
+    now: i64,
+    /// Unexpired map entries by canonical target: their index in `entries`.
+    index: HashMap<IpNet, u32>,
+    entries: Vec<MapSide>,
+    /// Entries of a target listed twice (no backend does), which the store cannot reach.
+    twice: Vec<(IpNet, u32)>,
+    /// The jails of entries banned by more than one, with what the store says of each.
+    shared: Vec<Vec<(u16, i64)>>,
+    /// Jail names by id.
+    jails: Vec<String>,
+    /// Entries given, expired ones included.
+    seen: usize,
+    reapply: Vec<Ban>,
+}
+
+/// Where the maps stand on a stored ban's target ([`Reconciler::stored`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The maps do not hold it: if the ban holds, the caller applies it.
+    Absent,
+    /// The maps hold exactly this ban: this jail alone, with the same end (within
+    /// [`EXPIRY_TOLERANCE`]); nothing to write.
+    Same,
+    /// The maps hold the target otherwise (other jails too, or another end): the caller
+    /// applies the ban, merged with what the maps hold.
+    Other,
+}
+
+/// An end packed in an `i64`: [`NEVER`] for a permanent ban, [`UNSEEN`] for a jail of a
+/// map entry whose stored ban has not (yet) come.
+const NEVER: i64 = i64::MAX;
+const UNSEEN: i64 = i64::MIN;
+
+fn pack(end: End) -> i64 {
+    end.map_or(NEVER, |e| e.min(NEVER - 1))
+}
+
+fn unpack(end: i64) -> End {
+    (end != NEVER).then_some(end)
+}
+
+/// One unexpired map entry (its target is its key in the index): its first jail inline
+/// (most have one), others in `shared`. 24 bytes.
+struct MapSide {
+    end: i64,
+    jail: u16,
+    /// The store's end of `jail`'s ban, or [`UNSEEN`].
+    stored: i64,
+    /// 1 + the index of the other jails in `shared`; 0 when there are none.
+    more: u32,
+}
+
+impl Reconciler {
+    #[must_use]
+    pub fn new(now: i64) -> Self {
+        Self {
+            now,
+            ..Self::default()
+        }
+    }
+
+    fn intern(&mut self, jail: &str) -> u16 {
+        let id = if let Some(id) = self.jails.iter().position(|j| j == jail) {
+            id
+        } else {
+            self.jails.push(jail.to_string());
+            self.jails.len() - 1
+        };
+        u16::try_from(id).expect("fewer than 65536 jails")
+    }
+
+    /// One entry of the maps (as `Enforcer::active` or `each_active` gives them). An entry
+    /// already expired is ignored.
+    pub fn mapped(&mut self, entry: &ActiveBan) {
+        self.seen += 1;
+        let end = end_of(entry.expiry);
+        let Some(first) = entry.jails.first() else {
+            return;
+        };
+        if end.is_some_and(|end| end <= self.now) {
+            return;
+        }
+        let target = canonical(entry.target);
+        let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 map entries");
+        // A target listed twice (no backend does) is found by the store the first time
+        // only: the second entry's jails are adopted.
+        if *self.index.entry(target).or_insert(i) != i {
+            self.twice.push((target, i));
+        }
+        let jail = self.intern(first);
+        let mut more = 0;
+        if entry.jails.len() > 1 {
+            let others = entry.jails[1..]
+                .iter()
+                .map(|j| (self.intern(j), UNSEEN))
+                .collect();
+            self.shared.push(others);
+            more = u32::try_from(self.shared.len()).expect("fewer than 2^32 map entries");
+        }
+        self.entries.push(MapSide {
+            end: pack(end),
+            jail,
+            stored: UNSEEN,
+            more,
+        });
+    }
+
+    /// How many map entries were given, expired ones included.
+    #[must_use]
+    pub fn mapped_count(&self) -> usize {
+        self.seen
+    }
+
+    /// One ban of the store, and where the maps stand on its target (what to do about the
+    /// ones they hold is decided here and at [`Reconciler::finish`]). A ban that no longer
+    /// holds is ignored ([`Stored::Absent`], with nothing to re-apply).
+    pub fn stored(&mut self, record: &BanRecord) -> Stored {
+        if !record.is_active(self.now) {
+            return Stored::Absent;
+        }
+        let target = canonical(record.target);
+        let Some(&i) = self.index.get(&target) else {
+            return Stored::Absent;
+        };
+        let jail = self.intern(&record.jail);
+        let end = record.until();
+        let entry = &mut self.entries[i as usize];
+        let slot = if entry.jail == jail {
+            Some(&mut entry.stored)
+        } else if entry.more > 0 {
+            self.shared[entry.more as usize - 1]
+                .iter_mut()
+                .find(|(j, _)| *j == jail)
+                .map(|(_, stored)| stored)
+        } else {
+            None
+        };
+        let in_entry = slot.is_some();
+        if let Some(slot) = slot.filter(|s| **s == UNSEEN) {
+            *slot = pack(end);
+        }
+        let map_end = unpack(entry.end);
+        let later = outlasts(end, map_end);
+        if !in_entry || later {
+            self.reapply.push(ban(&record.jail, target, end));
+        }
+        if entry.jail == jail && entry.more == 0 && !later && !outlasts(map_end, end) {
+            return Stored::Same;
+        }
+        Stored::Other
+    }
+
+    /// What to adopt and re-apply for the targets the maps hold (unsorted).
+    #[must_use]
+    pub fn finish(self) -> Reconciliation {
+        let mut out = Reconciliation {
+            adopt: Vec::new(),
+            reapply: self.reapply,
+        };
+        let mut jails = Vec::new();
+        for (target, i) in self.index.iter().map(|(t, i)| (*t, *i)).chain(self.twice) {
+            let entry = &self.entries[i as usize];
+            jails.clear();
+            jails.push((entry.jail, entry.stored));
+            if entry.more > 0 {
+                jails.extend_from_slice(&self.shared[entry.more as usize - 1]);
+            }
+            let map_end = unpack(entry.end);
+            let mut latest: Option<(u16, End)> = None;
+            for &(jail, stored) in &jails {
+                if stored == UNSEEN {
+                    out.adopt
+                        .push(ban(&self.jails[usize::from(jail)], target, map_end));
+                } else if latest.is_none_or(|(_, best)| outlasts(unpack(stored), best)) {
+                    latest = Some((jail, unpack(stored)));
+                }
+            }
+            let all_known = jails.iter().all(|(_, stored)| *stored != UNSEEN);
+            if let (true, Some((jail, end))) = (all_known, latest) {
+                if outlasts(map_end, end) {
+                    out.adopt
+                        .push(ban(&self.jails[usize::from(jail)], target, map_end));
                 }
             }
         }
-    }
-    for &(jail, end) in known {
-        if !entry.jails.iter().any(|j| j == jail) || outlasts(end, map_end) {
-            out.reapply.push(ban(jail, target, end));
-        }
-    }
-    let all_known = entry.jails.iter().all(|j| stored_end(j).is_some());
-    if let (true, Some((jail, end))) = (all_known, latest) {
-        if outlasts(map_end, end) {
-            out.adopt.push(ban(jail, target, map_end));
-        }
+        out
     }
 }
 
@@ -300,6 +455,32 @@ mod tests {
                 vec![],
             ),
         ]);
+    }
+
+    #[test]
+    fn stored_bans_say_where_the_maps_stand() {
+        let mut r = Reconciler::new(NOW);
+        for entry in [
+            map("192.0.2.1/32", &["sshd"], Some(600)),
+            map("192.0.2.2/32", &["sshd"], Some(60)),
+            map("192.0.2.3/32", &["sshd", "web"], Some(600)),
+            map("192.0.2.4/32", &["sshd"], Some(-1)),
+        ] {
+            r.mapped(&entry);
+        }
+        assert_eq!(r.mapped_count(), 4);
+        let cases = [
+            (rec("sshd", "192.0.2.1", Some(601)), Stored::Same),
+            (rec("web", "192.0.2.1", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.2", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.3", Some(600)), Stored::Other),
+            (rec("sshd", "192.0.2.4", Some(600)), Stored::Absent),
+            (rec("sshd", "192.0.2.5", Some(600)), Stored::Absent),
+            (rec("sshd", "192.0.2.1", Some(-1)), Stored::Absent),
+        ];
+        for (record, want) in cases {
+            assert_eq!(r.stored(&record), want, "{record:?}");
+        }
     }
 
     /// A case: name, the store's bans, the maps' entries, what to adopt, what to re-apply.

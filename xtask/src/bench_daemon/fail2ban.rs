@@ -332,16 +332,22 @@ fn last_time(recorded: &[(f64, String)]) -> f64 {
 fn banxdp_restore(banxdp: &Path, count: usize) -> Result<Restored> {
     let topo = Topology::new(&[], &[]);
     let filter = reaction_filter();
+    // The process starts right after the store is filled.
+    let spawned = std::cell::Cell::new(std::time::SystemTime::now());
     let tool = super::start_banxdp(
         banxdp,
         &topo,
         &reaction_jail("auto"),
         &[("bench", &filter)],
-        |db| fill_store(db, count),
+        |db| {
+            fill_store(db, count)?;
+            spawned.set(std::time::SystemTime::now());
+            Ok(())
+        },
     )?;
     let mut daemon = tool.daemon;
     daemon.wait_for_log(&format!("enforcing {count} ban(s)"));
-    let time = restore_time(&daemon.log()).unwrap_or(f64::NAN);
+    let time = restore_time(&daemon.log(), spawned.get()).unwrap_or(f64::NAN);
     let rss = rss_mib(daemon.child.id())?;
     drop((daemon, tool.dir, tool.pins));
     Ok(Restored {

@@ -226,12 +226,60 @@ impl XdpEnforcer {
         Ok(out)
     }
 
+    /// Every entry of an exact-address map, read in batches.
+    fn exact_entries<K: aya::Pod + Copy + Default>(
+        table: &HashMap<MapData, K, BanValue>,
+        target: impl Fn(K) -> IpNet,
+        each: &mut dyn FnMut(IpNet, BanValue),
+    ) -> Result<(), XdpError> {
+        sys::lookup_batch::<K, BanValue>(table.fd(), 4096, |keys, values| {
+            for (key, value) in keys.iter().zip(values) {
+                each(target(*key), *value);
+            }
+        })
+        .map_err(|source| XdpError::Syscall {
+            call: "BPF_MAP_LOOKUP_BATCH",
+            source,
+        })
+    }
+
+    /// Every entry of the ban maps, handed to `each` as read (exact maps in batches).
+    fn each_entry(&self, each: &mut dyn FnMut(IpNet, BanValue)) -> Result<(), XdpError> {
+        let m = &self.maps;
+        Self::exact_entries(&m.bans_v4, |k: [u8; 4]| net_of(k.into(), 32), each)?;
+        Self::exact_entries(&m.bans_v6, |k: [u8; 16]| net_of(k.into(), 128), each)?;
+        let mut tries = Self::entries(&m.cidr_v4, MAP_CIDR_V4, |k| {
+            net_of(k.data().into(), k.prefix_len())
+        })?;
+        tries.extend(Self::entries(&m.cidr_v6, MAP_CIDR_V6, |k| {
+            net_of(k.data().into(), k.prefix_len())
+        })?);
+        for (target, value) in tries {
+            each(target, value);
+        }
+        Ok(())
+    }
+
+    /// A map value as an [`ActiveBan`].
+    fn active_ban(&self, target: IpNet, value: BanValue, clocks: &Clocks) -> ActiveBan {
+        ActiveBan {
+            target,
+            jails: self.jail_names(value.jails),
+            expiry: match value.expires_ns {
+                0 => Expiry::Never,
+                ns => Expiry::At(clocks.wall_time(ns)),
+            },
+            drops: Some(value.drops),
+            shadow_hits: Some(value.shadow_hits),
+        }
+    }
+
     fn all_entries(&self) -> Result<Vec<(IpNet, BanValue)>, XdpError> {
         let m = &self.maps;
-        let mut all = Self::entries(&m.bans_v4, MAP_BANS_V4, |k| net_of((*k).into(), 32))?;
-        all.extend(Self::entries(&m.bans_v6, MAP_BANS_V6, |k| {
-            net_of((*k).into(), 128)
-        })?);
+        let mut all = Vec::new();
+        let mut push = |target, value| all.push((target, value));
+        Self::exact_entries(&m.bans_v4, |k: [u8; 4]| net_of(k.into(), 32), &mut push)?;
+        Self::exact_entries(&m.bans_v6, |k: [u8; 16]| net_of(k.into(), 128), &mut push)?;
         all.extend(Self::entries(&m.cidr_v4, MAP_CIDR_V4, |k| {
             net_of(k.data().into(), k.prefix_len())
         })?);
@@ -286,17 +334,19 @@ impl XdpEnforcer {
 
     /// Writes the bans of one exact-address map: merged values, in one batch. The current
     /// value of each key is looked up so that other jails' bans and the counters survive,
-    /// except while the map is empty (the start-up restore), when there is none to find.
+    /// except when the caller knows the keys are absent (`absent`, the start-up restore) or
+    /// the map is empty, when there is none to find.
     fn ban_exact<K: Copy + Eq + std::hash::Hash + aya::Pod>(
         &mut self,
         pending: &[(K, IpNet, u8, u64)],
         select: fn(&mut Maps) -> &mut HashMap<MapData, K, BanValue>,
         name: &'static str,
+        absent: bool,
     ) -> Result<(), XdpError> {
         if pending.is_empty() {
             return Ok(());
         }
-        let empty = select(&mut self.maps).keys().next().is_none();
+        let empty = absent || select(&mut self.maps).keys().next().is_none();
         let mut merged: StdHashMap<K, BanValue> = StdHashMap::with_capacity(pending.len());
         let mut order = Vec::with_capacity(pending.len());
         for &(key, target, slot, ns) in pending {
@@ -316,6 +366,41 @@ impl XdpEnforcer {
             call: "BPF_MAP_UPDATE_BATCH",
             source: stop.source,
         })
+    }
+
+    /// `ban_many` (`absent`: `ban_many_new`, whose exact targets are not looked up).
+    fn ban_batch(&mut self, bans: &[Ban], absent: bool) -> Result<(), Error> {
+        let clocks = Clocks::now();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for ban in bans {
+            let slot = self.slot_of(&ban.jail)?;
+            let target = normalize(ban.target);
+            let ns = expiry_ns(ban.expiry, &clocks);
+            match place(target) {
+                Place::V4(k) => v4.push((k, target, slot, ns)),
+                Place::V6(k) => v6.push((k, target, slot, ns)),
+                cidr @ (Place::CidrV4(..) | Place::CidrV6(..)) => {
+                    // Networks are few; one update each, flag first.
+                    if matches!(cidr, Place::CidrV4(..)) {
+                        self.set_flag(HAS_CIDR_V4, true)?;
+                    } else {
+                        self.set_flag(HAS_CIDR_V6, true)?;
+                    }
+                    let old =
+                        with_table!(self.maps, cidr, |table, key, name| table
+                            .lookup(&key)
+                            .map_err(map_err(name))?);
+                    let value = self.merge(target, old, slot, ns);
+                    with_table!(self.maps, cidr, |table, key, name| table
+                        .put(&key, &value)
+                        .map_err(map_err(name))?);
+                }
+            }
+        }
+        self.ban_exact(&v4, |m| &mut m.bans_v4, MAP_BANS_V4, absent)?;
+        self.ban_exact(&v6, |m| &mut m.bans_v6, MAP_BANS_V6, absent)?;
+        Ok(())
     }
 }
 
@@ -423,37 +508,11 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn ban_many(&mut self, bans: &[Ban]) -> Result<(), Error> {
-        let clocks = Clocks::now();
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for ban in bans {
-            let slot = self.slot_of(&ban.jail)?;
-            let target = normalize(ban.target);
-            let ns = expiry_ns(ban.expiry, &clocks);
-            match place(target) {
-                Place::V4(k) => v4.push((k, target, slot, ns)),
-                Place::V6(k) => v6.push((k, target, slot, ns)),
-                cidr @ (Place::CidrV4(..) | Place::CidrV6(..)) => {
-                    // Networks are few; one update each, flag first.
-                    if matches!(cidr, Place::CidrV4(..)) {
-                        self.set_flag(HAS_CIDR_V4, true)?;
-                    } else {
-                        self.set_flag(HAS_CIDR_V6, true)?;
-                    }
-                    let old =
-                        with_table!(self.maps, cidr, |table, key, name| table
-                            .lookup(&key)
-                            .map_err(map_err(name))?);
-                    let value = self.merge(target, old, slot, ns);
-                    with_table!(self.maps, cidr, |table, key, name| table
-                        .put(&key, &value)
-                        .map_err(map_err(name))?);
-                }
-            }
-        }
-        self.ban_exact(&v4, |m| &mut m.bans_v4, MAP_BANS_V4)?;
-        self.ban_exact(&v6, |m| &mut m.bans_v6, MAP_BANS_V6)?;
-        Ok(())
+        self.ban_batch(bans, false)
+    }
+
+    fn ban_many_new(&mut self, bans: &[Ban]) -> Result<(), Error> {
+        self.ban_batch(bans, true)
     }
 
     fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error> {
@@ -492,17 +551,15 @@ impl Enforcer for XdpEnforcer {
         Ok(self
             .all_entries()?
             .into_iter()
-            .map(|(target, value)| ActiveBan {
-                target,
-                jails: self.jail_names(value.jails),
-                expiry: match value.expires_ns {
-                    0 => Expiry::Never,
-                    ns => Expiry::At(clocks.wall_time(ns)),
-                },
-                drops: Some(value.drops),
-                shadow_hits: Some(value.shadow_hits),
-            })
+            .map(|(target, value)| self.active_ban(target, value, &clocks))
             .collect())
+    }
+
+    fn each_active(&self, each: &mut dyn FnMut(ActiveBan)) -> Result<(), Error> {
+        let clocks = Clocks::now();
+        Ok(self.each_entry(&mut |target, value| {
+            each(self.active_ban(target, value, &clocks));
+        })?)
     }
 
     fn remove_expired(&mut self) -> Result<usize, Error> {
