@@ -568,9 +568,7 @@ fn restore_and_memory(banxdp: &Path, options: &Options, out: &mut String) -> Res
             "| restore, empty maps (a reboot) | banxdp | {count} | {enforced:.3} s | {:.1} MiB |",
             rss_mib(daemon.child.id())?
         )?;
-        // A restart: the pinned maps hold every ban, and are reconciled with the store. (The
-        // daemon takes SIGTERM from its event loop on, a moment after its `enforcing` line.)
-        std::thread::sleep(Duration::from_millis(500));
+        // A restart: the pinned maps hold every ban, and are reconciled with the store.
         ensure!(daemon.stop(), "banxdp run did not stop cleanly");
         let config = tool.dir.path().join("banxdp.toml").display().to_string();
         let started = SystemTime::now();

@@ -105,6 +105,9 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         actions,
         xdp_object,
     } = options;
+    // From here on a signal waits for the event loop, which stops cleanly: one during the
+    // restore must not kill the process half-way.
+    let signals = Signals::new();
     let group = Some(settings.daemon.socket_group.trim())
         .filter(|g| !g.is_empty())
         .map(server::group_id)
@@ -177,7 +180,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         asked,
         journals,
     };
-    let end = state.serve(call_rx, journal_rx, answers).await;
+    let end = state.serve(signals, call_rx, journal_rx, answers).await;
     let _ = stop_server.send(());
     let _ = server.await;
     state.finish(&end)
@@ -186,6 +189,25 @@ async fn run(options: Options) -> Result<(), DaemonError> {
 /// The configuration read again for a reload: the jails to run, and each jail's actions
 /// that run as commands.
 pub type Reread = (Vec<JailConfig>, Vec<crate::action::ActionSet>);
+
+/// The signals the daemon answers, caught from the start (tokio keeps one that arrives
+/// before the loop looks).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+            hup: signal(SignalKind::hangup()).expect("SIGHUP handler"),
+        }
+    }
+}
 
 /// Everything the loop owns.
 struct State {
@@ -216,14 +238,16 @@ impl State {
     /// The event loop: lines, calls, expiries and signals, one at a time.
     async fn serve(
         &mut self,
+        signals: Signals,
         mut calls: mpsc::Receiver<Call>,
         mut journal: mpsc::Receiver<journals::Tagged>,
         mut answers: mpsc::UnboundedReceiver<Asked>,
     ) -> End {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         // Closed failure windows are freed now and then; bans end at their own deadlines.
         let mut tidy = tokio::time::interval(Duration::from_secs(60));
         loop {
