@@ -14,6 +14,14 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
+//! Tracing (`banxdp trace`): after the verdict, every IP packet reads the one-entry `TRACE`
+//! array; while no trace runs it is zero and that load and branch are all tracing costs. When
+//! it is set for the packet's family and the source is in the `TRACE_V4`/`TRACE_V6` trie (the
+//! union of the running traces' filters), the program writes one aya-log record
+//! (`verdict=.. reason=.. ifindex=.. jails=.. source=..`, see `banxdp_common::TRACE_KEYS`)
+//! to the `AYA_LOGS` ring buffer. Packets the parser gives up on are not traced (they have no
+//! source to match).
+//!
 //! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
 //! about its length) passes and is counted, and a missing map entry that should always exist
 //! (settings, counters) also passes. A packet filter that drops what it does not understand
@@ -45,10 +53,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
+use aya_log_ebpf::info;
 use banxdp_common::{
     Ban, COUNTER_SLOTS, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR,
     HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP, IPPROTO_UDP, JailSlot,
-    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, counter,
+    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, TRACE_FILTERS, TRACE_ON_V4, TRACE_ON_V6,
+    counter,
 };
 
 #[map]
@@ -73,6 +83,14 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_S
 /// with the others.
 #[map]
 static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
+/// Trace switch (`TRACE_ON_*` bits) and filters: written by the daemon while `banxdp trace`
+/// runs, never pinned.
+#[map]
+static TRACE: Array<u32> = Array::with_max_entries(1, 0);
+#[map]
+static TRACE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
+#[map]
+static TRACE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -121,7 +139,7 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
     let Some(settings) = SETTINGS.get(0) else {
         return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
     };
-    match packet.source {
+    let verdict = match packet.source {
         Family::V4(addr) => {
             let exact = BANS_V4.get_ptr_mut(addr);
             let cidr = || {
@@ -165,7 +183,82 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
                 (counter::DROP_V6, counter::DROP_CIDR_V6),
             )
         }
+    };
+    // The one branch tracing costs while no trace runs.
+    // SAFETY: plain read of a `u32` value.
+    let tracing = TRACE.get_ptr(0).map_or(0, |on| unsafe { *on });
+    if tracing != 0 {
+        trace(ctx, packet.source, verdict, tracing);
     }
+    verdict
+}
+
+/// Writes the verdict's aya-log record when the source is in a running trace's filter.
+#[inline(never)]
+fn trace(ctx: &XdpContext, source: Family, (action, reason): (u32, usize), on: u32) {
+    // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "reasons are counter indices, below 16"
+    )]
+    let reason32 = reason as u32;
+    let cidr_first = reason == counter::DROP_CIDR_V4 || reason == counter::DROP_CIDR_V6;
+    match source {
+        Family::V4(addr) => {
+            if on & TRACE_ON_V4 == 0 || TRACE_V4.get(Key::new(32, addr)).is_none() {
+                return;
+            }
+            // SAFETY: plain reads of map values, live for this run.
+            let exact = || BANS_V4.get_ptr(addr).map(|ban| unsafe { (*ban).jails });
+            let cidr = || CIDR_V4.get(Key::new(32, addr)).map(|ban| ban.jails);
+            let jails = ban_jails(cidr_first, exact, cidr);
+            let source = core::net::Ipv4Addr::from(addr);
+            info!(
+                ctx,
+                "verdict={} reason={} ifindex={} jails={} source={:i}",
+                action,
+                reason32,
+                ifindex,
+                jails,
+                source
+            );
+        }
+        Family::V6(addr) => {
+            if on & TRACE_ON_V6 == 0 || TRACE_V6.get(Key::new(128, addr)).is_none() {
+                return;
+            }
+            // SAFETY: plain reads of map values, live for this run.
+            let exact = || BANS_V6.get_ptr(addr).map(|ban| unsafe { (*ban).jails });
+            let cidr = || CIDR_V6.get(Key::new(128, addr)).map(|ban| ban.jails);
+            let jails = ban_jails(cidr_first, exact, cidr);
+            let source = core::net::Ipv6Addr::from(addr);
+            info!(
+                ctx,
+                "verdict={} reason={} ifindex={} jails={} source={:i}",
+                action,
+                reason32,
+                ifindex,
+                jails,
+                source
+            );
+        }
+    }
+}
+
+/// The jail mask of the ban that decided: the CIDR ban first when a CIDR ban dropped.
+#[inline(always)]
+fn ban_jails(
+    cidr_first: bool,
+    exact: impl Fn() -> Option<u64>,
+    cidr: impl Fn() -> Option<u64>,
+) -> u64 {
+    let found = if cidr_first {
+        cidr().or_else(&exact)
+    } else {
+        exact().or_else(&cidr)
+    };
+    found.unwrap_or(0)
 }
 
 /// The verdict from the exact ban, else the CIDR ban covering the source. The CIDR trie is
