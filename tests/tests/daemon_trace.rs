@@ -6,16 +6,27 @@
 //! the switch is off again once the client has gone.
 
 use std::{
+    io::{BufRead as _, BufReader},
     net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
+use aya::maps::{Array, Map, MapData, MapInfo};
 use banxdp::enforce::{
     Enforcer as _,
     xdp::{XdpEnforcer, XdpPlan, trace::Tracer},
 };
-use banxdp_common::{TRACE_ON_V4, TRACE_ON_V6};
-use banxdp_tests::{all_ports, ban_for, frame::*, privileged};
+use banxdp_common::{MAP_SETTINGS, MAP_TRACE, TRACE_ON_V4, TRACE_ON_V6};
+use banxdp_tests::{
+    Topology, all_ports, ban_for,
+    daemon::{Daemon, Setup, bin},
+    frame::*,
+    netns::IFACE,
+    privileged,
+};
 
 /// The kernel resolves a test run's ingress device: loopback (1) always exists.
 const IFINDEX: u32 = 1;
@@ -116,4 +127,208 @@ fn the_switch_is_off_until_a_trace_runs_and_filters_by_source() {
         xdp.test_run(frame, IFINDEX).unwrap();
     }
     assert_eq!(drained(&mut tracer), Vec::<String>::new());
+}
+
+const BANNED: &str = "198.51.100.66";
+const ALLOWED: &str = "198.51.100.67";
+const N: usize = 10;
+
+/// A `banxdp trace` client, its output lines arriving on a channel.
+struct TraceClient {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl TraceClient {
+    fn start(setup: &Setup, args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .arg("--socket")
+            .arg(setup.path("banxdp.sock"))
+            .arg("trace")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start banxdp trace");
+        let lines = forward(child.stdout.take().unwrap());
+        let stderr = forward(child.stderr.take().unwrap());
+        Self {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits (up to 10 s) for the first stderr line: the daemon's "tracing ..." answer.
+    fn started(&self) -> String {
+        self.stderr
+            .recv_timeout(Duration::from_secs(10))
+            .expect("banxdp trace says it is tracing")
+    }
+
+    /// Up to `count` lines, waiting at most `wait` for each.
+    fn take(&self, count: usize, wait: Duration) -> Vec<String> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            match self.lines.recv_timeout(wait) {
+                Ok(line) => got.push(line),
+                Err(_) => break,
+            }
+        }
+        got
+    }
+}
+
+impl Drop for TraceClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receive
+}
+
+/// The `TRACE` switch of the program the daemon runs: the program that uses the pinned
+/// `SETTINGS` map, and its (unpinned) `TRACE` map.
+fn trace_switch(pins: &Path) -> u32 {
+    let settings = MapData::from_pin(pins.join(MAP_SETTINGS)).expect("pinned SETTINGS");
+    let settings = settings.info().unwrap().id();
+    let mut found = Vec::new();
+    for program in aya::programs::loaded_programs().flatten() {
+        let ids = program.map_ids().unwrap().unwrap_or_default();
+        if !ids.contains(&settings) {
+            continue;
+        }
+        for id in ids {
+            let info = MapInfo::from_id(id).unwrap();
+            if info.name_as_str() == Some(MAP_TRACE) {
+                let map =
+                    Array::<_, u32>::try_from(Map::Array(MapData::from_id(id).unwrap())).unwrap();
+                found.push(map.get(&0, 0).unwrap());
+            }
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "one program uses the pinned maps: {found:?}"
+    );
+    found[0]
+}
+
+/// Waits up to 10 s for `check` to hold.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn fields(line: &str) -> Vec<&str> {
+    line.split_whitespace().skip(1).collect()
+}
+
+#[test]
+fn trace_streams_the_named_sources_verdicts_and_ends_with_its_client() {
+    if !privileged("trace_streams_the_named_sources_verdicts_and_ends_with_its_client") {
+        return;
+    }
+    let topo = Topology::new(&[BANNED, ALLOWED], &[]);
+    let setup = Setup::new(
+        "[web]\nenabled = true\nfilter = web\nport = 7000:7010\nprotocol = udp\n\
+         logpath = /dev/null\nmaxretry = 3\nbantime = 600\n",
+        "",
+    );
+    setup.filter("web", "[Definition]\nfailregex = ^fail <HOST>$\n");
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    let ban = setup.client(&["ban", BANNED, "--jail", "web"]);
+    assert!(ban.status.success(), "{ban:?}");
+    assert_eq!(trace_switch(&setup.pins.0), 0, "no trace runs yet");
+    assert_eq!(topo.udp_delivered(BANNED, 7000, N), 0);
+
+    // The banned source: its drops, with the reason, the interface and the jail; nothing of
+    // the other source.
+    let banned = TraceClient::start(&setup, &[BANNED]);
+    let said = banned.started();
+    assert!(said.contains(&format!("tracing {BANNED}")), "{said}");
+    assert_eq!(trace_switch(&setup.pins.0), TRACE_ON_V4);
+    assert_eq!(topo.udp_delivered(ALLOWED, 7000, N), N);
+    assert_eq!(topo.udp_delivered(BANNED, 7000, N), 0);
+    let lines = banned.take(N, Duration::from_secs(5));
+    assert_eq!(lines.len(), N, "{lines:?}");
+    for line in &lines {
+        assert_eq!(
+            fields(line),
+            [IFACE, BANNED, "drop", "drop_v4", "web"],
+            "{line}"
+        );
+    }
+
+    // The other source, traced beside it: passes, no jail; the first trace still sees only
+    // its own source.
+    let allowed = TraceClient::start(&setup, &[&format!("{ALLOWED}/32")]);
+    allowed.started();
+    assert_eq!(topo.udp_delivered(ALLOWED, 7000, N), N);
+    let lines = allowed.take(N, Duration::from_secs(5));
+    assert_eq!(lines.len(), N, "{lines:?}");
+    for line in &lines {
+        assert_eq!(
+            fields(line),
+            [IFACE, ALLOWED, "pass", "pass_clean"],
+            "{line}"
+        );
+    }
+    assert_eq!(
+        banned.take(1, Duration::from_millis(500)),
+        Vec::<String>::new()
+    );
+
+    // Clients gone: the switch goes off with the last one.
+    drop(allowed);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        trace_switch(&setup.pins.0),
+        TRACE_ON_V4,
+        "one trace still runs"
+    );
+    drop(banned);
+    eventually("the trace switch is off", || {
+        trace_switch(&setup.pins.0) == 0
+    });
+
+    // A trace does not survive the daemon: the client says so and fails.
+    let mut everything = TraceClient::start(&setup, &[]);
+    everything.started();
+    assert_eq!(trace_switch(&setup.pins.0), TRACE_ON_V4 | TRACE_ON_V6);
+    assert!(daemon.stop());
+    let status = everything.child.wait().unwrap();
+    assert!(!status.success());
+    let said: Vec<String> = everything.stderr.try_iter().collect();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("the daemon ended the trace")),
+        "{said:?}"
+    );
 }

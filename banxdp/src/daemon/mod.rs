@@ -17,6 +17,7 @@ mod bans;
 mod jails;
 mod notify;
 mod requests;
+mod trace;
 pub mod xdp;
 
 use std::{
@@ -128,6 +129,13 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         (Vec::new(), actions)
     };
     let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
+    let traces = trace::Traces::spawn(
+        chosen.tracer,
+        chosen.why_not_xdp.as_deref().map_or_else(
+            || "the XDP object cannot trace (see the daemon's log)".to_string(),
+            |why| format!("bans are not enforced by XDP ({why})"),
+        ),
+    );
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
     let mapped = bans.active()?;
@@ -193,6 +201,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         reread,
         notifier,
         why_not_xdp: chosen.why_not_xdp,
+        traces,
     };
     let end = state.serve(call_rx, journal_rx).await;
     let _ = stop_server.send(());
@@ -250,6 +259,8 @@ struct State {
     notifier: notify::Notifier,
     /// Why bans do not go through XDP, when they do not (`status` says it).
     why_not_xdp: Option<String>,
+    /// Where `trace` requests go.
+    traces: trace::Traces,
 }
 
 impl State {

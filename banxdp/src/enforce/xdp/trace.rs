@@ -15,7 +15,7 @@
 use std::{
     collections::BTreeMap,
     net::IpAddr,
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::{Arc, Mutex},
 };
 
@@ -291,6 +291,12 @@ impl Tracer {
 impl AsFd for Tracer {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.logger.as_fd()
+    }
+}
+
+impl AsRawFd for Tracer {
+    fn as_raw_fd(&self) -> RawFd {
+        self.logger.as_raw_fd()
     }
 }
 
