@@ -129,6 +129,41 @@ fn the_switch_is_off_until_a_trace_runs_and_filters_by_source() {
     assert_eq!(drained(&mut tracer), Vec::<String>::new());
 }
 
+#[test]
+fn filters_beyond_the_tries_capacity_are_refused_whole() {
+    if !privileged("filters_beyond_the_tries_capacity_are_refused_whole") {
+        return;
+    }
+    let (_xdp, mut tracer) = private_program();
+    let cap = banxdp_common::TRACE_FILTERS;
+    for i in 0..cap {
+        let net = format!("10.0.{}.{}/32", i / 256, i % 256);
+        tracer.add(Some(net.parse().unwrap())).unwrap();
+    }
+    // The same filter again only counts; a new one does not fit.
+    tracer.add(Some("10.0.0.0/32".parse().unwrap())).unwrap();
+    let error = tracer
+        .add(Some("192.0.2.0/24".parse().unwrap()))
+        .unwrap_err();
+    assert!(error.to_string().contains("192.0.2.0/24"), "{error}");
+    // Every source needs room in both families: refused, and IPv6 stays off.
+    assert!(tracer.add(None).is_err());
+    assert_eq!(tracer.switch().unwrap(), TRACE_ON_V4);
+    for i in 0..cap {
+        let net = format!("10.0.{}.{}/32", i / 256, i % 256);
+        tracer.remove(Some(net.parse().unwrap())).unwrap();
+    }
+    assert_eq!(
+        tracer.switch().unwrap(),
+        TRACE_ON_V4,
+        "10.0.0.0/32 was asked twice"
+    );
+    tracer.remove(Some("10.0.0.0/32".parse().unwrap())).unwrap();
+    assert_eq!(tracer.switch().unwrap(), 0);
+    tracer.add(None).unwrap();
+    assert_eq!(tracer.switch().unwrap(), TRACE_ON_V4 | TRACE_ON_V6);
+}
+
 const BANNED: &str = "198.51.100.66";
 const ALLOWED: &str = "198.51.100.67";
 const N: usize = 10;

@@ -129,13 +129,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         (Vec::new(), actions)
     };
     let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
-    let traces = trace::Traces::spawn(
-        chosen.tracer,
-        chosen.why_not_xdp.as_deref().map_or_else(
-            || "the XDP object cannot trace (see the daemon's log)".to_string(),
-            |why| format!("bans are not enforced by XDP ({why})"),
-        ),
-    );
+    let traces = trace::Traces::spawn(chosen.tracer, chosen.why_not_xdp.as_deref());
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
     let mapped = bans.active()?;

@@ -50,12 +50,15 @@ struct Subscriber {
 
 impl Traces {
     /// Starts the tracing task on `tracer`; without one, every `trace` request gets an error
-    /// saying `why` (the backend is not XDP, or the XDP object cannot trace).
-    pub fn spawn(tracer: Option<Tracer>, why: impl Into<String>) -> Self {
+    /// saying why: bans are not enforced by XDP (`why_not_xdp`), or the XDP object cannot
+    /// trace.
+    pub fn spawn(tracer: Option<Tracer>, why_not_xdp: Option<&str>) -> Self {
         let Some(tracer) = tracer else {
-            return Self {
-                requests: Err(why.into()),
-            };
+            let why = why_not_xdp.map_or_else(
+                || "the XDP object cannot trace (see the daemon's log)".to_string(),
+                |why| format!("bans are not enforced by XDP ({why})"),
+            );
+            return Self { requests: Err(why) };
         };
         // SAFETY: the tracer owns the ring buffer's descriptor and never replaces it; it
         // closes it only when dropped, which the `AsyncFd` does last.

@@ -80,13 +80,13 @@ impl log::Log for Sink {
 
     fn log(&self, record: &log::Record<'_>) {
         let message = record.args().to_string();
-        match parse_record(&message) {
-            Some(verdict) => self
-                .verdicts
+        if let Some(verdict) = parse_record(&message) {
+            self.verdicts
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(verdict),
-            None => tracing::warn!("xdp trace: unreadable record `{message}`"),
+                .push(verdict);
+        } else {
+            tracing::warn!("xdp trace: unreadable record `{message}`");
         }
     }
 
@@ -171,21 +171,25 @@ impl Tracer {
     /// Starts tracing the sources in `filter` (`None`: every source), on top of the traces
     /// that run.
     pub fn add(&mut self, filter: Option<IpNet>) -> Result<(), TraceError> {
-        for net in nets(filter) {
-            if let Some(count) = self.filters.get_mut(&net) {
-                *count += 1;
-                continue;
-            }
+        let nets = nets(filter);
+        // Room first, for every network of the filter: a trace starts whole or not at all.
+        for net in &nets {
             let same_family = self
                 .filters
                 .keys()
                 .filter(|n| n.addr().is_ipv4() == net.addr().is_ipv4())
                 .count();
-            if same_family >= TRACE_FILTERS as usize {
-                return Err(TraceError::Full(net));
+            if !self.filters.contains_key(net) && same_family >= TRACE_FILTERS as usize {
+                return Err(TraceError::Full(*net));
             }
-            self.put(net)?;
-            self.filters.insert(net, 1);
+        }
+        for net in nets {
+            if let Some(count) = self.filters.get_mut(&net) {
+                *count += 1;
+            } else {
+                self.put(net)?;
+                self.filters.insert(net, 1);
+            }
         }
         self.write_switch()
     }
