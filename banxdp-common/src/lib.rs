@@ -34,11 +34,12 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Jail slot names, so that a restarted daemon can adopt the masks: [`JailSlot`] × [`MAX_JAILS`].
 pub const MAP_JAILS: &str = "JAILS";
 
-/// Trace switch: one `u32` at index 0 (array), a mask of [`TRACE_ON_V4`] and
+/// Trace switch: the program's `TRACE_SWITCH` global, alone in its section, which aya loads
+/// as a one-entry array map of that name holding one `u32`: a mask of [`TRACE_ON_V4`] and
 /// [`TRACE_ON_V6`]. Zero while no `banxdp trace` runs: the program then pays one load and
 /// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
 /// not in [`MAP_NAMES`].
-pub const MAP_TRACE: &str = "TRACE";
+pub const MAP_TRACE: &str = ".data.trace";
 /// Traced IPv4 sources: LPM key of `[u8; 4]` → `u32` (unused value, LPM trie); the union of
 /// the running traces' filters. Never pinned.
 pub const MAP_TRACE_V4: &str = "TRACE_V4";

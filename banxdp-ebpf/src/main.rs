@@ -14,8 +14,8 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
-//! Tracing (`banxdp trace`): after the verdict, every IP packet reads the one-entry `TRACE`
-//! array; while no trace runs it is zero and that load and branch are all tracing costs. When
+//! Tracing (`banxdp trace`): after the verdict, every IP packet reads the `TRACE_SWITCH`
+//! global; while no trace runs it is zero and that load and branch are all tracing costs. When
 //! it is set for the packet's family and the source is in the `TRACE_V4`/`TRACE_V6` trie (the
 //! union of the running traces' filters), the program writes one aya-log record
 //! (`verdict=.. reason=.. ifindex=.. jails=.. source=..`, see `banxdp_common::TRACE_KEYS`)
@@ -42,6 +42,7 @@
 )]
 
 use core::{
+    cell::UnsafeCell,
     intrinsics::{AtomicOrdering, atomic_xadd},
     mem::size_of,
 };
@@ -83,10 +84,17 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_S
 /// with the others.
 #[map]
 static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
-/// Trace switch (`TRACE_ON_*` bits) and filters: written by the daemon while `banxdp trace`
-/// runs, never pinned.
-#[map]
-static TRACE: Array<u32> = Array::with_max_entries(1, 0);
+/// Trace switch (`TRACE_ON_*` bits): a global in a section of its own, which aya makes a
+/// one-entry array map (`.data.trace`) that the daemon writes while `banxdp trace` runs. Read
+/// as a global, it costs one load and one branch: no lookup, no null check. Never pinned.
+#[repr(transparent)]
+struct Switch(UnsafeCell<u32>);
+// SAFETY: the program only reads it (volatile); user space writes it through the map.
+unsafe impl Sync for Switch {}
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.trace")]
+static TRACE_SWITCH: Switch = Switch(UnsafeCell::new(0));
+/// Trace filters: written by the daemon while `banxdp trace` runs, never pinned.
 #[map]
 static TRACE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
 #[map]
@@ -184,9 +192,9 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
             )
         }
     };
-    // The one branch tracing costs while no trace runs.
-    // SAFETY: plain read of a `u32` value.
-    let tracing = TRACE.get_ptr(0).map_or(0, |on| unsafe { *on });
+    // The one load and branch tracing costs while no trace runs.
+    // SAFETY: a volatile read of an aligned `u32` the program never writes.
+    let tracing = unsafe { core::ptr::read_volatile(TRACE_SWITCH.0.get()) };
     if tracing != 0 {
         trace(ctx, packet.source, verdict, tracing);
     }
