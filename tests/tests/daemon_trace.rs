@@ -17,7 +17,7 @@ use std::{
 use aya::maps::{Array, Map, MapData, MapInfo};
 use banxdp::enforce::{
     Enforcer as _,
-    xdp::{XdpEnforcer, XdpPlan, trace::Tracer},
+    xdp::{ObjectSource, XdpEnforcer, XdpPlan, sys, trace::Tracer},
 };
 use banxdp_common::{MAP_SETTINGS, MAP_TRACE, TRACE_ON_V4, TRACE_ON_V6};
 use banxdp_tests::{
@@ -162,6 +162,91 @@ fn filters_beyond_the_tries_capacity_are_refused_whole() {
     assert_eq!(tracer.switch().unwrap(), 0);
     tracer.add(None).unwrap();
     assert_eq!(tracer.switch().unwrap(), TRACE_ON_V4 | TRACE_ON_V6);
+}
+
+/// The ids of the loaded programs.
+fn program_ids() -> std::collections::HashSet<u32> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .map(|p| p.id())
+        .collect()
+}
+
+/// A private program from `object` with one all-ports ban, and its descriptor (found as the
+/// one `banxdp` program that appeared with it).
+fn measured(object: ObjectSource) -> (XdpEnforcer, aya::programs::ProgramFd) {
+    let before = program_ids();
+    let mut xdp = XdpEnforcer::load(&XdpPlan {
+        object,
+        interfaces: Vec::new(),
+        pin_dir: None,
+        ..XdpPlan::default()
+    })
+    .unwrap();
+    xdp.add_jail(&all_ports("sshd")).unwrap();
+    xdp.ban_many(&[ban_for("sshd", "198.51.100.66", 6000)])
+        .unwrap();
+    let new: Vec<_> = aya::programs::loaded_programs()
+        .flatten()
+        .filter(|p| !before.contains(&p.id()) && p.name_as_str() == Some("banxdp"))
+        .collect();
+    assert_eq!(new.len(), 1, "another program loaded meanwhile; run again");
+    let fd = new[0].fd().unwrap();
+    (xdp, fd)
+}
+
+/// What tracing costs the program alone (`BPF_PROG_TEST_RUN`, 25 rounds of 2,000,000 runs,
+/// min and median ns a run): off, on for another network, on for the packets' own. With
+/// `BANXDP_BASELINE_OBJECT=path/to/older.bpf.o`, that object is measured alongside.
+/// `cargo test --release -p banxdp-tests --test daemon_trace -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; prints, asserts nothing"]
+fn trace_cost_per_packet() {
+    if !privileged("trace_cost_per_packet") {
+        return;
+    }
+    let baseline = std::env::var_os("BANXDP_BASELINE_OBJECT")
+        .map(|path| measured(ObjectSource::File(path.into())));
+    let (mut xdp, fd) = measured(ObjectSource::Embedded);
+    let mut tracer = xdp.take_tracer().unwrap();
+    let drop = udp4(ATTACKER, VICTIM, 22);
+    let pass = udp4(BYSTANDER, VICTIM, 22);
+    let run = |fd: &aya::programs::ProgramFd, frame: &[u8]| {
+        use std::os::fd::AsFd as _;
+        sys::test_run(fd.as_fd(), frame, IFINDEX, 2_000_000, false, 0)
+            .unwrap()
+            .duration_ns
+    };
+    for (phase, filter) in [
+        ("off", None),
+        ("on, another network", Some("203.0.113.0/24")),
+        ("on, these sources", Some("198.51.100.0/24")),
+    ] {
+        if let Some(net) = filter {
+            tracer.add(Some(net.parse().unwrap())).unwrap();
+        }
+        let mut rows: Vec<[u32; 4]> = Vec::new();
+        for _ in 0..25 {
+            let old = baseline
+                .as_ref()
+                .map(|(_, fd)| (run(fd, &drop), run(fd, &pass)));
+            let (a, b) = old.unwrap_or_default();
+            rows.push([a, run(&fd, &drop), b, run(&fd, &pass)]);
+            tracer.drain();
+        }
+        let stat = |i: usize| {
+            let mut v: Vec<u32> = rows.iter().map(|r| r[i]).collect();
+            v.sort_unstable();
+            format!("{}/{}", v[0], v[v.len() / 2])
+        };
+        println!(
+            "trace {phase}: drop {} ns (baseline {}), pass {} ns (baseline {})",
+            stat(1),
+            stat(0),
+            stat(3),
+            stat(2)
+        );
+    }
 }
 
 const BANNED: &str = "198.51.100.66";
