@@ -451,4 +451,7 @@ fn trace_streams_the_named_sources_verdicts_and_ends_with_its_client() {
             .any(|l| l.contains("the daemon ended the trace")),
         "{said:?}"
     );
+    // The program the daemon leaves enforcing (its link is pinned) traces no more.
+    assert_eq!(trace_switch(&setup.pins.0), 0);
+    assert_eq!(topo.udp_delivered(BANNED, 7000, N), 0, "and still drops");
 }

@@ -10,7 +10,9 @@
 //! caller sends each client only the verdicts its own filter matches.
 //!
 //! None of these maps is pinned: a new daemon's program starts with tracing off, so a trace
-//! never outlives the daemon that serves it.
+//! never outlives the daemon that serves it. Dropping the [`Tracer`] turns the switch off, so
+//! the program a stopped daemon leaves enforcing (pinned) does not trace for nobody; after
+//! `kill -9` it may, until the next start replaces it.
 
 use std::{
     collections::BTreeMap,
@@ -287,6 +289,16 @@ impl Tracer {
                 },
                 source,
             }),
+        }
+    }
+}
+
+/// The program outlives its daemon when its link is pinned: it must not go on tracing for
+/// no reader.
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Err(e) = self.switch.set(0, 0, 0) {
+            tracing::warn!("xdp: cannot turn tracing off: {e}");
         }
     }
 }
