@@ -113,6 +113,16 @@ fn the_switch_is_off_until_a_trace_runs_and_filters_by_source() {
         ]
     );
 
+    // The allow list wins over the ban, and the trace says so (with the ban's jail).
+    xdp.set_allowed(&["198.51.100.66/32".parse().unwrap()])
+        .unwrap();
+    xdp.test_run(&attacker, IFINDEX).unwrap();
+    assert_eq!(
+        drained(&mut tracer),
+        ["198.51.100.66 pass pass_allowed sshd"]
+    );
+    xdp.set_allowed(&[]).unwrap();
+
     // A trace of everything adds IPv6; when the last trace ends the switch is off.
     tracer.add(None).unwrap();
     assert_eq!(tracer.switch().unwrap(), TRACE_ON_V4 | TRACE_ON_V6);
@@ -405,6 +415,27 @@ fn trace_streams_the_named_sources_verdicts_and_ends_with_its_client() {
             "{line}"
         );
     }
+
+    // The same as JSON, one object a line.
+    let json = TraceClient::start(&setup, &["--json", BANNED]);
+    json.started();
+    assert_eq!(topo.udp_delivered(BANNED, 7000, 2), 0);
+    let lines = json.take(2, Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["interface"], IFACE, "{line}");
+        assert_eq!(event["source"], BANNED, "{line}");
+        assert_eq!(event["verdict"], "drop", "{line}");
+        assert_eq!(event["reason"], "drop_v4", "{line}");
+        assert_eq!(event["jails"], serde_json::json!(["web"]), "{line}");
+        assert!(
+            event["time_ms"].as_u64().unwrap() > 1_600_000_000_000,
+            "{line}"
+        );
+    }
+    assert_eq!(banned.take(2, Duration::from_secs(5)).len(), 2);
+    drop(json);
 
     // The other source, traced beside it: passes, no jail; the first trace still sees only
     // its own source.
