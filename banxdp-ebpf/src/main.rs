@@ -14,7 +14,7 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
-//! Tracing (`banxdp trace`): after the verdict, every IP packet reads the `TRACE_SWITCH`
+//! Tracing (`banxdp trace`): after the verdict, every packet reads the `TRACE_SWITCH`
 //! global; while no trace runs it is zero and that load and branch are all tracing costs. When
 //! it is set for the packet's family and the source is in the `TRACE_V4`/`TRACE_V6` trie (the
 //! union of the running traces' filters), the program writes one aya-log record
@@ -118,6 +118,13 @@ const IPV6_MAX_EXT_HEADERS: usize = 6;
 pub fn banxdp(ctx: XdpContext) -> u32 {
     let (action, reason) = judge(&ctx);
     count(&ctx, reason);
+    // The one load and branch tracing costs while no trace runs. Nothing of the verdict's
+    // work is kept for it: the traced path parses the packet again.
+    // SAFETY: a volatile read of an aligned `u32` the program never writes.
+    let tracing = unsafe { core::ptr::read_volatile(TRACE_SWITCH.0.get()) };
+    if tracing != 0 {
+        trace(&ctx, (action, reason), tracing);
+    }
     action
 }
 
@@ -147,7 +154,7 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
     let Some(settings) = SETTINGS.get(0) else {
         return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
     };
-    let verdict = match packet.source {
+    match packet.source {
         Family::V4(addr) => {
             let exact = BANS_V4.get_ptr_mut(addr);
             let cidr = || {
@@ -191,19 +198,15 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
                 (counter::DROP_V6, counter::DROP_CIDR_V6),
             )
         }
-    };
-    // The one load and branch tracing costs while no trace runs.
-    // SAFETY: a volatile read of an aligned `u32` the program never writes.
-    let tracing = unsafe { core::ptr::read_volatile(TRACE_SWITCH.0.get()) };
-    if tracing != 0 {
-        trace(ctx, packet.source, verdict, tracing);
     }
-    verdict
 }
 
 /// Writes the verdict's aya-log record when the source is in a running trace's filter.
 #[inline(never)]
-fn trace(ctx: &XdpContext, source: Family, (action, reason): (u32, usize), on: u32) {
+fn trace(ctx: &XdpContext, (action, reason): (u32, usize), on: u32) {
+    let Ok(Packet { source, .. }) = parse(ctx) else {
+        return;
+    };
     // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     #[expect(
@@ -389,6 +392,9 @@ fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
     Ok(u16::from_be_bytes(bytes))
 }
 
+// Inlined into both callers (the verdict and the traced path): the verifier refuses
+// packet pointers handed to a subprogram after arithmetic LLVM may do on them.
+#[inline(always)]
 fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
     let mut offset = ETH_HLEN - 2;
     let mut ethertype = read_be16(ctx, offset)?;
@@ -408,6 +414,7 @@ fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
     }
 }
 
+#[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     let first = read_u8(ctx, l3)?;
     let header_len = usize::from(first & 0x0f) * 4;
@@ -431,6 +438,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     })
 }
 
+#[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     // SAFETY: `at` checked the 40 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV6_HLEN]>(ctx, l3)? };
