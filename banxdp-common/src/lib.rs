@@ -34,6 +34,30 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Jail slot names, so that a restarted daemon can adopt the masks: [`JailSlot`] × [`MAX_JAILS`].
 pub const MAP_JAILS: &str = "JAILS";
 
+/// Trace switch: the program's `TRACE_SWITCH` global, alone in its section, which aya loads
+/// as a one-entry array map of that name holding one `u32`: a mask of [`TRACE_ON_V4`] and
+/// [`TRACE_ON_V6`]. Zero while no `banxdp trace` runs: the program then pays one load and
+/// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
+/// not in [`MAP_NAMES`].
+pub const MAP_TRACE: &str = ".data.trace";
+/// Traced IPv4 sources: LPM key of `[u8; 4]` → `u32` (unused value, LPM trie); the union of
+/// the running traces' filters. Never pinned.
+pub const MAP_TRACE_V4: &str = "TRACE_V4";
+/// Traced IPv6 sources: LPM key of `[u8; 16]` → `u32` (unused value, LPM trie). Never pinned.
+pub const MAP_TRACE_V6: &str = "TRACE_V6";
+/// [`MAP_TRACE`]: IPv4 sources in [`MAP_TRACE_V4`] are traced.
+pub const TRACE_ON_V4: u32 = 1;
+/// [`MAP_TRACE`]: IPv6 sources in [`MAP_TRACE_V6`] are traced.
+pub const TRACE_ON_V6: u32 = 1 << 1;
+/// Capacity of each trace filter trie: distinct filters of the traces running at once.
+pub const TRACE_FILTERS: u32 = 64;
+/// Keys of the aya-log message of one traced verdict, in order:
+/// `verdict=1 reason=8 ifindex=3 jails=1 source=192.0.2.7`. The XDP action is 1 (drop) or 2
+/// (pass), the reason a [`counter`] index, `jails` the mask of the ban that matched the
+/// source (0: none), `source` the address as aya-log prints it. The program's format string
+/// must be a literal, so it repeats these; user space checks every key.
+pub const TRACE_KEYS: [&str; 5] = ["verdict", "reason", "ifindex", "jails", "source"];
+
 /// Every map the program declares, in the order user space pins and checks them.
 pub const MAP_NAMES: [&str; 10] = [
     MAP_BANS_V4,

@@ -14,6 +14,14 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
+//! Tracing (`banxdp trace`): after the verdict, every packet reads the `TRACE_SWITCH`
+//! global; while no trace runs it is zero and that load and branch are all tracing costs. When
+//! it is set for the packet's family and the source is in the `TRACE_V4`/`TRACE_V6` trie (the
+//! union of the running traces' filters), the program writes one aya-log record
+//! (`verdict=.. reason=.. ifindex=.. jails=.. source=..`, see `banxdp_common::TRACE_KEYS`)
+//! to the `AYA_LOGS` ring buffer. Packets the parser gives up on are not traced (they have no
+//! source to match).
+//!
 //! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
 //! about its length) passes and is counted, and a missing map entry that should always exist
 //! (settings, counters) also passes. A packet filter that drops what it does not understand
@@ -34,6 +42,7 @@
 )]
 
 use core::{
+    cell::UnsafeCell,
     intrinsics::{AtomicOrdering, atomic_xadd},
     mem::size_of,
 };
@@ -45,10 +54,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
+use aya_log_ebpf::info;
 use banxdp_common::{
     Ban, COUNTER_SLOTS, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR,
     HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP, IPPROTO_UDP, JailSlot,
-    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, counter,
+    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, TRACE_FILTERS, TRACE_ON_V4, TRACE_ON_V6,
+    counter,
 };
 
 #[map]
@@ -73,6 +84,21 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_S
 /// with the others.
 #[map]
 static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
+/// Trace switch (`TRACE_ON_*` bits): a global in a section of its own, which aya makes a
+/// one-entry array map (`.data.trace`) that the daemon writes while `banxdp trace` runs. Read
+/// as a global, it costs one load and one branch: no lookup, no null check. Never pinned.
+#[repr(transparent)]
+struct Switch(UnsafeCell<u32>);
+// SAFETY: the program only reads it (volatile); user space writes it through the map.
+unsafe impl Sync for Switch {}
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.trace")]
+static TRACE_SWITCH: Switch = Switch(UnsafeCell::new(0));
+/// Trace filters: written by the daemon while `banxdp trace` runs, never pinned.
+#[map]
+static TRACE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
+#[map]
+static TRACE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -92,6 +118,13 @@ const IPV6_MAX_EXT_HEADERS: usize = 6;
 pub fn banxdp(ctx: XdpContext) -> u32 {
     let (action, reason) = judge(&ctx);
     count(&ctx, reason);
+    // The one load and branch tracing costs while no trace runs. Nothing of the verdict's
+    // work is kept for it: the traced path parses the packet again.
+    // SAFETY: a volatile read of an aligned `u32` the program never writes.
+    let tracing = unsafe { core::ptr::read_volatile(TRACE_SWITCH.0.get()) };
+    if tracing != 0 {
+        trace(&ctx, (action, reason), tracing);
+    }
     action
 }
 
@@ -166,6 +199,77 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
             )
         }
     }
+}
+
+/// Writes the verdict's aya-log record when the source is in a running trace's filter.
+#[inline(never)]
+fn trace(ctx: &XdpContext, (action, reason): (u32, usize), on: u32) {
+    let Ok(Packet { source, .. }) = parse(ctx) else {
+        return;
+    };
+    // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "reasons are counter indices, below 16"
+    )]
+    let reason32 = reason as u32;
+    let cidr_first = reason == counter::DROP_CIDR_V4 || reason == counter::DROP_CIDR_V6;
+    match source {
+        Family::V4(addr) => {
+            if on & TRACE_ON_V4 == 0 || TRACE_V4.get(Key::new(32, addr)).is_none() {
+                return;
+            }
+            // SAFETY: plain reads of map values, live for this run.
+            let exact = || BANS_V4.get_ptr(addr).map(|ban| unsafe { (*ban).jails });
+            let cidr = || CIDR_V4.get(Key::new(32, addr)).map(|ban| ban.jails);
+            let jails = ban_jails(cidr_first, exact, cidr);
+            let source = core::net::Ipv4Addr::from(addr);
+            info!(
+                ctx,
+                "verdict={} reason={} ifindex={} jails={} source={:i}",
+                action,
+                reason32,
+                ifindex,
+                jails,
+                source
+            );
+        }
+        Family::V6(addr) => {
+            if on & TRACE_ON_V6 == 0 || TRACE_V6.get(Key::new(128, addr)).is_none() {
+                return;
+            }
+            // SAFETY: plain reads of map values, live for this run.
+            let exact = || BANS_V6.get_ptr(addr).map(|ban| unsafe { (*ban).jails });
+            let cidr = || CIDR_V6.get(Key::new(128, addr)).map(|ban| ban.jails);
+            let jails = ban_jails(cidr_first, exact, cidr);
+            let source = core::net::Ipv6Addr::from(addr);
+            info!(
+                ctx,
+                "verdict={} reason={} ifindex={} jails={} source={:i}",
+                action,
+                reason32,
+                ifindex,
+                jails,
+                source
+            );
+        }
+    }
+}
+
+/// The jail mask of the ban that decided: the CIDR ban first when a CIDR ban dropped.
+#[inline(always)]
+fn ban_jails(
+    cidr_first: bool,
+    exact: impl Fn() -> Option<u64>,
+    cidr: impl Fn() -> Option<u64>,
+) -> u64 {
+    let found = if cidr_first {
+        cidr().or_else(&exact)
+    } else {
+        exact().or_else(&cidr)
+    };
+    found.unwrap_or(0)
 }
 
 /// The verdict from the exact ban, else the CIDR ban covering the source. The CIDR trie is
@@ -288,6 +392,9 @@ fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
     Ok(u16::from_be_bytes(bytes))
 }
 
+// Inlined into both callers (the verdict and the traced path): the verifier refuses
+// packet pointers handed to a subprogram after arithmetic LLVM may do on them.
+#[inline(always)]
 fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
     let mut offset = ETH_HLEN - 2;
     let mut ethertype = read_be16(ctx, offset)?;
@@ -307,6 +414,7 @@ fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
     }
 }
 
+#[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     let first = read_u8(ctx, l3)?;
     let header_len = usize::from(first & 0x0f) * 4;
@@ -330,6 +438,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     })
 }
 
+#[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     // SAFETY: `at` checked the 40 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV6_HLEN]>(ctx, l3)? };

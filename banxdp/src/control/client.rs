@@ -89,9 +89,7 @@ pub enum ClientCommand {
         json: bool,
     },
     /// Print the XDP program's verdicts as they happen (for sources in ADDR|CIDR, or all),
-    /// until interrupted. Hidden until the XDP program streams verdicts (issue 14, item 5):
-    /// the daemon answers it with an error today.
-    #[command(hide = true)]
+    /// until interrupted: time, interface, source, pass or drop, the reason and the jails.
     Trace {
         /// Only packets from this address or network.
         #[arg(value_parser = parse_target_arg)]
@@ -445,7 +443,11 @@ fn trace(socket: &Path, request: &Request, json: bool) -> Result<ExitCode, Clien
             return Ok(ExitCode::SUCCESS);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // Only the daemon ends a stream: it stopped (a trace does not survive a restart).
+    eprintln!(
+        "banxdp: the daemon ended the trace (it stopped or restarted); run `banxdp trace` again"
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 fn unix_now() -> i64 {

@@ -17,7 +17,7 @@ use crate::{
         ipset::{IpsetEnforcer, IpsetOptions},
         iptables::{IptablesEnforcer, IptablesOptions},
         nftables::{NftEnforcer, NftOptions},
-        xdp::XdpEnforcer,
+        xdp::{XdpEnforcer, trace::Tracer},
     },
 };
 
@@ -27,6 +27,8 @@ use super::{DaemonError, xdp};
 pub struct Chosen {
     pub enforcer: Box<dyn Enforcer + Send>,
     pub why_not_xdp: Option<String>,
+    /// The XDP program's trace side (`banxdp trace`), when XDP enforces and can trace.
+    pub tracer: Option<Tracer>,
 }
 
 fn firewall(backend: Backend) -> Result<Box<dyn Enforcer + Send>, crate::enforce::Error> {
@@ -68,9 +70,11 @@ pub fn choose(
         Backend::Actions => Ok(Chosen {
             enforcer: Box::new(CommandEnforcer::new(actions, Context::system())),
             why_not_xdp: Some("`enforce.backend = actions`".into()),
+            tracer: None,
         }),
         Backend::Xdp if settings.xdp.enabled => match load_xdp(settings, object) {
-            Ok(xdp) => Ok(Chosen {
+            Ok(mut xdp) => Ok(Chosen {
+                tracer: xdp.take_tracer(),
                 enforcer: Box::new(xdp),
                 why_not_xdp: None,
             }),
@@ -83,6 +87,7 @@ pub fn choose(
         other => Ok(Chosen {
             enforcer: firewall(other)?,
             why_not_xdp: Some(format!("`enforce.backend = {}`", other.as_str())),
+            tracer: None,
         }),
     }
 }
@@ -99,5 +104,6 @@ fn fall_back(fallback: Fallback, reason: String) -> Result<Chosen, DaemonError> 
     Ok(Chosen {
         enforcer: firewall(backend)?,
         why_not_xdp: Some(reason),
+        tracer: None,
     })
 }

@@ -20,6 +20,7 @@ mod notify;
 mod purge;
 mod requests;
 mod restore;
+mod trace;
 pub mod xdp;
 
 use std::{
@@ -134,6 +135,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         (Vec::new(), actions)
     };
     let chosen = backend::choose(&settings, xdp_object, backend_actions)?;
+    let traces = trace::Traces::spawn(chosen.tracer, chosen.why_not_xdp.as_deref());
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
@@ -179,6 +181,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         why_not_xdp: chosen.why_not_xdp,
         asked,
         journals,
+        traces,
     };
     let end = state.serve(signals, call_rx, journal_rx, answers).await;
     let _ = stop_server.send(());
@@ -225,6 +228,8 @@ struct State {
     asked: mpsc::UnboundedSender<Asked>,
     /// The journal jails' readers.
     journals: Journals,
+    /// Where `trace` requests go.
+    traces: trace::Traces,
 }
 
 /// A decided ban with its jail's `ignorecommand`'s answer.

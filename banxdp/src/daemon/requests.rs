@@ -33,6 +33,11 @@ impl State {
     /// Answers one call; `Some` when it asks the daemon to stop.
     pub(super) fn call(&mut self, call: Call) -> Option<End> {
         let Call { request, reply, .. } = call;
+        if let Request::Trace { target } = request {
+            // A stream, served by the tracing task until the client hangs up.
+            self.traces.start(target, reply);
+            return None;
+        }
         let (answer, end) = match request {
             Request::Ping {} => (Reply::Pong, None),
             Request::Status { jail } => (self.status(jail.as_deref()), None),
@@ -48,10 +53,7 @@ impl State {
             Request::Reload { jail } => (self.reload(jail.as_deref()), None),
             Request::Stop { detach } => (ok("stopping"), Some(End::Stop { detach })),
             Request::Stats {} => (self.stats(), None),
-            Request::Trace { .. } => (
-                error("trace is not available in this build of the daemon"),
-                None,
-            ),
+            Request::Trace { .. } => unreachable!("answered above"),
         };
         reply.answer(answer);
         end

@@ -19,6 +19,7 @@ mod bans;
 pub mod plan;
 pub mod sys;
 mod table;
+pub mod trace;
 
 use std::{
     borrow::Cow,
@@ -231,6 +232,8 @@ pub struct XdpEnforcer {
     shared: StdHashMap<IpNet, Vec<(u8, u64)>>,
     pin_dir: Option<PathBuf>,
     adopted_maps: bool,
+    /// Until the daemon takes it (`take_tracer`); `None` also when the object cannot trace.
+    tracer: Option<trace::Tracer>,
 }
 
 impl XdpEnforcer {
@@ -296,6 +299,10 @@ impl XdpEnforcer {
         }
         let mut ebpf = loader.load(&object).map_err(XdpError::Load)?;
         let mut maps = Maps::take(&mut ebpf)?;
+        // Before the program loads: the log ring buffer's reader must be alive then.
+        let tracer = trace::Tracer::take(&mut ebpf, aya::maps::IterableMap::map(&maps.jails))
+            .inspect_err(|e| tracing::warn!("xdp: `banxdp trace` is unavailable: {}", chain(e)))
+            .ok();
         for (name, old) in resized {
             bans::copy_entries(&mut maps, name, old)?;
         }
@@ -325,11 +332,18 @@ impl XdpEnforcer {
             shared: StdHashMap::new(),
             pin_dir: plan.pin_dir.clone(),
             adopted_maps,
+            tracer,
         };
         for interface in &plan.interfaces {
             enforcer.stage(interface, plan.mode)?;
         }
         Ok(enforcer)
+    }
+
+    /// The program's trace switch, filters and log reader, once (`banxdp trace`); `None`
+    /// when taken already or when the object cannot trace. Keep it while the program runs.
+    pub fn take_tracer(&mut self) -> Option<trace::Tracer> {
+        self.tracer.take()
     }
 
     /// Whether the maps were taken over from an earlier process.
