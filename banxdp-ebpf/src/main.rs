@@ -202,7 +202,10 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 }
 
 /// Writes the verdict's aya-log record when the source is in a running trace's filter.
-#[inline(never)]
+/// Inlined: a function of its own would carry a symbol mangled with the crate's hash, which
+/// cargo derives from where the checkout lives (`banxdp-common` is a path dependency outside
+/// this crate's workspace), and the committed object would then differ on every machine.
+#[inline(always)]
 fn trace(ctx: &XdpContext, (action, reason): (u32, usize), on: u32) {
     let Ok(Packet { source, .. }) = parse(ctx) else {
         return;
