@@ -487,7 +487,7 @@ impl Jails {
         self.get(name)?.state.params().ignorecommand.clone()
     }
 
-    /// What a jail's `ignorecommand` said of a decided ban (see [`ask_ignorecommand`]); true
+    /// What a jail's `ignorecommand` said of a decided ban (see `ask_ignorecommand`); true
     /// when it spares the target, which the jail then forgets as banned.
     pub fn command_said(
         &mut self,
