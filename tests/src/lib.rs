@@ -183,3 +183,16 @@ pub fn unique(prefix: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}{}x{n}", std::process::id() % 100_000)
 }
+
+/// Waits up to 10 s for `check` to hold, looking every 50 ms; panics naming `what` when it
+/// does not.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}

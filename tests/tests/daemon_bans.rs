@@ -11,7 +11,7 @@ use std::{
 use banxdp_tests::{
     Topology,
     daemon::{Daemon, Setup},
-    privileged,
+    eventually, privileged,
 };
 
 const N: usize = 20;
@@ -70,18 +70,6 @@ fn text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Waits up to 10 s for `check` to hold.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::{
     path::Path,
     process::{Child, Command, Stdio},
     sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aya::maps::{Array, Map, MapData, MapInfo};
@@ -23,6 +23,7 @@ use banxdp_common::{MAP_SETTINGS, MAP_TRACE, TRACE_ON_V4, TRACE_ON_V6};
 use banxdp_tests::{
     Topology, all_ports, ban_for,
     daemon::{Daemon, Setup, bin},
+    eventually,
     frame::*,
     netns::IFACE,
     privileged,
@@ -357,18 +358,6 @@ fn trace_switch(pins: &Path) -> u32 {
         "one program uses the pinned maps: {found:?}"
     );
     found[0]
-}
-
-/// Waits up to 10 s for `check` to hold.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn fields(line: &str) -> Vec<&str> {
