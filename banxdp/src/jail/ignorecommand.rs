@@ -12,9 +12,8 @@
 
 use std::{
     net::IpAddr,
-    os::unix::process::CommandExt,
-    process::{Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    process::{Command, ExitStatus},
+    time::Duration,
 };
 
 /// What the command answered.
@@ -92,40 +91,23 @@ impl IgnoreCommand {
     /// Runs the command for `addr`, killing it after `timeout`.
     pub fn check(&self, addr: IpAddr, timeout: Duration) -> Result<Verdict, IgnoreCommandError> {
         let argv = self.argv(addr);
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|source| IgnoreCommandError::Spawn {
-                command: self.text.clone(),
-                source,
-            })?;
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        let status = loop {
-            let waited = child
-                .try_wait()
-                .map_err(|source| IgnoreCommandError::Spawn {
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
+        // The one process runner: its own group, ended whole at the timeout.
+        let ran =
+            crate::enforce::exec::run_process(command, None, timeout, 0).map_err(|source| {
+                IgnoreCommandError::Spawn {
                     command: self.text.clone(),
                     source,
-                })?;
-            if let Some(status) = waited {
-                break status;
-            }
-            if start.elapsed() >= timeout {
-                kill_group(child.id());
-                let _ = child.wait();
-                return Err(IgnoreCommandError::Timeout {
-                    command: self.text.clone(),
-                    timeout,
-                });
-            }
-            std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
-            pause = (pause * 2).min(Duration::from_millis(20));
-        };
+                }
+            })?;
+        if ran.timed_out {
+            return Err(IgnoreCommandError::Timeout {
+                command: self.text.clone(),
+                timeout,
+            });
+        }
+        let status = ran.status;
         match status.code() {
             Some(0) => Ok(Verdict::Ignore),
             Some(1) => Ok(Verdict::Ban),
@@ -156,19 +138,10 @@ fn needs_shell(text: &str) -> bool {
     false
 }
 
-/// Kills the process group the command leads (its children with it).
-fn kill_group(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) with a negative pid signals the process group that the child we
-        // spawned with `process_group(0)` leads; it touches no memory of ours.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
