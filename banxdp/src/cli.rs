@@ -232,7 +232,11 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
             &services,
         ) {
             Ok(scope) => scope.to_string(),
-            Err(e) => format!("invalid ports: {e}"),
+            Err(e) => {
+                // The daemon does not start it (`JailParams::from_config` refuses it).
+                let _ = writeln!(out, "[{}] disabled: jail `{}`: {e}", jail.name, jail.name);
+                continue;
+            }
         };
         let all = backend == Backend::Actions;
         let commands =

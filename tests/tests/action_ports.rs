@@ -78,7 +78,7 @@ fn scopes(test: &str) -> Option<Vec<JailScope>> {
         .iter()
         .map(|s| format!("{} {}", s.name, s.ports))
         .collect();
-    assert_eq!(shown, ["web tcp 8080", "dns tcp 7070; udp 6060"]);
+    assert_eq!(shown, ["web tcp 8080", "dns tcp 7070 and udp 6060"]);
     Some(scopes)
 }
 

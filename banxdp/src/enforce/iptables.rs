@@ -428,6 +428,23 @@ mod tests {
         assert_eq!(m[1], " -p tcp -m multiport --dports 80,90,100:200");
         assert!(m[2].starts_with(" -p udp"));
         assert_eq!(port_matches(&PortScope::All), [""]);
+        let split = PortScope::PerProtocol(vec![
+            ProtocolPorts {
+                protocol: 17,
+                ranges: vec![53..=53],
+            },
+            ProtocolPorts {
+                protocol: 6,
+                ranges: vec![2222..=2222, 22..=22],
+            },
+        ]);
+        assert_eq!(
+            port_matches(&split),
+            [
+                " -p tcp -m multiport --dports 22,2222",
+                " -p udp -m multiport --dports 53"
+            ]
+        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl PortScope {
     }
 }
 
-/// `all ports`, `tcp 22,2200:2299`, `tcp,udp 53`, `tcp 22; udp 53` (`banxdp dump`).
+/// `all ports`, `tcp 22,2200:2299`, `tcp,udp 53`, `tcp 22 and udp 53` (`banxdp dump`).
 impl std::fmt::Display for PortScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Some(list) = self.per_protocol() else {
@@ -147,7 +147,7 @@ impl std::fmt::Display for PortScope {
                 format!("{} {}", protocols.join(","), ranges.join(","))
             })
             .collect();
-        f.write_str(&text.join("; "))
+        f.write_str(&text.join(" and "))
     }
 }
 
@@ -350,7 +350,7 @@ mod tests {
         );
         assert_eq!(
             PortScope::union(&[ports(&[tcp], &[22..=22]), ports(&[udp], &[53..=53])]).to_string(),
-            "tcp 22; udp 53"
+            "tcp 22 and udp 53"
         );
         assert_eq!(
             ports(&[tcp, udp], &[22..=22, 80..=90]).to_string(),

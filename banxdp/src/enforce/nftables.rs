@@ -602,6 +602,33 @@ mod tests {
     }
 
     #[test]
+    fn ports_that_differ_by_protocol_get_a_rule_each() {
+        let dns = JailScope {
+            name: "dns".into(),
+            ports: PortScope::union(&[
+                PortScope::Ports {
+                    protocols: vec![6],
+                    ranges: vec![2222..=2222, 22..=22],
+                },
+                PortScope::Ports {
+                    protocols: vec![17],
+                    ranges: vec![53..=53],
+                },
+            ]),
+            shadow: false,
+        };
+        let s = chain_script("banxdp", [(&dns, vec![SetKind::Host4])]);
+        let rules: Vec<&str> = s.lines().skip(3).collect();
+        assert_eq!(
+            rules,
+            [
+                "add rule inet banxdp input ip saddr @j_dns_h4 meta l4proto { tcp } th dport { 22, 2222 } counter drop",
+                "add rule inet banxdp input ip saddr @j_dns_h4 meta l4proto { udp } th dport { 53 } counter drop",
+            ]
+        );
+    }
+
+    #[test]
     fn set_names_tell_their_jail_and_prefix_length() {
         assert_eq!(set_name("sshd", SetKind::Net6(64)), "j_sshd_n6_64");
         assert_eq!(kind_in("sshd", "j_sshd_n6_64"), Some(SetKind::Net6(64)));
