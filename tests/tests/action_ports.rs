@@ -40,9 +40,9 @@ action = iptables[port="7070", protocol=tcp]
          nftables[port=6060, protocol=udp, name=dns-udp]
 "#;
 
-/// The scopes of the jails of `JAIL_LOCAL`, as the daemon builds them; `None` without
-/// /etc/fail2ban.
-fn scopes(test: &str) -> Option<Vec<JailScope>> {
+/// A configuration directory: the installed action and filter files, `JAIL_LOCAL`; `None`
+/// without /etc/fail2ban.
+fn config_dir(test: &str) -> Option<tempfile::TempDir> {
     if !std::path::Path::new("/etc/fail2ban/action.d/iptables.conf").is_file() {
         eprintln!("{test}: skipped, no /etc/fail2ban");
         return None;
@@ -56,6 +56,45 @@ fn scopes(test: &str) -> Option<Vec<JailScope>> {
     assert!(copied.success());
     std::fs::write(dir.path().join("jail.conf"), "[DEFAULT]\n").unwrap();
     std::fs::write(dir.path().join("jail.local"), JAIL_LOCAL).unwrap();
+    Some(dir)
+}
+
+/// `banxdp dump` shows each jail's scope as its actions make it.
+#[test]
+fn dump_shows_the_action_ports() {
+    let Some(dir) = config_dir("dump_shows_the_action_ports") else {
+        return;
+    };
+    let out = std::process::Command::new(banxdp_tests::daemon::bin())
+        .arg("dump")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |jail: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("[{jail}] enforced by ")))
+            .unwrap_or_else(|| panic!("no enforcement line for {jail} in {text}"))
+            .to_string()
+    };
+    assert!(
+        line("web").contains(", tcp 8080; actions run as commands: sendmail-whois"),
+        "{}",
+        line("web")
+    );
+    assert!(
+        line("dns").contains(", tcp 7070 and udp 6060; "),
+        "{}",
+        line("dns")
+    );
+}
+
+/// The scopes of the jails of `JAIL_LOCAL`, as the daemon builds them; `None` without
+/// /etc/fail2ban.
+fn scopes(test: &str) -> Option<Vec<JailScope>> {
+    let dir = config_dir(test)?;
     let dump = dump_stream(&Disk, dir.path()).unwrap();
     let services = Services::parse(&std::fs::read_to_string("/etc/services").unwrap());
     let env = Env {
