@@ -6,10 +6,11 @@
 //! or the action file's `[Init]` defaults, which the configuration reader has merged in),
 //! else the jail's, else fail2ban's defaults (`0:65535`, `tcp`). Several firewall actions
 //! ban the union of their scopes, per protocol. An action whose name ends in `-allports`
-//! (or that is given `type=allports`) drops every packet; a jail without firewall actions
-//! bans with its own `port` and `protocol`. Ports are lists such as `ssh`, `http,https`,
-//! `1000:2000`, `0:65535`, with service names as /etc/services lists them (with their
-//! aliases), looked up in the text of /etc/services, injected: this module reads no file.
+//! (or that is given `type=allports`), and one whose commands take no port (`route`, `ufw`,
+//! `shorewall`...), drops every packet; a jail without firewall actions bans with its own
+//! `port` and `protocol`. Ports are lists such as `ssh`, `http,https`, `1000:2000`,
+//! `0:65535`, with service names as /etc/services lists them (with their aliases), looked
+//! up in the text of /etc/services, injected: this module reads no file.
 
 use std::{collections::HashMap, ops::RangeInclusive};
 
@@ -86,16 +87,46 @@ impl Services {
     }
 }
 
+/// fail2ban's firewall actions whose commands take no port: they ban every packet of the
+/// address (a blackhole route, `ufw deny from <ip>`, `shorewall drop <ip>`, ...), whatever
+/// `port` the jail hands them. A name matches itself and its variants (`shorewall-ipset-proto6`).
+const PORTLESS: [&str; 10] = [
+    "route",
+    "ufw",
+    "shorewall",
+    "apf",
+    "ipfilter",
+    "npf",
+    "osx-afctl",
+    "hostsdeny",
+    "iptables-xt_recent-echo",
+    "banxdp-hostsdeny",
+];
+
 /// Whether a firewall action bans every port: `iptables-allports`,
-/// `nftables-allports[name=x]` (`iptables-allports-x` once named), `nftables[type=allports]`.
+/// `nftables-allports[name=x]` (`iptables-allports-x` once named), `nftables[type=allports]`,
+/// `firewallcmd-ipset[actiontype=<allports>]` (or `actiontype=""`, every protocol), and the
+/// actions that take no port at all (`route`, `ufw`, ...).
 #[must_use]
 pub fn is_allports_action(action: &ActionConfig) -> bool {
-    [&action.file, &action.name]
-        .iter()
-        .any(|n| n.ends_with("-allports"))
+    let file = action.file.as_str();
+    let portless = PORTLESS.iter().any(|p| {
+        file == *p
+            || file
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('-'))
+    });
+    let actiontype = action
+        .param("actiontype")
+        .map(|t| t.trim().trim_start_matches('<').trim_end_matches('>'));
+    portless
+        || [&action.file, &action.name]
+            .iter()
+            .any(|n| n.ends_with("-allports"))
         || action
             .param("type")
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("allports"))
+        || matches!(actiontype, Some("allports" | ""))
 }
 
 /// The scope of a jail's bans from its `port`, `protocol` and actions: the union of its
@@ -486,6 +517,32 @@ garbage line
                 scope(Some("ssh"), None, actions).unwrap(),
                 PortScope::All,
                 "{actions:?}"
+            );
+        }
+        // Actions that take no port ban every packet, whatever port they are handed.
+        for action in [
+            "route[port=ssh]",
+            "ufw[port=ssh]",
+            "shorewall-ipset-proto6[port=ssh]",
+            "hostsdeny",
+            "firewallcmd-ipset[actiontype=<allports>]",
+            "firewallcmd-ipset[actiontype=\"\"]",
+        ] {
+            assert_eq!(
+                scope(Some("ssh"), None, &[action]).unwrap(),
+                PortScope::All,
+                "{action}"
+            );
+        }
+        for action in [
+            "routes[port=ssh]",
+            "firewallcmd-ipset[actiontype=<multiport>]",
+            "iptables-ipset-proto4[port=ssh]",
+        ] {
+            assert_eq!(
+                scope(Some("ssh"), None, &[action]).unwrap(),
+                tcp(&[22..=22]),
+                "{action}"
             );
         }
         // Named by the configuration reader, the file still tells.
