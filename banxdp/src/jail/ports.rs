@@ -281,11 +281,15 @@ garbage line
         port_scope(port, protocol, &actions, &Services::parse(SERVICES))
     }
 
-    fn tcp(ranges: &[RangeInclusive<u16>]) -> PortScope {
+    fn ports(protocols: &[u8], ranges: &[RangeInclusive<u16>]) -> PortScope {
         PortScope::Ports {
-            protocols: vec![IPPROTO_TCP],
+            protocols: protocols.to_vec(),
             ranges: ranges.to_vec(),
         }
+    }
+
+    fn tcp(ranges: &[RangeInclusive<u16>]) -> PortScope {
+        ports(&[IPPROTO_TCP], ranges)
     }
 
     #[test]
@@ -314,17 +318,11 @@ garbage line
     fn protocols_and_allports() {
         assert_eq!(
             scope(Some("domain"), Some("udp"), &[]).unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_UDP],
-                ranges: vec![53..=53]
-            }
+            ports(&[IPPROTO_UDP], &[53..=53])
         );
         assert_eq!(
             scope(Some("openvpn"), Some("all"), &[]).unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
-                ranges: vec![1194..=1194]
-            }
+            ports(&[IPPROTO_TCP, IPPROTO_UDP], &[1194..=1194])
         );
         assert_eq!(scope(None, None, &[]).unwrap(), tcp(&[0..=65535]));
         assert_eq!(scope(Some("all"), None, &[]).unwrap(), PortScope::All);
@@ -388,18 +386,12 @@ garbage line
             (
                 "ssh",
                 "nftables[port=openvpn, protocol=udp]",
-                PortScope::Ports {
-                    protocols: vec![IPPROTO_UDP],
-                    ranges: vec![1194..=1194],
-                },
+                ports(&[IPPROTO_UDP], &[1194..=1194]),
             ),
             (
                 "ssh",
                 r#"iptables[port=domain, protocol="tcp, udp"]"#,
-                PortScope::Ports {
-                    protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
-                    ranges: vec![53..=53],
-                },
+                ports(&[IPPROTO_TCP, IPPROTO_UDP], &[53..=53]),
             ),
         ];
         for (jail_port, action, want) in cases {
@@ -426,10 +418,7 @@ garbage line
         }
         assert_eq!(
             scope(Some("domain"), Some("udp"), &["iptables[port=domain]"]).unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_UDP],
-                ranges: vec![53..=53],
-            },
+            ports(&[IPPROTO_UDP], &[53..=53]),
             "the jail's protocol, the action's port"
         );
         // Neither says: fail2ban's jail.conf default, every TCP port.
@@ -489,10 +478,7 @@ garbage line
                 &["iptables-multiport", "nftables[port=2222]"]
             )
             .unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
-                ranges: vec![443..=443, 2222..=2222],
-            },
+            ports(&[IPPROTO_TCP, IPPROTO_UDP], &[443..=443, 2222..=2222]),
             "the second takes the jail's protocol"
         );
         assert_eq!(
