@@ -1,8 +1,9 @@
 //! A jail's ban covers the ports of its firewall actions (issue 15), end to end: a
 //! `jail.local` on top of the installed /etc/fail2ban is read as the daemon reads it, the
 //! jail's scope goes to a real backend in a namespace this test creates, and real packets
-//! show the action's port dropped while the jail's own port passes. Needs root (and
-//! /etc/fail2ban for the action files).
+//! show the action's port dropped while the jail's own port passes (needs root). Beside
+//! them: the parameters each action is scoped from are those `fail2ban-client -d` hands it,
+//! and `banxdp dump` shows the scopes. All need /etc/fail2ban for the action files.
 
 use banxdp::{
     config::{dump_stream, fail2ban::Disk, jails::JailConfig},
@@ -26,7 +27,7 @@ const JAIL_LOCAL: &str = r#"
 [web]
 enabled = true
 filter = sshd
-logpath = /var/log/auth.log
+logpath = LOG
 port = 9090
 action = iptables-multiport[port="8080"]
          sendmail-whois[dest=root, port=9090]
@@ -34,10 +35,17 @@ action = iptables-multiport[port="8080"]
 [dns]
 enabled = true
 filter = sshd
-logpath = /var/log/auth.log
+logpath = LOG
 port = 5353
 action = iptables[port="7070", protocol=tcp]
          nftables[port=6060, protocol=udp, name=dns-udp]
+
+[named]
+enabled = true
+filter = sshd
+logpath = LOG
+port = 2222
+action = iptables-multiport[name=SSH]
 "#;
 
 /// A configuration directory: the installed action and filter files, `JAIL_LOCAL`; `None`
@@ -55,7 +63,10 @@ fn config_dir(test: &str) -> Option<tempfile::TempDir> {
         .unwrap();
     assert!(copied.success());
     std::fs::write(dir.path().join("jail.conf"), "[DEFAULT]\n").unwrap();
-    std::fs::write(dir.path().join("jail.local"), JAIL_LOCAL).unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, "").unwrap();
+    let local = JAIL_LOCAL.replace("LOG", &log.display().to_string());
+    std::fs::write(dir.path().join("jail.local"), local).unwrap();
     Some(dir)
 }
 
@@ -91,6 +102,64 @@ fn dump_shows_the_action_ports() {
     );
 }
 
+/// fail2ban-client's Python literals, as JSON lines.
+const TO_JSON: &str = r"
+import ast, json, sys
+for line in sys.stdin:
+    if line.startswith('['):
+        print(json.dumps(ast.literal_eval(line)))
+";
+
+/// The `port` and `protocol` banxdp scopes each action from are those `fail2ban-client -d`
+/// hands the action, given or defaulted by its action.d file.
+#[test]
+fn action_parameters_are_those_fail2ban_hands_each_action() {
+    use std::collections::BTreeMap;
+    type Params = BTreeMap<(String, String), (Option<String>, Option<String>)>;
+    let test = "action_parameters_are_those_fail2ban_hands_each_action";
+    if !banxdp_tests::fail2ban_present(test, "fail2ban-client") {
+        return;
+    }
+    let Some(dir) = config_dir(test) else { return };
+    let out = std::process::Command::new("fail2ban-client")
+        .arg("-c")
+        .arg(dir.path())
+        .arg("-d")
+        .output()
+        .unwrap();
+    let mut theirs = Params::new();
+    for line in String::from_utf8(banxdp_tests::python(TO_JSON, out.stdout))
+        .unwrap()
+        .lines()
+    {
+        let cmd: serde_json::Value = serde_json::from_str(line).unwrap();
+        if cmd[0] != "multi-set" || cmd[2] != "action" {
+            continue;
+        }
+        let get =
+            |key: &str| {
+                cmd[4].as_array().unwrap().iter().find_map(|pair| {
+                    (pair[0] == key).then(|| pair[1].as_str().unwrap().to_string())
+                })
+            };
+        let key = (
+            cmd[1].as_str().unwrap().into(),
+            cmd[3].as_str().unwrap().into(),
+        );
+        theirs.insert(key, (get("port"), get("protocol")));
+    }
+    let mut ours = Params::new();
+    for jail in dump_stream(&Disk, dir.path()).unwrap().jails {
+        for a in JailConfig::resolve(&jail).unwrap().actions {
+            let value = |key| a.param(key).map(str::to_string);
+            let entry = (value("port"), value("protocol"));
+            ours.insert((jail.name.clone(), a.name.clone()), entry);
+        }
+    }
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    assert_eq!(ours, theirs);
+}
+
 /// The scopes of the jails of `JAIL_LOCAL`, as the daemon builds them; `None` without
 /// /etc/fail2ban.
 fn scopes(test: &str) -> Option<Vec<JailScope>> {
@@ -117,7 +186,11 @@ fn scopes(test: &str) -> Option<Vec<JailScope>> {
         .iter()
         .map(|s| format!("{} {}", s.name, s.ports))
         .collect();
-    assert_eq!(shown, ["web tcp 8080", "dns tcp 7070 and udp 6060"]);
+    // `named` gives its action no port: fail2ban hands it iptables.conf's `port = ssh`.
+    assert_eq!(
+        shown,
+        ["web tcp 8080", "dns tcp 7070 and udp 6060", "named tcp 22"]
+    );
     Some(scopes)
 }
 
