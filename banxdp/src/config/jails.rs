@@ -103,7 +103,8 @@ impl ActionConfig {
 
     /// A jail's action as the configuration reader resolved it. The action.d file is told
     /// from the name by undoing fail2ban's naming (`file` + `-NAME` when `name` differs from
-    /// the jail's); an `actname` given outright leaves the file unknown, taken as the name.
+    /// the jail's); where an `actname` was given outright, the reader no longer knows the
+    /// file, and this is a guess from that name.
     fn resolved(jail: &str, action: &JailAction) -> Self {
         let (name, params) = match action {
             JailAction::Command { name, params, .. } => (name.clone(), params.clone()),
