@@ -241,6 +241,13 @@ port = domain
 action = iptables[port="ssh, 2222", protocol=tcp]
          nftables[port=domain, protocol=udp, name=dns-udp]
 
+[every]
+filter = sshd
+logpath = /var/log/auth.log
+enabled = true
+port = ssh
+action = iptables-allports[name=SSH, port=ssh]
+
 [bad]
 filter = sshd
 logpath = /var/log/auth.log
@@ -277,6 +284,8 @@ action = iptables-multiport[port="22,sshh"]
             },
         ]))
     );
+    // Named `iptables-allports-SSH` by the reader, the file still tells every port.
+    assert_eq!(scope("every"), Ok(PortScope::All));
     assert_eq!(
         scope("bad"),
         Err(
