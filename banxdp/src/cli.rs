@@ -203,7 +203,6 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
     use crate::{
         action::{ActionSet, Context, is_firewall_action},
         config::settings::Backend,
-        enforce::PortScope,
         jail::{Services, port_scope},
     };
     let settings =
@@ -232,25 +231,12 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
             &c.actions,
             &services,
         ) {
-            Ok(PortScope::All) => "all ports".to_string(),
-            Ok(PortScope::Ports { protocols, ranges }) => {
-                let ranges: Vec<String> = ranges
-                    .iter()
-                    .map(|r| {
-                        if r.start() == r.end() {
-                            r.start().to_string()
-                        } else {
-                            format!("{}:{}", r.start(), r.end())
-                        }
-                    })
-                    .collect();
-                let protocols: Vec<&str> = protocols
-                    .iter()
-                    .map(|p| if *p == 6 { "tcp" } else { "udp" })
-                    .collect();
-                format!("{} {}", protocols.join(","), ranges.join(","))
+            Ok(scope) => scope.to_string(),
+            Err(e) => {
+                // The daemon does not start it (`JailParams::from_config` refuses it).
+                let _ = writeln!(out, "[{}] disabled: jail `{}`: {e}", jail.name, jail.name);
+                continue;
             }
-            Err(e) => format!("invalid ports: {e}"),
         };
         let all = backend == Backend::Actions;
         let commands =

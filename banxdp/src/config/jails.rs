@@ -53,7 +53,88 @@ pub struct JailConfig {
     pub port: Option<String>,
     pub protocol: Option<String>,
     pub chain: Option<String>,
-    pub actions: Vec<String>,
+    pub actions: Vec<ActionConfig>,
+}
+
+/// One of a jail's action.d actions, as far as banxdp's own enforcement reads it: which
+/// action it is, and the parameters it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionConfig {
+    /// The action's name (`actname`: `iptables-multiport`, `iptables-multiport-SSH` when
+    /// given `name=SSH`), which tells a firewall action from a notification.
+    pub name: String,
+    /// The action.d file it comes from (`iptables-multiport`), when known.
+    pub file: String,
+    /// Its parameters as fail2ban hands them to the action: those written in the jail's
+    /// `action = file[key=value, ...]` (unquoted, `%(...)s` already interpolated), then the
+    /// action file's `[Init]` defaults for the others (`port = ssh` in `iptables.conf`).
+    pub params: Vec<(String, String)>,
+}
+
+impl ActionConfig {
+    /// The value of parameter `key`, when the action has one.
+    #[must_use]
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// What a jail's `action` line names, read without the action file: `iptables`,
+    /// `iptables-multiport[name=SSH, port="22,2222"]` (fail2ban's `name[key=value, ...]`
+    /// syntax, quotes removed). Text that is not that syntax is taken as a bare name.
+    #[must_use]
+    pub fn parse(text: &str) -> Self {
+        if let Ok((file, params)) = super::fail2ban::readers::extract_options(text.trim()) {
+            return Self {
+                name: file.clone(),
+                file,
+                params: params.into_iter().collect(),
+            };
+        }
+        let name = text.split('[').next().unwrap_or("").trim().to_string();
+        Self {
+            file: name.clone(),
+            name,
+            params: Vec::new(),
+        }
+    }
+
+    /// A jail's action as the configuration reader resolved it. The action.d file is told
+    /// from the name by undoing fail2ban's naming (`file` + `-NAME` when `name` differs from
+    /// the jail's); where an `actname` was given outright, the reader no longer knows the
+    /// file, and this is a guess from that name.
+    fn resolved(jail: &str, action: &JailAction) -> Self {
+        let (name, params) = match action {
+            JailAction::Command { name, params, .. } => (name.clone(), params.clone()),
+            JailAction::Python { name, params, .. } => (
+                name.clone(),
+                params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+        };
+        let instance = params
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map_or(jail, |(_, v)| v.as_str());
+        let suffix = match instance.strip_prefix(jail) {
+            _ if instance == jail => String::new(),
+            Some(rest) => rest.to_string(),
+            None => format!("-{instance}"),
+        };
+        let file = name
+            .strip_suffix(suffix.as_str())
+            .filter(|f| !f.is_empty())
+            .unwrap_or(&name)
+            .to_string();
+        Self { name, file, params }
+    }
+}
+
+impl From<&str> for ActionConfig {
+    fn from(text: &str) -> Self {
+        Self::parse(text)
+    }
 }
 
 /// Defaults of fail2ban's server for what a configuration leaves unset.
@@ -176,11 +257,7 @@ impl JailConfig {
             actions: jail
                 .actions
                 .iter()
-                .map(|a| match a {
-                    JailAction::Command { name, .. } | JailAction::Python { name, .. } => {
-                        name.clone()
-                    }
-                })
+                .map(|a| ActionConfig::resolved(&jail.name, a))
                 .collect(),
         })
     }

@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::SystemTime};
 use ipnet::IpNet;
 
 use super::{
-    ActiveBan, Ban, Enforcer, Error, Expiry, JailScope, PortScope,
+    ActiveBan, Ban, Enforcer, Error, Expiry, JailScope,
     book::{Book, normalize, remaining, safe_name},
     exec::{Command, Executor},
     iptables::{Family, hook, port_matches, restore, unhook},
@@ -218,12 +218,10 @@ impl Enforcer for IpsetEnforcer {
     }
 
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
-        if let PortScope::Ports { protocols, ranges } = &jail.ports {
-            if protocols.is_empty() || ranges.is_empty() {
-                return Err(Error::EmptyPortScope {
-                    jail: jail.name.clone(),
-                });
-            }
+        if jail.ports.is_empty() {
+            return Err(Error::EmptyPortScope {
+                jail: jail.name.clone(),
+            });
         }
         let mut script = String::new();
         for family in Family::BOTH {
@@ -324,6 +322,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::enforce::PortScope;
 
     #[test]
     fn set_names_fit_ipset() {

@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::SystemTime};
 use ipnet::IpNet;
 
 use super::{
-    ActiveBan, Ban, Enforcer, Error, Expiry, JailScope, PortScope,
+    ActiveBan, Ban, Enforcer, Error, Expiry, JailScope, PortScope, ProtocolPorts,
     book::{Book, normalize, remaining, safe_name},
     exec::{Command, Executor},
 };
@@ -66,11 +66,11 @@ impl Family {
 /// empty match for all ports.
 #[must_use]
 pub fn port_matches(scope: &PortScope) -> Vec<String> {
-    let PortScope::Ports { protocols, ranges } = scope else {
+    let Some(list) = scope.per_protocol() else {
         return vec![String::new()];
     };
     let mut out = Vec::new();
-    for protocol in protocols {
+    for ProtocolPorts { protocol, ranges } in list {
         let name = match protocol {
             6 => "tcp".to_string(),
             17 => "udp".to_string(),
@@ -277,12 +277,10 @@ impl Enforcer for IptablesEnforcer {
     }
 
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
-        if let PortScope::Ports { protocols, ranges } = &jail.ports {
-            if protocols.is_empty() || ranges.is_empty() {
-                return Err(Error::EmptyPortScope {
-                    jail: jail.name.clone(),
-                });
-            }
+        if jail.ports.is_empty() {
+            return Err(Error::EmptyPortScope {
+                jail: jail.name.clone(),
+            });
         }
         let previous = self.jails.insert(jail.name.clone(), jail.clone());
         // A jail new to this process gets a fresh (flushed) chain: the restore refills it. A
@@ -430,6 +428,23 @@ mod tests {
         assert_eq!(m[1], " -p tcp -m multiport --dports 80,90,100:200");
         assert!(m[2].starts_with(" -p udp"));
         assert_eq!(port_matches(&PortScope::All), [""]);
+        let split = PortScope::PerProtocol(vec![
+            ProtocolPorts {
+                protocol: 17,
+                ranges: vec![53..=53],
+            },
+            ProtocolPorts {
+                protocol: 6,
+                ranges: vec![2222..=2222, 22..=22],
+            },
+        ]);
+        assert_eq!(
+            port_matches(&split),
+            [
+                " -p tcp -m multiport --dports 22,2222",
+                " -p udp -m multiport --dports 53"
+            ]
+        );
     }
 
     #[test]

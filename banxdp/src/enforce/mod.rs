@@ -31,6 +31,143 @@ pub enum PortScope {
         /// Inclusive port ranges; a single port is `p..=p`.
         ranges: Vec<RangeInclusive<u16>>,
     },
+    /// Different ports for different protocols (a jail whose firewall actions ban `tcp 22`
+    /// and `udp 53`): each protocol's own ranges. [`PortScope::union`] makes it only when no
+    /// `Ports` says the same.
+    PerProtocol(Vec<ProtocolPorts>),
+}
+
+/// One protocol's ports in a [`PortScope`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolPorts {
+    /// An IP protocol number.
+    pub protocol: u8,
+    /// Inclusive port ranges.
+    pub ranges: Vec<RangeInclusive<u16>>,
+}
+
+impl PortScope {
+    /// Each protocol with its ports, protocols in ascending order, each protocol's ranges
+    /// sorted and merged where they touch; `None` for [`PortScope::All`]. What every
+    /// backend writes its rules from.
+    #[must_use]
+    pub fn per_protocol(&self) -> Option<Vec<ProtocolPorts>> {
+        let pairs: Vec<(u8, RangeInclusive<u16>)> = match self {
+            Self::All => return None,
+            Self::Ports { protocols, ranges } => protocols
+                .iter()
+                .flat_map(|p| ranges.iter().map(|r| (*p, r.clone())))
+                .collect(),
+            Self::PerProtocol(list) => list
+                .iter()
+                .flat_map(|p| p.ranges.iter().map(|r| (p.protocol, r.clone())))
+                .collect(),
+        };
+        let mut by: std::collections::BTreeMap<u8, Vec<RangeInclusive<u16>>> =
+            std::collections::BTreeMap::new();
+        for (protocol, range) in pairs {
+            by.entry(protocol).or_default().push(range);
+        }
+        Some(
+            by.into_iter()
+                .map(|(protocol, ranges)| ProtocolPorts {
+                    protocol,
+                    ranges: merge_ranges(ranges),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the scope covers no packet at all (no protocol or no port): backends refuse it.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.per_protocol()
+            .is_some_and(|list| list.iter().all(|p| p.ranges.is_empty()))
+    }
+
+    /// The packets that any of `scopes` covers, exactly: [`PortScope::All`] when one is;
+    /// else `Ports` when every protocol has the same ports, `PerProtocol` when they differ.
+    /// Ranges come sorted and merged.
+    #[must_use]
+    pub fn union<'a>(scopes: impl IntoIterator<Item = &'a PortScope>) -> PortScope {
+        let mut list = Vec::new();
+        for scope in scopes {
+            match scope.per_protocol() {
+                None => return Self::All,
+                Some(mut each) => list.append(&mut each),
+            }
+        }
+        let list = Self::PerProtocol(list)
+            .per_protocol()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.ranges.is_empty())
+            .collect::<Vec<_>>();
+        match list.first() {
+            Some(first) if list.iter().all(|p| p.ranges == first.ranges) => Self::Ports {
+                protocols: list.iter().map(|p| p.protocol).collect(),
+                ranges: first.ranges.clone(),
+            },
+            _ => Self::PerProtocol(list),
+        }
+    }
+}
+
+/// `all ports`, `tcp 22,2200:2299`, `tcp,udp 53`, `tcp 22 and udp 53` (`banxdp dump`).
+impl std::fmt::Display for PortScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(list) = self.per_protocol() else {
+            return f.write_str("all ports");
+        };
+        let name = |p: u8| match p {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            other => other.to_string(),
+        };
+        let mut groups: Vec<(Vec<String>, &[RangeInclusive<u16>])> = Vec::new();
+        for p in &list {
+            match groups.iter_mut().find(|(_, r)| *r == p.ranges.as_slice()) {
+                Some((protocols, _)) => protocols.push(name(p.protocol)),
+                None => groups.push((vec![name(p.protocol)], &p.ranges)),
+            }
+        }
+        let text: Vec<String> = groups
+            .iter()
+            .map(|(protocols, ranges)| {
+                let ranges: Vec<String> = ranges
+                    .iter()
+                    .map(|r| {
+                        if r.start() == r.end() {
+                            r.start().to_string()
+                        } else {
+                            format!("{}:{}", r.start(), r.end())
+                        }
+                    })
+                    .collect();
+                format!("{} {}", protocols.join(","), ranges.join(","))
+            })
+            .collect();
+        f.write_str(&text.join(" and "))
+    }
+}
+
+/// Sorts `ranges` and merges those that overlap or touch (`20..=21` and `22..=22`).
+fn merge_ranges(mut ranges: Vec<RangeInclusive<u16>>) -> Vec<RangeInclusive<u16>> {
+    ranges.sort_by_key(|r| (*r.start(), *r.end()));
+    let mut out: Vec<RangeInclusive<u16>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        if range.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if u32::from(*range.start()) <= u32::from(*last.end()) + 1 => {
+                let end = (*last.end()).max(*range.end());
+                *last = *last.start()..=end;
+            }
+            _ => out.push(range),
+        }
+    }
+    out
 }
 
 /// What an enforcer must know of a jail before its bans arrive.
@@ -175,6 +312,55 @@ pub fn parse_target(text: &str) -> Result<IpNet, ipnet::AddrParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unions_are_exact_per_protocol() {
+        let ports = |protocols: &[u8], ranges: &[RangeInclusive<u16>]| PortScope::Ports {
+            protocols: protocols.to_vec(),
+            ranges: ranges.to_vec(),
+        };
+        let (tcp, udp) = (6, 17);
+        assert_eq!(
+            PortScope::union(&[ports(&[tcp], &[22..=22]), ports(&[udp], &[53..=53])]),
+            PortScope::PerProtocol(vec![
+                ProtocolPorts {
+                    protocol: tcp,
+                    ranges: vec![22..=22]
+                },
+                ProtocolPorts {
+                    protocol: udp,
+                    ranges: vec![53..=53]
+                },
+            ])
+        );
+        assert_eq!(
+            PortScope::union(&[
+                ports(&[tcp], &[2222..=2222, 22..=22]),
+                ports(&[tcp], &[22..=22, 20..=21, 1000..=2000, 1500..=3000])
+            ]),
+            ports(&[tcp], &[20..=22, 1000..=3000])
+        );
+        assert_eq!(
+            PortScope::union(&[ports(&[udp], &[53..=53]), ports(&[tcp], &[53..=53])]),
+            ports(&[tcp, udp], &[53..=53])
+        );
+        assert_eq!(
+            PortScope::union(&[ports(&[tcp], &[22..=22]), PortScope::All]),
+            PortScope::All
+        );
+        assert_eq!(
+            PortScope::union(&[ports(&[tcp], &[22..=22]), ports(&[udp], &[53..=53])]).to_string(),
+            "tcp 22 and udp 53"
+        );
+        assert_eq!(
+            ports(&[tcp, udp], &[22..=22, 80..=90]).to_string(),
+            "tcp,udp 22,80:90"
+        );
+        assert_eq!(PortScope::All.to_string(), "all ports");
+        assert!(ports(&[tcp], &[]).is_empty());
+        assert!(ports(&[], &[22..=22]).is_empty());
+        assert!(!PortScope::All.is_empty());
+    }
 
     #[test]
     fn targets_are_addresses_or_networks() {

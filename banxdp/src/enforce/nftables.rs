@@ -183,27 +183,39 @@ fn protocol_name(protocol: u8) -> String {
     }
 }
 
-/// The match of a port scope (`meta l4proto { tcp } th dport { 22, 80-90 }`), empty for all.
-fn port_match(scope: &PortScope) -> String {
-    let PortScope::Ports { protocols, ranges } = scope else {
-        return String::new();
+/// The matches of a port scope (`meta l4proto { tcp } th dport { 22, 80-90 }`), one per
+/// group of protocols with the same ports; a single empty match for all.
+fn port_matches(scope: &PortScope) -> Vec<String> {
+    let Some(list) = scope.per_protocol() else {
+        return vec![String::new()];
     };
-    let protocols: Vec<String> = protocols.iter().map(|p| protocol_name(*p)).collect();
-    let ports: Vec<String> = ranges
-        .iter()
-        .map(|r| {
-            if r.start() == r.end() {
-                r.start().to_string()
-            } else {
-                format!("{}-{}", r.start(), r.end())
-            }
+    let mut groups: Vec<(Vec<String>, &[std::ops::RangeInclusive<u16>])> = Vec::new();
+    for p in &list {
+        match groups.iter_mut().find(|(_, r)| *r == p.ranges.as_slice()) {
+            Some((protocols, _)) => protocols.push(protocol_name(p.protocol)),
+            None => groups.push((vec![protocol_name(p.protocol)], &p.ranges)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(protocols, ranges)| {
+            let ports: Vec<String> = ranges
+                .iter()
+                .map(|r| {
+                    if r.start() == r.end() {
+                        r.start().to_string()
+                    } else {
+                        format!("{}-{}", r.start(), r.end())
+                    }
+                })
+                .collect();
+            format!(
+                " meta l4proto {{ {} }} th dport {{ {} }}",
+                protocols.join(", "),
+                ports.join(", ")
+            )
         })
-        .collect();
-    format!(
-        " meta l4proto {{ {} }} th dport {{ {} }}",
-        protocols.join(", "),
-        ports.join(", ")
-    )
+        .collect()
 }
 
 /// The input chain, rewritten whole: the allow list first, then each jail's rules (count and drop,
@@ -219,7 +231,7 @@ fn chain_script<'a>(
          add rule inet {table} input ip6 saddr @allow6 accept\n"
     );
     for (jail, kinds) in jails {
-        let ports = port_match(&jail.ports);
+        let matches = port_matches(&jail.ports);
         let verdict = if jail.shadow {
             "counter"
         } else {
@@ -228,10 +240,12 @@ fn chain_script<'a>(
         for kind in kinds {
             let family = if kind.is_v4() { "ip" } else { "ip6" };
             let set = set_name(&jail.name, kind);
-            let _ = writeln!(
-                s,
-                "add rule inet {table} input {family} saddr @{set}{ports} {verdict}"
-            );
+            for ports in &matches {
+                let _ = writeln!(
+                    s,
+                    "add rule inet {table} input {family} saddr @{set}{ports} {verdict}"
+                );
+            }
         }
     }
     s
@@ -443,12 +457,10 @@ impl Enforcer for NftEnforcer {
     }
 
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
-        if let PortScope::Ports { protocols, ranges } = &jail.ports {
-            if protocols.is_empty() || ranges.is_empty() {
-                return Err(Error::EmptyPortScope {
-                    jail: jail.name.clone(),
-                });
-            }
+        if jail.ports.is_empty() {
+            return Err(Error::EmptyPortScope {
+                jail: jail.name.clone(),
+            });
         }
         let previous = self.jails.insert(jail.name.clone(), jail.clone());
         let script = sets_script(&self.options.table, &jail.name, SetKind::HOSTS) + &self.rules();
@@ -587,6 +599,33 @@ mod tests {
         assert!(lines[6].starts_with("add rule inet banxdp input ip saddr @j_web_x_"));
         assert!(lines[6].ends_with("h4 counter"), "{}", lines[6]);
         assert_eq!(lines.len(), 3 + 5);
+    }
+
+    #[test]
+    fn ports_that_differ_by_protocol_get_a_rule_each() {
+        let dns = JailScope {
+            name: "dns".into(),
+            ports: PortScope::union(&[
+                PortScope::Ports {
+                    protocols: vec![6],
+                    ranges: vec![2222..=2222, 22..=22],
+                },
+                PortScope::Ports {
+                    protocols: vec![17],
+                    ranges: vec![53..=53],
+                },
+            ]),
+            shadow: false,
+        };
+        let s = chain_script("banxdp", [(&dns, vec![SetKind::Host4])]);
+        let rules: Vec<&str> = s.lines().skip(3).collect();
+        assert_eq!(
+            rules,
+            [
+                "add rule inet banxdp input ip saddr @j_dns_h4 meta l4proto { tcp } th dport { 22, 2222 } counter drop",
+                "add rule inet banxdp input ip saddr @j_dns_h4 meta l4proto { udp } th dport { 53 } counter drop",
+            ]
+        );
     }
 
     #[test]

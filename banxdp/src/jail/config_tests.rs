@@ -146,7 +146,154 @@ fn every_stock_jail_reads_into_params() {
             ranges: vec![500..=500, 4500..=4500]
         }
     );
-    assert_eq!(scope("counter-strike"), tcp(vec![0..=65535]));
+    // Its two actions ban TCP and UDP ports of their own (jail.conf's `tcpport`, `udpport`).
+    assert_eq!(
+        scope("counter-strike"),
+        PortScope::PerProtocol(vec![
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_TCP,
+                ranges: vec![27030..=27039]
+            },
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_UDP,
+                ranges: vec![1200..=1200, 27000..=27015]
+            },
+        ])
+    );
+}
+
+/// The stock configuration with `local` as its jail.local, read as the daemon reads it
+/// (`dump_stream`, then each jail resolved and checked), the jails by name; `None` where
+/// fail2ban is not installed.
+fn load_with_local(test: &str, local: &str) -> Option<Vec<(String, Result<JailParams, String>)>> {
+    use crate::config::{dump_stream, fail2ban::Disk};
+    if !std::path::Path::new("/etc/fail2ban/jail.conf").is_file() {
+        eprintln!("{test}: skipped, no /etc/fail2ban");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .args(["-r", "/etc/fail2ban/."])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(dir.path().join("jail.local"), local).unwrap();
+    let _ = std::fs::remove_dir_all(dir.path().join("jail.d"));
+    let dump = dump_stream(&Disk, dir.path()).unwrap();
+    let services = stock_services();
+    let env = Env {
+        services: &services,
+        local_addrs: &[],
+        resolve: &|_| Vec::new(),
+        seed: 1,
+        limits: Limits::default(),
+    };
+    Some(
+        dump.jails
+            .iter()
+            .map(|j| {
+                let params = match &j.error {
+                    Some(e) => Err(e.to_string()),
+                    None => JailConfig::resolve(j)
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| JailParams::from_config(&c, &env).map_err(|e| e.to_string())),
+                };
+                (j.name.clone(), params)
+            })
+            .collect(),
+    )
+}
+
+/// A jail's bans take the port of its firewall action, as fail2ban hands the action its
+/// parameters (`fail2ban-client -d` shows the same `port` for each of these).
+#[test]
+fn the_firewall_action_port_scopes_the_jail() {
+    use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP};
+    let local = r#"
+[DEFAULT]
+banaction = nftables
+[sshd]
+enabled = true
+port = ssh
+action = iptables-multiport[port="2222"]
+
+[sshd-named]
+filter = sshd
+logpath = /var/log/auth.log
+enabled = true
+port = 2222
+action = iptables-multiport[name=SSH]
+
+[web]
+filter = apache-auth
+logpath = /var/log/apache2/error.log
+enabled = true
+port = http,https
+action = %(action_)s
+         sendmail-whois[dest=root, port=25]
+
+[dns]
+filter = named-refused
+logpath = /var/log/named.log
+enabled = true
+port = domain
+action = iptables[port="ssh, 2222", protocol=tcp]
+         nftables[port=domain, protocol=udp, name=dns-udp]
+
+[every]
+filter = sshd
+logpath = /var/log/auth.log
+enabled = true
+port = ssh
+action = iptables-allports[name=SSH, port=ssh]
+
+[bad]
+filter = sshd
+logpath = /var/log/auth.log
+enabled = true
+port = ssh
+action = iptables-multiport[port="22,sshh"]
+"#;
+    let Some(jails) = load_with_local("the_firewall_action_port_scopes_the_jail", local) else {
+        return;
+    };
+    let scope = |name: &str| {
+        let (_, params) = jails.iter().find(|(n, _)| n == name).expect(name);
+        params.clone().map(|p| p.ports)
+    };
+    let tcp = |ranges: Vec<std::ops::RangeInclusive<u16>>| PortScope::Ports {
+        protocols: vec![IPPROTO_TCP],
+        ranges,
+    };
+    assert_eq!(scope("sshd"), Ok(tcp(vec![2222..=2222])));
+    // No `port` given to the action: fail2ban hands it its action.d file's `[Init]` default
+    // (`port = ssh` in iptables.conf), not the jail's.
+    assert_eq!(scope("sshd-named"), Ok(tcp(vec![22..=22])));
+    assert_eq!(scope("web"), Ok(tcp(vec![80..=80, 443..=443])));
+    assert_eq!(
+        scope("dns"),
+        Ok(PortScope::PerProtocol(vec![
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_TCP,
+                ranges: vec![22..=22, 2222..=2222]
+            },
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_UDP,
+                ranges: vec![53..=53]
+            },
+        ]))
+    );
+    // Named `iptables-allports-SSH` by the reader, the file still tells every port.
+    assert_eq!(scope("every"), Ok(PortScope::All));
+    assert_eq!(
+        scope("bad"),
+        Err(
+            "jail `bad`: action `iptables-multiport`: invalid port `sshh` in `22,sshh`: \
+             no such service in /etc/services"
+                .to_string()
+        )
+    );
 }
 
 /// Real sshd lines through the stock sshd jail: its filter (banxdp's engine), `usedns`,

@@ -6,12 +6,13 @@
 //! failures within `findtime`, `maxretry`, `maxmatches`, `bantime` and its increment
 //! (`increment`, fail2ban's formulas read by our own evaluator in `formula`), in bounded
 //! memory (`tracker`). `ignore` holds `ignoreip`/`ignoreself` and `usedns`; `ports` the port
-//! scope of the jail's bans.
+//! scope of the jail's bans (its firewall actions' ports, as fail2ban hands them).
 //!
 //! Pure, time injected, no I/O, except `ignorecommand`, which runs the jail's external
 //! command and is used by the daemon, never by the state machine. May depend on `config`,
-//! `enforce` (for [`PortScope`]) and `filter` (for [`Host`](crate::filter::matcher::Host));
-//! nothing depends on it but the daemon.
+//! `enforce` (for [`PortScope`]), `action` (for `is_firewall_action`, so that the actions
+//! whose ports scope a ban are the ones the daemon does not run as commands) and `filter`
+//! (for [`Host`](crate::filter::matcher::Host)); nothing depends on it but the daemon.
 //!
 //! Memory: a jail tracks at most [`DEFAULT_MAX_TRACKED`] addresses and
 //! [`DEFAULT_MAX_MATCH_BYTES`] bytes of matched lines; at either bound, the addresses whose

@@ -1,16 +1,22 @@
 //! A jail's port scope: which packets of a banned address are dropped.
 //!
-//! fail2ban hands a jail's `port` and `protocol` to its firewall actions: `ssh`,
-//! `http,https`, `1000:2000`, `0:65535`, service names as /etc/services lists them (with
-//! their aliases); an action whose name ends in `-allports` (or that is given
-//! `type=allports`) drops every packet whatever the ports. Service names are looked up in
-//! the text of /etc/services, injected: this module reads no file.
+//! The scope is that of the jail's firewall actions (those `action::is_firewall_action`
+//! names; the backend carries them out), as fail2ban gives each its parameters: the
+//! action's own `port` and `protocol` (`iptables-multiport[port="22,2222", protocol=tcp]`,
+//! or the action file's `[Init]` defaults, which the configuration reader has merged in),
+//! else the jail's, else fail2ban's defaults (`0:65535`, `tcp`). Several firewall actions
+//! ban the union of their scopes, per protocol. An action whose name ends in `-allports`
+//! (or that is given `type=allports`), and one whose commands take no port (`route`, `ufw`,
+//! `shorewall`...), drops every packet; a jail without firewall actions bans with its own
+//! `port` and `protocol`. Ports are lists such as `ssh`, `http,https`, `1000:2000`,
+//! `0:65535`, with service names as /etc/services lists them (with their aliases), looked
+//! up in the text of /etc/services, injected: this module reads no file.
 
 use std::{collections::HashMap, ops::RangeInclusive};
 
 use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP};
 
-use crate::enforce::PortScope;
+use crate::{action::is_firewall_action, config::jails::ActionConfig, enforce::PortScope};
 
 /// A port scope that cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +31,12 @@ pub enum PortError {
     Protocol(String),
     #[error("no port in `{0}`")]
     Empty(String),
+    #[error("action `{action}`: {source}")]
+    Action {
+        action: String,
+        #[source]
+        source: Box<PortError>,
+    },
 }
 
 /// /etc/services, read: `(name or alias, protocol)` → port.
@@ -75,36 +87,104 @@ impl Services {
     }
 }
 
-/// Whether one of a jail's actions bans every port: `iptables-allports`,
-/// `nftables-allports[...]`, `nftables[type=allports]`.
+/// fail2ban's firewall actions whose commands take no port: they ban every packet of the
+/// address (a blackhole route, `ufw deny from <ip>`, `shorewall drop <ip>`, ...), whatever
+/// `port` the jail hands them. A name matches itself and its variants (`shorewall-ipset-proto6`).
+const PORTLESS: [&str; 10] = [
+    "route",
+    "ufw",
+    "shorewall",
+    "apf",
+    "ipfilter",
+    "npf",
+    "osx-afctl",
+    "hostsdeny",
+    "iptables-xt_recent-echo",
+    "banxdp-hostsdeny",
+];
+
+/// Whether a firewall action bans every port: `iptables-allports`,
+/// `nftables-allports[name=x]` (`iptables-allports-x` once named), `nftables[type=allports]`,
+/// `firewallcmd-ipset[actiontype=<allports>]` (or `actiontype=""`, every protocol), and the
+/// actions that take no port at all (`route`, `ufw`, ...).
 #[must_use]
-pub fn is_allports_action(action: &str) -> bool {
-    let action = action.trim();
-    let (name, params) = match action.split_once('[') {
-        Some((name, rest)) => (name.trim(), rest.trim_end().trim_end_matches(']')),
-        None => (action, ""),
-    };
-    name.ends_with("-allports")
-        || params
-            .split(',')
-            .any(|p| p.replace(['"', '\'', ' '], "") == "type=allports")
+pub fn is_allports_action(action: &ActionConfig) -> bool {
+    let file = action.file.as_str();
+    let portless = PORTLESS.iter().any(|p| {
+        file == *p
+            || file
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('-'))
+    });
+    let actiontype = action
+        .param("actiontype")
+        .map(|t| t.trim().trim_start_matches('<').trim_end_matches('>'));
+    portless
+        || [&action.file, &action.name]
+            .iter()
+            .any(|n| n.ends_with("-allports"))
+        || action
+            .param("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("allports"))
+        || matches!(actiontype, Some("allports" | ""))
 }
 
-/// The scope of a jail's bans from its `port`, `protocol` and action names.
+/// The scope of a jail's bans from its `port`, `protocol` and actions: the union of its
+/// firewall actions' scopes, each from the action's `port`/`protocol` else the jail's; the
+/// jail's own scope when it has no firewall action.
 ///
 /// No `port` means every port (fail2ban's default is `0:65535`); `port = all` or an
-/// `-allports` action means every packet; `protocol = all` means TCP and UDP.
+/// `-allports` action means every packet; `protocol = all` means TCP and UDP. An error in an
+/// action's parameters names the action.
 pub fn port_scope(
     port: Option<&str>,
     protocol: Option<&str>,
-    actions: &[String],
+    actions: &[ActionConfig],
     services: &Services,
 ) -> Result<PortScope, PortError> {
-    if actions.iter().any(|a| is_allports_action(a)) {
-        return Ok(PortScope::All);
+    let firewalls: Vec<&ActionConfig> = actions
+        .iter()
+        .filter(|a| is_firewall_action(&a.name))
+        .collect();
+    if firewalls.is_empty() {
+        return scope_of(port, protocol, services);
     }
+    let mut scopes = Vec::with_capacity(firewalls.len());
+    for action in firewalls {
+        if is_allports_action(action) {
+            return Ok(PortScope::All);
+        }
+        let own = |key| action.param(key).filter(|v| !v.trim().is_empty());
+        let (own_port, own_protocol) = (own("port"), own("protocol"));
+        let scope =
+            scope_of(own_port.or(port), own_protocol.or(protocol), services).map_err(|source| {
+                // The value in error is the action's own, or else the jail's.
+                let from_action = match source {
+                    PortError::Protocol(_) => own_protocol.is_some(),
+                    _ => own_port.is_some(),
+                };
+                if from_action {
+                    PortError::Action {
+                        action: action.name.clone(),
+                        source: Box::new(source),
+                    }
+                } else {
+                    source
+                }
+            })?;
+        scopes.push(scope);
+    }
+    Ok(PortScope::union(&scopes))
+}
+
+/// The scope of one `port` and `protocol`.
+fn scope_of(
+    port: Option<&str>,
+    protocol: Option<&str>,
+    services: &Services,
+) -> Result<PortScope, PortError> {
     let protocol = protocol.map_or("tcp", str::trim).to_ascii_lowercase();
-    let protocols = match protocol.as_str() {
+    let protocols = match protocol.replace(' ', "").as_str() {
         "" | "tcp" => vec![IPPROTO_TCP],
         "udp" => vec![IPPROTO_UDP],
         "all" | "tcp,udp" | "udp,tcp" => vec![IPPROTO_TCP, IPPROTO_UDP],
@@ -126,7 +206,7 @@ pub fn port_scope(
     if ranges.is_empty() {
         return Err(PortError::Empty(text.into()));
     }
-    Ok(PortScope::Ports { protocols, ranges })
+    Ok(PortScope::union(&[PortScope::Ports { protocols, ranges }]))
 }
 
 /// One word of a port list: `22`, `ssh`, `1000:2000`, `1000-2000`, `:1024`, `1024:`.
@@ -197,15 +277,19 @@ garbage line
         protocol: Option<&str>,
         actions: &[&str],
     ) -> Result<PortScope, PortError> {
-        let actions: Vec<String> = actions.iter().map(ToString::to_string).collect();
+        let actions: Vec<ActionConfig> = actions.iter().map(|a| ActionConfig::parse(a)).collect();
         port_scope(port, protocol, &actions, &Services::parse(SERVICES))
     }
 
-    fn tcp(ranges: &[RangeInclusive<u16>]) -> PortScope {
+    fn ports(protocols: &[u8], ranges: &[RangeInclusive<u16>]) -> PortScope {
         PortScope::Ports {
-            protocols: vec![IPPROTO_TCP],
+            protocols: protocols.to_vec(),
             ranges: ranges.to_vec(),
         }
+    }
+
+    fn tcp(ranges: &[RangeInclusive<u16>]) -> PortScope {
+        ports(&[IPPROTO_TCP], ranges)
     }
 
     #[test]
@@ -221,10 +305,7 @@ garbage line
                 tcp(&[80..=80, 443..=443, 3128..=3128, 8080..=8080]),
             ),
             ("smtp,ssmtp", tcp(&[25..=25, 465..=465])),
-            (
-                "ftp,ftp-data,ftps-data",
-                tcp(&[21..=21, 20..=20, 989..=989]),
-            ),
+            ("ftp,ftp-data,ftps-data", tcp(&[20..=21, 989..=989])),
             (":1024", tcp(&[0..=1024])),
             ("www:https", tcp(&[80..=443])),
         ];
@@ -237,17 +318,11 @@ garbage line
     fn protocols_and_allports() {
         assert_eq!(
             scope(Some("domain"), Some("udp"), &[]).unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_UDP],
-                ranges: vec![53..=53]
-            }
+            ports(&[IPPROTO_UDP], &[53..=53])
         );
         assert_eq!(
             scope(Some("openvpn"), Some("all"), &[]).unwrap(),
-            PortScope::Ports {
-                protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
-                ranges: vec![1194..=1194]
-            }
+            ports(&[IPPROTO_TCP, IPPROTO_UDP], &[1194..=1194])
         );
         assert_eq!(scope(None, None, &[]).unwrap(), tcp(&[0..=65535]));
         assert_eq!(scope(Some("all"), None, &[]).unwrap(), PortScope::All);
@@ -255,7 +330,7 @@ garbage line
             "iptables-allports",
             "nftables-allports[name=x]",
             "nftables[type=allports]",
-            "nftables[ type=\"allports\" ]",
+            "nftables[ type=\"allports\"]",
         ] {
             assert_eq!(
                 scope(Some("ssh"), None, &["sendmail-whois", action]).unwrap(),
@@ -263,8 +338,239 @@ garbage line
                 "{action}"
             );
         }
-        assert!(!is_allports_action("iptables-multiport"));
-        assert!(!is_allports_action("nftables[type=multiport]"));
+        assert!(!is_allports_action(&"iptables-multiport".into()));
+        assert!(!is_allports_action(&"nftables[type=multiport]".into()));
+    }
+
+    fn per_protocol(tcp: &[RangeInclusive<u16>], udp: &[RangeInclusive<u16>]) -> PortScope {
+        PortScope::PerProtocol(vec![
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_TCP,
+                ranges: tcp.to_vec(),
+            },
+            crate::enforce::ProtocolPorts {
+                protocol: IPPROTO_UDP,
+                ranges: udp.to_vec(),
+            },
+        ])
+    }
+
+    #[test]
+    fn an_action_port_overrides_the_jail_port() {
+        let cases: [(&str, &str, PortScope); 7] = [
+            (
+                "ssh",
+                r#"iptables-multiport[port="2222"]"#,
+                tcp(&[2222..=2222]),
+            ),
+            (
+                "2222",
+                r#"iptables-multiport[name=SSH, port="22,2222", protocol=tcp]"#,
+                tcp(&[22..=22, 2222..=2222]),
+            ),
+            (
+                "ssh",
+                r#"nftables[port="http, https", protocol="tcp"]"#,
+                tcp(&[80..=80, 443..=443]),
+            ),
+            (
+                "ssh",
+                "nftables[port='1000:2000,ssh']",
+                tcp(&[22..=22, 1000..=2000]),
+            ),
+            (
+                "ssh",
+                "nftables[ port=http , protocol=tcp ]",
+                tcp(&[80..=80]),
+            ),
+            (
+                "ssh",
+                "nftables[port=openvpn, protocol=udp]",
+                ports(&[IPPROTO_UDP], &[1194..=1194]),
+            ),
+            (
+                "ssh",
+                r#"iptables[port=domain, protocol="tcp, udp"]"#,
+                ports(&[IPPROTO_TCP, IPPROTO_UDP], &[53..=53]),
+            ),
+        ];
+        for (jail_port, action, want) in cases {
+            assert_eq!(
+                scope(Some(jail_port), None, &[action]).unwrap(),
+                want,
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_action_without_port_takes_the_jail_port_and_protocol() {
+        for action in [
+            "iptables-multiport",
+            "iptables-multiport[name=SSH]",
+            "nftables[]",
+        ] {
+            assert_eq!(
+                scope(Some("http,https"), None, &[action]).unwrap(),
+                tcp(&[80..=80, 443..=443]),
+                "{action}"
+            );
+        }
+        assert_eq!(
+            scope(Some("domain"), Some("udp"), &["iptables[port=domain]"]).unwrap(),
+            ports(&[IPPROTO_UDP], &[53..=53]),
+            "the jail's protocol, the action's port"
+        );
+        // Neither says: fail2ban's jail.conf default, every TCP port.
+        assert_eq!(scope(None, None, &["iptables"]).unwrap(), tcp(&[0..=65535]));
+    }
+
+    #[test]
+    fn only_firewall_actions_scope_the_ban() {
+        assert_eq!(
+            scope(
+                Some("ssh"),
+                None,
+                &[
+                    "sendmail-whois[port=25]",
+                    "iptables[port=2222]",
+                    "abuseipdb[port=1]"
+                ]
+            )
+            .unwrap(),
+            tcp(&[2222..=2222])
+        );
+        // No firewall action: the backend bans with the jail's own scope.
+        assert_eq!(
+            scope(Some("ssh"), None, &["sendmail-whois[port=25]"]).unwrap(),
+            tcp(&[22..=22])
+        );
+    }
+
+    #[test]
+    fn several_firewall_actions_ban_the_union_per_protocol() {
+        assert_eq!(
+            scope(
+                Some("ssh"),
+                None,
+                &["iptables[port=ssh]", "nftables[port=domain, protocol=udp]"]
+            )
+            .unwrap(),
+            per_protocol(&[22..=22], &[53..=53]),
+            "tcp 22 and udp 53, not tcp,udp 22,53"
+        );
+        assert_eq!(
+            scope(
+                Some("ssh"),
+                None,
+                &[
+                    r#"iptables[port="22,2222"]"#,
+                    r#"nftables[port="http, https,ssh"]"#
+                ]
+            )
+            .unwrap(),
+            tcp(&[22..=22, 80..=80, 443..=443, 2222..=2222])
+        );
+        assert_eq!(
+            scope(
+                Some("https"),
+                Some("all"),
+                &["iptables-multiport", "nftables[port=2222]"]
+            )
+            .unwrap(),
+            ports(&[IPPROTO_TCP, IPPROTO_UDP], &[443..=443, 2222..=2222]),
+            "the second takes the jail's protocol"
+        );
+        assert_eq!(
+            scope(
+                Some("https"),
+                Some("all"),
+                &["iptables-multiport", "nftables[port=2222, protocol=tcp]"]
+            )
+            .unwrap(),
+            per_protocol(&[443..=443, 2222..=2222], &[443..=443])
+        );
+    }
+
+    #[test]
+    fn an_allports_action_wins() {
+        for actions in [
+            &["iptables[port=22]", "iptables-allports[name=x]"][..],
+            &["nftables[type=allports, port=22]", "iptables[port=22]"],
+            &["iptables[port=all]"],
+        ] {
+            assert_eq!(
+                scope(Some("ssh"), None, actions).unwrap(),
+                PortScope::All,
+                "{actions:?}"
+            );
+        }
+        // Actions that take no port ban every packet, whatever port they are handed.
+        for action in [
+            "route[port=ssh]",
+            "ufw[port=ssh]",
+            "shorewall-ipset-proto6[port=ssh]",
+            "hostsdeny",
+            "firewallcmd-ipset[actiontype=<allports>]",
+            "firewallcmd-ipset[actiontype=\"\"]",
+        ] {
+            assert_eq!(
+                scope(Some("ssh"), None, &[action]).unwrap(),
+                PortScope::All,
+                "{action}"
+            );
+        }
+        for action in [
+            "routes[port=ssh]",
+            "firewallcmd-ipset[actiontype=<multiport>]",
+            "iptables-ipset-proto4[port=ssh]",
+        ] {
+            assert_eq!(
+                scope(Some("ssh"), None, &[action]).unwrap(),
+                tcp(&[22..=22]),
+                "{action}"
+            );
+        }
+        // Named by the configuration reader, the file still tells.
+        let named = ActionConfig {
+            name: "iptables-allports-SSH".into(),
+            file: "iptables-allports".into(),
+            params: vec![("port".into(), "ssh".into())],
+        };
+        let services = Services::parse(SERVICES);
+        assert_eq!(
+            port_scope(Some("ssh"), None, &[named], &services).unwrap(),
+            PortScope::All
+        );
+    }
+
+    #[test]
+    fn an_action_error_names_the_action_and_the_word() {
+        let cases = [
+            (
+                r#"iptables-multiport[port="22,sshh"]"#,
+                "action `iptables-multiport`: invalid port `sshh` in `22,sshh`: no such service in /etc/services",
+            ),
+            (
+                "nftables[port=22, protocol=icmp]",
+                "action `nftables`: invalid protocol `icmp` (tcp, udp or all)",
+            ),
+            (
+                "iptables[port=99999]",
+                "action `iptables`: invalid port `99999` in `99999`: ports go up to 65535",
+            ),
+        ];
+        for (action, want) in cases {
+            let got = scope(Some("ssh"), None, &["iptables", action]).unwrap_err();
+            assert_eq!(got.to_string(), want);
+        }
+        // The jail's own port, taken by an action that gives none, is the jail's error.
+        assert_eq!(
+            scope(Some("sshh"), None, &["iptables"])
+                .unwrap_err()
+                .to_string(),
+            "invalid port `sshh` in `sshh`: no such service in /etc/services"
+        );
     }
 
     #[test]

@@ -455,21 +455,21 @@ impl Enforcer for XdpEnforcer {
         let bit = 1u64 << slot;
         let wanted: HashSet<PortKey> = match &jail.ports {
             PortScope::All => HashSet::new(),
-            PortScope::Ports { protocols, ranges } => {
-                if protocols.is_empty() || ranges.is_empty() {
-                    return Err(Error::EmptyPortScope {
-                        jail: jail.name.clone(),
-                    });
-                }
-                protocols
-                    .iter()
-                    .flat_map(|p| {
-                        ranges
-                            .iter()
-                            .flat_map(move |r| r.clone().map(move |port| PortKey::new(*p, port)))
-                    })
-                    .collect()
+            scope if scope.is_empty() => {
+                return Err(Error::EmptyPortScope {
+                    jail: jail.name.clone(),
+                });
             }
+            scope => scope
+                .per_protocol()
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|p| {
+                    p.ranges
+                        .into_iter()
+                        .flat_map(move |r| r.map(move |port| PortKey::new(p.protocol, port)))
+                })
+                .collect(),
         };
         self.set_port_bits(bit, &wanted)?;
         let mut settings = self.settings;
