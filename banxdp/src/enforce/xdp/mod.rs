@@ -585,14 +585,26 @@ impl XdpEnforcer {
     /// Runs the program once on `frame` as if it had arrived on `ifindex` (`BPF_PROG_TEST_RUN`):
     /// the verdict, with the maps and counters updated as for a real packet.
     pub fn test_run(&mut self, frame: &[u8], ifindex: u32) -> Result<u32, XdpError> {
+        self.test_run_repeat(frame, ifindex, 1)
+            .map(|run| run.action)
+    }
+
+    /// Runs the program `repeat` times on `frame` (`BPF_PROG_TEST_RUN`): the verdict, and the
+    /// kernel's average time per run in ns (what `cargo xtask bench-prog` compares).
+    pub fn test_run_repeat(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+        repeat: u32,
+    ) -> Result<sys::TestRun, XdpError> {
         let program = self.program();
         let fd = program.fd().map_err(XdpError::Program)?;
-        sys::test_run(fd.as_fd(), frame, ifindex, 1, false, 0)
-            .map(|run| run.action)
-            .map_err(|source| XdpError::Syscall {
+        sys::test_run(fd.as_fd(), frame, ifindex, repeat, false, 0).map_err(|source| {
+            XdpError::Syscall {
                 call: "BPF_PROG_TEST_RUN",
                 source,
-            })
+            }
+        })
     }
 
     /// Counters of the counting slot of `ifindex`, summed over CPUs.
