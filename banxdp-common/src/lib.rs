@@ -40,6 +40,17 @@ pub const MAP_JAILS: &str = "JAILS";
 /// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
 /// not in [`MAP_NAMES`].
 pub const MAP_TRACE: &str = ".data.trace";
+/// Clock offset: the program's `BOOT_OFFSET` global, alone in its section (a one-entry array
+/// map holding one `u64`): `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, read by user space in
+/// that order so that it never exceeds the kernel's offset. The program adds it to the coarse
+/// monotonic clock for a cheap lower bound of the boot clock (see [`EXPIRY_SLACK_NS`]). User
+/// space sets it at load and refreshes it whenever it writes bans; 0 (unset) only makes the
+/// bound lower. Never pinned.
+pub const MAP_CLOCK: &str = ".data.clock";
+/// Within this many ns of a ban's end the program reads the exact boot clock; further away,
+/// the coarse bound decides. It covers the coarse clock's lag (at most a tick, 10 ms at
+/// `HZ=100`) many times over.
+pub const EXPIRY_SLACK_NS: u64 = 1_000_000_000;
 /// Traced IPv4 sources: LPM key of `[u8; 4]` → `u32` (unused value, LPM trie); the union of
 /// the running traces' filters. Never pinned.
 pub const MAP_TRACE_V4: &str = "TRACE_V4";
@@ -183,7 +194,8 @@ impl Default for JailSlot {
 
 /// Why the program passed or dropped a packet: indices into [`Counters::packets`].
 pub mod counter {
-    /// Every packet the program saw.
+    /// Every packet the program saw: the sum of the others, which user space computes (the
+    /// program counts each packet once, under its reason, and leaves this slot at zero).
     pub const SEEN: usize = 0;
     /// Passed: an IP packet whose source is not banned.
     pub const PASS_CLEAN: usize = 1;

@@ -370,6 +370,7 @@ impl XdpEnforcer {
 
     /// `ban_many` (`absent`: `ban_many_new`, whose exact targets are not looked up).
     fn ban_batch(&mut self, bans: &[Ban], absent: bool) -> Result<(), Error> {
+        self.set_clock()?;
         let clocks = Clocks::now();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -516,6 +517,7 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error> {
+        self.set_clock()?;
         let slot = self.slot_of(jail)?;
         Ok(self.lift(normalize(target), 1 << slot)?)
     }
@@ -563,6 +565,7 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn remove_expired(&mut self) -> Result<usize, Error> {
+        self.set_clock()?;
         let now = u64::try_from(sys::boottime().as_nanos()).unwrap_or(u64::MAX);
         let mut removed = 0;
         // Jails whose part of a shared ban has ended, while others still ban the target.

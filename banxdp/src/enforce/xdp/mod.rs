@@ -41,8 +41,8 @@ use aya::{
 };
 use banxdp_common::{
     Ban, COUNTER_SLOTS, Counters, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6,
-    MAP_CIDR_V4, MAP_CIDR_V6, MAP_COUNTERS, MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS,
-    MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
+    MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS,
+    MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
 };
 use ipnet::IpNet;
 
@@ -234,6 +234,9 @@ pub struct XdpEnforcer {
     adopted_maps: bool,
     /// Until the daemon takes it (`take_tracer`); `None` also when the object cannot trace.
     tracer: Option<trace::Tracer>,
+    /// The program's `BOOT_OFFSET` global; `None` for an object from before it (whose
+    /// expiry check reads the exact clock for every banned packet).
+    clock: Option<Array<MapData, u64>>,
 }
 
 impl XdpEnforcer {
@@ -306,6 +309,10 @@ impl XdpEnforcer {
         for (name, old) in resized {
             bans::copy_entries(&mut maps, name, old)?;
         }
+        let clock = match ebpf.take_map(MAP_CLOCK) {
+            Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_CLOCK))?),
+            None => None,
+        };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(XdpError::MissingProgram)?
@@ -333,7 +340,11 @@ impl XdpEnforcer {
             pin_dir: plan.pin_dir.clone(),
             adopted_maps,
             tracer,
+            clock,
         };
+        // Before the program sees a packet: until then its bound of the boot clock is the
+        // coarse monotonic clock alone.
+        enforcer.set_clock()?;
         for interface in &plan.interfaces {
             enforcer.stage(interface, plan.mode)?;
         }
@@ -582,6 +593,18 @@ impl XdpEnforcer {
         Ok(())
     }
 
+    /// Writes what the boot clock is ahead of the monotonic one into the program's
+    /// `BOOT_OFFSET`. It grows only when the host suspends; writing it whenever bans are
+    /// written keeps the program's coarse expiry bound tight while the daemon runs.
+    fn set_clock(&mut self) -> Result<(), XdpError> {
+        match &mut self.clock {
+            Some(clock) => clock
+                .set(0, sys::boot_offset_ns(), 0)
+                .map_err(map_err(MAP_CLOCK)),
+            None => Ok(()),
+        }
+    }
+
     /// Runs the program once on `frame` as if it had arrived on `ifindex` (`BPF_PROG_TEST_RUN`):
     /// the verdict, with the maps and counters updated as for a real packet.
     pub fn test_run(&mut self, frame: &[u8], ifindex: u32) -> Result<u32, XdpError> {
@@ -620,6 +643,9 @@ impl XdpEnforcer {
                 *total += value;
             }
         }
+        // The program counts each packet once, under its reason; `seen` is their sum (a
+        // program from before that also counted `seen` itself counted the reason as well).
+        sum[counter::SEEN] = sum[counter::SEEN + 1..].iter().sum();
         Ok(sum)
     }
 

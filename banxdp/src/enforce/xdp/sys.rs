@@ -355,6 +355,31 @@ pub fn boottime() -> Duration {
     )
 }
 
+/// What `CLOCK_BOOTTIME` is ahead of `CLOCK_MONOTONIC` (the time the host has spent
+/// suspended), in ns: the XDP program's `BOOT_OFFSET`. The boot clock is read first, so the
+/// result never exceeds the kernel's offset, and the program's coarse bound of the boot clock
+/// stays a lower bound.
+#[must_use]
+pub fn boot_offset_ns() -> u64 {
+    let boot = boottime();
+    let mono = monotonic();
+    u64::try_from(boot.saturating_sub(mono).as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn monotonic() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    assert_eq!(ret, 0, "clock_gettime(CLOCK_MONOTONIC) cannot fail");
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The pair of clocks that converts wall-clock expiries into `CLOCK_BOOTTIME` for the kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct Clocks {
@@ -403,6 +428,20 @@ mod tests {
         assert_eq!(std::mem::size_of::<TestRunAttr>(), 80);
         assert_eq!(std::mem::size_of::<XdpMd>(), 24);
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
+    }
+
+    #[test]
+    fn the_boot_offset_is_boot_minus_monotonic() {
+        let offset = i128::try_from(boot_offset_ns()).unwrap();
+        let mono = i128::try_from(monotonic().as_nanos()).unwrap();
+        let boot = i128::try_from(boottime().as_nanos()).unwrap();
+        // Read in the other order here, so this difference is at least the offset.
+        assert!(boot - mono >= offset, "{} < {offset}", boot - mono);
+        assert!(
+            boot - mono - offset < 10_000_000,
+            "{} vs {offset}",
+            boot - mono
+        );
     }
 
     #[test]
