@@ -148,17 +148,21 @@ pub fn banxdp(ctx: XdpContext) -> u32 {
     action
 }
 
-/// Where the source address was found.
+/// The source address of a traced packet.
 #[derive(Clone, Copy)]
 enum Family {
     V4([u8; 4]),
     V6([u8; 16]),
 }
 
-/// What the parser learned: the source, and the destination port when the packet is the
-/// first (or only) fragment of a TCP or UDP datagram whose header is in the frame.
-struct Packet {
-    source: Family,
+/// What the parser learned of an IPv4 (`A = u32`) or IPv6 (`A = [u8; 16]`) packet: the
+/// source, and the destination port when the packet is the first (or only) fragment of a TCP
+/// or UDP datagram whose header is in the frame. The IPv4 source is its bytes as they stand
+/// in the packet, held in a `u32` (`to_ne_bytes` gives them back): built in a register, where
+/// a `[u8; 4]` is stored byte by byte and then loaded whole as the map key, a
+/// store-forwarding stall.
+struct Packet<A> {
+    source: A,
     protocol: u8,
     port: Option<u16>,
 }
@@ -166,58 +170,82 @@ struct Packet {
 /// A parse failure: the packet passes, counted under this reason.
 struct Unjudged(usize);
 
+/// Each family is judged in a branch of its own, from its parse to its verdict: a packet type
+/// that could hold either address makes the compiler carry both through the stack, byte by
+/// byte, on every packet.
 fn judge(ctx: &XdpContext) -> (u32, usize) {
-    let packet = match parse(ctx) {
-        Ok(packet) => packet,
-        Err(Unjudged(reason)) => return (xdp_action::XDP_PASS, reason),
+    let judged = match network_layer(ctx) {
+        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3).map(|packet| judge_v4(&packet)),
+        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).map(|packet| judge_v6(&packet)),
+        Ok(_) => Err(Unjudged(counter::PASS_NOT_IP)),
+        Err(unjudged) => Err(unjudged),
     };
+    judged.unwrap_or_else(|Unjudged(reason)| (xdp_action::XDP_PASS, reason))
+}
+
+#[inline(always)]
+fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
     let Some(settings) = SETTINGS.get(0) else {
         return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
     };
-    match packet.source {
-        Family::V4(addr) => {
-            let exact = BANS_V4.get_ptr_mut(addr);
-            let cidr = || {
-                if settings.flags & HAS_CIDR_V4 == 0 {
-                    return None;
-                }
-                CIDR_V4
-                    .get(Key::new(32, addr))
-                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
-            };
-            let allowed =
-                || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
-            decide(
-                &packet,
-                settings,
-                exact,
-                cidr,
-                allowed,
-                (counter::DROP_V4, counter::DROP_CIDR_V4),
-            )
+    let addr = packet.source.to_ne_bytes();
+    let exact = BANS_V4.get_ptr_mut(addr);
+    let cidr = || {
+        if settings.flags & HAS_CIDR_V4 == 0 {
+            return None;
         }
-        Family::V6(addr) => {
-            let exact = BANS_V6.get_ptr_mut(addr);
-            let cidr = || {
-                if settings.flags & HAS_CIDR_V6 == 0 {
-                    return None;
-                }
-                CIDR_V6
-                    .get(Key::new(128, addr))
-                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
-            };
-            let allowed = || {
-                settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some()
-            };
-            decide(
-                &packet,
-                settings,
-                exact,
-                cidr,
-                allowed,
-                (counter::DROP_V6, counter::DROP_CIDR_V6),
-            )
+        CIDR_V4
+            .get(Key::new(32, addr))
+            .map(|ban| core::ptr::from_ref(ban).cast_mut())
+    };
+    let allowed =
+        || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
+    decide(
+        packet,
+        settings,
+        exact,
+        cidr,
+        allowed,
+        (counter::DROP_V4, counter::DROP_CIDR_V4),
+    )
+}
+
+#[inline(always)]
+fn judge_v6(packet: &Packet<[u8; 16]>) -> (u32, usize) {
+    let Some(settings) = SETTINGS.get(0) else {
+        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
+    };
+    let addr = packet.source;
+    let exact = BANS_V6.get_ptr_mut(addr);
+    let cidr = || {
+        if settings.flags & HAS_CIDR_V6 == 0 {
+            return None;
         }
+        CIDR_V6
+            .get(Key::new(128, addr))
+            .map(|ban| core::ptr::from_ref(ban).cast_mut())
+    };
+    let allowed =
+        || settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some();
+    decide(
+        packet,
+        settings,
+        exact,
+        cidr,
+        allowed,
+        (counter::DROP_V6, counter::DROP_CIDR_V6),
+    )
+}
+
+/// The source of a packet the verdict parsed, for the traced path.
+#[inline(always)]
+fn source(ctx: &XdpContext) -> Option<Family> {
+    match network_layer(ctx) {
+        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3)
+            .ok()
+            .map(|p| Family::V4(p.source.to_ne_bytes())),
+        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).ok().map(|p| Family::V6(p.source)),
+        _ => None,
     }
 }
 
@@ -227,7 +255,7 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 /// this crate's workspace), and the committed object would then differ on every machine.
 #[inline(always)]
 fn trace(ctx: &XdpContext, (action, reason): (u32, usize), on: u32) {
-    let Ok(Packet { source, .. }) = parse(ctx) else {
+    let Some(source) = source(ctx) else {
         return;
     };
     // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
@@ -299,8 +327,8 @@ fn ban_jails(
 /// consulted when the exact entry does not drop (absent, expired, other port, shadow), so
 /// that a range banned by another jail still applies to an address with its own ban.
 #[inline(always)]
-fn decide(
-    packet: &Packet,
+fn decide<A>(
+    packet: &Packet<A>,
     settings: &Settings,
     exact: Option<*mut Ban>,
     cidr: impl FnOnce() -> Option<*mut Ban>,
@@ -326,9 +354,9 @@ fn decide(
 
 /// `Ok` when `ban` drops this packet (and counts the drop on the ban), else the pass reason.
 #[inline(always)]
-fn covers(
+fn covers<A>(
     ban: *mut Ban,
-    packet: &Packet,
+    packet: &Packet<A>,
     settings: &Settings,
     allowed: &impl Fn() -> bool,
 ) -> Result<(), usize> {
@@ -379,7 +407,7 @@ fn expired(expires_ns: u64) -> bool {
 
 /// The jails whose port scope includes this packet's destination port.
 #[inline(always)]
-fn port_jails(packet: &Packet) -> u64 {
+fn port_jails<A>(packet: &Packet<A>) -> u64 {
     match packet.port {
         Some(port) => PORT_JAILS
             // SAFETY: plain read of a `u64` value.
@@ -429,10 +457,11 @@ fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
     Ok(u16::from_be_bytes(bytes))
 }
 
-// Inlined into both callers (the verdict and the traced path): the verifier refuses
-// packet pointers handed to a subprogram after arithmetic LLVM may do on them.
+/// The ethertype after up to two VLAN tags, and the offset of the header it announces.
+// Inlined into both callers (the verdict and the traced path), as every parser here: the
+// verifier refuses packet pointers handed to a subprogram after arithmetic LLVM may do on them.
 #[inline(always)]
-fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
+fn network_layer(ctx: &XdpContext) -> Result<(u16, usize), Unjudged> {
     let mut offset = ETH_HLEN - 2;
     let mut ethertype = read_be16(ctx, offset)?;
     offset += 2;
@@ -444,15 +473,11 @@ fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
         ethertype = read_be16(ctx, offset + 2)?;
         offset += VLAN_HLEN;
     }
-    match ethertype {
-        ETH_P_IP => parse_ipv4(ctx, offset),
-        ETH_P_IPV6 => parse_ipv6(ctx, offset),
-        _ => Err(Unjudged(counter::PASS_NOT_IP)),
-    }
+    Ok((ethertype, offset))
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet<u32>, Unjudged> {
     let first = read_u8(ctx, l3)?;
     let header_len = usize::from(first & 0x0f) * 4;
     if first >> 4 != 4 || header_len < IPV4_MIN_HLEN {
@@ -460,7 +485,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     }
     // SAFETY: `at` checked the 20 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV4_MIN_HLEN]>(ctx, l3)? };
-    let source = [header[12], header[13], header[14], header[15]];
+    let source = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]);
     let protocol = header[9];
     let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
     let port = if fragment_offset == 0 {
@@ -469,14 +494,14 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
         None
     };
     Ok(Packet {
-        source: Family::V4(source),
+        source,
         protocol,
         port,
     })
 }
 
 #[inline(always)]
-fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet<[u8; 16]>, Unjudged> {
     // SAFETY: `at` checked the 40 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV6_HLEN]>(ctx, l3)? };
     if header[0] >> 4 != 6 {
@@ -527,7 +552,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
         None
     };
     Ok(Packet {
-        source: Family::V6(source),
+        source,
         protocol: next,
         port,
     })
