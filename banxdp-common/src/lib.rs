@@ -47,6 +47,10 @@ pub const MAP_TRACE: &str = ".data.trace";
 /// space sets it at load and refreshes it whenever it writes bans; 0 (unset) only makes the
 /// bound lower. Never pinned.
 pub const MAP_CLOCK: &str = ".data.clock";
+/// The program's `COARSE_CLOCK` constant (`.rodata`, a `u32`), which user space sets at load
+/// to 1 where the kernel has `bpf_ktime_get_coarse_ns` (Linux 5.11) and to 0 before: every
+/// expiry check then reads the exact boot clock, and the verifier never sees the helper.
+pub const GLOBAL_COARSE_CLOCK: &str = "COARSE_CLOCK";
 /// Within this many ns of a ban's end the program reads the exact boot clock; further away,
 /// the coarse bound decides. It covers the coarse clock's lag (at most a tick, 10 ms at
 /// `HZ=100`) many times over.

@@ -110,6 +110,12 @@ impl<T: Copy> Global<T> {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.trace")]
 static TRACE_SWITCH: Global<u32> = Global(UnsafeCell::new(0));
+/// Whether the kernel has the coarse clock helper (Linux 5.11), as user space found at load:
+/// 0 makes every expiry check read the exact clock. A `.rodata` constant, frozen before the
+/// program loads, so the verifier drops the branch not taken and an older kernel never sees
+/// the helper it lacks.
+#[unsafe(no_mangle)]
+static COARSE_CLOCK: u32 = 1;
 /// `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, as user space last measured it (map
 /// `.data.clock`): never more than the kernel's own offset, which only grows.
 #[unsafe(no_mangle)]
@@ -393,13 +399,16 @@ fn covers<A>(
 /// bound of it while the end is more than [`EXPIRY_SLACK_NS`] away, by the exact clock near it.
 #[inline(always)]
 fn expired(expires_ns: u64) -> bool {
-    // SAFETY: helpers with no arguments and no preconditions.
-    let floor = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(BOOT_OFFSET.get());
-    if floor >= expires_ns {
-        return true;
-    }
-    if expires_ns - floor > EXPIRY_SLACK_NS {
-        return false;
+    // SAFETY: a volatile read of an aligned constant (volatile: its value is set at load).
+    if unsafe { core::ptr::read_volatile(&raw const COARSE_CLOCK) } != 0 {
+        // SAFETY: a helper with no arguments and no preconditions.
+        let floor = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(BOOT_OFFSET.get());
+        if floor >= expires_ns {
+            return true;
+        }
+        if expires_ns - floor > EXPIRY_SLACK_NS {
+            return false;
+        }
     }
     // SAFETY: as above.
     unsafe { bpf_ktime_get_boot_ns() >= expires_ns }

@@ -40,9 +40,9 @@ use aya::{
     },
 };
 use banxdp_common::{
-    Ban, COUNTER_SLOTS, Counters, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6,
-    MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS,
-    MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
+    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6,
+    MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS,
+    MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
 };
 use ipnet::IpNet;
 
@@ -266,6 +266,9 @@ impl XdpEnforcer {
         for (name, size) in plan.capacities.by_map() {
             loader.map_max_entries(name, size);
         }
+        // Not required: an object from before the coarse clock has no such constant.
+        let coarse_clock = u32::from(plan.coarse_clock && sys::has_coarse_clock());
+        loader.override_global(GLOBAL_COARSE_CLOCK, &coarse_clock, false);
         let mut resized = Vec::new();
         let mut adopted_maps = false;
         let pin_paths: Vec<(&str, PathBuf)> = match &plan.pin_dir {
