@@ -55,10 +55,13 @@ pub struct Options {
     bans: usize,
 }
 
-/// A program under test: how to run it `repeat` times on a frame.
+/// Runs a program `repeat` times on a frame.
+type Runner = Box<dyn FnMut(&[u8], u32) -> Result<sys::TestRun>>;
+
+/// A program under test.
 struct Subject {
     label: String,
-    run: Box<dyn FnMut(&[u8], u32) -> Result<sys::TestRun>>,
+    run: Runner,
 }
 
 fn frame(source: Ipv4Addr) -> Result<Vec<u8>> {

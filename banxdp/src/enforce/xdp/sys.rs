@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn the_boot_offset_is_boot_minus_monotonic() {
-        let offset = i128::try_from(boot_offset_ns()).unwrap();
+        let offset = i128::from(boot_offset_ns());
         let mono = i128::try_from(monotonic().as_nanos()).unwrap();
         let boot = i128::try_from(boottime().as_nanos()).unwrap();
         // Read in the other order here, so this difference is at least the offset.
