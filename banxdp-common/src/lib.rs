@@ -27,7 +27,8 @@ pub const MAP_ALLOW_V4: &str = "ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "ALLOW_V6";
 /// Port scopes: [`PortKey`] → `u64` mask of the jails whose bans cover that port.
 pub const MAP_PORT_JAILS: &str = "PORT_JAILS";
-/// Global switches: one [`Settings`] at index 0 (array).
+/// Global switches: one [`Settings`] at index 0 (array), kept for user space (a restarted
+/// daemon reads them back); the program reads its copy, [`MAP_SETTINGS_NOW`].
 pub const MAP_SETTINGS: &str = "SETTINGS";
 /// Per-CPU packet counters: [`Counters`] at index `ifindex % COUNTER_SLOTS` (per-CPU array).
 pub const MAP_COUNTERS: &str = "COUNTERS";
@@ -40,6 +41,25 @@ pub const MAP_JAILS: &str = "JAILS";
 /// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
 /// not in [`MAP_NAMES`].
 pub const MAP_TRACE: &str = ".data.trace";
+/// The settings the program reads: its `SETTINGS_NOW` global, alone in its section (a
+/// one-entry array map holding one [`Settings`]). User space writes it with every write of
+/// [`MAP_SETTINGS`] and at load, before the program sees a packet. Never pinned.
+pub const MAP_SETTINGS_NOW: &str = ".data.settings";
+/// Clock offset: the program's `BOOT_OFFSET` global, alone in its section (a one-entry array
+/// map holding one `u64`): `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, read by user space in
+/// that order so that it never exceeds the kernel's offset. The program adds it to the coarse
+/// monotonic clock for a cheap lower bound of the boot clock (see [`EXPIRY_SLACK_NS`]). User
+/// space sets it at load and refreshes it whenever it writes bans; 0 (unset) only makes the
+/// bound lower. Never pinned.
+pub const MAP_CLOCK: &str = ".data.clock";
+/// The program's `COARSE_CLOCK` constant (`.rodata`, a `u32`), which user space sets at load
+/// to 1 where the kernel has `bpf_ktime_get_coarse_ns` (Linux 5.11) and to 0 before: every
+/// expiry check then reads the exact boot clock, and the verifier never sees the helper.
+pub const GLOBAL_COARSE_CLOCK: &str = "COARSE_CLOCK";
+/// Within this many ns of a ban's end the program reads the exact boot clock; further away,
+/// the coarse bound decides. It covers the coarse clock's lag (at most a tick, 10 ms at
+/// `HZ=100`) many times over.
+pub const EXPIRY_SLACK_NS: u64 = 1_000_000_000;
 /// Traced IPv4 sources: LPM key of `[u8; 4]` → `u32` (unused value, LPM trie); the union of
 /// the running traces' filters. Never pinned.
 pub const MAP_TRACE_V4: &str = "TRACE_V4";
@@ -183,7 +203,8 @@ impl Default for JailSlot {
 
 /// Why the program passed or dropped a packet: indices into [`Counters::packets`].
 pub mod counter {
-    /// Every packet the program saw.
+    /// Every packet the program saw: the sum of the others, which user space computes (the
+    /// program counts each packet once, under its reason, and leaves this slot at zero).
     pub const SEEN: usize = 0;
     /// Passed: an IP packet whose source is not banned.
     pub const PASS_CLEAN: usize = 1;

@@ -14,6 +14,14 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
+//! The expiry check reads the coarse monotonic clock (a load of the timekeeper's last tick)
+//! plus `BOOT_OFFSET`, which user space sets to what `CLOCK_BOOTTIME` is ahead of
+//! `CLOCK_MONOTONIC` (the time spent suspended). That sum never exceeds the boot clock, so a
+//! ban it finds past its end is expired; within [`EXPIRY_SLACK_NS`] of the end the program
+//! asks the exact boot clock, whose `rdtsc` and fence cost a dropped frame more than the rest
+//! of its work. A ban therefore ends on time, daemon or no daemon; the one exception is a host
+//! suspended while the daemon is down, whose bans then hold for the time it slept on top.
+//!
 //! Tracing (`banxdp trace`): after the verdict, every packet reads the `TRACE_SWITCH`
 //! global; while no trace runs it is zero and that load and branch are all tracing costs. When
 //! it is set for the packet's family and the source is in the `TRACE_V4`/`TRACE_V6` trie (the
@@ -24,7 +32,7 @@
 //!
 //! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
 //! about its length) passes and is counted, and a missing map entry that should always exist
-//! (settings, counters) also passes. A packet filter that drops what it does not understand
+//! (the counters) does not stop the verdict. A packet filter that drops what it does not understand
 //! would take a server off the network on the first odd frame; one that passes it only lets
 //! through what the kernel's own stack will judge next.
 #![no_std]
@@ -49,7 +57,7 @@ use core::{
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_boot_ns,
+    helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{map, xdp},
     maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
@@ -57,9 +65,9 @@ use aya_ebpf::{
 use aya_log_ebpf::info;
 use banxdp_common::{
     Ban, COUNTER_SLOTS, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR,
-    HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP, IPPROTO_UDP, JailSlot,
-    MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, TRACE_FILTERS, TRACE_ON_V4, TRACE_ON_V6,
-    counter,
+    EXPIRY_SLACK_NS, HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP,
+    IPPROTO_UDP, JailSlot, MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, TRACE_FILTERS,
+    TRACE_ON_V4, TRACE_ON_V6, counter,
 };
 
 #[map]
@@ -76,6 +84,8 @@ static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW
 static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW, 0);
 #[map]
 static PORT_JAILS: HashMap<PortKey, u64> = HashMap::with_max_entries(PORT_JAILS_ENTRIES, 0);
+/// Read by user space only (the settings to restore after a restart); the program reads its
+/// own copy, `SETTINGS_NOW`.
 #[map]
 static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
@@ -84,16 +94,46 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_S
 /// with the others.
 #[map]
 static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
-/// Trace switch (`TRACE_ON_*` bits): a global in a section of its own, which aya makes a
-/// one-entry array map (`.data.trace`) that the daemon writes while `banxdp trace` runs. Read
-/// as a global, it costs one load and one branch: no lookup, no null check. Never pinned.
+/// A global that user space writes through the one-entry array map aya makes of its section,
+/// and the program only reads: one load, no lookup, no null check. Never pinned.
 #[repr(transparent)]
-struct Switch(UnsafeCell<u32>);
+struct Global<T>(UnsafeCell<T>);
 // SAFETY: the program only reads it (volatile); user space writes it through the map.
-unsafe impl Sync for Switch {}
+unsafe impl<T> Sync for Global<T> {}
+impl<T: Copy> Global<T> {
+    #[inline(always)]
+    fn get(&self) -> T {
+        // SAFETY: a volatile read of an aligned value the program never writes.
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+/// The settings the program reads (map `.data.settings`): user space writes them here and in
+/// the pinned `SETTINGS` map, which outlives the program and is what a restarted daemon reads
+/// back. A global is a load where the map is a lookup and a null check on every packet.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.settings")]
+static SETTINGS_NOW: Global<Settings> = Global(UnsafeCell::new(Settings {
+    allports: 0,
+    shadow: 0,
+    flags: 0,
+    pad: 0,
+}));
+/// Trace switch (`TRACE_ON_*` bits, map `.data.trace`), which the daemon sets while
+/// `banxdp trace` runs.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.trace")]
-static TRACE_SWITCH: Switch = Switch(UnsafeCell::new(0));
+static TRACE_SWITCH: Global<u32> = Global(UnsafeCell::new(0));
+/// Whether the kernel has the coarse clock helper (Linux 5.11), as user space found at load:
+/// 0 makes every expiry check read the exact clock. A `.rodata` constant, frozen before the
+/// program loads, so the verifier drops the branch not taken and an older kernel never sees
+/// the helper it lacks.
+#[unsafe(no_mangle)]
+static COARSE_CLOCK: u32 = 1;
+/// `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, as user space last measured it (map
+/// `.data.clock`): never more than the kernel's own offset, which only grows.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.clock")]
+static BOOT_OFFSET: Global<u64> = Global(UnsafeCell::new(0));
 /// Trace filters: written by the daemon while `banxdp trace` runs, never pinned.
 #[map]
 static TRACE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
@@ -120,25 +160,28 @@ pub fn banxdp(ctx: XdpContext) -> u32 {
     count(&ctx, reason);
     // The one load and branch tracing costs while no trace runs. Nothing of the verdict's
     // work is kept for it: the traced path parses the packet again.
-    // SAFETY: a volatile read of an aligned `u32` the program never writes.
-    let tracing = unsafe { core::ptr::read_volatile(TRACE_SWITCH.0.get()) };
+    let tracing = TRACE_SWITCH.get();
     if tracing != 0 {
         trace(&ctx, (action, reason), tracing);
     }
     action
 }
 
-/// Where the source address was found.
+/// The source address of a traced packet.
 #[derive(Clone, Copy)]
 enum Family {
     V4([u8; 4]),
     V6([u8; 16]),
 }
 
-/// What the parser learned: the source, and the destination port when the packet is the
-/// first (or only) fragment of a TCP or UDP datagram whose header is in the frame.
-struct Packet {
-    source: Family,
+/// What the parser learned of an IPv4 (`A = u32`) or IPv6 (`A = [u8; 16]`) packet: the
+/// source, and the destination port when the packet is the first (or only) fragment of a TCP
+/// or UDP datagram whose header is in the frame. The IPv4 source is its bytes as they stand
+/// in the packet, held in a `u32` (`to_ne_bytes` gives them back): built in a register, where
+/// a `[u8; 4]` is stored byte by byte and then loaded whole as the map key, a
+/// store-forwarding stall.
+struct Packet<A> {
+    source: A,
     protocol: u8,
     port: Option<u16>,
 }
@@ -146,58 +189,78 @@ struct Packet {
 /// A parse failure: the packet passes, counted under this reason.
 struct Unjudged(usize);
 
+/// Each family is judged in a branch of its own, from its parse to its verdict: a packet type
+/// that could hold either address makes the compiler carry both through the stack, byte by
+/// byte, on every packet.
 fn judge(ctx: &XdpContext) -> (u32, usize) {
-    let packet = match parse(ctx) {
-        Ok(packet) => packet,
-        Err(Unjudged(reason)) => return (xdp_action::XDP_PASS, reason),
+    let judged = match network_layer(ctx) {
+        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3).map(|packet| judge_v4(&packet)),
+        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).map(|packet| judge_v6(&packet)),
+        Ok(_) => Err(Unjudged(counter::PASS_NOT_IP)),
+        Err(unjudged) => Err(unjudged),
     };
-    let Some(settings) = SETTINGS.get(0) else {
-        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
+    judged.unwrap_or_else(|Unjudged(reason)| (xdp_action::XDP_PASS, reason))
+}
+
+#[inline(always)]
+fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
+    let settings = &SETTINGS_NOW.get();
+    let addr = packet.source.to_ne_bytes();
+    let exact = BANS_V4.get_ptr_mut(addr);
+    let cidr = || {
+        if settings.flags & HAS_CIDR_V4 == 0 {
+            return None;
+        }
+        CIDR_V4
+            .get(Key::new(32, addr))
+            .map(|ban| core::ptr::from_ref(ban).cast_mut())
     };
-    match packet.source {
-        Family::V4(addr) => {
-            let exact = BANS_V4.get_ptr_mut(addr);
-            let cidr = || {
-                if settings.flags & HAS_CIDR_V4 == 0 {
-                    return None;
-                }
-                CIDR_V4
-                    .get(Key::new(32, addr))
-                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
-            };
-            let allowed =
-                || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
-            decide(
-                &packet,
-                settings,
-                exact,
-                cidr,
-                allowed,
-                (counter::DROP_V4, counter::DROP_CIDR_V4),
-            )
+    let allowed =
+        || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
+    decide(
+        packet,
+        settings,
+        exact,
+        cidr,
+        allowed,
+        (counter::DROP_V4, counter::DROP_CIDR_V4),
+    )
+}
+
+#[inline(always)]
+fn judge_v6(packet: &Packet<[u8; 16]>) -> (u32, usize) {
+    let settings = &SETTINGS_NOW.get();
+    let addr = packet.source;
+    let exact = BANS_V6.get_ptr_mut(addr);
+    let cidr = || {
+        if settings.flags & HAS_CIDR_V6 == 0 {
+            return None;
         }
-        Family::V6(addr) => {
-            let exact = BANS_V6.get_ptr_mut(addr);
-            let cidr = || {
-                if settings.flags & HAS_CIDR_V6 == 0 {
-                    return None;
-                }
-                CIDR_V6
-                    .get(Key::new(128, addr))
-                    .map(|ban| core::ptr::from_ref(ban).cast_mut())
-            };
-            let allowed = || {
-                settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some()
-            };
-            decide(
-                &packet,
-                settings,
-                exact,
-                cidr,
-                allowed,
-                (counter::DROP_V6, counter::DROP_CIDR_V6),
-            )
-        }
+        CIDR_V6
+            .get(Key::new(128, addr))
+            .map(|ban| core::ptr::from_ref(ban).cast_mut())
+    };
+    let allowed =
+        || settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some();
+    decide(
+        packet,
+        settings,
+        exact,
+        cidr,
+        allowed,
+        (counter::DROP_V6, counter::DROP_CIDR_V6),
+    )
+}
+
+/// The source of a packet the verdict parsed, for the traced path.
+#[inline(always)]
+fn source(ctx: &XdpContext) -> Option<Family> {
+    match network_layer(ctx) {
+        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3)
+            .ok()
+            .map(|p| Family::V4(p.source.to_ne_bytes())),
+        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).ok().map(|p| Family::V6(p.source)),
+        _ => None,
     }
 }
 
@@ -207,7 +270,7 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 /// this crate's workspace), and the committed object would then differ on every machine.
 #[inline(always)]
 fn trace(ctx: &XdpContext, (action, reason): (u32, usize), on: u32) {
-    let Ok(Packet { source, .. }) = parse(ctx) else {
+    let Some(source) = source(ctx) else {
         return;
     };
     // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
@@ -279,8 +342,8 @@ fn ban_jails(
 /// consulted when the exact entry does not drop (absent, expired, other port, shadow), so
 /// that a range banned by another jail still applies to an address with its own ban.
 #[inline(always)]
-fn decide(
-    packet: &Packet,
+fn decide<A>(
+    packet: &Packet<A>,
     settings: &Settings,
     exact: Option<*mut Ban>,
     cidr: impl FnOnce() -> Option<*mut Ban>,
@@ -306,20 +369,16 @@ fn decide(
 
 /// `Ok` when `ban` drops this packet (and counts the drop on the ban), else the pass reason.
 #[inline(always)]
-fn covers(
+fn covers<A>(
     ban: *mut Ban,
-    packet: &Packet,
+    packet: &Packet<A>,
     settings: &Settings,
     allowed: &impl Fn() -> bool,
 ) -> Result<(), usize> {
     // SAFETY: `ban` points at a live map value for the duration of this program run (RCU).
     let (expires_ns, jails) = unsafe { ((*ban).expires_ns, (*ban).jails) };
-    if expires_ns != 0 {
-        // SAFETY: a helper with no arguments and no preconditions.
-        let now = unsafe { bpf_ktime_get_boot_ns() };
-        if now >= expires_ns {
-            return Err(counter::PASS_EXPIRED);
-        }
+    if expires_ns != 0 && expired(expires_ns) {
+        return Err(counter::PASS_EXPIRED);
     }
     // An enforcing all-ports jail settles it without the port lookup: the common case (a
     // flood from one source banned by an allports action) pays one hash lookup, not two.
@@ -345,9 +404,28 @@ fn covers(
     Ok(())
 }
 
+/// Whether `CLOCK_BOOTTIME` has reached `expires_ns`: decided on the coarse clock's lower
+/// bound of it while the end is more than [`EXPIRY_SLACK_NS`] away, by the exact clock near it.
+#[inline(always)]
+fn expired(expires_ns: u64) -> bool {
+    // SAFETY: a volatile read of an aligned constant (volatile: its value is set at load).
+    if unsafe { core::ptr::read_volatile(&raw const COARSE_CLOCK) } != 0 {
+        // SAFETY: a helper with no arguments and no preconditions.
+        let floor = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(BOOT_OFFSET.get());
+        if floor >= expires_ns {
+            return true;
+        }
+        if expires_ns - floor > EXPIRY_SLACK_NS {
+            return false;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { bpf_ktime_get_boot_ns() >= expires_ns }
+}
+
 /// The jails whose port scope includes this packet's destination port.
 #[inline(always)]
-fn port_jails(packet: &Packet) -> u64 {
+fn port_jails<A>(packet: &Packet<A>) -> u64 {
     match packet.port {
         Some(port) => PORT_JAILS
             // SAFETY: plain read of a `u64` value.
@@ -357,6 +435,9 @@ fn port_jails(packet: &Packet) -> u64 {
     }
 }
 
+/// Counts the packet under its reason, once: every packet has exactly one, so user space
+/// reads [`counter::SEEN`] as their sum and the program leaves that slot alone (one store and
+/// one cache line less per packet).
 #[inline(always)]
 fn count(ctx: &XdpContext, reason: usize) {
     // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run.
@@ -364,7 +445,6 @@ fn count(ctx: &XdpContext, reason: usize) {
     if let Some(counters) = COUNTERS.get_ptr_mut(ifindex % COUNTER_SLOTS) {
         // SAFETY: a per-CPU value; nothing else on this CPU touches it during the run.
         let counters = unsafe { &mut *counters };
-        counters.packets[counter::SEEN] += 1;
         if let Some(slot) = counters.packets.get_mut(reason) {
             *slot += 1;
         }
@@ -395,10 +475,11 @@ fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
     Ok(u16::from_be_bytes(bytes))
 }
 
-// Inlined into both callers (the verdict and the traced path): the verifier refuses
-// packet pointers handed to a subprogram after arithmetic LLVM may do on them.
+/// The ethertype after up to two VLAN tags, and the offset of the header it announces.
+// Inlined into both callers (the verdict and the traced path), as every parser here: the
+// verifier refuses packet pointers handed to a subprogram after arithmetic LLVM may do on them.
 #[inline(always)]
-fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
+fn network_layer(ctx: &XdpContext) -> Result<(u16, usize), Unjudged> {
     let mut offset = ETH_HLEN - 2;
     let mut ethertype = read_be16(ctx, offset)?;
     offset += 2;
@@ -410,15 +491,11 @@ fn parse(ctx: &XdpContext) -> Result<Packet, Unjudged> {
         ethertype = read_be16(ctx, offset + 2)?;
         offset += VLAN_HLEN;
     }
-    match ethertype {
-        ETH_P_IP => parse_ipv4(ctx, offset),
-        ETH_P_IPV6 => parse_ipv6(ctx, offset),
-        _ => Err(Unjudged(counter::PASS_NOT_IP)),
-    }
+    Ok((ethertype, offset))
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet<u32>, Unjudged> {
     let first = read_u8(ctx, l3)?;
     let header_len = usize::from(first & 0x0f) * 4;
     if first >> 4 != 4 || header_len < IPV4_MIN_HLEN {
@@ -426,7 +503,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
     }
     // SAFETY: `at` checked the 20 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV4_MIN_HLEN]>(ctx, l3)? };
-    let source = [header[12], header[13], header[14], header[15]];
+    let source = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]);
     let protocol = header[9];
     let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
     let port = if fragment_offset == 0 {
@@ -435,14 +512,14 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
         None
     };
     Ok(Packet {
-        source: Family::V4(source),
+        source,
         protocol,
         port,
     })
 }
 
 #[inline(always)]
-fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
+fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet<[u8; 16]>, Unjudged> {
     // SAFETY: `at` checked the 40 bytes of the fixed header.
     let header = unsafe { *at::<[u8; IPV6_HLEN]>(ctx, l3)? };
     if header[0] >> 4 != 6 {
@@ -493,7 +570,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Unjudged> {
         None
     };
     Ok(Packet {
-        source: Family::V6(source),
+        source,
         protocol: next,
         port,
     })

@@ -9,9 +9,9 @@ use std::{
 
 use banxdp::enforce::{
     Ban, Enforcer as _, Expiry, JailScope, PortScope,
-    xdp::{XdpEnforcer, XdpPlan},
+    xdp::{XdpEnforcer, XdpPlan, sys},
 };
-use banxdp_common::{IPPROTO_TCP, IPPROTO_UDP, counter};
+use banxdp_common::{EXPIRY_SLACK_NS, IPPROTO_TCP, IPPROTO_UDP, counter};
 use banxdp_tests::{all_ports, ban_for, frame::*, privileged};
 
 const XDP_DROP: u32 = 1;
@@ -496,6 +496,79 @@ fn expired_bans_pass_and_are_swept() {
         XDP_DROP,
         counter::DROP_V4,
     );
+}
+
+/// The program decides expiry three ways, each checked here: far from a ban's end the coarse
+/// clock's lower bound of the boot clock keeps it in force, within `EXPIRY_SLACK_NS` of the
+/// end the exact boot clock decides, and once the bound itself has passed the end it alone
+/// says expired.
+#[test]
+fn expiry_is_exact_on_the_coarse_and_the_exact_clock() {
+    if !privileged("expiry_is_exact_on_the_coarse_and_the_exact_clock") {
+        return;
+    }
+    assert!(
+        sys::has_coarse_clock(),
+        "this kernel has the coarse clock, or this test checks only the exact one"
+    );
+    expiry_holds_at_each_moment(private_program());
+}
+
+/// The same moments where the kernel lacks the coarse clock (before Linux 5.11): the program
+/// is loaded with it switched off, the verifier drops that branch, and the exact clock decides
+/// every time.
+#[test]
+fn expiry_is_exact_without_the_coarse_clock() {
+    if !privileged("expiry_is_exact_without_the_coarse_clock") {
+        return;
+    }
+    let xdp = XdpEnforcer::load(&XdpPlan {
+        interfaces: Vec::new(),
+        pin_dir: None,
+        coarse_clock: false,
+        ..XdpPlan::default()
+    })
+    .expect("load the embedded XDP program without the coarse clock");
+    expiry_holds_at_each_moment(xdp);
+}
+
+/// Far from the end, within the slack before it, just past it and past it by more than the
+/// slack. Moments before the end are checked only when the run was over before it.
+fn expiry_holds_at_each_moment(mut xdp: XdpEnforcer) {
+    xdp.add_jail(&all_ports("sshd")).unwrap();
+    let slack = Duration::from_nanos(EXPIRY_SLACK_NS);
+    let ends = SystemTime::now() + slack + Duration::from_millis(600);
+    xdp.ban(&Ban {
+        expiry: Expiry::At(ends),
+        ..ban("sshd", "198.51.100.66")
+    })
+    .unwrap();
+    let frame = udp4(ATTACKER, VICTIM, 22);
+    let sleep_until = |at: SystemTime| {
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            std::thread::sleep(wait);
+        }
+    };
+    // Far from the end (the coarse bound), then within the slack (the exact clock).
+    for at in [
+        ends - slack - Duration::from_millis(300),
+        ends - Duration::from_millis(300),
+    ] {
+        sleep_until(at);
+        let verdict = xdp.test_run(&frame, IFINDEX).unwrap();
+        if SystemTime::now() < ends {
+            assert_eq!(verdict, XDP_DROP, "in force until its end");
+        }
+    }
+    // Just past the end, where only the exact clock knows, then past the end by more than
+    // the slack, where the coarse bound knows.
+    for after in [
+        Duration::from_millis(100),
+        slack + Duration::from_millis(100),
+    ] {
+        sleep_until(ends + after);
+        expect(&mut xdp, &frame, XDP_PASS, counter::PASS_EXPIRED);
+    }
 }
 
 #[test]

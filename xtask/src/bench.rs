@@ -19,7 +19,7 @@
 //! program in `bench/minimal.rs`.
 
 mod install;
-mod minimal;
+pub mod minimal;
 
 use std::{
     fmt::Write as _,

@@ -15,7 +15,7 @@ use aya::maps::{HashMap, LpmTrie, MapData, lpm_trie::Key};
 use banxdp_common::{
     Ban as BanValue, HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, JAIL_NAME_LEN, JailSlot,
     MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_JAILS,
-    MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PortKey,
+    MAP_PORT_JAILS, MAP_SETTINGS, MAP_SETTINGS_NOW, MAX_JAILS, PortKey,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -111,11 +111,23 @@ impl XdpEnforcer {
             .collect()
     }
 
+    /// Writes the settings to the pinned map (what a restarted daemon reads back), then to
+    /// the program's own copy.
     fn store_settings(&mut self) -> Result<(), XdpError> {
         self.maps
             .settings
             .set(0, self.settings, 0)
-            .map_err(map_err(MAP_SETTINGS))
+            .map_err(map_err(MAP_SETTINGS))?;
+        self.publish_settings()
+    }
+
+    /// Writes the settings to the program's `SETTINGS_NOW` (nothing for an older object).
+    pub(super) fn publish_settings(&mut self) -> Result<(), XdpError> {
+        let settings = self.settings;
+        match &mut self.settings_now {
+            Some(now) => now.set(0, settings, 0).map_err(map_err(MAP_SETTINGS_NOW)),
+            None => Ok(()),
+        }
     }
 
     /// Sets or clears a `HAS_*` flag, writing the settings only when it changes.
@@ -370,6 +382,7 @@ impl XdpEnforcer {
 
     /// `ban_many` (`absent`: `ban_many_new`, whose exact targets are not looked up).
     fn ban_batch(&mut self, bans: &[Ban], absent: bool) -> Result<(), Error> {
+        self.set_clock()?;
         let clocks = Clocks::now();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -516,6 +529,7 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn unban(&mut self, jail: &str, target: IpNet) -> Result<(), Error> {
+        self.set_clock()?;
         let slot = self.slot_of(jail)?;
         Ok(self.lift(normalize(target), 1 << slot)?)
     }
@@ -563,6 +577,7 @@ impl Enforcer for XdpEnforcer {
     }
 
     fn remove_expired(&mut self) -> Result<usize, Error> {
+        self.set_clock()?;
         let now = u64::try_from(sys::boottime().as_nanos()).unwrap_or(u64::MAX);
         let mut removed = 0;
         // Jails whose part of a shared ban has ended, while others still ban the target.

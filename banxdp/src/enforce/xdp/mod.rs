@@ -40,9 +40,10 @@ use aya::{
     },
 };
 use banxdp_common::{
-    Ban, COUNTER_SLOTS, Counters, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6,
-    MAP_CIDR_V4, MAP_CIDR_V6, MAP_COUNTERS, MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS,
-    MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
+    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6,
+    MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS,
+    MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAP_SETTINGS_NOW, MAX_JAILS, PROGRAM_NAME, PortKey,
+    Settings, counter,
 };
 use ipnet::IpNet;
 
@@ -234,6 +235,12 @@ pub struct XdpEnforcer {
     adopted_maps: bool,
     /// Until the daemon takes it (`take_tracer`); `None` also when the object cannot trace.
     tracer: Option<trace::Tracer>,
+    /// The program's `SETTINGS_NOW` global; `None` for an object from before it (which
+    /// reads the `SETTINGS` map).
+    settings_now: Option<Array<MapData, Settings>>,
+    /// The program's `BOOT_OFFSET` global; `None` for an object from before it (whose
+    /// expiry check reads the exact clock for every banned packet).
+    clock: Option<Array<MapData, u64>>,
 }
 
 impl XdpEnforcer {
@@ -263,6 +270,9 @@ impl XdpEnforcer {
         for (name, size) in plan.capacities.by_map() {
             loader.map_max_entries(name, size);
         }
+        // Not required: an object from before the coarse clock has no such constant.
+        let coarse_clock = u32::from(plan.coarse_clock && sys::has_coarse_clock());
+        loader.override_global(GLOBAL_COARSE_CLOCK, &coarse_clock, false);
         let mut resized = Vec::new();
         let mut adopted_maps = false;
         let pin_paths: Vec<(&str, PathBuf)> = match &plan.pin_dir {
@@ -306,6 +316,14 @@ impl XdpEnforcer {
         for (name, old) in resized {
             bans::copy_entries(&mut maps, name, old)?;
         }
+        let clock = match ebpf.take_map(MAP_CLOCK) {
+            Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_CLOCK))?),
+            None => None,
+        };
+        let settings_now = match ebpf.take_map(MAP_SETTINGS_NOW) {
+            Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_SETTINGS_NOW))?),
+            None => None,
+        };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(XdpError::MissingProgram)?
@@ -333,7 +351,14 @@ impl XdpEnforcer {
             pin_dir: plan.pin_dir.clone(),
             adopted_maps,
             tracer,
+            settings_now,
+            clock,
         };
+        // Before the program sees a packet: until then it has no jail's settings (an
+        // adopted map's are copied here), and its bound of the boot clock is the coarse
+        // monotonic clock alone.
+        enforcer.publish_settings()?;
+        enforcer.set_clock()?;
         for interface in &plan.interfaces {
             enforcer.stage(interface, plan.mode)?;
         }
@@ -582,17 +607,41 @@ impl XdpEnforcer {
         Ok(())
     }
 
+    /// Writes what the boot clock is ahead of the monotonic one into the program's
+    /// `BOOT_OFFSET`. It grows only when the host suspends; writing it whenever bans are
+    /// written keeps the program's coarse expiry bound tight while the daemon runs.
+    fn set_clock(&mut self) -> Result<(), XdpError> {
+        match &mut self.clock {
+            Some(clock) => clock
+                .set(0, sys::boot_offset_ns(), 0)
+                .map_err(map_err(MAP_CLOCK)),
+            None => Ok(()),
+        }
+    }
+
     /// Runs the program once on `frame` as if it had arrived on `ifindex` (`BPF_PROG_TEST_RUN`):
     /// the verdict, with the maps and counters updated as for a real packet.
     pub fn test_run(&mut self, frame: &[u8], ifindex: u32) -> Result<u32, XdpError> {
+        self.test_run_repeat(frame, ifindex, 1)
+            .map(|run| run.action)
+    }
+
+    /// Runs the program `repeat` times on `frame` (`BPF_PROG_TEST_RUN`): the verdict, and the
+    /// kernel's average time per run in ns (what `cargo xtask bench-prog` compares).
+    pub fn test_run_repeat(
+        &mut self,
+        frame: &[u8],
+        ifindex: u32,
+        repeat: u32,
+    ) -> Result<sys::TestRun, XdpError> {
         let program = self.program();
         let fd = program.fd().map_err(XdpError::Program)?;
-        sys::test_run(fd.as_fd(), frame, ifindex, 1, false, 0)
-            .map(|run| run.action)
-            .map_err(|source| XdpError::Syscall {
+        sys::test_run(fd.as_fd(), frame, ifindex, repeat, false, 0).map_err(|source| {
+            XdpError::Syscall {
                 call: "BPF_PROG_TEST_RUN",
                 source,
-            })
+            }
+        })
     }
 
     /// Counters of the counting slot of `ifindex`, summed over CPUs.
@@ -608,6 +657,9 @@ impl XdpEnforcer {
                 *total += value;
             }
         }
+        // The program counts each packet once, under its reason; `seen` is their sum (a
+        // program from before that also counted `seen` itself counted the reason as well).
+        sum[counter::SEEN] = sum[counter::SEEN + 1..].iter().sum();
         Ok(sum)
     }
 

@@ -30,6 +30,10 @@ pub struct XdpPlan {
     /// Pin maps and links here so that enforcement outlives the process and a later start
     /// adopts them; `None` keeps everything private to the process (detached on drop).
     pub pin_dir: Option<PathBuf>,
+    /// Let the program check expiries on the coarse clock where the kernel has it (Linux
+    /// 5.11); `false` makes it read the exact clock for every banned packet, as it does on
+    /// older kernels (the tests of that path).
+    pub coarse_clock: bool,
 }
 
 impl Default for XdpPlan {
@@ -40,6 +44,7 @@ impl Default for XdpPlan {
             mode: AttachMode::Auto,
             capacities: Capacities::default(),
             pin_dir: Some(PathBuf::from(PIN_DIR)),
+            coarse_clock: true,
         }
     }
 }

@@ -268,18 +268,45 @@ pub fn test_run(
 /// `XDP_TX` injector and the `XDP_PASS` receiver of the drop benchmark.
 pub fn load_constant_xdp(action: u32) -> io::Result<OwnedFd> {
     let imm = i32::try_from(action).map_err(|_| io::Error::other("action out of range"))?;
-    // r0 = action (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT).
-    let mut mov = [0u8; 8];
-    mov[0] = 0xb7;
-    mov[4..].copy_from_slice(&imm.to_le_bytes());
-    let exit = [0x95u8, 0, 0, 0, 0, 0, 0, 0];
-    let insns = [u64::from_le_bytes(mov), u64::from_le_bytes(exit)];
+    load_xdp(&[insn(0xb7, 0, imm), EXIT], b"banxdp_all")
+}
+
+/// `bpf_ktime_get_coarse_ns`, which the XDP program's expiry check prefers (Linux 5.11).
+const BPF_FUNC_KTIME_GET_COARSE_NS: i32 = 160;
+const EXIT: u64 = 0x95;
+
+/// One instruction with no registers but `r0` and no offset: `code`, `dst`, `imm`.
+fn insn(code: u8, dst: u8, imm: i32) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[0] = code;
+    bytes[1] = dst;
+    bytes[4..].copy_from_slice(&imm.to_le_bytes());
+    u64::from_le_bytes(bytes)
+}
+
+/// Whether the kernel lets XDP programs read the coarse monotonic clock: a three-instruction
+/// program that calls it loads, or the kernel refuses it (before Linux 5.11, or a kernel
+/// that refuses BPF: then the real program does not load either).
+#[must_use]
+pub fn has_coarse_clock() -> bool {
+    // call bpf_ktime_get_coarse_ns; r0 = XDP_PASS; exit.
+    let program = [
+        insn(0x85, 0, BPF_FUNC_KTIME_GET_COARSE_NS),
+        insn(0xb7, 0, 2),
+        EXIT,
+    ];
+    load_xdp(&program, b"banxdp_probe").is_ok()
+}
+
+/// Loads a hand-assembled XDP program.
+fn load_xdp(insns: &[u64], program_name: &[u8]) -> io::Result<OwnedFd> {
     let license = c"GPL";
     let mut name = [0u8; 16];
-    name[..10].copy_from_slice(b"banxdp_all");
+    let len = program_name.len().min(15);
+    name[..len].copy_from_slice(&program_name[..len]);
     let mut attr = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_XDP,
-        insn_cnt: 2,
+        insn_cnt: u32::try_from(insns.len()).map_err(|_| io::Error::other("too long"))?,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         prog_name: name,
@@ -355,6 +382,31 @@ pub fn boottime() -> Duration {
     )
 }
 
+/// What `CLOCK_BOOTTIME` is ahead of `CLOCK_MONOTONIC` (the time the host has spent
+/// suspended), in ns: the XDP program's `BOOT_OFFSET`. The boot clock is read first, so the
+/// result never exceeds the kernel's offset, and the program's coarse bound of the boot clock
+/// stays a lower bound.
+#[must_use]
+pub fn boot_offset_ns() -> u64 {
+    let boot = boottime();
+    let mono = monotonic();
+    u64::try_from(boot.saturating_sub(mono).as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn monotonic() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    assert_eq!(ret, 0, "clock_gettime(CLOCK_MONOTONIC) cannot fail");
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The pair of clocks that converts wall-clock expiries into `CLOCK_BOOTTIME` for the kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct Clocks {
@@ -403,6 +455,20 @@ mod tests {
         assert_eq!(std::mem::size_of::<TestRunAttr>(), 80);
         assert_eq!(std::mem::size_of::<XdpMd>(), 24);
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
+    }
+
+    #[test]
+    fn the_boot_offset_is_boot_minus_monotonic() {
+        let offset = i128::from(boot_offset_ns());
+        let mono = i128::try_from(monotonic().as_nanos()).unwrap();
+        let boot = i128::try_from(boottime().as_nanos()).unwrap();
+        // Read in the other order here, so this difference is at least the offset.
+        assert!(boot - mono >= offset, "{} < {offset}", boot - mono);
+        assert!(
+            boot - mono - offset < 10_000_000,
+            "{} vs {offset}",
+            boot - mono
+        );
     }
 
     #[test]
