@@ -21,6 +21,7 @@ use super::{
     ActiveBan, Ban, Enforcer, Error, Expiry, JailScope, PortScope, ProtocolPorts,
     book::{Book, normalize, remaining, safe_name},
     exec::{Command, Executor},
+    protocol_name, ranges_text,
 };
 
 /// iptables chain names are at most 28 bytes.
@@ -71,28 +72,10 @@ pub fn port_matches(scope: &PortScope) -> Vec<String> {
     };
     let mut out = Vec::new();
     for ProtocolPorts { protocol, ranges } in list {
-        let name = match protocol {
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            33 => "dccp".to_string(),
-            132 => "sctp".to_string(),
-            other => other.to_string(),
-        };
+        let name = protocol_name(protocol);
         for group in ranges.chunks(7) {
-            let ports: Vec<String> = group
-                .iter()
-                .map(|r| {
-                    if r.start() == r.end() {
-                        r.start().to_string()
-                    } else {
-                        format!("{}:{}", r.start(), r.end())
-                    }
-                })
-                .collect();
-            out.push(format!(
-                " -p {name} -m multiport --dports {}",
-                ports.join(",")
-            ));
+            let ports = ranges_text(group, ':', ",");
+            out.push(format!(" -p {name} -m multiport --dports {ports}"));
         }
     }
     out

@@ -113,39 +113,83 @@ impl PortScope {
     }
 }
 
+impl PortScope {
+    /// Protocols that share the same ports, grouped, each group with its ports, in the order
+    /// of [`PortScope::per_protocol`]; `None` for [`PortScope::All`]. A rule per group is what
+    /// nftables and `banxdp dump` write.
+    #[must_use]
+    pub fn grouped(&self) -> Option<Vec<PortGroup>> {
+        let mut groups: Vec<PortGroup> = Vec::new();
+        for p in self.per_protocol()? {
+            match groups.iter_mut().find(|g| g.ranges == p.ranges) {
+                Some(group) => group.protocols.push(p.protocol),
+                None => groups.push(PortGroup {
+                    protocols: vec![p.protocol],
+                    ranges: p.ranges,
+                }),
+            }
+        }
+        Some(groups)
+    }
+}
+
+/// Protocols that share the same ports (see [`PortScope::grouped`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortGroup {
+    /// IP protocol numbers.
+    pub protocols: Vec<u8>,
+    /// Inclusive port ranges, sorted and merged.
+    pub ranges: Vec<RangeInclusive<u16>>,
+}
+
+impl PortGroup {
+    /// The protocols' names, joined by `separator`.
+    #[must_use]
+    pub fn names(&self, separator: &str) -> String {
+        let names: Vec<String> = self.protocols.iter().map(|p| protocol_name(*p)).collect();
+        names.join(separator)
+    }
+}
+
+/// An IP protocol's name as the firewalls spell it (`tcp`, `udp`, `dccp`, `sctp`), else its
+/// number.
+#[must_use]
+pub fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        33 => "dccp".into(),
+        132 => "sctp".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Port ranges as a list, `22,80:90`: each range written `start{to}end` (a single port as
+/// itself), joined by `separator`.
+#[must_use]
+pub fn ranges_text(ranges: &[RangeInclusive<u16>], to: char, separator: &str) -> String {
+    let words: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            if r.start() == r.end() {
+                r.start().to_string()
+            } else {
+                format!("{}{to}{}", r.start(), r.end())
+            }
+        })
+        .collect();
+    words.join(separator)
+}
+
 /// `all ports`, `tcp 22,2200:2299`, `tcp,udp 53`, `tcp 22 and udp 53` (`banxdp dump`).
 impl std::fmt::Display for PortScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Some(list) = self.per_protocol() else {
+        let Some(groups) = self.grouped() else {
             return f.write_str("all ports");
         };
-        let name = |p: u8| match p {
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            other => other.to_string(),
-        };
-        let mut groups: Vec<(Vec<String>, &[RangeInclusive<u16>])> = Vec::new();
-        for p in &list {
-            match groups.iter_mut().find(|(_, r)| *r == p.ranges.as_slice()) {
-                Some((protocols, _)) => protocols.push(name(p.protocol)),
-                None => groups.push((vec![name(p.protocol)], &p.ranges)),
-            }
-        }
         let text: Vec<String> = groups
             .iter()
-            .map(|(protocols, ranges)| {
-                let ranges: Vec<String> = ranges
-                    .iter()
-                    .map(|r| {
-                        if r.start() == r.end() {
-                            r.start().to_string()
-                        } else {
-                            format!("{}:{}", r.start(), r.end())
-                        }
-                    })
-                    .collect();
-                format!("{} {}", protocols.join(","), ranges.join(","))
-            })
+            .map(|g| format!("{} {}", g.names(","), ranges_text(&g.ranges, ':', ",")))
             .collect();
         f.write_str(&text.join(" and "))
     }

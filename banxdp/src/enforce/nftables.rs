@@ -29,6 +29,7 @@ use super::{
     ActiveBan, Ban, Enforcer, Error, JailScope, PortScope,
     book::{Book, is_host, normalize, remaining, safe_name},
     exec::{Command, Executor},
+    ranges_text,
 };
 
 /// Elements per `add element` statement; a transaction holds any number of statements.
@@ -173,46 +174,19 @@ fn sets_script(table: &str, jail: &str, kinds: impl IntoIterator<Item = SetKind>
     s
 }
 
-fn protocol_name(protocol: u8) -> String {
-    match protocol {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        33 => "dccp".into(),
-        132 => "sctp".into(),
-        other => other.to_string(),
-    }
-}
-
 /// The matches of a port scope (`meta l4proto { tcp } th dport { 22, 80-90 }`), one per
 /// group of protocols with the same ports; a single empty match for all.
 fn port_matches(scope: &PortScope) -> Vec<String> {
-    let Some(list) = scope.per_protocol() else {
+    let Some(groups) = scope.grouped() else {
         return vec![String::new()];
     };
-    let mut groups: Vec<(Vec<String>, &[std::ops::RangeInclusive<u16>])> = Vec::new();
-    for p in &list {
-        match groups.iter_mut().find(|(_, r)| *r == p.ranges.as_slice()) {
-            Some((protocols, _)) => protocols.push(protocol_name(p.protocol)),
-            None => groups.push((vec![protocol_name(p.protocol)], &p.ranges)),
-        }
-    }
     groups
         .into_iter()
-        .map(|(protocols, ranges)| {
-            let ports: Vec<String> = ranges
-                .iter()
-                .map(|r| {
-                    if r.start() == r.end() {
-                        r.start().to_string()
-                    } else {
-                        format!("{}-{}", r.start(), r.end())
-                    }
-                })
-                .collect();
+        .map(|g| {
             format!(
                 " meta l4proto {{ {} }} th dport {{ {} }}",
-                protocols.join(", "),
-                ports.join(", ")
+                g.names(", "),
+                ranges_text(&g.ranges, '-', ", ")
             )
         })
         .collect()
