@@ -203,7 +203,7 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
     use crate::{
         action::{ActionSet, Context, is_firewall_action},
         config::settings::Backend,
-        jail::{Services, port_scope},
+        jail::{Services, port_scope, shadow},
     };
     let settings =
         config::load_settings(None).map_or_else(|_| config::Settings::default(), |s| s.0);
@@ -225,16 +225,22 @@ fn enforcement(jails: &[config::fail2ban::Jail]) -> String {
         let Ok(c) = config::jails::JailConfig::resolve(jail) else {
             continue;
         };
-        let scope = match port_scope(
+        let scope = port_scope(
             c.port.as_deref(),
             c.protocol.as_deref(),
             &c.actions,
             &services,
-        ) {
-            Ok(scope) => scope.to_string(),
+        )
+        .map_err(|source| crate::jail::JailError::Ports {
+            jail: jail.name.clone(),
+            source,
+        });
+        let scope = match scope.and_then(|scope| Ok((scope, shadow(&c)?))) {
+            Ok((scope, false)) => scope.to_string(),
+            Ok((scope, true)) => format!("{scope} in shadow mode (counted, not dropped)"),
             Err(e) => {
                 // The daemon does not start it (`JailParams::from_config` refuses it).
-                let _ = writeln!(out, "[{}] disabled: jail `{}`: {e}", jail.name, jail.name);
+                let _ = writeln!(out, "[{}] disabled: {e}", jail.name);
                 continue;
             }
         };

@@ -164,6 +164,47 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     assert!(daemon.stop(), "{}", daemon.log());
 }
 
+/// `shadow = true`: the jail bans as ever (its log line, its actions, `list`), but the XDP
+/// program only counts what the ban would drop, and lets it through.
+#[test]
+fn a_shadow_jail_bans_and_counts_but_lets_the_packets_through() {
+    if !privileged("a_shadow_jail_bans_and_counts_but_lets_the_packets_through") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
+    let setup = setup("600");
+    let jail = setup.path("jail.conf");
+    let conf = std::fs::read_to_string(&jail).unwrap();
+    std::fs::write(&jail, format!("{conf}shadow = true\n")).unwrap();
+    let config = setup.path("banxdp.toml");
+    let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.append("app.log", &failures(ATTACKER, 3));
+    daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    let actions = setup.path("actions.txt");
+    eventually("the jail's action ran", || {
+        std::fs::read_to_string(&actions).is_ok_and(|t| t.contains(&format!("ban {ATTACKER}")))
+    });
+    assert_eq!(
+        topo.udp_delivered(ATTACKER, 7000, N),
+        N,
+        "shadow: nothing dropped"
+    );
+    let list = text(&setup.client(&["list"]));
+    assert!(list.contains(&format!("0 (+{N} shadow)")), "{list}");
+    let dump = std::process::Command::new(banxdp_tests::daemon::bin())
+        .args(["dump", "--config-dir"])
+        .arg(setup.path(""))
+        .output()
+        .unwrap();
+    assert!(
+        text(&dump).contains("in shadow mode (counted, not dropped)"),
+        "{}",
+        text(&dump)
+    );
+    assert!(daemon.stop());
+}
+
 #[test]
 fn bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them() {
     if !privileged("bans_survive_kill_9_and_a_restart_and_the_cli_lifts_them") {

@@ -53,6 +53,9 @@ pub struct JailConfig {
     pub port: Option<String>,
     pub protocol: Option<String>,
     pub chain: Option<String>,
+    /// banxdp's own `shadow` (count what the jail's bans would drop, and pass it), as
+    /// written; unset means off.
+    pub shadow: Option<String>,
     pub actions: Vec<ActionConfig>,
 }
 
@@ -254,6 +257,7 @@ impl JailConfig {
             port: jail.scope.get("port").cloned(),
             protocol: jail.scope.get("protocol").cloned(),
             chain: jail.scope.get("chain").cloned(),
+            shadow: jail.scope.get("shadow").cloned(),
             actions: jail
                 .actions
                 .iter()

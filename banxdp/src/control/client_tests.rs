@@ -178,6 +178,7 @@ fn list_and_stats_print_tables_or_json() {
         jails: vec!["sshd".into()],
         expiry: Some(1_796_472_600),
         drops: Some(3),
+        shadow: None,
     }];
     let reply = Reply::Bans { bans: bans.clone() };
     assert_eq!(

@@ -144,6 +144,10 @@ pub struct BanInfo {
     /// Packets dropped because of it, where the backend counts them.
     #[serde(default)]
     pub drops: Option<u64>,
+    /// Packets it would have dropped for a jail in shadow mode (`shadow = true`), where the
+    /// backend counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<u64>,
 }
 
 /// One interface's XDP counters, by name (`seen`, `pass_clean`, `drop_v4`, ...).
@@ -395,6 +399,7 @@ mod tests {
                     jails: vec!["sshd".into(), "recidive".into()],
                     expiry: None,
                     drops: Some(12),
+                    shadow: Some(0),
                 }],
             },
             Reply::Stats {
@@ -494,7 +499,8 @@ mod tests {
                     target: net("192.0.2.7"),
                     jails: vec![],
                     expiry: None,
-                    drops: None
+                    drops: None,
+                    shadow: Some(0)
                 }]
             })
         );

@@ -91,10 +91,20 @@ pub fn bans(bans: &[BanInfo], now: i64, local: &dyn Fn(i64) -> String) -> String
             ban.jails.join(","),
             expires,
             remaining,
-            ban.drops.map_or_else(|| "-".to_string(), |d| d.to_string()),
+            drops_text(ban),
         ]);
     }
     table(&rows, 4)
+}
+
+/// A ban's drops, and what it let through in shadow mode (`12`, `0 (+40 shadow)`, `-` where
+/// the backend does not count).
+fn drops_text(ban: &BanInfo) -> String {
+    let drops = ban.drops.map_or_else(|| "-".to_string(), |d| d.to_string());
+    match ban.shadow {
+        Some(shadow) if shadow > 0 => format!("{drops} (+{shadow} shadow)"),
+        _ => drops,
+    }
 }
 
 /// Time left, in its two largest units (`1d 3h`, `12m 5s`); `expired` when none is.
@@ -337,6 +347,7 @@ mod tests {
             jails: jails.iter().map(ToString::to_string).collect(),
             expiry,
             drops,
+            shadow: None,
         };
         let text = bans(
             &[
@@ -355,6 +366,27 @@ mod tests {
              198.51.100.9   nginx-http-auth  2026-12-05 11:59:55  expired          -\n"
         );
         assert_eq!(bans(&[], NOON, &utc), "no active bans\n");
+    }
+
+    #[test]
+    fn a_shadow_jails_ban_shows_what_it_let_through() {
+        let shadowed = BanInfo {
+            target: parse_target("192.0.2.8").unwrap(),
+            jails: vec!["trial".into()],
+            expiry: None,
+            drops: Some(0),
+            shadow: Some(40),
+        };
+        let text = bans(&[shadowed.clone()], NOON, &utc);
+        assert!(
+            text.ends_with("never    -          0 (+40 shadow)\n"),
+            "{text}"
+        );
+        let quiet = BanInfo {
+            shadow: Some(0),
+            ..shadowed
+        };
+        assert!(bans(&[quiet], NOON, &utc).ends_with(" 0\n"));
     }
 
     #[test]

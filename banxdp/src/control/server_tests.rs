@@ -35,6 +35,7 @@ async fn daemon(
                     jails: vec![jail.unwrap_or_else(|| "manual".into())],
                     expiry: None,
                     drops: Some(0),
+                    shadow: None,
                 });
                 Reply::Ok {
                     message: Some(format!("banned {}", proto::target_text(&target))),

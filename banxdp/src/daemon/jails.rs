@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use super::{Bans, DaemonError};
 use crate::{
     config::jails::{Bantime, JailConfig},
-    enforce::{Enforcer, JailScope},
+    enforce::Enforcer,
     filter::{
         Scanner,
         date::{Clock, Zone},
@@ -329,11 +329,7 @@ impl Jails {
     pub fn declare(&mut self, enforcer: &mut (dyn Enforcer + Send)) {
         let mut refused = Vec::new();
         for run in &self.runs {
-            let scope = JailScope {
-                name: run.config.name.clone(),
-                ports: run.state.params().ports.clone(),
-                shadow: false,
-            };
+            let scope = run.state.params().scope();
             if let Err(e) = enforcer.add_jail(&scope) {
                 tracing::error!(
                     "jail `{}`: {:#}; the jail is disabled",

@@ -210,6 +210,7 @@ impl State {
                     jails: b.jails,
                     expiry,
                     drops: b.drops,
+                    shadow: b.shadow_hits,
                 }
             })
             .collect();

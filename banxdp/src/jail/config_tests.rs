@@ -43,6 +43,9 @@ fn params_errors_name_the_jail_and_the_value() {
         "jail `sshd`: invalid usedns `sometimes` (yes, warn, no or raw)",
     ));
     let mut c = conf();
+    c.shadow = Some("maybe".into());
+    cases.push((c, "jail `sshd`: invalid shadow `maybe` (true or false)"));
+    let mut c = conf();
     c.maxretry = 0;
     cases.push((c, "jail `sshd`: invalid maxretry `0` (at least 1)"));
     let mut c = conf();
@@ -203,6 +206,59 @@ fn load_with_local(test: &str, local: &str) -> Option<Vec<(String, Result<JailPa
             })
             .collect(),
     )
+}
+
+/// banxdp's `shadow` reaches the enforcer's scope of the jail: off unless set (whatever the
+/// jail's actions), on with `true`/`yes`; fail2ban's own stream does not carry it.
+#[test]
+fn shadow_comes_from_the_jail_section() {
+    let local = "
+[sshd]
+enabled = true
+shadow = true
+
+[recidive]
+enabled = true
+shadow = yes
+action = sendmail-whois[dest=root]
+
+[nginx-http-auth]
+enabled = true
+logpath = /var/log/nginx/error.log
+shadow = false
+
+[postfix]
+enabled = true
+logpath = /var/log/mail.log
+action = sendmail-whois[dest=root]
+";
+    let Some(jails) = load_with_local("shadow_comes_from_the_jail_section", local) else {
+        return;
+    };
+    let shadow = |name: &str| {
+        let (_, params) = jails.iter().find(|(n, _)| n == name).unwrap();
+        params.as_ref().unwrap().scope().shadow
+    };
+    assert!(shadow("sshd"));
+    assert!(shadow("recidive"));
+    assert!(!shadow("nginx-http-auth"));
+    assert!(
+        !shadow("postfix"),
+        "a notification-only jail still enforces"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jail.conf"),
+        "[sshd]\nenabled = true\nshadow = true\n",
+    )
+    .unwrap();
+    let stream = crate::config::dump_stream(&crate::config::fail2ban::Disk, dir.path()).unwrap();
+    assert!(
+        !serde_json::to_string(&stream.stream)
+            .unwrap()
+            .contains("shadow"),
+        "fail2ban's stream has no `shadow` option"
+    );
 }
 
 /// A jail's bans take the port of its firewall action, as fail2ban hands the action its

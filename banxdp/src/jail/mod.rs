@@ -28,7 +28,7 @@
 //! #     maxretry: 2, maxmatches: None, findtime: 600,
 //! #     bantime: banxdp::config::jails::Bantime::Seconds(3600), increment: Default::default(),
 //! #     ignoreip: vec!["10.0.0.0/8".into()], ignoreself: true, ignorecommand: None,
-//! #     port: Some("ssh".into()), protocol: None, chain: None,
+//! #     port: Some("ssh".into()), protocol: None, chain: None, shadow: None,
 //! #     actions: vec!["iptables-multiport".into()],
 //! # };
 //! let services = Services::parse("ssh 22/tcp\n");
@@ -157,6 +157,8 @@ pub enum JailError {
         #[source]
         source: IgnoreCommandError,
     },
+    #[error("jail `{jail}`: invalid shadow `{value}` (true or false)")]
+    Shadow { jail: String, value: String },
     #[error("jail `{jail}`: invalid usedns `{value}` (yes, warn, no or raw)")]
     UseDns { jail: String, value: String },
     #[error("jail `{jail}`: invalid {option} `{value}` ({why})")]
@@ -184,6 +186,9 @@ pub struct JailParams {
     pub ignorecommand: Option<IgnoreCommand>,
     pub usedns: UseDns,
     pub ports: PortScope,
+    /// banxdp's `shadow`: the jail's bans are enforced in shadow mode (the backend counts
+    /// what they would drop, and passes it), to trial a jail on live traffic.
+    pub shadow: bool,
     pub limits: Limits,
     pub seed: u64,
 }
@@ -243,6 +248,7 @@ impl JailParams {
             jail: jail(),
             source,
         })?;
+        let shadow = shadow(c)?;
         Ok(Self {
             name: c.name.clone(),
             maxretry: c.maxretry,
@@ -254,6 +260,7 @@ impl JailParams {
             ignorecommand,
             usedns,
             ports,
+            shadow,
             limits: env.limits,
             seed: env.seed ^ name_hash(&c.name),
         })
@@ -265,8 +272,30 @@ impl JailParams {
         JailScope {
             name: self.name.clone(),
             ports: self.ports.clone(),
-            shadow: false,
+            shadow: self.shadow,
         }
+    }
+}
+
+/// Whether the jail's bans are enforced in shadow mode: its `shadow` (`true`, `yes`, `on`,
+/// `1` or their opposites), off when unset.
+pub fn shadow(c: &JailConfig) -> Result<bool, JailError> {
+    match c.shadow.as_deref().map(str::trim) {
+        None | Some("") => Ok(false),
+        Some(text) => parse_flag(text).ok_or_else(|| JailError::Shadow {
+            jail: c.name.clone(),
+            value: text.into(),
+        }),
+    }
+}
+
+/// A boolean as fail2ban's configuration writes one (`true`, `yes`, `on`, `1`, and their
+/// opposites, in any case).
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 

@@ -51,6 +51,7 @@ pub(super) fn conf() -> JailConfig {
         port: Some("ssh".into()),
         protocol: None,
         chain: None,
+        shadow: None,
         actions: vec!["iptables-multiport".into()],
     }
 }

@@ -154,6 +154,7 @@ mod tests {
             port: None,
             protocol: None,
             chain: None,
+            shadow: None,
             actions: vec![],
         }
     }

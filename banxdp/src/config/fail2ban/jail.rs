@@ -146,7 +146,8 @@ pub struct Jail {
     pub warnings: Vec<String>,
     /// Where each jail option was written.
     pub origins: IndexMap<String, super::ini::Origin>,
-    /// The jail's `port`, `protocol` and `chain` (which fail2ban hands to its actions).
+    /// The jail's `port`, `protocol` and `chain` (which fail2ban hands to its actions), and
+    /// banxdp's own `shadow` (which fail2ban does not read).
     pub scope: IndexMap<String, String>,
 }
 
@@ -354,7 +355,7 @@ fn read_jail_inner(
             jail.origins.insert(opt.clone(), origin);
         }
     }
-    for opt in ["port", "protocol", "chain"] {
+    for opt in ["port", "protocol", "chain", "shadow"] {
         if let Ok(value) = jails.get(&name, opt, &Vars::new()) {
             jail.scope.insert(opt.to_string(), value);
         }
