@@ -377,7 +377,7 @@ mod tests {
             drops: Some(0),
             shadow: Some(40),
         };
-        let text = bans(&[shadowed.clone()], NOON, &utc);
+        let text = bans(std::slice::from_ref(&shadowed), NOON, &utc);
         assert!(
             text.ends_with("never    -          0 (+40 shadow)\n"),
             "{text}"
