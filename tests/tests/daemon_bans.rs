@@ -586,15 +586,29 @@ fn the_operator_drives_the_daemon_and_a_broken_jail_stays_apart() {
     }
     let topo = Topology::new(&[ATTACKER, BYSTANDER], &[]);
     let setup = setup("1h");
-    // A second jail whose filter does not compile: reported, disabled; `web` runs.
-    let mut jails = std::fs::read_to_string(setup.path("jail.conf")).unwrap();
+    // A second jail whose filter does not compile: reported, disabled; `web` runs. Each
+    // has an action whose `actionstart` leaves a mark: the broken jail's never runs.
+    let mut jails = std::fs::read_to_string(setup.path("jail.conf"))
+        .unwrap()
+        .replace(
+            "action = record\n",
+            "action = record\n         mark[as=web]\n",
+        );
     let _ = write!(
         jails,
-        "\n[broken]\nenabled = true\nfilter = broken\nlogpath = {}\n",
+        "\n[broken]\nenabled = true\nfilter = broken\nlogpath = {}\naction = mark[as=broken]\n",
         setup.path("app.log").display()
     );
     std::fs::write(setup.path("jail.conf"), &jails).unwrap();
     setup.filter("broken", "[Definition]\nfailregex = ^(unclosed <HOST>$\n");
+    std::fs::write(
+        setup.path("action.d/mark.conf"),
+        format!(
+            "[Definition]\nactionstart = touch {}/started-<as>\nactionban =\nactionunban =\n",
+            setup.path("").display()
+        ),
+    )
+    .unwrap();
     let mut daemon = Daemon::start(
         &topo.victim,
         &setup.path("banxdp.toml"),
@@ -602,6 +616,14 @@ fn the_operator_drives_the_daemon_and_a_broken_jail_stays_apart() {
     );
     daemon.wait_for_log("enforcing 0 ban(s)");
     assert!(daemon.log().contains("jail `broken`"), "{}", daemon.log());
+    eventually("the running jail's actionstart ran", || {
+        setup.path("started-web").exists()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !setup.path("started-broken").exists(),
+        "a disabled jail started its actions"
+    );
     let ping = setup.client(&["ping"]);
     assert!(ping.status.success(), "{}", text(&ping));
 

@@ -98,6 +98,18 @@ enum End {
     Stop { detach: bool },
 }
 
+/// The action sets of the jails that run: a jail disabled after its actions were read (a
+/// filter that does not compile, a bad port, one the enforcer refused) starts none, so that
+/// no `actionstart` (a "jail started" mail) speaks for a jail that is not there.
+fn running_only(
+    sets: Vec<crate::action::ActionSet>,
+    running: &[String],
+) -> Vec<crate::action::ActionSet> {
+    sets.into_iter()
+        .filter(|set| running.iter().any(|name| name == set.jail()))
+        .collect()
+}
+
 async fn run(options: Options) -> Result<(), DaemonError> {
     let Options {
         settings,
@@ -139,7 +151,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
     let mut bans = Bans::new(chosen.enforcer, None);
     jails.declare(bans.enforcer_mut());
     let writer = Writer::spawn(&settings.daemon.database, WriterOptions::default())?;
-    let notifier = notify::Notifier::spawn(notifications);
+    let notifier = notify::Notifier::spawn(running_only(notifications, &jails.names()));
     let restoring = restore::Restore {
         store: &store,
         writer: &writer,

@@ -252,7 +252,8 @@ impl State {
         self.journals.reconcile(self.jails.journals());
         // With `backend = actions` the actions are the backend, built once at start.
         if self.settings.enforce.backend != crate::config::settings::Backend::Actions {
-            self.notifier.replace(actions, only);
+            self.notifier
+                .replace(super::running_only(actions, &self.jails.names()), only);
         }
         if self.jails.follow_specs() != specs {
             // New files to follow: a new follower, resuming where the store says every file
