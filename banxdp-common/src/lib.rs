@@ -27,8 +27,7 @@ pub const MAP_ALLOW_V4: &str = "ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "ALLOW_V6";
 /// Port scopes: [`PortKey`] → `u64` mask of the jails whose bans cover that port.
 pub const MAP_PORT_JAILS: &str = "PORT_JAILS";
-/// Global switches: one [`Settings`] at index 0 (array), kept for user space (a restarted
-/// daemon reads them back); the program reads its copy, [`MAP_SETTINGS_NOW`].
+/// Global switches: one [`Settings`] at index 0 (array).
 pub const MAP_SETTINGS: &str = "SETTINGS";
 /// Per-CPU packet counters: [`Counters`] at index `ifindex % COUNTER_SLOTS` (per-CPU array).
 pub const MAP_COUNTERS: &str = "COUNTERS";
@@ -41,10 +40,6 @@ pub const MAP_JAILS: &str = "JAILS";
 /// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
 /// not in [`MAP_NAMES`].
 pub const MAP_TRACE: &str = ".data.trace";
-/// The settings the program reads: its `SETTINGS_NOW` global, alone in its section (a
-/// one-entry array map holding one [`Settings`]). User space writes it with every write of
-/// [`MAP_SETTINGS`] and at load, before the program sees a packet. Never pinned.
-pub const MAP_SETTINGS_NOW: &str = ".data.settings";
 /// Clock offset: the program's `BOOT_OFFSET` global, alone in its section (a one-entry array
 /// map holding one `u64`): `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, read by user space in
 /// that order so that it never exceeds the kernel's offset. The program adds it to the coarse

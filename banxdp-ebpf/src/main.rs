@@ -32,7 +32,7 @@
 //!
 //! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
 //! about its length) passes and is counted, and a missing map entry that should always exist
-//! (the counters) does not stop the verdict. A packet filter that drops what it does not understand
+//! (settings, counters) also passes. A packet filter that drops what it does not understand
 //! would take a server off the network on the first odd frame; one that passes it only lets
 //! through what the kernel's own stack will judge next.
 #![no_std]
@@ -84,8 +84,6 @@ static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW
 static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW, 0);
 #[map]
 static PORT_JAILS: HashMap<PortKey, u64> = HashMap::with_max_entries(PORT_JAILS_ENTRIES, 0);
-/// Read by user space only (the settings to restore after a restart); the program reads its
-/// own copy, `SETTINGS_NOW`.
 #[map]
 static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
@@ -107,17 +105,6 @@ impl<T: Copy> Global<T> {
         unsafe { core::ptr::read_volatile(self.0.get()) }
     }
 }
-/// The settings the program reads (map `.data.settings`): user space writes them here and in
-/// the pinned `SETTINGS` map, which outlives the program and is what a restarted daemon reads
-/// back. A global is a load where the map is a lookup and a null check on every packet.
-#[unsafe(no_mangle)]
-#[unsafe(link_section = ".data.settings")]
-static SETTINGS_NOW: Global<Settings> = Global(UnsafeCell::new(Settings {
-    allports: 0,
-    shadow: 0,
-    flags: 0,
-    pad: 0,
-}));
 /// Trace switch (`TRACE_ON_*` bits, map `.data.trace`), which the daemon sets while
 /// `banxdp trace` runs.
 #[unsafe(no_mangle)]
@@ -204,7 +191,9 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 
 #[inline(always)]
 fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
-    let settings = &SETTINGS_NOW.get();
+    let Some(settings) = SETTINGS.get(0) else {
+        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
+    };
     let addr = packet.source.to_ne_bytes();
     let exact = BANS_V4.get_ptr_mut(addr);
     let cidr = || {
@@ -229,7 +218,9 @@ fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
 
 #[inline(always)]
 fn judge_v6(packet: &Packet<[u8; 16]>) -> (u32, usize) {
-    let settings = &SETTINGS_NOW.get();
+    let Some(settings) = SETTINGS.get(0) else {
+        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
+    };
     let addr = packet.source;
     let exact = BANS_V6.get_ptr_mut(addr);
     let cidr = || {

@@ -42,8 +42,7 @@ use aya::{
 use banxdp_common::{
     Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6,
     MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS,
-    MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAP_SETTINGS_NOW, MAX_JAILS, PROGRAM_NAME, PortKey,
-    Settings, counter,
+    MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
 };
 use ipnet::IpNet;
 
@@ -235,9 +234,6 @@ pub struct XdpEnforcer {
     adopted_maps: bool,
     /// Until the daemon takes it (`take_tracer`); `None` also when the object cannot trace.
     tracer: Option<trace::Tracer>,
-    /// The program's `SETTINGS_NOW` global; `None` for an object from before it (which
-    /// reads the `SETTINGS` map).
-    settings_now: Option<Array<MapData, Settings>>,
     /// The program's `BOOT_OFFSET` global; `None` for an object from before it (whose
     /// expiry check reads the exact clock for every banned packet).
     clock: Option<Array<MapData, u64>>,
@@ -320,10 +316,6 @@ impl XdpEnforcer {
             Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_CLOCK))?),
             None => None,
         };
-        let settings_now = match ebpf.take_map(MAP_SETTINGS_NOW) {
-            Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_SETTINGS_NOW))?),
-            None => None,
-        };
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(XdpError::MissingProgram)?
@@ -351,13 +343,10 @@ impl XdpEnforcer {
             pin_dir: plan.pin_dir.clone(),
             adopted_maps,
             tracer,
-            settings_now,
             clock,
         };
-        // Before the program sees a packet: until then it has no jail's settings (an
-        // adopted map's are copied here), and its bound of the boot clock is the coarse
-        // monotonic clock alone.
-        enforcer.publish_settings()?;
+        // Before the program sees a packet: until then its bound of the boot clock is the
+        // coarse monotonic clock alone.
         enforcer.set_clock()?;
         for interface in &plan.interfaces {
             enforcer.stage(interface, plan.mode)?;
