@@ -141,6 +141,31 @@ impl CommandEnforcer {
         out.sort();
         out
     }
+
+    /// Brings each of these held bans in line with the allow list and its jail's shadow
+    /// mode: carried out when neither spares it, lifted when one does.
+    fn settle(&mut self, keys: Vec<(String, IpNet)>) -> Result<(), Error> {
+        let mut first = Ok(());
+        for key in keys {
+            let allowed = self.is_allowed(&key.1);
+            let shadow = self.jails.get(&key.0).is_some_and(|s| s.shadow);
+            let (Some(held), Some(set)) = (self.bans.get_mut(&key), self.sets.get_mut(&key.0))
+            else {
+                continue;
+            };
+            let result = if held.applied && (allowed || shadow) {
+                held.applied = false;
+                set.unban(&held.info)
+            } else if !held.applied && !allowed && !shadow {
+                held.applied = true;
+                set.ban(&held.info)
+            } else {
+                Ok(())
+            };
+            first = first.and(result.map_err(Error::from));
+        }
+        first
+    }
 }
 
 /// `<bantime>` in seconds from the ban's expiry; -1 for a permanent ban.
@@ -161,13 +186,26 @@ impl Enforcer for CommandEnforcer {
     }
 
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
-        let new = self.jails.insert(jail.name.clone(), jail.clone()).is_none();
-        if new {
-            if let Some(set) = self.sets.get_mut(&jail.name) {
-                set.start()?;
+        match self.jails.insert(jail.name.clone(), jail.clone()) {
+            None => {
+                if let Some(set) = self.sets.get_mut(&jail.name) {
+                    set.start()?;
+                }
+                Ok(())
             }
+            // A reload that turns shadow mode on or off: the jail's held bans are lifted or
+            // carried out now, as the other backends rewrite their rules.
+            Some(old) if old.shadow != jail.shadow => {
+                let keys = self
+                    .bans
+                    .keys()
+                    .filter(|(j, _)| *j == jail.name)
+                    .cloned()
+                    .collect();
+                self.settle(keys)
+            }
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn remove_jail(&mut self, name: &str) -> Result<(), Error> {
@@ -208,26 +246,7 @@ impl Enforcer for CommandEnforcer {
     fn set_allowed(&mut self, nets: &[IpNet]) -> Result<(), Error> {
         self.allowed = nets.to_vec();
         let keys: Vec<(String, IpNet)> = self.bans.keys().cloned().collect();
-        let mut first = Ok(());
-        for key in keys {
-            let allowed = self.is_allowed(&key.1);
-            let shadow = self.jails.get(&key.0).is_some_and(|s| s.shadow);
-            let (Some(held), Some(set)) = (self.bans.get_mut(&key), self.sets.get_mut(&key.0))
-            else {
-                continue;
-            };
-            let result = if held.applied && allowed {
-                held.applied = false;
-                set.unban(&held.info)
-            } else if !held.applied && !allowed && !shadow {
-                held.applied = true;
-                set.ban(&held.info)
-            } else {
-                Ok(())
-            };
-            first = first.and(result.map_err(Error::from));
-        }
-        first
+        self.settle(keys)
     }
 
     fn active(&self) -> Result<Vec<ActiveBan>, Error> {
@@ -432,5 +451,29 @@ mod tests {
             ]
         );
         assert_eq!(e.describe(), "action.d commands (sshd: rec)");
+    }
+
+    #[test]
+    fn a_reload_that_turns_shadow_mode_on_or_off_lifts_or_carries_out_the_bans() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut e = enforcer(&log);
+        e.add_jail(&scope("sshd", false)).unwrap();
+        e.ban(&ban("192.0.2.7", None)).unwrap();
+        e.add_jail(&scope("sshd", true)).unwrap();
+        e.ban(&ban("192.0.2.8", None)).unwrap();
+        e.add_jail(&scope("sshd", true)).unwrap();
+        e.add_jail(&scope("sshd", false)).unwrap();
+        assert_eq!(e.active().unwrap().len(), 2);
+        assert_eq!(
+            lines(&log),
+            [
+                "start",
+                "ban 192.0.2.7 -1",
+                "unban 192.0.2.7",
+                "ban 192.0.2.7 -1",
+                "ban 192.0.2.8 -1",
+            ]
+        );
     }
 }
