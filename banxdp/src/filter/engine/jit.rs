@@ -134,6 +134,12 @@ fn portable(pattern: &str) -> bool {
     if !pattern.is_ascii() || [r"\p", r"\P", r"\v"].iter().any(|e| pattern.contains(e)) {
         return false;
     }
+    // `\h` is a hex digit to `fancy-regex`, horizontal space to PCRE2; `(?R)` is CRLF mode to
+    // the `regex` crate, recursion to PCRE2. Python has neither, so no filter does: refused
+    // all the same rather than read two ways.
+    if [r"\h", r"\H"].iter().any(|e| pattern.contains(e)) {
+        return false;
+    }
     // Inline flag groups, `(?i)` or `(?i-s:`: PCRE2 reads `i`, `m` and `s` as `regex` does.
     let mut rest = pattern;
     while let Some(at) = rest.find("(?") {
@@ -141,7 +147,7 @@ fn portable(pattern: &str) -> bool {
             .chars()
             .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
             .collect();
-        if flags.contains(['x', 'u', 'U']) && !flags.starts_with('P') {
+        if flags.contains(['x', 'u', 'U', 'R']) && !flags.starts_with('P') {
             return false;
         }
         rest = &rest[at + 2..];
@@ -210,7 +216,9 @@ impl Jit {
         // `.` may match a newline: the texts served have none, so this changes no answer,
         // and PCRE2 then runs a `.+` or `.*` to the end of the text in one step instead of
         // testing each byte for a newline (half the cost of a prefregex ending `(.+)$`).
-        let pattern = format!("(*LIMIT_MATCH={MATCH_LIMIT}){pattern}");
+        // `(*LF)`: a newline is `\n` alone, whatever default the library was built with, so
+        // that `$` and `\Z` read a text as Python does (a `\r` is an ordinary byte).
+        let pattern = format!("(*LF)(*LIMIT_MATCH={MATCH_LIMIT}){pattern}");
         let code = Code::compile(&pattern, PCRE2_DOTALL)?;
         let data = RefCell::new(MatchData::for_code(&code));
         Some(Self {
@@ -233,6 +241,13 @@ impl Jit {
         read: impl FnOnce(&Locations<'_>) -> R,
     ) -> Result<Option<R>, GaveUp> {
         let data = self.data.borrow_mut();
+        // An empty `&str` may point anywhere (a dangling, aligned address): PCRE2 gets a
+        // real one, as the `pcre2` crate makes sure too.
+        let subject: &[u8] = if text.is_empty() {
+            b"\0"
+        } else {
+            text.as_bytes()
+        };
         // SAFETY: the code was JIT-compiled (`Code::compile` refuses it otherwise), the
         // subject is `text`'s bytes with their length, and the match data was made for this
         // code; a null match context means PCRE2's defaults (the pattern's own match limit
@@ -240,7 +255,7 @@ impl Jit {
         let found = unsafe {
             pcre2_jit_match_8(
                 self.code.raw.as_ptr(),
-                text.as_ptr(),
+                subject.as_ptr(),
                 text.len(),
                 0,
                 0,
@@ -356,6 +371,8 @@ mod tests {
         assert!(Jit::new(r"\p{Lu}+").is_none());
         assert!(Jit::new("ü").is_none());
         assert!(Jit::new(r"a\vb").is_none());
+        assert!(Jit::new(r"a\hb").is_none());
+        assert!(Jit::new(r"(?R)a$").is_none());
         assert!(Jit::new(r"(?P<e>a*)*b").is_none());
         assert!(Jit::new(r"(?:x|(?P<e>a)?)+b").is_none());
         assert!(Jit::new(r"(?P<e>a+)*b(?:c?)*").is_some());
@@ -436,5 +453,12 @@ mod tests {
         let jit = Jit::new(r"^a(?P<rest>.+)$").unwrap();
         let rest = jit.search("a\rb\tc", |l| l.get(1)).unwrap().unwrap();
         assert_eq!(rest, Some((1, 5)));
+        // `$` stops before a final `\n` only, as Python's does: not before a `\r`.
+        let end = Jit::new(r"^(?P<all>a.)$").unwrap();
+        assert_eq!(end.search("ab\r", |l| l.get(1)).unwrap(), None);
+        assert_eq!(end.search("a\r", |l| l.get(1)).unwrap(), Some(Some((0, 2))));
+        // An empty text is searched like any other.
+        let empty = Jit::new(r"^(?P<none>x?)$").unwrap();
+        assert_eq!(empty.search("", |l| l.get(1)).unwrap(), Some(Some((0, 0))));
     }
 }
