@@ -533,8 +533,12 @@ fn expiry_is_exact_without_the_coarse_clock() {
 }
 
 /// Far from the end, within the slack before it, just past it and past it by more than the
-/// slack. Moments before the end are checked only when the run was over before it.
+/// slack. Moments before the end are checked only when the run was over before it. The
+/// program's bound of the boot clock is made to lag by half a second (as after a suspend
+/// while no daemon ran), so that just past the end the bound still says "in force" and only
+/// the exact clock can say "expired".
 fn expiry_holds_at_each_moment(mut xdp: XdpEnforcer) {
+    xdp.lag_clock(Duration::from_millis(500)).unwrap();
     xdp.add_jail(&all_ports("sshd")).unwrap();
     let slack = Duration::from_nanos(EXPIRY_SLACK_NS);
     let ends = SystemTime::now() + slack + Duration::from_millis(600);
@@ -560,8 +564,8 @@ fn expiry_holds_at_each_moment(mut xdp: XdpEnforcer) {
             assert_eq!(verdict, XDP_DROP, "in force until its end");
         }
     }
-    // Just past the end, where only the exact clock knows, then past the end by more than
-    // the slack, where the coarse bound knows.
+    // Just past the end, where the lagging bound still says "in force" and only the exact
+    // clock knows, then past the end by more than the slack, where the bound knows.
     for after in [
         Duration::from_millis(100),
         slack + Duration::from_millis(100),

@@ -237,6 +237,9 @@ pub struct XdpEnforcer {
     /// The program's `BOOT_OFFSET` global; `None` for an object from before it (whose
     /// expiry check reads the exact clock for every banned packet).
     clock: Option<Array<MapData, u64>>,
+    /// How far the program's bound of the boot clock is made to lag (see
+    /// [`XdpEnforcer::lag_clock`]); zero but in tests.
+    clock_lag_ns: u64,
 }
 
 impl XdpEnforcer {
@@ -344,6 +347,7 @@ impl XdpEnforcer {
             adopted_maps,
             tracer,
             clock,
+            clock_lag_ns: 0,
         };
         // Before the program sees a packet: until then its bound of the boot clock is the
         // coarse monotonic clock alone.
@@ -600,12 +604,21 @@ impl XdpEnforcer {
     /// `BOOT_OFFSET`. It grows only when the host suspends; writing it whenever bans are
     /// written keeps the program's coarse expiry bound tight while the daemon runs.
     fn set_clock(&mut self) -> Result<(), XdpError> {
+        // The program adds the offset with wrapping arithmetic, so a lag larger than the
+        // offset (which is zero on a host that never suspended) still lowers its bound.
+        let offset = sys::boot_offset_ns().wrapping_sub(self.clock_lag_ns);
         match &mut self.clock {
-            Some(clock) => clock
-                .set(0, sys::boot_offset_ns(), 0)
-                .map_err(map_err(MAP_CLOCK)),
+            Some(clock) => clock.set(0, offset, 0).map_err(map_err(MAP_CLOCK)),
             None => Ok(()),
         }
+    }
+
+    /// Makes the program's lower bound of the boot clock lag behind it by `lag` from now on,
+    /// as it does on a host that suspended while no daemon ran to write the offset: near a
+    /// ban's end the exact clock must then decide. For tests of that path.
+    pub fn lag_clock(&mut self, lag: std::time::Duration) -> Result<(), XdpError> {
+        self.clock_lag_ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
+        self.set_clock()
     }
 
     /// Runs the program once on `frame` as if it had arrived on `ifindex` (`BPF_PROG_TEST_RUN`):
