@@ -60,6 +60,29 @@ fn params_errors_name_the_jail_and_the_value() {
 }
 
 /// Every jail section of the installed /etc/fail2ban/jail.conf, all enabled and resolved;
+/// A copy of the installed /etc/fail2ban in a temporary directory.
+fn stock_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .args(["-r", "/etc/fail2ban/."])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+/// The environment a jail is checked in, with `services` and nothing of this machine's.
+fn stock_env(services: &Services) -> Env<'_> {
+    Env {
+        services,
+        local_addrs: &[],
+        resolve: &|_| Vec::new(),
+        seed: 1,
+        limits: Limits::default(),
+    }
+}
+
 /// `None` (with a line on stderr) where fail2ban is not installed.
 fn stock_jails(test: &str) -> Option<Vec<JailConfig>> {
     use crate::config::{dump_stream, fail2ban::Disk};
@@ -69,13 +92,7 @@ fn stock_jails(test: &str) -> Option<Vec<JailConfig>> {
         eprintln!("{test}: skipped, no /etc/fail2ban");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp")
-        .args(["-r", "/etc/fail2ban/."])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let dir = stock_copy();
     let jail_conf = std::fs::read_to_string(stock.join("jail.conf")).unwrap();
     let mut local = String::new();
     for l in jail_conf.lines() {
@@ -108,13 +125,7 @@ fn every_stock_jail_reads_into_params() {
         return;
     };
     let services = stock_services();
-    let env = Env {
-        services: &services,
-        local_addrs: &[],
-        resolve: &|_| Vec::new(),
-        seed: 1,
-        limits: Limits::default(),
-    };
+    let env = stock_env(&services);
     let mut params = Vec::new();
     let mut failures = Vec::new();
     for c in &jails {
@@ -174,24 +185,12 @@ fn load_with_local(test: &str, local: &str) -> Option<Vec<(String, Result<JailPa
         eprintln!("{test}: skipped, no /etc/fail2ban");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp")
-        .args(["-r", "/etc/fail2ban/."])
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let dir = stock_copy();
     std::fs::write(dir.path().join("jail.local"), local).unwrap();
     let _ = std::fs::remove_dir_all(dir.path().join("jail.d"));
     let dump = dump_stream(&Disk, dir.path()).unwrap();
     let services = stock_services();
-    let env = Env {
-        services: &services,
-        local_addrs: &[],
-        resolve: &|_| Vec::new(),
-        seed: 1,
-        limits: Limits::default(),
-    };
+    let env = stock_env(&services);
     Some(
         dump.jails
             .iter()
