@@ -82,6 +82,14 @@ fn failures_in_a_log_ban_at_maxretry_and_the_ban_ends_after_bantime() {
     let config = setup.path("banxdp.toml");
     let mut daemon = Daemon::start(&topo.victim, &config, setup.path("daemon.log"));
     daemon.wait_for_log("enforcing 0 ban(s)");
+    // Its one action only records: the daemon says it enforces the bans all the same.
+    assert!(
+        daemon
+            .log()
+            .contains("jail `web`: none of its actions (record) blocks traffic"),
+        "{}",
+        daemon.log()
+    );
     assert_eq!(topo.udp_delivered(ATTACKER, 7000, N), N);
 
     // Two failures: under maxretry, nothing happens.
@@ -181,6 +189,11 @@ fn a_shadow_jail_bans_and_counts_but_lets_the_packets_through() {
     daemon.wait_for_log("enforcing 0 ban(s)");
     setup.append("app.log", &failures(ATTACKER, 3));
     daemon.wait_for_log(&format!("[web] Ban {ATTACKER}"));
+    assert!(
+        !daemon.log().contains("none of its actions"),
+        "{}",
+        daemon.log()
+    );
     let actions = setup.path("actions.txt");
     eventually("the jail's action ran", || {
         std::fs::read_to_string(&actions).is_ok_and(|t| t.contains(&format!("ban {ATTACKER}")))

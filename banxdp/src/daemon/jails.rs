@@ -227,7 +227,31 @@ fn build_one(c: &JailConfig, env: &Env<'_>, year: i32) -> Result<(Scanner, Jail)
     }
     let scanner = Scanner::new(&c.filter_spec(), year)
         .map_err(|e| format!("jail `{}`: filter: {:#}", c.name, anyhow::Error::from(e)))?;
+    if let Some(hint) = blocks_anyway(c, params.shadow) {
+        tracing::info!("{hint}");
+    }
     Ok((scanner, Jail::new(params)))
+}
+
+/// For a jail that names actions, none of which blocks traffic (`mail-whois` alone): that
+/// banxdp enforces its bans all the same, where fail2ban would only have run the actions.
+/// (banxdp's own configuration reads `action` as what runs beside its enforcement; an
+/// /etc/fail2ban jail of that kind meant "tell me, do not block".)
+fn blocks_anyway(c: &JailConfig, shadow: bool) -> Option<String> {
+    let blocking = c
+        .actions
+        .iter()
+        .any(|a| crate::action::is_firewall_action(&a.name));
+    if shadow || c.actions.is_empty() || blocking {
+        return None;
+    }
+    let names: Vec<&str> = c.actions.iter().map(|a| a.name.as_str()).collect();
+    Some(format!(
+        "jail `{}`: none of its actions ({}) blocks traffic; banxdp enforces its bans all the \
+         same (`shadow = true` only counts them, as fail2ban would block nothing)",
+        c.name,
+        names.join(", ")
+    ))
 }
 
 /// What the jails' parameters need from the machine, read at start and at each reload.
