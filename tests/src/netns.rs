@@ -215,8 +215,10 @@ impl Topology {
     pub fn udp_delivered(&self, source: &str, port: u16, count: usize) -> usize {
         use std::{net::UdpSocket, time::Duration};
         let (source, target) = victim_for(source);
-        let receiver = with_netns(&self.victim, || UdpSocket::bind((target, port)))
-            .expect("bind the victim's socket");
+        let receiver = with_netns(&self.victim, || {
+            retry_in_use(|| UdpSocket::bind((target, port)))
+        })
+        .expect("bind the victim's socket");
         receiver
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
@@ -244,8 +246,10 @@ impl Topology {
             time::Duration,
         };
         let (source, target) = victim_for(source);
-        let _listener = with_netns(&self.victim, || TcpListener::bind((target, port)))
-            .expect("bind the victim's listener");
+        let _listener = with_netns(&self.victim, || {
+            retry_in_use(|| TcpListener::bind((target, port)))
+        })
+        .expect("bind the victim's listener");
         with_netns(&self.attacker, || {
             let socket = socket2_connect(SocketAddr::new(source, 0), SocketAddr::new(target, port));
             socket.is_ok_and(|s| {
@@ -253,6 +257,24 @@ impl Topology {
                 true
             })
         })
+    }
+}
+
+/// `bind`, tried again for up to 2 s while the port is in use: the socket a call before this
+/// one closed can outlive it for a moment, when another test's thread forked a child just
+/// then (the child holds every descriptor until its `exec` closes them).
+fn retry_in_use<S>(bind: impl Fn() -> std::io::Result<S>) -> std::io::Result<S> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match bind() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 
