@@ -133,6 +133,14 @@ pub(super) fn load_table(rows: &[LoadRow], out: &mut String) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A table's rows, less its header and separator.
+    fn body(out: &str) -> Vec<&str> {
+        out.lines()
+            .filter(|l| l.starts_with("| "))
+            .skip(1)
+            .collect()
+    }
+
     fn reaction(tool: &'static str, rate: u32, lines: usize, ms: f64) -> ReactionRow {
         ReactionRow {
             tool,
@@ -152,11 +160,7 @@ mod tests {
         ];
         let mut out = String::new();
         reaction_table(&rows, &[20, 200], &mut out).unwrap();
-        let body: Vec<&str> = out
-            .lines()
-            .filter(|l| l.starts_with("| "))
-            .skip(1)
-            .collect();
+        let body = body(&out);
         assert_eq!(
             body,
             [
@@ -210,11 +214,7 @@ mod tests {
         ];
         let mut out = String::new();
         load_table(&rows, &mut out).unwrap();
-        let body: Vec<&str> = out
-            .lines()
-            .filter(|l| l.starts_with("| "))
-            .skip(1)
-            .collect();
+        let body = body(&out);
         assert_eq!(
             body,
             [
