@@ -40,21 +40,44 @@ pub const MAP_JAILS: &str = "JAILS";
 /// one branch per packet for tracing. Never pinned (a trace ends with its daemon), so it is
 /// not in [`MAP_NAMES`].
 pub const MAP_TRACE: &str = ".data.trace";
-/// Clock offset: the program's `BOOT_OFFSET` global, alone in its section (a one-entry array
-/// map holding one `u64`): `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, read by user space in
-/// that order so that it never exceeds the kernel's offset. The program adds it to the coarse
-/// monotonic clock for a cheap lower bound of the boot clock (see [`EXPIRY_SLACK_NS`]). User
-/// space sets it at load and refreshes it whenever it writes bans; 0 (unset) only makes the
-/// bound lower. Never pinned.
+/// The program's clock: its `CLOCK` global ([`Clock`]), alone in its section, which aya loads
+/// as a one-entry array map of that name. User space sets it at load and refreshes it
+/// whenever it writes bans; zeroes (unset) only make the program's bound of the boot clock
+/// lower, never higher. Never pinned.
 pub const MAP_CLOCK: &str = ".data.clock";
 /// The program's `COARSE_CLOCK` constant (`.rodata`, a `u32`), which user space sets at load
-/// to 1 where the kernel has `bpf_ktime_get_coarse_ns` (Linux 5.11) and to 0 before: every
-/// expiry check then reads the exact boot clock, and the verifier never sees the helper.
+/// to 1 where the kernel has `bpf_ktime_get_coarse_ns` (Linux 5.11) and to 0 before, so that
+/// the verifier never sees a helper the kernel lacks.
 pub const GLOBAL_COARSE_CLOCK: &str = "COARSE_CLOCK";
+/// The program's `JIFFY_CLOCK` constant (`.rodata`, a `u32`): 1 where the kernel has
+/// `bpf_jiffies64` (Linux 5.5) and user space will calibrate it, else 0 (the verifier then
+/// drops that branch).
+pub const GLOBAL_JIFFY_CLOCK: &str = "JIFFY_CLOCK";
 /// Within this many ns of a ban's end the program reads the exact boot clock; further away,
-/// the coarse bound decides. It covers the coarse clock's lag (at most a tick, 10 ms at
-/// `HZ=100`) many times over.
+/// a cheap lower bound of it decides. It covers that bound's lag (a few ticks and a margin:
+/// tens of ms) many times over.
 pub const EXPIRY_SLACK_NS: u64 = 1_000_000_000;
+
+/// What the program's expiry check needs to bound `CLOCK_BOOTTIME` from below without
+/// reading it (see [`EXPIRY_SLACK_NS`]). All three are written with wrapping arithmetic in
+/// mind and each only ever moves the bound down when it is stale, so a reader that sees one
+/// field before an update and another after it still gets a lower bound.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns (the time the host spent suspended), read by
+    /// user space in that order so that it never exceeds the kernel's: added to the coarse
+    /// monotonic clock.
+    pub boot_offset: u64,
+    /// The kernel's tick in ns (`1e9 / HZ`, rounded as the kernel rounds it), once user space
+    /// has identified it; 0 until then, and where it cannot.
+    pub jiffy_ns: u64,
+    /// The boot-clock ns at jiffy 0 on the line `jiffies * jiffy_ns + jiffy_base`, which stays
+    /// at or below `CLOCK_BOOTTIME` (wrapping: it is far below zero, as jiffies start near
+    /// 2^32). Written before `jiffy_ns` becomes non-zero.
+    pub jiffy_base: u64,
+}
+
 /// Traced IPv4 sources: LPM key of `[u8; 4]` → `u32` (unused value, LPM trie); the union of
 /// the running traces' filters. Never pinned.
 pub const MAP_TRACE_V4: &str = "TRACE_V4";
@@ -261,6 +284,7 @@ mod pod {
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::JailSlot {}
     unsafe impl aya::Pod for super::Counters {}
+    unsafe impl aya::Pod for super::Clock {}
 }
 
 #[cfg(test)]

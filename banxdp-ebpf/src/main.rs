@@ -14,13 +14,15 @@
 //!    not on the allow list. The allow list is consulted before any drop, so it always wins;
 //!    packets that no ban matches never pay for its lookup.
 //!
-//! The expiry check reads the coarse monotonic clock (a load of the timekeeper's last tick)
-//! plus `BOOT_OFFSET`, which user space sets to what `CLOCK_BOOTTIME` is ahead of
-//! `CLOCK_MONOTONIC` (the time spent suspended). That sum never exceeds the boot clock, so a
-//! ban it finds past its end is expired; within [`EXPIRY_SLACK_NS`] of the end the program
-//! asks the exact boot clock, whose `rdtsc` and fence cost a dropped frame more than the rest
-//! of its work. A ban therefore ends on time, daemon or no daemon; the one exception is a host
-//! suspended while the daemon is down, whose bans then hold for the time it slept on top.
+//! The expiry check bounds `CLOCK_BOOTTIME` from below without reading it: the exact clock's
+//! `rdtsc` and fence would cost a dropped frame more than the rest of its work. The bound is
+//! `jiffies * tick + base` from [`Clock`], which user space calibrates at load (the kernel
+//! inlines `bpf_jiffies64` into one load); before that, or where the kernel's tick could not
+//! be identified, it is the coarse monotonic clock (a helper call) plus the time the host
+//! spent suspended. A ban the bound finds past its end is expired; within [`EXPIRY_SLACK_NS`]
+//! of the end the program asks the exact boot clock. A ban therefore ends on time, daemon or
+//! no daemon; the one exception is a host suspended while the daemon is down, whose bans then
+//! hold for the time it slept on top.
 //!
 //! Tracing (`banxdp trace`): after the verdict, every packet reads the `TRACE_SWITCH`
 //! global; while no trace runs it is zero and that load and branch are all tracing costs. When
@@ -57,17 +59,17 @@ use core::{
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
+    helpers::{bpf_jiffies64, bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns},
     macros::{map, xdp},
     maps::{Array, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::info;
 use banxdp_common::{
-    Ban, COUNTER_SLOTS, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6, DEFAULT_CIDR,
-    EXPIRY_SLACK_NS, HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, IPPROTO_TCP,
-    IPPROTO_UDP, JailSlot, MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings, TRACE_FILTERS,
-    TRACE_ON_V4, TRACE_ON_V6, counter,
+    Ban, COUNTER_SLOTS, Clock, Counters, DEFAULT_ALLOW, DEFAULT_BANS_V4, DEFAULT_BANS_V6,
+    DEFAULT_CIDR, EXPIRY_SLACK_NS, HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6,
+    IPPROTO_TCP, IPPROTO_UDP, JailSlot, MAX_JAILS, PORT_JAILS_ENTRIES, PortKey, Settings,
+    TRACE_FILTERS, TRACE_ON_V4, TRACE_ON_V6, counter,
 };
 
 #[map]
@@ -105,22 +107,46 @@ impl<T: Copy> Global<T> {
         unsafe { core::ptr::read_volatile(self.0.get()) }
     }
 }
+/// Each field read alone (volatile: user space rewrites them), as the others may not be
+/// needed.
+impl Global<Clock> {
+    #[inline(always)]
+    fn boot_offset(&self) -> u64 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).boot_offset) }
+    }
+    #[inline(always)]
+    fn jiffy_ns(&self) -> u64 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).jiffy_ns) }
+    }
+    #[inline(always)]
+    fn jiffy_base(&self) -> u64 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).jiffy_base) }
+    }
+}
 /// Trace switch (`TRACE_ON_*` bits, map `.data.trace`), which the daemon sets while
 /// `banxdp trace` runs.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.trace")]
 static TRACE_SWITCH: Global<u32> = Global(UnsafeCell::new(0));
-/// Whether the kernel has the coarse clock helper (Linux 5.11), as user space found at load:
-/// 0 makes every expiry check read the exact clock. A `.rodata` constant, frozen before the
-/// program loads, so the verifier drops the branch not taken and an older kernel never sees
-/// the helper it lacks.
+/// Whether the kernel has the coarse clock helper (Linux 5.11), as user space found at load.
+/// A `.rodata` constant, frozen before the program loads, so the verifier drops the branch
+/// not taken and an older kernel never sees the helper it lacks.
 #[unsafe(no_mangle)]
 static COARSE_CLOCK: u32 = 1;
-/// `CLOCK_BOOTTIME - CLOCK_MONOTONIC` in ns, as user space last measured it (map
-/// `.data.clock`): never more than the kernel's own offset, which only grows.
+/// The same for `bpf_jiffies64` (Linux 5.5), and user space's intent to calibrate it.
+#[unsafe(no_mangle)]
+static JIFFY_CLOCK: u32 = 1;
+/// What bounds the boot clock from below (map `.data.clock`), as user space last set it.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.clock")]
-static BOOT_OFFSET: Global<u64> = Global(UnsafeCell::new(0));
+static CLOCK: Global<Clock> = Global(UnsafeCell::new(Clock {
+    boot_offset: 0,
+    jiffy_ns: 0,
+    jiffy_base: 0,
+}));
 /// Trace filters: written by the daemon while `banxdp trace` runs, never pinned.
 #[map]
 static TRACE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(TRACE_FILTERS, 0);
@@ -162,15 +188,16 @@ enum Family {
 }
 
 /// What the parser learned of an IPv4 (`A = u32`) or IPv6 (`A = [u8; 16]`) packet: the
-/// source, and the destination port when the packet is the first (or only) fragment of a TCP
-/// or UDP datagram whose header is in the frame. The IPv4 source is its bytes as they stand
-/// in the packet, held in a `u32` (`to_ne_bytes` gives them back): built in a register, where
-/// a `[u8; 4]` is stored byte by byte and then loaded whole as the map key, a
-/// store-forwarding stall.
+/// source, and where the TCP or UDP header starts when the packet is the first (or only)
+/// fragment of such a datagram. The port itself is read only when a ban's scope asks for it
+/// (a flood banned on every port never does). The IPv4 source is its bytes as they stand in
+/// the packet, held in a `u32` (`to_ne_bytes` gives them back): loaded at once, where a
+/// `[u8; 4]` is stored byte by byte and then loaded whole as the map key, a store-forwarding
+/// stall.
 struct Packet<A> {
     source: A,
     protocol: u8,
-    port: Option<u16>,
+    l4: Option<usize>,
 }
 
 /// A parse failure: the packet passes, counted under this reason.
@@ -181,8 +208,8 @@ struct Unjudged(usize);
 /// byte, on every packet.
 fn judge(ctx: &XdpContext) -> (u32, usize) {
     let judged = match network_layer(ctx) {
-        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3).map(|packet| judge_v4(&packet)),
-        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).map(|packet| judge_v6(&packet)),
+        Ok((ETH_P_IP, l3)) => parse_ipv4(ctx, l3).map(|packet| judge_v4(ctx, &packet)),
+        Ok((ETH_P_IPV6, l3)) => parse_ipv6(ctx, l3).map(|packet| judge_v6(ctx, &packet)),
         Ok(_) => Err(Unjudged(counter::PASS_NOT_IP)),
         Err(unjudged) => Err(unjudged),
     };
@@ -190,7 +217,7 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 }
 
 #[inline(always)]
-fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
+fn judge_v4(ctx: &XdpContext, packet: &Packet<u32>) -> (u32, usize) {
     let Some(settings) = SETTINGS.get(0) else {
         return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
     };
@@ -207,6 +234,7 @@ fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
     let allowed =
         || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
     decide(
+        ctx,
         packet,
         settings,
         exact,
@@ -217,7 +245,7 @@ fn judge_v4(packet: &Packet<u32>) -> (u32, usize) {
 }
 
 #[inline(always)]
-fn judge_v6(packet: &Packet<[u8; 16]>) -> (u32, usize) {
+fn judge_v6(ctx: &XdpContext, packet: &Packet<[u8; 16]>) -> (u32, usize) {
     let Some(settings) = SETTINGS.get(0) else {
         return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
     };
@@ -234,6 +262,7 @@ fn judge_v6(packet: &Packet<[u8; 16]>) -> (u32, usize) {
     let allowed =
         || settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some();
     decide(
+        ctx,
         packet,
         settings,
         exact,
@@ -334,6 +363,7 @@ fn ban_jails(
 /// that a range banned by another jail still applies to an address with its own ban.
 #[inline(always)]
 fn decide<A>(
+    ctx: &XdpContext,
     packet: &Packet<A>,
     settings: &Settings,
     exact: Option<*mut Ban>,
@@ -343,13 +373,13 @@ fn decide<A>(
 ) -> (u32, usize) {
     let mut pass_reason = counter::PASS_CLEAN;
     if let Some(ban) = exact {
-        match covers(ban, packet, settings, &allowed) {
+        match covers(ctx, ban, packet, settings, &allowed) {
             Ok(()) => return (xdp_action::XDP_DROP, exact_reason),
             Err(reason) => pass_reason = reason,
         }
     }
     if let Some(ban) = cidr() {
-        match covers(ban, packet, settings, &allowed) {
+        match covers(ctx, ban, packet, settings, &allowed) {
             Ok(()) => return (xdp_action::XDP_DROP, cidr_reason),
             Err(reason) if pass_reason == counter::PASS_CLEAN => pass_reason = reason,
             Err(_) => {}
@@ -361,6 +391,7 @@ fn decide<A>(
 /// `Ok` when `ban` drops this packet (and counts the drop on the ban), else the pass reason.
 #[inline(always)]
 fn covers<A>(
+    ctx: &XdpContext,
     ban: *mut Ban,
     packet: &Packet<A>,
     settings: &Settings,
@@ -375,7 +406,7 @@ fn covers<A>(
     // flood from one source banned by an allports action) pays one hash lookup, not two.
     let mut covering = jails & settings.allports;
     if covering & !settings.shadow == 0 {
-        covering |= jails & port_jails(packet);
+        covering |= jails & port_jails(ctx, packet);
     }
     if covering == 0 {
         return Err(counter::PASS_OTHER_PORT);
@@ -395,14 +426,11 @@ fn covers<A>(
     Ok(())
 }
 
-/// Whether `CLOCK_BOOTTIME` has reached `expires_ns`: decided on the coarse clock's lower
-/// bound of it while the end is more than [`EXPIRY_SLACK_NS`] away, by the exact clock near it.
+/// Whether `CLOCK_BOOTTIME` has reached `expires_ns`: decided on a lower bound of it while
+/// the end is more than [`EXPIRY_SLACK_NS`] away, by the exact clock near it.
 #[inline(always)]
 fn expired(expires_ns: u64) -> bool {
-    // SAFETY: a volatile read of an aligned constant (volatile: its value is set at load).
-    if unsafe { core::ptr::read_volatile(&raw const COARSE_CLOCK) } != 0 {
-        // SAFETY: a helper with no arguments and no preconditions.
-        let floor = unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(BOOT_OFFSET.get());
+    if let Some(floor) = boot_floor() {
         if floor >= expires_ns {
             return true;
         }
@@ -410,20 +438,48 @@ fn expired(expires_ns: u64) -> bool {
             return false;
         }
     }
-    // SAFETY: as above.
+    // SAFETY: a helper with no arguments and no preconditions.
     unsafe { bpf_ktime_get_boot_ns() >= expires_ns }
+}
+
+/// A lower bound of `CLOCK_BOOTTIME`, where this kernel offers a cheap one: the jiffies line
+/// once user space has calibrated it, else the coarse monotonic clock.
+#[inline(always)]
+fn boot_floor() -> Option<u64> {
+    // SAFETY: volatile reads of aligned constants (volatile: their values are set at load).
+    let (jiffy_clock, coarse_clock) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const JIFFY_CLOCK),
+            core::ptr::read_volatile(&raw const COARSE_CLOCK),
+        )
+    };
+    if jiffy_clock != 0 {
+        let tick = CLOCK.jiffy_ns();
+        if tick != 0 {
+            // SAFETY: a helper with no arguments; the verifier inlines it into one load.
+            let jiffies = unsafe { bpf_jiffies64() };
+            let base = CLOCK.jiffy_base();
+            return Some(jiffies.wrapping_mul(tick).wrapping_add(base));
+        }
+    }
+    if coarse_clock != 0 {
+        let offset = CLOCK.boot_offset();
+        // SAFETY: as above.
+        return Some(unsafe { bpf_ktime_get_coarse_ns() }.wrapping_add(offset));
+    }
+    None
 }
 
 /// The jails whose port scope includes this packet's destination port.
 #[inline(always)]
-fn port_jails<A>(packet: &Packet<A>) -> u64 {
-    match packet.port {
-        Some(port) => PORT_JAILS
-            // SAFETY: plain read of a `u64` value.
-            .get_ptr(PortKey::new(packet.protocol, port))
-            .map_or(0, |mask| unsafe { *mask }),
-        None => 0,
-    }
+fn port_jails<A>(ctx: &XdpContext, packet: &Packet<A>) -> u64 {
+    let Some(port) = packet.l4.and_then(|l4| read_be16(ctx, l4 + 2).ok()) else {
+        return 0;
+    };
+    PORT_JAILS
+        // SAFETY: plain read of a `u64` value.
+        .get_ptr(PortKey::new(packet.protocol, port))
+        .map_or(0, |mask| unsafe { *mask })
 }
 
 /// Counts the packet under its reason, once: every packet has exactly one, so user space
@@ -453,17 +509,13 @@ fn at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Unjudged> {
     Ok((start + offset) as *const T)
 }
 
-#[inline(always)]
-fn read_u8(ctx: &XdpContext, offset: usize) -> Result<u8, Unjudged> {
-    // SAFETY: `at` checked that the byte lies inside the packet.
-    Ok(unsafe { *at::<u8>(ctx, offset)? })
-}
-
+/// A big-endian `u16` at `offset`, in one load.
 #[inline(always)]
 fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, Unjudged> {
-    // SAFETY: `at` checked both bytes; packet data has no alignment guarantee, so read bytes.
-    let bytes = unsafe { *at::<[u8; 2]>(ctx, offset)? };
-    Ok(u16::from_be_bytes(bytes))
+    // SAFETY: `at` checked both bytes; the read makes no assumption of alignment.
+    Ok(u16::from_be(unsafe {
+        at::<u16>(ctx, offset)?.read_unaligned()
+    }))
 }
 
 /// The ethertype after up to two VLAN tags, and the offset of the header it announces.
@@ -487,25 +539,26 @@ fn network_layer(ctx: &XdpContext) -> Result<(u16, usize), Unjudged> {
 
 #[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet<u32>, Unjudged> {
-    let first = read_u8(ctx, l3)?;
+    let header = at::<[u8; IPV4_MIN_HLEN]>(ctx, l3)?.cast::<u8>();
+    // SAFETY: `at` checked the 20 bytes of the fixed header; the reads make no assumption of
+    // alignment, and each is one load.
+    let (first, source, protocol, fragment) = unsafe {
+        (
+            header.read(),
+            header.add(12).cast::<u32>().read_unaligned(),
+            header.add(9).read(),
+            header.add(6).cast::<u16>().read_unaligned(),
+        )
+    };
     let header_len = usize::from(first & 0x0f) * 4;
     if first >> 4 != 4 || header_len < IPV4_MIN_HLEN {
         return Err(Unjudged(counter::PASS_MALFORMED));
     }
-    // SAFETY: `at` checked the 20 bytes of the fixed header.
-    let header = unsafe { *at::<[u8; IPV4_MIN_HLEN]>(ctx, l3)? };
-    let source = u32::from_ne_bytes([header[12], header[13], header[14], header[15]]);
-    let protocol = header[9];
-    let fragment_offset = u16::from_be_bytes([header[6], header[7]]) & 0x1fff;
-    let port = if fragment_offset == 0 {
-        destination_port(ctx, protocol, l3 + header_len)
-    } else {
-        None
-    };
+    let fragment_offset = u16::from_be(fragment) & 0x1fff;
     Ok(Packet {
         source,
         protocol,
-        port,
+        l4: transport(protocol, fragment_offset == 0, l3 + header_len),
     })
 }
 
@@ -555,24 +608,17 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet<[u8; 16]>, Unjudged>
             _ => break,
         }
     }
-    let port = if first_fragment {
-        destination_port(ctx, next, offset)
-    } else {
-        None
-    };
     Ok(Packet {
         source,
         protocol: next,
-        port,
+        l4: transport(next, first_fragment, offset),
     })
 }
 
+/// Where the TCP or UDP header starts, for a first fragment of either.
 #[inline(always)]
-fn destination_port(ctx: &XdpContext, protocol: u8, l4: usize) -> Option<u16> {
-    if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
-        return None;
-    }
-    read_be16(ctx, l4 + 2).ok()
+fn transport(protocol: u8, first_fragment: bool, l4: usize) -> Option<usize> {
+    (first_fragment && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP)).then_some(l4)
 }
 
 #[cfg(not(test))]

@@ -4,12 +4,12 @@
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use banxdp::enforce::{
     Ban, Enforcer as _, Expiry, JailScope, PortScope,
-    xdp::{XdpEnforcer, XdpPlan, sys},
+    xdp::{ExpiryClock, XdpEnforcer, XdpPlan, clock, sys},
 };
 use banxdp_common::{EXPIRY_SLACK_NS, IPPROTO_TCP, IPPROTO_UDP, counter};
 use banxdp_tests::{all_ports, ban_for, frame::*, privileged};
@@ -498,10 +498,26 @@ fn expired_bans_pass_and_are_swept() {
     );
 }
 
-/// The program decides expiry three ways, each checked here: far from a ban's end the coarse
-/// clock's lower bound of the boot clock keeps it in force, within `EXPIRY_SLACK_NS` of the
-/// end the exact boot clock decides, and once the bound itself has passed the end it alone
-/// says expired.
+/// The program decides expiry three ways, each checked here: far from a ban's end a cheap
+/// lower bound of the boot clock (jiffies on a calibrated line, on this kernel) keeps it in
+/// force, within `EXPIRY_SLACK_NS` of the end the exact boot clock decides, and once the bound
+/// itself has passed the end it alone says expired.
+#[test]
+fn expiry_is_exact_on_jiffies_and_the_exact_clock() {
+    if !privileged("expiry_is_exact_on_jiffies_and_the_exact_clock") {
+        return;
+    }
+    let xdp = private_program();
+    assert_eq!(
+        xdp.expiry_clock(),
+        ExpiryClock::Jiffies,
+        "this kernel has bpf_jiffies64 and a HZ banxdp knows, so the program reads jiffies"
+    );
+    expiry_holds_at_each_moment(xdp);
+}
+
+/// The same moments on the coarse monotonic clock: what kernels from 5.11 serve where the
+/// jiffies line cannot be calibrated.
 #[test]
 fn expiry_is_exact_on_the_coarse_and_the_exact_clock() {
     if !privileged("expiry_is_exact_on_the_coarse_and_the_exact_clock") {
@@ -511,24 +527,33 @@ fn expiry_is_exact_on_the_coarse_and_the_exact_clock() {
         sys::has_coarse_clock(),
         "this kernel has the coarse clock, or this test checks only the exact one"
     );
-    expiry_holds_at_each_moment(private_program());
+    let xdp = XdpEnforcer::load(&XdpPlan {
+        interfaces: Vec::new(),
+        pin_dir: None,
+        clock: ExpiryClock::Coarse,
+        ..XdpPlan::default()
+    })
+    .expect("load the embedded XDP program on the coarse clock");
+    assert_eq!(xdp.expiry_clock(), ExpiryClock::Coarse);
+    expiry_holds_at_each_moment(xdp);
 }
 
-/// The same moments where the kernel lacks the coarse clock (before Linux 5.11): the program
-/// is loaded with it switched off, the verifier drops that branch, and the exact clock decides
+/// The same moments where the kernel lacks both (before Linux 5.5): the program is loaded
+/// with them switched off, the verifier drops those branches, and the exact clock decides
 /// every time.
 #[test]
-fn expiry_is_exact_without_the_coarse_clock() {
-    if !privileged("expiry_is_exact_without_the_coarse_clock") {
+fn expiry_is_exact_without_a_cheap_clock() {
+    if !privileged("expiry_is_exact_without_a_cheap_clock") {
         return;
     }
     let xdp = XdpEnforcer::load(&XdpPlan {
         interfaces: Vec::new(),
         pin_dir: None,
-        coarse_clock: false,
+        clock: ExpiryClock::Exact,
         ..XdpPlan::default()
     })
-    .expect("load the embedded XDP program without the coarse clock");
+    .expect("load the embedded XDP program without a cheap clock");
+    assert_eq!(xdp.expiry_clock(), ExpiryClock::Exact);
     expiry_holds_at_each_moment(xdp);
 }
 
@@ -760,4 +785,53 @@ fn new_bans_load_without_lookups_and_every_entry_reads_back() {
         XDP_DROP,
         counter::DROP_V4,
     );
+}
+
+/// The probe reads the monotonic clock as user space does, and the line calibrated from one
+/// of its samples stays below the clock and within a tick and the margin of it for the
+/// samples of the next half second.
+#[test]
+fn the_jiffies_line_bounds_the_monotonic_clock() {
+    if !privileged("the_jiffies_line_bounds_the_monotonic_clock") {
+        return;
+    }
+    let monotonic = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer.
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) },
+            0
+        );
+        u64::try_from(ts.tv_sec).unwrap() * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap()
+    };
+    let probe = sys::ClockProbe::load().expect("this kernel has bpf_jiffies64");
+    let before = monotonic();
+    let first = probe.sample().unwrap();
+    let after = monotonic();
+    assert!(
+        (before..=after).contains(&first.monotonic_ns),
+        "the probe reads CLOCK_MONOTONIC: {before} <= {} <= {after}",
+        first.monotonic_ns
+    );
+    let line = clock::JiffyLine::calibrate(first).expect("this kernel's HZ is identified");
+    let ends = Instant::now() + Duration::from_millis(500);
+    let mut samples = 0;
+    while Instant::now() < ends {
+        let sample = probe.sample().unwrap();
+        assert_eq!(
+            line.check(sample),
+            clock::Check::Holds,
+            "{sample:?} against {line:?}"
+        );
+        assert!(
+            sample.monotonic_ns - line.at(sample.jiffies) <= 3 * line.tick_ns + clock::MARGIN_NS,
+            "{sample:?} against {line:?}"
+        );
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    assert!(samples > 50, "{samples} samples");
 }

@@ -44,7 +44,8 @@ fn rustflags(root: &Path) -> String {
     let cargo_home = std::env::var("CARGO_HOME")
         .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     format!(
-        "--remap-path-prefix={}=/banxdp --remap-path-prefix={cargo_home}=/cargo",
+        "--remap-path-prefix={}=/banxdp --remap-path-prefix={cargo_home}=/cargo \
+         -C target-feature=+allows-misaligned-mem-access",
         root.display()
     )
 }

@@ -65,7 +65,7 @@ pub fn xdp_plan(settings: &Settings, object: Option<PathBuf>) -> Result<XdpPlan,
         mode: xdp.mode,
         capacities: xdp.capacity,
         pin_dir: Some(xdp.pin_dir.clone()),
-        coarse_clock: true,
+        ..XdpPlan::default()
     })
 }
 

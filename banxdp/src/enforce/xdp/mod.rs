@@ -16,6 +16,7 @@
 //! them. Without one, dropping the enforcer detaches everything.
 
 mod bans;
+pub mod clock;
 pub mod plan;
 pub mod sys;
 mod table;
@@ -40,13 +41,14 @@ use aya::{
     },
 };
 use banxdp_common::{
-    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6,
-    MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS, MAP_JAILS,
-    MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter,
+    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, GLOBAL_JIFFY_CLOCK, JailSlot, MAP_ALLOW_V4,
+    MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS,
+    MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings,
+    counter,
 };
 use ipnet::IpNet;
 
-pub use plan::{AttachMode, Capacities, ObjectSource, XdpPlan};
+pub use plan::{AttachMode, Capacities, ExpiryClock, ObjectSource, XdpPlan};
 use table::Trie;
 
 /// The object `cargo xtask build-ebpf` wrote; committed, so building needs no eBPF toolchain.
@@ -234,12 +236,8 @@ pub struct XdpEnforcer {
     adopted_maps: bool,
     /// Until the daemon takes it (`take_tracer`); `None` also when the object cannot trace.
     tracer: Option<trace::Tracer>,
-    /// The program's `BOOT_OFFSET` global; `None` for an object from before it (whose
-    /// expiry check reads the exact clock for every banned packet).
-    clock: Option<Array<MapData, u64>>,
-    /// How far the program's bound of the boot clock is made to lag (see
-    /// [`XdpEnforcer::lag_clock`]); zero but in tests.
-    clock_lag_ns: u64,
+    /// The program's clock global and the jiffies line that fills it.
+    clock: clock::ProgramClock,
 }
 
 impl XdpEnforcer {
@@ -269,9 +267,12 @@ impl XdpEnforcer {
         for (name, size) in plan.capacities.by_map() {
             loader.map_max_entries(name, size);
         }
-        // Not required: an object from before the coarse clock has no such constant.
-        let coarse_clock = u32::from(plan.coarse_clock && sys::has_coarse_clock());
-        loader.override_global(GLOBAL_COARSE_CLOCK, &coarse_clock, false);
+        // Not required: an object from before a clock has no such constant.
+        let coarse_clock = plan.clock != ExpiryClock::Exact && sys::has_coarse_clock();
+        let jiffy_clock = plan.clock == ExpiryClock::Jiffies && sys::has_jiffies();
+        let (coarse_flag, jiffy_flag) = (u32::from(coarse_clock), u32::from(jiffy_clock));
+        loader.override_global(GLOBAL_COARSE_CLOCK, &coarse_flag, false);
+        loader.override_global(GLOBAL_JIFFY_CLOCK, &jiffy_flag, false);
         let mut resized = Vec::new();
         let mut adopted_maps = false;
         let pin_paths: Vec<(&str, PathBuf)> = match &plan.pin_dir {
@@ -315,10 +316,7 @@ impl XdpEnforcer {
         for (name, old) in resized {
             bans::copy_entries(&mut maps, name, old)?;
         }
-        let clock = match ebpf.take_map(MAP_CLOCK) {
-            Some(map) => Some(Array::try_from(map).map_err(map_err(MAP_CLOCK))?),
-            None => None,
-        };
+        let clock = clock::ProgramClock::new(ebpf.take_map(MAP_CLOCK), jiffy_clock, coarse_clock)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(XdpError::MissingProgram)?
@@ -347,10 +345,9 @@ impl XdpEnforcer {
             adopted_maps,
             tracer,
             clock,
-            clock_lag_ns: 0,
         };
-        // Before the program sees a packet: until then its bound of the boot clock is the
-        // coarse monotonic clock alone.
+        // Before the program sees a packet: until then it has no cheap bound of the boot
+        // clock but the coarse monotonic clock, and reads the exact clock near every end.
         enforcer.set_clock()?;
         for interface in &plan.interfaces {
             enforcer.stage(interface, plan.mode)?;
@@ -600,25 +597,25 @@ impl XdpEnforcer {
         Ok(())
     }
 
-    /// Writes what the boot clock is ahead of the monotonic one into the program's
-    /// `BOOT_OFFSET`. It grows only when the host suspends; writing it whenever bans are
-    /// written keeps the program's coarse expiry bound tight while the daemon runs.
+    /// Writes the program's clock global: what the boot clock is ahead of the monotonic one
+    /// (it grows only when the host suspends) and the jiffies line, checked against the
+    /// kernel's clocks at most once a second. Called whenever bans are written, so the
+    /// program's expiry bound stays tight while the daemon runs.
     fn set_clock(&mut self) -> Result<(), XdpError> {
-        // The program adds the offset with wrapping arithmetic, so a lag larger than the
-        // offset (which is zero on a host that never suspended) still lowers its bound.
-        let offset = sys::boot_offset_ns().wrapping_sub(self.clock_lag_ns);
-        match &mut self.clock {
-            Some(clock) => clock.set(0, offset, 0).map_err(map_err(MAP_CLOCK)),
-            None => Ok(()),
-        }
+        self.clock.refresh()
     }
 
     /// Makes the program's lower bound of the boot clock lag behind it by `lag` from now on,
     /// as it does on a host that suspended while no daemon ran to write the offset: near a
     /// ban's end the exact clock must then decide. For tests of that path.
     pub fn lag_clock(&mut self, lag: std::time::Duration) -> Result<(), XdpError> {
-        self.clock_lag_ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
-        self.set_clock()
+        self.clock.lag(lag)
+    }
+
+    /// The bound of the boot clock the program checks expiries on far from a ban's end.
+    #[must_use]
+    pub fn expiry_clock(&self) -> ExpiryClock {
+        self.clock.in_use()
     }
 
     /// Runs the program once on `frame` as if it had arrived on `ifindex` (`BPF_PROG_TEST_RUN`):

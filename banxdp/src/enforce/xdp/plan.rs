@@ -30,10 +30,23 @@ pub struct XdpPlan {
     /// Pin maps and links here so that enforcement outlives the process and a later start
     /// adopts them; `None` keeps everything private to the process (detached on drop).
     pub pin_dir: Option<PathBuf>,
-    /// Let the program check expiries on the coarse clock where the kernel has it (Linux
-    /// 5.11); `false` makes it read the exact clock for every banned packet, as it does on
-    /// older kernels (the tests of that path).
-    pub coarse_clock: bool,
+    /// The cheapest bound of the boot clock the program may check expiries on far from a
+    /// ban's end, where the kernel offers it; the others serve the tests of the paths older
+    /// kernels take.
+    pub clock: ExpiryClock,
+}
+
+/// A lower bound of the boot clock for the program's expiry checks, cheapest first. Near a
+/// ban's end the program reads the exact clock whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryClock {
+    /// Jiffies on a line user space calibrates (one inlined load; Linux 5.5), else as
+    /// `Coarse`.
+    Jiffies,
+    /// The coarse monotonic clock (a helper call; Linux 5.11), else as `Exact`.
+    Coarse,
+    /// The exact boot clock for every banned packet.
+    Exact,
 }
 
 impl Default for XdpPlan {
@@ -44,7 +57,7 @@ impl Default for XdpPlan {
             mode: AttachMode::Auto,
             capacities: Capacities::default(),
             pin_dir: Some(PathBuf::from(PIN_DIR)),
-            coarse_clock: true,
+            clock: ExpiryClock::Jiffies,
         }
     }
 }

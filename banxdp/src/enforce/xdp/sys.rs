@@ -6,7 +6,7 @@
 use std::{
     ffi::CString,
     io,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
     path::Path,
     time::{Duration, SystemTime},
 };
@@ -234,6 +234,18 @@ pub fn test_run(
     live: bool,
     batch_size: u32,
 ) -> io::Result<TestRun> {
+    run_frame(prog, frame, ifindex, repeat, live, batch_size).map(|(run, _)| run)
+}
+
+/// [`test_run`], and the frame as the program left it (empty for live frames).
+fn run_frame(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    live: bool,
+    batch_size: u32,
+) -> io::Result<(TestRun, Vec<u8>)> {
     let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too long"))?;
     let mut ctx = XdpMd {
         data_end: len,
@@ -258,10 +270,18 @@ pub fn test_run(
     }
     // SAFETY: frame, ctx and out outlive the call; sizes are theirs.
     unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
-    Ok(TestRun {
-        action: attr.retval,
-        duration_ns: attr.duration,
-    })
+    out.truncate(if live {
+        0
+    } else {
+        usize::try_from(attr.data_size_out).unwrap_or(0)
+    });
+    Ok((
+        TestRun {
+            action: attr.retval,
+            duration_ns: attr.duration,
+        },
+        out,
+    ))
 }
 
 /// Loads a two-instruction XDP program that returns `action` for every frame: the
@@ -271,17 +291,81 @@ pub fn load_constant_xdp(action: u32) -> io::Result<OwnedFd> {
     load_xdp(&[insn(0xb7, 0, imm), EXIT], b"banxdp_all")
 }
 
-/// `bpf_ktime_get_coarse_ns`, which the XDP program's expiry check prefers (Linux 5.11).
+/// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`).
+const BPF_FUNC_KTIME_GET_NS: i32 = 5;
+/// `bpf_jiffies64` (Linux 5.5), which the kernel inlines into one load.
+const BPF_FUNC_JIFFIES64: i32 = 118;
+/// `bpf_ktime_get_coarse_ns` (Linux 5.11).
 const BPF_FUNC_KTIME_GET_COARSE_NS: i32 = 160;
 const EXIT: u64 = 0x95;
 
 /// One instruction with no registers but `r0` and no offset: `code`, `dst`, `imm`.
 fn insn(code: u8, dst: u8, imm: i32) -> u64 {
+    op(code, dst, 0, 0, imm)
+}
+
+/// One instruction: opcode, destination and source registers, offset, immediate.
+fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     let mut bytes = [0u8; 8];
     bytes[0] = code;
-    bytes[1] = dst;
+    bytes[1] = dst | (src << 4);
+    bytes[2..4].copy_from_slice(&off.to_le_bytes());
     bytes[4..].copy_from_slice(&imm.to_le_bytes());
     u64::from_le_bytes(bytes)
+}
+
+/// One reading of the kernel's clocks, taken by a program in the kernel between two
+/// instructions: `CLOCK_MONOTONIC` first, then the jiffies counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockSample {
+    pub monotonic_ns: u64,
+    pub jiffies: u64,
+}
+
+/// A loaded program that reads [`ClockSample`]s (through `BPF_PROG_TEST_RUN`, which runs it
+/// once on a scratch frame and returns the frame it wrote them into). Loading it fails where
+/// the kernel has no `bpf_jiffies64` (before Linux 5.5).
+pub struct ClockProbe {
+    prog: OwnedFd,
+}
+
+impl ClockProbe {
+    pub fn load() -> io::Result<Self> {
+        let program = [
+            op(0xbf, 6, 1, 0, 0),                 // r6 = ctx
+            insn(0x85, 0, BPF_FUNC_KTIME_GET_NS), // r0 = monotonic ns
+            op(0xbf, 7, 0, 0, 0),                 // r7 = r0
+            insn(0x85, 0, BPF_FUNC_JIFFIES64),    // r0 = jiffies
+            op(0x61, 2, 6, 0, 0),                 // r2 = ctx->data
+            op(0x61, 3, 6, 4, 0),                 // r3 = ctx->data_end
+            op(0xbf, 4, 2, 0, 0),                 // r4 = r2
+            op(0x07, 4, 0, 0, 16),                // r4 += 16
+            op(0x2d, 4, 3, 2, 0),                 // if r4 > r3 goto +2
+            op(0x7b, 2, 7, 0, 0),                 // *(u64 *)(r2 + 0) = r7
+            op(0x7b, 2, 0, 8, 0),                 // *(u64 *)(r2 + 8) = r0
+            insn(0xb7, 0, 2),                     // r0 = XDP_PASS
+            EXIT,
+        ];
+        Ok(Self {
+            prog: load_xdp(&program, b"banxdp_clock")?,
+        })
+    }
+
+    pub fn sample(&self) -> io::Result<ClockSample> {
+        // The kernel wants at least an Ethernet header's worth of frame.
+        let (_, frame) = run_frame(self.prog.as_fd(), &[0u8; 64], 1, 1, false, 0)?;
+        let word = |at: usize| {
+            frame
+                .get(at..at + 8)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u64::from_ne_bytes)
+                .ok_or_else(|| io::Error::other("the clock probe returned a short frame"))
+        };
+        Ok(ClockSample {
+            monotonic_ns: word(0)?,
+            jiffies: word(8)?,
+        })
+    }
 }
 
 /// Whether the kernel lets XDP programs read the coarse monotonic clock: a three-instruction
@@ -296,6 +380,12 @@ pub fn has_coarse_clock() -> bool {
         EXIT,
     ];
     load_xdp(&program, b"banxdp_probe").is_ok()
+}
+
+/// Whether the kernel lets XDP programs read jiffies (Linux 5.5): the clock probe loads.
+#[must_use]
+pub fn has_jiffies() -> bool {
+    ClockProbe::load().is_ok()
 }
 
 /// Loads a hand-assembled XDP program.
