@@ -14,6 +14,11 @@
 //! from the backend's own counters that the frames were really dropped, since a frame the
 //! stack discards before netfilter would make the comparison void.
 //!
+//! The backends of one banned-set size are installed side by side, each in namespaces of its
+//! own, and measured in rounds: one run of each, in turn, per round. A burst of load on the
+//! shared machine then touches every backend of a round alike, and the table compares banxdp
+//! with the minimal program round by round (the median of their ratios, with the range).
+//!
 //! Needs root; it creates and removes its own namespaces and sends nothing anywhere else.
 //! Installing each backend and reading its counters is in `bench/install.rs`; the minimal
 //! program in `bench/minimal.rs`.
@@ -25,7 +30,7 @@ use std::{
     fmt::Write as _,
     fs,
     net::Ipv4Addr,
-    os::fd::AsFd as _,
+    os::fd::{AsFd as _, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -62,6 +67,9 @@ pub enum Backend {
     OwnIpset,
     /// banxdp's own rule-per-address fallback (`enforce::iptables`).
     OwnIptables,
+    /// banxdp's XDP program from another object (`--baseline`), beside the embedded one.
+    #[value(skip)]
+    Baseline,
 }
 
 /// Which frames a run sends.
@@ -100,6 +108,7 @@ impl Backend {
             Self::OwnNftables => "banxdp nftables fallback",
             Self::OwnIpset => "banxdp ipset fallback",
             Self::OwnIptables => "banxdp iptables fallback",
+            Self::Baseline => "banxdp XDP, baseline object",
         }
     }
 
@@ -136,7 +145,8 @@ pub struct Options {
     /// Length of one run of a slow backend, in seconds.
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
-    /// Runs per measurement; the table shows the median run (by drop rate).
+    /// Rounds per measurement (a round runs each backend once); the table shows each
+    /// backend's median run (by rate).
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Largest set given to the rule-per-address backend (its cost per packet is linear).
@@ -145,6 +155,10 @@ pub struct Options {
     /// Also write the table to this file.
     #[arg(long)]
     output: Option<std::path::PathBuf>,
+    /// An earlier build's XDP object (`git show REV:banxdp/bpf/banxdp.bpf.o > old.bpf.o`),
+    /// measured in the same rounds as the embedded one.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
 }
 
 /// One measurement.
@@ -158,6 +172,8 @@ struct Row {
     softirq_ns: f64,
     /// Frames the backend dropped (drop path) or passed to the stack (pass path).
     counted: u64,
+    /// The rate of each round's run, in frames per second, in round order.
+    rounds: Vec<f64>,
 }
 
 impl Row {
@@ -179,29 +195,34 @@ pub fn run(options: &Options) -> Result<()> {
     let mut rows = Vec::new();
     for &size in &options.sizes {
         ensure!(size >= 1, "a banned set holds at least the attacker");
-        for &backend in &options.backends {
-            if backend.linear() && size > options.iptables_max {
-                eprintln!(
-                    "{}: {size} bans skipped (over --iptables-max)",
-                    backend.label()
-                );
-                continue;
-            }
-            eprintln!("{}: {size} bans ...", backend.label());
-            let measured = measure(backend, size, options)
-                .with_context(|| format!("{} with {size} bans", backend.label()))?;
-            for row in measured {
-                eprintln!(
-                    "  {}: load {:.3} s; median run: {:.3} Mpps, {:.0} ns softirq/frame, {} of {}",
-                    row.path.label(),
-                    row.load.wall.as_secs_f64(),
-                    row.mpps(),
-                    row.softirq_ns,
-                    row.counted,
-                    row.frames
-                );
-                rows.push(row);
-            }
+        let baseline = options.baseline.as_ref().map(|_| Backend::Baseline);
+        let backends: Vec<Backend> = options
+            .backends
+            .iter()
+            .copied()
+            .chain(baseline)
+            .filter(|backend| {
+                let skip = backend.linear() && size > options.iptables_max;
+                if skip {
+                    eprintln!(
+                        "{}: {size} bans skipped (over --iptables-max)",
+                        backend.label()
+                    );
+                }
+                !skip
+            })
+            .collect();
+        for row in measure(&backends, size, options)? {
+            eprintln!(
+                "{}, {size} bans, {}: median run {:.3} Mpps, {:.0} ns softirq/frame, {} of {}",
+                row.backend.label(),
+                row.path.label(),
+                row.mpps(),
+                row.softirq_ns,
+                row.counted,
+                row.frames
+            );
+            rows.push(row);
         }
     }
     let mut table = render(&rows, options);
@@ -236,7 +257,7 @@ fn load_table(options: &Options) -> Result<String> {
     for &backend in &options.backends {
         eprintln!("{}: loading {size} bans ...", backend.label());
         let topo = Topology::new(&[], &[]);
-        let (installed, load) = install(backend, &topo, &addresses)
+        let (installed, load) = install(backend, &topo, &addresses, options.baseline.as_deref())
             .with_context(|| format!("{} loading {size} bans", backend.label()))?;
         drop(installed);
         let (wall, cpu) = (load.wall.as_secs_f64(), load.cpu.as_secs_f64());
@@ -263,54 +284,134 @@ fn frame(path: Path) -> Result<Vec<u8>> {
     ))
 }
 
-fn measure(backend: Backend, size: usize, options: &Options) -> Result<Vec<Row>> {
-    let topo = Topology::new(&[], &[]);
-    let (installed, load) = install(backend, &topo, &banned(size))?;
+/// A backend installed in namespaces of its own.
+struct Bench {
+    backend: Backend,
+    topo: Topology,
+    installed: Installed,
+    load: Load,
+    attacker_ifindex: u32,
+}
+
+impl Bench {
+    fn install(backend: Backend, size: usize, options: &Options) -> Result<Self> {
+        eprintln!("{}: installing {size} bans ...", backend.label());
+        let topo = Topology::new(&[], &[]);
+        let (installed, load) = install(backend, &topo, &banned(size), options.baseline.as_deref())
+            .with_context(|| format!("{} with {size} bans", backend.label()))?;
+        let attacker_ifindex = with_netns(&topo.attacker, || ifindex(IFACE))?;
+        Ok(Self {
+            backend,
+            topo,
+            installed,
+            load,
+            attacker_ifindex,
+        })
+    }
+
+    /// Sends `count` copies of `frame` from the attacker's end; the wall time it took.
+    fn inject(&self, injector: &OwnedFd, frame: &[u8], count: u32) -> Result<Duration> {
+        let start = Instant::now();
+        with_netns(&self.topo.attacker, || {
+            sys::test_run(
+                injector.as_fd(),
+                frame,
+                self.attacker_ifindex,
+                count,
+                true,
+                64,
+            )
+        })
+        .context("BPF_PROG_TEST_RUN with live frames (kernel 5.18 or later)")?;
+        Ok(start.elapsed())
+    }
+
+    /// One run, tried again (twice) when most of its frames died in the veth ring: on a busy
+    /// VM the victim sometimes falls behind the injector for a whole run.
+    fn run(
+        &self,
+        path: Path,
+        frames: u32,
+        inject: &dyn Fn(u32) -> Result<Duration>,
+    ) -> Result<Run> {
+        let mut run = one_run(
+            self.backend,
+            path,
+            &self.topo,
+            &self.installed,
+            frames,
+            inject,
+        )?;
+        for _ in 0..2 {
+            if run.counted >= u64::from(frames) / 2 {
+                break;
+            }
+            eprintln!(
+                "  {}: only {} of {frames} frames reached the backend; running again",
+                self.backend.label(),
+                run.counted
+            );
+            run = one_run(
+                self.backend,
+                path,
+                &self.topo,
+                &self.installed,
+                frames,
+                inject,
+            )?;
+        }
+        Ok(run)
+    }
+}
+
+/// Installs every backend with `size` bans, then measures each path in rounds.
+fn measure(backends: &[Backend], size: usize, options: &Options) -> Result<Vec<Row>> {
     let injector = sys::load_constant_xdp(XDP_TX).context("loading the XDP_TX injector")?;
-    let attacker_ifindex = with_netns(&topo.attacker, || ifindex(IFACE))?;
+    let benches = backends
+        .iter()
+        .map(|&backend| Bench::install(backend, size, options))
+        .collect::<Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for &path in &options.paths {
         let frame = frame(path)?;
-        let inject = |count: u32| -> Result<Duration> {
-            let start = Instant::now();
-            with_netns(&topo.attacker, || {
-                sys::test_run(injector.as_fd(), &frame, attacker_ifindex, count, true, 64)
+        let injectors: Vec<_> = benches
+            .iter()
+            .map(|bench| {
+                let frame = &frame;
+                let injector = &injector;
+                move |count| bench.inject(injector, frame, count)
             })
-            .context("BPF_PROG_TEST_RUN with live frames (kernel 5.18 or later)")?;
-            Ok(start.elapsed())
-        };
-        let frames = frames_per_run(&inject, options)?;
-        let mut runs = Vec::with_capacity(options.runs.max(1));
+            .collect();
+        let frames = injectors
+            .iter()
+            .map(|inject| frames_per_run(inject, options))
+            .collect::<Result<Vec<_>>>()?;
+        let mut runs: Vec<Vec<Run>> = benches.iter().map(|_| Vec::new()).collect();
         for _ in 0..options.runs.max(1) {
-            let mut run = one_run(backend, path, &topo, &installed, frames, &inject)?;
-            // On a busy VM the victim sometimes falls behind the injector for a whole run,
-            // and most frames die in the veth ring: such a run is tried again, twice.
-            for _ in 0..2 {
-                if run.counted >= u64::from(frames) / 2 {
-                    break;
-                }
-                eprintln!(
-                    "  only {} of {frames} frames reached the backend; running again",
-                    run.counted
-                );
-                run = one_run(backend, path, &topo, &installed, frames, &inject)?;
+            for (i, bench) in benches.iter().enumerate() {
+                let run = bench
+                    .run(path, frames[i], &injectors[i])
+                    .with_context(|| format!("{} with {size} bans", bench.backend.label()))?;
+                runs[i].push(run);
             }
-            runs.push(run);
         }
-        runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        let median = runs.swap_remove(runs.len() / 2);
-        rows.push(Row {
-            size,
-            backend,
-            path,
-            load,
-            frames,
-            wall: median.wall,
-            softirq_ns: median.softirq_ns,
-            counted: median.counted,
-        });
+        for ((bench, mut runs), frames) in benches.iter().zip(runs).zip(frames) {
+            let rounds = runs.iter().map(Run::rate).collect();
+            runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+            let median = runs.swap_remove(runs.len() / 2);
+            rows.push(Row {
+                size,
+                backend: bench.backend,
+                path,
+                load: bench.load,
+                frames,
+                wall: median.wall,
+                softirq_ns: median.softirq_ns,
+                counted: median.counted,
+                rounds,
+            });
+        }
     }
-    drop(installed);
     Ok(rows)
 }
 
@@ -401,6 +502,16 @@ fn softirq_ticks() -> Result<u64> {
     Ok(field.parse()?)
 }
 
+/// `x`'s rate over `m`'s, round by round: the median, the lowest and the highest.
+fn round_ratios(x: &Row, m: &Row) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = x.rounds.iter().zip(&m.rounds).map(|(x, m)| x / m).collect();
+    ratios.sort_by(f64::total_cmp);
+    match (ratios.first(), ratios.last()) {
+        (Some(&low), Some(&high)) => (ratios[ratios.len() / 2], low, high),
+        _ => (x.mpps() / m.mpps(), 0.0, 0.0),
+    }
+}
+
 fn render(rows: &[Row], options: &Options) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -458,13 +569,17 @@ fn render(rows: &[Row], options: &Options) -> String {
                 continue;
             };
             if let Some(m) = find(Backend::Minimal) {
-                let ratio = x.mpps() / m.mpps();
+                let (ratio, low, high) = round_ratios(x, m);
                 let _ = writeln!(
                     out,
-                    "At {size} bans ({}), banxdp XDP runs at {:.1}% of the minimal program's rate, \
-                     {:.0} ns against {:.0} ns of softirq per frame (goal: within 5%: {}).",
+                    "At {size} bans ({}), banxdp XDP runs at {:.1}% of the minimal program's rate \
+                     (median of {} rounds side by side; {:.1}% to {:.1}%), {:.0} ns against \
+                     {:.0} ns of softirq per frame in the median runs (goal: within 5%: {}).",
                     path.label(),
                     ratio * 100.0,
+                    x.rounds.len().min(m.rounds.len()),
+                    low * 100.0,
+                    high * 100.0,
                     x.softirq_ns,
                     m.softirq_ns,
                     if ratio >= 0.95 { "met" } else { "NOT MET" }

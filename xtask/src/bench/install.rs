@@ -23,7 +23,7 @@ use banxdp::enforce::{
     ipset::{IpsetEnforcer, IpsetOptions},
     iptables::{IptablesEnforcer, IptablesOptions},
     nftables::{NftEnforcer, NftOptions},
-    xdp::{AttachMode, XdpEnforcer, XdpPlan, ifindex, sys},
+    xdp::{AttachMode, ObjectSource, XdpEnforcer, XdpPlan, ifindex, sys},
 };
 use banxdp_common::counter;
 use banxdp_tests::{Topology, netns::IFACE, with_netns};
@@ -98,6 +98,7 @@ pub fn install(
     backend: Backend,
     topo: &Topology,
     addresses: &[Ipv4Addr],
+    baseline: Option<&std::path::Path>,
 ) -> Result<(Installed, Load)> {
     let expiry = Expiry::At(SystemTime::now() + Duration::from_secs(3600));
     let bans = || -> Vec<Ban> {
@@ -116,8 +117,13 @@ pub fn install(
         shadow: false,
     };
     match backend {
-        Backend::Xdp => {
+        Backend::Xdp | Backend::Baseline => {
+            let object = match (backend, baseline) {
+                (Backend::Baseline, Some(path)) => ObjectSource::File(path.to_path_buf()),
+                _ => ObjectSource::Embedded,
+            };
             let plan = XdpPlan {
+                object,
                 interfaces: vec![IFACE.into()],
                 mode: AttachMode::Native,
                 pin_dir: None,
