@@ -27,8 +27,18 @@ pub const MAP_ALLOW_V4: &str = "ALLOW_V4";
 pub const MAP_ALLOW_V6: &str = "ALLOW_V6";
 /// Port scopes: [`PortKey`] → `u64` mask of the jails whose bans cover that port.
 pub const MAP_PORT_JAILS: &str = "PORT_JAILS";
-/// Global switches: one [`Settings`] at index 0 (array).
+/// Global switches: one [`Settings`] at index 0 (array). User space's record, which a
+/// restarted daemon reads back, and what a program from before [`MAP_SETTINGS_NOW`] reads.
 pub const MAP_SETTINGS: &str = "SETTINGS";
+/// The settings the program reads: its `SETTINGS_NOW` global ([`GLOBAL_SETTINGS_NOW`]),
+/// alone in its section, which aya loads as a one-entry array map of that name. Pinned like
+/// the maps, so that the program of a daemon being replaced and its successor's read the
+/// same settings; user space writes it with every write of [`MAP_SETTINGS`], and at load
+/// sets the section's initial value to what the pin holds, so that loading rewrites it
+/// unchanged.
+pub const MAP_SETTINGS_NOW: &str = ".data.settings";
+/// The global behind [`MAP_SETTINGS_NOW`].
+pub const GLOBAL_SETTINGS_NOW: &str = "SETTINGS_NOW";
 /// Per-CPU packet counters: [`Counters`] at index `ifindex % COUNTER_SLOTS` (per-CPU array).
 pub const MAP_COUNTERS: &str = "COUNTERS";
 /// Jail slot names, so that a restarted daemon can adopt the masks: [`JailSlot`] × [`MAX_JAILS`].
@@ -97,7 +107,7 @@ pub const TRACE_FILTERS: u32 = 64;
 pub const TRACE_KEYS: [&str; 5] = ["verdict", "reason", "ifindex", "jails", "source"];
 
 /// Every map the program declares, in the order user space pins and checks them.
-pub const MAP_NAMES: [&str; 10] = [
+pub const MAP_NAMES: [&str; 11] = [
     MAP_BANS_V4,
     MAP_BANS_V6,
     MAP_CIDR_V4,
@@ -106,9 +116,21 @@ pub const MAP_NAMES: [&str; 10] = [
     MAP_ALLOW_V6,
     MAP_PORT_JAILS,
     MAP_SETTINGS,
+    MAP_SETTINGS_NOW,
     MAP_COUNTERS,
     MAP_JAILS,
 ];
+
+/// The file a map is pinned as in the pin directory: its name, but for
+/// [`MAP_SETTINGS_NOW`], whose dots bpffs refuses in a file name.
+#[must_use]
+pub fn pin_file(map: &str) -> &str {
+    if map == MAP_SETTINGS_NOW {
+        GLOBAL_SETTINGS_NOW
+    } else {
+        map
+    }
+}
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "banxdp";

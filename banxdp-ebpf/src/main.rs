@@ -34,7 +34,7 @@
 //!
 //! Failing open: a packet the program cannot parse (truncated, not IP, a header that lies
 //! about its length) passes and is counted, and a missing map entry that should always exist
-//! (settings, counters) also passes. A packet filter that drops what it does not understand
+//! (the counters) does not stop the verdict. A packet filter that drops what it does not understand
 //! would take a server off the network on the first odd frame; one that passes it only lets
 //! through what the kernel's own stack will judge next.
 #![no_std]
@@ -86,6 +86,8 @@ static ALLOW_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW
 static ALLOW_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(DEFAULT_ALLOW, 0);
 #[map]
 static PORT_JAILS: HashMap<PortKey, u64> = HashMap::with_max_entries(PORT_JAILS_ENTRIES, 0);
+/// Read by user space only (the settings a restarted daemon reads back, and those a program
+/// from before `SETTINGS_NOW` reads during an upgrade).
 #[map]
 static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
@@ -124,6 +126,35 @@ impl Global<Clock> {
     fn jiffy_base(&self) -> u64 {
         // SAFETY: as `get`, for one field of the global.
         unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).jiffy_base) }
+    }
+}
+/// The settings the program reads (map `.data.settings`, pinned beside the others, so that
+/// the program of a daemon being replaced reads what its successor writes): a field is one
+/// load, where the `SETTINGS` map costs a lookup through the stack and a null check.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.settings")]
+static SETTINGS_NOW: Global<Settings> = Global(UnsafeCell::new(Settings {
+    allports: 0,
+    shadow: 0,
+    flags: 0,
+    pad: 0,
+}));
+/// Each field read alone, when needed (volatile: user space rewrites them).
+impl Global<Settings> {
+    #[inline(always)]
+    fn allports(&self) -> u64 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).allports) }
+    }
+    #[inline(always)]
+    fn shadow(&self) -> u64 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).shadow) }
+    }
+    #[inline(always)]
+    fn flags(&self) -> u32 {
+        // SAFETY: as `get`, for one field of the global.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).flags) }
     }
 }
 /// Trace switch (`TRACE_ON_*` bits, map `.data.trace`), which the daemon sets while
@@ -218,13 +249,11 @@ fn judge(ctx: &XdpContext) -> (u32, usize) {
 
 #[inline(always)]
 fn judge_v4(ctx: &XdpContext, packet: &Packet<u32>) -> (u32, usize) {
-    let Some(settings) = SETTINGS.get(0) else {
-        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
-    };
+    let settings = &SETTINGS_NOW;
     let addr = packet.source.to_ne_bytes();
     let exact = BANS_V4.get_ptr_mut(addr);
     let cidr = || {
-        if settings.flags & HAS_CIDR_V4 == 0 {
+        if settings.flags() & HAS_CIDR_V4 == 0 {
             return None;
         }
         CIDR_V4
@@ -232,7 +261,7 @@ fn judge_v4(ctx: &XdpContext, packet: &Packet<u32>) -> (u32, usize) {
             .map(|ban| core::ptr::from_ref(ban).cast_mut())
     };
     let allowed =
-        || settings.flags & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
+        || settings.flags() & HAS_ALLOW_V4 != 0 && ALLOW_V4.get(Key::new(32, addr)).is_some();
     decide(
         ctx,
         packet,
@@ -246,13 +275,11 @@ fn judge_v4(ctx: &XdpContext, packet: &Packet<u32>) -> (u32, usize) {
 
 #[inline(always)]
 fn judge_v6(ctx: &XdpContext, packet: &Packet<[u8; 16]>) -> (u32, usize) {
-    let Some(settings) = SETTINGS.get(0) else {
-        return (xdp_action::XDP_PASS, counter::PASS_MALFORMED);
-    };
+    let settings = &SETTINGS_NOW;
     let addr = packet.source;
     let exact = BANS_V6.get_ptr_mut(addr);
     let cidr = || {
-        if settings.flags & HAS_CIDR_V6 == 0 {
+        if settings.flags() & HAS_CIDR_V6 == 0 {
             return None;
         }
         CIDR_V6
@@ -260,7 +287,7 @@ fn judge_v6(ctx: &XdpContext, packet: &Packet<[u8; 16]>) -> (u32, usize) {
             .map(|ban| core::ptr::from_ref(ban).cast_mut())
     };
     let allowed =
-        || settings.flags & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some();
+        || settings.flags() & HAS_ALLOW_V6 != 0 && ALLOW_V6.get(Key::new(128, addr)).is_some();
     decide(
         ctx,
         packet,
@@ -365,7 +392,7 @@ fn ban_jails(
 fn decide<A>(
     ctx: &XdpContext,
     packet: &Packet<A>,
-    settings: &Settings,
+    settings: &Global<Settings>,
     exact: Option<*mut Ban>,
     cidr: impl FnOnce() -> Option<*mut Ban>,
     allowed: impl Fn() -> bool,
@@ -394,7 +421,7 @@ fn covers<A>(
     ctx: &XdpContext,
     ban: *mut Ban,
     packet: &Packet<A>,
-    settings: &Settings,
+    settings: &Global<Settings>,
     allowed: &impl Fn() -> bool,
 ) -> Result<(), usize> {
     // SAFETY: `ban` points at a live map value for the duration of this program run (RCU).
@@ -404,8 +431,9 @@ fn covers<A>(
     }
     // An enforcing all-ports jail settles it without the port lookup: the common case (a
     // flood from one source banned by an allports action) pays one hash lookup, not two.
-    let mut covering = jails & settings.allports;
-    if covering & !settings.shadow == 0 {
+    let shadow = settings.shadow();
+    let mut covering = jails & settings.allports();
+    if covering & !shadow == 0 {
         covering |= jails & port_jails(ctx, packet);
     }
     if covering == 0 {
@@ -414,7 +442,7 @@ fn covers<A>(
     if allowed() {
         return Err(counter::PASS_ALLOWED);
     }
-    if covering & !settings.shadow == 0 {
+    if covering & !shadow == 0 {
         // SAFETY: as above; the field is 8-byte aligned and the program only adds atomically.
         unsafe {
             atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*ban).shadow_hits, 1)

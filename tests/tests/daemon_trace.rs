@@ -19,7 +19,7 @@ use banxdp::enforce::{
     Enforcer as _,
     xdp::{ObjectSource, XdpEnforcer, XdpPlan, sys, trace::Tracer},
 };
-use banxdp_common::{MAP_SETTINGS, MAP_TRACE, TRACE_ON_V4, TRACE_ON_V6};
+use banxdp_common::{MAP_BANS_V4, MAP_TRACE, TRACE_ON_V4, TRACE_ON_V6};
 use banxdp_tests::{
     Topology, all_ports, ban_for,
     daemon::{Daemon, Setup, bin},
@@ -333,14 +333,14 @@ fn forward(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> 
 }
 
 /// The `TRACE` switch of the program the daemon runs: the program that uses the pinned
-/// `SETTINGS` map, and its (unpinned) `TRACE` map.
+/// `BANS_V4` map, and its (unpinned) `TRACE` map.
 fn trace_switch(pins: &Path) -> u32 {
-    let settings = MapData::from_pin(pins.join(MAP_SETTINGS)).expect("pinned SETTINGS");
-    let settings = settings.info().unwrap().id();
+    let bans = MapData::from_pin(pins.join(MAP_BANS_V4)).expect("pinned BANS_V4");
+    let bans = bans.info().unwrap().id();
     let mut found = Vec::new();
     for program in aya::programs::loaded_programs().flatten() {
         let ids = program.map_ids().unwrap().unwrap_or_default();
-        if !ids.contains(&settings) {
+        if !ids.contains(&bans) {
             continue;
         }
         for id in ids {

@@ -9,9 +9,10 @@ use std::{
 };
 
 use banxdp::enforce::{
-    Enforcer as _, Expiry, parse_target,
+    Enforcer as _, Expiry, JailScope, PortScope, parse_target,
     xdp::{XdpEnforcer, XdpPlan},
 };
+use banxdp_common::IPPROTO_UDP;
 use banxdp_tests::{
     Topology, all_ports, ban_for, ban_until,
     daemon::{Daemon, Pins},
@@ -229,4 +230,47 @@ fn run_reports_every_jail_problem_and_exits_2_when_none_can_run() {
         "{stderr}"
     );
     assert!(stderr.contains("no jail can run"), "{stderr}");
+}
+
+/// While a new process restores its state (between `load_staged` and `take_over`), the
+/// earlier process's program keeps serving the link, and it reads the settings its successor
+/// writes (the pinned `SETTINGS_NOW` global): a jail whose scope changes from one port to
+/// every port keeps its bans dropping on every port through the whole restore.
+#[test]
+fn the_program_being_replaced_reads_its_successors_settings() {
+    if !privileged("the_program_being_replaced_reads_its_successors_settings") {
+        return;
+    }
+    let topo = Topology::new(&["198.51.100.66"], &[]);
+    let pins = Pins::unique();
+    let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
+    first
+        .add_jail(&JailScope {
+            name: "sshd".into(),
+            ports: PortScope::Ports {
+                protocols: vec![IPPROTO_UDP],
+                ranges: vec![6000..=6000],
+            },
+            shadow: false,
+        })
+        .unwrap();
+    first.ban(&ban_for("sshd", "198.51.100.66", 600)).unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+    assert_eq!(topo.udp_delivered("198.51.100.66", 7000, N), N);
+
+    let mut second = with_netns(&topo.victim, || XdpEnforcer::load_staged(&plan(&pins.0))).unwrap();
+    assert!(second.adopted_maps());
+    second.add_jail(&all_ports("sshd")).unwrap();
+    assert_eq!(
+        topo.udp_delivered("198.51.100.66", 7000, N),
+        0,
+        "the program still attached reads the jail's new scope"
+    );
+    assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
+
+    second.take_over().unwrap();
+    drop(first);
+    assert_eq!(topo.udp_delivered("198.51.100.66", 7000, N), 0);
+    second.detach().unwrap();
+    assert_eq!(topo.udp_delivered("198.51.100.66", 7000, N), N);
 }

@@ -15,7 +15,7 @@ use aya::maps::{HashMap, LpmTrie, MapData, lpm_trie::Key};
 use banxdp_common::{
     Ban as BanValue, HAS_ALLOW_V4, HAS_ALLOW_V6, HAS_CIDR_V4, HAS_CIDR_V6, JAIL_NAME_LEN, JailSlot,
     MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_JAILS,
-    MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PortKey,
+    MAP_PORT_JAILS, MAP_SETTINGS, MAP_SETTINGS_NOW, MAX_JAILS, PortKey,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -111,11 +111,23 @@ impl XdpEnforcer {
             .collect()
     }
 
+    /// Writes the settings to the `SETTINGS` map (user space's record, and what a program
+    /// from before `SETTINGS_NOW` reads), then to the global the program reads.
     fn store_settings(&mut self) -> Result<(), XdpError> {
         self.maps
             .settings
             .set(0, self.settings, 0)
-            .map_err(map_err(MAP_SETTINGS))
+            .map_err(map_err(MAP_SETTINGS))?;
+        self.publish_settings()
+    }
+
+    /// Writes the settings to the program's `SETTINGS_NOW` (nothing for an older object).
+    pub(super) fn publish_settings(&mut self) -> Result<(), XdpError> {
+        let settings = self.settings;
+        match &mut self.maps.settings_now {
+            Some(now) => now.set(0, settings, 0).map_err(map_err(MAP_SETTINGS_NOW)),
+            None => Ok(()),
+        }
     }
 
     /// Sets or clears a `HAS_*` flag, writing the settings only when it changes.

@@ -41,10 +41,10 @@ use aya::{
     },
 };
 use banxdp_common::{
-    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, GLOBAL_JIFFY_CLOCK, JailSlot, MAP_ALLOW_V4,
-    MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6, MAP_CLOCK, MAP_COUNTERS,
-    MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAX_JAILS, PROGRAM_NAME, PortKey, Settings,
-    counter,
+    Ban, COUNTER_SLOTS, Counters, GLOBAL_COARSE_CLOCK, GLOBAL_JIFFY_CLOCK, GLOBAL_SETTINGS_NOW,
+    JailSlot, MAP_ALLOW_V4, MAP_ALLOW_V6, MAP_BANS_V4, MAP_BANS_V6, MAP_CIDR_V4, MAP_CIDR_V6,
+    MAP_CLOCK, MAP_COUNTERS, MAP_JAILS, MAP_NAMES, MAP_PORT_JAILS, MAP_SETTINGS, MAP_SETTINGS_NOW,
+    MAX_JAILS, PROGRAM_NAME, PortKey, Settings, counter, pin_file,
 };
 use ipnet::IpNet;
 
@@ -187,6 +187,8 @@ struct Maps {
     allow_v6: Trie<[u8; 16], u32>,
     port_jails: HashMap<MapData, PortKey, u64>,
     settings: Array<MapData, Settings>,
+    /// The program's `SETTINGS_NOW` global; `None` for an object from before it.
+    settings_now: Option<Array<MapData, Settings>>,
     counters: PerCpuArray<MapData, Counters>,
     jails: Array<MapData, JailSlot>,
 }
@@ -215,6 +217,10 @@ impl Maps {
             allow_v6: trie(ebpf, MAP_ALLOW_V6)?,
             port_jails: take(ebpf, MAP_PORT_JAILS)?,
             settings: take(ebpf, MAP_SETTINGS)?,
+            settings_now: ebpf
+                .take_map(MAP_SETTINGS_NOW)
+                .map(|map| Array::try_from(map).map_err(map_err(MAP_SETTINGS_NOW)))
+                .transpose()?,
             counters: take(ebpf, MAP_COUNTERS)?,
             jails: take(ebpf, MAP_JAILS)?,
         })
@@ -280,7 +286,7 @@ impl XdpEnforcer {
                 prepare_pin_dir(dir)?;
                 MAP_NAMES
                     .iter()
-                    .map(|name| (*name, dir.join(name)))
+                    .map(|name| (*name, dir.join(pin_file(name))))
                     .collect()
             }
             None => Vec::new(),
@@ -307,6 +313,11 @@ impl XdpEnforcer {
             }
             loader.map_pin_path(name, path.as_path());
         }
+        // Loading writes the section's value into the global's map, adopted from its pin
+        // when there is one and read meanwhile by the program still attached: the value
+        // it holds already, so that the write changes nothing.
+        let settings_now = pinned_settings(&pin_paths)?;
+        loader.override_global(GLOBAL_SETTINGS_NOW, &settings_now, false);
         let mut ebpf = loader.load(&object).map_err(XdpError::Load)?;
         let mut maps = Maps::take(&mut ebpf)?;
         // Before the program loads: the log ring buffer's reader must be alive then.
@@ -346,7 +357,10 @@ impl XdpEnforcer {
             tracer,
             clock,
         };
-        // Before the program sees a packet: until then it has no cheap bound of the boot
+        // Before the program sees a packet (an adopted record may hold settings the global
+        // of a new pin lacks):
+        enforcer.publish_settings()?;
+        // Also before: until then it has no cheap bound of the boot
         // clock but the coarse monotonic clock, and reads the exact clock near every end.
         enforcer.set_clock()?;
         for interface in &plan.interfaces {
@@ -586,7 +600,7 @@ impl XdpEnforcer {
         }
         if let Some(dir) = self.pin_dir.take() {
             for name in MAP_NAMES {
-                remove_pin(&dir.join(name))?;
+                remove_pin(&dir.join(pin_file(name)))?;
             }
             match fs::remove_dir(&dir) {
                 Ok(()) => {}
@@ -699,6 +713,24 @@ enum Pinned {
     Incompatible(String),
 }
 
+/// The settings the program's global should start with: what the pinned global holds, else
+/// the pinned record, else none (the pins left are those `check_pinned` found compatible).
+fn pinned_settings(pin_paths: &[(&str, PathBuf)]) -> Result<Settings, XdpError> {
+    for wanted in [MAP_SETTINGS_NOW, MAP_SETTINGS] {
+        let Some((_, path)) = pin_paths.iter().find(|(name, _)| *name == wanted) else {
+            continue;
+        };
+        if !path.exists() {
+            continue;
+        }
+        let map = MapData::from_pin(path).map_err(map_err(wanted))?;
+        let array: Array<MapData, Settings> =
+            Array::try_from(Map::Array(map)).map_err(map_err(wanted))?;
+        return array.get(&0, 0).map_err(map_err(wanted));
+    }
+    Ok(Settings::default())
+}
+
 /// `(key size, value size, max_entries)` the current program expects of a map.
 fn expected_layout(name: &str, caps: &Capacities) -> (u32, u32, u32) {
     use std::mem::size_of;
@@ -716,7 +748,7 @@ fn expected_layout(name: &str, caps: &Capacities) -> (u32, u32, u32) {
             8,
             banxdp_common::PORT_JAILS_ENTRIES,
         ),
-        MAP_SETTINGS => (4, size(size_of::<Settings>()), 1),
+        MAP_SETTINGS | MAP_SETTINGS_NOW => (4, size(size_of::<Settings>()), 1),
         MAP_COUNTERS => (4, size(size_of::<Counters>()), COUNTER_SLOTS),
         MAP_JAILS => (4, size(size_of::<JailSlot>()), MAX_JAILS),
         _ => unreachable!("every map name is listed"),
