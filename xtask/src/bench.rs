@@ -334,14 +334,17 @@ impl Bench {
         frames: u32,
         inject: &dyn Fn(u32) -> Result<Duration>,
     ) -> Result<Run> {
-        let mut run = one_run(
-            self.backend,
-            path,
-            &self.topo,
-            &self.installed,
-            frames,
-            inject,
-        )?;
+        let once = || {
+            one_run(
+                self.backend,
+                path,
+                &self.topo,
+                &self.installed,
+                frames,
+                inject,
+            )
+        };
+        let mut run = once()?;
         for _ in 0..2 {
             if run.counted >= u64::from(frames) / 2 {
                 break;
@@ -351,14 +354,7 @@ impl Bench {
                 self.backend.label(),
                 run.counted
             );
-            run = one_run(
-                self.backend,
-                path,
-                &self.topo,
-                &self.installed,
-                frames,
-                inject,
-            )?;
+            run = once()?;
         }
         Ok(run)
     }

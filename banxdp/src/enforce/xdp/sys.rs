@@ -213,12 +213,14 @@ fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
 }
 
 /// What a `BPF_PROG_TEST_RUN` of an XDP program returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestRun {
     /// The program's return value (`XDP_PASS` = 2, `XDP_DROP` = 1, ...).
     pub action: u32,
     /// Average run time in ns, as the kernel measured it.
     pub duration_ns: u32,
+    /// The frame as the program left it (empty for live frames).
+    pub frame: Vec<u8>,
 }
 
 /// Runs an XDP program on `frame` as if it had arrived on `ifindex`.
@@ -234,18 +236,6 @@ pub fn test_run(
     live: bool,
     batch_size: u32,
 ) -> io::Result<TestRun> {
-    run_frame(prog, frame, ifindex, repeat, live, batch_size).map(|(run, _)| run)
-}
-
-/// [`test_run`], and the frame as the program left it (empty for live frames).
-fn run_frame(
-    prog: BorrowedFd<'_>,
-    frame: &[u8],
-    ifindex: u32,
-    repeat: u32,
-    live: bool,
-    batch_size: u32,
-) -> io::Result<(TestRun, Vec<u8>)> {
     let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too long"))?;
     let mut ctx = XdpMd {
         data_end: len,
@@ -275,13 +265,11 @@ fn run_frame(
     } else {
         usize::try_from(attr.data_size_out).unwrap_or(0)
     });
-    Ok((
-        TestRun {
-            action: attr.retval,
-            duration_ns: attr.duration,
-        },
-        out,
-    ))
+    Ok(TestRun {
+        action: attr.retval,
+        duration_ns: attr.duration,
+        frame: out,
+    })
 }
 
 /// Loads a two-instruction XDP program that returns `action` for every frame: the
@@ -353,9 +341,9 @@ impl ClockProbe {
 
     pub fn sample(&self) -> io::Result<ClockSample> {
         // The kernel wants at least an Ethernet header's worth of frame.
-        let (_, frame) = run_frame(self.prog.as_fd(), &[0u8; 64], 1, 1, false, 0)?;
+        let run = test_run(self.prog.as_fd(), &[0u8; 64], 1, 1, false, 0)?;
         let word = |at: usize| {
-            frame
+            run.frame
                 .get(at..at + 8)
                 .and_then(|bytes| bytes.try_into().ok())
                 .map(u64::from_ne_bytes)
