@@ -97,7 +97,7 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(COUNTER_S
 #[map]
 static JAILS: Array<JailSlot> = Array::with_max_entries(MAX_JAILS, 0);
 /// A global that user space writes through the one-entry array map aya makes of its section,
-/// and the program only reads: one load, no lookup, no null check. Never pinned.
+/// and the program only reads: one load, no lookup, no null check.
 #[repr(transparent)]
 struct Global<T>(UnsafeCell<T>);
 // SAFETY: the program only reads it (volatile); user space writes it through the map.
@@ -109,25 +109,31 @@ impl<T: Copy> Global<T> {
         unsafe { core::ptr::read_volatile(self.0.get()) }
     }
 }
-/// Each field read alone (volatile: user space rewrites them), as the others may not be
-/// needed.
-impl Global<Clock> {
-    #[inline(always)]
-    fn boot_offset(&self) -> u64 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).boot_offset) }
-    }
-    #[inline(always)]
-    fn jiffy_ns(&self) -> u64 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).jiffy_ns) }
-    }
-    #[inline(always)]
-    fn jiffy_base(&self) -> u64 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).jiffy_base) }
-    }
+/// Readers of a global's fields, each read alone (volatile: user space rewrites them), as
+/// the others may not be needed.
+macro_rules! fields {
+    ($global:ty { $($field:ident: $type:ty),* }) => {
+        impl Global<$global> {
+            $(
+                #[inline(always)]
+                fn $field(&self) -> $type {
+                    // SAFETY: as `get`, for one field of the global.
+                    unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).$field) }
+                }
+            )*
+        }
+    };
 }
+fields!(Clock {
+    boot_offset: u64,
+    jiffy_ns: u64,
+    jiffy_base: u64
+});
+fields!(Settings {
+    allports: u64,
+    shadow: u64,
+    flags: u32
+});
 /// The settings the program reads (map `.data.settings`, pinned beside the others, so that
 /// the program of a daemon being replaced reads what its successor writes): a field is one
 /// load, where the `SETTINGS` map costs a lookup through the stack and a null check.
@@ -139,35 +145,16 @@ static SETTINGS_NOW: Global<Settings> = Global(UnsafeCell::new(Settings {
     flags: 0,
     pad: 0,
 }));
-/// Each field read alone, when needed (volatile: user space rewrites them).
-impl Global<Settings> {
-    #[inline(always)]
-    fn allports(&self) -> u64 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).allports) }
-    }
-    #[inline(always)]
-    fn shadow(&self) -> u64 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).shadow) }
-    }
-    #[inline(always)]
-    fn flags(&self) -> u32 {
-        // SAFETY: as `get`, for one field of the global.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).flags) }
-    }
-}
 /// Trace switch (`TRACE_ON_*` bits, map `.data.trace`), which the daemon sets while
 /// `banxdp trace` runs.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.trace")]
 static TRACE_SWITCH: Global<u32> = Global(UnsafeCell::new(0));
-/// Whether the kernel has the coarse clock helper (Linux 5.11), as user space found at load.
-/// A `.rodata` constant, frozen before the program loads, so the verifier drops the branch
-/// not taken and an older kernel never sees the helper it lacks.
+/// `banxdp_common::GLOBAL_COARSE_CLOCK`: a `.rodata` constant, frozen before the program
+/// loads, so the verifier drops the branch not taken.
 #[unsafe(no_mangle)]
 static COARSE_CLOCK: u32 = 1;
-/// The same for `bpf_jiffies64` (Linux 5.5), and user space's intent to calibrate it.
+/// `banxdp_common::GLOBAL_JIFFY_CLOCK`, likewise.
 #[unsafe(no_mangle)]
 static JIFFY_CLOCK: u32 = 1;
 /// What bounds the boot clock from below (map `.data.clock`), as user space last set it.

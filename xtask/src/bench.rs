@@ -565,21 +565,26 @@ fn render(rows: &[Row], options: &Options) -> String {
                 continue;
             };
             if let Some(m) = find(Backend::Minimal) {
-                let (ratio, low, high) = round_ratios(x, m);
-                let _ = writeln!(
-                    out,
-                    "At {size} bans ({}), banxdp XDP runs at {:.1}% of the minimal program's rate \
-                     (median of {} rounds side by side; {:.1}% to {:.1}%), {:.0} ns against \
-                     {:.0} ns of softirq per frame in the median runs (goal: within 5%: {}).",
-                    path.label(),
-                    ratio * 100.0,
-                    x.rounds.len().min(m.rounds.len()),
-                    low * 100.0,
-                    high * 100.0,
-                    x.softirq_ns,
-                    m.softirq_ns,
-                    if ratio >= 0.95 { "met" } else { "NOT MET" }
-                );
+                for x in [Some(x), find(Backend::Baseline)].into_iter().flatten() {
+                    let (ratio, low, high) = round_ratios(x, m);
+                    let _ = writeln!(
+                        out,
+                        "At {size} bans ({}), {} runs at {:.1}% of the minimal program's rate \
+                         (median of {} rounds side by side; {:.1}% to {:.1}%; {:.1}% by the \
+                         median runs), {:.0} ns against {:.0} ns of softirq per frame in the \
+                         median runs (goal: within 5%: {}).",
+                        path.label(),
+                        x.backend.label(),
+                        ratio * 100.0,
+                        x.rounds.len().min(m.rounds.len()),
+                        low * 100.0,
+                        high * 100.0,
+                        x.mpps() / m.mpps() * 100.0,
+                        x.softirq_ns,
+                        m.softirq_ns,
+                        if ratio >= 0.95 { "met" } else { "NOT MET" }
+                    );
+                }
             }
             let others: Vec<String> = at
                 .iter()

@@ -42,7 +42,8 @@ fn root() -> PathBuf {
 /// does not depend on where the checkout or cargo's registry live. Misaligned access lets a
 /// 2- or 4-byte packet field (`read_unaligned`) be one load instead of bytes shifted together:
 /// the kernel allows misaligned packet reads on every CPU with efficient unaligned access
-/// (x86-64, arm64), and checks the alignment of every other access when it loads the program.
+/// (x86-64, arm64), and checks the alignment of stack and atomic accesses when it loads the
+/// program.
 fn rustflags(root: &Path) -> String {
     let cargo_home = std::env::var("CARGO_HOME")
         .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));

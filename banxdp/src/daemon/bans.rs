@@ -273,6 +273,11 @@ impl Bans {
             .map(|Reverse((at, _, _))| i64::from(*at))
     }
 
+    /// The enforcer's upkeep on the daemon's tidy tick.
+    pub fn tidy(&mut self) -> Result<(), enforce::Error> {
+        self.enforcer.tidy()
+    }
+
     /// Lifts every ban whose expiry is `now` or earlier; returns them.
     pub fn expire(&mut self, now: i64) -> Result<Vec<(Arc<str>, IpNet)>, enforce::Error> {
         let mut due = Vec::new();

@@ -303,6 +303,9 @@ impl State {
                 _ = tidy.tick() => {
                     self.jails.expire_failures(unix_now());
                     self.purger.tick(unix_now());
+                    if let Err(error) = self.bans.tidy() {
+                        tracing::warn!("enforcement upkeep: {:#}", anyhow::Error::from(error));
+                    }
                 }
             }
         }

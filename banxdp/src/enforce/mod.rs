@@ -299,6 +299,13 @@ pub trait Enforcer {
     /// Removes bans whose expiry has passed; returns how many entries went.
     fn remove_expired(&mut self) -> Result<usize, Error>;
 
+    /// Upkeep on the daemon's tidy tick (once a minute). Nothing for most backends; XDP
+    /// checks the clock line its program bounds expiries with, which bans being written
+    /// would otherwise be the only occasion to do.
+    fn tidy(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Takes over from what an earlier process left enforcing, once this backend holds the
     /// start-up restore (XDP: the pinned links switch to the new program only now, so that a
     /// map started empty is never consulted). Nothing to do for most backends.

@@ -443,6 +443,10 @@ impl Enforcer for XdpEnforcer {
         Ok(XdpEnforcer::take_over(self)?)
     }
 
+    fn tidy(&mut self) -> Result<(), Error> {
+        Ok(self.set_clock()?)
+    }
+
     fn add_jail(&mut self, jail: &JailScope) -> Result<(), Error> {
         if jail.name.len() > JAIL_NAME_LEN {
             return Err(Error::JailNameTooLong {

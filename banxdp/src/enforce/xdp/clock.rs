@@ -122,16 +122,25 @@ impl JiffyLine {
     }
 }
 
-/// How often the line is checked against a fresh sample (when bans are written).
+/// How often the line is checked against a fresh sample: when bans are written, and on the
+/// daemon's tidy tick (once a minute).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether this build reads jiffies at all: the CPUs whose kernels offer exactly
+/// [`HZ_CHOICES`] (others build with values such as 1024, which a choice near it would
+/// mistake).
+const JIFFIES_HERE: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
 /// The program's `.data.clock` global and what user space keeps to fill it.
 pub(super) struct ProgramClock {
     map: Option<ClockMap>,
     jiffies: Option<Jiffies>,
+    published: Published,
     coarse: bool,
     /// How far the bound is made to lag the boot clock (tests of the exact path); 0 else.
     lag_ns: u64,
+    /// How far the jiffies line is made to run ahead of it (tests that the program reads it).
+    lead_ns: u64,
 }
 
 /// The global's layout: the whole [`Clock`], or the boot offset alone (an object from before
@@ -144,8 +153,6 @@ enum ClockMap {
 struct Jiffies {
     probe: ClockProbe,
     line: Option<JiffyLine>,
-    /// Whether the program has been given `jiffy_base` (with `jiffy_ns` still 0) yet.
-    base_written: bool,
     sampled: Option<Instant>,
     /// Set when a sample contradicted the line: the coarse clock serves from then on.
     failed: bool,
@@ -161,8 +168,9 @@ impl Jiffies {
         let sample = match self.probe.sample() {
             Ok(sample) => sample,
             Err(e) => {
-                self.fail(format_args!("the clock probe failed: {e}"));
-                return None;
+                // The line found so far still holds; the next check samples again.
+                tracing::debug!("xdp: the clock probe failed: {e}");
+                return self.line;
             }
         };
         match self.line {
@@ -197,10 +205,54 @@ impl Jiffies {
     }
 }
 
+/// What the program holds of the line, and the writes that change it safely. The program
+/// reads the tick, then jiffies, then the base, in loads of their own, while a write of the
+/// global replaces all three: a run may see one field from before a write and the next from
+/// after it. So a base only ever changes to another lower bound of the boot clock (a new
+/// boot offset lifts it no further than the clock itself moved), the base reaches the
+/// program before its first non-zero tick, and turning the line off leaves the last base in
+/// place (a tick of 0 with a base of 0, read beside the old tick, would put the bound at
+/// about 2^32 ticks, and end every ban at once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Published {
+    base: Option<u64>,
+    ticking: bool,
+}
+
+impl Published {
+    /// The values to write, in order, so that the program reads `line` (`(tick, base)`, or
+    /// none for the coarse clock) with `boot_offset`.
+    fn writes(&mut self, boot_offset: u64, line: Option<(u64, u64)>) -> Vec<Clock> {
+        let clock = |jiffy_ns, jiffy_base| Clock {
+            boot_offset,
+            jiffy_ns,
+            jiffy_base,
+        };
+        let Some((tick, base)) = line else {
+            self.ticking = false;
+            return vec![clock(0, self.base.unwrap_or(0))];
+        };
+        let mut writes = Vec::with_capacity(2);
+        if !self.ticking {
+            writes.push(clock(0, base));
+        }
+        writes.push(clock(tick, base));
+        *self = Self {
+            base: Some(base),
+            ticking: true,
+        };
+        writes
+    }
+}
+
 impl ProgramClock {
-    /// `map` is the object's clock global, if it has one; `jiffies` and `coarse` say which
-    /// bounds the program was loaded to allow.
-    pub(super) fn new(map: Option<Map>, jiffies: bool, coarse: bool) -> Result<Self, XdpError> {
+    /// `map` is the object's clock global, if it has one; `probe` is there when the program
+    /// was loaded to read jiffies, and `coarse` says whether it may read the coarse clock.
+    pub(super) fn new(
+        map: Option<Map>,
+        probe: Option<ClockProbe>,
+        coarse: bool,
+    ) -> Result<Self, XdpError> {
         let map = match map {
             None => None,
             // An object from before the jiffies line holds the boot offset alone.
@@ -211,35 +263,40 @@ impl ProgramClock {
                 Array::try_from(map).map_err(map_err(MAP_CLOCK))?,
             )),
         };
-        let jiffies = if jiffies && matches!(map, Some(ClockMap::Full(_))) {
-            match ClockProbe::load() {
-                Ok(probe) => Some(Jiffies {
-                    probe,
-                    line: None,
-                    base_written: false,
-                    sampled: None,
-                    failed: false,
-                }),
-                Err(e) => {
-                    tracing::info!(
-                        "xdp: cannot read jiffies ({e}); expiry checks use the coarse clock"
-                    );
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let jiffies = probe
+            .filter(|_| matches!(map, Some(ClockMap::Full(_))))
+            .map(|probe| Jiffies {
+                probe,
+                line: None,
+                sampled: None,
+                failed: false,
+            });
         Ok(Self {
             map,
             jiffies,
+            published: Published::default(),
             coarse,
             lag_ns: 0,
+            lead_ns: 0,
         })
     }
 
-    /// Writes the global: the boot offset, and the jiffies line once it is known (its base
-    /// first, in a write of its own, so that no run of the program sees the tick without it).
+    /// The probe the program's jiffies branch needs, where this build and the kernel allow
+    /// it: `None` keeps that branch out of the program.
+    pub(super) fn probe() -> Option<ClockProbe> {
+        if !JIFFIES_HERE {
+            return None;
+        }
+        ClockProbe::load()
+            .inspect_err(|e| {
+                tracing::info!(
+                    "xdp: cannot read jiffies ({e}); expiry checks use the coarse clock"
+                );
+            })
+            .ok()
+    }
+
+    /// Writes the global: the boot offset, and the jiffies line while it is known and holds.
     pub(super) fn refresh(&mut self) -> Result<(), XdpError> {
         let boot_offset = sys::boot_offset_ns();
         let offset = boot_offset.wrapping_sub(self.lag_ns);
@@ -247,26 +304,15 @@ impl ProgramClock {
             None => Ok(()),
             Some(ClockMap::OffsetOnly(map)) => map.set(0, offset, 0).map_err(map_err(MAP_CLOCK)),
             Some(ClockMap::Full(map)) => {
-                let mut clock = Clock {
-                    boot_offset: offset,
-                    jiffy_ns: 0,
-                    jiffy_base: 0,
-                };
-                if let Some((jiffies, line)) = self
-                    .jiffies
-                    .as_mut()
-                    .and_then(|jiffies| jiffies.line().map(|line| (jiffies, line)))
-                {
-                    // The line bounds the monotonic clock; the offset lifts it to the boot
-                    // clock.
-                    clock.jiffy_base = line.base.wrapping_add(offset);
-                    if !jiffies.base_written {
-                        map.set(0, clock, 0).map_err(map_err(MAP_CLOCK))?;
-                        jiffies.base_written = true;
-                    }
-                    clock.jiffy_ns = line.tick_ns;
+                // The line bounds the monotonic clock; the offset lifts it to the boot clock.
+                let line = self.jiffies.as_mut().and_then(Jiffies::line).map(|line| {
+                    let base = line.base.wrapping_add(offset).wrapping_add(self.lead_ns);
+                    (line.tick_ns, base)
+                });
+                for clock in self.published.writes(offset, line) {
+                    map.set(0, clock, 0).map_err(map_err(MAP_CLOCK))?;
                 }
-                map.set(0, clock, 0).map_err(map_err(MAP_CLOCK))
+                Ok(())
             }
         }
     }
@@ -277,13 +323,16 @@ impl ProgramClock {
         self.refresh()
     }
 
+    /// Makes the jiffies line run ahead of the boot clock by `lead` from now on, as a wrong
+    /// one would (tests that the program reads it).
+    pub(super) fn lead_jiffies(&mut self, lead: Duration) -> Result<(), XdpError> {
+        self.lead_ns = u64::try_from(lead.as_nanos()).unwrap_or(u64::MAX);
+        self.refresh()
+    }
+
     /// The bound the program checks expiries on, far from a ban's end.
     pub(super) fn in_use(&self) -> ExpiryClock {
-        if self
-            .jiffies
-            .as_ref()
-            .is_some_and(|jiffies| jiffies.base_written && jiffies.line.is_some())
-        {
+        if self.published.ticking {
             ExpiryClock::Jiffies
         } else if self.coarse {
             ExpiryClock::Coarse
@@ -373,6 +422,49 @@ mod tests {
         let line = JiffyLine::calibrate(stale).unwrap();
         let fresh = sample(250, 3_600 * SECOND, 0);
         assert!(line.at(fresh.jiffies) <= fresh.monotonic_ns);
+    }
+
+    /// Every value a run of the program can read while one write replaces another: each
+    /// field from either.
+    fn torn(a: Clock, b: Clock) -> Vec<(u64, u64)> {
+        let mut reads = Vec::new();
+        for tick in [a.jiffy_ns, b.jiffy_ns] {
+            for base in [a.jiffy_base, b.jiffy_base] {
+                reads.push((tick, base));
+            }
+        }
+        reads
+    }
+
+    #[test]
+    fn no_torn_read_of_the_global_puts_a_tick_beside_a_base_not_on_a_line() {
+        let line = |base| Some((4_000_000, base));
+        let mut published = Published::default();
+        let mut held = Clock::default();
+        let mut bases = vec![];
+        // Not yet known, known, lifted by a suspend, then contradicted.
+        for (offset, next) in [
+            (0, None),
+            (0, line(7)),
+            (5, line(12)),
+            (5, line(12)),
+            (5, None),
+        ] {
+            if let Some((_, base)) = next {
+                bases.push(base);
+            }
+            for write in published.writes(offset, next) {
+                for (tick, base) in torn(held, write) {
+                    assert!(
+                        tick == 0 || bases.contains(&base),
+                        "tick {tick} beside base {base} between {held:?} and {write:?}"
+                    );
+                }
+                held = write;
+            }
+        }
+        assert_eq!(held.jiffy_ns, 0, "the line is off at the end");
+        assert_eq!(held.jiffy_base, 12, "and its last base stays");
     }
 
     #[test]

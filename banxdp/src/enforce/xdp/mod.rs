@@ -275,8 +275,10 @@ impl XdpEnforcer {
         }
         // Not required: an object from before a clock has no such constant.
         let coarse_clock = plan.clock != ExpiryClock::Exact && sys::has_coarse_clock();
-        let jiffy_clock = plan.clock == ExpiryClock::Jiffies && sys::has_jiffies();
-        let (coarse_flag, jiffy_flag) = (u32::from(coarse_clock), u32::from(jiffy_clock));
+        let probe = (plan.clock == ExpiryClock::Jiffies)
+            .then(clock::ProgramClock::probe)
+            .flatten();
+        let (coarse_flag, jiffy_flag) = (u32::from(coarse_clock), u32::from(probe.is_some()));
         loader.override_global(GLOBAL_COARSE_CLOCK, &coarse_flag, false);
         loader.override_global(GLOBAL_JIFFY_CLOCK, &jiffy_flag, false);
         let mut resized = Vec::new();
@@ -316,8 +318,11 @@ impl XdpEnforcer {
         // Loading writes the section's value into the global's map, adopted from its pin
         // when there is one and read meanwhile by the program still attached: the value
         // it holds already, so that the write changes nothing.
+        // Required of the embedded object, which has the global: without it aya would write
+        // the zeroes it was compiled with under the program still attached.
         let settings_now = pinned_settings(&pin_paths)?;
-        loader.override_global(GLOBAL_SETTINGS_NOW, &settings_now, false);
+        let must_exist = matches!(plan.object, ObjectSource::Embedded);
+        loader.override_global(GLOBAL_SETTINGS_NOW, &settings_now, must_exist);
         let mut ebpf = loader.load(&object).map_err(XdpError::Load)?;
         let mut maps = Maps::take(&mut ebpf)?;
         // Before the program loads: the log ring buffer's reader must be alive then.
@@ -327,7 +332,7 @@ impl XdpEnforcer {
         for (name, old) in resized {
             bans::copy_entries(&mut maps, name, old)?;
         }
-        let clock = clock::ProgramClock::new(ebpf.take_map(MAP_CLOCK), jiffy_clock, coarse_clock)?;
+        let clock = clock::ProgramClock::new(ebpf.take_map(MAP_CLOCK), probe, coarse_clock)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(XdpError::MissingProgram)?
@@ -626,6 +631,13 @@ impl XdpEnforcer {
         self.clock.lag(lag)
     }
 
+    /// Makes the program's jiffies line run ahead of the boot clock by `lead` from now on, as
+    /// a wrongly calibrated one would: far from a ban's end the program then finds it expired
+    /// early, which shows that it reads the line. For tests of that path.
+    pub fn lead_jiffies(&mut self, lead: std::time::Duration) -> Result<(), XdpError> {
+        self.clock.lead_jiffies(lead)
+    }
+
     /// The bound of the boot clock the program checks expiries on far from a ban's end.
     #[must_use]
     pub fn expiry_clock(&self) -> ExpiryClock {
@@ -715,6 +727,9 @@ enum Pinned {
 
 /// The settings the program's global should start with: what the pinned global holds, else
 /// the pinned record, else none (the pins left are those `check_pinned` found compatible).
+/// The global comes first because it is what a program still attached reads now; should it
+/// be stale (left by a build that wrote only the record), no attached program reads it, and
+/// `publish_settings` replaces it from the record before this program sees a packet.
 fn pinned_settings(pin_paths: &[(&str, PathBuf)]) -> Result<Settings, XdpError> {
     for wanted in [MAP_SETTINGS_NOW, MAP_SETTINGS] {
         let Some((_, path)) = pin_paths.iter().find(|(name, _)| *name == wanted) else {

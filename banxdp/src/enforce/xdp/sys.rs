@@ -370,12 +370,6 @@ pub fn has_coarse_clock() -> bool {
     load_xdp(&program, b"banxdp_probe").is_ok()
 }
 
-/// Whether the kernel lets XDP programs read jiffies (Linux 5.5): the clock probe loads.
-#[must_use]
-pub fn has_jiffies() -> bool {
-    ClockProbe::load().is_ok()
-}
-
 /// Loads a hand-assembled XDP program.
 fn load_xdp(insns: &[u64], program_name: &[u8]) -> io::Result<OwnedFd> {
     let license = c"GPL";
