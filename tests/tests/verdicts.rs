@@ -26,12 +26,18 @@ const ATTACKER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x66);
 const VICTIM6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
 
 fn private_program() -> XdpEnforcer {
+    program_on(ExpiryClock::Jiffies)
+}
+
+/// A private program allowed no cheaper bound of the boot clock than `clock`.
+fn program_on(clock: ExpiryClock) -> XdpEnforcer {
     XdpEnforcer::load(&XdpPlan {
         interfaces: Vec::new(),
         pin_dir: None,
+        clock,
         ..XdpPlan::default()
     })
-    .expect("load the embedded XDP program")
+    .unwrap_or_else(|e| panic!("load the embedded XDP program on {clock:?}: {e}"))
 }
 
 fn ban(jail: &str, target: &str) -> Ban {
@@ -528,13 +534,7 @@ fn expiry_is_exact_on_the_coarse_and_the_exact_clock() {
         sys::has_coarse_clock(),
         "this kernel has the coarse clock, or this test checks only the exact one"
     );
-    let xdp = XdpEnforcer::load(&XdpPlan {
-        interfaces: Vec::new(),
-        pin_dir: None,
-        clock: ExpiryClock::Coarse,
-        ..XdpPlan::default()
-    })
-    .expect("load the embedded XDP program on the coarse clock");
+    let xdp = program_on(ExpiryClock::Coarse);
     assert_eq!(xdp.expiry_clock(), ExpiryClock::Coarse);
     expiry_holds_at_each_moment(xdp);
 }
@@ -547,13 +547,7 @@ fn expiry_is_exact_without_a_cheap_clock() {
     if !privileged("expiry_is_exact_without_a_cheap_clock") {
         return;
     }
-    let xdp = XdpEnforcer::load(&XdpPlan {
-        interfaces: Vec::new(),
-        pin_dir: None,
-        clock: ExpiryClock::Exact,
-        ..XdpPlan::default()
-    })
-    .expect("load the embedded XDP program without a cheap clock");
+    let xdp = program_on(ExpiryClock::Exact);
     assert_eq!(xdp.expiry_clock(), ExpiryClock::Exact);
     expiry_holds_at_each_moment(xdp);
 }
@@ -844,13 +838,7 @@ fn the_program_reads_the_jiffies_line() {
     xdp.lead_jiffies(Duration::from_secs(3600)).unwrap();
     expect(&mut xdp, &frame, XDP_PASS, counter::PASS_EXPIRED);
 
-    let mut coarse = XdpEnforcer::load(&XdpPlan {
-        interfaces: Vec::new(),
-        pin_dir: None,
-        clock: ExpiryClock::Coarse,
-        ..XdpPlan::default()
-    })
-    .unwrap();
+    let mut coarse = program_on(ExpiryClock::Coarse);
     coarse.add_jail(&all_ports("sshd")).unwrap();
     coarse.ban(&ban("sshd", "198.51.100.66")).unwrap();
     coarse.lead_jiffies(Duration::from_secs(3600)).unwrap();
