@@ -35,6 +35,18 @@ pub fn all_ports(name: &str) -> JailScope {
     }
 }
 
+/// A jail that bans UDP `port` alone.
+pub fn udp_port(name: &str, port: u16) -> JailScope {
+    JailScope {
+        name: name.into(),
+        ports: PortScope::Ports {
+            protocols: vec![banxdp_common::IPPROTO_UDP],
+            ranges: vec![port..=port],
+        },
+        shadow: false,
+    }
+}
+
 /// `jail` bans `target` (an address or a network) for `secs` seconds from now.
 pub fn ban_for(jail: &str, target: &str, secs: u64) -> Ban {
     ban_until(

@@ -9,15 +9,14 @@ use std::{
 };
 
 use banxdp::enforce::{
-    Enforcer as _, Expiry, JailScope, PortScope, parse_target,
+    Enforcer as _, Expiry, parse_target,
     xdp::{XdpEnforcer, XdpPlan},
 };
-use banxdp_common::IPPROTO_UDP;
 use banxdp_tests::{
     Topology, all_ports, ban_for, ban_until,
     daemon::{Daemon, Pins},
     netns::IFACE,
-    privileged, with_netns,
+    privileged, udp_port, with_netns,
 };
 
 const N: usize = 30;
@@ -244,16 +243,7 @@ fn the_program_being_replaced_reads_its_successors_settings() {
     let topo = Topology::new(&["198.51.100.66"], &[]);
     let pins = Pins::unique();
     let mut first = with_netns(&topo.victim, || XdpEnforcer::load(&plan(&pins.0))).unwrap();
-    first
-        .add_jail(&JailScope {
-            name: "sshd".into(),
-            ports: PortScope::Ports {
-                protocols: vec![IPPROTO_UDP],
-                ranges: vec![6000..=6000],
-            },
-            shadow: false,
-        })
-        .unwrap();
+    first.add_jail(&udp_port("sshd", 6000)).unwrap();
     first.ban(&ban_for("sshd", "198.51.100.66", 600)).unwrap();
     assert_eq!(topo.udp_delivered("198.51.100.66", 6000, N), 0);
     assert_eq!(topo.udp_delivered("198.51.100.66", 7000, N), N);

@@ -12,7 +12,7 @@ use banxdp::enforce::{
     xdp::{ExpiryClock, XdpEnforcer, XdpPlan, clock, sys},
 };
 use banxdp_common::{EXPIRY_SLACK_NS, IPPROTO_TCP, IPPROTO_UDP, counter};
-use banxdp_tests::{all_ports, ban_for, frame::*, privileged};
+use banxdp_tests::{all_ports, ban_for, frame::*, privileged, udp_port};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -427,15 +427,7 @@ fn shadow_jails_count_and_pass() {
     assert_eq!(active[0].drops, Some(0));
 
     // A shadow all-ports jail does not hide an enforcing port jail banning the same source.
-    xdp.add_jail(&JailScope {
-        name: "sshd".into(),
-        ports: PortScope::Ports {
-            protocols: vec![IPPROTO_UDP],
-            ranges: vec![22..=22],
-        },
-        shadow: false,
-    })
-    .unwrap();
+    xdp.add_jail(&udp_port("sshd", 22)).unwrap();
     xdp.ban(&ban("sshd", "198.51.100.66")).unwrap();
     expect(
         &mut xdp,
@@ -601,16 +593,8 @@ fn a_shared_ban_keeps_each_jails_own_expiry() {
         return;
     }
     let mut xdp = private_program();
-    let scope = |name: &str, port: u16| JailScope {
-        name: name.into(),
-        ports: PortScope::Ports {
-            protocols: vec![IPPROTO_UDP],
-            ranges: vec![port..=port],
-        },
-        shadow: false,
-    };
-    xdp.add_jail(&scope("short", 22)).unwrap();
-    xdp.add_jail(&scope("long", 80)).unwrap();
+    xdp.add_jail(&udp_port("short", 22)).unwrap();
+    xdp.add_jail(&udp_port("long", 80)).unwrap();
     // The short ban's window is generous (the 20,000-ban test beside this one can stall it);
     // its end is waited for, not assumed at a fixed moment.
     let ends = SystemTime::now() + Duration::from_secs(2);
