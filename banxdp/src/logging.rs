@@ -9,6 +9,7 @@
 use std::{
     fmt,
     fs::OpenOptions,
+    io::IsTerminal as _,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -98,8 +99,11 @@ pub fn init(file: Option<&Path>) -> std::io::Result<()> {
     let layout = Layout {
         pid: std::process::id(),
     };
+    // Colours only on a terminal: a file, a pipe or the journal gets plain text.
+    let ansi = file.is_none() && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .event_format(layout);
     let result = match file {
         Some(path) => {

@@ -525,7 +525,10 @@ fn read(followed: &mut Followed, now: std::time::Instant, grace: Duration) -> Op
         Ok(more) => {
             followed.dirty = more;
             followed.failing = None;
-            followed.in_operation |= !more;
+            if !more && !followed.in_operation {
+                tracing::info!(path = %followed.tail.path().display(), "caught up: lines written from here on are new");
+                followed.in_operation = true;
+            }
         }
         Err(e) => {
             if followed.failing != Some(e.kind()) {
