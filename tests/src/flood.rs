@@ -30,7 +30,7 @@ use std::{
 
 use crate::{
     Topology,
-    netns::{VICTIM_V4, VICTIM_V6},
+    netns::{VICTIM_V4, VICTIM_V6, retry_in_use},
     with_netns,
 };
 
@@ -271,7 +271,7 @@ impl Flood {
     #[must_use]
     pub fn start(topo: &Topology, port: u16, sources: &[Source]) -> Self {
         let socket = with_netns(&topo.victim, || {
-            UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port))
+            retry_in_use(|| UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)))
         })
         .expect("bind the listener");
         listener_options(&socket);

@@ -263,7 +263,7 @@ impl Topology {
 /// `bind`, tried again for up to 2 s while the port is in use: the socket a call before this
 /// one closed can outlive it for a moment, when another test's thread forked a child just
 /// then (the child holds every descriptor until its `exec` closes them).
-fn retry_in_use<S>(bind: impl Fn() -> std::io::Result<S>) -> std::io::Result<S> {
+pub fn retry_in_use<S>(bind: impl Fn() -> std::io::Result<S>) -> std::io::Result<S> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match bind() {

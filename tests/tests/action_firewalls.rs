@@ -268,8 +268,9 @@ fn banxdp_set_actions_expire_in_the_kernel() {
         let mut set = actions(&jail, context(None));
         with_netns(&topo.victim, || {
             set.start().unwrap();
-            set.ban(&ban(BANNED, 2)).unwrap();
+            set.ban(&ban(BANNED, 5)).unwrap();
         });
+        // 5 s: a connection attempt retries its SYN after 1 s, which must not outlive it.
         assert!(!topo.tcp_connects(BANNED, 8080), "{action}: not banned");
         assert!(
             eventually(Duration::from_secs(10), || topo.tcp_connects(BANNED, 8080)),
@@ -277,7 +278,7 @@ fn banxdp_set_actions_expire_in_the_kernel() {
         );
         // An unban after the kernel's expiry is not an error.
         with_netns(&topo.victim, || {
-            set.unban(&ban(BANNED, 2)).unwrap();
+            set.unban(&ban(BANNED, 5)).unwrap();
             set.stop().unwrap();
         });
     }

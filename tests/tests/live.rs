@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use banxdp_tests::{
     Topology, ban_for,
     frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, UDP, ethernet, ipv4, udp},
-    netns::{ATTACKER_MAC, IFACE, VICTIM_MAC},
+    netns::{ATTACKER_MAC, IFACE, VICTIM_MAC, retry_in_use},
     privileged, with_netns,
 };
 
@@ -308,7 +308,7 @@ fn generic_mode_serves_where_native_cannot() {
     let send = |source: &str| {
         use std::net::UdpSocket;
         with_netns(&topo.victim, || {
-            let receiver = UdpSocket::bind(("127.0.0.1", 5005)).unwrap();
+            let receiver = retry_in_use(|| UdpSocket::bind(("127.0.0.1", 5005))).unwrap();
             receiver
                 .set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
