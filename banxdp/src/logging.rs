@@ -8,9 +8,10 @@
 
 use std::{
     fmt,
-    fs::OpenOptions,
-    io::IsTerminal as _,
-    path::Path,
+    fs::{File, OpenOptions},
+    io::{self, IsTerminal as _, Write},
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -94,7 +95,7 @@ where
 /// Sends banxdp's log to standard error, or appends it to `file`; `RUST_LOG` filters it
 /// (default `info`). Does nothing when a subscriber is already set (tests calling `main`
 /// twice).
-pub fn init(file: Option<&Path>) -> std::io::Result<()> {
+pub fn init(file: Option<&Path>) -> io::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let layout = Layout {
         pid: std::process::id(),
@@ -107,8 +108,7 @@ pub fn init(file: Option<&Path>) -> std::io::Result<()> {
         .event_format(layout);
     let result = match file {
         Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            let file = Arc::new(Mutex::new(file));
+            let file = Arc::new(Mutex::new(LogFile::open(path)?));
             builder
                 .with_writer(move || MutexWriter(Arc::clone(&file)))
                 .try_init()
@@ -120,20 +120,57 @@ pub fn init(file: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A shared log file, written a whole line at a time.
-struct MutexWriter(Arc<Mutex<std::fs::File>>);
+/// banxdp's log file, opened again under its name when that name no longer leads to it:
+/// logrotate's default (`create`: rename, then a new file) or a `mv` needs no signal and no
+/// `postrotate` command, and no line goes to the renamed file after the next write.
+/// (`copytruncate` keeps the file; appends then start again at its new end.)
+struct LogFile {
+    path: PathBuf,
+    file: File,
+    /// The (device, inode) of `file`.
+    id: (u64, u64),
+}
 
-impl std::io::Write for MutexWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut file = self
-            .0
+impl LogFile {
+    fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let meta = file.metadata()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            id: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Reopens the file when its name leads elsewhere or nowhere. A reopen that fails (a
+    /// directory gone, no permission) keeps the old file: the lines still go somewhere, and
+    /// the next write tries again.
+    fn follow_name(&mut self) {
+        let moved = std::fs::metadata(&self.path).map_or(true, |m| (m.dev(), m.ino()) != self.id);
+        if moved && let Ok(reopened) = Self::open(&self.path) {
+            *self = reopened;
+        }
+    }
+
+    fn write_line(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.follow_name();
+        self.file.write_all(buf)
+    }
+}
+
+/// A shared log file, written a whole line at a time.
+struct MutexWriter(Arc<Mutex<LogFile>>);
+
+impl Write for MutexWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(buf)?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write_line(buf)?;
         Ok(buf.len())
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -147,6 +184,43 @@ mod tests {
         assert_eq!(level_name(Level::INFO, ACTIONS), "NOTICE");
         assert_eq!(level_name(Level::INFO, "banxdp::daemon"), "INFO");
         assert_eq!(level_name(Level::WARN, ACTIONS), "WARNING");
+    }
+
+    #[test]
+    fn the_log_file_is_reopened_when_renamed_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banxdp.log");
+        let shared = Arc::new(Mutex::new(LogFile::open(&path).unwrap()));
+        let mut writer = MutexWriter(Arc::clone(&shared));
+        writer.write_all(b"one\n").unwrap();
+        std::fs::rename(&path, dir.path().join("banxdp.log.1")).unwrap();
+        writer.write_all(b"two\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        writer.write_all(b"three\n").unwrap();
+        writer.write_all(b"four\n").unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("banxdp.log.1"), "one\n");
+        assert_eq!(read("banxdp.log"), "three\nfour\n");
+        // Truncated in place (copytruncate): the same file, written from its new end.
+        std::fs::write(&path, "").unwrap();
+        writer.write_all(b"five\n").unwrap();
+        assert_eq!(read("banxdp.log"), "five\n");
+    }
+
+    #[test]
+    fn a_log_file_that_cannot_be_reopened_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let path = logs.join("banxdp.log");
+        let mut writer = MutexWriter(Arc::new(Mutex::new(LogFile::open(&path).unwrap())));
+        let moved = dir.path().join("moved");
+        std::fs::rename(&logs, &moved).unwrap();
+        writer.write_all(b"still written\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(moved.join("banxdp.log")).unwrap(),
+            "still written\n"
+        );
     }
 
     #[test]
