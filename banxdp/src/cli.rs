@@ -79,6 +79,13 @@ enum Command {
 /// The `banxdp` program.
 #[must_use]
 pub fn main() -> ExitCode {
+    // Run as `fail2ban-client` (a symlink): fail2ban-client's command line and output.
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_default();
+    if Path::new(&program).file_name() == Some(crate::control::compat::PROGRAM.as_ref()) {
+        let _ = crate::logging::init(None);
+        return crate::control::compat::main(&args.collect::<Vec<_>>());
+    }
     let cli = Cli::parse();
     // `run` logs where its settings say (see `run`); every other command to standard error.
     if !matches!(cli.command, Command::Run { .. }) {

@@ -7,6 +7,7 @@
 //! definitions of the client subcommands, and `render` the replies as people read them.
 
 pub mod client;
+pub mod compat;
 pub mod proto;
 pub mod render;
 pub mod server;

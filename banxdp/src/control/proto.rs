@@ -106,7 +106,7 @@ pub enum Reply {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StatusReply {
-    /// The jails, sorted by name: all of them, or the one asked for.
+    /// The jails in the configuration's order: all of them, or the one asked for.
     pub jails: Vec<JailStatus>,
     /// The enforcing backend (`xdp`, `nftables`, ...).
     pub backend: String,

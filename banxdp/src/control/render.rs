@@ -13,7 +13,9 @@ pub fn status(reply: &StatusReply, jail: Option<&str>) -> String {
     if let (Some(_), [one]) = (jail, reply.jails.as_slice()) {
         return jail_status(one);
     }
-    let names: Vec<&str> = reply.jails.iter().map(|j| j.name.as_str()).collect();
+    // fail2ban lists the names sorted, whatever the order of the configuration.
+    let mut names: Vec<&str> = reply.jails.iter().map(|j| j.name.as_str()).collect();
+    names.sort_unstable();
     let mut out = format!(
         "Status\n|- Number of jail:\t{}\n`- Jail list:\t{}\n",
         names.len(),
@@ -293,7 +295,8 @@ mod tests {
         };
         assert_eq!(
             status(&reply, None),
-            "Status\n|- Number of jail:\t2\n`- Jail list:\tsshd, nginx-http-auth\n\
+            // Sorted, as fail2ban lists them, whatever the order of the reply.
+            "Status\n|- Number of jail:\t2\n`- Jail list:\tnginx-http-auth, sshd\n\
              Enforced by:\tnative on eth0\n"
         );
         assert_eq!(
