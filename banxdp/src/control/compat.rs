@@ -85,18 +85,8 @@ pub enum Command {
 /// Options of fail2ban-client that take a value; all but `-s` mean nothing to banxdp.
 const VALUED: [&str; 5] = ["-c", "-s", "-p", "--loglevel", "--logtarget"];
 /// Flags of fail2ban-client that change nothing here (verbosity, foreground, async...).
-const FLAGS: [&str; 10] = [
-    "-q",
-    "-v",
-    "-vv",
-    "-x",
-    "-b",
-    "-f",
-    "--async",
-    "-d",
-    "--dp",
-    "--dump-pretty",
-];
+/// `-d` (dump the configuration) is not one: `banxdp dump` is.
+const FLAGS: [&str; 8] = ["-q", "-v", "-vv", "-vvv", "-x", "-b", "-f", "--async"];
 
 /// Reads fail2ban-client's arguments (without the program name).
 ///

@@ -110,6 +110,10 @@ fn what_is_not_answered_says_so_and_names_what_is() {
             .unwrap_err()
             .contains("--frobnicate")
     );
+    assert!(
+        parse(&args("-d")).unwrap_err().contains("`-d`"),
+        "banxdp dump is not -d"
+    );
     assert!(parse(&args("reload a b")).unwrap_err().contains("`b`"));
     assert!(
         parse(&args("get sshd banip --with-time"))
