@@ -80,11 +80,12 @@ enum Command {
 #[must_use]
 pub fn main() -> ExitCode {
     // Run as `fail2ban-client` (a symlink): fail2ban-client's command line and output.
-    let mut args = std::env::args();
+    let mut args = std::env::args_os();
     let program = args.next().unwrap_or_default();
     if Path::new(&program).file_name() == Some(crate::control::compat::PROGRAM.as_ref()) {
         let _ = crate::logging::init(None);
-        return crate::control::compat::main(&args.collect::<Vec<_>>());
+        let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return crate::control::compat::main(&args);
     }
     let cli = Cli::parse();
     // `run` logs where its settings say (see `run`); every other command to standard error.

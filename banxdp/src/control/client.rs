@@ -373,9 +373,10 @@ pub fn output(
             _,
             Reply::Ok {
                 message: Some(message),
+                ..
             },
         ) => format!("{message}\n"),
-        (_, Reply::Ok { message: None }) => "ok\n".to_string(),
+        (_, Reply::Ok { message: None, .. }) => "ok\n".to_string(),
         (_, other) => {
             return Err(format!(
                 "unexpected reply to `{}`: {}",
@@ -422,7 +423,7 @@ fn trace(socket: &Path, request: &Request, json: bool) -> Result<ExitCode, Clien
                 line
             }
             Reply::Trace(event) => render::trace(&event, &render::local_time),
-            Reply::Ok { message } => {
+            Reply::Ok { message, .. } => {
                 if let Some(message) = message {
                     eprintln!("banxdp: {message}");
                 }

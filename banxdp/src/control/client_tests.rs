@@ -214,12 +214,23 @@ fn other_replies_print_their_message_and_errors_fail() {
     assert_eq!(out("ping", &Reply::Pong).unwrap(), "pong\n");
     let banned = Reply::Ok {
         message: Some("banned 192.0.2.7 in sshd for 1h".into()),
+        count: None,
     };
     assert_eq!(
         out("ban 192.0.2.7", &banned).unwrap(),
         "banned 192.0.2.7 in sshd for 1h\n"
     );
-    assert_eq!(out("reload", &Reply::Ok { message: None }).unwrap(), "ok\n");
+    assert_eq!(
+        out(
+            "reload",
+            &Reply::Ok {
+                message: None,
+                count: None
+            }
+        )
+        .unwrap(),
+        "ok\n"
+    );
     let error = Reply::Error {
         message: "no jail `x`".into(),
     };
@@ -266,7 +277,8 @@ fn a_reply_in_pieces_is_read_whole() {
     assert_eq!(
         reply,
         Reply::Ok {
-            message: Some("unbanned 3".into())
+            message: Some("unbanned 3".into()),
+            count: None,
         }
     );
     assert_eq!(

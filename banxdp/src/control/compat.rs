@@ -1,35 +1,51 @@
 //! `fail2ban-client`, answered by banxdp: the binary run under that name (a symlink,
-//! `ln -s banxdp /usr/local/bin/fail2ban-client`) takes fail2ban-client's command line and
-//! prints what fail2ban-client prints, so that scripts, monitoring checks and fingers that
-//! know fail2ban keep working against `banxdp run`.
+//! `ln -s banxdp /usr/local/bin/fail2ban-client`) reads fail2ban-client's command line and
+//! prints what fail2ban-client 1.0.2 prints, so that scripts, monitoring checks and fingers
+//! that know fail2ban keep working against `banxdp run`.
 //!
-//! The commands are those that ask about or change bans: `ping`, `status [JAIL]`,
-//! `set JAIL banip|unbanip [--report-absent] IP...`, `get JAIL banip [SEP]`,
-//! `get JAIL banned [IP...]`, `banned [IP...]`, `unban IP...|--all`, `reload [--unban]
-//! [JAIL]`, `stop`, `flushlogs`, `version`. Each becomes one or more requests of banxdp's own
-//! protocol ([`Request`]); nothing here talks to fail2ban. Success prints to standard output
-//! and exits 0; a failure prints fail2ban's text for it where it has one (`Sorry but the jail
-//! 'x' does not exist`), else banxdp's, to standard output, `ERROR` and the reason to standard
-//! error, and exits 255, as fail2ban-client does.
+//! The commands answered are those that ask about or change bans (see [`ANSWERED`]); each
+//! becomes one or more requests of banxdp's own protocol ([`Request`]). They count as
+//! fail2ban's server counts, address by address: `set JAIL banip X X` places one ban, an
+//! address not banned counts 0 (`--report-absent` lifts the others, then fails naming it), a
+//! network that is not banned as such lifts every ban inside it. Success prints to standard
+//! output and exits 0. A refusal prints fail2ban's text for it where it has one (`Sorry but
+//! the jail 'x' does not exist`), else the daemon's, to standard output, and exits 255, as
+//! fail2ban-client does; a daemon that cannot be reached is said on standard error only.
 
-use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use ipnet::IpNet;
 
 use super::{
-    client,
-    proto::{BanInfo, Reply, Request, StatusReply},
+    client::{self, ClientError},
+    proto::{BanInfo, Reply, Request, StatusReply, target_text},
     render,
 };
 
 /// The program name under which banxdp answers as fail2ban-client.
 pub const PROGRAM: &str = "fail2ban-client";
 
+/// The fail2ban version whose client this answers as (`-V`, `version`): scripts compare it
+/// to decide which commands exist.
+pub const EMULATED: &str = "1.0.2";
+
+/// The commands, as the help and the errors list them.
+pub const ANSWERED: &str = "ping, status [JAIL [basic|short]], set JAIL banip IP..., \
+    set JAIL unbanip [--report-absent] IP..., get JAIL banip [SEP], get JAIL banned [IP...], \
+    banned [IP...], unban IP...|--all, reload [--unban] [JAIL], stop, flushlogs, version";
+
 /// fail2ban's own socket paths: a script that names one means the daemon, which is banxdp's.
 const FAIL2BAN_SOCKETS: [&str; 2] = [
     "/var/run/fail2ban/fail2ban.sock",
     "/run/fail2ban/fail2ban.sock",
 ];
+
+/// How long `stop` waits for the daemon to be gone, as fail2ban-client waits for its server.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// What a fail2ban-client command line asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,14 +55,24 @@ pub struct Invocation {
     pub command: Command,
 }
 
-/// The fail2ban-client commands banxdp answers.
+/// The fail2ban-client commands banxdp answers. Addresses are kept as typed where fail2ban
+/// answers for words that are not addresses (they are banned nowhere) or echoes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `-h`: the help, exit 0.
     Help,
+    /// No command: the help, exit 255.
+    Usage,
+    /// `-V`, `version`: [`EMULATED`].
     Version,
+    /// `--version`: banxdp's own.
+    LongVersion,
+    /// `--str2sec TIME`: the seconds, from no daemon.
+    Str2Sec(i64),
     Ping,
     Status {
         jail: Option<String>,
+        short: bool,
     },
     Reload {
         jail: Option<String>,
@@ -54,14 +80,14 @@ pub enum Command {
     },
     Stop,
     FlushLogs,
-    /// `unban IP...`: in every jail.
+    /// `unban WORD...`: in every jail.
     Unban {
-        targets: Vec<IpNet>,
+        words: Vec<String>,
     },
     UnbanAll,
-    /// `banned [IP...]`: the jails' bans, or the jails banning each address.
+    /// `banned [WORD...]`: the jails' bans, or the jails banning each.
     Banned {
-        targets: Vec<IpNet>,
+        words: Vec<String>,
     },
     BanIp {
         jail: String,
@@ -69,7 +95,7 @@ pub enum Command {
     },
     UnbanIp {
         jail: String,
-        targets: Vec<IpNet>,
+        words: Vec<String>,
         report_absent: bool,
     },
     GetBanIp {
@@ -78,41 +104,89 @@ pub enum Command {
     },
     GetBanned {
         jail: String,
-        targets: Vec<IpNet>,
+        words: Vec<String>,
     },
 }
 
-/// Options of fail2ban-client that take a value; all but `-s` mean nothing to banxdp.
-const VALUED: [&str; 5] = ["-c", "-s", "-p", "--loglevel", "--logtarget"];
-/// Flags of fail2ban-client that change nothing here (verbosity, foreground, async...).
-/// `-d` (dump the configuration) is not one: `banxdp dump` is.
-const FLAGS: [&str; 8] = ["-q", "-v", "-vv", "-vvv", "-x", "-b", "-f", "--async"];
+/// A command line banxdp does not answer.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("option `{0}` needs a value")]
+    NeedsValue(String),
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
+    #[error("`{0}` is not answered here: {1}")]
+    Elsewhere(String, &'static str),
+    #[error(
+        "`{0}` is not a command banxdp answers as fail2ban-client ({ANSWERED}); `banxdp --help` \
+         lists banxdp's own"
+    )]
+    NotACommand(String),
+    #[error("`{0}` is not an IP address or network")]
+    BadAddress(String),
+    #[error("reload takes one jail; `{0}` is one more")]
+    ExtraJail(String),
+    #[error("`{0}` is not a time (600, 10m, 1h30m, ...)")]
+    BadTime(String),
+}
 
-/// Reads fail2ban-client's arguments (without the program name).
+/// Why an answered command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("Sorry but the jail '{0}' does not exist")]
+    NoJail(String),
+    /// Python's `repr` of the words as typed, as fail2ban writes it.
+    #[error("not banned: [{}]", quoted(.0))]
+    NotBanned(Vec<String>),
+    /// The daemon's error reply.
+    #[error("{0}")]
+    Refused(String),
+    #[error("unexpected reply from the daemon: {0}")]
+    Unexpected(String),
+    #[error(transparent)]
+    Unreachable(#[from] ClientError),
+}
+
+/// `'a', 'b'`: Python's `repr` of the strings of a list, without its brackets.
+fn quoted(words: &[String]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    quoted.join(", ")
+}
+
+/// Reads fail2ban-client's arguments (without the program name): options as its getopt
+/// reads them (`-qv`, `-s PATH`, `-sPATH`, `--socket=PATH`), up to the first word that is not
+/// one, then the command.
 ///
 /// # Errors
-/// A command banxdp does not answer, a missing or extra word, an address that does not parse.
-pub fn parse(args: &[String]) -> Result<Invocation, String> {
+/// An option or command banxdp does not answer, a missing or extra word, an address that
+/// does not parse.
+pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     let mut socket = None;
+    let mut early = None;
     let mut rest = args;
     while let Some((first, tail)) = rest.split_first() {
-        if VALUED.contains(&first.as_str()) {
-            let (value, tail) = tail
-                .split_first()
-                .ok_or_else(|| format!("option `{first}` needs a value"))?;
-            if first == "-s" && !FAIL2BAN_SOCKETS.contains(&value.as_str()) {
-                socket = Some(PathBuf::from(value));
-            }
-            rest = tail;
-        } else if FLAGS.contains(&first.as_str()) {
-            rest = tail;
-        } else if first.starts_with('-')
-            && !matches!(first.as_str(), "-h" | "--help" | "-V" | "--version")
-        {
-            return Err(format!("unknown option `{first}`"));
-        } else {
+        if first == "--" || !first.starts_with('-') || first == "-" {
+            rest = if first == "--" { tail } else { rest };
             break;
         }
+        rest = tail;
+        let options = if let Some(long) = first.strip_prefix("--") {
+            vec![long_option(long, &mut rest)?]
+        } else {
+            short_options(&first[1..], &mut rest)?
+        };
+        for option in options {
+            match option {
+                Opt::Socket(path) if !FAIL2BAN_SOCKETS.contains(&path.as_str()) => {
+                    socket = Some(PathBuf::from(path));
+                }
+                Opt::Early(command) => early = early.or(Some(command)),
+                Opt::Socket(_) | Opt::Ignored => {}
+            }
+        }
+    }
+    if let Some(command) = early {
+        return Ok(Invocation { socket, command });
     }
     let words: Vec<&str> = rest.iter().map(String::as_str).collect();
     Ok(Invocation {
@@ -121,41 +195,145 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
     })
 }
 
-fn command(words: &[&str]) -> Result<Command, String> {
+/// One option's meaning here.
+enum Opt {
+    Socket(String),
+    /// Answered without the daemon (help, versions, `--str2sec`).
+    Early(Command),
+    Ignored,
+}
+
+/// fail2ban-client's short options taking a value: `-c CONF`, `-s SOCKET`, `-p PIDFILE`.
+const SHORT_VALUED: &str = "csp";
+/// Its short flags that change nothing here: `-x` (force), `-f`, `-b`, `-v`, `-q`.
+const SHORT_IGNORED: &str = "xfbvq";
+
+fn short_options(cluster: &str, rest: &mut &[String]) -> Result<Vec<Opt>, UsageError> {
+    let mut options = Vec::new();
+    for (at, letter) in cluster.char_indices() {
+        if SHORT_VALUED.contains(letter) {
+            let attached = &cluster[at + letter.len_utf8()..];
+            let value = if attached.is_empty() {
+                take_value(&format!("-{letter}"), rest)?
+            } else {
+                attached.to_string()
+            };
+            options.push(if letter == 's' {
+                Opt::Socket(value)
+            } else {
+                Opt::Ignored
+            });
+            return Ok(options);
+        }
+        options.push(match letter {
+            'h' => Opt::Early(Command::Help),
+            'V' => Opt::Early(Command::Version),
+            letter if SHORT_IGNORED.contains(letter) => Opt::Ignored,
+            'd' => return Err(elsewhere("-d")),
+            't' => return Err(elsewhere("-t")),
+            'i' => {
+                return Err(UsageError::Elsewhere(
+                    "-i".into(),
+                    "banxdp has no interactive mode; give one command a call",
+                ));
+            }
+            other => return Err(UsageError::UnknownOption(format!("-{other}"))),
+        });
+    }
+    Ok(options)
+}
+
+fn long_option(text: &str, rest: &mut &[String]) -> Result<Opt, UsageError> {
+    let (name, attached) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_string())),
+        None => (text, None),
+    };
+    let mut value = || match attached.clone() {
+        Some(value) => Ok(value),
+        None => take_value(&format!("--{name}"), rest),
+    };
+    Ok(match name {
+        "socket" => Opt::Socket(value()?),
+        "conf" | "pidfile" | "pname" | "timeout" | "loglevel" | "logtarget" | "syslogsocket" => {
+            value()?;
+            Opt::Ignored
+        }
+        "str2sec" => {
+            let time = value()?;
+            let seconds = crate::config::duration::parse_seconds(&time)
+                .map_err(|_| UsageError::BadTime(time.clone()))?;
+            Opt::Early(Command::Str2Sec(seconds))
+        }
+        "async" => Opt::Ignored,
+        "help" => Opt::Early(Command::Help),
+        "version" => Opt::Early(Command::LongVersion),
+        "test" | "dp" | "dump-pretty" => return Err(elsewhere(&format!("--{name}"))),
+        _ => return Err(UsageError::UnknownOption(format!("--{name}"))),
+    })
+}
+
+fn take_value(option: &str, rest: &mut &[String]) -> Result<String, UsageError> {
+    let (value, tail) = rest
+        .split_first()
+        .ok_or_else(|| UsageError::NeedsValue(option.to_string()))?;
+    *rest = tail;
+    Ok(value.clone())
+}
+
+fn elsewhere(option: &str) -> UsageError {
+    UsageError::Elsewhere(
+        option.to_string(),
+        "`banxdp dump` prints (and so checks) the configuration as banxdp reads it",
+    )
+}
+
+fn command(words: &[&str]) -> Result<Command, UsageError> {
     let jail = |name: &str| name.to_string();
+    let owned = |words: &[&str]| words.iter().map(|w| (*w).to_string()).collect();
     Ok(match words {
-        [] | ["-h" | "--help" | "help"] => Command::Help,
-        ["-V" | "--version" | "version"] => Command::Version,
-        ["ping"] => Command::Ping,
-        ["status"] => Command::Status { jail: None },
-        // fail2ban's `status JAIL FLAVOR` (basic, cymru) only adds to the basic one.
-        ["status", name] | ["status", name, "basic"] => Command::Status {
+        [] => Command::Usage,
+        ["help"] => Command::Help,
+        ["version"] => Command::Version,
+        ["ping"] | ["ping", _] => Command::Ping,
+        ["status"] => Command::Status {
+            jail: None,
+            short: false,
+        },
+        ["status", _, "cymru"] => {
+            return Err(UsageError::Elsewhere(
+                "status JAIL cymru".into(),
+                "banxdp looks up no ASN; the basic status is `status JAIL`",
+            ));
+        }
+        // fail2ban answers an unknown flavor with the basic status.
+        ["status", name] | ["status", name, _] => Command::Status {
             jail: Some(jail(name)),
+            short: words.get(2) == Some(&"short"),
         },
         ["reload", rest @ ..] => reload(rest)?,
         ["stop"] => Command::Stop,
         ["flushlogs"] => Command::FlushLogs,
         ["unban", "--all"] => Command::UnbanAll,
-        ["unban", targets @ ..] if !targets.is_empty() => Command::Unban {
-            targets: addresses(targets)?,
+        ["unban", words @ ..] if !words.is_empty() => Command::Unban {
+            words: owned(words),
         },
-        ["banned", targets @ ..] => Command::Banned {
-            targets: addresses(targets)?,
+        ["banned", words @ ..] => Command::Banned {
+            words: owned(words),
         },
         ["set", name, "banip", targets @ ..] if !targets.is_empty() => Command::BanIp {
             jail: jail(name),
             targets: addresses(targets)?,
         },
-        ["set", name, "unbanip", "--report-absent", targets @ ..] if !targets.is_empty() => {
+        ["set", name, "unbanip", "--report-absent", words @ ..] if !words.is_empty() => {
             Command::UnbanIp {
                 jail: jail(name),
-                targets: addresses(targets)?,
+                words: owned(words),
                 report_absent: true,
             }
         }
-        ["set", name, "unbanip", targets @ ..] if !targets.is_empty() => Command::UnbanIp {
+        ["set", name, "unbanip", words @ ..] if !words.is_empty() => Command::UnbanIp {
             jail: jail(name),
-            targets: addresses(targets)?,
+            words: owned(words),
             report_absent: false,
         },
         ["get", name, "banip"] => Command::GetBanIp {
@@ -163,39 +341,26 @@ fn command(words: &[&str]) -> Result<Command, String> {
             separator: " ".into(),
         },
         ["get", _, "banip", "--with-time"] => {
-            return Err(
-                "`get JAIL banip --with-time` is not answered: `banxdp list --jail JAIL` shows \
-                 each ban's end"
-                    .into(),
-            );
+            return Err(UsageError::Elsewhere(
+                "get JAIL banip --with-time".into(),
+                "`banxdp list --jail JAIL` shows each ban's end",
+            ));
         }
         ["get", name, "banip", separator] => Command::GetBanIp {
             jail: jail(name),
             separator: (*separator).to_string(),
         },
-        ["get", name, "banned", targets @ ..] => Command::GetBanned {
+        ["get", name, "banned", words @ ..] => Command::GetBanned {
             jail: jail(name),
-            targets: addresses(targets)?,
+            words: owned(words),
         },
-        _ => {
-            return Err(format!(
-                "`{}` is not a command banxdp answers as fail2ban-client ({}); `banxdp --help` \
-                 lists banxdp's own",
-                words.join(" "),
-                ANSWERED
-            ));
-        }
+        _ => return Err(UsageError::NotACommand(words.join(" "))),
     })
 }
 
-/// The commands, as the help and the errors list them.
-const ANSWERED: &str = "ping, status [JAIL], set JAIL banip|unbanip [--report-absent] IP..., \
-    get JAIL banip [SEP], get JAIL banned [IP...], banned [IP...], unban IP...|--all, \
-    reload [--unban] [JAIL], stop, flushlogs, version";
-
 /// `reload [--restart] [--unban] [--all] [--if-exists] [JAIL]`: banxdp's reload keeps what
-/// did not change either way, so only `--unban` (lift every ban first) means something.
-fn reload(words: &[&str]) -> Result<Command, String> {
+/// did not change either way, so only `--unban` (lift the bans too) means something.
+fn reload(words: &[&str]) -> Result<Command, UsageError> {
     let mut unban = false;
     let mut jail = None;
     for word in words {
@@ -203,52 +368,61 @@ fn reload(words: &[&str]) -> Result<Command, String> {
             "--unban" => unban = true,
             "--restart" | "--all" | "--if-exists" => {}
             option if option.starts_with('-') => {
-                return Err(format!("unknown option `{option}` of reload"));
+                return Err(UsageError::UnknownOption(option.to_string()));
             }
             name if jail.is_none() => jail = Some(name.to_string()),
-            extra => return Err(format!("reload takes one jail; `{extra}` is one more")),
+            extra => return Err(UsageError::ExtraJail(extra.to_string())),
         }
     }
     Ok(Command::Reload { jail, unban })
 }
 
-fn addresses(words: &[&str]) -> Result<Vec<IpNet>, String> {
+fn addresses(words: &[&str]) -> Result<Vec<IpNet>, UsageError> {
     words
         .iter()
-        .map(|w| crate::enforce::parse_target(w).map_err(|_| format!("`{w}` is not an IP address")))
+        .map(|w| address(w).ok_or_else(|| UsageError::BadAddress((*w).to_string())))
         .collect()
 }
 
-/// Why a command failed: fail2ban-client's text for it, printed to standard output.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Failure(pub String);
+fn address(word: &str) -> Option<IpNet> {
+    crate::enforce::parse_target(word).ok()
+}
+
+/// The daemon, one request at a time: its error replies are refusals.
+type Ask<'a> = dyn FnMut(Request) -> Result<Reply, Failure> + 'a;
 
 /// Runs `command` through `call` (one request, its reply); the text for standard output.
 /// `logs_to_file`: banxdp.toml's `daemon.logtarget` names a file (for `flushlogs`).
 ///
 /// # Errors
-/// The daemon's refusal or error, in fail2ban-client's words where it has some.
+/// The daemon's refusal or error, in fail2ban-client's words where it has some, or why it
+/// could not be reached.
 pub fn execute(
     command: &Command,
-    call: &mut dyn FnMut(&Request) -> Result<Reply, String>,
+    call: &mut dyn FnMut(&Request) -> Result<Reply, ClientError>,
     logs_to_file: bool,
 ) -> Result<String, Failure> {
-    let mut ask = |request: Request| match call(&request).map_err(Failure)? {
-        Reply::Error { message } => Err(Failure(message)),
+    let mut ask = |request: Request| match call(&request)? {
+        Reply::Error { message } => Err(Failure::Refused(message)),
         reply => Ok(reply),
     };
+    let ask: &mut Ask<'_> = &mut ask;
     Ok(match command {
-        Command::Help => help(),
-        Command::Version => format!("banxdp {}\n", env!("CARGO_PKG_VERSION")),
+        Command::Help | Command::Usage => help(),
+        Command::Version => format!("{EMULATED}\n"),
+        Command::LongVersion => format!(
+            "banxdp {}, answering as fail2ban-client {EMULATED}\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        Command::Str2Sec(seconds) => format!("{seconds}\n"),
         Command::Ping => {
             ask(Request::Ping {})?;
             "Server replied: pong\n".into()
         }
-        Command::Status { jail } => {
-            let status = status(&mut ask, jail.as_deref())?;
-            render::status(&status, jail.as_deref())
-        }
+        Command::Status { jail, short } => status_text(ask, jail.as_deref(), *short)?,
         Command::Reload { jail, unban } => {
+            // The reload first: one that fails lifts nothing.
+            ask(Request::Reload { jail: jail.clone() })?;
             if *unban {
                 ask(Request::Unban {
                     target: None,
@@ -256,7 +430,6 @@ pub fn execute(
                     all: true,
                 })?;
             }
-            ask(Request::Reload { jail: jail.clone() })?;
             "OK\n".into()
         }
         Command::Stop => {
@@ -265,7 +438,7 @@ pub fn execute(
         }
         Command::FlushLogs => {
             // banxdp opens its log file again by itself once it is rotated: nothing to do but
-            // answer as fail2ban would for the same log target.
+            // answer as fail2ban does for the same log target.
             ask(Request::Ping {})?;
             if logs_to_file {
                 "logs: rolled over\n".into()
@@ -273,129 +446,50 @@ pub fn execute(
                 "logs: flushed\n".into()
             }
         }
-        Command::UnbanAll => unban_all(&mut ask)?,
-        Command::Unban { targets } => unban(&mut ask, targets)?,
-        Command::Banned { targets } => banned(&mut ask, targets)?,
-        Command::BanIp { jail, targets } => ban_ip(&mut ask, jail, targets)?,
+        Command::UnbanAll => {
+            let reply = ask(Request::Unban {
+                target: None,
+                jail: None,
+                all: true,
+            })?;
+            format!("{}\n", count(&reply))
+        }
+        Command::Unban { words } => format!("{}\n", unban(ask, None, words, false)?),
         Command::UnbanIp {
             jail,
-            targets,
+            words,
             report_absent,
-        } => unban_ip(&mut ask, jail, targets, *report_absent)?,
+        } => {
+            known_jail(ask, jail)?;
+            format!("{}\n", unban(ask, Some(jail), words, *report_absent)?)
+        }
+        Command::Banned { words } => banned(ask, words)?,
+        Command::BanIp { jail, targets } => format!("{}\n", ban_ip(ask, jail, targets)?),
         Command::GetBanIp { jail, separator } => {
-            let held = jail_bans(&mut ask, jail)?;
-            let texts: Vec<String> = held.iter().map(|t| target_text(*t)).collect();
+            let held = jail_bans(ask, jail)?;
+            let texts: Vec<String> = held.iter().map(target_text).collect();
             format!("{}\n", texts.join(separator))
         }
-        Command::GetBanned { jail, targets } => get_banned(&mut ask, jail, targets)?,
+        Command::GetBanned { jail, words } => get_banned(ask, jail, words)?,
     })
 }
 
-fn unban_all(ask: &mut Ask<'_>) -> Result<String, Failure> {
-    let held = bans(ask, None)?;
-    ask(Request::Unban {
-        target: None,
-        jail: None,
-        all: true,
-    })?;
-    Ok(format!(
-        "{}\n",
-        held.iter().map(|b| b.jails.len()).sum::<usize>()
-    ))
-}
-
-/// `unban IP...`: each in every jail holding it; how many (jail, address) bans ended.
-fn unban(ask: &mut Ask<'_>, targets: &[IpNet]) -> Result<String, Failure> {
-    let held = bans(ask, None)?;
-    let mut lifted = 0;
-    for target in targets {
-        let Some(ban) = held.iter().find(|b| b.target == *target) else {
-            continue;
-        };
-        ask(Request::Unban {
-            target: Some(*target),
-            jail: None,
-            all: false,
-        })?;
-        lifted += ban.jails.len();
-    }
-    Ok(format!("{lifted}\n"))
-}
-
-/// `set JAIL banip IP...`: how many were not banned there yet.
-fn ban_ip(ask: &mut Ask<'_>, jail: &str, targets: &[IpNet]) -> Result<String, Failure> {
-    let held = jail_bans(ask, jail)?;
-    let mut placed = 0;
-    for target in targets {
-        if held.contains(target) {
-            continue;
-        }
-        ask(Request::Ban {
-            target: *target,
-            jail: Some(jail.to_string()),
-            duration: None,
-        })?;
-        placed += 1;
-    }
-    Ok(format!("{placed}\n"))
-}
-
-/// `set JAIL unbanip [--report-absent] IP...`: how many it held; with `--report-absent`,
-/// one it does not hold fails the command before any is lifted.
-fn unban_ip(
-    ask: &mut Ask<'_>,
-    jail: &str,
-    targets: &[IpNet],
-    report_absent: bool,
-) -> Result<String, Failure> {
-    let held = jail_bans(ask, jail)?;
-    let absent: Vec<&IpNet> = targets.iter().filter(|t| !held.contains(t)).collect();
-    if report_absent && !absent.is_empty() {
-        return Err(Failure(format!(
-            "not banned: {}",
-            py_list(absent.iter().copied())
-        )));
-    }
-    let mut lifted = 0;
-    for target in targets.iter().filter(|t| held.contains(t)) {
-        ask(Request::Unban {
-            target: Some(*target),
-            jail: Some(jail.to_string()),
-            all: false,
-        })?;
-        lifted += 1;
-    }
-    Ok(format!("{lifted}\n"))
-}
-
-/// `get JAIL banned [IP...]`: the list, `1`/`0` for one address, `[1, 0]` for several.
-fn get_banned(ask: &mut Ask<'_>, jail: &str, targets: &[IpNet]) -> Result<String, Failure> {
-    let held = jail_bans(ask, jail)?;
-    Ok(match targets {
-        [] => format!("{}\n", py_list(held.iter())),
-        [one] => format!("{}\n", u8::from(held.contains(one))),
-        many => {
-            let flags: Vec<String> = many
-                .iter()
-                .map(|t| u8::from(held.contains(t)).to_string())
-                .collect();
-            format!("[{}]\n", flags.join(", "))
-        }
-    })
-}
-
-type Ask<'a> = dyn FnMut(Request) -> Result<Reply, Failure> + 'a;
-
-/// The status, without banxdp's own `Enforced by` line; an unknown jail in fail2ban's words.
-fn status(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<StatusReply, Failure> {
-    let reply = ask(Request::Status {
-        jail: jail.map(str::to_string),
-    })
-    .map_err(|failure| match jail {
-        Some(name) => no_jail(name, &failure),
-        None => failure,
-    })?;
+/// What a ban or unban reply counted (a daemon from before counts carried 1).
+fn count(reply: &Reply) -> u64 {
     match reply {
+        Reply::Ok { count, .. } => count.unwrap_or(1),
+        _ => 0,
+    }
+}
+
+/// The status, without banxdp's own `Enforced by` line.
+fn status(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<StatusReply, Failure> {
+    if let Some(name) = jail {
+        known_jail(ask, name)?;
+    }
+    match ask(Request::Status {
+        jail: jail.map(str::to_string),
+    })? {
         Reply::Status(status) => Ok(StatusReply {
             backend_detail: String::new(),
             ..status
@@ -404,33 +498,48 @@ fn status(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<StatusReply, Failure>
     }
 }
 
-/// fail2ban's words for a jail that does not exist, when that is what the daemon said.
-fn no_jail(name: &str, failure: &Failure) -> Failure {
-    if failure.0 == format!("no jail `{name}`") {
-        Failure(format!("Sorry but the jail '{name}' does not exist"))
-    } else {
-        Failure(failure.0.clone())
+/// `status [JAIL]` as fail2ban prints it; `short` leaves out the banned addresses.
+fn status_text(ask: &mut Ask<'_>, jail: Option<&str>, short: bool) -> Result<String, Failure> {
+    let text = render::status(&status(ask, jail)?, jail);
+    if !short {
+        return Ok(text);
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.retain(|line| !line.contains("`- Banned IP list:"));
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line.replace("|- Total banned:", "`- Total banned:"));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Fails with fail2ban's words unless the daemon runs jail `name`.
+fn known_jail(ask: &mut Ask<'_>, name: &str) -> Result<(), Failure> {
+    match ask(Request::Status { jail: None })? {
+        Reply::Status(all) if all.jails.iter().any(|j| j.name == name) => Ok(()),
+        Reply::Status(_) => Err(Failure::NoJail(name.to_string())),
+        other => Err(unexpected(&other)),
     }
 }
 
-/// The targets one jail holds, in banxdp's order (by address); an unknown jail is an error.
+/// The targets one jail holds, by address (the daemon's order).
 fn jail_bans(ask: &mut Ask<'_>, jail: &str) -> Result<Vec<IpNet>, Failure> {
     let status = status(ask, Some(jail))?;
-    let Some(one) = status.jails.into_iter().find(|j| j.name == jail) else {
-        return Err(Failure(format!(
-            "Sorry but the jail '{jail}' does not exist"
-        )));
-    };
-    one.banned
+    let listed = status
+        .jails
+        .into_iter()
+        .find(|j| j.name == jail)
+        .map(|j| j.banned)
+        .unwrap_or_default();
+    listed
         .iter()
-        .map(|text| {
-            crate::enforce::parse_target(text)
-                .map_err(|_| Failure(format!("the daemon listed `{text}`, not an address")))
-        })
+        .map(|text| address(text).ok_or_else(|| Failure::Unexpected(format!("a banned `{text}`"))))
         .collect()
 }
 
-fn bans(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<Vec<BanInfo>, Failure> {
+/// The bans held, every jail's or `jail`'s, as targets with their jails.
+fn held(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<Vec<BanInfo>, Failure> {
     match ask(Request::List {
         jail: jail.map(str::to_string),
     })? {
@@ -439,73 +548,145 @@ fn bans(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<Vec<BanInfo>, Failure> 
     }
 }
 
-/// `banned`: `[{'sshd': ['192.0.2.7']}, {'web': []}]`, or for addresses the jails banning
-/// each, `[['sshd'], []]`.
-fn banned(ask: &mut Ask<'_>, targets: &[IpNet]) -> Result<String, Failure> {
-    let status = status(ask, None)?;
-    let mut out = String::from("[");
-    if targets.is_empty() {
-        for (n, jail) in status.jails.iter().enumerate() {
-            let quoted: Vec<String> = jail.banned.iter().map(|t| format!("'{t}'")).collect();
-            let _ = write!(
-                out,
-                "{}{{'{}': [{}]}}",
-                if n == 0 { "" } else { ", " },
-                jail.name,
-                quoted.join(", ")
-            );
-        }
-    } else {
-        for (n, target) in targets.iter().enumerate() {
-            let text = target_text(*target);
-            let quoted: Vec<String> = status
-                .jails
+/// `unban WORD...` (every jail) or `set JAIL unbanip WORD...`, address by address as
+/// fail2ban's server does: a target held is lifted; a network that is not, lifts every ban
+/// inside it; anything else counts 0, or with `report_absent` is named in the failure that
+/// follows the lifting of the others. How many (jail, target) bans ended.
+fn unban(
+    ask: &mut Ask<'_>,
+    jail: Option<&str>,
+    words: &[String],
+    report_absent: bool,
+) -> Result<u64, Failure> {
+    let mut lifted = 0;
+    let mut missed = Vec::new();
+    for word in words {
+        let held = held(ask, jail)?;
+        let chosen: Vec<IpNet> = match address(word) {
+            Some(net) if held.iter().any(|b| b.target == net) => vec![net],
+            Some(net) if net.prefix_len() < net.max_prefix_len() => held
                 .iter()
-                .filter(|j| j.banned.contains(&text))
-                .map(|j| format!("'{}'", j.name))
-                .collect();
-            let _ = write!(
-                out,
-                "{}[{}]",
-                if n == 0 { "" } else { ", " },
-                quoted.join(", ")
-            );
+                .map(|b| b.target)
+                .filter(|t| net.contains(t))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if chosen.is_empty() {
+            missed.push(word.clone());
+        }
+        for target in chosen {
+            lifted += lift(ask, jail, target)?;
         }
     }
-    out.push_str("]\n");
-    Ok(out)
-}
-
-/// Python's `repr` of a list of address strings: `['192.0.2.7', '2001:db8::/64']`.
-fn py_list<'a>(targets: impl Iterator<Item = &'a IpNet>) -> String {
-    let quoted: Vec<String> = targets.map(|t| format!("'{}'", target_text(*t))).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-/// An address alone, a network with its prefix, as fail2ban writes them.
-fn target_text(target: IpNet) -> String {
-    if target.prefix_len() == target.max_prefix_len() {
-        target.addr().to_string()
-    } else {
-        target.to_string()
+    if report_absent && !missed.is_empty() {
+        return Err(Failure::NotBanned(missed));
     }
+    Ok(lifted)
+}
+
+/// Lifts one target held a moment ago: one that ended meanwhile counts 0.
+fn lift(ask: &mut Ask<'_>, jail: Option<&str>, target: IpNet) -> Result<u64, Failure> {
+    let request = Request::Unban {
+        target: Some(target),
+        jail: jail.map(str::to_string),
+        all: false,
+    };
+    match ask(request) {
+        Ok(reply) => Ok(count(&reply)),
+        Err(Failure::Refused(why)) => {
+            if held(ask, jail)?.iter().any(|b| b.target == target) {
+                Err(Failure::Refused(why))
+            } else {
+                Ok(0)
+            }
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// `set JAIL banip IP...`: how many it did not hold yet (an address given twice, once).
+fn ban_ip(ask: &mut Ask<'_>, jail: &str, targets: &[IpNet]) -> Result<u64, Failure> {
+    known_jail(ask, jail)?;
+    let mut placed = 0;
+    for target in targets {
+        let reply = ask(Request::Ban {
+            target: *target,
+            jail: Some(jail.to_string()),
+            duration: None,
+        })?;
+        placed += count(&reply);
+    }
+    Ok(placed)
+}
+
+/// `get JAIL banned [WORD...]`: the list, `1`/`0` for one word, `[1, 0]` for several.
+fn get_banned(ask: &mut Ask<'_>, jail: &str, words: &[String]) -> Result<String, Failure> {
+    let held = jail_bans(ask, jail)?;
+    let flag = |word: &String| u8::from(address(word).is_some_and(|n| held.contains(&n)));
+    Ok(match words {
+        [] => {
+            let texts: Vec<String> = held.iter().map(target_text).collect();
+            format!("[{}]\n", quoted(&texts))
+        }
+        [one] => format!("{}\n", flag(one)),
+        many => {
+            let flags: Vec<String> = many.iter().map(|w| flag(w).to_string()).collect();
+            format!("[{}]\n", flags.join(", "))
+        }
+    })
+}
+
+/// `banned`: `[{'sshd': ['192.0.2.7']}, {'web': []}]` (the jails in the configuration's
+/// order), or for words the jails banning each, `[['sshd'], []]`.
+fn banned(ask: &mut Ask<'_>, words: &[String]) -> Result<String, Failure> {
+    let status = status(ask, None)?;
+    let items: Vec<String> = if words.is_empty() {
+        status
+            .jails
+            .iter()
+            .map(|jail| format!("{{'{}': [{}]}}", jail.name, quoted(&jail.banned)))
+            .collect()
+    } else {
+        words
+            .iter()
+            .map(|word| {
+                let text = address(word).map(|n| target_text(&n));
+                let jails: Vec<String> = status
+                    .jails
+                    .iter()
+                    .filter(|j| text.as_ref().is_some_and(|t| j.banned.contains(t)))
+                    .map(|j| j.name.clone())
+                    .collect();
+                format!("[{}]", quoted(&jails))
+            })
+            .collect()
+    };
+    Ok(format!("[{}]\n", items.join(", ")))
 }
 
 fn unexpected(reply: &Reply) -> Failure {
-    Failure(format!(
-        "unexpected reply from the daemon: {}",
-        String::from_utf8_lossy(super::proto::encode(reply).trim_ascii_end())
-    ))
+    Failure::Unexpected(
+        String::from_utf8_lossy(super::proto::encode(reply).trim_ascii_end()).into_owned(),
+    )
 }
 
 fn help() -> String {
     format!(
         "Usage: fail2ban-client [OPTIONS] <COMMAND>\n\n\
-         banxdp, answering as fail2ban-client. Commands: {ANSWERED}.\n\
+         banxdp, answering as fail2ban-client {EMULATED}. Commands: {ANSWERED}.\n\
          Options: -s SOCKET (banxdp's control socket; fail2ban's own path means banxdp's \
-         default), -c, -p, -q, -v, -x, -b, -f are accepted and change nothing.\n\
+         default), --str2sec TIME, -h, -V, --version; -c, -p, -q, -v, -x, -b, -f and --async \
+         are accepted and change nothing.\n\
          banxdp's own commands: banxdp --help\n"
     )
+}
+
+/// Waits until the daemon at `socket` no longer answers (at most [`STOP_WAIT`]).
+fn wait_gone(socket: &std::path::Path) {
+    let deadline = Instant::now() + STOP_WAIT;
+    while Instant::now() < deadline && client::Connection::open(socket).is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// fail2ban-client's program: `args` without the program name.
@@ -513,26 +694,33 @@ fn help() -> String {
 pub fn main(args: &[String]) -> ExitCode {
     let invocation = match parse(args) {
         Ok(invocation) => invocation,
-        Err(message) => {
-            eprintln!("ERROR  {message}");
+        Err(error) => {
+            eprintln!("ERROR  {error}");
             return ExitCode::from(255);
         }
     };
-    let settings = crate::config::load_settings(None).ok().map(|(s, _)| s);
-    let logs_to_file = settings
-        .as_ref()
-        .is_some_and(|s| !s.daemon.logtarget.eq_ignore_ascii_case("stderr"));
+    let logs_to_file = crate::config::load_settings(None)
+        .is_ok_and(|(s, _)| !s.daemon.logtarget.eq_ignore_ascii_case("stderr"));
     let socket = client::socket_path(invocation.socket.as_deref(), None);
-    let mut call =
-        |request: &Request| client::call(&socket, request).map_err(|error| error.to_string());
-    match execute(&invocation.command, &mut call, logs_to_file) {
+    let mut call = |request: &Request| client::call(&socket, request);
+    let result = execute(&invocation.command, &mut call, logs_to_file);
+    if result.is_ok() && invocation.command == Command::Stop {
+        wait_gone(&socket);
+    }
+    match result {
         Ok(text) => {
             print!("{text}");
+            if invocation.command == Command::Usage {
+                return ExitCode::from(255);
+            }
             ExitCode::SUCCESS
         }
-        Err(Failure(message)) => {
-            println!("{message}");
-            eprintln!("ERROR  {message}");
+        Err(failure) => {
+            // fail2ban-client prints its server's refusals; one it cannot reach, it logs.
+            if !matches!(failure, Failure::Unreachable(_)) {
+                println!("{failure}");
+            }
+            eprintln!("ERROR  {failure}");
             ExitCode::from(255)
         }
     }

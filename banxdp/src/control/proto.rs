@@ -85,6 +85,10 @@ pub enum Reply {
     Ok {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// How many bans it placed (`ban`: 1, or 0 when the jail held the target already) or
+        /// lifted (`unban`); absent for other requests.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     Pong,
     Status(StatusReply),
@@ -374,9 +378,13 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         let replies = [
-            Reply::Ok { message: None },
+            Reply::Ok {
+                message: None,
+                count: None,
+            },
             Reply::Ok {
                 message: Some("banned 192.0.2.7".into()),
+                count: None,
             },
             Reply::Pong,
             Reply::Status(StatusReply {
@@ -489,7 +497,8 @@ mod tests {
         assert_eq!(
             decode_reply(b"{\"reply\":\"ok\",\"message\":\"done\",\"took_ms\":3}"),
             Ok(Reply::Ok {
-                message: Some("done".into())
+                message: Some("done".into()),
+                count: None,
             })
         );
         assert_eq!(

@@ -39,6 +39,7 @@ async fn daemon(
                 });
                 Reply::Ok {
                     message: Some(format!("banned {}", proto::target_text(&target))),
+                    count: None,
                 }
             }
             Request::List { .. } => Reply::Bans { bans: bans.clone() },
@@ -47,7 +48,10 @@ async fn daemon(
             },
             Request::Reload { .. } => continue, // dropped without a reply
             Request::Stop { .. } => {
-                reply.answer(Reply::Ok { message: None });
+                reply.answer(Reply::Ok {
+                    message: None,
+                    count: None,
+                });
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(());
                 }
@@ -57,7 +61,12 @@ async fn daemon(
                 let traces = traces.clone();
                 let reply = reply.stream();
                 tokio::spawn(async move {
-                    let _ = reply.send(Reply::Ok { message: None }).await;
+                    let _ = reply
+                        .send(Reply::Ok {
+                            message: None,
+                            count: None,
+                        })
+                        .await;
                     let event = TraceEvent {
                         verdict: "drop".into(),
                         ..TraceEvent::default()
@@ -166,7 +175,8 @@ async fn answers_requests_one_after_another_on_a_connection() {
         raw.ask(b"{\"command\":\"ban\",\"target\":\"192.0.2.7\",\"jail\":\"sshd\"}\n")
             .await,
         Reply::Ok {
-            message: Some("banned 192.0.2.7".into())
+            message: Some("banned 192.0.2.7".into()),
+            count: None,
         }
     );
     let Reply::Bans { bans } = raw.ask(b"{\"command\":\"list\"}\n").await else {
@@ -347,7 +357,10 @@ async fn stop_is_answered_then_the_server_stops_and_removes_its_socket() {
     let mut raw = Raw::open(&running.path).await;
     assert_eq!(
         raw.ask(b"{\"command\":\"stop\"}\n").await,
-        Reply::Ok { message: None }
+        Reply::Ok {
+            message: None,
+            count: None
+        }
     );
     assert_eq!(
         raw.next().await,
@@ -379,7 +392,10 @@ async fn a_trace_streams_until_the_client_hangs_up() {
     let mut raw = Raw::open(&running.path).await;
     assert_eq!(
         raw.ask(b"{\"command\":\"trace\"}\n").await,
-        Reply::Ok { message: None }
+        Reply::Ok {
+            message: None,
+            count: None
+        }
     );
     for _ in 0..3 {
         assert!(matches!(raw.next().await, Some(Reply::Trace(_))));
@@ -401,7 +417,10 @@ async fn shutdown_ends_streams_and_removes_the_socket() {
     let mut raw = Raw::open(&running.path).await;
     assert_eq!(
         raw.ask(b"{\"command\":\"trace\"}\n").await,
-        Reply::Ok { message: None }
+        Reply::Ok {
+            message: None,
+            count: None
+        }
     );
     assert!(matches!(raw.next().await, Some(Reply::Trace(_))));
     let path = running.path.clone();

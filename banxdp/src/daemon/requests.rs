@@ -26,6 +26,15 @@ fn error(message: impl Into<String>) -> Reply {
 fn ok(message: impl Into<String>) -> Reply {
     Reply::Ok {
         message: Some(message.into()),
+        count: None,
+    }
+}
+
+/// An acknowledgement of bans placed or lifted, with their number.
+fn counted(message: impl Into<String>, count: usize) -> Reply {
+    Reply::Ok {
+        message: Some(message.into()),
+        count: Some(count as u64),
     }
 }
 
@@ -115,15 +124,15 @@ impl State {
                 if let Some(Err(e)) = self.bans.store().map(crate::store::Writer::sync) {
                     return error(format!("banned, but the store did not confirm it: {e}"));
                 }
-                ok(format!(
-                    "banned {} in {name} {how_long}",
-                    target_text(target)
-                ))
+                counted(
+                    format!("banned {} in {name} {how_long}", target_text(target)),
+                    1,
+                )
             }
-            Ok(false) => ok(format!(
-                "{} is already banned in {name}",
-                target_text(target)
-            )),
+            Ok(false) => counted(
+                format!("{} is already banned in {name}", target_text(target)),
+                0,
+            ),
             Err(e) => error(format!("{:#}", anyhow::Error::from(e))),
         }
     }
@@ -169,7 +178,7 @@ impl State {
         if chosen.is_empty() {
             return match target {
                 Some(t) => error(format!("{} is not banned", target_text(t))),
-                None => ok("no ban to lift"),
+                None => counted("no ban to lift", 0),
             };
         }
         for (name, t) in &chosen {
@@ -186,7 +195,7 @@ impl State {
         if let Some(Err(e)) = self.bans.store().map(crate::store::Writer::sync) {
             return error(format!("unbanned, but the store did not confirm it: {e}"));
         }
-        ok(format!("lifted {} ban(s)", chosen.len()))
+        counted(format!("lifted {} ban(s)", chosen.len()), chosen.len())
     }
 
     fn list(&self, jail: Option<&str>) -> Reply {

@@ -154,6 +154,7 @@ fn subscribe(tracer: &mut Tracer, clients: &mut Vec<Subscriber>, subscriber: Sub
             "tracing {what}: one line a packet (time, interface, source, verdict, reason, jails); \
              interrupt to stop"
         )),
+        count: None,
     });
     clients.push(subscriber);
 }
@@ -202,6 +203,7 @@ fn send(client: &mut Subscriber, event: &TraceEvent) {
                 "{} verdict(s) lost: the client reads slower than packets come",
                 client.lost
             )),
+            count: None,
         };
         if client.stream.try_send(note).is_err() {
             client.lost += 1;

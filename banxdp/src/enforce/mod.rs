@@ -352,11 +352,12 @@ pub enum Error {
 }
 
 /// Parses a ban target: an address (`192.0.2.7`, `2001:db8::7`) or a network in CIDR form
-/// (`192.0.2.0/24`).
+/// (`192.0.2.0/24`), its host bits cleared (`192.0.2.5/24` is `192.0.2.0/24`, as fail2ban
+/// and the kernel's tries read it), so that one network has one spelling.
 pub fn parse_target(text: &str) -> Result<IpNet, ipnet::AddrParseError> {
     match text.parse::<std::net::IpAddr>() {
         Ok(addr) => Ok(IpNet::from(addr)),
-        Err(_) => text.parse::<IpNet>(),
+        Err(_) => text.parse::<IpNet>().map(|net| net.trunc()),
     }
 }
 
@@ -422,6 +423,10 @@ mod tests {
         assert_eq!(
             parse_target("2001:db8::/32").unwrap().to_string(),
             "2001:db8::/32"
+        );
+        assert_eq!(
+            parse_target("192.0.2.5/24").unwrap(),
+            parse_target("192.0.2.0/24").unwrap()
         );
         assert!(parse_target("192.0.2.300").is_err());
         assert!(parse_target("example.org").is_err());
