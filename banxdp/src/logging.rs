@@ -10,9 +10,10 @@ use std::{
     fmt,
     fs::{File, OpenOptions},
     io::{self, IsTerminal as _, Write},
-    os::unix::fs::MetadataExt as _,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use tracing::{Event, Level, Subscriber};
@@ -122,33 +123,87 @@ pub fn init(file: Option<&Path>) -> io::Result<()> {
 
 /// banxdp's log file, opened again under its name when that name no longer leads to it:
 /// logrotate's default (`create`: rename, then a new file) or a `mv` needs no signal and no
-/// `postrotate` command, and no line goes to the renamed file after the next write.
+/// `postrotate` command, and no line goes to the renamed file once the new one is there.
 /// (`copytruncate` keeps the file; appends then start again at its new end.)
+///
+/// A renamed file is written on until a file appears under the name, for up to
+/// [`CREATE_GRACE`]: banxdp creating it first would make logrotate's own `create` fail. A
+/// removed file is replaced at once. What appears under the name is opened only if it is a
+/// regular file, not through a symbolic link (a link planted in a shared log directory must
+/// not lead root's lines elsewhere), and a file banxdp creates is `0640` (less the umask).
 struct LogFile {
     path: PathBuf,
     file: File,
     /// The (device, inode) of `file`.
     id: (u64, u64),
+    /// Since when the name has led nowhere while `file` was still linked elsewhere.
+    missing_since: Option<Instant>,
+    grace: Duration,
 }
 
+/// How long a renamed log is written on while its name leads nowhere (see [`LogFile`]).
+const CREATE_GRACE: Duration = Duration::from_secs(5);
+
 impl LogFile {
+    /// Opens (or creates) the configured log file, following a link the configuration names.
     fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)?;
+        Self::with(path, file)
+    }
+
+    fn with(path: &Path, file: File) -> io::Result<Self> {
         let meta = file.metadata()?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
             id: (meta.dev(), meta.ino()),
+            missing_since: None,
+            grace: CREATE_GRACE,
         })
     }
 
-    /// Reopens the file when its name leads elsewhere or nowhere. A reopen that fails (a
-    /// directory gone, no permission) keeps the old file: the lines still go somewhere, and
-    /// the next write tries again.
+    /// Reopens the file when its name leads elsewhere or nowhere (see [`LogFile`]). A reopen
+    /// that fails (a directory gone, no permission, a link) keeps the old file: the lines still
+    /// go somewhere, and the next write tries again.
     fn follow_name(&mut self) {
-        let moved = std::fs::metadata(&self.path).map_or(true, |m| (m.dev(), m.ino()) != self.id);
-        if moved && let Ok(reopened) = Self::open(&self.path) {
-            *self = reopened;
+        let create = match std::fs::metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.id => {
+                self.missing_since = None;
+                return;
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let removed = self.file.metadata().map_or(true, |m| m.nlink() == 0);
+                let since = *self.missing_since.get_or_insert_with(Instant::now);
+                if !removed && since.elapsed() < self.grace {
+                    return;
+                }
+                true
+            }
+            Err(_) => return,
+        };
+        let reopened = OpenOptions::new()
+            .create(create)
+            .append(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .and_then(|file| {
+                if file.metadata()?.is_file() {
+                    Self::with(&self.path, file)
+                } else {
+                    Err(io::Error::other("not a regular file"))
+                }
+            });
+        if let Ok(reopened) = reopened {
+            *self = Self {
+                grace: self.grace,
+                ..reopened
+            };
         }
     }
 
@@ -186,25 +241,69 @@ mod tests {
         assert_eq!(level_name(Level::WARN, ACTIONS), "WARNING");
     }
 
+    /// A writer on `dir/banxdp.log`, and a reader of the files there.
+    fn log_in(dir: &Path) -> (MutexWriter, impl Fn(&str) -> String + '_) {
+        let shared = Arc::new(Mutex::new(LogFile::open(&dir.join("banxdp.log")).unwrap()));
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        (MutexWriter(shared), read)
+    }
+
     #[test]
-    fn the_log_file_is_reopened_when_renamed_or_removed() {
+    fn a_renamed_log_is_written_until_logrotate_creates_the_new_one() {
         let dir = tempfile::tempdir().unwrap();
+        let (mut writer, read) = log_in(dir.path());
         let path = dir.path().join("banxdp.log");
-        let shared = Arc::new(Mutex::new(LogFile::open(&path).unwrap()));
-        let mut writer = MutexWriter(Arc::clone(&shared));
         writer.write_all(b"one\n").unwrap();
         std::fs::rename(&path, dir.path().join("banxdp.log.1")).unwrap();
+        // Between logrotate's rename and its create: banxdp must not create the file.
         writer.write_all(b"two\n").unwrap();
-        std::fs::remove_file(&path).unwrap();
+        assert!(!path.exists(), "logrotate's create would fail on it");
+        std::fs::write(&path, "").unwrap();
         writer.write_all(b"three\n").unwrap();
-        writer.write_all(b"four\n").unwrap();
-        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-        assert_eq!(read("banxdp.log.1"), "one\n");
-        assert_eq!(read("banxdp.log"), "three\nfour\n");
+        assert_eq!(read("banxdp.log.1"), "one\ntwo\n");
+        assert_eq!(read("banxdp.log"), "three\n");
         // Truncated in place (copytruncate): the same file, written from its new end.
         std::fs::write(&path, "").unwrap();
-        writer.write_all(b"five\n").unwrap();
-        assert_eq!(read("banxdp.log"), "five\n");
+        writer.write_all(b"four\n").unwrap();
+        assert_eq!(read("banxdp.log"), "four\n");
+    }
+
+    #[test]
+    fn a_removed_log_is_created_at_once_and_a_renamed_one_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, read) = log_in(dir.path());
+        let path = dir.path().join("banxdp.log");
+        std::fs::remove_file(&path).unwrap();
+        writer.write_all(b"one\n").unwrap();
+        assert_eq!(read("banxdp.log"), "one\n");
+        let mode = std::fs::metadata(&path).unwrap().mode();
+        assert_eq!(mode & 0o027, 0, "no more than 0640: {mode:o}");
+
+        writer.0.lock().unwrap().grace = Duration::ZERO;
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        writer.write_all(b"two\n").unwrap();
+        assert_eq!(
+            read("banxdp.log"),
+            "two\n",
+            "nobody created it: banxdp does"
+        );
+    }
+
+    #[test]
+    fn a_link_or_a_directory_put_in_its_place_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, read) = log_in(dir.path());
+        let path = dir.path().join("banxdp.log");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        writer.write_all(b"one\n").unwrap();
+        assert_eq!(read("elsewhere"), "", "the link was followed");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        writer.write_all(b"two\n").unwrap();
+        assert!(path.is_dir());
     }
 
     #[test]
@@ -216,6 +315,7 @@ mod tests {
         let mut writer = MutexWriter(Arc::new(Mutex::new(LogFile::open(&path).unwrap())));
         let moved = dir.path().join("moved");
         std::fs::rename(&logs, &moved).unwrap();
+        writer.0.lock().unwrap().grace = Duration::ZERO;
         writer.write_all(b"still written\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(moved.join("banxdp.log")).unwrap(),
