@@ -4,6 +4,8 @@
 //! and the daemon's next lines, a ban's among them, go to the new file, where a `recidive`
 //! jail reads them.
 
+use std::path::{Path, PathBuf};
+
 use banxdp_tests::{
     Topology,
     daemon::{Daemon, Setup},
@@ -20,16 +22,13 @@ fn now_iso() -> String {
     banxdp::filter::report::iso8601(i64::try_from(secs).unwrap())
 }
 
-fn read(path: &std::path::Path) -> String {
+fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-#[test]
-fn the_daemon_writes_to_the_new_file_after_logrotate() {
-    if !privileged("the_daemon_writes_to_the_new_file_after_logrotate") {
-        return;
-    }
-    let topo = Topology::new(&[ATTACKER], &[]);
+/// A jail `web` (2 failures ban 7000/udp) and banxdp.toml's `daemon.logtarget` set to
+/// `banxdp.log` in the test's directory: the setup and that log's path.
+fn setup_logging_to_a_file() -> (Setup, PathBuf) {
     let setup = Setup::new("", "");
     std::fs::write(
         setup.path("jail.conf"),
@@ -56,6 +55,16 @@ fn the_daemon_writes_to_the_new_file_after_logrotate() {
     )
     .unwrap();
     setup.append("app.log", &[format!("{} service started", now_iso())]);
+    (setup, log)
+}
+
+#[test]
+fn the_daemon_writes_to_the_new_file_after_logrotate() {
+    if !privileged("the_daemon_writes_to_the_new_file_after_logrotate") {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER], &[]);
+    let (setup, log) = setup_logging_to_a_file();
 
     let _daemon = Daemon::start(
         &topo.victim,
