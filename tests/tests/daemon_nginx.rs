@@ -1,0 +1,222 @@
+//! The product's job on a real web server (needs root; CI installs nginx-light): Debian's
+//! nginx runs in the victim's namespace with HTTP basic authentication and its error log in
+//! a file; `banxdp run` follows that file with banxdp's shipped `nginx-http-auth` filter and
+//! jail. A client sends wrong passwords from the attacker's namespace, each request carrying
+//! one, as browsers and scripts do, until banxdp bans it: the next connection to port 80
+//! times out, while another address still gets the page with the right password.
+
+use std::{
+    fs::File,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use banxdp_tests::{
+    Netns, Topology,
+    daemon::{Daemon, Setup},
+    netns::VICTIM_V4,
+    privileged,
+    services::programs_present,
+    with_netns,
+};
+
+const ATTACKER: &str = "198.51.100.66";
+const OTHER: &str = "198.51.100.67";
+const NGINX: &str = "/usr/sbin/nginx";
+const PASSWORD: &str = "the-right-Passw0rd";
+
+/// nginx in `ns` on port 80, its files under `dir`, one process (no master and workers, so
+/// that killing it leaves nothing behind); killed on drop.
+struct Nginx {
+    child: Child,
+    error_log: std::path::PathBuf,
+}
+
+impl Nginx {
+    fn start(ns: &Netns, dir: &Path) -> Self {
+        let root = dir.join("nginx");
+        std::fs::create_dir_all(root.join("html")).unwrap();
+        std::fs::write(root.join("html/index.html"), "the private page\n").unwrap();
+        // nginx's own scheme for a password kept as it is.
+        std::fs::write(root.join("users"), format!("alice:{{PLAIN}}{PASSWORD}\n")).unwrap();
+        let error_log = root.join("error.log");
+        let r = root.display();
+        std::fs::write(
+            root.join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\npid {r}/nginx.pid;\nerror_log {r}/error.log;\nevents {{}}\n\
+                 http {{\n access_log {r}/access.log;\n client_body_temp_path {r}/body;\n\
+                 proxy_temp_path {r}/proxy;\n fastcgi_temp_path {r}/fastcgi;\n\
+                 uwsgi_temp_path {r}/uwsgi;\n scgi_temp_path {r}/scgi;\n\
+                 server {{\n  listen {VICTIM_V4}:80;\n  root {r}/html;\n\
+                 location / {{\n   auth_basic \"private\";\n   auth_basic_user_file {r}/users;\n\
+                 }}\n }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let ns_file = File::open(ns.path()).unwrap();
+        let fd = ns_file.as_raw_fd();
+        let mut command = Command::new(NGINX);
+        command
+            .arg("-c")
+            .arg(root.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(root.join("stderr.log")).unwrap());
+        // SAFETY: setns is async-signal-safe; the fd stays open until after spawn.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = command.spawn().expect("start nginx");
+        drop(ns_file);
+        let nginx = Self { child, error_log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while with_netns(ns, || TcpStream::connect((VICTIM_V4, 80)).is_err()) {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(root.join("stderr.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GET of `/` from `source` as `user:password`: the status code, or `None` when no
+/// connection is made within two seconds.
+fn get(topo: &Topology, source: &str, user: &str, password: &str) -> Option<u16> {
+    with_netns(&topo.attacker, || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .expect("socket");
+        let from: SocketAddr = format!("{source}:0").parse().expect("address");
+        socket.bind(&from.into()).expect("bind the source address");
+        let server: SocketAddr = format!("{VICTIM_V4}:80").parse().expect("address");
+        socket
+            .connect_timeout(&server.into(), Duration::from_secs(2))
+            .ok()?;
+        let mut stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let credentials = base64(format!("{user}:{password}").as_bytes());
+        write!(
+            stream,
+            "GET / HTTP/1.1\r\nHost: www.example.test\r\nAuthorization: Basic {credentials}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        reply.split(' ').nth(1)?.parse().ok()
+    })
+}
+
+/// Standard base64, with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn base64_is_the_standard_one() {
+    assert_eq!(base64(b"alice:wrong"), "YWxpY2U6d3Jvbmc=");
+    assert_eq!(base64(b"ab"), "YWI=");
+    assert_eq!(base64(b"abc"), "YWJj");
+}
+
+#[test]
+fn nginx_basic_auth_guesser_is_banned() {
+    const NAME: &str = "nginx_basic_auth_guesser_is_banned";
+    if !privileged(NAME) || !programs_present(NAME, &[NGINX]) {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, OTHER], &[]);
+    let setup = Setup::new("", "");
+    let nginx = Nginx::start(&topo.victim, setup.dir.path());
+    // banxdp's own filter and jail.conf, as shipped; the jail enabled on nginx's log.
+    std::fs::write(
+        setup.path("filter.d/nginx-http-auth.conf"),
+        include_str!("../../config/filter.d/nginx-http-auth.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        setup.path("jail.conf"),
+        include_str!("../../config/jail.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        setup.path("jail.local"),
+        format!(
+            "[sshd]\nenabled = false\n[nginx-http-auth]\nenabled = true\nlogpath = {}\n\
+             maxretry = 3\nfindtime = 600\nbantime = 600\n",
+            nginx.error_log.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("enforcing 0 ban(s)");
+    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Some(200));
+
+    // Wrong passwords, one request each: the third bans (maxretry 3).
+    for attempt in 1..=3 {
+        let status = get(&topo, ATTACKER, "alice", &format!("wrong-{attempt}"));
+        assert_eq!(status, Some(401), "attempt {attempt}");
+        if attempt < 3 {
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                !daemon.log().contains(&format!("Ban {ATTACKER}")),
+                "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",
+                daemon.log(),
+                std::fs::read_to_string(&nginx.error_log).unwrap_or_default()
+            );
+        }
+    }
+    daemon.wait_for_log(&format!("[nginx-http-auth] Ban {ATTACKER}"));
+    assert_eq!(
+        get(&topo, ATTACKER, "alice", PASSWORD),
+        None,
+        "the banned client's next connection must time out"
+    );
+    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Some(200));
+    assert!(daemon.stop(), "{}", daemon.log());
+}
