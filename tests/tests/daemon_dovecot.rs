@@ -1,0 +1,195 @@
+//! The product's job on a real mail server (needs root; CI installs dovecot-imapd and
+//! rsyslog): Debian's Dovecot, with Debian's own configuration (passwords checked by PAM)
+//! and plain-text logins allowed, runs in the victim's namespace and logs through a real
+//! rsyslogd to a mail log; `banxdp run` follows it with banxdp's shipped `dovecot` filter
+//! and jail. A client connects from the attacker's namespace and tries one wrong password
+//! per connection, as a guessing script does, until banxdp bans it: its next connection to
+//! IMAP times out, while another address still logs in with the right password.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use banxdp_tests::{
+    Netns, Topology,
+    daemon::{Daemon, Setup},
+    netns::VICTIM_V4,
+    privileged,
+    services::{LocalUser, Syslog, programs_present},
+    with_netns,
+};
+
+const ATTACKER: &str = "198.51.100.66";
+const OTHER: &str = "198.51.100.67";
+const PASSWORD: &str = "the-right-Passw0rd";
+const PROGRAMS: &[&str] = &[
+    "/usr/sbin/dovecot",
+    "/usr/sbin/rsyslogd",
+    "/usr/bin/unshare",
+    "/usr/bin/nsenter",
+];
+
+/// Dovecot in `ns` (IMAP on 143), logging through `syslog`; stopped on drop (SIGTERM: its
+/// master stops its login and auth processes).
+struct Dovecot(Child);
+
+impl Dovecot {
+    fn start(ns: &Netns, syslog: &Syslog, dir: &Path) -> Self {
+        let base = dir.join("dovecot");
+        std::fs::create_dir_all(&base).unwrap();
+        // Mail of its own, which the user's imap process may create after a right login.
+        // (and which it reaches through `dir`, made traversable).
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        let mail = dir.join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        std::fs::set_permissions(&mail, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        let conf = dir.join("dovecot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "!include /etc/dovecot/dovecot.conf\nbase_dir = {}\nlisten = {VICTIM_V4}\n\
+                 ssl = no\ndisable_plaintext_auth = no\nprotocols = imap\n\
+                 mail_location = maildir:{}/%u\n",
+                base.display(),
+                mail.display()
+            ),
+        )
+        .unwrap();
+        let child = syslog.spawn(
+            Some(ns),
+            &["/usr/sbin/dovecot", "-F", "-c", &conf.display().to_string()],
+        );
+        let dovecot = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while with_netns(ns, || TcpStream::connect((VICTIM_V4, 143)).is_err()) {
+            assert!(Instant::now() < deadline, "dovecot did not listen on 143");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        dovecot
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill has no memory preconditions; the pid is our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// One IMAP connection from `source`: greeting, `LOGIN user password`, `LOGOUT`. The
+/// server's answer to the login (`OK`, `NO`), or `None` when no connection is made within
+/// two seconds.
+fn login(topo: &Topology, source: &str, user: &str, password: &str) -> Option<String> {
+    with_netns(&topo.attacker, || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .expect("socket");
+        let from: SocketAddr = format!("{source}:0").parse().expect("address");
+        socket.bind(&from.into()).expect("bind the source address");
+        let server: SocketAddr = format!("{VICTIM_V4}:143").parse().expect("address");
+        socket
+            .connect_timeout(&server.into(), Duration::from_secs(2))
+            .ok()?;
+        let stream: TcpStream = socket.into();
+        // Dovecot answers a failed login after its auth_failure_delay (2 s).
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut writer = stream;
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        write!(writer, "a1 LOGIN {user} \"{password}\"\r\n").ok()?;
+        let answer = loop {
+            line.clear();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(answer) = line.strip_prefix("a1 ") {
+                break answer.split(' ').next()?.to_string();
+            }
+        };
+        write!(writer, "a2 LOGOUT\r\n").ok()?;
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {}
+        Some(answer)
+    })
+}
+
+#[test]
+fn dovecot_password_guesser_is_banned() {
+    const NAME: &str = "dovecot_password_guesser_is_banned";
+    if !privileged(NAME) || !programs_present(NAME, PROGRAMS) {
+        return;
+    }
+    let topo = Topology::new(&[ATTACKER, OTHER], &[]);
+    let setup = Setup::new("", "");
+    let mail_log = setup.path("mail.log");
+    let syslog = Syslog::start(setup.dir.path(), &mail_log, "mail.*");
+    let user = LocalUser::create(PASSWORD);
+    let _dovecot = Dovecot::start(&topo.victim, &syslog, setup.dir.path());
+    // banxdp's own filter and jail.conf, as shipped; the jail enabled on the mail log.
+    std::fs::write(
+        setup.path("filter.d/dovecot.conf"),
+        include_str!("../../config/filter.d/dovecot.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        setup.path("jail.conf"),
+        include_str!("../../config/jail.conf"),
+    )
+    .unwrap();
+    std::fs::write(
+        setup.path("jail.local"),
+        format!(
+            "[sshd]\nenabled = false\n[dovecot]\nenabled = true\nlogpath = {}\n\
+             maxretry = 3\nfindtime = 600\nbantime = 600\n",
+            mail_log.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        &topo.victim,
+        &setup.path("banxdp.toml"),
+        setup.path("daemon.log"),
+    );
+    daemon.wait_for_log("enforcing 0 ban(s)");
+
+    // Wrong passwords, one connection each: the third bans (maxretry 3).
+    for attempt in 1..=3 {
+        let answer = login(&topo, ATTACKER, &user.name, &format!("wrong-{attempt}"));
+        assert_eq!(answer.as_deref(), Some("NO"), "attempt {attempt}");
+        if attempt < 3 {
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(
+                !daemon.log().contains(&format!("Ban {ATTACKER}")),
+                "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",
+                daemon.log(),
+                std::fs::read_to_string(&mail_log).unwrap_or_default()
+            );
+        }
+    }
+    daemon.wait_for_log(&format!("[dovecot] Ban {ATTACKER}"));
+    assert_eq!(
+        login(&topo, ATTACKER, &user.name, PASSWORD),
+        None,
+        "the banned client's next connection must time out"
+    );
+    assert_eq!(
+        login(&topo, OTHER, &user.name, PASSWORD).as_deref(),
+        Some("OK"),
+        "{}",
+        std::fs::read_to_string(&mail_log).unwrap_or_default()
+    );
+    assert!(daemon.stop(), "{}", daemon.log());
+}
