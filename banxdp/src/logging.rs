@@ -130,7 +130,8 @@ pub fn init(file: Option<&Path>) -> io::Result<()> {
 /// [`CREATE_GRACE`]: banxdp creating it first would make logrotate's own `create` fail. A
 /// removed file is replaced at once. What appears under the name is opened only if it is a
 /// regular file, not through a symbolic link (a link planted in a shared log directory must
-/// not lead root's lines elsewhere), and a file banxdp creates is `0640` (less the umask).
+/// not lead root's lines elsewhere) and without waiting (a FIFO there must not block the
+/// daemon), and a file banxdp creates is `0640` (less the umask).
 struct LogFile {
     path: PathBuf,
     file: File,
@@ -145,14 +146,16 @@ struct LogFile {
 const CREATE_GRACE: Duration = Duration::from_secs(5);
 
 impl LogFile {
-    /// Opens (or creates) the configured log file, following a link the configuration names.
+    /// Opens (or creates) the configured log file. A link the configuration names is
+    /// followed once, here: the file it leads to is the name followed from then on.
     fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o640)
             .open(path)?;
-        Self::with(path, file)
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::with(&real, file)
     }
 
     fn with(path: &Path, file: File) -> io::Result<Self> {
@@ -186,11 +189,15 @@ impl LogFile {
             }
             Err(_) => return,
         };
+        // Whatever comes of it, a later rename gets its own grace.
+        self.missing_since = None;
+        // Non-blocking: a FIFO put there with no reader fails at once instead of holding
+        // every thread that logs.
         let reopened = OpenOptions::new()
             .create(create)
             .append(true)
             .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.path)
             .and_then(|file| {
                 if file.metadata()?.is_file() {
@@ -304,6 +311,27 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         writer.write_all(b"two\n").unwrap();
         assert!(path.is_dir());
+        std::fs::remove_dir(&path).unwrap();
+        let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        // Returns (with no reader, a blocking open would never).
+        writer.write_all(b"three\n").unwrap();
+    }
+
+    #[test]
+    fn a_configured_link_is_followed_once_and_its_file_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let target = dir.path().join("real/banxdp.log");
+        let link = dir.path().join("banxdp.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut writer = MutexWriter(Arc::new(Mutex::new(LogFile::open(&link).unwrap())));
+        writer.write_all(b"one\n").unwrap();
+        std::fs::rename(&target, dir.path().join("real/banxdp.log.1")).unwrap();
+        std::fs::write(&target, "").unwrap();
+        writer.write_all(b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "two\n");
     }
 
     #[test]

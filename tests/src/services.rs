@@ -30,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Netns, netns::VICTIM_V4, sh, unique};
+use crate::{Netns, netns::VICTIM_V4, sh, unique, with_netns};
 
 /// The programs a live sshd test runs, by absolute path where daemons need one.
 pub const SSH_PROGRAMS: &[&str] = &[
@@ -60,9 +60,9 @@ pub fn programs_present(test: &str, programs: &[&str]) -> bool {
     }
     assert!(
         std::env::var("BANXDP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-        "{test}: needs {missing:?} (apt-get install openssh-server rsyslog)"
+        "{test}: needs {missing:?} (.ci/run lists the packages that provide them)"
     );
-    eprintln!("skipped {test}: needs {missing:?} (apt-get install openssh-server rsyslog)");
+    eprintln!("skipped {test}: needs {missing:?} (.ci/run lists the packages that provide them)");
     false
 }
 
@@ -79,7 +79,7 @@ fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
 }
 
 /// Sends SIGTERM to `child`, waits up to five seconds, then kills it.
-fn stop(child: &mut Child) {
+pub fn stop(child: &mut Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: kill has no memory preconditions; the pid is our child, not yet reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -497,4 +497,44 @@ pub fn ssh_key(
         OsStr::new("BatchMode=yes"),
     ];
     attempt(ssh_command(client, source, server, user, &options))
+}
+
+/// What a client's attempt on a service came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reached<T> {
+    /// The server answered this.
+    Answer(T),
+    /// No connection within the time given: what a banned source sees.
+    TimedOut,
+    /// Anything else: refused, reset, cut short.
+    Failed(String),
+}
+
+/// A TCP connection from `source` (an address of `ns`) to `server`, made within `timeout`,
+/// then `exchange` on it: [`Reached::TimedOut`] only when the connection itself timed out.
+pub fn exchange<T>(
+    ns: &Netns,
+    source: &str,
+    server: SocketAddr,
+    timeout: Duration,
+    exchange: impl FnOnce(std::net::TcpStream) -> std::io::Result<T>,
+) -> Reached<T> {
+    let connected = with_netns(ns, || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(server),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        let from: IpAddr = source.parse().expect("a source address");
+        socket.bind(&SocketAddr::new(from, 0).into())?;
+        socket.connect_timeout(&server.into(), timeout)?;
+        Ok::<_, std::io::Error>(std::net::TcpStream::from(socket))
+    });
+    match connected {
+        Ok(stream) => {
+            exchange(stream).map_or_else(|e| Reached::Failed(e.to_string()), Reached::Answer)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Reached::TimedOut,
+        Err(e) => Reached::Failed(e.to_string()),
+    }
 }

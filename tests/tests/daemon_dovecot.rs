@@ -17,9 +17,10 @@ use std::{
 use banxdp_tests::{
     Netns, Topology,
     daemon::{Daemon, Setup},
+    eventually,
     netns::VICTIM_V4,
     privileged,
-    services::{LocalUser, Syslog, programs_present},
+    services::{LocalUser, Reached, Syslog, exchange, programs_present, stop},
     with_netns,
 };
 
@@ -48,15 +49,19 @@ impl Dovecot {
         std::fs::create_dir_all(&mail).unwrap();
         std::fs::set_permissions(&mail, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
             .unwrap();
+        // State of its own, apart from a system Dovecot's /var/lib/dovecot.
+        let state = dir.join("dovecot-state");
+        std::fs::create_dir_all(&state).unwrap();
         let conf = dir.join("dovecot.conf");
         std::fs::write(
             &conf,
             format!(
                 "!include /etc/dovecot/dovecot.conf\nbase_dir = {}\nlisten = {VICTIM_V4}\n\
                  ssl = no\ndisable_plaintext_auth = no\nprotocols = imap\n\
-                 mail_location = maildir:{}/%u\n",
+                 mail_location = maildir:{}/%u\nstate_dir = {}\n",
                 base.display(),
-                mail.display()
+                mail.display(),
+                state.display()
             ),
         )
         .unwrap();
@@ -76,54 +81,50 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
-            // SAFETY: kill has no memory preconditions; the pid is our child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.wait();
+        stop(&mut self.0);
     }
 }
 
-/// One IMAP connection from `source`: greeting, `LOGIN user password`, `LOGOUT`. The
-/// server's answer to the login (`OK`, `NO`), or `None` when no connection is made within
-/// two seconds.
-fn login(topo: &Topology, source: &str, user: &str, password: &str) -> Option<String> {
-    with_netns(&topo.attacker, || {
-        let socket = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )
-        .expect("socket");
-        let from: SocketAddr = format!("{source}:0").parse().expect("address");
-        socket.bind(&from.into()).expect("bind the source address");
-        let server: SocketAddr = format!("{VICTIM_V4}:143").parse().expect("address");
-        socket
-            .connect_timeout(&server.into(), Duration::from_secs(2))
-            .ok()?;
-        let stream: TcpStream = socket.into();
-        // Dovecot answers a failed login after its auth_failure_delay (2 s).
-        stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().ok()?);
-        let mut writer = stream;
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        write!(writer, "a1 LOGIN {user} \"{password}\"\r\n").ok()?;
-        let answer = loop {
-            line.clear();
-            if reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            if let Some(answer) = line.strip_prefix("a1 ") {
-                break answer.split(' ').next()?.to_string();
-            }
-        };
-        write!(writer, "a2 LOGOUT\r\n").ok()?;
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {}
-        Some(answer)
-    })
+/// One IMAP connection from `source`: greeting, `LOGIN user password`, `LOGOUT`; the
+/// server's answer to the login (`OK`, `NO`).
+fn login(topo: &Topology, source: &str, user: &str, password: &str) -> Reached<String> {
+    let server: SocketAddr = format!("{VICTIM_V4}:143").parse().expect("address");
+    exchange(
+        &topo.attacker,
+        source,
+        server,
+        Duration::from_secs(2),
+        |stream| {
+            // Dovecot answers a failed login after its auth_failure_delay (2 s), longer for an
+            // address that failed before.
+            stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let mut writer = stream;
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            write!(writer, "a1 LOGIN {user} \"{password}\"\r\n")?;
+            let answer = loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                if let Some(answer) = line.strip_prefix("a1 ") {
+                    break answer.split(' ').next().unwrap_or_default().to_string();
+                }
+            };
+            write!(writer, "a2 LOGOUT\r\n")?;
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {}
+            Ok(answer)
+        },
+    )
+}
+
+/// Waits until the jail has counted `n` failures in all.
+fn counted(setup: &Setup, jail: &str, n: usize) {
+    eventually(&format!("{n} failure(s) counted"), || {
+        let out = setup.client(&["status", jail]);
+        String::from_utf8_lossy(&out.stdout).contains(&format!("Total failed:\t{n}\n"))
+    });
 }
 
 #[test]
@@ -165,12 +166,12 @@ fn dovecot_password_guesser_is_banned() {
     );
     daemon.wait_for_log("enforcing 0 ban(s)");
 
-    // Wrong passwords, one connection each: the third bans (maxretry 3).
+    // Wrong passwords, one connection each, each counted once: the third bans (maxretry 3).
     for attempt in 1..=3 {
         let answer = login(&topo, ATTACKER, &user.name, &format!("wrong-{attempt}"));
-        assert_eq!(answer.as_deref(), Some("NO"), "attempt {attempt}");
+        assert_eq!(answer, Reached::Answer("NO".into()), "attempt {attempt}");
         if attempt < 3 {
-            std::thread::sleep(Duration::from_millis(500));
+            counted(&setup, "dovecot", attempt);
             assert!(
                 !daemon.log().contains(&format!("Ban {ATTACKER}")),
                 "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",
@@ -182,12 +183,12 @@ fn dovecot_password_guesser_is_banned() {
     daemon.wait_for_log(&format!("[dovecot] Ban {ATTACKER}"));
     assert_eq!(
         login(&topo, ATTACKER, &user.name, PASSWORD),
-        None,
+        Reached::TimedOut,
         "the banned client's next connection must time out"
     );
     assert_eq!(
-        login(&topo, OTHER, &user.name, PASSWORD).as_deref(),
-        Some("OK"),
+        login(&topo, OTHER, &user.name, PASSWORD),
+        Reached::Answer("OK".into()),
         "{}",
         std::fs::read_to_string(&mail_log).unwrap_or_default()
     );

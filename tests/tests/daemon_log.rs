@@ -4,7 +4,10 @@
 //! and the daemon's next lines, a ban's among them, go to the new file, where a `recidive`
 //! jail reads them.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use banxdp_tests::{
     Topology,
@@ -66,14 +69,23 @@ fn the_daemon_writes_to_the_new_file_after_logrotate() {
     let topo = Topology::new(&[ATTACKER], &[]);
     let (setup, log) = setup_logging_to_a_file();
 
-    let _daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &topo.victim,
         &setup.path("banxdp.toml"),
         setup.path("stderr.log"),
     );
-    eventually("the daemon enforces, in its log file", || {
-        read(&log).contains("enforcing 0 ban(s)")
-    });
+    // The daemon's start, in its log file (its standard error has what came before).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read(&log).contains("enforcing 0 ban(s)") {
+        let exited = daemon.child.try_wait().unwrap();
+        assert!(
+            exited.is_none() && Instant::now() < deadline,
+            "banxdp run did not start ({exited:?}): {}{}",
+            read(&setup.path("stderr.log")),
+            read(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The shipped /etc/logrotate.d/banxdp, on this log: rename, then create the file again.
     let shipped = std::fs::read_to_string(concat!(

@@ -1,4 +1,4 @@
-//! The product's job on a real web server (needs root; CI installs nginx-light): Debian's
+//! The product's job on a real web server (needs root; CI installs nginx): Debian's
 //! nginx runs in the victim's namespace with HTTP basic authentication and its error log in
 //! a file; `banxdp run` follows that file with banxdp's shipped `nginx-http-auth` filter and
 //! jail. A client sends wrong passwords from the attacker's namespace, each request carrying
@@ -18,9 +18,10 @@ use std::{
 use banxdp_tests::{
     Netns, Topology,
     daemon::{Daemon, Setup},
+    eventually,
     netns::VICTIM_V4,
     privileged,
-    services::programs_present,
+    services::{Reached, exchange, programs_present},
     with_netns,
 };
 
@@ -100,37 +101,39 @@ impl Drop for Nginx {
     }
 }
 
-/// One GET of `/` from `source` as `user:password`: the status code, or `None` when no
-/// connection is made within two seconds.
-fn get(topo: &Topology, source: &str, user: &str, password: &str) -> Option<u16> {
-    with_netns(&topo.attacker, || {
-        let socket = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )
-        .expect("socket");
-        let from: SocketAddr = format!("{source}:0").parse().expect("address");
-        socket.bind(&from.into()).expect("bind the source address");
-        let server: SocketAddr = format!("{VICTIM_V4}:80").parse().expect("address");
-        socket
-            .connect_timeout(&server.into(), Duration::from_secs(2))
-            .ok()?;
-        let mut stream: TcpStream = socket.into();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let credentials = base64(format!("{user}:{password}").as_bytes());
-        write!(
-            stream,
-            "GET / HTTP/1.1\r\nHost: www.example.test\r\nAuthorization: Basic {credentials}\r\n\
+/// One GET of `/` from `source` as `user:password`: the status code.
+fn get(topo: &Topology, source: &str, user: &str, password: &str) -> Reached<u16> {
+    let server: SocketAddr = format!("{VICTIM_V4}:80").parse().expect("address");
+    exchange(
+        &topo.attacker,
+        source,
+        server,
+        Duration::from_secs(2),
+        |mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let credentials = base64(format!("{user}:{password}").as_bytes());
+            write!(
+                stream,
+                "GET / HTTP/1.1\r\nHost: www.example.test\r\nAuthorization: Basic {credentials}\r\n\
              Connection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).ok()?;
-        reply.split(' ').nth(1)?.parse().ok()
-    })
+            )?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply)?;
+            reply
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("not an HTTP reply: {reply:?}")))
+        },
+    )
+}
+
+/// Waits until the jail has counted `n` failures in all.
+fn counted(setup: &Setup, jail: &str, n: usize) {
+    eventually(&format!("{n} failure(s) counted"), || {
+        let out = setup.client(&["status", jail]);
+        String::from_utf8_lossy(&out.stdout).contains(&format!("Total failed:\t{n}\n"))
+    });
 }
 
 /// Standard base64, with padding.
@@ -195,14 +198,14 @@ fn nginx_basic_auth_guesser_is_banned() {
         setup.path("daemon.log"),
     );
     daemon.wait_for_log("enforcing 0 ban(s)");
-    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Some(200));
+    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Reached::Answer(200));
 
-    // Wrong passwords, one request each: the third bans (maxretry 3).
+    // Wrong passwords, one request each, each counted once: the third bans (maxretry 3).
     for attempt in 1..=3 {
         let status = get(&topo, ATTACKER, "alice", &format!("wrong-{attempt}"));
-        assert_eq!(status, Some(401), "attempt {attempt}");
+        assert_eq!(status, Reached::Answer(401), "attempt {attempt}");
         if attempt < 3 {
-            std::thread::sleep(Duration::from_millis(300));
+            counted(&setup, "nginx-http-auth", attempt);
             assert!(
                 !daemon.log().contains(&format!("Ban {ATTACKER}")),
                 "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",
@@ -214,9 +217,9 @@ fn nginx_basic_auth_guesser_is_banned() {
     daemon.wait_for_log(&format!("[nginx-http-auth] Ban {ATTACKER}"));
     assert_eq!(
         get(&topo, ATTACKER, "alice", PASSWORD),
-        None,
+        Reached::TimedOut,
         "the banned client's next connection must time out"
     );
-    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Some(200));
+    assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Reached::Answer(200));
     assert!(daemon.stop(), "{}", daemon.log());
 }

@@ -195,6 +195,10 @@ const SCRIPT: &[&[&str]] = &[
         "2001:db8::7",
     ],
     &["set", "mail", "banip", "192.0.2.5"],
+    &["get", "web", "banned", "::ffff:192.0.2.4"],
+    &["banned", "::ffff:192.0.2.5"],
+    // mail holds the network itself (and .5), web addresses inside it: each jail decides.
+    &["set", "mail", "banip", "192.0.2.0/24"],
     &["unban", "192.0.2.0/24"],
     &["banned"],
     &["status", "nojail"],

@@ -13,6 +13,7 @@
 //! fail2ban-client does; a daemon that cannot be reached is said on standard error only.
 
 use std::{
+    io::Write as _,
     path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
@@ -384,8 +385,12 @@ fn addresses(words: &[&str]) -> Result<Vec<IpNet>, UsageError> {
         .collect()
 }
 
+/// A word as the address fail2ban reads in it: host bits cleared, an IPv4-mapped IPv6
+/// address as IPv4 (as the daemon holds it).
 fn address(word: &str) -> Option<IpNet> {
-    crate::enforce::parse_target(word).ok()
+    crate::enforce::parse_target(word)
+        .ok()
+        .map(crate::enforce::book::normalize)
 }
 
 /// The daemon, one request at a time: its error replies are refusals.
@@ -548,10 +553,11 @@ fn held(ask: &mut Ask<'_>, jail: Option<&str>) -> Result<Vec<BanInfo>, Failure> 
     }
 }
 
-/// `unban WORD...` (every jail) or `set JAIL unbanip WORD...`, address by address as
-/// fail2ban's server does: a target held is lifted; a network that is not, lifts every ban
-/// inside it; anything else counts 0, or with `report_absent` is named in the failure that
-/// follows the lifting of the others. How many (jail, target) bans ended.
+/// `unban WORD...` (every jail) or `set JAIL unbanip WORD...`, address by address and jail
+/// by jail as fail2ban's server does: a jail holding the target lifts it; one that does not,
+/// given a network, lifts every ban of its inside it; anything else counts 0, or with
+/// `report_absent` is named in the failure that follows the lifting of the others. How many
+/// (jail, target) bans ended.
 fn unban(
     ask: &mut Ask<'_>,
     jail: Option<&str>,
@@ -562,20 +568,35 @@ fn unban(
     let mut missed = Vec::new();
     for word in words {
         let held = held(ask, jail)?;
-        let chosen: Vec<IpNet> = match address(word) {
-            Some(net) if held.iter().any(|b| b.target == net) => vec![net],
-            Some(net) if net.prefix_len() < net.max_prefix_len() => held
-                .iter()
-                .map(|b| b.target)
-                .filter(|t| net.contains(t))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let mut jails: Vec<&str> = held
+            .iter()
+            .flat_map(|b| b.jails.iter().map(String::as_str))
+            .filter(|j| jail.is_none_or(|only| only == *j))
+            .collect();
+        jails.sort_unstable();
+        jails.dedup();
+        let mut chosen: Vec<(String, IpNet)> = Vec::new();
+        if let Some(net) = address(word) {
+            for name in jails {
+                let mine = held.iter().filter(|b| b.jails.iter().any(|j| j == name));
+                let targets: Vec<IpNet> = mine.map(|b| b.target).collect();
+                if targets.contains(&net) {
+                    chosen.push((name.to_string(), net));
+                } else if net.prefix_len() < net.max_prefix_len() {
+                    chosen.extend(
+                        targets
+                            .into_iter()
+                            .filter(|t| net.contains(t))
+                            .map(|t| (name.to_string(), t)),
+                    );
+                }
+            }
+        }
         if chosen.is_empty() {
             missed.push(word.clone());
         }
-        for target in chosen {
-            lifted += lift(ask, jail, target)?;
+        for (name, target) in chosen {
+            lifted += lift(ask, &name, target)?;
         }
     }
     if report_absent && !missed.is_empty() {
@@ -584,17 +605,17 @@ fn unban(
     Ok(lifted)
 }
 
-/// Lifts one target held a moment ago: one that ended meanwhile counts 0.
-fn lift(ask: &mut Ask<'_>, jail: Option<&str>, target: IpNet) -> Result<u64, Failure> {
+/// Lifts one target `jail` held a moment ago: one that ended meanwhile counts 0.
+fn lift(ask: &mut Ask<'_>, jail: &str, target: IpNet) -> Result<u64, Failure> {
     let request = Request::Unban {
         target: Some(target),
-        jail: jail.map(str::to_string),
+        jail: Some(jail.to_string()),
         all: false,
     };
     match ask(request) {
         Ok(reply) => Ok(count(&reply)),
         Err(Failure::Refused(why)) => {
-            if held(ask, jail)?.iter().any(|b| b.target == target) {
+            if held(ask, Some(jail))?.iter().any(|b| b.target == target) {
                 Err(Failure::Refused(why))
             } else {
                 Ok(0)
@@ -699,8 +720,10 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(255);
         }
     };
-    let logs_to_file = crate::config::load_settings(None)
-        .is_ok_and(|(s, _)| !s.daemon.logtarget.eq_ignore_ascii_case("stderr"));
+    // Only `flushlogs` asks where banxdp logs.
+    let logs_to_file = invocation.command == Command::FlushLogs
+        && crate::config::load_settings(None)
+            .is_ok_and(|(s, _)| !s.daemon.logtarget.eq_ignore_ascii_case("stderr"));
     let socket = client::socket_path(invocation.socket.as_deref(), None);
     let mut call = |request: &Request| client::call(&socket, request);
     let result = execute(&invocation.command, &mut call, logs_to_file);
@@ -709,7 +732,11 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     match result {
         Ok(text) => {
-            print!("{text}");
+            // A reader gone (`| head -1`) is no failure of the command.
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
             if invocation.command == Command::Usage {
                 return ExitCode::from(255);
             }
