@@ -141,9 +141,22 @@ impl Daemon {
     /// `args` inside `ns`, its standard error in `log`.
     #[must_use]
     pub fn start_program(program: &Path, ns: &Netns, args: &[&str], log: PathBuf) -> Self {
+        Self::start_program_env(program, ns, args, log, &[])
+    }
+
+    /// [`Daemon::start_program`] with `env` added to its environment.
+    #[must_use]
+    pub fn start_program_env(
+        program: &Path,
+        ns: &Netns,
+        args: &[&str],
+        log: PathBuf,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let ns_file = File::open(ns.path()).unwrap();
         let mut cmd = Command::new(program);
-        cmd.args(args)
+        cmd.envs(env.iter().copied())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap());

@@ -20,6 +20,7 @@ mod notify;
 mod purge;
 mod requests;
 mod restore;
+mod systemd;
 mod trace;
 pub mod xdp;
 
@@ -195,6 +196,7 @@ async fn run(options: Options) -> Result<(), DaemonError> {
         journals,
         traces,
     };
+    systemd::ready(&format!("enforcing {} ban(s)", state.bans.count()));
     let end = state.serve(signals, call_rx, journal_rx, answers).await;
     let _ = stop_server.send(());
     let _ = server.await;
@@ -363,6 +365,7 @@ impl State {
     }
 
     fn finish(self, end: &End) -> Result<(), DaemonError> {
+        systemd::stopping();
         let detach = match end {
             End::Signal(name) => {
                 tracing::info!("{name}: stopping");

@@ -246,8 +246,15 @@ impl State {
     }
 
     /// Reads the configuration again and replaces the jails (all, or `only`), keeping every
-    /// active ban of a jail that still exists.
+    /// active ban of a jail that still exists; systemd sees the unit reloading meanwhile.
     pub(super) fn reload(&mut self, only: Option<&str>) -> Reply {
+        super::systemd::reloading();
+        let reply = self.reread_jails(only);
+        super::systemd::ready(&format!("enforcing {} ban(s)", self.bans.count()));
+        reply
+    }
+
+    fn reread_jails(&mut self, only: Option<&str>) -> Reply {
         let Some((configs, actions)) = (self.reread)() else {
             return error(
                 "the configuration cannot be read; nothing changed (see the daemon's log)",
