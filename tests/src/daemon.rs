@@ -86,6 +86,52 @@ impl Setup {
         self.dir.path().join(name)
     }
 
+    /// banxdp's shipped `jail.conf` and the shipped filter of `jail`, with `jail` enabled in
+    /// `jail.local` on `logpath`, `maxretry` failures within 10 minutes banning for 10 (and
+    /// the shipped sshd jail off, unless it is the one), as an operator enables a jail.
+    ///
+    /// # Panics
+    /// When the shipped files cannot be read.
+    pub fn shipped_jail(&self, jail: &str, logpath: &Path, maxretry: u32) {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        std::fs::copy(config.join("jail.conf"), self.path("jail.conf")).unwrap();
+        std::fs::copy(
+            config.join(format!("filter.d/{jail}.conf")),
+            self.path(&format!("filter.d/{jail}.conf")),
+        )
+        .unwrap();
+        let sshd_off = if jail == "sshd" {
+            ""
+        } else {
+            "[sshd]\nenabled = false\n"
+        };
+        std::fs::write(
+            self.path("jail.local"),
+            format!(
+                "{sshd_off}[{jail}]\nenabled = true\nlogpath = {}\nmaxretry = {maxretry}\n\
+                 findtime = 600\nbantime = 600\n",
+                logpath.display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Waits (up to 10 s) until `jail` has counted `n` failures in all (`status JAIL`).
+    pub fn wait_counted(&self, jail: &str, n: usize) {
+        crate::eventually(&format!("{n} failure(s) counted in {jail}"), || {
+            let out = self.client(&["status", jail]);
+            String::from_utf8_lossy(&out.stdout).contains(&format!("Total failed:\t{n}\n"))
+        });
+    }
+
+    /// `banxdp run` on this setup inside `ns`, once it enforces (with no ban yet).
+    #[must_use]
+    pub fn start_daemon(&self, ns: &Netns) -> Daemon {
+        let mut daemon = Daemon::start(ns, &self.path("banxdp.toml"), self.path("daemon.log"));
+        daemon.wait_for_log("enforcing 0 ban(s)");
+        daemon
+    }
+
     /// Writes `filter.d/NAME.conf`.
     pub fn filter(&self, name: &str, text: &str) {
         std::fs::write(self.path(&format!("filter.d/{name}.conf")), text).unwrap();

@@ -16,8 +16,7 @@ use std::{
 
 use banxdp_tests::{
     Netns, Topology,
-    daemon::{Daemon, Setup},
-    eventually,
+    daemon::Setup,
     netns::VICTIM_V4,
     privileged,
     services::{LocalUser, Reached, Syslog, exchange, programs_present, stop},
@@ -119,14 +118,6 @@ fn login(topo: &Topology, source: &str, user: &str, password: &str) -> Reached<S
     )
 }
 
-/// Waits until the jail has counted `n` failures in all.
-fn counted(setup: &Setup, jail: &str, n: usize) {
-    eventually(&format!("{n} failure(s) counted"), || {
-        let out = setup.client(&["status", jail]);
-        String::from_utf8_lossy(&out.stdout).contains(&format!("Total failed:\t{n}\n"))
-    });
-}
-
 #[test]
 fn dovecot_password_guesser_is_banned() {
     const NAME: &str = "dovecot_password_guesser_is_banned";
@@ -140,38 +131,15 @@ fn dovecot_password_guesser_is_banned() {
     let user = LocalUser::create(PASSWORD);
     let _dovecot = Dovecot::start(&topo.victim, &syslog, setup.dir.path());
     // banxdp's own filter and jail.conf, as shipped; the jail enabled on the mail log.
-    std::fs::write(
-        setup.path("filter.d/dovecot.conf"),
-        include_str!("../../config/filter.d/dovecot.conf"),
-    )
-    .unwrap();
-    std::fs::write(
-        setup.path("jail.conf"),
-        include_str!("../../config/jail.conf"),
-    )
-    .unwrap();
-    std::fs::write(
-        setup.path("jail.local"),
-        format!(
-            "[sshd]\nenabled = false\n[dovecot]\nenabled = true\nlogpath = {}\n\
-             maxretry = 3\nfindtime = 600\nbantime = 600\n",
-            mail_log.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(
-        &topo.victim,
-        &setup.path("banxdp.toml"),
-        setup.path("daemon.log"),
-    );
-    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.shipped_jail("dovecot", &mail_log, 3);
+    let mut daemon = setup.start_daemon(&topo.victim);
 
     // Wrong passwords, one connection each, each counted once: the third bans (maxretry 3).
     for attempt in 1..=3 {
         let answer = login(&topo, ATTACKER, &user.name, &format!("wrong-{attempt}"));
         assert_eq!(answer, Reached::Answer("NO".into()), "attempt {attempt}");
         if attempt < 3 {
-            counted(&setup, "dovecot", attempt);
+            setup.wait_counted("dovecot", attempt);
             assert!(
                 !daemon.log().contains(&format!("Ban {ATTACKER}")),
                 "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",

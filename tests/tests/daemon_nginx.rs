@@ -17,8 +17,7 @@ use std::{
 
 use banxdp_tests::{
     Netns, Topology,
-    daemon::{Daemon, Setup},
-    eventually,
+    daemon::Setup,
     netns::VICTIM_V4,
     privileged,
     services::{Reached, exchange, programs_present},
@@ -128,14 +127,6 @@ fn get(topo: &Topology, source: &str, user: &str, password: &str) -> Reached<u16
     )
 }
 
-/// Waits until the jail has counted `n` failures in all.
-fn counted(setup: &Setup, jail: &str, n: usize) {
-    eventually(&format!("{n} failure(s) counted"), || {
-        let out = setup.client(&["status", jail]);
-        String::from_utf8_lossy(&out.stdout).contains(&format!("Total failed:\t{n}\n"))
-    });
-}
-
 /// Standard base64, with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -173,31 +164,8 @@ fn nginx_basic_auth_guesser_is_banned() {
     let setup = Setup::new("", "");
     let nginx = Nginx::start(&topo.victim, setup.dir.path());
     // banxdp's own filter and jail.conf, as shipped; the jail enabled on nginx's log.
-    std::fs::write(
-        setup.path("filter.d/nginx-http-auth.conf"),
-        include_str!("../../config/filter.d/nginx-http-auth.conf"),
-    )
-    .unwrap();
-    std::fs::write(
-        setup.path("jail.conf"),
-        include_str!("../../config/jail.conf"),
-    )
-    .unwrap();
-    std::fs::write(
-        setup.path("jail.local"),
-        format!(
-            "[sshd]\nenabled = false\n[nginx-http-auth]\nenabled = true\nlogpath = {}\n\
-             maxretry = 3\nfindtime = 600\nbantime = 600\n",
-            nginx.error_log.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(
-        &topo.victim,
-        &setup.path("banxdp.toml"),
-        setup.path("daemon.log"),
-    );
-    daemon.wait_for_log("enforcing 0 ban(s)");
+    setup.shipped_jail("nginx-http-auth", &nginx.error_log, 3);
+    let mut daemon = setup.start_daemon(&topo.victim);
     assert_eq!(get(&topo, OTHER, "alice", PASSWORD), Reached::Answer(200));
 
     // Wrong passwords, one request each, each counted once: the third bans (maxretry 3).
@@ -205,7 +173,7 @@ fn nginx_basic_auth_guesser_is_banned() {
         let status = get(&topo, ATTACKER, "alice", &format!("wrong-{attempt}"));
         assert_eq!(status, Reached::Answer(401), "attempt {attempt}");
         if attempt < 3 {
-            counted(&setup, "nginx-http-auth", attempt);
+            setup.wait_counted("nginx-http-auth", attempt);
             assert!(
                 !daemon.log().contains(&format!("Ban {ATTACKER}")),
                 "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use banxdp_tests::{
     Topology,
-    daemon::{Daemon, Setup},
+    daemon::Setup,
     privileged,
     services::{LocalUser, SSH_PROGRAMS, SshOptions, SshServer, programs_present, ssh_password},
     with_netns,
@@ -51,31 +51,9 @@ fn ssh_bans_a_password_guesser(use_pam: bool) {
     );
     let user = LocalUser::create("the-right-password");
     let setup = Setup::new("", "");
-    std::fs::write(
-        setup.path("jail.local"),
-        format!(
-            "[sshd]\nenabled = true\nlogpath = {}\nmaxretry = 3\nfindtime = 600\nbantime = 600\n",
-            server.log_path().display()
-        ),
-    )
-    .unwrap();
-    // banxdp's own sshd filter and jail.conf, as shipped.
-    std::fs::write(
-        setup.path("filter.d/sshd.conf"),
-        include_str!("../../config/filter.d/sshd.conf"),
-    )
-    .unwrap();
-    std::fs::write(
-        setup.path("jail.conf"),
-        include_str!("../../config/jail.conf"),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(
-        &topo.victim,
-        &setup.path("banxdp.toml"),
-        setup.path("daemon.log"),
-    );
-    daemon.wait_for_log("enforcing 0 ban(s)");
+    // banxdp's own sshd filter and jail.conf, as shipped; the jail on this sshd's log.
+    setup.shipped_jail("sshd", server.log_path(), 3);
+    let mut daemon = setup.start_daemon(&topo.victim);
     assert!(connects(&topo, ATTACKER, server.address()));
 
     // Wrong passwords, one connection each, until banned (maxretry 3: the third).
