@@ -7,13 +7,12 @@
 use std::{
     fs::File,
     io::{Read as _, Write as _},
-    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::{Netns, netns::IFACE, unique};
+use crate::{Netns, netns::IFACE, unique, with_netns};
 
 /// The binary under test: `banxdp-bin`, which cargo builds beside the test executables'
 /// `deps/` directory for every integration test (`CARGO_BIN_EXE_*` exists only in the tests'
@@ -199,26 +198,14 @@ impl Daemon {
         log: PathBuf,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Self {
-        let ns_file = File::open(ns.path()).unwrap();
         let mut cmd = Command::new(program);
         cmd.envs(env.iter().copied())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap());
-        let fd = ns_file.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the fd stays open until after spawn.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = cmd.spawn().expect("start banxdp run");
-        drop(ns_file);
+        // A child starts in the network namespace of the thread that spawns it.
+        let child = with_netns(ns, || cmd.spawn()).expect("start banxdp run");
         Self { child, log }
     }
 

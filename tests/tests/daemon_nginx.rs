@@ -9,7 +9,6 @@ use std::{
     fs::File,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -58,8 +57,6 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let ns_file = File::open(ns.path()).unwrap();
-        let fd = ns_file.as_raw_fd();
         let mut command = Command::new(NGINX);
         command
             .arg("-c")
@@ -67,18 +64,8 @@ impl Nginx {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(root.join("stderr.log")).unwrap());
-        // SAFETY: setns is async-signal-safe; the fd stays open until after spawn.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = command.spawn().expect("start nginx");
-        drop(ns_file);
+        // A child starts in the network namespace of the thread that spawns it.
+        let child = with_netns(ns, || command.spawn()).expect("start nginx");
         let nginx = Self { child, error_log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while with_netns(ns, || TcpStream::connect((VICTIM_V4, 80)).is_err()) {
