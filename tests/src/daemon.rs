@@ -85,20 +85,20 @@ impl Setup {
         self.dir.path().join(name)
     }
 
-    /// banxdp's shipped `jail.conf` and the shipped filter of `jail`, with `jail` enabled in
-    /// `jail.local` on `logpath`, `maxretry` failures within 10 minutes banning for 10 (and
-    /// the shipped sshd jail off, unless it is the one), as an operator enables a jail.
+    /// banxdp's shipped `jail.conf` and filters, with `jail` enabled in `jail.local` on
+    /// `logpath`, `maxretry` failures within 10 minutes banning for 10 (and the shipped sshd
+    /// jail off, unless it is the one), as an operator enables a jail.
     ///
     /// # Panics
     /// When the shipped files cannot be read.
     pub fn shipped_jail(&self, jail: &str, logpath: &Path, maxretry: u32) {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
         std::fs::copy(config.join("jail.conf"), self.path("jail.conf")).unwrap();
-        std::fs::copy(
-            config.join(format!("filter.d/{jail}.conf")),
-            self.path(&format!("filter.d/{jail}.conf")),
-        )
-        .unwrap();
+        for filter in std::fs::read_dir(config.join("filter.d")).unwrap() {
+            let filter = filter.unwrap().path();
+            let name = filter.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::copy(&filter, self.path(&format!("filter.d/{name}"))).unwrap();
+        }
         let sshd_off = if jail == "sshd" {
             ""
         } else {

@@ -538,3 +538,34 @@ pub fn exchange<T>(
         Err(e) => Reached::Failed(e.to_string()),
     }
 }
+
+/// Standard base64, with padding (HTTP basic and SMTP `AUTH PLAIN` credentials).
+#[must_use]
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_the_standard_one() {
+        assert_eq!(super::base64(b"alice:wrong"), "YWxpY2U6d3Jvbmc=");
+        assert_eq!(super::base64(b"\0u\0p"), "AHUAcA==");
+        assert_eq!(super::base64(b"abc"), "YWJj");
+    }
+}

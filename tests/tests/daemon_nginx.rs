@@ -19,7 +19,7 @@ use banxdp_tests::{
     daemon::Setup,
     netns::VICTIM_V4,
     privileged,
-    services::{Reached, exchange, programs_present},
+    services::{Reached, base64, exchange, programs_present},
     with_netns,
 };
 
@@ -112,33 +112,6 @@ fn get(topo: &Topology, source: &str, user: &str, password: &str) -> Reached<u16
                 .ok_or_else(|| std::io::Error::other(format!("not an HTTP reply: {reply:?}")))
         },
     )
-}
-
-/// Standard base64, with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn base64_is_the_standard_one() {
-    assert_eq!(base64(b"alice:wrong"), "YWxpY2U6d3Jvbmc=");
-    assert_eq!(base64(b"ab"), "YWI=");
-    assert_eq!(base64(b"abc"), "YWJj");
 }
 
 #[test]
