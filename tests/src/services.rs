@@ -539,6 +539,70 @@ pub fn exchange<T>(
     }
 }
 
+/// A password guesser against a live service, and what the service answers.
+pub struct Guessing<'a, T> {
+    /// The jail that must ban it, and after how many wrong passwords.
+    pub jail: &'a str,
+    pub maxretry: usize,
+    pub attacker: &'a str,
+    /// Another source, which must still get in.
+    pub other: &'a str,
+    pub right_password: &'a str,
+    /// The service's answer to a wrong password, and to the right one.
+    pub refused: T,
+    pub accepted: T,
+    /// The service's log, shown when something is wrong.
+    pub log: &'a Path,
+}
+
+impl<T: std::fmt::Debug + PartialEq> Guessing<'_, T> {
+    /// The product's job, end to end: `maxretry` wrong passwords from the attacker
+    /// (`attempt(source, password)`), each refused and counted once by the jail (its `status`
+    /// shows 1, 2, ... and no ban before the last), the last one banning; then the attacker's
+    /// next connection times out while the other source gets in; then the daemon stops.
+    ///
+    /// # Panics
+    /// When any of that does not happen.
+    pub fn is_banned(
+        &self,
+        setup: &crate::daemon::Setup,
+        daemon: &mut crate::daemon::Daemon,
+        attempt: impl Fn(&str, &str) -> Reached<T>,
+    ) {
+        let log = || std::fs::read_to_string(self.log).unwrap_or_default();
+        for n in 1..=self.maxretry {
+            let answer = attempt(self.attacker, &format!("wrong-{n}"));
+            assert!(
+                matches!(&answer, Reached::Answer(a) if *a == self.refused),
+                "attempt {n}: {answer:?}\n{}",
+                log()
+            );
+            if n < self.maxretry {
+                setup.wait_counted(self.jail, n);
+                assert!(
+                    !daemon.log().contains(&format!("Ban {}", self.attacker)),
+                    "banned after {n} attempt(s): one wrong password must count once\n{}\n{}",
+                    daemon.log(),
+                    log()
+                );
+            }
+        }
+        daemon.wait_for_log(&format!("[{}] Ban {}", self.jail, self.attacker));
+        assert_eq!(
+            attempt(self.attacker, self.right_password),
+            Reached::TimedOut,
+            "the banned client's next connection must time out"
+        );
+        let other = attempt(self.other, self.right_password);
+        assert!(
+            matches!(&other, Reached::Answer(a) if *a == self.accepted),
+            "{other:?}\n{}",
+            log()
+        );
+        assert!(daemon.stop(), "{}", daemon.log());
+    }
+}
+
 /// Standard base64, with padding (HTTP basic and SMTP `AUTH PLAIN` credentials).
 #[must_use]
 pub fn base64(bytes: &[u8]) -> String {

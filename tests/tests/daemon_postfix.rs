@@ -22,7 +22,7 @@ use banxdp_tests::{
     daemon::Setup,
     netns::VICTIM_V4,
     privileged,
-    services::{LocalUser, Reached, Syslog, base64, exchange, programs_present, stop},
+    services::{Guessing, LocalUser, Reached, Syslog, base64, exchange, programs_present, stop},
     with_netns,
 };
 
@@ -217,35 +217,17 @@ fn postfix_sasl_password_guesser_is_banned() {
     let mut daemon = setup.start_daemon(&topo.victim);
 
     // Wrong passwords, one session each, each counted once: the second bans.
-    for attempt in 1..=2 {
-        let code = auth(&topo, ATTACKER, &user.name, &format!("wrong-{attempt}"));
-        assert_eq!(
-            code,
-            Reached::Answer(535),
-            "attempt {attempt}: {}",
-            std::fs::read_to_string(&mail_log).unwrap_or_default()
-        );
-        if attempt < 2 {
-            setup.wait_counted("postfix-sasl", attempt);
-            assert!(
-                !daemon.log().contains(&format!("Ban {ATTACKER}")),
-                "banned after {attempt} attempt(s): one wrong password must count once\n{}\n{}",
-                daemon.log(),
-                std::fs::read_to_string(&mail_log).unwrap_or_default()
-            );
-        }
-    }
-    daemon.wait_for_log(&format!("[postfix-sasl] Ban {ATTACKER}"));
-    assert_eq!(
-        auth(&topo, ATTACKER, &user.name, PASSWORD),
-        Reached::TimedOut,
-        "the banned client's next connection must time out"
-    );
-    assert_eq!(
-        auth(&topo, OTHER, &user.name, PASSWORD),
-        Reached::Answer(235),
-        "{}",
-        std::fs::read_to_string(&mail_log).unwrap_or_default()
-    );
-    assert!(daemon.stop(), "{}", daemon.log());
+    let guessing = Guessing {
+        jail: "postfix-sasl",
+        maxretry: 2,
+        attacker: ATTACKER,
+        other: OTHER,
+        right_password: PASSWORD,
+        refused: 535,
+        accepted: 235,
+        log: &mail_log,
+    };
+    guessing.is_banned(&setup, &mut daemon, |source, password| {
+        auth(&topo, source, &user.name, password)
+    });
 }
