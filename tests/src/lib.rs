@@ -12,6 +12,7 @@
 )]
 
 pub mod authlog;
+pub mod clients;
 pub mod daemon;
 pub mod flood;
 pub mod frame;

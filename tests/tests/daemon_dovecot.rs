@@ -16,10 +16,11 @@ use std::{
 
 use banxdp_tests::{
     Netns, Topology,
+    clients::{Guessing, Reached, exchange},
     daemon::Setup,
     netns::VICTIM_V4,
     privileged,
-    services::{Guessing, LocalUser, Reached, Syslog, exchange, programs_present, stop},
+    services::{LocalUser, Syslog, programs_present, stop},
     with_netns,
 };
 

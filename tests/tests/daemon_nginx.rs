@@ -16,10 +16,11 @@ use std::{
 
 use banxdp_tests::{
     Netns, Topology,
+    clients::{Guessing, Reached, base64, exchange},
     daemon::Setup,
     netns::VICTIM_V4,
     privileged,
-    services::{Guessing, Reached, base64, exchange, programs_present},
+    services::programs_present,
     with_netns,
 };
 

@@ -19,10 +19,11 @@ use std::{
 
 use banxdp_tests::{
     Netns, Topology,
+    clients::{Guessing, Reached, base64, exchange},
     daemon::Setup,
     netns::VICTIM_V4,
     privileged,
-    services::{Guessing, LocalUser, Reached, Syslog, base64, exchange, programs_present, stop},
+    services::{LocalUser, Syslog, programs_present, stop},
     with_netns,
 };
 

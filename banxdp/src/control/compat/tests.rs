@@ -2,6 +2,8 @@
 //! What the commands print against a daemon is compared with fail2ban-client's own output in
 //! `tests/tests/fail2ban_client.rs`.
 
+use std::path::PathBuf;
+
 use super::*;
 
 fn args(text: &str) -> Vec<String> {
