@@ -34,7 +34,7 @@ pub enum Command {
     Help,
     /// No command: the help, exit 255.
     Usage,
-    /// `-V`, `version`: [`EMULATED`].
+    /// `-V`, `version`: [`super::EMULATED`].
     Version,
     /// `--version`: banxdp's own.
     LongVersion,
